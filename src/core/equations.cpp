@@ -1,0 +1,73 @@
+#include "core/equations.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "core/errors.hpp"
+
+namespace gradmatch {
+namespace {
+
+std::string shape(const Matrix& a) {
+  std::string s("[");  // built step by step: GCC 12 warns (-Wrestrict) on "[" + std::string&&
+  s += std::to_string(a.rows());
+  s += ", ";
+  s += std::to_string(a.cols());
+  s += "]";
+  return s;
+}
+
+void check_finite(const Matrix& a, const std::string& where, const std::string& name) {
+  for (std::int64_t i = 0; i < a.rows(); ++i)
+    for (std::int64_t j = 0; j < a.cols(); ++j)
+      if (!std::isfinite(a(i, j)))
+        throw InputError(where + ": dataset '" + name + "' holds a non-finite value (" + std::to_string(a(i, j)) +
+                         ") at row " + std::to_string(i) + ", column " + std::to_string(j) +
+                         "; drop that point (a diverged run?) or fix the writer");
+}
+
+void check_shape(const Matrix& a, std::int64_t m, std::int64_t p, const std::string& where, const std::string& name) {
+  if (a.rows() != m || a.cols() != p)
+    throw InputError(where + ": dataset '" + name + "' has shape " + shape(a) + " but 'theta' has shape [" +
+                     std::to_string(m) + ", " + std::to_string(p) + "]; every [m, p] dataset must match 'theta'");
+}
+
+}  // namespace
+
+void Equations::validate(const std::string& where) const {
+  const std::int64_t m_ = m(), p_ = p();
+  if (m_ == 0 || p_ == 0)
+    throw InputError(where + ": 'theta' is empty (shape " + shape(theta) + "); at least one point with p >= 1 is needed");
+  check_shape(grad_loss, m_, p_, where, "grad_loss");
+  check_finite(theta, where, "theta");
+  check_finite(grad_loss, where, "grad_loss");
+  if (target) {
+    check_shape(*target, m_, p_, where, "target");
+    check_finite(*target, where, "target");
+  }
+  for (const auto& [name, f] : features) {
+    check_shape(f, m_, p_, where, "features/" + name);
+    check_finite(f, where, "features/" + name);
+  }
+  if (!weights.empty()) {
+    if (static_cast<std::int64_t>(weights.size()) != m_)
+      throw InputError(where + ": dataset 'weights' has " + std::to_string(weights.size()) +
+                       " entries but there are m = " + std::to_string(m_) + " points; give one weight per point");
+    for (std::size_t k = 0; k < weights.size(); ++k)
+      if (!std::isfinite(weights[k]) || weights[k] < 0.0)
+        throw InputError(where + ": 'weights' entry " + std::to_string(k) + " is " + std::to_string(weights[k]) +
+                         "; weights must be finite and non-negative");
+  }
+}
+
+Equations Equations::rows(std::int64_t begin, std::int64_t end) const {
+  Equations out;
+  out.theta = theta.row_block(begin, end);
+  out.grad_loss = grad_loss.row_block(begin, end);
+  if (target) out.target = target->row_block(begin, end);
+  for (const auto& [name, f] : features) out.features.emplace_back(name, f.row_block(begin, end));
+  if (!weights.empty()) out.weights.assign(weights.begin() + begin, weights.begin() + end);
+  return out;
+}
+
+}  // namespace gradmatch

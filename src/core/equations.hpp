@@ -1,0 +1,43 @@
+#pragma once
+// Gradient equations: the input of every fit.
+//
+// At each of m points (endpoints, bootstrap replicates, trajectory steps) we
+// know the flat parameters theta_k in R^p and the full-batch mean loss
+// gradient grad L(theta_k). Stationarity of loss + R(theta; Lambda) says
+//     grad R(theta_k; Lambda) = b_k,   b_k = -grad L(theta_k)
+// (or an explicit trajectory target b_k when `target` is given). A fit
+// chooses Lambda minimising sum_k w_k || b_k - grad R(theta_k; Lambda) ||^2.
+// This struct mirrors the version-1 equation file (DESIGN.md).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/matrix.hpp"
+
+namespace gradmatch {
+
+struct Equations {
+  Matrix theta;                                        ///< [m, p]
+  Matrix grad_loss;                                    ///< [m, p]
+  std::optional<Matrix> target;                        ///< [m, p]; replaces -grad_loss when present
+  std::vector<std::pair<std::string, Matrix>> features;  ///< name -> [m, p] candidate gradients
+  std::vector<double> weights;                         ///< [m] or empty (all ones)
+
+  std::int64_t m() const { return theta.rows(); }
+  std::int64_t p() const { return theta.cols(); }
+
+  /// The regression target b_kj.
+  double b(std::int64_t k, std::int64_t j) const { return target ? (*target)(k, j) : -grad_loss(k, j); }
+  double weight(std::int64_t k) const { return weights.empty() ? 1.0 : weights[static_cast<std::size_t>(k)]; }
+
+  /// Throws InputError (prefixed with `where`) unless shapes agree, every
+  /// value is finite and every weight is non-negative.
+  void validate(const std::string& where) const;
+
+  /// Points [begin, end) as their own equations (used to split rows among ranks).
+  Equations rows(std::int64_t begin, std::int64_t end) const;
+};
+
+}  // namespace gradmatch

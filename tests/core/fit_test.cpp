@@ -1,0 +1,380 @@
+#include "core/fit.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/errors.hpp"
+#include "core/lapack.hpp"
+#include "core/problems.hpp"
+#include "core/regularizers.hpp"
+#include "core/rng.hpp"
+
+namespace gradmatch {
+namespace {
+
+// Solves the p x p system M x = v (M symmetric positive definite) by eigendecomposition.
+std::vector<double> solve_spd(const Matrix& m, const std::vector<double>& v) {
+  const std::int64_t p = m.rows();
+  Matrix e = m;
+  const auto mu = lapack::syevd(p, e.data(), p);
+  std::vector<double> x(static_cast<std::size_t>(p), 0.0);
+  for (std::int64_t i = 0; i < p; ++i) {
+    double proj = 0.0;
+    for (std::int64_t a = 0; a < p; ++a) proj += e.data()[i * p + a] * v[static_cast<std::size_t>(a)];
+    for (std::int64_t a = 0; a < p; ++a) x[static_cast<std::size_t>(a)] += e.data()[i * p + a] * proj / mu[static_cast<std::size_t>(i)];
+  }
+  return x;
+}
+
+// One linear regression with L = (1/n) ||y - X theta||^2.
+struct Regression {
+  Matrix x;
+  std::vector<double> y;
+  std::int64_t n() const { return x.rows(); }
+  std::int64_t p() const { return x.cols(); }
+  Matrix s() const {  // X^T X / n
+    Matrix s = matmul(x.transposed(), x);
+    for (double& v : s.values()) v /= static_cast<double>(n());
+    return s;
+  }
+  std::vector<double> xty() const {  // X^T y / n
+    std::vector<double> out(static_cast<std::size_t>(p()), 0.0);
+    for (std::int64_t i = 0; i < n(); ++i)
+      for (std::int64_t j = 0; j < p(); ++j) out[static_cast<std::size_t>(j)] += x(i, j) * y[static_cast<std::size_t>(i)] / static_cast<double>(n());
+    return out;
+  }
+  // grad L = (2/n) X^T (X theta - y), computed from the data (not from the penalty).
+  std::vector<double> grad(const std::vector<double>& theta) const {
+    std::vector<double> g(static_cast<std::size_t>(p()), 0.0);
+    for (std::int64_t i = 0; i < n(); ++i) {
+      double r = -y[static_cast<std::size_t>(i)];
+      for (std::int64_t j = 0; j < p(); ++j) r += x(i, j) * theta[static_cast<std::size_t>(j)];
+      for (std::int64_t j = 0; j < p(); ++j) g[static_cast<std::size_t>(j)] += 2.0 * x(i, j) * r / static_cast<double>(n());
+    }
+    return g;
+  }
+};
+
+Regression random_regression(Rng& rng, std::int64_t n, std::int64_t p) {
+  Regression r{problems::gaussian(rng, n, p), std::vector<double>(static_cast<std::size_t>(n))};
+  const Matrix beta = problems::gaussian(rng, p, 1, 3.0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    double s = rng.normal();
+    for (std::int64_t j = 0; j < p; ++j) s += r.x(i, j) * beta(j, 0);
+    r.y[static_cast<std::size_t>(i)] = s;
+  }
+  return r;
+}
+
+// Appends the point (theta, grad L(theta)) of regression r to eq.
+void add_point(Equations& eq, const Regression& r, const std::vector<double>& theta) {
+  const std::int64_t m = eq.m(), p = r.p();
+  Matrix t(m + 1, p), g(m + 1, p);
+  for (std::int64_t k = 0; k < m; ++k)
+    for (std::int64_t j = 0; j < p; ++j) {
+      t(k, j) = eq.theta(k, j);
+      g(k, j) = eq.grad_loss(k, j);
+    }
+  const auto grad = r.grad(theta);
+  for (std::int64_t j = 0; j < p; ++j) {
+    t(m, j) = theta[static_cast<std::size_t>(j)];
+    g(m, j) = grad[static_cast<std::size_t>(j)];
+  }
+  eq.theta = std::move(t);
+  eq.grad_loss = std::move(g);
+}
+
+// Closed-form ridge regression: (X^T X / n + lambda I) theta = X^T y / n.
+std::vector<double> ridge_solution(const Regression& r, double lambda) {
+  Matrix m = r.s();
+  for (std::int64_t j = 0; j < r.p(); ++j) m(j, j) += lambda;
+  return solve_spd(m, r.xty());
+}
+
+// Exact stationary point of L + lambda1 sum h_beta(theta) + lambda2 sum theta^2
+// at a chosen theta: pick y so that grad L(theta) = -(lambda1 h'(theta) + 2 lambda2 theta).
+// (The objective is convex, so theta is its unique minimiser.)
+Regression elastic_net_regression(Rng& rng, const std::vector<double>& theta, double l1, double l2, double beta) {
+  const std::int64_t n = 80, p = static_cast<std::int64_t>(theta.size());
+  Regression r{problems::gaussian(rng, n, p), {}};
+  std::vector<double> g(static_cast<std::size_t>(p));
+  reg::elastic_net_gradient(theta, l1, l2, beta, g);
+  // grad L = (2/n) X^T (X theta - y) = -g  <=>  y = X theta + (n/2) X (X^T X)^{-1} g.
+  const auto z = solve_spd(matmul(r.x.transposed(), r.x), g);
+  r.y.assign(static_cast<std::size_t>(n), 0.0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < p; ++j)
+      r.y[static_cast<std::size_t>(i)] += r.x(i, j) * (theta[static_cast<std::size_t>(j)] + 0.5 * static_cast<double>(n) * z[static_cast<std::size_t>(j)]);
+  return r;
+}
+
+FitOptions options(const std::string& family, const std::string& method = "auto") {
+  FitOptions o;
+  o.family = FamilySpec::parse(family);
+  o.method = parse_method(method);
+  return o;
+}
+
+TEST(RidgeFit, RecoversLambdaFromClosedFormRidgeRegressions) {
+  for (const double lambda : {1e-3, 0.1, 2.5}) {
+    Equations eq;
+    Rng rng(20, static_cast<std::uint64_t>(lambda * 1000));
+    for (int k = 0; k < 4; ++k) {
+      const Regression r = random_regression(rng, 100, 7);
+      add_point(eq, r, ridge_solution(r, lambda));
+    }
+    for (const char* method : {"qr", "normal"}) {
+      const FitResult res = fit(eq, options("ridge", method));
+      EXPECT_NEAR(res.coefficient(), lambda, 1e-10 * lambda) << method;
+      EXPECT_LT(res.residual_ratio, 1e-10);
+      EXPECT_NEAR(res.cosine, 1.0, 1e-12);
+      EXPECT_EQ(res.m, 4);
+      EXPECT_EQ(res.p, 7);
+      EXPECT_EQ(res.rank, 1);
+      EXPECT_DOUBLE_EQ(res.condition_number, 1.0);
+      EXPECT_TRUE(res.shape.empty());
+    }
+  }
+}
+
+TEST(RidgeFit, ScalarFitOfAnInconsistentProblemIsTheProjection) {
+  Rng rng(21, 0);
+  Equations eq{problems::gaussian(rng, 3, 5), problems::gaussian(rng, 3, 5), {}, {}, {}};
+  double ab = 0.0, aa = 0.0, bb = 0.0;
+  for (std::int64_t k = 0; k < 3; ++k)
+    for (std::int64_t j = 0; j < 5; ++j) {
+      const double a = 2.0 * eq.theta(k, j), b = -eq.grad_loss(k, j);
+      ab += a * b;
+      aa += a * a;
+      bb += b * b;
+    }
+  const FitResult res = fit(eq, options("ridge"));
+  EXPECT_NEAR(res.coefficient(), ab / aa, 1e-14);
+  const double cos = ab / std::sqrt(aa * bb);
+  EXPECT_NEAR(std::abs(res.cosine), std::abs(cos), 1e-12);
+  EXPECT_NEAR(res.residual_ratio, std::sqrt(1.0 - cos * cos), 1e-12);
+  // Standard error: sigma^2 / sum a^2 with sigma^2 = RSS / (n - 1).
+  const double rss = bb - ab * ab / aa;
+  EXPECT_NEAR(res.sigma2, rss / 14.0, 1e-12);
+  EXPECT_NEAR(res.standard_errors.at(0), std::sqrt(rss / 14.0 / aa), 1e-12);
+}
+
+TEST(DiagFit, RecoversTheDiagonalPenaltyOfOneRegressionExactly) {
+  Rng rng(22, 0);
+  const Regression r = random_regression(rng, 200, 6);
+  const std::vector<double> q{0.01, 0.1, 0.5, 1.0, 2.0, 0.0};
+  Matrix m = r.s();
+  for (std::int64_t j = 0; j < 6; ++j) m(j, j) += q[static_cast<std::size_t>(j)];
+  Equations eq;
+  add_point(eq, r, solve_spd(m, r.xty()));
+  const FitResult res = fit(eq, options("diag"));
+  ASSERT_EQ(res.shape, std::vector<std::int64_t>{6});
+  for (std::size_t j = 0; j < 6; ++j) EXPECT_NEAR(res.coefficients[j], q[j], 1e-10 * std::max(q[j], 1.0));
+  EXPECT_LT(res.residual_ratio, 1e-10);
+}
+
+TEST(ElasticNetFit, RecoversLambda1AndLambda2FromExactStationaryPoints) {
+  const double beta = 1e-2;
+  for (const auto& [l1, l2] : std::vector<std::pair<double, double>>{{0.05, 0.2}, {1.0, 1e-3}, {1e-3, 1.0}}) {
+    Rng rng(23, static_cast<std::uint64_t>(l1 * 1e4 + l2 * 10));
+    Equations eq;
+    for (int k = 0; k < 3; ++k) {
+      // Half the coordinates inside the quadratic zone |theta| < beta, half outside.
+      std::vector<double> theta(10);
+      for (std::size_t j = 0; j < 10; ++j) theta[j] = (j % 2 ? 0.9 * beta : 1.5) * (rng.uniform() - 0.5) * 2.0;
+      add_point(eq, elastic_net_regression(rng, theta, l1, l2, beta), theta);
+    }
+    for (const char* method : {"qr", "normal"}) {
+      const FitResult res = fit(eq, options("elastic-net:beta=0.01", method));
+      ASSERT_EQ(res.coefficients.size(), 2u);
+      EXPECT_NEAR(res.coefficients[0], l1, 1e-9 * std::max(l1, l2)) << method;
+      EXPECT_NEAR(res.coefficients[1], l2, 1e-9 * std::max(l1, l2)) << method;
+      EXPECT_LT(res.residual_ratio, 1e-9);
+      EXPECT_EQ(res.names, (std::vector<std::string>{"lambda1", "lambda2"}));
+    }
+  }
+}
+
+TEST(HuberFit, RecoversLambdaFromExactStationaryPoints) {
+  Rng rng(24, 0);
+  Equations eq;
+  for (int k = 0; k < 2; ++k) {
+    std::vector<double> theta(8);
+    for (double& t : theta) t = rng.normal();
+    add_point(eq, elastic_net_regression(rng, theta, 0.3, 0.0, 0.5), theta);
+  }
+  const FitResult res = fit(eq, options("huber:beta=0.5"));
+  EXPECT_NEAR(res.coefficient(), 0.3, 1e-11);
+}
+
+TEST(FeaturesFit, ReproducesElasticNetWhenGivenItsColumns) {
+  Rng rng(25, 0);
+  std::vector<double> theta(10);
+  for (std::size_t j = 0; j < 10; ++j) theta[j] = (j % 2 ? 0.005 : 1.0) * rng.normal();
+  Equations eq;
+  add_point(eq, elastic_net_regression(rng, theta, 0.4, 0.7, 0.01), theta);
+  Matrix huber_col(1, 10), ridge_col(1, 10);
+  for (std::int64_t j = 0; j < 10; ++j) {
+    huber_col(0, j) = reg::huber_derivative(theta[static_cast<std::size_t>(j)], 0.01);
+    ridge_col(0, j) = 2.0 * theta[static_cast<std::size_t>(j)];
+  }
+  eq.features = {{"huber", huber_col}, {"ridge", ridge_col}};
+  const FitResult res = fit(eq, options("features"));
+  EXPECT_EQ(res.names, (std::vector<std::string>{"huber", "ridge"}));
+  EXPECT_NEAR(res.coefficients[0], 0.4, 1e-9);
+  EXPECT_NEAR(res.coefficients[1], 0.7, 1e-9);
+}
+
+TEST(ColumnScaling, LeavesAFullRankSolutionAndItsStandardErrorsUnchanged) {
+  Rng rng(26, 0);
+  Equations eq{problems::gaussian(rng, 5, 20, 0.01), problems::gaussian(rng, 5, 20), {}, {}, {}};
+  for (const char* method : {"qr", "normal"}) {
+    FitOptions plain = options("elastic-net:beta=0.02", method), scaled = plain;
+    scaled.normalize = true;
+    const FitResult a = fit(eq, plain), b = fit(eq, scaled);
+    for (std::size_t c = 0; c < 2; ++c) {
+      EXPECT_NEAR(a.coefficients[c], b.coefficients[c], 1e-9 * std::abs(a.coefficients[c]));
+      EXPECT_NEAR(a.standard_errors[c], b.standard_errors[c], 1e-9 * a.standard_errors[c]);
+    }
+    // Scaling equilibrates the columns, so the condition number cannot grow.
+    EXPECT_LE(b.condition_number, a.condition_number * (1.0 + 1e-12));
+  }
+}
+
+TEST(NonNegativeFit, ClampsANegativeCoefficientAndRefitsTheRest) {
+  // b = 2 theta * 0.5 - 0.3 * huber'(theta): the unconstrained elastic-net fit has lambda1 < 0.
+  Rng rng(27, 0);
+  Equations eq{problems::gaussian(rng, 4, 15), Matrix(4, 15), {}, {}, {}};
+  for (std::int64_t k = 0; k < 4; ++k)
+    for (std::int64_t j = 0; j < 15; ++j)
+      eq.grad_loss(k, j) = -(2.0 * 0.5 * eq.theta(k, j) - 0.3 * reg::huber_derivative(eq.theta(k, j), 0.1));
+  const FitResult free_fit = fit(eq, options("elastic-net:beta=0.1"));
+  EXPECT_NEAR(free_fit.coefficients[0], -0.3, 1e-10);
+  FitOptions o = options("elastic-net:beta=0.1");
+  o.nonneg = true;
+  const FitResult res = fit(eq, o);
+  EXPECT_EQ(res.coefficients[0], 0.0);
+  // With lambda1 pinned at 0 the rest is the one-column ridge fit.
+  Equations ridge_eq = eq;
+  const FitResult ridge = fit(ridge_eq, options("ridge"));
+  EXPECT_NEAR(res.coefficients[1], ridge.coefficient(), 1e-12);
+  EXPECT_TRUE(std::isnan(res.standard_errors[0]));
+}
+
+TEST(Weights, AnIntegerWeightEqualsRepeatingThePoint) {
+  Rng rng(28, 0);
+  Equations eq{problems::gaussian(rng, 3, 6), problems::gaussian(rng, 3, 6), {}, {}, {2.0, 1.0, 0.0}};
+  Equations repeated{Matrix(2, 6), Matrix(2, 6), {}, {}, {}};
+  for (std::int64_t j = 0; j < 6; ++j) {
+    repeated.theta(0, j) = repeated.theta(1, j) = eq.theta(0, j);
+    repeated.grad_loss(0, j) = repeated.grad_loss(1, j) = eq.grad_loss(0, j);
+  }
+  Equations both = repeated.rows(0, 2);
+  {  // append point 1
+    Matrix t(3, 6), g(3, 6);
+    for (std::int64_t k = 0; k < 3; ++k)
+      for (std::int64_t j = 0; j < 6; ++j) {
+        t(k, j) = k < 2 ? repeated.theta(k, j) : eq.theta(1, j);
+        g(k, j) = k < 2 ? repeated.grad_loss(k, j) : eq.grad_loss(1, j);
+      }
+    both.theta = t;
+    both.grad_loss = g;
+  }
+  for (const char* family : {"ridge", "diag", "sym", "elastic-net:beta=0.5"}) {
+    const FitResult a = fit(eq, options(family)), b = fit(both, options(family));
+    ASSERT_EQ(a.coefficients.size(), b.coefficients.size());
+    for (std::size_t c = 0; c < a.coefficients.size(); ++c)
+      EXPECT_NEAR(a.coefficients[c], b.coefficients[c], 1e-10 * (1.0 + std::abs(b.coefficients[c]))) << family;
+    EXPECT_NEAR(a.residual_ratio, b.residual_ratio, 1e-12) << family;
+    EXPECT_EQ(a.n_equations, 12);  // the zero-weight point does not count
+  }
+}
+
+TEST(Fitter, SummingStatisticsOverRowBlocksEqualsTheSerialFit) {
+  Rng rng(29, 0);
+  const Equations eq = problems::random_sym(rng, 17, 5);
+  for (const char* family : {"ridge", "diag", "sym", "huber:beta=0.3"}) {
+    FitOptions o = options(family, std::string(family) == "sym" ? "structured" : (std::string(family) == "diag" ? "auto" : "normal"));
+    const FitResult serial = fit(eq, o);
+    Fitter fitter(o, eq, eq.m());
+    std::vector<double> stats, sums;
+    for (auto [b, e] : std::vector<std::pair<int, int>>{{0, 6}, {6, 7}, {7, 17}}) {
+      const auto s = fitter.statistics(eq.rows(b, e));
+      if (stats.empty()) stats.assign(s.size(), 0.0);
+      for (std::size_t i = 0; i < s.size(); ++i) stats[i] += s[i];
+    }
+    fitter.solve(stats);
+    for (auto [b, e] : std::vector<std::pair<int, int>>{{0, 9}, {9, 17}}) {
+      const auto s = fitter.residual_sums(eq.rows(b, e));
+      if (sums.empty()) sums.assign(s.size(), 0.0);
+      for (std::size_t i = 0; i < s.size(); ++i) sums[i] += s[i];
+    }
+    const FitResult split = fitter.result(sums);
+    for (std::size_t c = 0; c < serial.coefficients.size(); ++c)
+      EXPECT_NEAR(split.coefficients[c], serial.coefficients[c], 1e-12 * (1.0 + std::abs(serial.coefficients[c]))) << family;
+    EXPECT_NEAR(split.residual_ratio, serial.residual_ratio, 1e-13) << family;
+    EXPECT_NEAR(split.cosine, serial.cosine, 1e-13) << family;
+  }
+}
+
+TEST(FamilySpec, ParsesEveryFamilyAndRoundTripsItsText) {
+  for (const char* text : {"ridge", "diag", "sym", "features", "huber:beta=0.001", "elastic-net:beta=0.25"}) {
+    const FamilySpec f = FamilySpec::parse(text);
+    EXPECT_EQ(FamilySpec::parse(f.to_string()).to_string(), f.to_string());
+  }
+  EXPECT_DOUBLE_EQ(FamilySpec::parse("huber:beta=0.001").beta, 0.001);
+  EXPECT_EQ(FamilySpec::parse("elastic-net:beta=2").kind, FamilyKind::elastic_net);
+}
+
+TEST(FamilySpec, RejectsUnknownFamiliesAndBadBetasWithAHint) {
+  for (const char* bad : {"lasso", "huber", "huber:beta=", "huber:beta=-1", "huber:beta=abc", "elastic-net:b=1",
+                          "ridge:beta=1", ""}) {
+    try {
+      FamilySpec::parse(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("beta"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(FitOptions, RejectsMethodsThatDoNotApplyToTheFamily) {
+  Rng rng(30, 0);
+  const Equations eq = problems::random_sym(rng, 3, 3);
+  EXPECT_THROW(fit(eq, options("diag", "vech")), InputError);
+  EXPECT_THROW(fit(eq, options("ridge", "structured")), InputError);
+  EXPECT_THROW(fit(eq, options("sym", "qr")), InputError);
+  EXPECT_THROW(fit(eq, options("features")), InputError);  // no features/ datasets
+  FitOptions o = options("sym");
+  o.nonneg = true;
+  EXPECT_THROW(fit(eq, o), InputError);
+  EXPECT_THROW(parse_method("lstsq"), InputError);
+}
+
+TEST(Equations, ValidationRejectsNonFiniteValuesAndNegativeWeights) {
+  Rng rng(31, 0);
+  Equations eq = problems::random_sym(rng, 3, 3);
+  eq.grad_loss(1, 2) = std::nan("");
+  EXPECT_THROW(eq.validate("x"), InputError);
+  eq = problems::random_sym(rng, 3, 3);
+  eq.weights = {1.0, -1.0, 1.0};
+  EXPECT_THROW(eq.validate("x"), InputError);
+  eq.weights = {1.0, 1.0};
+  EXPECT_THROW(eq.validate("x"), InputError);
+}
+
+TEST(SymFit, VechMethodsReportTheSameStandardErrorsAsStructured) {
+  Rng rng(32, 0);
+  const Equations eq = problems::random_sym(rng, 10, 4);
+  const FitResult s = fit(eq, options("sym", "structured")), v = fit(eq, options("sym", "vech"));
+  ASSERT_EQ(s.standard_errors.size(), v.standard_errors.size());
+  for (std::size_t i = 0; i < s.standard_errors.size(); ++i) {
+    EXPECT_NEAR(s.coefficients[i], v.coefficients[i], 1e-10);
+    EXPECT_NEAR(s.standard_errors[i], v.standard_errors[i], 1e-10);
+  }
+  EXPECT_EQ(v.method, "vech");
+}
+
+}  // namespace
+}  // namespace gradmatch
