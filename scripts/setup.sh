@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks for gradmatch, then builds it.
+# Idempotent: with everything present it only checks packages (dpkg, no
+# network) and lets the build system rebuild what changed (seconds).
+#
+#   scripts/setup.sh            install missing packages + configure + build into build/
+#   GRADMATCH_BUILD_DIR=dir     build somewhere else
+#   GRADMATCH_SKIP_INSTALL=1    skip the package step (e.g. on a cluster with modules)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${GRADMATCH_BUILD_DIR:-$root/build}"
+
+# Debian packages only (DESIGN.md "Dependencies"). libopenblas switches
+# LAPACK, ScaLAPACK and LibTorch to OpenBLAS through Debian alternatives.
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libopenmpi-dev openmpi-bin
+  libtorch-dev
+  libscalapack-openmpi-dev
+  libhdf5-openmpi-dev hdf5-tools
+  libopenblas0-pthread libopenblas-pthread-dev
+  libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev
+  dataset-fashion-mnist
+  python3 python3-numpy python3-h5py python3-matplotlib
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "all ${#packages[@]} Debian packages present"
+    return
+  fi
+  log "installing ${#missing[@]} missing packages: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo=(sudo); else
+      log "not root and no sudo: run as root: apt-get install -y --no-install-recommends ${missing[*]}"
+      exit 2
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The parallel HDF5 must be the one CMake finds: refuse a serial -dev beside it.
+  if dpkg-query -W -f='${Status}' libhdf5-dev 2>/dev/null | grep -q 'install ok installed'; then
+    log "warning: libhdf5-dev (serial) is installed beside libhdf5-openmpi-dev; CMake may pick the serial one"
+  fi
+}
+
+if [ "${GRADMATCH_SKIP_INSTALL:-0}" != 1 ]; then install_missing; fi
+
+generator=()
+if command -v ninja >/dev/null && [ ! -f "$build_dir/Makefile" ]; then generator=(-G Ninja); fi
+if [ ! -f "$build_dir/CMakeCache.txt" ]; then
+  log "configuring $build_dir"
+  cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+log "building (this takes a few minutes the first time)"
+cmake --build "$build_dir" --parallel "$(nproc)"
+log "built $build_dir/src/cli/gradmatch"

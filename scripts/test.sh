@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh) and runs the whole test suite.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/setup.sh"
+build_dir="${GRADMATCH_BUILD_DIR:-$root/build}"
+# Tests run MPI jobs as whatever user runs them (root on CI machines).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+ctest --test-dir "$build_dir" --output-on-failure --parallel "$(nproc)" "$@"

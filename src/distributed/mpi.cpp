@@ -1,0 +1,129 @@
+#include "distributed/mpi.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/errors.hpp"
+
+namespace gradmatch::distributed {
+
+void throw_mpi_error(int code, const char* call, const char* file, int line) {
+  char text[MPI_MAX_ERROR_STRING] = {0};
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  std::string msg = call;
+  msg += " failed at ";
+  msg += file;
+  msg += ":";
+  msg += std::to_string(line);
+  msg += ": ";
+  msg.append(text, static_cast<std::size_t>(len));
+  throw MpiError(msg);
+}
+
+Environment::Environment(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    GRADMATCH_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  }
+  GRADMATCH_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+}
+
+Environment::~Environment() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+Communicator::Communicator(MPI_Comm comm) : comm_(comm) {
+  GRADMATCH_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  GRADMATCH_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+void Communicator::barrier() const { GRADMATCH_MPI_CHECK(MPI_Barrier(comm_)); }
+
+void Communicator::allreduce_sum(std::vector<double>& values) const {
+  if (size_ == 1 || values.empty()) return;
+  // MPI counts are int: reduce in chunks so p x p statistics of any size fit.
+  constexpr std::size_t kChunk = std::size_t{1} << 28;
+  for (std::size_t off = 0; off < values.size(); off += kChunk) {
+    const int n = static_cast<int>(std::min(kChunk, values.size() - off));
+    GRADMATCH_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values.data() + off, n, MPI_DOUBLE, MPI_SUM, comm_));
+  }
+}
+
+double Communicator::allreduce_max(double value) const {
+  double out = value;
+  GRADMATCH_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_));
+  return out;
+}
+
+std::int64_t Communicator::allreduce_max(std::int64_t value) const {
+  std::int64_t out = value;
+  GRADMATCH_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, comm_));
+  return out;
+}
+
+std::string Communicator::broadcast(const std::string& value, int root) const {
+  std::int64_t n = rank_ == root ? static_cast<std::int64_t>(value.size()) : 0;
+  GRADMATCH_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
+  std::string out = rank_ == root ? value : std::string(static_cast<std::size_t>(n), '\0');
+  if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm_));
+  return out;
+}
+
+int Communicator::local_rank() const {
+  MPI_Comm node;
+  GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  int r = 0;
+  MPI_Comm_rank(node, &r);
+  MPI_Comm_free(&node);
+  return r;
+}
+
+int Communicator::local_size() const {
+  MPI_Comm node;
+  GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  int s = 1;
+  MPI_Comm_size(node, &s);
+  MPI_Comm_free(&node);
+  return s;
+}
+
+int exit_code_for(const std::exception& e) {
+  if (const auto* f = dynamic_cast<const CollectiveFailure*>(&e)) return f->exit_code();
+  return dynamic_cast<const InputError*>(&e) ? 2 : 1;
+}
+
+void collective(const Communicator& comm, const std::function<void()>& phase) {
+  int code = 0;
+  std::string message;
+  try {
+    phase();
+  } catch (const std::exception& e) {
+    code = exit_code_for(e);
+    message = e.what();
+  }
+  if (comm.size() == 1) {
+    if (code != 0) throw CollectiveFailure(code, 0, message);
+    return;
+  }
+  // MAXLOC on (exit code, rank): the highest code, and among equal codes the lowest rank.
+  int local[2] = {code, comm.rank()};
+  int global[2] = {0, 0};
+  GRADMATCH_MPI_CHECK(MPI_Allreduce(local, global, 1, MPI_2INT, MPI_MAXLOC, comm.get()));
+  if (global[0] == 0) return;
+  const int failed_rank = global[1];
+  const std::string text = comm.broadcast(message, failed_rank);
+  throw CollectiveFailure(global[0], failed_rank, text);
+}
+
+std::pair<std::int64_t, std::int64_t> block_range(std::int64_t m, int rank, int size) {
+  const std::int64_t base = m / size, extra = m % size;
+  const std::int64_t begin = rank * base + std::min<std::int64_t>(rank, extra);
+  return {begin, begin + base + (rank < extra ? 1 : 0)};
+}
+
+}  // namespace gradmatch::distributed

@@ -1,0 +1,79 @@
+#include "io/json_output.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "core/errors.hpp"
+
+namespace gradmatch::io {
+namespace {
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// Values laid out by `shape` ({} scalar, {n} vector, {p, p} matrix).
+nlohmann::json shaped(const std::vector<double>& values, const std::vector<std::int64_t>& shape) {
+  if (values.empty()) return nullptr;
+  if (shape.empty()) return number(values.at(0));
+  if (shape.size() == 1) {
+    nlohmann::json a = nlohmann::json::array();
+    for (double v : values) a.push_back(number(v));
+    return a;
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::int64_t i = 0; i < shape[0]; ++i) {
+    nlohmann::json row = nlohmann::json::array();
+    for (std::int64_t j = 0; j < shape[1]; ++j) row.push_back(number(values.at(static_cast<std::size_t>(i * shape[1] + j))));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace
+
+nlohmann::json fit_result_json(const FitResult& r, int ranks) {
+  nlohmann::json j;
+  j["family"] = r.family;
+  j["method"] = r.method;
+  j["lambda"] = shaped(r.coefficients, r.shape);
+  j["standard_errors"] = shaped(r.standard_errors, r.shape);
+  if (!r.names.empty()) j["names"] = r.names;
+  j["m"] = r.m;
+  j["p"] = r.p;
+  j["n_equations"] = r.n_equations;
+  j["unknowns"] = r.unknowns;
+  j["rank"] = r.rank;
+  j["residual_ratio"] = number(r.residual_ratio);
+  j["cosine"] = number(r.cosine);
+  j["condition_number"] = number(r.condition_number);
+  j["sigma2"] = number(r.sigma2);
+  j["rcond"] = r.rcond;
+  j["normalized"] = r.normalized;
+  j["nonneg"] = r.nonneg;
+  j["ranks"] = ranks;
+  return j;
+}
+
+void write_json_file(const std::string& path, const nlohmann::json& value) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp);
+    if (!out) throw InputError(path + ": cannot open for writing (does the directory exist and is it writable?)");
+    out << value.dump(2) << '\n';
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(tmp);
+      throw InputError(path + ": write failed (disk full?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw InputError(path + ": cannot rename the finished file into place: " + ec.message());
+  }
+}
+
+}  // namespace gradmatch::io

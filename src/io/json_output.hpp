@@ -1,0 +1,24 @@
+#pragma once
+// JSON outputs: fit results and study summaries.
+//
+// Non-finite numbers (an infinite condition number, an undefined standard
+// error) are written as null, which every JSON reader accepts. Files are
+// written to a temporary name and renamed, so a reader never sees half a file.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fit.hpp"
+
+namespace gradmatch::io {
+
+/// The `gradmatch fit --output` document. Keys (DESIGN.md): family, lambda,
+/// m, p, residual_ratio, cosine, condition_number, method, ranks; plus
+/// standard_errors (shaped like lambda), names, rank, unknowns, n_equations,
+/// sigma2, rcond, normalized, nonneg.
+nlohmann::json fit_result_json(const FitResult& result, int ranks);
+
+/// Writes `value` (indented, trailing newline) to `path` atomically.
+void write_json_file(const std::string& path, const nlohmann::json& value);
+
+}  // namespace gradmatch::io

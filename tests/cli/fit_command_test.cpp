@@ -1,0 +1,188 @@
+// End-to-end: the `gradmatch` executable on hand-made equation files whose
+// answers are known exactly, with and without mpirun.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/problems.hpp"
+#include "core/regularizers.hpp"
+#include "core/rng.hpp"
+#include "io/equation_file.hpp"
+
+namespace gradmatch {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int exit_code;
+  std::string output;  // stdout + stderr
+};
+
+Run run(const std::string& args, bool mpi2 = false) {
+  const fs::path log = fs::temp_directory_path() / ("gradmatch_cli_" + std::to_string(::getpid()) + ".log");
+  std::string cmd;
+  if (mpi2) cmd = std::string(GRADMATCH_MPIEXEC) + " -n 2 --oversubscribe ";
+  cmd += std::string(GRADMATCH_EXE) + " " + args + " > " + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(log);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+class FitCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    dir_ = fs::temp_directory_path() / ("gradmatch_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& name, const Equations& eq) {
+    const std::string path = (dir_ / name).string();
+    io::write_equation_file(path, eq);
+    return path;
+  }
+  nlohmann::json fit(const std::string& file, const std::string& flags, bool mpi2 = false) {
+    const std::string out = (dir_ / "fit.json").string();
+    fs::remove(out);
+    const Run r = run("fit " + file + " " + flags + " --output " + out, mpi2);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::ifstream in(out);
+    return nlohmann::json::parse(in);
+  }
+  fs::path dir_;
+};
+
+// Points theta_k ~ N(0, sd^2) with grad_loss_k = -grad R(theta_k) for the given penalty.
+template <typename Grad>
+Equations exact(std::int64_t m, std::int64_t p, double sd, Grad grad) {
+  Rng rng(50, static_cast<std::uint64_t>(m * 100 + p));
+  Equations eq{problems::gaussian(rng, m, p, sd), Matrix(m, p), {}, {}, {}};
+  std::vector<double> g(static_cast<std::size_t>(p));
+  for (std::int64_t k = 0; k < m; ++k) {
+    grad(eq.theta.row(k), std::span<double>(g));
+    for (std::int64_t j = 0; j < p; ++j) eq.grad_loss(k, j) = -g[static_cast<std::size_t>(j)];
+  }
+  return eq;
+}
+
+TEST_F(FitCommand, RidgeReturnsTheKnownLambdaAndTheDesignKeys) {
+  const auto eq = exact(3, 10, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); });
+  const auto j = fit(write("ridge.h5", eq), "--family ridge");
+  EXPECT_NEAR(j["lambda"].get<double>(), 0.3, 1e-12);
+  for (const char* key : {"family", "lambda", "m", "p", "residual_ratio", "cosine", "condition_number", "method", "ranks",
+                          "standard_errors"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["family"], "ridge");
+  EXPECT_EQ(j["m"], 3);
+  EXPECT_EQ(j["p"], 10);
+  EXPECT_EQ(j["ranks"], 1);
+  EXPECT_LT(j["residual_ratio"].get<double>(), 1e-12);
+}
+
+TEST_F(FitCommand, DiagReturnsTheKnownVector) {
+  const std::vector<double> q{0.1, 0.2, 0.3, 0.4, 0.5};
+  const auto eq = exact(1, 5, 1.0, [&](auto t, auto g) { reg::diag_gradient(t, q, g); });
+  const auto j = fit(write("diag.h5", eq), "--family diag");
+  ASSERT_EQ(j["lambda"].size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_NEAR(j["lambda"][i].get<double>(), q[i], 1e-12);
+}
+
+TEST_F(FitCommand, SymReturnsTheKnownMatrixByEveryMethod) {
+  Rng rng(51, 0);
+  const Matrix lambda = problems::random_spd(rng, 4, 10.0, 0.2);
+  const auto eq = exact(8, 4, 1.0, [&](auto t, auto g) { reg::sym_gradient(t, lambda, g); });
+  const std::string file = write("sym.h5", eq);
+  for (const char* method : {"structured", "vech", "vech-plain"}) {
+    const auto j = fit(file, std::string("--family sym --method ") + method);
+    EXPECT_EQ(j["method"], method);
+    for (std::int64_t a = 0; a < 4; ++a)
+      for (std::int64_t b = 0; b < 4; ++b)
+        EXPECT_NEAR(j["lambda"][static_cast<std::size_t>(a)][static_cast<std::size_t>(b)].get<double>(), lambda(a, b), 1e-10);
+  }
+}
+
+TEST_F(FitCommand, HuberAndElasticNetReturnTheKnownCoefficients) {
+  // sd 0.02 with beta 0.01: coordinates on both sides of beta, so lambda1 and lambda2 are identifiable.
+  const auto en = exact(4, 20, 0.02, [](auto t, auto g) { reg::elastic_net_gradient(t, 0.7, 2.0, 0.01, g); });
+  const auto j = fit(write("en.h5", en), "--family elastic-net:beta=0.01");
+  EXPECT_NEAR(j["lambda"][0].get<double>(), 0.7, 1e-10);
+  EXPECT_NEAR(j["lambda"][1].get<double>(), 2.0, 1e-10);
+  EXPECT_EQ(j["names"], nlohmann::json({"lambda1", "lambda2"}));
+  const auto hu = exact(2, 10, 1.0, [](auto t, auto g) { reg::huber_gradient(t, 0.05, 0.5, g); });
+  EXPECT_NEAR(fit(write("huber.h5", hu), "--family huber:beta=0.5")["lambda"].get<double>(), 0.05, 1e-12);
+}
+
+TEST_F(FitCommand, FeaturesReturnOneCoefficientPerFeatureDataset) {
+  Rng rng(52, 0);
+  Equations eq{problems::gaussian(rng, 3, 6), Matrix(3, 6), {}, {}, {}};
+  const Matrix f1 = problems::gaussian(rng, 3, 6), f2 = problems::gaussian(rng, 3, 6);
+  for (std::int64_t i = 0; i < eq.grad_loss.size(); ++i) eq.grad_loss.data()[i] = -(1.5 * f1.data()[i] - 0.25 * f2.data()[i]);
+  eq.features = {{"first", f1}, {"second", f2}};
+  const auto j = fit(write("features.h5", eq), "--family features");
+  EXPECT_NEAR(j["lambda"][0].get<double>(), 1.5, 1e-12);
+  EXPECT_NEAR(j["lambda"][1].get<double>(), -0.25, 1e-12);
+  EXPECT_EQ(j["names"], nlohmann::json({"first", "second"}));
+}
+
+TEST_F(FitCommand, UnderMpirunTwoRanksGiveTheSameAnswer) {
+  Rng rng(53, 0);
+  Equations eq = problems::random_sym(rng, 11, 5);
+  const std::string file = write("noisy.h5", eq);
+  for (const char* flags : {"--family sym", "--family diag", "--family ridge --method normal", "--family ridge"}) {
+    const auto one = fit(file, flags);
+    const auto two = fit(file, flags, true);
+    EXPECT_EQ(two["ranks"], 2);
+    const auto a = one["lambda"].flatten(), b = two["lambda"].flatten();
+    ASSERT_EQ(a.size(), b.size());
+    for (auto it = a.begin(); it != a.end(); ++it)
+      EXPECT_NEAR(it.value().get<double>(), b[it.key()].get<double>(), 1e-10 * (1.0 + std::abs(it.value().get<double>())))
+          << flags;
+  }
+}
+
+TEST_F(FitCommand, MalformedInputExitsWithCode2AndWritesNoOutput) {
+  const std::string text_file = (dir_ / "notes.h5").string();
+  std::ofstream(text_file) << "this is not HDF5\n";
+  const std::string out = (dir_ / "fit.json").string();
+  for (const std::string& args : {"fit " + text_file + " --family ridge --output " + out,
+                                  "fit " + (dir_ / "missing.h5").string() + " --family ridge --output " + out}) {
+    const Run r = run(args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("error"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  const Run two = run("fit " + text_file + " --family ridge --output " + out, true);
+  EXPECT_EQ(two.exit_code, 2) << two.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(FitCommand, BadFlagsExitWithCode2AndSayWhatIsAccepted) {
+  const auto eq = exact(1, 3, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 1.0, g); });
+  const std::string file = write("ok.h5", eq);
+  Run r = run("fit " + file + " --family lasso");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("accepted families"), std::string::npos) << r.output;
+  r = run("fit " + file + " --family sym --method qr");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("structured"), std::string::npos) << r.output;
+  r = run("fit " + file);
+  EXPECT_EQ(r.exit_code, 2);
+  r = run("fit --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("elastic-net:beta=B"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gradmatch

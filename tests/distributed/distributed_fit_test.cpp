@@ -1,0 +1,98 @@
+#include "distributed/distributed_fit.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "core/errors.hpp"
+#include "core/problems.hpp"
+#include "core/rng.hpp"
+#include "io/equation_file.hpp"
+
+namespace gradmatch::distributed {
+namespace {
+
+// An equation file shared by all ranks: written by rank 0, then a barrier.
+std::string shared_file(const Communicator& world, const Equations& eq, const std::string& name) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("gradmatch_dfit_" + name + "_np" + std::to_string(world.size()) + ".h5")).string();
+  collective(world, [&] {
+    if (world.is_root()) io::write_equation_file(path, eq);
+  });
+  world.barrier();
+  return path;
+}
+
+Equations problem_with_features() {
+  Rng rng(40, 0);
+  Equations eq = problems::random_sym(rng, 23, 6);
+  eq.features = {{"a", problems::gaussian(rng, 23, 6)}, {"b", problems::gaussian(rng, 23, 6)}};
+  eq.weights.resize(23);
+  for (double& w : eq.weights) w = rng.uniform();
+  return eq;
+}
+
+TEST(DistributedFit, EveryFamilyAndMethodMatchesTheSerialSolve) {
+  const Communicator world;
+  const Equations eq = problem_with_features();
+  const std::string path = shared_file(world, eq, "families");
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"ridge", "qr"},       {"ridge", "normal"},   {"diag", "auto"},          {"sym", "structured"},
+      {"sym", "vech"},       {"sym", "vech-plain"}, {"huber:beta=0.5", "normal"}, {"elastic-net:beta=0.5", "qr"},
+      {"features", "normal"}};
+  for (const auto& [family, method] : cases) {
+    FitOptions o;
+    o.family = FamilySpec::parse(family);
+    o.method = parse_method(method);
+    const FitResult serial = fit(eq, o);
+    const FitResult dist = fit_equation_file(world, path, o);
+    ASSERT_EQ(serial.coefficients.size(), dist.coefficients.size()) << family;
+    double scale = 0.0, diff = 0.0;
+    for (std::size_t i = 0; i < serial.coefficients.size(); ++i) {
+      scale = std::max(scale, std::abs(serial.coefficients[i]));
+      diff = std::max(diff, std::abs(serial.coefficients[i] - dist.coefficients[i]));
+    }
+    EXPECT_LE(diff, 1e-10 * scale) << family << " " << method;
+    EXPECT_NEAR(dist.residual_ratio, serial.residual_ratio, 1e-10) << family;
+    EXPECT_NEAR(dist.cosine, serial.cosine, 1e-10) << family;
+    EXPECT_EQ(dist.n_equations, serial.n_equations);
+    EXPECT_EQ(dist.m, 23);
+    // Every rank holds the same answer: compare with rank 0's by broadcast.
+    std::vector<double> mine = dist.coefficients, root = dist.coefficients;
+    if (!world.is_root()) std::fill(root.begin(), root.end(), 0.0);
+    world.allreduce_sum(root);  // only rank 0 contributed
+    for (std::size_t i = 0; i < mine.size(); ++i) EXPECT_EQ(mine[i], root[i]) << family;
+  }
+  world.barrier();
+  if (world.is_root()) std::filesystem::remove(path);
+}
+
+TEST(DistributedFit, BadInputFailsEveryRankWithExitCode2AndWritesNothing) {
+  const Communicator world;
+  Equations eq = problem_with_features();
+  eq.weights[22] = -1.0;
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("gradmatch_dfit_bad_np" + std::to_string(world.size()) + ".h5")).string();
+  try {
+    collective(world, [&] {
+      if (world.is_root()) io::write_equation_file(path, eq);
+    });
+    ADD_FAILURE() << "writing equations with a negative weight should fail";
+  } catch (const CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_EQ(f.failed_rank(), 0);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  FitOptions o;
+  o.family = FamilySpec::parse("ridge");
+  try {
+    fit_equation_file(world, path, o);
+    ADD_FAILURE() << "fitting a missing file should fail";
+  } catch (const CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_NE(std::string(f.what()).find(path), std::string::npos) << f.what();
+  }
+}
+
+}  // namespace
+}  // namespace gradmatch::distributed

@@ -1,0 +1,76 @@
+#include "distributed/mpi.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/errors.hpp"
+
+namespace gradmatch::distributed {
+namespace {
+
+TEST(Collective, EveryRankAgreesOnTheLowestFailingRankAndItsMessage) {
+  const Communicator world;
+  const int failing = world.size() - 1;  // the last rank fails (rank 0 when alone)
+  try {
+    collective(world, [&] {
+      if (world.rank() == failing) throw InputError("bad.h5: something is wrong on rank " + std::to_string(failing));
+    });
+    ADD_FAILURE() << "collective() did not throw on rank " << world.rank();
+  } catch (const CollectiveFailure& f) {
+    EXPECT_EQ(f.failed_rank(), failing);
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_EQ(std::string(f.what()), "bad.h5: something is wrong on rank " + std::to_string(failing));
+  }
+}
+
+TEST(Collective, TheHighestExitCodeWinsWhenRanksFailDifferently) {
+  const Communicator world;
+  if (world.size() < 2) GTEST_SKIP() << "needs two ranks";
+  try {
+    collective(world, [&] {
+      if (world.rank() == 0) throw InputError("input");
+      if (world.rank() == 1) throw std::runtime_error("library");
+    });
+    ADD_FAILURE();
+  } catch (const CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_EQ(f.failed_rank(), 0);
+  }
+}
+
+TEST(Collective, SucceedsQuietlyWhenNoRankFails) {
+  const Communicator world;
+  int calls = 0;
+  EXPECT_NO_THROW(collective(world, [&] { ++calls; }));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(Communicator, AllreduceSumAddsEveryRanksValues) {
+  const Communicator world;
+  std::vector<double> v{1.0, static_cast<double>(world.rank())};
+  world.allreduce_sum(v);
+  const double n = world.size();
+  EXPECT_DOUBLE_EQ(v[0], n);
+  EXPECT_DOUBLE_EQ(v[1], n * (n - 1) / 2);
+  EXPECT_EQ(world.broadcast(world.is_root() ? "from root" : "ignored"), "from root");
+  EXPECT_GE(world.local_rank(), 0);
+  EXPECT_LT(world.local_rank(), world.local_size());
+}
+
+TEST(BlockRange, PartitionsRowsIntoContiguousNearlyEqualBlocks) {
+  for (int size : {1, 2, 3, 4, 7}) {
+    for (std::int64_t m : {0, 1, 5, 10, 101}) {
+      std::int64_t next = 0;
+      for (int r = 0; r < size; ++r) {
+        const auto [b, e] = block_range(m, r, size);
+        EXPECT_EQ(b, next);
+        EXPECT_LE(e - b, m / size + 1);
+        EXPECT_GE(e - b, m / size);
+        next = e;
+      }
+      EXPECT_EQ(next, m);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gradmatch::distributed
