@@ -1,0 +1,55 @@
+#pragma once
+// Strict TOML configuration reading (toml++), used by every study.
+//
+// A ConfigReader hands out typed values by dotted key ("data.n") and records
+// which keys were read; finish() rejects any key that was never asked for.
+// Every error is an InputError of the form
+//     FILE:LINE: key 'data.n': <what is wrong>; <what to write instead>
+// and the CLI turns it into exit code 2 before any output is written.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gradmatch::io {
+
+class ConfigReader {
+ public:
+  /// Parses the file; a syntax error becomes an InputError with file and line.
+  explicit ConfigReader(const std::string& path);
+  ~ConfigReader();
+  ConfigReader(const ConfigReader&) = delete;
+  ConfigReader& operator=(const ConfigReader&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool has(const std::string& key) const;
+
+  // Required values (missing key -> error) and defaulted values. Integers
+  // are checked against [lo, hi]; doubles against [lo, hi] and finiteness.
+  std::string get_string(const std::string& key);
+  std::string get_string(const std::string& key, const std::string& fallback);
+  std::string get_choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
+  std::int64_t get_int(const std::string& key, std::int64_t fallback, std::int64_t lo, std::int64_t hi);
+  std::int64_t get_int(const std::string& key, std::int64_t lo, std::int64_t hi);
+  double get_double(const std::string& key, double fallback, double lo, double hi);  ///< integers accepted
+  double get_double(const std::string& key, double lo, double hi);
+  bool get_bool(const std::string& key, bool fallback);
+  std::vector<double> get_doubles(const std::string& key, const std::vector<double>& fallback, double lo, double hi);
+  std::vector<std::int64_t> get_ints(const std::string& key, const std::vector<std::int64_t>& fallback,
+                                     std::int64_t lo, std::int64_t hi);
+
+  /// Throws for the first key in the file that no getter asked for.
+  void finish() const;
+
+  /// The file's text, for run-store fingerprints.
+  const std::string& text() const { return text_; }
+
+ private:
+  struct Impl;
+  std::string path_;
+  std::string text_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gradmatch::io

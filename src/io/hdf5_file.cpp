@@ -1,0 +1,185 @@
+// Study results as HDF5 (see hdf5_file.hpp).
+//
+// The writer keeps one file open as PATH.partial and renames it on commit(),
+// so a results file that exists is always complete. Strings are
+// variable-length UTF-8, the type h5py writes for a Python str.
+#include "io/hdf5_file.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "core/errors.hpp"
+#include "io/hdf5_handle.hpp"
+
+namespace gradmatch::io {
+
+using namespace detail;
+namespace fs = std::filesystem;
+
+struct ResultsWriter::Impl {
+  std::string partial;
+  FileHandle file;
+  bool committed = false;
+
+  void require_open(const std::string& what) const {
+    if (committed) throw std::logic_error(cat(partial, ": ", what, " after commit()"));
+  }
+
+  /// Creates dataset `name` (and missing groups on its path) and writes it.
+  void write(const std::string& name, hid_t file_type, hid_t mem_type, const std::vector<hsize_t>& dims,
+             const void* data) {
+    require_open(cat("writing '", name, "'"));
+    QuietHdf5 quiet;
+    try {
+      DataspaceHandle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                                         : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                            "H5Screate");
+      PropListHandle lcpl(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate(LINK_CREATE)");
+      checked(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group");
+      DatasetHandle d(H5Dcreate2(file, name.c_str(), file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), "H5Dcreate2");
+      // HDF5 refuses a null buffer even for zero elements, and there is nothing to write.
+      if (checked(H5Sget_simple_extent_npoints(space), "H5Sget_simple_extent_npoints") > 0)
+        checked(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite");
+    } catch (const Hdf5Error& e) {
+      throw std::runtime_error(cat(partial, ": cannot write dataset '", name, "' (", e.what(), ")"));
+    }
+  }
+
+  /// Opens `object` ("" or "/" is the root), creating it as a group if absent.
+  ObjectHandle open_or_create(const std::string& object) {
+    const std::string name = object.empty() ? "/" : object;
+    if (hid_t id = H5Oopen(file, name.c_str(), H5P_DEFAULT); id >= 0) return ObjectHandle(id, "H5Oopen");
+    PropListHandle lcpl(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate(LINK_CREATE)");
+    checked(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group");
+    GroupHandle(H5Gcreate2(file, name.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT), "H5Gcreate2");
+    return ObjectHandle(H5Oopen(file, name.c_str(), H5P_DEFAULT), "H5Oopen");
+  }
+
+  template <class F>
+  void set_attribute(const std::string& object, const std::string& key, F&& write_attr) {
+    require_open(cat("setting attribute '", key, "'"));
+    QuietHdf5 quiet;
+    try {
+      ObjectHandle obj = open_or_create(object);
+      write_attr(obj.get());
+    } catch (const Hdf5Error& e) {
+      throw std::runtime_error(cat(partial, ": cannot set attribute '", key, "' on '", object, "' (", e.what(), ")"));
+    }
+  }
+};
+
+ResultsWriter::ResultsWriter(std::string path) : path_(std::move(path)), impl_(std::make_unique<Impl>()) {
+  impl_->partial = path_ + ".partial";
+  QuietHdf5 quiet;
+  try {
+    impl_->file = FileHandle(H5Fcreate(impl_->partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, serial_fapl()), "H5Fcreate");
+  } catch (const Hdf5Error& e) {
+    throw InputError(cat(impl_->partial, ": cannot create the results file (", e.what(),
+                         "); check that its directory exists and is writable"));
+  }
+}
+
+ResultsWriter::~ResultsWriter() {
+  if (impl_->committed) return;
+  impl_->file.reset();
+  std::error_code ec;
+  fs::remove(impl_->partial, ec);
+}
+
+void ResultsWriter::write(const std::string& name, const Matrix& value) {
+  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+               {static_cast<hsize_t>(value.rows()), static_cast<hsize_t>(value.cols())}, value.data());
+}
+
+void ResultsWriter::write(const std::string& name, const std::vector<double>& value) {
+  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {value.size()}, value.data());
+}
+
+void ResultsWriter::write(const std::string& name, const std::vector<std::int64_t>& value) {
+  impl_->write(name, H5T_STD_I64LE, H5T_NATIVE_INT64, {value.size()}, value.data());
+}
+
+void ResultsWriter::write(const std::string& name, double value) {
+  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, &value);
+}
+
+void ResultsWriter::write(const std::string& name, const std::string& value) {
+  QuietHdf5 quiet;
+  DatatypeHandle type = utf8_string_type();
+  const char* p = value.c_str();
+  impl_->write(name, type, type, {}, &p);
+}
+
+void ResultsWriter::write(const std::string& name, const std::vector<double>& value,
+                          const std::vector<std::int64_t>& shape) {
+  std::vector<hsize_t> dims;
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) {
+    if (d < 0) throw std::invalid_argument(cat(impl_->partial, ": dataset '", name, "' has a negative dimension"));
+    dims.push_back(static_cast<hsize_t>(d));
+    n *= d;
+  }
+  if (n != static_cast<std::int64_t>(value.size()))
+    throw std::invalid_argument(cat(impl_->partial, ": dataset '", name, "' has ", value.size(),
+                                    " values but its shape holds ", n));
+  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, dims, value.data());
+}
+
+void ResultsWriter::set_attribute(const std::string& object, const std::string& key, const std::string& value) {
+  impl_->set_attribute(object, key, [&](hid_t obj) { write_string_attribute(obj, key, value); });
+}
+
+void ResultsWriter::set_attribute(const std::string& object, const std::string& key, double value) {
+  impl_->set_attribute(object, key, [&](hid_t obj) {
+    if (checked(H5Aexists(obj, key.c_str()), "H5Aexists") > 0) checked(H5Adelete(obj, key.c_str()), "H5Adelete");
+    DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
+    AttributeHandle attr(H5Acreate2(obj, key.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2");
+    checked(H5Awrite(attr, H5T_NATIVE_DOUBLE, &value), "H5Awrite");
+  });
+}
+
+void ResultsWriter::commit() {
+  impl_->require_open("commit()");
+  QuietHdf5 quiet;
+  try {
+    impl_->file.close("H5Fclose");
+    fs::rename(impl_->partial, path_);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(cat(path_, ": cannot finish the results file (", e.what(), ")"));
+  }
+  impl_->committed = true;
+}
+
+std::vector<double> read_doubles(const std::string& path, const std::string& name, std::vector<std::int64_t>* shape) {
+  QuietHdf5 quiet;
+  const auto bad = [&](const std::string& what) { return InputError(cat(path, ": ", what)); };
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw bad("does not exist or is not a file; check the path");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw bad("is not an HDF5 file");
+  try {
+    FileHandle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, serial_fapl()), "H5Fopen");
+    // H5Lexists needs every group on the way to exist: test each prefix.
+    for (std::size_t pos = 0; pos != std::string::npos;) {
+      pos = name.find('/', pos + 1);
+      const std::string prefix = name.substr(0, pos);
+      if (!prefix.empty() && checked(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), "H5Lexists") <= 0)
+        throw bad(cat("has no dataset '", name, "'"));
+    }
+    DatasetHandle d(H5Dopen2(file, name.c_str(), H5P_DEFAULT), "H5Dopen2");
+    DatatypeHandle type(H5Dget_type(d), "H5Dget_type");
+    if (const H5T_class_t c = H5Tget_class(type); c != H5T_FLOAT && c != H5T_INTEGER)
+      throw bad(cat("dataset '", name, "' is not numeric"));
+    DataspaceHandle space(H5Dget_space(d), "H5Dget_space");
+    const int rank = checked(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims");
+    std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+    if (rank > 0) checked(H5Sget_simple_extent_dims(space, dims.data(), nullptr), "H5Sget_simple_extent_dims");
+    std::vector<double> out(static_cast<std::size_t>(checked(H5Sget_simple_extent_npoints(space), "H5Sget_simple_extent_npoints")));
+    if (!out.empty()) checked(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread");
+    if (shape) shape->assign(dims.begin(), dims.end());
+    return out;
+  } catch (const Hdf5Error& e) {
+    throw bad(cat("cannot read dataset '", name, "' (", e.what(), ")"));
+  }
+}
+
+}  // namespace gradmatch::io

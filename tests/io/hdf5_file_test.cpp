@@ -1,0 +1,150 @@
+// ResultsWriter and read_doubles: the .partial/commit protocol, every
+// dataset kind round-tripping, and h5py reading what a study writes.
+#include "io/hdf5_file.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/errors.hpp"
+#include "test_dir.hpp"
+
+namespace gradmatch::io {
+namespace {
+
+using testing::TestDir;
+namespace fs = std::filesystem;
+
+TEST(ResultsWriter, WritesToPartialFileUntilCommit) {
+  TestDir dir;
+  const std::string path = dir.file("results.h5");
+  ResultsWriter w(path);
+  w.write("x", 1.5);
+  EXPECT_EQ(dir.entries(), std::set<std::string>{"results.h5.partial"});
+  w.commit();
+  EXPECT_EQ(dir.entries(), std::set<std::string>{"results.h5"});
+  EXPECT_EQ(read_doubles(path, "x"), std::vector<double>{1.5});
+  EXPECT_THROW(w.write("y", 2.0), std::logic_error);
+}
+
+TEST(ResultsWriter, UncommittedWriterLeavesNoFile) {
+  TestDir dir;
+  {
+    ResultsWriter w(dir.file("results.h5"));
+    w.write("x", std::vector<double>{1, 2, 3});
+  }
+  EXPECT_TRUE(dir.entries().empty());
+}
+
+TEST(ResultsWriter, RoundTripsEveryKindOfDataset) {
+  TestDir dir;
+  const std::string path = dir.file("results.h5");
+  ResultsWriter w(path);
+  w.write("matrix", Matrix(2, 3, {1, 2, 3, 4, 5, 6}));
+  w.write("vector", std::vector<double>{0.1, -0.2});
+  w.write("counts", std::vector<std::int64_t>{7, -8, 9});
+  w.write("scalar", 3.25);
+  w.write("deep/group/tensor", std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2});
+  w.write("empty", std::vector<double>{});
+  w.write("label", std::string("dropout grid"));
+  w.commit();
+
+  std::vector<std::int64_t> shape;
+  EXPECT_EQ(read_doubles(path, "matrix", &shape), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(shape, (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(read_doubles(path, "vector", &shape), (std::vector<double>{0.1, -0.2}));
+  EXPECT_EQ(shape, std::vector<std::int64_t>{2});
+  EXPECT_EQ(read_doubles(path, "counts"), (std::vector<double>{7, -8, 9}));
+  EXPECT_EQ(read_doubles(path, "scalar", &shape), std::vector<double>{3.25});
+  EXPECT_TRUE(shape.empty());
+  EXPECT_EQ(read_doubles(path, "deep/group/tensor", &shape), (std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(shape, (std::vector<std::int64_t>{2, 2, 2}));
+  EXPECT_TRUE(read_doubles(path, "empty", &shape).empty());
+  EXPECT_EQ(shape, std::vector<std::int64_t>{0});
+}
+
+TEST(ResultsWriter, RejectsShapeThatDoesNotHoldTheValues) {
+  TestDir dir;
+  ResultsWriter w(dir.file("results.h5"));
+  EXPECT_THROW(w.write("t", std::vector<double>{1, 2, 3}, {2, 2}), std::invalid_argument);
+}
+
+TEST(ResultsWriter, RejectsDatasetWrittenTwice) {
+  TestDir dir;
+  ResultsWriter w(dir.file("results.h5"));
+  w.write("a/x", 1.0);
+  try {
+    w.write("a/x", 2.0);
+    FAIL() << "second write of a/x accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'a/x'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ResultsWriter, CreatingInMissingDirectoryIsAnInputError) {
+  TestDir dir;
+  EXPECT_THROW({ ResultsWriter w(dir.file("missing/results.h5")); }, InputError);
+  EXPECT_TRUE(dir.entries().empty());
+}
+
+TEST(ResultsWriter, StringsAndAttributesReadInH5py) {
+  if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
+  TestDir dir;
+  const std::string path = dir.file("results.h5");
+  ResultsWriter w(path);
+  w.write("curves/loss", std::vector<double>{3, 2, 1});
+  w.write("label", std::string("λ sweep"));
+  w.set_attribute("", "study", "dropout");
+  w.set_attribute("curves", "eta", 0.01);
+  w.set_attribute("curves/loss", "unit", "nats");
+  w.set_attribute("curves/loss", "unit", "bits");  // replaces
+  w.set_attribute("new/group", "note", "made on demand");
+  w.commit();
+  std::ofstream(dir.file("check.py")) << R"(
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    assert f.attrs["study"] == "dropout", repr(f.attrs["study"])
+    assert f["curves"].attrs["eta"] == 0.01
+    assert f["curves/loss"].attrs["unit"] == "bits"
+    assert f["new/group"].attrs["note"] == "made on demand"
+    assert f["label"].asstr()[()] == "λ sweep", repr(f["label"][()])
+    assert f["curves/loss"].dtype == np.float64 and list(f["curves/loss"][()]) == [3, 2, 1]
+)";
+  EXPECT_EQ(std::system(("/usr/bin/python3 " + dir.file("check.py") + " " + path).c_str()), 0);
+}
+
+TEST(ReadDoubles, RejectsMissingDatasetNamingFileAndDataset) {
+  TestDir dir;
+  ResultsWriter w(dir.file("results.h5"));
+  w.write("a/x", 1.0);
+  w.commit();
+  for (const char* name : {"a/y", "b/x", "x"}) {
+    try {
+      read_doubles(dir.file("results.h5"), name);
+      FAIL() << name << " found";
+    } catch (const InputError& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.rfind(dir.file("results.h5") + ": ", 0), 0u) << msg;
+      EXPECT_NE(msg.find(std::string("'") + name + "'"), std::string::npos) << msg;
+    }
+  }
+}
+
+TEST(ReadDoubles, RejectsMissingAndNonHdf5Files) {
+  TestDir dir;
+  EXPECT_THROW(read_doubles(dir.file("none.h5"), "x"), InputError);
+  std::ofstream(dir.file("text.h5")) << "not hdf5";
+  EXPECT_THROW(read_doubles(dir.file("text.h5"), "x"), InputError);
+}
+
+TEST(ReadDoubles, RejectsStringDataset) {
+  TestDir dir;
+  ResultsWriter w(dir.file("results.h5"));
+  w.write("label", std::string("x"));
+  w.commit();
+  EXPECT_THROW(read_doubles(dir.file("results.h5"), "label"), InputError);
+}
+
+}  // namespace
+}  // namespace gradmatch::io
