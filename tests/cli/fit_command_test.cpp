@@ -19,12 +19,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct CommandRun {
   int exit_code;
   std::string output;  // stdout + stderr
 };
 
-Run run(const std::string& args, bool mpi2 = false) {
+CommandRun run(const std::string& args, bool mpi2 = false) {
   const fs::path log = fs::temp_directory_path() / ("gradmatch_cli_" + std::to_string(::getpid()) + ".log");
   std::string cmd;
   if (mpi2) cmd = std::string(GRADMATCH_MPIEXEC) + " -n 2 --oversubscribe ";
@@ -56,7 +56,7 @@ class FitCommand : public ::testing::Test {
   nlohmann::json fit(const std::string& file, const std::string& flags, bool mpi2 = false) {
     const std::string out = (dir_ / "fit.json").string();
     fs::remove(out);
-    const Run r = run("fit " + file + " " + flags + " --output " + out, mpi2);
+    const CommandRun r = run("fit " + file + " " + flags + " --output " + out, mpi2);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     std::ifstream in(out);
     return nlohmann::json::parse(in);
@@ -158,12 +158,12 @@ TEST_F(FitCommand, MalformedInputExitsWithCode2AndWritesNoOutput) {
   const std::string out = (dir_ / "fit.json").string();
   for (const std::string& args : {"fit " + text_file + " --family ridge --output " + out,
                                   "fit " + (dir_ / "missing.h5").string() + " --family ridge --output " + out}) {
-    const Run r = run(args);
+    const CommandRun r = run(args);
     EXPECT_EQ(r.exit_code, 2) << r.output;
     EXPECT_NE(r.output.find("error"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(out));
   }
-  const Run two = run("fit " + text_file + " --family ridge --output " + out, true);
+  const CommandRun two = run("fit " + text_file + " --family ridge --output " + out, true);
   EXPECT_EQ(two.exit_code, 2) << two.output;
   EXPECT_FALSE(fs::exists(out));
 }
@@ -171,7 +171,7 @@ TEST_F(FitCommand, MalformedInputExitsWithCode2AndWritesNoOutput) {
 TEST_F(FitCommand, BadFlagsExitWithCode2AndSayWhatIsAccepted) {
   const auto eq = exact(1, 3, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 1.0, g); });
   const std::string file = write("ok.h5", eq);
-  Run r = run("fit " + file + " --family lasso");
+  CommandRun r = run("fit " + file + " --family lasso");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("accepted families"), std::string::npos) << r.output;
   r = run("fit " + file + " --family sym --method qr");
