@@ -1,0 +1,642 @@
+#include "studies/ols_early_stopping.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <string_view>
+
+#include "core/errors.hpp"
+#include "core/fit.hpp"
+#include "core/least_squares.hpp"
+#include "core/symmetric_solver.hpp"
+#include "io/config.hpp"
+#include "io/equation_file.hpp"
+#include "io/hdf5_file.hpp"
+#include "io/json_output.hpp"
+
+namespace gradmatch::studies {
+namespace {
+
+constexpr const char* kStudy = "ols_early_stopping";
+constexpr std::int64_t kMaxIndex = (std::int64_t{1} << 20) - 1;  // pool and endpoint fields of a task id
+constexpr std::int64_t kMaxSigmas = (std::int64_t{1} << 16) - 1;
+constexpr std::uint64_t kCanonicalStream = 0;                   // shared data; task ids have kind >= 1
+
+std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
+
+template <class... A>
+std::string cat(std::string_view first, const A&... rest) {
+  std::string s(first);
+  ((s += rest), ...);
+  return s;
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// ---- config -----------------------------------------------------------------
+
+[[noreturn]] void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what) {
+  throw InputError(cat(reader.path(), ": key '", key, "': ", what));
+}
+
+PoolSpec read_pools(io::ConfigReader& r, const std::string& table, PoolSpec fallback) {
+  PoolSpec s;
+  s.pools = r.get_int(table + ".pools", fallback.pools, 1, kMaxIndex);
+  s.endpoints = r.get_int(table + ".endpoints", fallback.endpoints, 1, kMaxIndex);
+  return s;
+}
+
+ols::StoppingRule read_rule(io::ConfigReader& r, const std::string& table, ols::StoppingRule fallback) {
+  ols::StoppingRule s;
+  s.patience = r.get_int(table + ".patience", fallback.patience, 1, 10'000'000);
+  s.min_delta = r.get_double(table + ".min_delta", fallback.min_delta, 0.0, 1e300);
+  s.max_steps = r.get_int(table + ".max_steps", fallback.max_steps, 1, 10'000'000);
+  return s;
+}
+
+// ---- statistics over pools --------------------------------------------------
+
+// Two-sided 95% Student-t quantile t_{0.975, df}.
+double t_quantile_975(std::int64_t df) {
+  static constexpr double table[] = {12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851,
+                                     2.364624252,  2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830,
+                                     2.160368656,  2.144786688, 2.131449546, 2.119905299, 2.109815578, 2.100922040,
+                                     2.093024054,  2.085963447, 2.079613845, 2.073873068, 2.068657610, 2.063898562,
+                                     2.059538553,  2.055529439, 2.051830516, 2.048407142, 2.045229642, 2.042272456};
+  if (df <= 30) return table[df - 1];
+  // Cornish-Fisher expansion around the normal quantile (error < 1e-6 for df > 30).
+  const double z = 1.959963984540054, v = static_cast<double>(df);
+  const double z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z;
+  return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v) +
+         (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * v * v * v);
+}
+
+// Column-wise mean and 95% t interval of the rows of `samples` [pools, k].
+// With one pool the interval collapses to the mean.
+Band band_over_rows(const Matrix& samples) {
+  const std::int64_t n = samples.rows(), k = samples.cols();
+  Band b;
+  b.mean.assign(sz(k), 0.0);
+  b.ci_low.assign(sz(k), 0.0);
+  b.ci_high.assign(sz(k), 0.0);
+  for (std::int64_t j = 0; j < k; ++j) {
+    double mean = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) mean += samples(i, j);
+    mean /= static_cast<double>(n);
+    double half = 0.0;
+    if (n > 1) {
+      double ss = 0.0;
+      for (std::int64_t i = 0; i < n; ++i) ss += (samples(i, j) - mean) * (samples(i, j) - mean);
+      half = t_quantile_975(n - 1) * std::sqrt(ss / static_cast<double>(n - 1) / static_cast<double>(n));
+    }
+    b.mean[sz(j)] = mean;
+    b.ci_low[sz(j)] = mean - half;
+    b.ci_high[sz(j)] = mean + half;
+  }
+  return b;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  return v.size() % 2 == 1 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// ---- pools ------------------------------------------------------------------
+
+struct PoolSolve {
+  std::vector<double> distance;  // ||Lambda-hat_m - target||_F, m = 1..M (only M when !every_m)
+  Matrix full;                   // Lambda-hat_M
+  std::vector<Matrix> kept;      // Lambda-hat_m at the requested m
+};
+
+// Lambda-hat_m from the first m rows of `eq`, accumulating the Lyapunov sums
+// row by row; rcond as fit() chooses it for --family sym.
+PoolSolve solve_pool(const Equations& eq, const Matrix& target, std::span<const std::int64_t> keep, bool every_m) {
+  const std::int64_t m = eq.m(), p = eq.p();
+  const double rcond = default_rcond(sym_unknowns(p));
+  Matrix g(p, p), c(p, p);
+  PoolSolve out;
+  out.kept.resize(keep.size());
+  for (std::int64_t k = 1; k <= m; ++k) {
+    accumulate_lyapunov(eq.rows(k - 1, k), g, c);
+    const bool wanted = std::find(keep.begin(), keep.end(), k) != keep.end();
+    if (!every_m && k < m && !wanted) continue;
+    const Matrix lambda = solve_structured(g, c, rcond).lambda;
+    out.distance.push_back(frobenius_distance(lambda, target));
+    for (std::size_t i = 0; i < keep.size(); ++i)
+      if (keep[i] == k) out.kept[i] = lambda;
+    if (k == m) out.full = lambda;
+  }
+  if (!every_m) out.distance = {out.distance.back()};
+  return out;
+}
+
+// Row k of a pool: the endpoint's theta and grad L.
+void set_row(Equations& eq, std::int64_t k, std::span<const double> theta, std::span<const double> grad) {
+  for (std::int64_t j = 0; j < eq.p(); ++j) {
+    eq.theta(k, j) = theta[sz(j)];
+    eq.grad_loss(k, j) = grad[sz(j)];
+  }
+}
+
+Equations empty_pool(std::int64_t m, std::int64_t p) {
+  Equations eq;
+  eq.theta = Matrix(m, p);
+  eq.grad_loss = Matrix(m, p);
+  return eq;
+}
+
+FitOptions family(const char* name) {
+  FitOptions o;
+  o.family = FamilySpec::parse(name);
+  return o;
+}
+
+std::vector<double> response(const ols::Dataset& d, double sigma) {
+  std::vector<double> y(d.noise.size());
+  for (std::int64_t i = 0; i < d.x.rows(); ++i) {
+    double s = sigma * d.noise[sz(i)];
+    for (std::int64_t j = 0; j < d.x.cols(); ++j) s += d.x(i, j) * d.beta[sz(j)];
+    y[sz(i)] = s;
+  }
+  return y;
+}
+
+std::vector<std::int64_t> m_axis(std::int64_t m) {
+  std::vector<std::int64_t> axis(sz(m));
+  std::iota(axis.begin(), axis.end(), std::int64_t{1});
+  return axis;
+}
+
+// Progress lines on stderr: one every two seconds at most, and the last.
+class Progress {
+ public:
+  Progress(std::string stage, std::int64_t total)
+      : stage_(std::move(stage)), total_(total), start_(Clock::now()), last_(start_) {}
+  void done(std::int64_t count) {
+    const auto now = Clock::now();
+    if (count != total_ && now - last_ < std::chrono::seconds(2)) return;
+    last_ = now;
+    const double elapsed = seconds_since(start_);
+    const double eta = count > 0 ? elapsed * static_cast<double>(total_ - count) / static_cast<double>(count) : 0.0;
+    std::fprintf(stderr, "%s: %s %lld/%lld done, %.1f s elapsed, ETA %.1f s\n", kStudy, stage_.c_str(),
+                 static_cast<long long>(count), static_cast<long long>(total_), elapsed, eta);
+  }
+
+ private:
+  std::string stage_;
+  std::int64_t total_;
+  Clock::time_point start_, last_;
+};
+
+void note(const std::string& line) { std::fprintf(stderr, "%s: %s\n", kStudy, line.c_str()); }
+
+}  // namespace
+
+// ---- config -----------------------------------------------------------------
+
+OlsEarlyStoppingConfig read_ols_config(io::ConfigReader& r) {
+  OlsEarlyStoppingConfig c;
+  const std::string study = r.get_string("study");
+  if (study != kStudy) config_error(r, "study", cat("this reader is for study \"", kStudy, "\", not \"", study, "\""));
+  c.seed = static_cast<std::uint64_t>(r.get_int("seed", static_cast<std::int64_t>(c.seed), 0,
+                                               std::numeric_limits<std::int64_t>::max()));
+  c.n = r.get_int("data.n", c.n, 2, 10'000'000);
+  c.p = r.get_int("data.p", c.p, 1, 1000);
+  c.beta_sd = r.get_double("data.beta_sd", c.beta_sd, 1e-300, 1e150);
+  c.noise_sd = r.get_double("data.noise_sd", c.noise_sd, 0.0, 1e150);
+  c.learning_rate = r.get_double("data.learning_rate", c.learning_rate, 1e-300, 1e3);
+
+  c.canonical = read_rule(r, "canonical", c.canonical);
+
+  c.fixed_iterate = read_pools(r, "fixed_iterate", c.fixed_iterate);
+  c.fixed_iterate_show_m = r.get_int("fixed_iterate.show_m", c.fixed_iterate_show_m, 1, kMaxIndex);
+
+  c.variable_stop = read_pools(r, "variable_stop", c.variable_stop);
+  c.variable_rule = read_rule(r, "variable_stop", c.variable_rule);
+
+  c.trace_steps = r.get_ints("lambda_trace.steps", c.trace_steps, 1, 10'000'000);
+  c.adam.learning_rate = r.get_double("lambda_trace.adam_learning_rate", c.adam.learning_rate, 1e-300, 1e3);
+  c.adam.max_epochs = r.get_int("lambda_trace.adam_max_epochs", c.adam.max_epochs, 1, 100'000'000);
+  c.adam.patience = r.get_int("lambda_trace.adam_patience", c.adam.patience, 1, 100'000'000);
+  c.adam.init_log_lambda = r.get_double("lambda_trace.adam_init_log_lambda", c.adam.init_log_lambda, -700.0, 700.0);
+
+  c.bootstrap_noise_sd = r.get_double("bootstrap.noise_sd", c.bootstrap_noise_sd, 0.0, 1e150);
+  c.bootstrap = read_pools(r, "bootstrap", c.bootstrap);
+  c.bootstrap_show_m = r.get_ints("bootstrap.show_m", c.bootstrap_show_m, 1, kMaxIndex);
+
+  c.sweep_sigmas = r.get_doubles("sigma_sweep.sigmas", c.sweep_sigmas, 0.0, 1e150);
+  c.sweep_steps = r.get_int("sigma_sweep.steps", c.sweep_steps, 1, 10'000'000);
+  c.sweep = read_pools(r, "sigma_sweep", c.sweep);
+
+  // Cross-field constraints.
+  if (c.fixed_iterate_show_m > c.fixed_iterate.endpoints)
+    config_error(r, "fixed_iterate.show_m",
+                 cat(std::to_string(c.fixed_iterate_show_m), " exceeds fixed_iterate.endpoints = ",
+                     std::to_string(c.fixed_iterate.endpoints), "; choose m between 1 and the pool size"));
+  for (std::int64_t m : c.bootstrap_show_m)
+    if (m > c.bootstrap.endpoints)
+      config_error(r, "bootstrap.show_m",
+                   cat(std::to_string(m), " exceeds bootstrap.endpoints = ", std::to_string(c.bootstrap.endpoints),
+                       "; every m must lie between 1 and the pool size"));
+  if (c.trace_steps.empty()) config_error(r, "lambda_trace.steps", "is empty; give at least one step t >= 1");
+  for (std::size_t i = 1; i < c.trace_steps.size(); ++i)
+    if (c.trace_steps[i] <= c.trace_steps[i - 1])
+      config_error(r, "lambda_trace.steps", "must be strictly increasing (one GD trajectory is read at each step)");
+  if (c.sweep_sigmas.empty()) config_error(r, "sigma_sweep.sigmas", "is empty; give at least one noise level");
+  if (static_cast<std::int64_t>(c.sweep_sigmas.size()) > kMaxSigmas)
+    config_error(r, "sigma_sweep.sigmas", cat("holds more than ", std::to_string(kMaxSigmas), " values"));
+  r.finish();
+  return c;
+}
+
+// ---- tasks ------------------------------------------------------------------
+
+std::uint64_t OlsTask::id() const {
+  return (static_cast<std::uint64_t>(kind) << 56) | (static_cast<std::uint64_t>(sigma_index) << 40) |
+         (static_cast<std::uint64_t>(pool) << 20) | static_cast<std::uint64_t>(endpoint);
+}
+
+std::vector<OlsTask> enumerate_tasks(const OlsEarlyStoppingConfig& c) {
+  std::vector<OlsTask> tasks;
+  auto add_pools = [&](OlsTaskKind kind, std::int64_t sigma_index, const PoolSpec& spec, std::int64_t first) {
+    for (std::int64_t pool = 0; pool < spec.pools; ++pool)
+      for (std::int64_t e = first; e < spec.endpoints; ++e) tasks.push_back({kind, sigma_index, pool, e});
+  };
+  add_pools(OlsTaskKind::fixed_iterate, 0, c.fixed_iterate, 0);
+  add_pools(OlsTaskKind::variable_stop, 0, c.variable_stop, 0);
+  add_pools(OlsTaskKind::bootstrap, 0, c.bootstrap, 1);  // endpoint 0: the canonical run
+  for (std::int64_t s = 0; s < static_cast<std::int64_t>(c.sweep_sigmas.size()); ++s)
+    add_pools(OlsTaskKind::sigma_sweep, s, c.sweep, 1);
+  return tasks;
+}
+
+OlsShared prepare_shared(const OlsEarlyStoppingConfig& c) {
+  OlsShared s;
+  Rng rng(c.seed, kCanonicalStream);
+  s.data = ols::draw_dataset(rng, c.n, c.p, c.beta_sd, 1.0);  // noise holds z ~ N(0, 1)
+  s.moments = ols::moments(s.data.x, response(s.data, c.noise_sd));
+  s.spectrum = ols::spectrum(s.moments.gram);
+  ols::ali_lambda(s.spectrum, c.learning_rate, 1);  // InputError unless epsilon s_max < 1
+  s.canonical = ols::gradient_descent(s.moments, c.learning_rate, c.canonical);
+
+  s.bootstrap_y = response(s.data, c.bootstrap_noise_sd);
+  s.bootstrap_moments = ols::moments(s.data.x, s.bootstrap_y);
+  s.bootstrap_canonical = ols::gradient_descent(s.bootstrap_moments, c.learning_rate, c.canonical);
+
+  for (double sigma : c.sweep_sigmas) {
+    s.sweep_y.push_back(response(s.data, sigma));
+    s.sweep_moments.push_back(ols::moments(s.data.x, s.sweep_y.back()));
+    s.sweep_theta.push_back(ols::gradient_descent(s.sweep_moments.back(), c.learning_rate, c.sweep_steps).theta);
+  }
+  return s;
+}
+
+OlsTaskResult run_task(const OlsEarlyStoppingConfig& c, const OlsShared& s, const OlsTask& task) {
+  Rng rng(c.seed, task.id());
+  ols::Moments mo;
+  ols::GradientDescentRun run;
+  switch (task.kind) {
+    case OlsTaskKind::fixed_iterate:
+    case OlsTaskKind::variable_stop: {
+      const ols::Dataset d = ols::draw_response(rng, s.data.x, c.beta_sd, c.noise_sd);
+      mo = ols::moments(d.x, d.y);
+      run = task.kind == OlsTaskKind::fixed_iterate ? ols::gradient_descent(mo, c.learning_rate, s.canonical.steps)
+                                                    : ols::gradient_descent(mo, c.learning_rate, c.variable_rule);
+      break;
+    }
+    case OlsTaskKind::bootstrap:
+    case OlsTaskKind::sigma_sweep: {
+      const bool figure7 = task.kind == OlsTaskKind::bootstrap;
+      const std::vector<double>& y = figure7 ? s.bootstrap_y : s.sweep_y.at(sz(task.sigma_index));
+      mo = ols::moments(s.data.x, y, ols::bootstrap_counts(rng, c.n));
+      run = ols::gradient_descent(mo, c.learning_rate, figure7 ? s.bootstrap_canonical.steps : c.sweep_steps);
+      break;
+    }
+  }
+  OlsTaskResult out;
+  out.grad_loss = ols::loss_gradient(mo, run.theta);
+  out.theta = std::move(run.theta);
+  out.steps = run.steps;
+  return out;
+}
+
+// ---- assembly ---------------------------------------------------------------
+
+OlsStudyResults assemble(const OlsEarlyStoppingConfig& c, const OlsShared& s, std::span<const OlsTask> tasks,
+                         std::span<const OlsTaskResult> results) {
+  if (tasks.size() != results.size()) throw std::invalid_argument("assemble: one result per task is needed");
+  std::map<std::uint64_t, std::size_t> index;
+  for (std::size_t i = 0; i < tasks.size(); ++i) index[tasks[i].id()] = i;
+  auto result_of = [&](OlsTaskKind kind, std::int64_t sigma, std::int64_t pool, std::int64_t e) -> const OlsTaskResult& {
+    const auto it = index.find(OlsTask{kind, sigma, pool, e}.id());
+    if (it == index.end()) throw std::invalid_argument("assemble: a task result is missing");
+    return results[it->second];
+  };
+  const std::int64_t p = c.p;
+  const double lr = c.learning_rate;
+  OlsStudyResults r;
+
+  // Canonical run: panels A and C.
+  r.stop_step = s.canonical.steps;
+  r.lambda_theory = ols::ali_lambda(s.spectrum, lr, r.stop_step);
+  r.canonical_equations = ols::endpoint_equations(s.moments, s.canonical.theta);
+  r.q_hat = fit(r.canonical_equations, family("diag")).coefficients;
+  r.theta_retrained = ols::retrain_diagonal(s.moments, r.q_hat);
+  for (std::int64_t j = 0; j < p; ++j)
+    r.diag_retrain_max_abs_diff =
+        std::max(r.diag_retrain_max_abs_diff, std::abs(r.theta_retrained[sz(j)] - s.canonical.theta[sz(j)]));
+
+  // Panel B: fixed iterate, one target Lambda(t) for every endpoint.
+  {
+    const PoolSpec& spec = c.fixed_iterate;
+    r.fixed_distance = Matrix(spec.pools, spec.endpoints);
+    const double norm = frobenius_norm(r.lambda_theory);
+    const std::int64_t show[] = {c.fixed_iterate_show_m};
+    for (std::int64_t pool = 0; pool < spec.pools; ++pool) {
+      Equations eq = empty_pool(spec.endpoints, p);
+      for (std::int64_t e = 0; e < spec.endpoints; ++e) {
+        const OlsTaskResult& t = result_of(OlsTaskKind::fixed_iterate, 0, pool, e);
+        set_row(eq, e, t.theta, t.grad_loss);
+      }
+      const PoolSolve solved = solve_pool(eq, r.lambda_theory, show, true);
+      std::copy(solved.distance.begin(), solved.distance.end(), r.fixed_distance.row(pool).begin());
+      r.fixed_relative_error.push_back(solved.distance.back() / norm);
+      if (pool == 0) {
+        r.fixed_lambda_show = solved.kept[0];
+        r.fixed_lambda_full = solved.full;
+        r.fixed_equations = std::move(eq);
+      }
+    }
+    r.fixed_band = band_over_rows(r.fixed_distance);
+  }
+
+  // Panel D: every endpoint stops itself; target = elementwise median of Lambda(t_k).
+  {
+    const PoolSpec& spec = c.variable_stop;
+    r.variable_distance = Matrix(spec.pools, spec.endpoints);
+    r.variable_steps = Matrix(spec.pools, spec.endpoints);
+    for (std::int64_t pool = 0; pool < spec.pools; ++pool) {
+      Equations eq = empty_pool(spec.endpoints, p);
+      std::vector<Matrix> lambdas;
+      for (std::int64_t e = 0; e < spec.endpoints; ++e) {
+        const OlsTaskResult& t = result_of(OlsTaskKind::variable_stop, 0, pool, e);
+        set_row(eq, e, t.theta, t.grad_loss);
+        r.variable_steps(pool, e) = static_cast<double>(t.steps);
+        lambdas.push_back(ols::ali_lambda(s.spectrum, lr, t.steps));
+      }
+      Matrix target(p, p);
+      std::vector<double> entry(lambdas.size());
+      for (std::int64_t i = 0; i < p * p; ++i) {
+        for (std::size_t k = 0; k < lambdas.size(); ++k) entry[k] = lambdas[k].data()[i];
+        target.data()[i] = median(entry);
+      }
+      r.variable_lambda_median.insert(r.variable_lambda_median.end(), target.values().begin(), target.values().end());
+      const PoolSolve solved = solve_pool(eq, target, {}, true);
+      std::copy(solved.distance.begin(), solved.distance.end(), r.variable_distance.row(pool).begin());
+      if (pool == 0) {
+        r.variable_lambda_full = solved.full;
+        r.variable_equations = std::move(eq);
+      }
+    }
+    r.variable_band = band_over_rows(r.variable_distance);
+  }
+
+  // Panel E: one trajectory, scalar ridge at theta_t with b = -grad L(theta_t).
+  {
+    r.trace_theta = ols::gradient_descent_checkpoints(s.moments, lr, c.trace_steps);
+    r.trace_grad_loss = Matrix(r.trace_theta.rows(), p);
+    for (std::size_t i = 0; i < c.trace_steps.size(); ++i) {
+      const Equations eq = ols::endpoint_equations(s.moments, r.trace_theta.row(static_cast<std::int64_t>(i)));
+      std::copy(eq.grad_loss.values().begin(), eq.grad_loss.values().end(),
+                r.trace_grad_loss.row(static_cast<std::int64_t>(i)).begin());
+      r.trace_closed.push_back(fit(eq, family("ridge")).coefficient());
+      const std::vector<double> f = ols::ali_lambda_eigenvalues(s.spectrum, lr, c.trace_steps[i]);
+      r.trace_theory.push_back(std::accumulate(f.begin(), f.end(), 0.0) / static_cast<double>(p));
+      const ols::AdamRidgeFit adam = ols::fit_ridge_adam(eq, c.adam);
+      r.trace_iterative.push_back(adam.lambda);
+      r.trace_adam_epochs.push_back(adam.epochs);
+    }
+  }
+
+  // Figure 7 A-E: canonical sigma = 10 endpoint + bootstrap resamples.
+  {
+    const PoolSpec& spec = c.bootstrap;
+    r.bootstrap_steps = s.bootstrap_canonical.steps;
+    r.bootstrap_lambda_theory = ols::ali_lambda(s.spectrum, lr, r.bootstrap_steps);
+    r.bootstrap_zero_baseline = frobenius_norm(r.bootstrap_lambda_theory);
+    r.bootstrap_distance = Matrix(spec.pools, spec.endpoints);
+    const Equations canonical = ols::endpoint_equations(s.bootstrap_moments, s.bootstrap_canonical.theta);
+    for (std::int64_t pool = 0; pool < spec.pools; ++pool) {
+      Equations eq = empty_pool(spec.endpoints, p);
+      set_row(eq, 0, canonical.theta.row(0), canonical.grad_loss.row(0));
+      for (std::int64_t e = 1; e < spec.endpoints; ++e) {
+        const OlsTaskResult& t = result_of(OlsTaskKind::bootstrap, 0, pool, e);
+        set_row(eq, e, t.theta, t.grad_loss);
+      }
+      const PoolSolve solved = solve_pool(eq, r.bootstrap_lambda_theory, c.bootstrap_show_m, true);
+      std::copy(solved.distance.begin(), solved.distance.end(), r.bootstrap_distance.row(pool).begin());
+      if (pool == 0) {
+        for (const Matrix& l : solved.kept)
+          r.bootstrap_lambda_show.insert(r.bootstrap_lambda_show.end(), l.values().begin(), l.values().end());
+        r.bootstrap_lambda_full = solved.full;
+        r.bootstrap_equations = std::move(eq);
+      }
+    }
+    r.bootstrap_band = band_over_rows(r.bootstrap_distance);
+  }
+
+  // Figure 7 F: distance at m = M over sigma.
+  {
+    const PoolSpec& spec = c.sweep;
+    const auto n_sigma = static_cast<std::int64_t>(c.sweep_sigmas.size());
+    const Matrix target = ols::ali_lambda(s.spectrum, lr, c.sweep_steps);
+    r.sweep_distance = Matrix(n_sigma, spec.pools);
+    for (std::int64_t si = 0; si < n_sigma; ++si) {
+      const Equations canonical = ols::endpoint_equations(s.sweep_moments[sz(si)], s.sweep_theta[sz(si)]);
+      for (std::int64_t pool = 0; pool < spec.pools; ++pool) {
+        Equations eq = empty_pool(spec.endpoints, p);
+        set_row(eq, 0, canonical.theta.row(0), canonical.grad_loss.row(0));
+        for (std::int64_t e = 1; e < spec.endpoints; ++e) {
+          const OlsTaskResult& t = result_of(OlsTaskKind::sigma_sweep, si, pool, e);
+          set_row(eq, e, t.theta, t.grad_loss);
+        }
+        r.sweep_distance(si, pool) = solve_pool(eq, target, {}, false).distance.back();
+      }
+      r.sweep_zero_baseline.push_back(frobenius_norm(target));
+    }
+    r.sweep_band = band_over_rows(r.sweep_distance.transposed());
+  }
+  return r;
+}
+
+// ---- outputs ----------------------------------------------------------------
+
+namespace {
+
+nlohmann::json band_json(const Band& b, std::int64_t m) {
+  return {{"m", m_axis(m)}, {"mean", b.mean}, {"ci_low", b.ci_low}, {"ci_high", b.ci_high}};
+}
+
+void write_band(io::ResultsWriter& w, const std::string& group, const Band& b) {
+  w.write(group + "/mean", b.mean);
+  w.write(group + "/ci_low", b.ci_low);
+  w.write(group + "/ci_high", b.ci_high);
+}
+
+void write_results(const std::string& path, const OlsEarlyStoppingConfig& c, const std::string& config_text,
+                   const OlsShared& s, const OlsStudyResults& r) {
+  io::ResultsWriter w(path);
+  w.write("config", config_text);
+  w.write("canonical/beta", s.data.beta);
+  w.write("canonical/theta_hat", s.canonical.theta);
+  w.write("canonical/theta_retrained", r.theta_retrained);
+  w.write("canonical/q_hat", r.q_hat);
+  w.write("canonical/stop_step", std::vector<std::int64_t>{r.stop_step});
+  w.write("canonical/monitored_loss", s.canonical.monitored_loss);
+  w.write("canonical/lambda_theory", r.lambda_theory);
+  w.write("canonical/gram_eigenvalues", s.spectrum.s);
+  w.write("canonical/diag_retrain_max_abs_diff", r.diag_retrain_max_abs_diff);
+
+  w.write("fixed_iterate/m", m_axis(c.fixed_iterate.endpoints));
+  w.write("fixed_iterate/distance", r.fixed_distance);
+  write_band(w, "fixed_iterate", r.fixed_band);
+  w.write("fixed_iterate/relative_error", r.fixed_relative_error);
+  w.write("fixed_iterate/show_m", std::vector<std::int64_t>{c.fixed_iterate_show_m});
+  w.write("fixed_iterate/lambda_hat_show", r.fixed_lambda_show);
+  w.write("fixed_iterate/lambda_hat_pool0", r.fixed_lambda_full);
+
+  const std::int64_t p = c.p;
+  w.write("variable_stop/m", m_axis(c.variable_stop.endpoints));
+  w.write("variable_stop/distance", r.variable_distance);
+  write_band(w, "variable_stop", r.variable_band);
+  w.write("variable_stop/stop_steps", r.variable_steps);
+  w.write("variable_stop/lambda_median", r.variable_lambda_median, {c.variable_stop.pools, p, p});
+  w.write("variable_stop/lambda_hat_pool0", r.variable_lambda_full);
+
+  w.write("lambda_trace/t", c.trace_steps);
+  w.write("lambda_trace/theta", r.trace_theta);
+  w.write("lambda_trace/closed", r.trace_closed);
+  w.write("lambda_trace/theory", r.trace_theory);
+  w.write("lambda_trace/iterative", r.trace_iterative);
+  w.write("lambda_trace/adam_epochs", r.trace_adam_epochs);
+
+  w.write("bootstrap/noise_sd", c.bootstrap_noise_sd);
+  w.write("bootstrap/steps", std::vector<std::int64_t>{r.bootstrap_steps});
+  w.write("bootstrap/lambda_theory", r.bootstrap_lambda_theory);
+  w.write("bootstrap/m", m_axis(c.bootstrap.endpoints));
+  w.write("bootstrap/distance", r.bootstrap_distance);
+  write_band(w, "bootstrap", r.bootstrap_band);
+  w.write("bootstrap/zero_baseline", r.bootstrap_zero_baseline);
+  w.write("bootstrap/show_m", c.bootstrap_show_m);
+  w.write("bootstrap/lambda_hat_show", r.bootstrap_lambda_show,
+          {static_cast<std::int64_t>(c.bootstrap_show_m.size()), p, p});
+  w.write("bootstrap/lambda_hat_pool0", r.bootstrap_lambda_full);
+
+  w.write("sigma_sweep/sigma", c.sweep_sigmas);
+  w.write("sigma_sweep/steps", std::vector<std::int64_t>{c.sweep_steps});
+  w.write("sigma_sweep/distance", r.sweep_distance);
+  write_band(w, "sigma_sweep", r.sweep_band);
+  w.write("sigma_sweep/zero_baseline", r.sweep_zero_baseline);
+  w.commit();
+}
+
+}  // namespace
+
+nlohmann::json summary_json(const OlsEarlyStoppingConfig& c, const OlsStudyResults& r) {
+  const double rel_mean = std::accumulate(r.fixed_relative_error.begin(), r.fixed_relative_error.end(), 0.0) /
+                          static_cast<double>(r.fixed_relative_error.size());
+  std::vector<double> steps(r.variable_steps.values());
+  std::sort(steps.begin(), steps.end());
+  nlohmann::json variable = band_json(r.variable_band, c.variable_stop.endpoints);
+  variable["stop_step_min"] = steps.front();
+  variable["stop_step_median"] = median(steps);
+  variable["stop_step_max"] = steps.back();
+  nlohmann::json bootstrap = band_json(r.bootstrap_band, c.bootstrap.endpoints);
+  bootstrap["zero_baseline"] = r.bootstrap_zero_baseline;
+  bootstrap["steps"] = r.bootstrap_steps;
+  bootstrap["noise_sd"] = c.bootstrap_noise_sd;
+  return {
+      {"study", kStudy},
+      {"stop_epoch", r.stop_step},
+      {"diag_retrain_max_abs_diff", r.diag_retrain_max_abs_diff},
+      {"fixed_iterate_rel_error", rel_mean},
+      {"fixed_iterate_distance_by_m", band_json(r.fixed_band, c.fixed_iterate.endpoints)},
+      {"variable_stop_distance_by_m", variable},
+      {"lambda_trace",
+       {{"t", c.trace_steps}, {"closed", r.trace_closed}, {"theory", r.trace_theory}, {"iterative", r.trace_iterative}}},
+      {"bootstrap_distance_by_m", bootstrap},
+      {"sigma_sweep",
+       {{"sigma", c.sweep_sigmas},
+        {"steps", c.sweep_steps},
+        {"distance", r.sweep_band.mean},
+        {"ci_low", r.sweep_band.ci_low},
+        {"ci_high", r.sweep_band.ci_high},
+        {"zero_baseline", r.sweep_zero_baseline}}},
+  };
+}
+
+void run_ols_early_stopping(const std::string& config_path, const std::string& out_dir) {
+  const auto t0 = Clock::now();
+  io::ConfigReader reader(config_path);
+  const OlsEarlyStoppingConfig config = read_ols_config(reader);
+
+  auto t = Clock::now();
+  const OlsShared shared = prepare_shared(config);
+  const double shared_s = seconds_since(t);
+  note(cat("canonical run stopped at step ", std::to_string(shared.canonical.steps)));
+
+  t = Clock::now();
+  const std::vector<OlsTask> tasks = enumerate_tasks(config);
+  std::vector<OlsTaskResult> results;
+  results.reserve(tasks.size());
+  Progress progress("tasks", static_cast<std::int64_t>(tasks.size()));
+  for (const OlsTask& task : tasks) {
+    results.push_back(run_task(config, shared, task));
+    progress.done(static_cast<std::int64_t>(results.size()));
+  }
+  const double tasks_s = seconds_since(t);
+
+  t = Clock::now();
+  const OlsStudyResults r = assemble(config, shared, tasks, results);
+  const double assemble_s = seconds_since(t);
+
+  t = Clock::now();
+  note(cat("writing ", out_dir));
+  std::filesystem::create_directories(out_dir);
+  const std::filesystem::path dir(out_dir);
+  write_results((dir / "results.h5").string(), config, reader.text(), shared, r);
+  io::write_equation_file((dir / "equations_canonical.h5").string(), r.canonical_equations);
+  io::write_equation_file((dir / "equations_fixed_iterate_pool0.h5").string(), r.fixed_equations);
+  io::write_equation_file((dir / "equations_variable_stop_pool0.h5").string(), r.variable_equations);
+  io::write_equation_file((dir / "equations_bootstrap_pool0.h5").string(), r.bootstrap_equations);
+  for (std::size_t i = 0; i < config.trace_steps.size(); ++i) {
+    Equations eq;
+    eq.theta = r.trace_theta.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
+    eq.grad_loss = r.trace_grad_loss.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
+    io::write_equation_file((dir / cat("equations_lambda_trace_t", std::to_string(config.trace_steps[i]), ".h5")).string(),
+                            eq);
+  }
+  io::write_json_file((dir / "summary.json").string(), summary_json(config, r));
+  const double write_s = seconds_since(t);
+  const nlohmann::json info = {{"study", kStudy},
+                               {"tasks", tasks.size()},
+                               {"ranks", 1},
+                               {"wall_seconds",
+                                {{"shared", shared_s},
+                                 {"tasks", tasks_s},
+                                 {"assemble", assemble_s},
+                                 {"write", write_s},
+                                 {"total", seconds_since(t0)}}}};
+  io::write_json_file((dir / "run_info.json").string(), info);
+  note(cat("done in ", std::to_string(seconds_since(t0)), " s"));
+}
+
+}  // namespace gradmatch::studies

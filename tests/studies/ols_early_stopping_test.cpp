@@ -1,0 +1,190 @@
+#include "studies/ols_early_stopping.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/errors.hpp"
+#include "core/fit.hpp"
+#include "io/config.hpp"
+#include "io/equation_file.hpp"
+#include "io/hdf5_file.hpp"
+
+namespace gradmatch::studies {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSmokeConfig = std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/ols_early_stopping.toml";
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A fresh scratch directory per test, removed afterwards.
+class OlsEarlyStoppingStudy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string name = "gradmatch-studies-";
+    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    name += "-";
+    name += std::to_string(::getpid());
+    root_ = fs::temp_directory_path() / name;
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  // The smoke config with `line` added at the top of `[table]`.
+  std::string config_with(const std::string& table, const std::string& line) {
+    std::string text = slurp(kSmokeConfig);
+    const std::string header = "[" + table + "]\n";
+    text.insert(text.find(header) + header.size(), line + "\n");
+    const fs::path path = root_ / "config.toml";
+    std::ofstream(path) << text;
+    return path.string();
+  }
+  fs::path root_;
+};
+
+TEST_F(OlsEarlyStoppingStudy, SmokeRunMeetsTheExactTheoryTargetsAndWritesEveryOutput) {
+  const fs::path out = root_ / "run";
+  run_ols_early_stopping(kSmokeConfig, out.string());
+  for (const char* name : {"results.h5", "summary.json", "run_info.json", "equations_canonical.h5",
+                           "equations_fixed_iterate_pool0.h5", "equations_variable_stop_pool0.h5",
+                           "equations_bootstrap_pool0.h5", "equations_lambda_trace_t1000.h5"})
+    EXPECT_TRUE(fs::exists(out / name)) << name;
+
+  const nlohmann::json s = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(s.at("stop_epoch").get<std::int64_t>(), 300);  // the loss falls at every step: max_steps
+  EXPECT_LT(s.at("fixed_iterate_rel_error").get<double>(), 1e-8);
+  EXPECT_LT(s.at("diag_retrain_max_abs_diff").get<double>(), 1e-8);
+
+  // Fixed iterate: underdetermined below m = p = 5, exact from m = p on.
+  const auto fixed = s.at("fixed_iterate_distance_by_m").at("mean").get<std::vector<double>>();
+  ASSERT_EQ(fixed.size(), 20u);
+  EXPECT_GT(fixed[2], 1e-3);
+  EXPECT_LT(fixed[4], 1e-10);
+
+  // Panel E: closed form and theory both decay toward 0 and track each other;
+  // Adam agrees with the closed form.
+  const auto& trace = s.at("lambda_trace");
+  const auto closed = trace.at("closed").get<std::vector<double>>();
+  const auto theory = trace.at("theory").get<std::vector<double>>();
+  const auto iterative = trace.at("iterative").get<std::vector<double>>();
+  ASSERT_EQ(closed.size(), 6u);
+  for (std::size_t i = 0; i < closed.size(); ++i) {
+    if (i > 0) {
+      EXPECT_LT(closed[i], closed[i - 1]);
+      EXPECT_LT(theory[i], theory[i - 1]);
+    }
+    EXPECT_GT(closed[i] / theory[i], 0.5);
+    EXPECT_LT(closed[i] / theory[i], 2.0);
+    EXPECT_NEAR(iterative[i], closed[i], 1e-3 * closed[i]);
+  }
+  EXPECT_LT(closed.back(), 1e-3 * closed.front());
+
+  const auto sweep = s.at("sigma_sweep");
+  EXPECT_EQ(sweep.at("distance").size(), 3u);
+  EXPECT_EQ(sweep.at("zero_baseline").size(), 3u);
+  EXPECT_EQ(s.at("bootstrap_distance_by_m").at("mean").size(), 20u);
+}
+
+TEST_F(OlsEarlyStoppingStudy, EquationFilesReproduceTheStoredLambdaHat) {
+  const fs::path out = root_ / "run";
+  run_ols_early_stopping(kSmokeConfig, out.string());
+  const struct {
+    const char* file;
+    const char* dataset;
+  } pairs[] = {{"equations_fixed_iterate_pool0.h5", "fixed_iterate/lambda_hat_pool0"},
+               {"equations_variable_stop_pool0.h5", "variable_stop/lambda_hat_pool0"},
+               {"equations_bootstrap_pool0.h5", "bootstrap/lambda_hat_pool0"}};
+  FitOptions sym;
+  sym.family = FamilySpec::parse("sym");
+  for (const auto& pr : pairs) {
+    const Equations eq = io::read_equation_file((out / pr.file).string());
+    EXPECT_EQ(eq.m(), 20);
+    const Matrix fitted = fit(eq, sym).lambda_matrix();
+    const Matrix stored(5, 5, io::read_doubles((out / "results.h5").string(), pr.dataset));
+    EXPECT_LT(frobenius_distance(fitted, stored), 1e-10 * frobenius_norm(stored)) << pr.file;
+  }
+  FitOptions diag;
+  diag.family = FamilySpec::parse("diag");
+  const std::vector<double> q = fit(io::read_equation_file((out / "equations_canonical.h5").string()), diag).coefficients;
+  const std::vector<double> stored = io::read_doubles((out / "results.h5").string(), "canonical/q_hat");
+  ASSERT_EQ(q.size(), stored.size());
+  for (std::size_t j = 0; j < q.size(); ++j) EXPECT_NEAR(q[j], stored[j], 1e-12 * std::abs(stored[j]));
+}
+
+TEST_F(OlsEarlyStoppingStudy, SummaryIsByteIdenticalAcrossRuns) {
+  run_ols_early_stopping(kSmokeConfig, (root_ / "a").string());
+  run_ols_early_stopping(kSmokeConfig, (root_ / "b").string());
+  const std::string a = slurp(root_ / "a" / "summary.json");
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a, slurp(root_ / "b" / "summary.json"));
+}
+
+// A task's draws are keyed by (seed, task id): the same task gives the same
+// endpoint whatever else the config asks for and in whatever order it runs.
+TEST_F(OlsEarlyStoppingStudy, TaskResultsDependOnTheTaskIdNotOnOrderOrCounts) {
+  io::ConfigReader reader(kSmokeConfig);
+  const OlsEarlyStoppingConfig small = read_ols_config(reader);
+  OlsEarlyStoppingConfig large = small;
+  large.fixed_iterate.pools += 3;
+  large.sweep_sigmas.push_back(30.0);
+  const OlsShared shared_small = prepare_shared(small), shared_large = prepare_shared(large);
+  const std::vector<OlsTask> tasks = enumerate_tasks(small);
+  for (std::size_t i : {tasks.size() - 1, std::size_t{7}, std::size_t{0}}) {  // out of order
+    const OlsTaskResult a = run_task(small, shared_small, tasks[i]);
+    const OlsTaskResult b = run_task(large, shared_large, tasks[i]);
+    EXPECT_EQ(a.theta, b.theta);
+    EXPECT_EQ(a.grad_loss, b.grad_loss);
+  }
+  EXPECT_NE(tasks[0].id(), tasks[1].id());
+}
+
+TEST_F(OlsEarlyStoppingStudy, UnknownKeyIsAnInputErrorAndWritesNothing) {
+  const std::string config = config_with("fixed_iterate", "endpoint = 20");
+  EXPECT_THROW(run_ols_early_stopping(config, (root_ / "out").string()), InputError);
+  EXPECT_FALSE(fs::exists(root_ / "out"));
+}
+
+TEST_F(OlsEarlyStoppingStudy, OutOfRangeValueIsAnInputErrorAndWritesNothing) {
+  for (const char* line : {"show_m = 21", "pools = 0"}) {
+    std::string text = slurp(kSmokeConfig);
+    const std::string header = "[fixed_iterate]\n";
+    const auto at = text.find(header) + header.size();
+    // Replace the key's existing line so that it is defined once.
+    const std::string key = std::string(line).substr(0, std::string(line).find(' '));
+    const auto start = text.find(key + " =", at);
+    text.replace(start, text.find('\n', start) - start, line);
+    const fs::path path = root_ / "bad.toml";
+    std::ofstream(path) << text;
+    EXPECT_THROW(run_ols_early_stopping(path.string(), (root_ / "out").string()), InputError) << line;
+    EXPECT_FALSE(fs::exists(root_ / "out")) << line;
+  }
+}
+
+TEST_F(OlsEarlyStoppingStudy, LearningRateBeyondAliStabilityIsAnInputErrorAndWritesNothing) {
+  std::string text = slurp(kSmokeConfig);
+  const auto start = text.find("learning_rate = 0.01");
+  text.replace(start, std::string("learning_rate = 0.01").size(), "learning_rate = 1.5");
+  const fs::path path = root_ / "bad.toml";
+  std::ofstream(path) << text;
+  EXPECT_THROW(run_ols_early_stopping(path.string(), (root_ / "out").string()), InputError);
+  EXPECT_FALSE(fs::exists(root_ / "out"));
+}
+
+}  // namespace
+}  // namespace gradmatch::studies
