@@ -21,10 +21,10 @@ pin=()
 if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then pin=(taskset -c 0,1); fi
 export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 
-start=$(date +%s.%N)
+start=$EPOCHREALTIME
 "${pin[@]}" "$gradmatch" run "$config" --out "$out"
-end=$(date +%s.%N)
-wall=$(echo "$end - $start" | bc -l)
+end=$EPOCHREALTIME
+wall=$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }')
 printf 'bench: paper-scale ols_early_stopping on 2 cores: %.2f s wall (target <= 60 s)\n' "$wall"
 echo "bench: outputs in $out"
 /usr/bin/python3 - "$out" <<'PY'
