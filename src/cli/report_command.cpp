@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,6 +24,22 @@ void describe_equation_file(const std::string& path) {
   std::cout << std::endl;
 }
 
+// One line per number; arrays as "[n values: first ... last]"; objects indented.
+void print_items(const nlohmann::json& doc, const std::string& indent) {
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "study") continue;
+    if (value.is_object()) {
+      std::cout << indent << key << ":\n";
+      print_items(value, indent + "  ");
+    } else if (value.is_array() && value.size() > 4) {
+      std::cout << indent << key << ": [" << value.size() << " values: " << value.front().dump() << " ... "
+                << value.back().dump() << "]\n";
+    } else {
+      std::cout << indent << key << ": " << value.dump() << "\n";
+    }
+  }
+}
+
 void describe_study(const std::filesystem::path& dir) {
   const auto summary = dir / "summary.json";
   std::ifstream in(summary);
@@ -36,14 +53,12 @@ void describe_study(const std::filesystem::path& dir) {
     throw InputError(summary.string() + ": not valid JSON (" + e.what() + ")");
   }
   std::cout << dir.string() << ": " << doc.value("study", std::string("study")) << "\n";
-  for (const auto& [key, value] : doc.items()) {
-    if (key == "study") continue;
-    std::string text = value.dump();
-    if (text.size() > 100) text = text.substr(0, 97) + "...";
-    std::cout << "  " << key << ": " << text << "\n";
-  }
+  print_items(doc, "  ");
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) files.push_back(entry.path().filename().string());
+  std::sort(files.begin(), files.end());
   std::cout << "  files:";
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) std::cout << " " << entry.path().filename().string();
+  for (const auto& f : files) std::cout << " " << f;
   std::cout << std::endl;
 }
 
