@@ -74,23 +74,21 @@ std::string Communicator::broadcast(const std::string& value, int root) const {
   return out;
 }
 
-int Communicator::local_rank() const {
+namespace {
+// Rank and size within the node (MPI_COMM_TYPE_SHARED).
+std::pair<int, int> node_position(MPI_Comm comm, int rank) {
   MPI_Comm node;
-  GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-  int r = 0;
+  GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+  int r = 0, s = 1;
   MPI_Comm_rank(node, &r);
-  MPI_Comm_free(&node);
-  return r;
-}
-
-int Communicator::local_size() const {
-  MPI_Comm node;
-  GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
-  int s = 1;
   MPI_Comm_size(node, &s);
   MPI_Comm_free(&node);
-  return s;
+  return {r, s};
 }
+}  // namespace
+
+int Communicator::local_rank() const { return node_position(comm_, rank_).first; }
+int Communicator::local_size() const { return node_position(comm_, rank_).second; }
 
 int exit_code_for(const std::exception& e) {
   if (const auto* f = dynamic_cast<const CollectiveFailure*>(&e)) return f->exit_code();
