@@ -3,14 +3,14 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "core/errors.hpp"
 #include "core/fit.hpp"
 #include "distributed/distributed_fit.hpp"
 #include "io/json_output.hpp"
 
 namespace gradmatch::cli {
-namespace {
 
-std::string headline(const FitResult& r) {
+std::string fit_headline(const FitResult& r) {
   std::ostringstream os;
   os.precision(6);
   os << r.family << " [" << r.method << "]: ";
@@ -30,10 +30,16 @@ std::string headline(const FitResult& r) {
   return os.str();
 }
 
-}  // namespace
-
 int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
   try {
+    distributed::collective(comm, [&] {
+      if (args.input.empty() == args.model.empty())
+        throw InputError("give exactly one of an equation file and --model MODEL.pt");
+      if (!args.model.empty() && args.data.empty()) throw InputError("--model needs --data (an IDX directory or an HDF5 file)");
+      if (args.model.empty() && (!args.data.empty() || !args.save_equations.empty() || !args.candidates.empty()))
+        throw InputError("--data, --save-equations and --candidates go with --model");
+    });
+    if (!args.model.empty()) return model_fit_command(args, comm);
     FitOptions options;
     distributed::collective(comm, [&] {
       options.family = FamilySpec::parse(args.family);
@@ -48,7 +54,7 @@ int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
       if (!comm.is_root()) return;
       if (!args.output.empty()) io::write_json_file(args.output, doc);
       else std::cout << doc.dump(2) << std::endl;
-      if (!args.quiet) std::cerr << "gradmatch fit: " << headline(result) << std::endl;
+      if (!args.quiet) std::cerr << "gradmatch fit: " << fit_headline(result) << std::endl;
     });
     return 0;
   } catch (const std::exception& e) {

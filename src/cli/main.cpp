@@ -33,8 +33,9 @@ structured (default, Lyapunov/eigen), vech (explicit design, isometric
 coordinates: same minimum-Frobenius answer) or vech-plain (the paper's
 numpy-lstsq-on-vech: minimum sum_{i<=j} Lambda_ij^2) for sym.
 
-Example:
-  gradmatch fit equations.h5 --family ridge --output fit.json)";
+Examples:
+  gradmatch fit equations.h5 --family ridge --output fit.json
+  gradmatch fit --model model.pt --data data.h5 --loss mse --family ridge --save-equations eq.h5)";
 
 }  // namespace
 
@@ -48,9 +49,9 @@ int main(int argc, char** argv) {
   app.failure_message(CLI::FailureMessage::help);
 
   gradmatch::cli::FitArgs fit;
-  auto* fit_cmd = app.add_subcommand("fit", "Fit a regularizer family to a version-1 equation file");
-  fit_cmd->add_option("equations", fit.input, "Equation file (HDF5: theta, grad_loss, optional target, features/, weights)")
-      ->required();
+  auto* fit_cmd = app.add_subcommand("fit", "Fit a regularizer family to a version-1 equation file or a TorchScript model");
+  fit_cmd->add_option("equations", fit.input,
+                      "Equation file (HDF5: theta, grad_loss, optional target, features/, weights); not with --model");
   fit_cmd->add_option("--family,-f", fit.family, "Regularizer family (see below)")->required();
   fit_cmd->add_option("--method,-m", fit.method, "Solver: auto, qr, normal, closed-form, structured, vech, vech-plain")
       ->capture_default_str();
@@ -60,6 +61,16 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--rcond", fit.rcond,
                       "Relative singular-value cut of the design (default sqrt(100 * unknowns * eps))");
   fit_cmd->add_flag("--quiet,-q", fit.quiet, "Do not print the one-line summary to stderr");
+  fit_cmd->add_option("--model", fit.model,
+                      "TorchScript module (torch.jit.save): build its full-batch equations at its current parameters");
+  fit_cmd->add_option("--data", fit.data, "With --model: an MNIST-format IDX directory, or HDF5 with X [n, d] and y");
+  fit_cmd->add_option("--loss", fit.loss, "With --model: mse, ce or bce")->capture_default_str();
+  fit_cmd->add_option("--save-equations", fit.save_equations, "With --model: also write the equations (version 1)");
+  fit_cmd->add_option("--candidates", fit.candidates,
+                      "With --model: feature columns for --family features (ridge, huber:beta=B, "
+                      "elastic-net:beta=B, layerwise-ridge, nuclear), comma-separated")
+      ->delimiter(',');
+  fit_cmd->add_option("--batch-size", fit.batch_size, "With --model: examples per batch of the full-batch gradient (0: all)");
   fit_cmd->footer(kFitFooter);
 
   gradmatch::cli::RunArgs run;

@@ -1,0 +1,43 @@
+#pragma once
+// `gradmatch fit --model`: gradient equations of a user's TorchScript module
+// at its current parameters, behind an interface free of LibTorch types (the
+// CLI reads the data from HDF5 and writes equation files; it never includes
+// torch headers).
+//
+// Data: x [n, d] and y -- [n] class indices (ce), or [n] / [n, k] targets
+// (mse, bce) -- given as float64 arrays, or an MNIST-format IDX directory
+// (its training split, pixels scaled to [0, 1]).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/equations.hpp"
+
+namespace gradmatch::training {
+
+struct HostArray {
+  std::vector<double> values;  ///< row-major
+  std::vector<std::int64_t> shape;
+};
+
+struct ModelEquationsOptions {
+  std::string loss = "mse";             ///< mse | ce | bce
+  std::int64_t batch_size = 0;          ///< batches of the full-batch sums; <= 0: one batch
+  std::vector<std::string> candidates;  ///< feature columns to add (endpoint.hpp names)
+};
+
+struct ModelEquations {
+  Equations equations;                  ///< one row: theta, grad_loss, features
+  std::int64_t n = 0;                   ///< examples
+  double loss = 0.0;                    ///< full-batch mean loss at theta
+  double relative_gradient_norm = 0.0;  ///< ||grad L|| / ||theta||
+};
+
+/// From arrays x [n, d] and y (see the top). InputError on bad shapes, labels or model.
+ModelEquations torchscript_equations(const std::string& model_path, const HostArray& x, const HostArray& y,
+                                     const ModelEquationsOptions& options);
+/// From an IDX directory's training split.
+ModelEquations torchscript_equations(const std::string& model_path, const std::string& idx_dir,
+                                     const ModelEquationsOptions& options);
+
+}  // namespace gradmatch::training

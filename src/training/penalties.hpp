@@ -1,0 +1,43 @@
+#pragma once
+// Explicit penalties added to the training loss, as differentiable torch ops
+// over all parameters (flat theta), with DESIGN.md's conventions:
+//   ridge        R = lambda sum theta^2                      grad = 2 lambda theta
+//   huber        R = lambda sum h_beta(theta)                grad = lambda h'_beta(theta)
+//   elastic net  R = lambda1 sum h_beta(theta) + lambda2 sum theta^2
+//   h_beta(x) = x^2 / (2 beta) for |x| < beta, else |x| - beta / 2.
+// Their autograd gradients equal the core's columns (reg::*_gradient), which
+// is what makes `gradmatch fit --family ridge|huber|elastic-net` recover them.
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gradmatch::training {
+
+struct Penalty {
+  enum class Kind { none, ridge, huber, elastic_net };
+  Kind kind = Kind::none;
+  double lambda1 = 0.0;  ///< ridge: lambda; huber: lambda; elastic net: the Huber (l1) weight
+  double lambda2 = 0.0;  ///< elastic net: the ridge (l2) weight
+  double beta = 0.0;     ///< Huber width (huber, elastic net)
+
+  static Penalty none() { return {}; }
+  static Penalty ridge(double lambda) { return {Kind::ridge, lambda, 0.0, 0.0}; }
+  static Penalty huber(double lambda, double beta) { return {Kind::huber, lambda, 0.0, beta}; }
+  static Penalty elastic_net(double lambda1, double lambda2, double beta) {
+    return {Kind::elastic_net, lambda1, lambda2, beta};
+  }
+  bool active() const { return kind != Kind::none; }
+  /// Throws InputError on negative weights or a non-positive Huber width.
+  void validate() const;
+  std::string to_string() const;
+};
+
+/// sum_j h_beta(x_j) of a tensor (differentiable).
+at::Tensor huber_sum(const at::Tensor& x, double beta);
+
+/// R(theta) over all the tensors (a 0-d tensor; zero for Kind::none).
+at::Tensor penalty_value(const Penalty& penalty, const std::vector<at::Tensor>& parameters);
+
+}  // namespace gradmatch::training

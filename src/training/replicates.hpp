@@ -1,0 +1,80 @@
+#pragma once
+// Replicate batching: R independent replicates of one small MLP trained at
+// once, each with its own data, initial weights, batch order and penalty.
+//
+// Every weight carries a leading replicate dimension (W_l: [R, out, in],
+// b_l: [R, 1, out]) and the forward pass is a batched matmul (baddbmm) over
+// x [R, B, in]. The objective of a step is sum_r (mean batch loss_r +
+// R_r(theta_r)); its gradient with respect to replicate r's weights is
+// exactly replicate r's own gradient, and SGD (momentum) and Adam act
+// element-wise, so each replicate follows the trajectory it would follow
+// trained alone with train() (tested to float tolerance). Early stopping,
+// keep-best and the NaN guard act per replicate: a stopped or diverged
+// replicate is frozen (its weights are restored after every later step).
+//
+// Penalties are evaluated in one elastic-net form with per-replicate
+// [lambda1, lambda2, beta] (ridge: lambda1 = 0; huber: lambda2 = 0), whose
+// gradient is bitwise the single-model one (a zero weight contributes 0).
+// Dropout is not batched (masks could not match single-model training): use
+// the plain trainer for dropout models.
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "training/data.hpp"
+#include "training/models.hpp"
+#include "training/penalties.hpp"
+#include "training/trainer.hpp"
+
+namespace gradmatch::training {
+
+/// What differs between replicates besides their data.
+struct ReplicateSpec {
+  std::uint64_t init_seed = 0;     ///< Philox key of the initial weights (as make_mlp)
+  std::uint64_t init_stream = 0;
+  std::uint64_t order_seed = 0;    ///< Philox key of the batch order (as TrainOptions::seed/stream)
+  std::uint64_t order_stream = 0;
+  Penalty penalty;
+};
+
+class BatchedMlpImpl : public torch::nn::Module {
+ public:
+  /// Replicate r is initialised as make_mlp(options, specs[r].init_seed, specs[r].init_stream).
+  BatchedMlpImpl(MlpOptions options, std::span<const ReplicateSpec> specs, at::ScalarType dtype = at::kFloat);
+
+  /// x [R, B, inputs] -> [R, B, outputs].
+  at::Tensor forward(const at::Tensor& x);
+
+  std::int64_t replicates() const { return replicates_; }
+  const MlpOptions& options() const { return options_; }
+  /// Parameters in the single model's registration order, each [R, ...].
+  const std::vector<at::Tensor>& batched_parameters() const { return params_; }
+  /// Replicate r as a stand-alone Mlp (a copy) for endpoint extraction.
+  Mlp replicate(std::int64_t r) const;
+  /// Overwrites replicate r with a single model's parameters.
+  void set_replicate(std::int64_t r, const Mlp& source);
+
+ private:
+  MlpOptions options_;
+  std::int64_t replicates_;
+  std::vector<at::Tensor> weights_, biases_;  // biases_ entries undefined where a layer has none
+  std::vector<at::Tensor> params_;
+};
+TORCH_MODULE(BatchedMlp);
+
+/// Stacks R data sets of equal size into x [R, n, d], y [R, n, ...].
+Dataset stack_datasets(std::span<const Dataset> sets);
+
+/// Trains all replicates at once on their own data (`train_sets[r]`, equal
+/// sizes; `validation_sets` empty or one per replicate). `options` supplies
+/// everything shared (loss, SGD or Adam, schedule, epochs, batch size,
+/// shuffling, early stopping, keep-best); seeds and penalties come from
+/// `specs`. Returns each replicate's TrainResult, as train() would.
+std::vector<TrainResult> train_replicates(BatchedMlp& model, std::span<const Dataset> train_sets,
+                                          std::span<const Dataset> validation_sets, const TrainOptions& options,
+                                          std::span<const ReplicateSpec> specs);
+
+}  // namespace gradmatch::training

@@ -1,0 +1,110 @@
+#include "training/igr.hpp"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "core/errors.hpp"
+#include "core/fit.hpp"
+#include "igr_problems.hpp"
+#include "training/tensor_bridge.hpp"
+#include "training/trajectory.hpp"
+
+namespace gradmatch::training {
+namespace {
+
+using testing::class_data;
+using testing::linear_model;
+using testing::regression_data;
+using testing::tanh_classifier;
+
+Matrix random_matrix(std::int64_t m, std::int64_t p, std::uint64_t seed) {
+  Rng rng(seed, 4);
+  Matrix a(m, p);
+  for (double& v : a.values()) v = rng.normal();
+  return a;
+}
+
+TEST(Igr, ClosedFormRecoversAnExactPerParameterCoefficient) {
+  const Matrix hg = random_matrix(5, 7, 1);
+  Matrix target = hg;
+  const double c = 0.0123;  // lambda / p
+  for (double& v : target.values()) v *= 2.0 * c;
+  const IgrEstimate e = igr_closed_form(hg, target);
+  EXPECT_NEAR(e.lambda_per_parameter, c, 1e-15);
+  EXPECT_NEAR(e.lambda_hat, 7 * c, 1e-14);
+  EXPECT_NEAR(e.residual_ratio, 0.0, 1e-14);
+  EXPECT_NEAR(e.cosine, 1.0, 1e-14);
+  EXPECT_EQ(e.rows, 5);
+  EXPECT_EQ(e.p, 7);
+}
+
+TEST(Igr, ClosedFormEqualsTheFeaturesFitOfTheGradientPenaltyColumn) {
+  const std::int64_t m = 6, p = 9;
+  const Matrix hg = random_matrix(m, p, 2);
+  const Matrix noise = random_matrix(m, p, 3);
+  Matrix target(m, p);
+  for (std::int64_t i = 0; i < target.size(); ++i) target.data()[i] = 0.04 * hg.data()[i] + 0.01 * noise.data()[i];
+  const IgrEstimate e = igr_closed_form(hg, target);
+
+  Equations eq;
+  eq.theta = Matrix(m, p);
+  eq.grad_loss = Matrix(m, p);
+  eq.target = target;
+  Matrix column = hg;
+  for (double& v : column.values()) v *= 2.0 / static_cast<double>(p);
+  eq.features.emplace_back(kGradientPenaltyFeature, column);
+  FitOptions o;
+  o.family = FamilySpec::parse("features");
+  const FitResult r = fit(eq, o);
+  EXPECT_NEAR(r.coefficient(), e.lambda_hat, 1e-13 * std::abs(e.lambda_hat));
+  EXPECT_NEAR(r.residual_ratio, e.residual_ratio, 1e-12);
+  EXPECT_NEAR(r.cosine, e.cosine, 1e-12);
+  EXPECT_GT(e.residual_ratio, 0.0);
+}
+
+TEST(Igr, RejectsUnidentifiedAndMismatchedInput) {
+  EXPECT_THROW(igr_closed_form(Matrix(2, 3), Matrix(2, 3)), InputError);
+  EXPECT_THROW(igr_closed_form(random_matrix(2, 3, 1), Matrix(3, 3)), InputError);
+  EXPECT_THROW(igr_closed_form(Matrix(0, 3), Matrix(0, 3)), InputError);
+  EXPECT_DOUBLE_EQ(igr_r(std::vector<double>{3.0, 4.0}), 12.5);
+  EXPECT_DOUBLE_EQ(igr_theory(0.01, 100), 0.25);
+}
+
+TEST(Igr, ProbeRecoversEtaPOverFourOnLinearRegression) {
+  const Dataset data = regression_data(200, 10, 61);
+  const ModelHandle model = linear_model(10);
+  const at::Tensor start = flat_parameters(model, true);
+  IgrProbeOptions o;
+  o.loss = LossKind::mse;
+  o.eta = 1e-3;
+  o.steps = 5;
+  o.substeps = 10;
+  const IgrProbe probe = igr_probe(model, data, o);
+  EXPECT_TRUE(at::equal(flat_parameters(model, true), start));
+  EXPECT_NEAR(probe.estimate.lambda_hat / igr_theory(1e-3, 10), 1.0, 4e-3);
+  EXPECT_LT(probe.estimate.residual_ratio, 1e-2);
+  ASSERT_EQ(probe.lambda_step.size(), 5u);
+  for (double l : probe.lambda_step) EXPECT_NEAR(l / igr_theory(1e-3, 10), 1.0, 4e-3);
+  const Objective f(model, data, LossKind::mse);
+  EXPECT_NEAR(probe.r_ig, f.gradient(start).square().sum().item<double>() / 10.0, 1e-12 * probe.r_ig);
+  EXPECT_NEAR(probe.loss, f.value(start), 1e-14);
+}
+
+TEST(Igr, ProbeOnATanhClassifierIsCloseToTheTheoryAndEulerIsBiased) {
+  const Dataset data = class_data(64, 5, 3, 62);
+  const ModelHandle model = tanh_classifier(5, {8, 8}, 3);
+  IgrProbeOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.eta = 2e-3;
+  o.steps = 3;
+  o.substeps = 10;
+  const double theory = igr_theory(o.eta, model.parameter_count());
+  const IgrProbe rk4 = igr_probe(model, data, o);
+  EXPECT_NEAR(rk4.estimate.lambda_hat / theory, 1.0, 0.02);
+  o.integrator = Integrator::euler;
+  const IgrProbe euler = igr_probe(model, data, o);
+  EXPECT_NEAR(euler.estimate.lambda_hat / theory, 0.9, 0.02);
+}
+
+}  // namespace
+}  // namespace gradmatch::training
