@@ -90,26 +90,67 @@ std::pair<int, int> node_position(MPI_Comm comm, int rank) {
 int Communicator::local_rank() const { return node_position(comm_, rank_).first; }
 int Communicator::local_size() const { return node_position(comm_, rank_).second; }
 
+std::vector<std::int64_t> Communicator::allgather(std::int64_t value) const {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(size_));
+  GRADMATCH_MPI_CHECK(MPI_Allgather(&value, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, comm_));
+  return out;
+}
+
+std::vector<double> Communicator::allgather(double value) const {
+  std::vector<double> out(static_cast<std::size_t>(size_));
+  GRADMATCH_MPI_CHECK(MPI_Allgather(&value, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, comm_));
+  return out;
+}
+
+std::vector<std::string> Communicator::gather(const std::string& value, int root) const {
+  const int n = static_cast<int>(value.size());
+  std::vector<int> counts(rank_ == root ? static_cast<std::size_t>(size_) : 0);
+  GRADMATCH_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_));
+  std::vector<int> displs(counts.size());
+  int total = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    displs[i] = total;
+    total += counts[i];
+  }
+  std::string all(static_cast<std::size_t>(total), '\0');
+  GRADMATCH_MPI_CHECK(
+      MPI_Gatherv(value.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, root, comm_));
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    out.push_back(all.substr(static_cast<std::size_t>(displs[i]), static_cast<std::size_t>(counts[i])));
+  return out;
+}
+
+std::string processor_name() {
+  char name[MPI_MAX_PROCESSOR_NAME] = {0};
+  int len = 0;
+  GRADMATCH_MPI_CHECK(MPI_Get_processor_name(name, &len));
+  return std::string(name, static_cast<std::size_t>(len));
+}
+
 int exit_code_for(const std::exception& e) {
   if (const auto* f = dynamic_cast<const CollectiveFailure*>(&e)) return f->exit_code();
   return dynamic_cast<const InputError*>(&e) ? 2 : 1;
 }
 
 void collective(const Communicator& comm, const std::function<void()>& phase) {
-  int code = 0;
+  int code = 0, origin = comm.rank();
   std::string message;
   try {
     phase();
   } catch (const std::exception& e) {
     code = exit_code_for(e);
     message = e.what();
+    // A failure already agreed by a nested collective() (every rank holds it)
+    // keeps the rank that failed first.
+    if (const auto* f = dynamic_cast<const CollectiveFailure*>(&e)) origin = f->failed_rank();
   }
   if (comm.size() == 1) {
     if (code != 0) throw CollectiveFailure(code, 0, message);
     return;
   }
   // MAXLOC on (exit code, rank): the highest code, and among equal codes the lowest rank.
-  int local[2] = {code, comm.rank()};
+  int local[2] = {code, origin};
   int global[2] = {0, 0};
   GRADMATCH_MPI_CHECK(MPI_Allreduce(local, global, 1, MPI_2INT, MPI_MAXLOC, comm.get()));
   if (global[0] == 0) return;

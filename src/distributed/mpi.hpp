@@ -64,6 +64,12 @@ class Communicator {
   int local_rank() const;
   int local_size() const;
 
+  /// Every rank's value, in rank order, on every rank.
+  std::vector<std::int64_t> allgather(std::int64_t value) const;
+  std::vector<double> allgather(double value) const;
+  /// Every rank's string, in rank order, on `root` (empty elsewhere).
+  std::vector<std::string> gather(const std::string& value, int root = 0) const;
+
  private:
   MPI_Comm comm_;
   int rank_ = 0;
@@ -88,8 +94,13 @@ int exit_code_for(const std::exception& e);
 
 /// Runs `phase` on every rank; if it throws anywhere, every rank throws the
 /// same CollectiveFailure naming the lowest failing rank with the highest
-/// exit code. `phase` must not itself call collectives after throwing.
+/// exit code. `phase` must not itself call collectives after throwing. A
+/// CollectiveFailure from a nested collective() on the same communicator
+/// passes through with its failing rank.
 void collective(const Communicator& comm, const std::function<void()>& phase);
+
+/// This process's host name (MPI_Get_processor_name).
+std::string processor_name();
 
 /// Rows [begin, end) of m that rank `rank` of `size` owns (contiguous blocks).
 std::pair<std::int64_t, std::int64_t> block_range(std::int64_t m, int rank, int size);

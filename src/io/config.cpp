@@ -11,9 +11,12 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
+
+#include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
 #include "io/text.hpp"
@@ -111,6 +114,23 @@ struct ConfigReader::Impl {
   std::string path;
   toml::table root;
   std::set<std::string> asked;  ///< every key a getter asked for, found or not
+  std::map<std::string, std::string> used;  ///< key -> the value a getter returned, as text (effective())
+
+  template <class T>
+  T record(const std::string& key, T value) {
+    used[key] = value_text(value);
+    return value;
+  }
+  static std::string value_text(const std::string& v) { return nlohmann::json(v).dump(); }
+  static std::string value_text(double v) { return detail::num(v); }
+  static std::string value_text(std::int64_t v) { return std::to_string(v); }
+  static std::string value_text(bool v) { return v ? "true" : "false"; }
+  template <class T>
+  static std::string value_text(const std::vector<T>& v) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) s += cat(i ? ", " : "", value_text(v[i]));
+    return s + "]";
+  }
 
   [[noreturn]] void fail(std::int64_t line, const std::string& key, const std::string& what) const {
     throw InputError(cat(path, ":", line, ": key '", key, "': ", what));
@@ -270,72 +290,78 @@ bool ConfigReader::has(const std::string& key) const {
 }
 
 std::string ConfigReader::get_string(const std::string& key) {
-  return impl_->string_value(impl_->require(key, "a quoted string"), key);
+  return impl_->record(key, impl_->string_value(impl_->require(key, "a quoted string"), key));
 }
 
 std::string ConfigReader::get_string(const std::string& key, const std::string& fallback) {
   const toml::node* n = impl_->lookup(key);
-  return n ? impl_->string_value(*n, key) : fallback;
+  return impl_->record(key, n ? impl_->string_value(*n, key) : fallback);
 }
 
 std::string ConfigReader::get_choice(const std::string& key, const std::string& fallback,
                                      const std::vector<std::string>& choices) {
   const toml::node* n = impl_->lookup(key);
-  if (!n) return fallback;
+  if (!n) return impl_->record(key, fallback);
   std::string v = impl_->string_value(*n, key);
   if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
     std::string list;
     for (const std::string& c : choices) list += cat(list.empty() ? "" : ", ", "\"", c, "\"");
     impl_->fail(line_of(*n), key, cat("\"", v, "\" is not a valid choice; write one of ", list));
   }
-  return v;
+  return impl_->record(key, v);
 }
 
 std::int64_t ConfigReader::get_int(const std::string& key, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
   const toml::node* n = impl_->lookup(key);
-  return n ? impl_->int_value(*n, key, lo, hi) : fallback;
+  return impl_->record(key, n ? impl_->int_value(*n, key, lo, hi) : fallback);
 }
 
 std::int64_t ConfigReader::get_int(const std::string& key, std::int64_t lo, std::int64_t hi) {
-  return impl_->int_value(impl_->require(key, int_kind(lo, hi)), key, lo, hi);
+  return impl_->record(key, impl_->int_value(impl_->require(key, int_kind(lo, hi)), key, lo, hi));
 }
 
 double ConfigReader::get_double(const std::string& key, double fallback, double lo, double hi) {
   const toml::node* n = impl_->lookup(key);
-  return n ? impl_->double_value(*n, key, lo, hi) : fallback;
+  return impl_->record(key, n ? impl_->double_value(*n, key, lo, hi) : fallback);
 }
 
 double ConfigReader::get_double(const std::string& key, double lo, double hi) {
-  return impl_->double_value(impl_->require(key, double_kind(lo, hi)), key, lo, hi);
+  return impl_->record(key, impl_->double_value(impl_->require(key, double_kind(lo, hi)), key, lo, hi));
 }
 
 bool ConfigReader::get_bool(const std::string& key, bool fallback) {
   const toml::node* n = impl_->lookup(key);
-  if (!n) return fallback;
-  if (auto b = n->as_boolean()) return b->get();
+  if (!n) return impl_->record(key, fallback);
+  if (auto b = n->as_boolean()) return impl_->record(key, b->get());
   impl_->wrong_type(*n, key, "true or false");
 }
 
 std::vector<double> ConfigReader::get_doubles(const std::string& key, const std::vector<double>& fallback, double lo,
                                               double hi) {
   const toml::node* n = impl_->lookup(key);
-  if (!n) return fallback;
-  return impl_->array_value<double>(*n, key, cat("numbers (", double_kind(lo, hi), ")"),
-                                    [&](const toml::node& e, const std::string& what) {
-                                      return impl_->double_value(e, key, lo, hi, what);
-                                    });
+  if (!n) return impl_->record(key, fallback);
+  return impl_->record(key, impl_->array_value<double>(*n, key, cat("numbers (", double_kind(lo, hi), ")"),
+                                                       [&](const toml::node& e, const std::string& what) {
+                                                         return impl_->double_value(e, key, lo, hi, what);
+                                                       }));
 }
 
 std::vector<std::int64_t> ConfigReader::get_ints(const std::string& key, const std::vector<std::int64_t>& fallback,
                                                  std::int64_t lo, std::int64_t hi) {
   const toml::node* n = impl_->lookup(key);
-  if (!n) return fallback;
-  return impl_->array_value<std::int64_t>(*n, key, cat("integers (", int_kind(lo, hi), ")"),
-                                          [&](const toml::node& e, const std::string& what) {
-                                            return impl_->int_value(e, key, lo, hi, what);
-                                          });
+  if (!n) return impl_->record(key, fallback);
+  return impl_->record(key, impl_->array_value<std::int64_t>(*n, key, cat("integers (", int_kind(lo, hi), ")"),
+                                                             [&](const toml::node& e, const std::string& what) {
+                                                               return impl_->int_value(e, key, lo, hi, what);
+                                                             }));
 }
 
 void ConfigReader::finish() const { impl_->check_all_read(impl_->root, ""); }
+
+std::string ConfigReader::effective() const {
+  std::string out;
+  for (const auto& [key, value] : impl_->used) out += cat(key, " = ", value, "\n");
+  return out;
+}
 
 }  // namespace gradmatch::io

@@ -42,8 +42,15 @@ class ConfigReader {
   /// Throws for the first key in the file that no getter asked for.
   void finish() const;
 
-  /// The file's text, for run-store fingerprints.
+  /// The file's text, as written (results files keep it).
   const std::string& text() const { return text_; }
+
+  /// The config as the study sees it: every key a getter returned, with the
+  /// value it returned (defaults included), one `key = value` line per key in
+  /// sorted order (strings JSON-quoted, doubles in shortest round-trip form).
+  /// Comments, layout, key order and spelled-out defaults do not change it,
+  /// so run stores fingerprint it to tell "the same study" from "another".
+  std::string effective() const;
 
  private:
   struct Impl;

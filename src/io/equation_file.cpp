@@ -279,7 +279,8 @@ auto guarded(const std::string& path, F&& f) {
 
 void write_matrix(hid_t loc, const std::string& name, const double* data, std::vector<hsize_t> dims) {
   DataspaceHandle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple");
-  DatasetHandle d(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  DatasetHandle d(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT,
+                             untimed_create_plist(H5P_DATASET_CREATE), H5P_DEFAULT),
                   "H5Dcreate2");
   checked(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite");
 }
@@ -318,7 +319,9 @@ void write_equation_file(const std::string& path, const Equations& eq) {
   try {
     FileHandle file;
     try {
-      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, serial_fapl()), "H5Fcreate");
+      // Untimed objects: the same equations give the same bytes.
+      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
+                        "H5Fcreate");
     } catch (const Hdf5Error& e) {
       throw InputError(cat(path, ": cannot create the file (", e.what(),
                            "); check that its directory exists and is writable"));
@@ -335,7 +338,8 @@ void write_equation_file(const std::string& path, const Equations& eq) {
     write_matrix(file, "grad_loss", eq.grad_loss);
     if (eq.target) write_matrix(file, "target", *eq.target);
     if (!eq.features.empty()) {
-      GroupHandle group(H5Gcreate2(file, "features", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "H5Gcreate2(features)");
+      GroupHandle group(H5Gcreate2(file, "features", H5P_DEFAULT, untimed_create_plist(H5P_GROUP_CREATE), H5P_DEFAULT),
+                        "H5Gcreate2(features)");
       for (const auto& [name, f] : eq.features) write_matrix(group, name, f);
     }
     if (!eq.weights.empty()) write_matrix(file, "weights", eq.weights.data(), {eq.weights.size()});

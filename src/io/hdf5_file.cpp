@@ -1,7 +1,8 @@
 // Study results as HDF5 (see hdf5_file.hpp).
 //
 // The writer keeps one file open as PATH.partial and renames it on commit(),
-// so a results file that exists is always complete. Strings are
+// so a results file that exists is always complete. No object records its
+// creation time: the same values give the same bytes (runs compare by cmp). Strings are
 // variable-length UTF-8, the type h5py writes for a Python str.
 #include "io/hdf5_file.hpp"
 
@@ -36,7 +37,8 @@ struct ResultsWriter::Impl {
                             "H5Screate");
       PropListHandle lcpl(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate(LINK_CREATE)");
       checked(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group");
-      DatasetHandle d(H5Dcreate2(file, name.c_str(), file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT), "H5Dcreate2");
+      PropListHandle dcpl = untimed_create_plist(H5P_DATASET_CREATE);
+      DatasetHandle d(H5Dcreate2(file, name.c_str(), file_type, space, lcpl, dcpl, H5P_DEFAULT), "H5Dcreate2");
       // HDF5 refuses a null buffer even for zero elements, and there is nothing to write.
       if (checked(H5Sget_simple_extent_npoints(space), "H5Sget_simple_extent_npoints") > 0)
         checked(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "H5Dwrite");
@@ -51,7 +53,8 @@ struct ResultsWriter::Impl {
     if (hid_t id = H5Oopen(file, name.c_str(), H5P_DEFAULT); id >= 0) return ObjectHandle(id, "H5Oopen");
     PropListHandle lcpl(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate(LINK_CREATE)");
     checked(H5Pset_create_intermediate_group(lcpl, 1), "H5Pset_create_intermediate_group");
-    GroupHandle(H5Gcreate2(file, name.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT), "H5Gcreate2");
+    GroupHandle(H5Gcreate2(file, name.c_str(), lcpl, untimed_create_plist(H5P_GROUP_CREATE), H5P_DEFAULT),
+                "H5Gcreate2");
     return ObjectHandle(H5Oopen(file, name.c_str(), H5P_DEFAULT), "H5Oopen");
   }
 
@@ -72,7 +75,9 @@ ResultsWriter::ResultsWriter(std::string path) : path_(std::move(path)), impl_(s
   impl_->partial = path_ + ".partial";
   QuietHdf5 quiet;
   try {
-    impl_->file = FileHandle(H5Fcreate(impl_->partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, serial_fapl()), "H5Fcreate");
+    impl_->file = FileHandle(
+        H5Fcreate(impl_->partial.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
+        "H5Fcreate");
   } catch (const Hdf5Error& e) {
     throw InputError(cat(impl_->partial, ": cannot create the results file (", e.what(),
                          "); check that its directory exists and is writable"));

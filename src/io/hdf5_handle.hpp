@@ -115,6 +115,16 @@ inline PropListHandle serial_fapl() {
   return fapl;
 }
 
+/// Object-creation property lists of `cls` (H5P_DATASET_CREATE,
+/// H5P_GROUP_CREATE, H5P_FILE_CREATE for the root group) that record no
+/// access/modification times: two runs that write the same values then write
+/// the same bytes, so results files compare with `cmp`.
+inline PropListHandle untimed_create_plist(hid_t cls) {
+  PropListHandle plist(H5Pcreate(cls), "H5Pcreate(object create)");
+  checked(H5Pset_obj_track_times(plist, false), "H5Pset_obj_track_times");
+  return plist;
+}
+
 /// The variable-length UTF-8 string type h5py writes for a Python str.
 inline DatatypeHandle utf8_string_type() {
   DatatypeHandle t(H5Tcopy(H5T_C_S1), "H5Tcopy(C_S1)");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <string_view>
 
@@ -14,10 +15,13 @@
 #include "core/fit.hpp"
 #include "core/least_squares.hpp"
 #include "core/symmetric_solver.hpp"
+#include "distributed/device.hpp"
+#include "distributed/task_farm.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
+#include "io/run_store.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -174,27 +178,6 @@ std::vector<std::int64_t> m_axis(std::int64_t m) {
   std::iota(axis.begin(), axis.end(), std::int64_t{1});
   return axis;
 }
-
-// Progress lines on stderr: one every two seconds at most, and the last.
-class Progress {
- public:
-  Progress(std::string stage, std::int64_t total)
-      : stage_(std::move(stage)), total_(total), start_(Clock::now()), last_(start_) {}
-  void done(std::int64_t count) {
-    const auto now = Clock::now();
-    if (count != total_ && now - last_ < std::chrono::seconds(2)) return;
-    last_ = now;
-    const double elapsed = seconds_since(start_);
-    const double eta = count > 0 ? elapsed * static_cast<double>(total_ - count) / static_cast<double>(count) : 0.0;
-    std::fprintf(stderr, "%s: %s %lld/%lld done, %.1f s elapsed, ETA %.1f s\n", kStudy, stage_.c_str(),
-                 static_cast<long long>(count), static_cast<long long>(total_), elapsed, eta);
-  }
-
- private:
-  std::string stage_;
-  std::int64_t total_;
-  Clock::time_point start_, last_;
-};
 
 void note(const std::string& line) { std::fprintf(stderr, "%s: %s\n", kStudy, line.c_str()); }
 
@@ -583,60 +566,213 @@ nlohmann::json summary_json(const OlsEarlyStoppingConfig& c, const OlsStudyResul
   };
 }
 
-void run_ols_early_stopping(const std::string& config_path, const std::string& out_dir) {
+// ---- the run: task farm, run store, outputs ----------------------------------
+
+namespace {
+
+constexpr OlsTaskKind kKinds[] = {OlsTaskKind::fixed_iterate, OlsTaskKind::variable_stop, OlsTaskKind::bootstrap,
+                                  OlsTaskKind::sigma_sweep};
+
+const char* table_name(OlsTaskKind kind) {
+  switch (kind) {
+    case OlsTaskKind::fixed_iterate: return "fixed_iterate";
+    case OlsTaskKind::variable_stop: return "variable_stop";
+    case OlsTaskKind::bootstrap: return "bootstrap";
+    case OlsTaskKind::sigma_sweep: return "sigma_sweep";
+  }
+  return "unknown";
+}
+
+std::size_t kind_index(OlsTaskKind kind) { return static_cast<std::size_t>(kind) - 1; }
+
+// A task's result as one store row: theta [p], grad L [p], steps.
+std::vector<double> encode(const OlsTaskResult& r) {
+  std::vector<double> row(r.theta);
+  row.insert(row.end(), r.grad_loss.begin(), r.grad_loss.end());
+  row.push_back(static_cast<double>(r.steps));
+  return row;
+}
+
+OlsTaskResult decode(std::span<const double> row, std::int64_t p) {
+  OlsTaskResult r;
+  r.theta.assign(row.begin(), row.begin() + p);
+  r.grad_loss.assign(row.begin() + p, row.begin() + 2 * p);
+  r.steps = static_cast<std::int64_t>(row[sz(2 * p)]);
+  return r;
+}
+
+// Every file a finished run leaves in DIR (run_info.json last).
+std::vector<std::string> output_files(const OlsEarlyStoppingConfig& c) {
+  std::vector<std::string> files{"results.h5", "summary.json", "equations_canonical.h5",
+                                 "equations_fixed_iterate_pool0.h5", "equations_variable_stop_pool0.h5",
+                                 "equations_bootstrap_pool0.h5"};
+  for (std::int64_t t : c.trace_steps) files.push_back(cat("equations_lambda_trace_t", std::to_string(t), ".h5"));
+  files.push_back("run_info.json");
+  return files;
+}
+
+nlohmann::json stage_json(const distributed::FarmStats& s) {
+  return {{"tasks", s.items},
+          {"wall_seconds", s.wall_seconds},
+          {"tasks_per_rank", s.done_per_rank},
+          {"busy_seconds_per_rank", s.busy_per_rank},
+          {"cpu_seconds_per_rank", s.cpu_per_rank},
+          {"efficiency", s.efficiency()},
+          {"diverged", s.diverged}};
+}
+
+}  // namespace
+
+void run_ols_early_stopping(const std::string& config_path, const std::string& out_dir,
+                            const distributed::Communicator& comm) {
+  using distributed::collective;
   const auto t0 = Clock::now();
-  io::ConfigReader reader(config_path);
-  const OlsEarlyStoppingConfig config = read_ols_config(reader);
+  const bool root = comm.is_root();
+  const auto say = [&](const std::string& line) {
+    if (root) note(line);
+  };
 
+  // 0. The rank's device, first: the BLAS thread count changes the last bits
+  //    of blocked products, so every number is computed with the same one.
+  distributed::RankDevice device;
+  collective(comm, [&] { device = distributed::configure_device(comm, 0); });  // OLS computes on the CPU
+
+  // 1. Every rank reads and checks the config and computes the shared data
+  //    (cheap and deterministic); nothing is written unless all of it succeeds.
+  OlsEarlyStoppingConfig config;
+  std::string config_text, effective;
+  OlsShared shared;
+  std::vector<OlsTask> tasks;
+  double shared_s = 0.0;
+  collective(comm, [&] {
+    io::ConfigReader reader(config_path);
+    config = read_ols_config(reader);
+    config_text = reader.text();
+    effective = reader.effective();
+    const auto t = Clock::now();
+    shared = prepare_shared(config);
+    shared_s = seconds_since(t);
+    tasks = enumerate_tasks(config);
+  });
+
+  // 2. The run store: one table per task kind, rows in enumerate_tasks order.
+  std::vector<std::vector<std::size_t>> members(std::size(kKinds));
+  for (std::size_t i = 0; i < tasks.size(); ++i) members[kind_index(tasks[i].kind)].push_back(i);
+  io::RunStoreSpec spec{kStudy, effective, {}};
+  for (OlsTaskKind kind : kKinds) {
+    io::TaskTableSpec table{table_name(kind), 2 * config.p + 1, {}};
+    for (std::size_t i : members[kind_index(kind)]) table.ids.push_back(tasks[i].id());
+    spec.tables.push_back(std::move(table));
+  }
+  std::unique_ptr<io::RunStore> store;
+  collective(comm, [&] { store = std::make_unique<io::RunStore>(comm.get(), out_dir, spec); });
+
+  const std::filesystem::path dir(out_dir);
+  const std::vector<std::string> outputs = output_files(config);
+  const bool outputs_present =
+      comm.broadcast(root && std::all_of(outputs.begin(), outputs.end(),
+                                         [&](const std::string& f) { return std::filesystem::exists(dir / f); })
+                         ? "1"
+                         : "0") == "1";
+  if (store->complete_at_open() && outputs_present) {
+    store->close();
+    if (root) std::fprintf(stderr, "gradmatch: nothing to do: %s is complete\n", out_dir.c_str());
+    return;
+  }
+  say(cat("canonical run stopped at step ", std::to_string(shared.canonical.steps)));
+  const std::int64_t total = store->total_rows(), resumed = store->finished_at_open();
+  if (resumed > 0)
+    say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
+            " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
+
+  // 3. The task farm, one stage per table; each result lands in the store.
   auto t = Clock::now();
-  const OlsShared shared = prepare_shared(config);
-  const double shared_s = seconds_since(t);
-  note(cat("canonical run stopped at step ", std::to_string(shared.canonical.steps)));
-
-  t = Clock::now();
-  const std::vector<OlsTask> tasks = enumerate_tasks(config);
-  std::vector<OlsTaskResult> results;
-  results.reserve(tasks.size());
-  Progress progress("tasks", static_cast<std::int64_t>(tasks.size()));
-  for (const OlsTask& task : tasks) {
-    results.push_back(run_task(config, shared, task));
-    progress.done(static_cast<std::int64_t>(results.size()));
+  std::vector<distributed::FarmStats> stages;
+  for (std::size_t k = 0; k < std::size(kKinds); ++k) {
+    const std::vector<std::size_t>& rows = members[k];
+    stages.push_back(distributed::farm_table(comm, *store, k, [&](std::int64_t row) {
+      return encode(run_task(config, shared, tasks[rows[sz(row)]]));
+    }));
   }
   const double tasks_s = seconds_since(t);
 
-  t = Clock::now();
-  const OlsStudyResults r = assemble(config, shared, tasks, results);
-  const double assemble_s = seconds_since(t);
+  // 4. Rank 0 reads every result back (this run's and earlier runs') in task order.
+  std::vector<OlsTaskResult> results;
+  std::map<std::int32_t, std::int64_t> by_attempt;
+  std::int64_t diverged = 0;
+  collective(comm, [&] {
+    if (!root) return;
+    results.resize(tasks.size());
+    for (std::size_t k = 0; k < std::size(kKinds); ++k) {
+      const std::vector<double> data = store->read_data(k);
+      const std::vector<io::TaskStatus> status = store->read_status(k);
+      const std::vector<std::int32_t> attempts = store->read_attempts(k);
+      const std::int64_t width = store->width(k);
+      for (std::size_t row = 0; row < members[k].size(); ++row) {
+        if (status[row] == io::TaskStatus::pending)
+          throw std::runtime_error(cat(store->path(), ": task ", std::to_string(row), " of table '",
+                                       store->table_name(k), "' is still pending after the farm"));
+        if (status[row] == io::TaskStatus::diverged) ++diverged;
+        ++by_attempt[attempts[row]];
+        results[members[k][row]] = decode(std::span<const double>(data).subspan(row * sz(width), sz(width)), config.p);
+      }
+    }
+  });
+  const std::int32_t attempt = store->attempt();
+  const std::vector<std::string> hosts = comm.gather(distributed::processor_name());
+  const std::vector<std::string> devices = comm.gather(device.device.describe());
 
-  t = Clock::now();
-  note(cat("writing ", out_dir));
-  std::filesystem::create_directories(out_dir);
-  const std::filesystem::path dir(out_dir);
-  write_results((dir / "results.h5").string(), config, reader.text(), shared, r);
-  io::write_equation_file((dir / "equations_canonical.h5").string(), r.canonical_equations);
-  io::write_equation_file((dir / "equations_fixed_iterate_pool0.h5").string(), r.fixed_equations);
-  io::write_equation_file((dir / "equations_variable_stop_pool0.h5").string(), r.variable_equations);
-  io::write_equation_file((dir / "equations_bootstrap_pool0.h5").string(), r.bootstrap_equations);
-  for (std::size_t i = 0; i < config.trace_steps.size(); ++i) {
-    Equations eq;
-    eq.theta = r.trace_theta.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
-    eq.grad_loss = r.trace_grad_loss.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
-    io::write_equation_file((dir / cat("equations_lambda_trace_t", std::to_string(config.trace_steps[i]), ".h5")).string(),
-                            eq);
-  }
-  io::write_json_file((dir / "summary.json").string(), summary_json(config, r));
-  const double write_s = seconds_since(t);
-  const nlohmann::json info = {{"study", kStudy},
-                               {"tasks", tasks.size()},
-                               {"ranks", 1},
-                               {"wall_seconds",
-                                {{"shared", shared_s},
-                                 {"tasks", tasks_s},
-                                 {"assemble", assemble_s},
-                                 {"write", write_s},
-                                 {"total", seconds_since(t0)}}}};
-  io::write_json_file((dir / "run_info.json").string(), info);
-  note(cat("done in ", std::to_string(seconds_since(t0)), " s"));
+  // 5. Rank 0 assembles and writes the outputs, each atomically, run_info.json last.
+  collective(comm, [&] {
+    if (!root) return;
+    t = Clock::now();
+    const OlsStudyResults r = assemble(config, shared, tasks, results);
+    const double assemble_s = seconds_since(t);
+
+    t = Clock::now();
+    say(cat("writing ", out_dir));
+    write_results((dir / "results.h5").string(), config, config_text, shared, r);
+    io::write_equation_file((dir / "equations_canonical.h5").string(), r.canonical_equations);
+    io::write_equation_file((dir / "equations_fixed_iterate_pool0.h5").string(), r.fixed_equations);
+    io::write_equation_file((dir / "equations_variable_stop_pool0.h5").string(), r.variable_equations);
+    io::write_equation_file((dir / "equations_bootstrap_pool0.h5").string(), r.bootstrap_equations);
+    for (std::size_t i = 0; i < config.trace_steps.size(); ++i) {
+      Equations eq;
+      eq.theta = r.trace_theta.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
+      eq.grad_loss = r.trace_grad_loss.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
+      io::write_equation_file(
+          (dir / cat("equations_lambda_trace_t", std::to_string(config.trace_steps[i]), ".h5")).string(), eq);
+    }
+    io::write_json_file((dir / "summary.json").string(), summary_json(config, r));
+    const double write_s = seconds_since(t);
+
+    nlohmann::json attempts = nlohmann::json::object();
+    for (const auto& [a, n] : by_attempt) attempts[std::to_string(a)] = n;
+    nlohmann::json stage_info = nlohmann::json::object();
+    for (std::size_t k = 0; k < stages.size(); ++k) stage_info[table_name(kKinds[k])] = stage_json(stages[k]);
+    std::int64_t run_now = 0;
+    for (const auto& s : stages) run_now += s.items;
+    const nlohmann::json info = {
+        {"study", kStudy},
+        {"ranks", comm.size()},
+        {"hosts", hosts},
+        {"devices", devices},
+        {"blas", device.blas},
+        {"store", {{"attempt", attempt}, {"fingerprint", io::store_fingerprint(kStudy, effective)}}},
+        {"tasks",
+         {{"total", total}, {"resumed", resumed}, {"run", run_now}, {"diverged", diverged}, {"by_attempt", attempts}}},
+        {"stages", stage_info},
+        {"wall_seconds",
+         {{"shared", shared_s},
+          {"tasks", tasks_s},
+          {"assemble", assemble_s},
+          {"write", write_s},
+          {"total", seconds_since(t0)}}}};
+    io::write_json_file((dir / "run_info.json").string(), info);
+    say(cat("done in ", std::to_string(seconds_since(t0)), " s"));
+  });
+  // Closed last: its lock keeps a concurrent run off DIR until the outputs are written.
+  store->close();
 }
 
 }  // namespace gradmatch::studies

@@ -20,11 +20,9 @@ void run_study(const std::string& config_path, const std::string& out_dir, const
       throw InputError(config_path + ": key 'study': unknown study '" + name + "'; known studies: " + list);
     }
   });
-  // The OLS study is cheap and serial until the task farm lands: rank 0 runs
-  // it, the other ranks wait and share its verdict.
-  distributed::collective(comm, [&] {
-    if (comm.is_root()) run_ols_early_stopping(config_path, out_dir);
-  });
+  // Every rank runs the study: its tasks go through the task farm, and its
+  // phases agree on failures themselves.
+  run_ols_early_stopping(config_path, out_dir, comm);
 }
 
 }  // namespace gradmatch::studies

@@ -72,5 +72,24 @@ TEST(BlockRange, PartitionsRowsIntoContiguousNearlyEqualBlocks) {
   }
 }
 
+TEST(Communicator, GathersEveryRanksValueInRankOrder) {
+  const Communicator world;
+  const auto ints = world.allgather(static_cast<std::int64_t>(10 * world.rank() + 1));
+  const auto doubles = world.allgather(0.5 * world.rank());
+  ASSERT_EQ(ints.size(), static_cast<std::size_t>(world.size()));
+  for (int r = 0; r < world.size(); ++r) {
+    EXPECT_EQ(ints[static_cast<std::size_t>(r)], 10 * r + 1);
+    EXPECT_EQ(doubles[static_cast<std::size_t>(r)], 0.5 * r);
+  }
+  const auto texts = world.gather(std::string(static_cast<std::size_t>(world.rank()), 'x'));
+  if (world.is_root()) {
+    ASSERT_EQ(texts.size(), static_cast<std::size_t>(world.size()));
+    for (int r = 0; r < world.size(); ++r) EXPECT_EQ(texts[static_cast<std::size_t>(r)], std::string(r, 'x'));
+  } else {
+    EXPECT_TRUE(texts.empty());
+  }
+  EXPECT_FALSE(processor_name().empty());
+}
+
 }  // namespace
 }  // namespace gradmatch::distributed

@@ -4,10 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/errors.hpp"
+#include "io/equation_file.hpp"
 #include "test_dir.hpp"
 
 namespace gradmatch::io {
@@ -112,6 +115,34 @@ with h5py.File(sys.argv[1], "r") as f:
     assert f["curves/loss"].dtype == np.float64 and list(f["curves/loss"][()]) == [3, 2, 1]
 )";
   EXPECT_EQ(std::system(("/usr/bin/python3 " + dir.file("check.py") + " " + path).c_str()), 0);
+}
+
+// No object records when it was made: runs that write the same values write
+// the same bytes, so an interrupted-and-resumed study compares with cmp.
+TEST(ResultsWriter, SameValuesWrittenSecondsApartGiveIdenticalBytes) {
+  TestDir dir;
+  const auto write = [&](const std::string& name) {
+    ResultsWriter w(dir.file(name));
+    w.write("group/x", std::vector<double>{1, 2, 3});
+    w.write("label", std::string("text"));
+    w.set_attribute("group", "unit", "m");
+    w.commit();
+    Equations eq;
+    eq.theta = Matrix(2, 2, {1, 2, 3, 4});
+    eq.grad_loss = Matrix(2, 2, {5, 6, 7, 8});
+    eq.features.emplace_back("f", Matrix(2, 2, {0, 1, 0, 1}));
+    write_equation_file(dir.file(std::string("eq-").append(name)), eq);
+  };
+  const auto bytes = [&](const std::string& name) {
+    std::ifstream in(dir.file(name), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  write("a.h5");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // HDF5 times have 1 s resolution
+  write("b.h5");
+  EXPECT_EQ(bytes("a.h5"), bytes("b.h5"));
+  EXPECT_EQ(bytes("eq-a.h5"), bytes("eq-b.h5"));
+  EXPECT_FALSE(bytes("a.h5").empty());
 }
 
 TEST(ReadDoubles, RejectsMissingDatasetNamingFileAndDataset) {

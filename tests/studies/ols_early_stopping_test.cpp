@@ -30,6 +30,22 @@ std::string slurp(const fs::path& path) {
   return s.str();
 }
 
+// The study as one MPI rank (this binary is a singleton MPI job).
+void run_one_rank(const std::string& config, const std::string& out) {
+  run_ols_early_stopping(config, out, distributed::Communicator());
+}
+
+// The agreed exit code of a failing run (2: bad input); 0 when it succeeds.
+template <class F>
+int exit_code_of(F&& f) {
+  try {
+    f();
+  } catch (const distributed::CollectiveFailure& e) {
+    return e.exit_code();
+  }
+  return 0;
+}
+
 // A fresh scratch directory per test, removed afterwards.
 class OlsEarlyStoppingStudy : public ::testing::Test {
  protected:
@@ -60,7 +76,7 @@ class OlsEarlyStoppingStudy : public ::testing::Test {
 
 TEST_F(OlsEarlyStoppingStudy, SmokeRunMeetsTheExactTheoryTargetsAndWritesEveryOutput) {
   const fs::path out = root_ / "run";
-  run_ols_early_stopping(kSmokeConfig, out.string());
+  run_one_rank(kSmokeConfig, out.string());
   for (const char* name : {"results.h5", "summary.json", "run_info.json", "equations_canonical.h5",
                            "equations_fixed_iterate_pool0.h5", "equations_variable_stop_pool0.h5",
                            "equations_bootstrap_pool0.h5", "equations_lambda_trace_t1000.h5"})
@@ -103,7 +119,7 @@ TEST_F(OlsEarlyStoppingStudy, SmokeRunMeetsTheExactTheoryTargetsAndWritesEveryOu
 
 TEST_F(OlsEarlyStoppingStudy, EquationFilesReproduceTheStoredLambdaHat) {
   const fs::path out = root_ / "run";
-  run_ols_early_stopping(kSmokeConfig, out.string());
+  run_one_rank(kSmokeConfig, out.string());
   const struct {
     const char* file;
     const char* dataset;
@@ -128,8 +144,8 @@ TEST_F(OlsEarlyStoppingStudy, EquationFilesReproduceTheStoredLambdaHat) {
 }
 
 TEST_F(OlsEarlyStoppingStudy, SummaryIsByteIdenticalAcrossRuns) {
-  run_ols_early_stopping(kSmokeConfig, (root_ / "a").string());
-  run_ols_early_stopping(kSmokeConfig, (root_ / "b").string());
+  run_one_rank(kSmokeConfig, (root_ / "a").string());
+  run_one_rank(kSmokeConfig, (root_ / "b").string());
   const std::string a = slurp(root_ / "a" / "summary.json");
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, slurp(root_ / "b" / "summary.json"));
@@ -156,7 +172,7 @@ TEST_F(OlsEarlyStoppingStudy, TaskResultsDependOnTheTaskIdNotOnOrderOrCounts) {
 
 TEST_F(OlsEarlyStoppingStudy, UnknownKeyIsAnInputErrorAndWritesNothing) {
   const std::string config = config_with("fixed_iterate", "endpoint = 20");
-  EXPECT_THROW(run_ols_early_stopping(config, (root_ / "out").string()), InputError);
+  EXPECT_EQ(exit_code_of([&] { run_one_rank(config, (root_ / "out").string()); }), 2);
   EXPECT_FALSE(fs::exists(root_ / "out"));
 }
 
@@ -171,7 +187,7 @@ TEST_F(OlsEarlyStoppingStudy, OutOfRangeValueIsAnInputErrorAndWritesNothing) {
     text.replace(start, text.find('\n', start) - start, line);
     const fs::path path = root_ / "bad.toml";
     std::ofstream(path) << text;
-    EXPECT_THROW(run_ols_early_stopping(path.string(), (root_ / "out").string()), InputError) << line;
+    EXPECT_EQ(exit_code_of([&] { run_one_rank(path.string(), (root_ / "out").string()); }), 2) << line;
     EXPECT_FALSE(fs::exists(root_ / "out")) << line;
   }
 }
@@ -182,7 +198,7 @@ TEST_F(OlsEarlyStoppingStudy, LearningRateBeyondAliStabilityIsAnInputErrorAndWri
   text.replace(start, std::string("learning_rate = 0.01").size(), "learning_rate = 1.5");
   const fs::path path = root_ / "bad.toml";
   std::ofstream(path) << text;
-  EXPECT_THROW(run_ols_early_stopping(path.string(), (root_ / "out").string()), InputError);
+  EXPECT_EQ(exit_code_of([&] { run_one_rank(path.string(), (root_ / "out").string()); }), 2);
   EXPECT_FALSE(fs::exists(root_ / "out"));
 }
 

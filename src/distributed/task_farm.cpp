@@ -1,0 +1,196 @@
+// Dynamic task farm over an MPI RMA counter (see task_farm.hpp).
+#include "distributed/task_farm.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <cmath>
+#include <exception>
+#include <numeric>
+
+#include "io/run_store.hpp"
+
+namespace gradmatch::distributed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// CPU seconds this thread has run.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// int64 counters in a window on rank 0, updated atomically by any rank.
+class SharedCounters {
+ public:
+  SharedCounters(MPI_Comm comm, int slots) {
+    int rank = 0;
+    GRADMATCH_MPI_CHECK(MPI_Comm_rank(comm, &rank));
+    const MPI_Aint bytes = rank == 0 ? static_cast<MPI_Aint>(slots * sizeof(std::int64_t)) : 0;
+    GRADMATCH_MPI_CHECK(MPI_Win_allocate(bytes, sizeof(std::int64_t), MPI_INFO_NULL, comm, &base_, &win_));
+    GRADMATCH_MPI_CHECK(MPI_Win_set_errhandler(win_, MPI_ERRORS_RETURN));
+    GRADMATCH_MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_));
+    locked_ = true;
+    if (rank == 0)
+      for (int s = 0; s < slots; ++s) exchange(s, 0);  // atomic stores: the window's memory starts undefined
+    GRADMATCH_MPI_CHECK(MPI_Barrier(comm));
+  }
+  ~SharedCounters() {
+    if (locked_) MPI_Win_unlock_all(win_);
+    if (win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
+  }
+  SharedCounters(const SharedCounters&) = delete;
+  SharedCounters& operator=(const SharedCounters&) = delete;
+
+  /// Adds `value` to slot `slot`; returns the previous value.
+  std::int64_t fetch_add(int slot, std::int64_t value) { return op(slot, value, MPI_SUM); }
+  /// Stores `value` in slot `slot`; returns the previous value.
+  std::int64_t exchange(int slot, std::int64_t value) { return op(slot, value, MPI_REPLACE); }
+
+  /// Collective: ends the epoch and frees the window.
+  void free() {
+    locked_ = false;
+    GRADMATCH_MPI_CHECK(MPI_Win_unlock_all(win_));
+    GRADMATCH_MPI_CHECK(MPI_Win_free(&win_));
+  }
+
+ private:
+  std::int64_t op(int slot, std::int64_t value, MPI_Op operation) {
+    std::int64_t previous = 0;
+    GRADMATCH_MPI_CHECK(MPI_Fetch_and_op(&value, &previous, MPI_INT64_T, 0, slot, operation, win_));
+    GRADMATCH_MPI_CHECK(MPI_Win_flush(0, win_));
+    return previous;
+  }
+
+  void* base_ = nullptr;
+  MPI_Win win_ = MPI_WIN_NULL;
+  bool locked_ = false;
+};
+
+constexpr int kNext = 0;  // the next item to hand out
+constexpr int kDone = 1;  // items finished
+
+/// Rank 0's progress lines: at most one per interval, and the last.
+class ProgressMeter {
+ public:
+  ProgressMeter(const FarmOptions& o, std::int64_t total, bool root)
+      : options_(o),
+        total_(total),
+        enabled_(root && o.progress_interval_s > 0 && o.progress_stream),
+        start_(Clock::now()),
+        last_(start_) {}
+  void update(std::int64_t done) {
+    if (!enabled_ || std::chrono::duration<double>(Clock::now() - last_).count() < options_.progress_interval_s) return;
+    print(done);
+  }
+  void finish(std::int64_t done) {
+    if (enabled_) print(done);
+  }
+
+ private:
+  void print(std::int64_t done) {
+    last_ = Clock::now();
+    std::fprintf(options_.progress_stream, "%s\n",
+                 progress_line(options_.stage, done, total_, seconds_since(start_)).c_str());
+    std::fflush(options_.progress_stream);
+  }
+  const FarmOptions& options_;
+  std::int64_t total_;
+  bool enabled_;
+  Clock::time_point start_, last_;
+};
+
+}  // namespace
+
+double FarmStats::efficiency() const {
+  if (busy_per_rank.empty() || wall_seconds <= 0) return 1.0;
+  const double busy = std::accumulate(busy_per_rank.begin(), busy_per_rank.end(), 0.0);
+  return busy / (static_cast<double>(busy_per_rank.size()) * wall_seconds);
+}
+
+std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s) {
+  char buf[256];
+  const double percent = total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
+  if (done <= 0 || elapsed_s <= 0) {
+    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %.1f s elapsed", static_cast<long long>(done),
+                  static_cast<long long>(total), percent, elapsed_s);
+  } else {
+    const double rate = static_cast<double>(done) / elapsed_s;
+    const double eta = static_cast<double>(total - done) / rate;
+    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %.1f tasks/s, %.1f s elapsed, ETA %.1f s",
+                  static_cast<long long>(done), static_cast<long long>(total), percent, rate, elapsed_s, eta);
+  }
+  std::string line = "gradmatch: ";
+  line += stage;
+  line += " ";
+  line += buf;
+  return line;
+}
+
+FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std::function<void(std::int64_t)>& work,
+                        const FarmOptions& options) {
+  if (items < 0) throw std::invalid_argument("run_task_farm: negative item count");
+  const auto start = Clock::now();
+  ProgressMeter meter(options, items, comm.is_root());
+  std::exception_ptr error;
+  std::int64_t done_here = 0;
+  double busy = 0.0, cpu = 0.0;
+  {
+    SharedCounters counters(comm.get(), 2);
+    try {
+      for (;;) {
+        const std::int64_t i = counters.fetch_add(kNext, 1);
+        if (i >= items) break;
+        const auto t = Clock::now();
+        const double c = thread_cpu_seconds();
+        try {
+          work(i);
+        } catch (...) {
+          error = std::current_exception();
+          counters.exchange(kNext, items);  // every rank stops after its current task
+          break;
+        }
+        busy += seconds_since(t);
+        cpu += thread_cpu_seconds() - c;
+        ++done_here;
+        meter.update(counters.fetch_add(kDone, 1) + 1);
+      }
+    } catch (...) {  // the counters themselves failed
+      if (!error) error = std::current_exception();
+    }
+    counters.free();  // collective: every rank is out of the loop
+  }
+  const double wall_here = seconds_since(start);
+  collective(comm, [&] {
+    if (error) std::rethrow_exception(error);
+  });
+  FarmStats stats;
+  stats.items = items;
+  stats.done_per_rank = comm.allgather(done_here);
+  stats.busy_per_rank = comm.allgather(busy);
+  stats.cpu_per_rank = comm.allgather(cpu);
+  stats.wall_seconds = comm.allreduce_max(wall_here);
+  meter.finish(std::accumulate(stats.done_per_rank.begin(), stats.done_per_rank.end(), std::int64_t{0}));
+  return stats;
+}
+
+FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t table,
+                     const std::function<std::vector<double>(std::int64_t row)>& compute, FarmOptions options) {
+  if (options.stage == FarmOptions{}.stage) options.stage = store.table_name(table);
+  const std::vector<std::int64_t>& rows = store.pending(table);
+  std::int64_t diverged = 0;
+  FarmStats stats = run_task_farm(
+      comm, static_cast<std::int64_t>(rows.size()),
+      [&](std::int64_t i) {
+        const std::int64_t row = rows[static_cast<std::size_t>(i)];
+        if (store.write(table, row, compute(row)) == io::TaskStatus::diverged) ++diverged;
+      },
+      options);
+  const auto all = comm.allgather(diverged);
+  stats.diverged = std::accumulate(all.begin(), all.end(), std::int64_t{0});
+  return stats;
+}
+
+}  // namespace gradmatch::distributed

@@ -1,0 +1,82 @@
+#pragma once
+// The task farm: ranks pull tasks dynamically from one shared counter.
+//
+// A stage has n items, indices 0..n-1 into a list every rank holds
+// identically (for a study, the tasks its run store lists as pending). A
+// counter in an MPI window on rank 0 (MPI_Win_allocate) hands out the next
+// index: a rank takes one with MPI_Fetch_and_op(+1) inside a passive-target
+// epoch (MPI_Win_lock_all), runs it, and takes the next, until the counter
+// passes n. Under early stopping tasks cost anything from a few steps to
+// max_steps; pulling keeps every rank busy until the list runs out, so ranks
+// finish within about one task of each other, where a static split leaves
+// the rank with the expensive block working alone. Rank 0 computes too: on a
+// 2-core machine a dedicated master would waste half of it.
+//
+// Results never depend on which rank ran what: a task's random draws are
+// keyed by (study seed, task id) (core Rng), and the run store keeps results
+// by row, so 1, 2 or 4 ranks give identical outputs.
+//
+// Progress: a second counter slot counts finished items; rank 0 prints
+//   gradmatch: <stage> 1234/8435 tasks (14.6%), 812.3 tasks/s, 1.5 s elapsed, ETA 8.9 s
+// to stderr at most once per interval when it finishes a task of its own,
+// and once at the end.
+//
+// Failure: a task that throws stops its rank and moves the counter to n, so
+// every other rank stops after its current task; then the ranks agree
+// (collective()) and every rank throws the same CollectiveFailure naming the
+// failing rank and its message. Results already written stay on disk.
+//
+// RMA progress: on one node (shared memory) and on RDMA networks the atomics
+// need nothing from rank 0; over plain TCP an MPI library may serve them only
+// when rank 0 enters MPI, i.e. between its own tasks: still correct, only
+// slower to hand out work.
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "distributed/mpi.hpp"
+
+namespace gradmatch::io {
+class RunStore;
+}
+
+namespace gradmatch::distributed {
+
+struct FarmOptions {
+  std::string stage = "tasks";          ///< the stage's name in progress lines
+  double progress_interval_s = 2.0;     ///< at most one line per interval; <= 0: no lines
+  std::FILE* progress_stream = stderr;  ///< rank 0 prints here
+};
+
+/// What a farm did, identical on every rank.
+struct FarmStats {
+  std::int64_t items = 0;
+  std::vector<std::int64_t> done_per_rank;  ///< items each rank ran
+  std::vector<double> busy_per_rank;        ///< seconds each rank spent inside work()
+  std::vector<double> cpu_per_rank;         ///< CPU seconds of those (less than busy: the rank was descheduled)
+  double wall_seconds = 0.0;                ///< start to the last rank's finish
+  std::int64_t diverged = 0;                ///< results with non-finite values (farm_table only)
+  /// Busy time over ranks x wall time: 1 when no rank ever waited.
+  double efficiency() const;
+};
+
+/// Collective: runs work(i) for every i in [0, items) exactly once over the
+/// ranks of `comm`, handing items out dynamically. Throws CollectiveFailure
+/// on every rank when work() threw on any.
+FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std::function<void(std::int64_t)>& work,
+                        const FarmOptions& options = {});
+
+/// Collective: runs the rows of `table` that were pending when `store` was
+/// opened: compute(row) returns the row's result (store.width(table)
+/// values), which the rank that computed it writes to the store at once
+/// (status diverged when a value is not finite). Stage name: the table's.
+FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t table,
+                     const std::function<std::vector<double>(std::int64_t row)>& compute, FarmOptions options = {});
+
+/// "gradmatch: <stage> D/T tasks (P%), R tasks/s, E s elapsed, ETA S s";
+/// without the rate and ETA while nothing is done.
+std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s);
+
+}  // namespace gradmatch::distributed

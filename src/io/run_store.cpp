@@ -1,0 +1,569 @@
+// The run store (see run_store.hpp): parallel HDF5 through MPI-IO.
+//
+// Collective HDF5 calls (file create/open/close, object and attribute
+// creation, dataset open) are made by every rank with the same arguments;
+// raw-data writes of finished tasks are independent. Decisions about the
+// directory (exists? foreign? locked?) are made by rank 0 and broadcast, so
+// every rank throws the same InputError.
+#include "io/run_store.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+
+#include "core/errors.hpp"
+#include "io/hdf5_handle.hpp"
+
+namespace gradmatch::io {
+
+using namespace detail;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormat = "gradmatch.run_store";
+constexpr std::int64_t kVersion = 1;
+constexpr const char* kStoreName = "store.h5";
+constexpr const char* kLockName = "store.lock";
+/// Files a study writes into DIR: their presence without a store means DIR
+/// holds someone else's results, which a new run must not overwrite.
+constexpr const char* kStudyOutputs[] = {"results.h5", "summary.json", "run_info.json"};
+
+void mpi_check(int rc, const char* call) {
+  if (rc != MPI_SUCCESS) {
+    char text[MPI_MAX_ERROR_STRING] = {0};
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    throw std::runtime_error(cat("run store: ", call, " failed: ", std::string(text, static_cast<std::size_t>(len))));
+  }
+}
+
+int comm_rank(MPI_Comm comm) {
+  int r = 0;
+  mpi_check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
+  return r;
+}
+
+/// Rank 0's (code, text) on every rank.
+std::pair<int, std::string> broadcast_verdict(MPI_Comm comm, int code, std::string text) {
+  long long head[2] = {code, static_cast<long long>(text.size())};
+  mpi_check(MPI_Bcast(head, 2, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
+  text.resize(static_cast<std::size_t>(head[1]));
+  if (head[1] > 0) mpi_check(MPI_Bcast(text.data(), static_cast<int>(head[1]), MPI_CHAR, 0, comm), "MPI_Bcast");
+  return {static_cast<int>(head[0]), text};
+}
+
+std::uint64_t fnv1a(std::uint64_t h, const std::string& s) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  // A separator byte that no text contains, so ("ab", "c") != ("a", "bc").
+  h ^= 0xff;
+  h *= 1099511628211ULL;
+  return h;
+}
+
+std::map<std::string, std::string> parse_effective(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    const std::size_t eq = line.find(" = ");
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 3);
+    start = end + 1;
+  }
+  return out;
+}
+
+PropListHandle mpio_fapl(MPI_Comm comm) {
+  PropListHandle fapl(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate(FILE_ACCESS)");
+  checked(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), "H5Pset_fapl_mpio");
+  return fapl;
+}
+
+// ---- attributes (fixed-length strings and int64: plain metadata every rank writes alike) ----
+
+/// A fixed-length string type of `size` bytes (at least one), NUL-padded.
+DatatypeHandle text_type(std::size_t size) {
+  DatatypeHandle type(H5Tcopy(H5T_C_S1), "H5Tcopy(C_S1)");
+  checked(H5Tset_size(type, std::max<std::size_t>(size, 1)), "H5Tset_size");
+  checked(H5Tset_strpad(type, H5T_STR_NULLPAD), "H5Tset_strpad");
+  return type;
+}
+
+std::string padded(const std::string& value) {
+  std::string p = value;
+  p.resize(std::max<std::size_t>(value.size(), 1), '\0');
+  return p;
+}
+
+void write_text_attribute(hid_t obj, const char* key, const std::string& value) {
+  DatatypeHandle type = text_type(value.size());
+  DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
+  AttributeHandle attr(H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2");
+  checked(H5Awrite(attr, type, padded(value).data()), "H5Awrite");
+}
+
+/// A scalar fixed-length string dataset's text; false when absent or not one.
+bool read_text_dataset(hid_t file, const char* name, std::string& out) {
+  if (checked(H5Lexists(file, name, H5P_DEFAULT), "H5Lexists") <= 0) return false;
+  DatasetHandle d(H5Dopen2(file, name, H5P_DEFAULT), "H5Dopen2");
+  DatatypeHandle type(H5Dget_type(d), "H5Dget_type");
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0) return false;
+  std::string buf(H5Tget_size(type), '\0');
+  checked(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "H5Dread");
+  buf.resize(std::min(buf.find('\0'), buf.size()));
+  out = buf;
+  return true;
+}
+
+void write_int_attribute(hid_t obj, const char* key, std::int64_t value) {
+  DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
+  AttributeHandle attr(H5Acreate2(obj, key, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2");
+  checked(H5Awrite(attr, H5T_NATIVE_INT64, &value), "H5Awrite");
+}
+
+/// The attribute's text into `out`; false when it is absent or not a fixed-length string.
+bool read_text_attribute(hid_t obj, const char* key, std::string& out) {
+  if (checked(H5Aexists(obj, key), "H5Aexists") <= 0) return false;
+  AttributeHandle attr(H5Aopen(obj, key, H5P_DEFAULT), "H5Aopen");
+  DatatypeHandle type(H5Aget_type(attr), "H5Aget_type");
+  if (H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) > 0) return false;
+  const std::size_t size = H5Tget_size(type);
+  std::string buf(size, '\0');
+  checked(H5Aread(attr, type, buf.data()), "H5Aread");
+  buf.resize(std::min(buf.find('\0'), buf.size()));
+  out = buf;
+  return true;
+}
+
+bool read_int_attribute(hid_t obj, const char* key, std::int64_t& out) {
+  if (checked(H5Aexists(obj, key), "H5Aexists") <= 0) return false;
+  AttributeHandle attr(H5Aopen(obj, key, H5P_DEFAULT), "H5Aopen");
+  DatatypeHandle type(H5Aget_type(attr), "H5Aget_type");
+  if (H5Tget_class(type) != H5T_INTEGER) return false;
+  checked(H5Aread(attr, H5T_NATIVE_INT64, &out), "H5Aread");
+  return true;
+}
+
+/// A contiguous dataset allocated and filled at creation, recording no times.
+DatasetHandle create_table_dataset(hid_t group, const char* name, hid_t file_type, hid_t mem_type, const void* fill,
+                                   const std::vector<hsize_t>& dims) {
+  DataspaceHandle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple");
+  PropListHandle dcpl = untimed_create_plist(H5P_DATASET_CREATE);
+  checked(H5Pset_layout(dcpl, H5D_CONTIGUOUS), "H5Pset_layout");
+  checked(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
+  checked(H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC), "H5Pset_fill_time");
+  checked(H5Pset_fill_value(dcpl, mem_type, fill), "H5Pset_fill_value");
+  return DatasetHandle(H5Dcreate2(group, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), "H5Dcreate2");
+}
+
+std::int64_t extent(hid_t dataset, int dim) {
+  DataspaceHandle space(H5Dget_space(dataset), "H5Dget_space");
+  const int rank = checked(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims");
+  if (dim >= rank) return -1;
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  checked(H5Sget_simple_extent_dims(space, dims.data(), nullptr), "H5Sget_simple_extent_dims");
+  return static_cast<std::int64_t>(dims[static_cast<std::size_t>(dim)]);
+}
+
+template <class T>
+std::vector<T> read_all(hid_t dataset, hid_t mem_type, std::size_t count) {
+  std::vector<T> out(count);
+  if (count > 0) checked(H5Dread(dataset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread");
+  return out;
+}
+
+/// Writes `count` elements at (row, 0..count) of a 1-D or 2-D dataset.
+void write_row_values(hid_t dataset, hid_t mem_type, std::int64_t row, hsize_t count, const void* values) {
+  DataspaceHandle file_space(H5Dget_space(dataset), "H5Dget_space");
+  const int rank = checked(H5Sget_simple_extent_ndims(file_space), "H5Sget_simple_extent_ndims");
+  const hsize_t start[2] = {static_cast<hsize_t>(row), 0};
+  const hsize_t counts[2] = {1, count};
+  checked(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, rank == 1 ? &counts[0] : counts, nullptr),
+          "H5Sselect_hyperslab");
+  DataspaceHandle mem_space(H5Screate_simple(1, &count, nullptr), "H5Screate_simple");
+  checked(H5Dwrite(dataset, mem_type, mem_space, file_space, H5P_DEFAULT, values), "H5Dwrite");
+}
+
+}  // namespace
+
+std::string store_fingerprint(const std::string& study, const std::string& config) {
+  std::uint64_t h = 14695981039346656037ULL;
+  h = fnv1a(h, std::to_string(kVersion));
+  h = fnv1a(h, study);
+  h = fnv1a(h, config);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit) {
+  const auto a = parse_effective(there), b = parse_effective(now);
+  std::vector<std::string> diffs;
+  for (const auto& [key, value] : a) {
+    const auto it = b.find(key);
+    if (it == b.end())
+      diffs.push_back(cat(key, ": ", value, " there, absent now"));
+    else if (it->second != value)
+      diffs.push_back(cat(key, ": ", value, " there, ", it->second, " now"));
+  }
+  for (const auto& [key, value] : b)
+    if (!a.count(key)) diffs.push_back(cat(key, ": absent there, ", value, " now"));
+  std::sort(diffs.begin(), diffs.end());
+  std::string out;
+  for (std::size_t i = 0; i < diffs.size() && i < limit; ++i) out += cat(i ? "; " : "", diffs[i]);
+  if (diffs.size() > limit) out += cat("; and ", diffs.size() - limit, " more");
+  return out;
+}
+
+struct RunStore::Impl {
+  struct Table {
+    std::string name;
+    std::int64_t rows = 0, width = 0;
+    DatasetHandle data, status, attempt;
+    std::vector<std::int64_t> pending;
+  };
+
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  std::string dir, path;
+  bool created = false;
+  std::int32_t attempt = 1;
+  std::int64_t total = 0, finished = 0;
+  FileHandle file;  // declared before the datasets: they close first (mpio closes files "semi")
+  std::vector<Table> tables;
+  int lock_fd = -1;
+  bool open = false;
+
+  [[noreturn]] void input_error(const std::string& what) const { throw InputError(cat(dir, ": ", what)); }
+
+  /// Rank 0: creates DIR, refuses foreign directories, takes the lock.
+  /// Returns (0 store exists | 1 create it | 2 refuse, message).
+  std::pair<int, std::string> inspect_directory() {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec || !fs::is_directory(dir))
+      return {2, cat("cannot create the output directory (", ec ? ec.message() : "not a directory",
+                     "); choose a writable --out")};
+    const bool exists = fs::exists(path);
+    if (!exists)
+      for (const char* name : kStudyOutputs)
+        if (fs::exists(fs::path(dir) / name))
+          return {2, cat("holds ", name, " but no run store (", kStoreName,
+                         "): it is not a resumable gradmatch run; use a new --out or delete DIR")};
+    const std::string lock = (fs::path(dir) / kLockName).string();
+    lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return {2, cat("cannot create ", lock, "; choose a writable --out")};
+    // Only "held by someone else" refuses: a file system without flock
+    // support (some parallel file systems) runs unguarded.
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+      return {
+          2, cat("is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out")};
+    return {exists ? 0 : 1, ""};
+  }
+
+  void unlock() {
+    if (lock_fd >= 0) ::close(lock_fd);  // closing the descriptor releases the flock
+    lock_fd = -1;
+  }
+
+  void create(const RunStoreSpec& spec) {
+    const std::string partial = path + ".partial";
+    {
+      FileHandle f(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, mpio_fapl(comm)), "H5Fcreate");
+      write_text_attribute(f, "format", kFormat);
+      write_int_attribute(f, "version", kVersion);
+      write_text_attribute(f, "study", spec.study);
+      {  // a dataset, not an attribute: attributes hold at most 64 KiB
+        DatatypeHandle type = text_type(spec.config.size());
+        DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
+        PropListHandle dcpl = untimed_create_plist(H5P_DATASET_CREATE);
+        checked(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
+        DatasetHandle config(H5Dcreate2(f, "config", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                             "H5Dcreate2(config)");
+        if (rank == 0)
+          checked(H5Dwrite(config, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, padded(spec.config).data()),
+                  "H5Dwrite(config)");
+      }
+      write_text_attribute(f, "fingerprint", store_fingerprint(spec.study, spec.config));
+      std::int64_t total_rows = 0;
+      for (const auto& t : spec.tables) total_rows += static_cast<std::int64_t>(t.ids.size());
+      write_int_attribute(f, "tasks", total_rows);
+      {
+        GroupHandle group(H5Gcreate2(f, "tables", H5P_DEFAULT, untimed_create_plist(H5P_GROUP_CREATE), H5P_DEFAULT),
+                          "H5Gcreate2(tables)");
+        for (const auto& t : spec.tables) {
+          GroupHandle g(
+              H5Gcreate2(group, t.name.c_str(), H5P_DEFAULT, untimed_create_plist(H5P_GROUP_CREATE), H5P_DEFAULT),
+              "H5Gcreate2(table)");
+          const auto n = static_cast<hsize_t>(t.ids.size()), w = static_cast<hsize_t>(t.width);
+          write_int_attribute(g, "tasks", static_cast<std::int64_t>(n));
+          write_int_attribute(g, "width", t.width);
+          const std::uint64_t zero_id = 0;
+          const double nan = std::nan("");
+          const std::int8_t pending = static_cast<std::int8_t>(TaskStatus::pending);
+          const std::int32_t no_attempt = 0;
+          DatasetHandle ids = create_table_dataset(g, "id", H5T_STD_U64LE, H5T_NATIVE_UINT64, &zero_id, {n});
+          create_table_dataset(g, "data", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &nan, {n, w});
+          create_table_dataset(g, "status", H5T_STD_I8LE, H5T_NATIVE_INT8, &pending, {n});
+          create_table_dataset(g, "attempt", H5T_STD_I32LE, H5T_NATIVE_INT32, &no_attempt, {n});
+          if (rank == 0 && n > 0)
+            checked(H5Dwrite(ids, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.ids.data()), "H5Dwrite(id)");
+        }
+      }  // every object closed before the file
+      f.close("H5Fclose");
+    }
+    int ok = 1;
+    std::string why;
+    if (rank == 0) {
+      std::error_code ec;
+      fs::rename(partial, path, ec);
+      if (ec) {
+        ok = 0;
+        why = ec.message();
+      }
+    }
+    const auto verdict = broadcast_verdict(comm, ok, why);
+    if (!verdict.first)
+      throw std::runtime_error(cat(path, ": cannot move the new run store into place (", verdict.second, ")"));
+  }
+
+  /// Opens the store, checks that it is the one `spec` describes, reads the
+  /// statuses. Read-only unless `writable`.
+  void open_and_check(const RunStoreSpec& spec, bool writable) {
+    file = FileHandle(H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, mpio_fapl(comm)), "H5Fopen");
+    std::string format, study, config;
+    std::int64_t version = 0;
+    if (!read_text_attribute(file, "format", format) || format != kFormat ||
+        !read_int_attribute(file, "version", version))
+      input_error(cat(kStoreName, " is not a gradmatch run store; use a new --out or delete DIR"));
+    if (version != kVersion)
+      input_error(cat(kStoreName, " has run-store version ", version, ", this gradmatch reads version ", kVersion,
+                      "; use a new --out or delete DIR"));
+    read_text_attribute(file, "study", study);
+    read_text_dataset(file, "config", config);
+    if (study != spec.study)
+      input_error(cat("was made by study '", study, "', not '", spec.study, "'; use a new --out or delete DIR"));
+    if (config != spec.config)
+      input_error(cat("was made by a different config (", describe_config_difference(config, spec.config),
+                      "); use a new --out or delete DIR"));
+
+    const auto layout_error = [&](const std::string& what) {
+      input_error(cat("its run store has a different task layout for this config (", what,
+                      "; made by another gradmatch version?); use a new --out or delete DIR"));
+    };
+    GroupHandle group(H5Gopen2(file, "tables", H5P_DEFAULT), "H5Gopen2(tables)");
+    H5G_info_t info;
+    checked(H5Gget_info(group, &info), "H5Gget_info");
+    if (info.nlinks != spec.tables.size())
+      layout_error(cat(info.nlinks, " task tables, ", spec.tables.size(), " expected"));
+    tables.clear();
+    total = finished = 0;
+    std::int32_t last_attempt = 0;
+    for (const auto& t : spec.tables) {
+      if (checked(H5Lexists(group, t.name.c_str(), H5P_DEFAULT), "H5Lexists") <= 0)
+        layout_error(cat("no table '", t.name, "'"));
+      GroupHandle g(H5Gopen2(group, t.name.c_str(), H5P_DEFAULT), "H5Gopen2(table)");
+      Table table;
+      table.name = t.name;
+      table.rows = static_cast<std::int64_t>(t.ids.size());
+      table.width = t.width;
+      DatasetHandle ids(H5Dopen2(g, "id", H5P_DEFAULT), "H5Dopen2(id)");
+      table.data = DatasetHandle(H5Dopen2(g, "data", H5P_DEFAULT), "H5Dopen2(data)");
+      table.status = DatasetHandle(H5Dopen2(g, "status", H5P_DEFAULT), "H5Dopen2(status)");
+      table.attempt = DatasetHandle(H5Dopen2(g, "attempt", H5P_DEFAULT), "H5Dopen2(attempt)");
+      if (extent(ids, 0) != table.rows || extent(table.data, 0) != table.rows || extent(table.data, 1) != table.width)
+        layout_error(cat("table '", t.name, "' is ", extent(table.data, 0), " x ", extent(table.data, 1), ", expected ",
+                         table.rows, " x ", table.width));
+      if (read_all<std::uint64_t>(ids, H5T_NATIVE_UINT64, t.ids.size()) != t.ids)
+        layout_error(cat("table '", t.name, "' lists other task ids"));
+      const auto status = read_all<std::int8_t>(table.status, H5T_NATIVE_INT8, t.ids.size());
+      const auto attempts = read_all<std::int32_t>(table.attempt, H5T_NATIVE_INT32, t.ids.size());
+      for (std::int64_t i = 0; i < table.rows; ++i) {
+        if (status[static_cast<std::size_t>(i)] == static_cast<std::int8_t>(TaskStatus::pending)) {
+          table.pending.push_back(i);
+        } else {
+          ++finished;
+          last_attempt = std::max(last_attempt, attempts[static_cast<std::size_t>(i)]);
+        }
+      }
+      total += table.rows;
+      tables.push_back(std::move(table));
+    }
+    attempt = last_attempt + 1;
+  }
+
+  void close_file() {
+    for (auto& t : tables) {
+      t.data.reset();
+      t.status.reset();
+      t.attempt.reset();
+    }
+    if (file.get() >= 0) file.close("H5Fclose");
+  }
+
+  const Table& table(std::size_t i) const {
+    if (i >= tables.size()) throw std::out_of_range(cat(path, ": no task table ", i));
+    return tables[i];
+  }
+};
+
+RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& spec) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.comm = comm;
+  s.rank = comm_rank(comm);
+  s.dir = dir;
+  s.path = (fs::path(dir) / kStoreName).string();
+  for (const auto& t : spec.tables) {
+    if (t.name.empty() || t.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                              std::string::npos)
+      throw std::invalid_argument(cat("RunStore: table name '", t.name, "' is not a plain name"));
+    if (t.width < 1) throw std::invalid_argument(cat("RunStore: table '", t.name, "' has width < 1"));
+  }
+
+  std::pair<int, std::string> local{0, ""};
+  if (s.rank == 0) {
+    try {
+      local = s.inspect_directory();
+    } catch (const std::exception& e) {
+      local = {2, cat("cannot inspect the output directory (", e.what(), ")")};
+    }
+  }
+  const auto [state, message] = broadcast_verdict(comm, local.first, local.second);
+  if (state == 2) {
+    s.unlock();
+    throw InputError(cat(dir, ": ", message));
+  }
+
+  QuietHdf5 quiet;
+  try {
+    if (state == 1) {
+      s.create(spec);
+      s.created = true;
+    }
+    s.open_and_check(spec, false);
+    if (s.finished != s.total) {  // work to do: reopen for writing
+      s.close_file();
+      s.open_and_check(spec, true);
+    }
+    // No rank may record a task before every rank has read the statuses:
+    // all must see the same pending rows and the same attempt number.
+    mpi_check(MPI_Barrier(comm), "MPI_Barrier");
+    s.open = true;
+  } catch (const Hdf5Error& e) {
+    s.unlock();
+    throw std::runtime_error(cat(s.path, ": the run store cannot be ", state == 1 ? "created" : "opened", " (",
+                                 e.what(), "); if it is damaged, delete DIR and run again"));
+  } catch (...) {
+    s.unlock();
+    throw;
+  }
+}
+
+RunStore::~RunStore() {
+  try {
+    close();
+  } catch (...) {  // a destructor must not throw; close() reports its failures when called directly
+  }
+}
+
+void RunStore::close() {
+  if (!impl_ || !impl_->open) return;
+  impl_->open = false;
+  QuietHdf5 quiet;
+  try {
+    impl_->close_file();
+  } catch (const Hdf5Error& e) {
+    impl_->unlock();
+    throw std::runtime_error(cat(impl_->path, ": closing the run store failed (", e.what(), ")"));
+  }
+  impl_->unlock();
+}
+
+const std::string& RunStore::dir() const { return impl_->dir; }
+const std::string& RunStore::path() const { return impl_->path; }
+bool RunStore::created() const { return impl_->created; }
+std::int32_t RunStore::attempt() const { return impl_->attempt; }
+std::size_t RunStore::table_count() const { return impl_->tables.size(); }
+
+std::size_t RunStore::table_index(const std::string& name) const {
+  for (std::size_t i = 0; i < impl_->tables.size(); ++i)
+    if (impl_->tables[i].name == name) return i;
+  throw std::out_of_range(cat(impl_->path, ": no task table '", name, "'"));
+}
+
+const std::string& RunStore::table_name(std::size_t table) const { return impl_->table(table).name; }
+std::int64_t RunStore::rows(std::size_t table) const { return impl_->table(table).rows; }
+std::int64_t RunStore::width(std::size_t table) const { return impl_->table(table).width; }
+const std::vector<std::int64_t>& RunStore::pending(std::size_t table) const { return impl_->table(table).pending; }
+std::int64_t RunStore::total_rows() const { return impl_->total; }
+std::int64_t RunStore::finished_at_open() const { return impl_->finished; }
+
+TaskStatus RunStore::write(std::size_t table, std::int64_t row, std::span<const double> values) {
+  const Impl::Table& t = impl_->table(table);
+  if (!impl_->open) throw std::logic_error(cat(impl_->path, ": write after close()"));
+  if (row < 0 || row >= t.rows || static_cast<std::int64_t>(values.size()) != t.width)
+    throw std::invalid_argument(cat(impl_->path, ": table '", t.name, "': row ", row, " with ", values.size(),
+                                    " values does not fit ", t.rows, " rows of width ", t.width));
+  const bool finite = std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); });
+  const TaskStatus status = finite ? TaskStatus::done : TaskStatus::diverged;
+  const auto code = static_cast<std::int8_t>(status);
+  QuietHdf5 quiet;
+  try {
+    // Row, attempt, then status: the status byte is the commit.
+    write_row_values(t.data, H5T_NATIVE_DOUBLE, row, static_cast<hsize_t>(t.width), values.data());
+    write_row_values(t.attempt, H5T_NATIVE_INT32, row, 1, &impl_->attempt);
+    write_row_values(t.status, H5T_NATIVE_INT8, row, 1, &code);
+  } catch (const Hdf5Error& e) {
+    throw std::runtime_error(
+        cat(impl_->path, ": cannot record task ", row, " of table '", t.name, "' (", e.what(), ")"));
+  }
+  return status;
+}
+
+std::vector<double> RunStore::read_data(std::size_t table) const {
+  const Impl::Table& t = impl_->table(table);
+  QuietHdf5 quiet;
+  try {
+    return read_all<double>(t.data, H5T_NATIVE_DOUBLE, static_cast<std::size_t>(t.rows * t.width));
+  } catch (const Hdf5Error& e) {
+    throw std::runtime_error(cat(impl_->path, ": cannot read table '", t.name, "' (", e.what(), ")"));
+  }
+}
+
+std::vector<TaskStatus> RunStore::read_status(std::size_t table) const {
+  const Impl::Table& t = impl_->table(table);
+  QuietHdf5 quiet;
+  try {
+    const auto raw = read_all<std::int8_t>(t.status, H5T_NATIVE_INT8, static_cast<std::size_t>(t.rows));
+    std::vector<TaskStatus> out(raw.size());
+    std::transform(raw.begin(), raw.end(), out.begin(), [](std::int8_t c) { return static_cast<TaskStatus>(c); });
+    return out;
+  } catch (const Hdf5Error& e) {
+    throw std::runtime_error(cat(impl_->path, ": cannot read the status of table '", t.name, "' (", e.what(), ")"));
+  }
+}
+
+std::vector<std::int32_t> RunStore::read_attempts(std::size_t table) const {
+  const Impl::Table& t = impl_->table(table);
+  QuietHdf5 quiet;
+  try {
+    return read_all<std::int32_t>(t.attempt, H5T_NATIVE_INT32, static_cast<std::size_t>(t.rows));
+  } catch (const Hdf5Error& e) {
+    throw std::runtime_error(cat(impl_->path, ": cannot read the attempts of table '", t.name, "' (", e.what(), ")"));
+  }
+}
+
+}  // namespace gradmatch::io

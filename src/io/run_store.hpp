@@ -1,0 +1,126 @@
+#pragma once
+// The run store: DIR/store.h5, the durable task table of one study run, so
+// that re-running the same command on the same DIR resumes.
+//
+// A study expands into tasks grouped in tables (one per task kind); row i of
+// a table is one task whose result is `width` doubles. Per table the store
+// holds
+//
+//   tables/<name>/id       uint64  [n]          the study's task ids, in row order
+//   tables/<name>/data     float64 [n, width]   the results (NaN until finished)
+//   tables/<name>/status   int8    [n]          0 pending, 1 done, 2 diverged
+//   tables/<name>/attempt  int32   [n]          which invocation finished the row
+//
+// the dataset config (ConfigReader::effective(): the config as the study read
+// it) and the root attributes format = "gradmatch.run_store", version, study,
+// tasks and fingerprint = FNV-1a-64(version, study, config).
+//
+// Crash safety. The store is created collectively through MPI-IO (parallel
+// HDF5) as store.h5.partial with every dataset contiguous and allocated and
+// filled at creation (H5D_ALLOC_TIME_EARLY), closed, and renamed to store.h5.
+// From then on a run only overwrites raw data in place, so no metadata ever
+// changes and a SIGKILL at any moment cannot corrupt the file (the default
+// file-format version keeps no "file is open" flags in the superblock). A
+// finished task writes its row, then its attempt, then its status byte
+// (independent I/O from the rank that ran it): a task killed before its status
+// lands is pending on reopen and is run again (tasks are deterministic, so
+// the row gets the same bytes); a finished task is never run again. Durability
+// against a killed process is the page cache's; a node crash may lose the
+// last rows written, which are then simply pending.
+//
+// Reopening. The same study with the same effective config resumes (comments,
+// key order and spelled-out defaults do not matter). Another study or config
+// is an InputError naming the keys that differ; another task layout for the
+// same config (another gradmatch version) likewise. A directory that holds
+// study outputs but no store is refused rather than overwritten. Rank 0 holds
+// an flock on DIR/store.lock while the store is open, so a second run on the
+// same directory at the same time is refused instead of doing tasks twice.
+// A store with no pending task is opened read-only: "nothing to do" writes
+// nothing.
+//
+// DIR must be on a file system every rank sees (a cluster's shared or
+// parallel file system); MPI-IO does the rest.
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace gradmatch::io {
+
+enum class TaskStatus : std::int8_t { pending = 0, done = 1, diverged = 2 };
+
+/// One table of tasks: every task of one kind.
+struct TaskTableSpec {
+  std::string name;                ///< plain name (letters, digits, '_'); the HDF5 group tables/<name>
+  std::int64_t width = 0;          ///< doubles in one task's result (>= 1)
+  std::vector<std::uint64_t> ids;  ///< the study's id of the task in each row
+};
+
+/// What a study declares before it runs anything.
+struct RunStoreSpec {
+  std::string study;   ///< study name, e.g. "ols_early_stopping"
+  std::string config;  ///< the effective config text (ConfigReader::effective())
+  std::vector<TaskTableSpec> tables;
+};
+
+/// "fnv1a64:<16 hex digits>" over the store format version, study and config.
+std::string store_fingerprint(const std::string& study, const std::string& config);
+
+/// The names of the lines `key = value` that differ between two effective
+/// configs, as "key: A there, B now" (at most `limit`, then "...").
+std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit = 3);
+
+class RunStore {
+ public:
+  /// Collective over `comm`. Opens DIR/store.h5 for `spec`, creating DIR and
+  /// the store when absent. Throws InputError (the same on every rank) when
+  /// DIR belongs to another study, config or task layout, holds outputs but no
+  /// store, or is in use by another run.
+  RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& spec);
+  ~RunStore();  ///< collective, like close()
+  RunStore(const RunStore&) = delete;
+  RunStore& operator=(const RunStore&) = delete;
+
+  /// Collective: closes the file (and releases the directory lock).
+  void close();
+
+  const std::string& dir() const;
+  const std::string& path() const;  ///< DIR/store.h5
+  bool created() const;             ///< this invocation created the store
+  /// This invocation's number: 1 for a new store, else one more than the
+  /// highest attempt recorded in it. Rows this invocation finishes record it.
+  std::int32_t attempt() const;
+
+  std::size_t table_count() const;
+  /// Index of the table called `name`; std::out_of_range when there is none.
+  std::size_t table_index(const std::string& name) const;
+  const std::string& table_name(std::size_t table) const;
+  std::int64_t rows(std::size_t table) const;
+  std::int64_t width(std::size_t table) const;
+
+  /// Rows that were pending when the store was opened, ascending; the same
+  /// on every rank.
+  const std::vector<std::int64_t>& pending(std::size_t table) const;
+  std::int64_t total_rows() const;        ///< over all tables
+  std::int64_t finished_at_open() const;  ///< done or diverged when opened (resumed)
+  bool complete_at_open() const { return finished_at_open() == total_rows(); }
+
+  /// Independent (any rank, alone): writes row `row` of `table` (`values`
+  /// holds width() doubles), then this attempt, then the status: diverged
+  /// when a value is not finite, else done. Returns the status written.
+  TaskStatus write(std::size_t table, std::int64_t row, std::span<const double> values);
+
+  /// Independent reads of what the file holds now.
+  std::vector<double> read_data(std::size_t table) const;  ///< [rows, width] row-major
+  std::vector<TaskStatus> read_status(std::size_t table) const;
+  std::vector<std::int32_t> read_attempts(std::size_t table) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gradmatch::io

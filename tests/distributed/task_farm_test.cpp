@@ -1,0 +1,198 @@
+// The task farm at 1, 2 and 4 ranks: every item exactly once, balance under
+// unequal task costs, agreement on a failing task, and the farm over a run
+// store's pending rows.
+#include "distributed/task_farm.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <thread>
+
+#include "core/errors.hpp"
+#include "io/run_store.hpp"
+
+namespace gradmatch::distributed {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// How many times each item ran, summed over ranks (on every rank).
+std::vector<double> run_counts(const Communicator& world, std::int64_t items, const std::vector<std::int64_t>& mine) {
+  std::vector<double> counts(static_cast<std::size_t>(items), 0.0);
+  for (std::int64_t i : mine) counts[static_cast<std::size_t>(i)] += 1.0;
+  world.allreduce_sum(counts);
+  return counts;
+}
+
+TEST(TaskFarm, RunsEveryItemExactlyOnceOverAllRanks) {
+  const Communicator world;
+  const std::int64_t items = 1000;
+  std::vector<std::int64_t> mine;
+  FarmOptions quiet;
+  quiet.progress_interval_s = 0;
+  const FarmStats stats = run_task_farm(
+      world, items, [&](std::int64_t i) { mine.push_back(i); }, quiet);
+  EXPECT_EQ(run_counts(world, items, mine), std::vector<double>(items, 1.0));
+  ASSERT_EQ(stats.done_per_rank.size(), static_cast<std::size_t>(world.size()));
+  EXPECT_EQ(stats.done_per_rank[static_cast<std::size_t>(world.rank())], static_cast<std::int64_t>(mine.size()));
+  EXPECT_EQ(std::accumulate(stats.done_per_rank.begin(), stats.done_per_rank.end(), std::int64_t{0}), items);
+  EXPECT_EQ(stats.items, items);
+}
+
+TEST(TaskFarm, AnEmptyListAndMoreRanksThanItemsWork) {
+  const Communicator world;
+  std::int64_t ran = 0;
+  FarmOptions quiet;
+  quiet.progress_interval_s = 0;
+  run_task_farm(
+      world, 0, [&](std::int64_t) { ++ran; }, quiet);
+  EXPECT_EQ(ran, 0);
+  std::vector<std::int64_t> mine;
+  run_task_farm(
+      world, 3, [&](std::int64_t i) { mine.push_back(i); }, quiet);
+  EXPECT_EQ(run_counts(world, 3, mine), std::vector<double>(3, 1.0));
+}
+
+// Ten 60 ms tasks first, then thirty 2 ms ones (1 x 600 + 60 ms of work). A
+// static split gives rank 0 of 2 all the expensive ones (about 630 ms); pulled
+// dynamically every rank finishes within about one task of the ideal share.
+TEST(TaskFarm, BalancesTasksOfVeryDifferentCosts) {
+  const Communicator world;
+  const auto cost_ms = [](std::int64_t i) { return i < 10 ? 60 : 2; };
+  const double total_ms = 10 * 60 + 30 * 2;
+  FarmOptions quiet;
+  quiet.progress_interval_s = 0;
+  world.barrier();
+  const auto start = Clock::now();
+  double last_finish_ms = 0.0;
+  const FarmStats stats = run_task_farm(
+      world, 40,
+      [&](std::int64_t i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(cost_ms(i)));
+        last_finish_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      },
+      quiet);
+  const std::vector<double> finishes = world.allgather(last_finish_ms);
+  const double ideal_ms = total_ms / world.size();
+  const double latest = *std::max_element(finishes.begin(), finishes.end());
+  // Within one expensive task (+ scheduling slack) of the ideal share.
+  EXPECT_LT(latest, ideal_ms + 60 + 50) << "ranks " << world.size();
+  if (world.size() >= 2) {
+    EXPECT_LT(latest, 0.7 * (10 * 60 + 10 * 2));  // well under what a static split's first rank needs
+    for (std::int64_t d : stats.done_per_rank) EXPECT_GT(d, 0);
+  }
+  EXPECT_GT(stats.efficiency(), 0.7);
+}
+
+TEST(TaskFarm, AFailingTaskStopsEveryRankWhoAgreesOnTheFailure) {
+  const Communicator world;
+  FarmOptions quiet;
+  quiet.progress_interval_s = 0;
+  std::int64_t ran = 0;
+  int failed_rank = -1;
+  try {
+    run_task_farm(
+        world, 10'000,
+        [&](std::int64_t i) {
+          if (i == 5) throw InputError("task 5: bad input");
+          ++ran;
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        },
+        quiet);
+    ADD_FAILURE() << "no failure on rank " << world.rank();
+  } catch (const CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_EQ(std::string(f.what()), "task 5: bad input");
+    failed_rank = f.failed_rank();
+  }
+  const std::vector<std::int64_t> ranks = world.allgather(static_cast<std::int64_t>(failed_rank));
+  for (std::int64_t r : ranks) EXPECT_EQ(r, ranks[0]);  // one verdict everywhere
+  EXPECT_GE(ranks[0], 0);
+  std::vector<double> total{static_cast<double>(ran)};
+  world.allreduce_sum(total);
+  EXPECT_LT(total[0], 10'000.0);  // the others stopped early
+}
+
+TEST(TaskFarm, ProgressLinesShowDoneTotalRateAndEta) {
+  EXPECT_EQ(progress_line("bootstrap", 250, 1000, 2.0),
+            "gradmatch: bootstrap 250/1000 tasks (25.0%), 125.0 tasks/s, 2.0 s elapsed, ETA 6.0 s");
+  EXPECT_EQ(progress_line("bootstrap", 0, 1000, 0.5), "gradmatch: bootstrap 0/1000 tasks (0.0%), 0.5 s elapsed");
+  EXPECT_EQ(progress_line("sweep", 7, 7, 1.4),
+            "gradmatch: sweep 7/7 tasks (100.0%), 5.0 tasks/s, 1.4 s elapsed, ETA 0.0 s");
+}
+
+TEST(TaskFarm, RootPrintsAProgressLineAtTheEnd) {
+  const Communicator world;
+  char* buf = nullptr;
+  std::size_t len = 0;
+  std::FILE* mem = open_memstream(&buf, &len);
+  FarmOptions o;
+  o.stage = "demo";
+  o.progress_stream = mem;
+  run_task_farm(
+      world, 12, [](std::int64_t) {}, o);
+  std::fclose(mem);
+  const std::string out(buf, len);
+  std::free(buf);
+  if (world.is_root()) {
+    EXPECT_NE(out.find("gradmatch: demo 12/12 tasks (100.0%)"), std::string::npos) << out;
+  } else {
+    EXPECT_EQ(out, "");
+  }
+}
+
+TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
+  const Communicator world;
+  const std::string dir = world.broadcast(
+      (std::filesystem::temp_directory_path() / ("gradmatch-farm-" + std::to_string(::getpid()))).string());
+  if (world.is_root()) std::filesystem::remove_all(dir);
+  world.barrier();
+  io::RunStoreSpec spec{"toy", "seed = 1\n", {{"rows", 2, {}}}};
+  for (std::uint64_t i = 0; i < 50; ++i) spec.tables[0].ids.push_back(i);
+  FarmOptions quiet;
+  quiet.progress_interval_s = 0;
+  const auto compute = [](std::int64_t row) {
+    return std::vector<double>{static_cast<double>(row), row == 7 ? std::nan("") : 2.0 * static_cast<double>(row)};
+  };
+  {
+    io::RunStore store(world.get(), dir, spec);
+    // First invocation: only rows below 20 get done (the rest "killed").
+    const FarmStats stats = run_task_farm(
+        world, 20, [&](std::int64_t i) { store.write(0, i, compute(i)); }, quiet);
+    EXPECT_EQ(stats.items, 20);
+  }
+  io::RunStore store(world.get(), dir, spec);
+  EXPECT_EQ(store.pending(0).size(), 30u);
+  std::vector<double> counts(50, 0.0);
+  const FarmStats stats = farm_table(
+      world, store, 0,
+      [&](std::int64_t row) {
+        counts[static_cast<std::size_t>(row)] += 1;
+        return compute(row);
+      },
+      quiet);
+  world.allreduce_sum(counts);
+  for (std::int64_t r = 0; r < 50; ++r) EXPECT_EQ(counts[static_cast<std::size_t>(r)], r < 20 ? 0.0 : 1.0) << r;
+  EXPECT_EQ(stats.items, 30);
+  EXPECT_EQ(stats.diverged, 0);  // row 7 diverged in the first invocation
+  world.barrier();
+  const auto status = store.read_status(0);
+  const auto data = store.read_data(0);
+  for (std::int64_t r = 0; r < 50; ++r) {
+    EXPECT_EQ(status[static_cast<std::size_t>(r)], r == 7 ? io::TaskStatus::diverged : io::TaskStatus::done);
+    EXPECT_EQ(data[static_cast<std::size_t>(2 * r)], static_cast<double>(r));
+  }
+  const auto attempts = store.read_attempts(0);
+  EXPECT_EQ(attempts[0], 1);
+  EXPECT_EQ(attempts[49], 2);
+  store.close();
+  world.barrier();
+  if (world.is_root()) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gradmatch::distributed

@@ -1,0 +1,284 @@
+// RunStore under mpirun at 1, 2 and 4 ranks: collective creation, rows
+// written independently by whichever rank ran the task, resume of exactly
+// the unfinished rows, and every way a directory is refused.
+#include "io/run_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/errors.hpp"
+#include "distributed/mpi.hpp"
+#include "io/config.hpp"
+
+namespace gradmatch::io {
+namespace {
+
+namespace fs = std::filesystem;
+using distributed::Communicator;
+
+/// One scratch directory for all ranks (rank 0 names it), removed afterwards.
+class RunStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string name = "gradmatch-run-store-";
+    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    name += "-";
+    name += std::to_string(::getpid());
+    root_ = world_.broadcast((fs::temp_directory_path() / name).string());
+    if (world_.is_root()) {
+      fs::remove_all(root_);
+      fs::create_directories(root_);
+    }
+    world_.barrier();
+  }
+  void TearDown() override {
+    world_.barrier();
+    std::error_code ec;
+    if (world_.is_root()) fs::remove_all(root_, ec);
+  }
+  std::string dir(const std::string& name = "run") const { return (fs::path(root_) / name).string(); }
+
+  Communicator world_;
+  std::string root_;
+};
+
+const std::string kConfig = "data.n = 200\nseed = 56\nstudy = \"toy\"\n";
+
+RunStoreSpec toy_spec(const std::string& config = kConfig) {
+  RunStoreSpec s;
+  s.study = "toy";
+  s.config = config;
+  s.tables.push_back({"alpha", 3, {11, 12, 13, 14, 15}});
+  s.tables.push_back({"empty", 2, {}});
+  s.tables.push_back({"beta", 1, {21, 22, 23, 24, 25, 26, 27}});
+  return s;
+}
+
+std::vector<double> row_values(std::int64_t row, std::int64_t width) {
+  std::vector<double> v;
+  for (std::int64_t j = 0; j < width; ++j)
+    v.push_back(100.0 * static_cast<double>(row) + static_cast<double>(j) + 0.25);
+  return v;
+}
+
+/// The InputError the constructor throws, the same on every rank.
+std::string open_error(MPI_Comm comm, const std::string& dir, const RunStoreSpec& spec) {
+  try {
+    RunStore store(comm, dir, spec);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST_F(RunStoreTest, ANewStoreHasEveryTaskPendingInTheFirstAttempt) {
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_TRUE(store.created());
+  EXPECT_EQ(store.attempt(), 1);
+  ASSERT_EQ(store.table_count(), 3u);
+  EXPECT_EQ(store.table_index("beta"), 2u);
+  EXPECT_EQ(store.rows(0), 5);
+  EXPECT_EQ(store.width(0), 3);
+  EXPECT_EQ(store.rows(1), 0);
+  EXPECT_EQ(store.pending(0), (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_TRUE(store.pending(1).empty());
+  EXPECT_EQ(store.pending(2).size(), 7u);
+  EXPECT_EQ(store.total_rows(), 12);
+  EXPECT_EQ(store.finished_at_open(), 0);
+  EXPECT_FALSE(store.complete_at_open());
+  const std::vector<double> data = store.read_data(0);
+  ASSERT_EQ(data.size(), 15u);
+  for (double v : data) EXPECT_TRUE(std::isnan(v));  // unfinished rows read as NaN
+  EXPECT_EQ(store.read_status(2), std::vector<TaskStatus>(7, TaskStatus::pending));
+  store.close();
+  EXPECT_TRUE(fs::exists(fs::path(dir()) / "store.h5"));
+  EXPECT_FALSE(fs::exists(fs::path(dir()) / "store.h5.partial"));
+}
+
+TEST_F(RunStoreTest, ReopeningResumesExactlyTheRowsThatNoRankFinished) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    // Rows 0, 2, 4 of alpha and 6 of beta, each written by one rank alone.
+    for (std::int64_t row : {0, 2, 4})
+      if (row % world_.size() == world_.rank()) {
+        EXPECT_EQ(store.write(0, row, row_values(row, 3)), TaskStatus::done);
+      }
+    if (world_.rank() == world_.size() - 1) store.write(2, 6, row_values(6, 1));
+    world_.barrier();
+  }
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_FALSE(store.created());
+  EXPECT_EQ(store.attempt(), 2);
+  EXPECT_EQ(store.pending(0), (std::vector<std::int64_t>{1, 3}));
+  EXPECT_EQ(store.pending(2), (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(store.finished_at_open(), 4);
+  const std::vector<double> data = store.read_data(0);
+  for (std::int64_t row : {0, 2, 4})
+    for (std::int64_t j = 0; j < 3; ++j) EXPECT_EQ(data[static_cast<std::size_t>(row * 3 + j)], row_values(row, 3)[j]);
+  EXPECT_TRUE(std::isnan(data[3]));
+  EXPECT_EQ(store.read_attempts(0), (std::vector<std::int32_t>{1, 0, 1, 0, 1}));
+
+  // The second attempt finishes the rest and records itself.
+  world_.barrier();  // every rank has read the file above
+  if (world_.is_root()) store.write(0, 1, row_values(1, 3));
+  world_.barrier();
+  EXPECT_EQ(store.read_attempts(0), (std::vector<std::int32_t>{1, 2, 1, 0, 1}));
+  EXPECT_EQ(store.read_status(0)[1], TaskStatus::done);
+}
+
+TEST_F(RunStoreTest, ANonFiniteResultIsRecordedAsDivergedAndNotRunAgain) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    if (world_.is_root()) {
+      EXPECT_EQ(store.write(0, 3, std::vector<double>{1.0, std::nan(""), 2.0}), TaskStatus::diverged);
+      EXPECT_EQ(store.write(0, 4, std::vector<double>{1.0, INFINITY, 2.0}), TaskStatus::diverged);
+    }
+    world_.barrier();
+  }
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_EQ(store.pending(0), (std::vector<std::int64_t>{0, 1, 2}));
+  const auto status = store.read_status(0);
+  EXPECT_EQ(status[3], TaskStatus::diverged);
+  EXPECT_EQ(status[4], TaskStatus::diverged);
+  EXPECT_EQ(store.read_data(0)[3 * 3 + 2], 2.0);
+}
+
+TEST_F(RunStoreTest, ACompleteStoreOpensReadOnlyAndLeavesTheFileByteForByteUntouched) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    for (std::size_t t = 0; t < store.table_count(); ++t)
+      for (std::int64_t row : store.pending(t))
+        if (row % world_.size() == world_.rank()) store.write(t, row, row_values(row, store.width(t)));
+    world_.barrier();
+  }
+  const std::string path = (fs::path(dir()) / "store.h5").string();
+  const std::string before = slurp(path);
+  struct stat st_before {};
+  ::stat(path.c_str(), &st_before);
+  world_.barrier();
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    EXPECT_TRUE(store.complete_at_open());
+    EXPECT_EQ(store.finished_at_open(), 12);
+    EXPECT_EQ(store.attempt(), 2);
+    EXPECT_THROW(store.write(0, 0, row_values(0, 3)), std::runtime_error);  // read-only now
+  }
+  world_.barrier();
+  struct stat st_after {};
+  ::stat(path.c_str(), &st_after);
+  EXPECT_EQ(slurp(path), before);
+  EXPECT_EQ(st_after.st_mtim.tv_sec, st_before.st_mtim.tv_sec);
+  EXPECT_EQ(st_after.st_mtim.tv_nsec, st_before.st_mtim.tv_nsec);
+}
+
+TEST_F(RunStoreTest, ADifferentConfigIsRefusedNamingTheKeysThatDiffer) {
+  { RunStore store(world_.get(), dir(), toy_spec()); }
+  const std::string msg = open_error(world_.get(), dir(), toy_spec("data.n = 300\nseed = 56\nstudy = \"toy\"\n"));
+  EXPECT_EQ(msg,
+            dir() + ": was made by a different config (data.n: 200 there, 300 now); use a new --out or delete DIR");
+  // The refused run wrote nothing: the first config still resumes.
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_EQ(store.pending(0).size(), 5u);
+}
+
+TEST_F(RunStoreTest, AnotherStudyOrTaskLayoutIsRefused) {
+  { RunStore store(world_.get(), dir(), toy_spec()); }
+  RunStoreSpec other = toy_spec();
+  other.study = "other";
+  EXPECT_EQ(open_error(world_.get(), dir(), other),
+            dir() + ": was made by study 'toy', not 'other'; use a new --out or delete DIR");
+  RunStoreSpec ids = toy_spec();
+  ids.tables[2].ids[3] = 99;
+  EXPECT_NE(open_error(world_.get(), dir(), ids).find("table 'beta' lists other task ids"), std::string::npos);
+  RunStoreSpec width = toy_spec();
+  width.tables[0].width = 4;
+  EXPECT_NE(open_error(world_.get(), dir(), width).find("table 'alpha' is 5 x 3, expected 5 x 4"), std::string::npos);
+}
+
+TEST_F(RunStoreTest, ADirectoryWithResultsButNoStoreIsRefusedUntouched) {
+  if (world_.is_root()) {
+    fs::create_directories(dir());
+    std::ofstream(fs::path(dir()) / "summary.json") << "{}\n";
+  }
+  world_.barrier();
+  const std::string msg = open_error(world_.get(), dir(), toy_spec());
+  EXPECT_EQ(msg, dir() +
+                     ": holds summary.json but no run store (store.h5): it is not a resumable gradmatch run; "
+                     "use a new --out or delete DIR");
+  EXPECT_FALSE(fs::exists(fs::path(dir()) / "store.h5"));
+}
+
+TEST_F(RunStoreTest, ASecondRunOnTheSameDirectoryAtTheSameTimeIsRefused) {
+  RunStore first(world_.get(), dir(), toy_spec());
+  const std::string msg = open_error(world_.get(), dir(), toy_spec());
+  EXPECT_NE(msg.find("is in use by another gradmatch run"), std::string::npos) << msg;
+  first.close();
+  RunStore second(world_.get(), dir(), toy_spec());  // the lock went with the first run
+  EXPECT_EQ(second.attempt(), 1);
+}
+
+TEST_F(RunStoreTest, AStoreLeftHalfCreatedIsCreatedAgain) {
+  if (world_.is_root()) {
+    fs::create_directories(dir());
+    std::ofstream(fs::path(dir()) / "store.h5.partial") << "garbage";
+  }
+  world_.barrier();
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_TRUE(store.created());
+  EXPECT_EQ(store.pending(0).size(), 5u);
+}
+
+TEST(RunStoreFingerprint, DependsOnStudyAndConfigOnly) {
+  const std::string a = store_fingerprint("toy", kConfig);
+  EXPECT_EQ(a, store_fingerprint("toy", kConfig));
+  EXPECT_EQ(a.rfind("fnv1a64:", 0), 0u);
+  EXPECT_EQ(a.size(), 8u + 16u);
+  EXPECT_NE(a, store_fingerprint("toy2", kConfig));
+  EXPECT_NE(a, store_fingerprint("toy", "data.n = 201\n"));
+  EXPECT_NE(store_fingerprint("ab", "c"), store_fingerprint("a", "bc"));
+}
+
+TEST(RunStoreFingerprint, ConfigDifferencesListAddedRemovedAndChangedKeys) {
+  EXPECT_EQ(describe_config_difference("a = 1\nb = 2\nc = 3\n", "a = 1\nb = 5\nd = 4\n"),
+            "b: 2 there, 5 now; c: 3 there, absent now; d: absent there, 4 now");
+  EXPECT_EQ(describe_config_difference("a = 1\nb = 2\nc = 3\n", "a = 2\nb = 3\nc = 4\n", 2),
+            "a: 1 there, 2 now; b: 2 there, 3 now; and 1 more");
+}
+
+TEST_F(RunStoreTest, TheEffectiveConfigIgnoresCommentsLayoutAndSpelledOutDefaults) {
+  const auto effective = [&](const std::string& name, const std::string& text) {
+    const std::string path = (fs::path(root_) / name).string();
+    if (world_.is_root()) std::ofstream(path) << text;
+    world_.barrier();
+    ConfigReader r(path);
+    r.get_string("study");
+    r.get_int("data.n", 100, 1, 1000);
+    r.get_double("data.lr", 0.5, 0.0, 1.0);
+    r.get_doubles("data.sigmas", {1.0, 2.0}, 0.0, 10.0);
+    r.finish();
+    return r.effective();
+  };
+  const std::string plain = effective("a.toml", "study = \"toy\"\n[data]\nn = 200\n");
+  EXPECT_EQ(plain, "data.lr = 0.5\ndata.n = 200\ndata.sigmas = [1, 2]\nstudy = \"toy\"\n");
+  EXPECT_EQ(effective("b.toml",
+                      "# a comment\nstudy = 'toy'\n[data]\nlr = 0.5  # the default, spelled out\n"
+                      "sigmas = [1.0, 2]\nn = 200\n"),
+            plain);
+  EXPECT_NE(effective("c.toml", "study = \"toy\"\n[data]\nn = 201\n"), plain);
+}
+
+}  // namespace
+}  // namespace gradmatch::io
