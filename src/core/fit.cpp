@@ -276,6 +276,28 @@ void Fitter::solve_all(const Equations& eq) {
   finish_column_solution(gram, rhs, &qr);
 }
 
+void Fitter::set_column_solution(const Matrix& gram, std::span<const double> rhs, const LeastSquaresSolution& qr) {
+  if (!options_.family.is_column_family() || method_ != Method::qr)
+    throw std::logic_error("Fitter::set_column_solution: only for column families with method qr");
+  if (gram.rows() != r_ || gram.cols() != r_ || static_cast<std::int64_t>(rhs.size()) != r_ ||
+      static_cast<std::int64_t>(qr.x.size()) != r_)
+    throw std::logic_error("Fitter::set_column_solution: sizes differ from the family's r");
+  finish_column_solution(gram, rhs, &qr);
+}
+
+void Fitter::set_symmetric_solution(SymmetricSolution solution) {
+  if (options_.family.kind != FamilyKind::sym)
+    throw std::logic_error("Fitter::set_symmetric_solution: only for family sym");
+  if (solution.lambda.rows() != p_ || solution.lambda.cols() != p_)
+    throw std::logic_error("Fitter::set_symmetric_solution: Lambda is not p x p");
+  sym_ = std::move(solution);
+  sym_has_eig_ = sym_.eigenvectors.rows() == p_ && static_cast<std::int64_t>(sym_.eigenvalues.size()) == p_;
+  coef_ = sym_.lambda.values();
+  rank_ = sym_.rank;
+  cond_ = sym_.condition_number;
+  solved_ = true;
+}
+
 Matrix Fitter::predicted_gradients(const Equations& block) const {
   if (!solved_) throw std::logic_error("Fitter: solve before asking for predictions");
   const FamilySpec& f = options_.family;

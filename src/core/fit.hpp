@@ -90,6 +90,21 @@ class Fitter {
   /// The fitted gradient grad R(theta_k) at every point of the block, [m, p].
   Matrix predicted_gradients(const Equations& block) const;
 
+  // Hooks for solvers outside the core (gradmatch::distributed's ScaLAPACK
+  // solves): they compute the solution on their own data layout and hand it
+  // over here, so that residual_sums() and result() -- every diagnostic --
+  // run the same code as the serial fit. Either one replaces solve()/solve_all().
+  const FitOptions& options() const { return options_; }
+  double rcond() const { return rcond_; }          ///< the resolved singular-value cut
+  std::int64_t unknowns() const { return r_; }     ///< r, p or p(p+1)/2
+  /// Column family, method qr. `gram` = A^T W A and `rhs` = A^T W b of the
+  /// UNSCALED design; `qr` solves the design after unit-norm column scaling
+  /// when options().normalize (as solve_all does), else the design itself.
+  void set_column_solution(const Matrix& gram, std::span<const double> rhs, const LeastSquaresSolution& qr);
+  /// Family sym. When `solution` carries G's eigenvectors and eigenvalues,
+  /// result() reports standard errors from them (p <= sym_standard_error_max_p).
+  void set_symmetric_solution(SymmetricSolution solution);
+
  private:
   void finish_column_solution(const Matrix& gram, std::span<const double> rhs, const LeastSquaresSolution* qr);
 

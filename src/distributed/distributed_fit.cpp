@@ -1,41 +1,55 @@
 #include "distributed/distributed_fit.hpp"
 
+#include <optional>
+
 #include "io/equation_file.hpp"
 
 namespace gradmatch::distributed {
 
-FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options) {
+FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options,
+                            const SolverTuning& tuning) {
   io::EquationFileInfo info;
   collective(comm, [&] { info = io::inspect_equation_file(path); });
 
   Equations block;
   std::optional<Fitter> fitter;
-  bool all_rows = false;
   collective(comm, [&] {
     // The first row fixes p and the feature names for the Fitter.
     const Equations layout = io::read_equation_rows(path, 0, std::min<std::int64_t>(1, info.m));
     fitter.emplace(options, layout, info.m);
-    all_rows = fitter->needs_all_rows();
-    const auto [begin, end] = all_rows ? std::pair<std::int64_t, std::int64_t>{0, info.m}
-                                       : block_range(info.m, comm.rank(), comm.size());
+    const auto [begin, end] = point_block(info.m, comm.rank(), comm.size());
     block = io::read_equation_rows(path, begin, end);
   });
 
-  std::vector<double> stats;
-  collective(comm, [&] {
-    if (all_rows) fitter->solve_all(block);
-    else stats = fitter->statistics(block);
-  });
-  if (!all_rows) {
+  const Method method = fitter->method();
+  const bool sym = options.family.kind == FamilyKind::sym;
+  // Each solver is collective and agrees on failure inside; the outer
+  // collective() passes such an agreed failure on unchanged.
+  if (method == Method::qr) {
+    collective(comm, [&] {
+      const ColumnQrSolution s =
+          solve_columns_qr(comm, options.family, block, info.m, options.normalize, fitter->rcond(), tuning);
+      fitter->set_column_solution(s.gram, s.rhs, s.solution);
+    });
+  } else if (method == Method::vech || method == Method::vech_plain) {
+    collective(comm, [&] {
+      const auto coords = method == Method::vech ? VechCoordinates::isometric : VechCoordinates::plain;
+      fitter->set_symmetric_solution(
+          solve_vech_distributed(comm, block, info.m, fitter->rcond(), coords, tuning).solution);
+    });
+  } else if (sym && info.p >= tuning.structured_scalapack_min_p) {
+    collective(comm, [&] {
+      fitter->set_symmetric_solution(solve_structured_scalapack(comm, block, info.m, fitter->rcond(), tuning));
+    });
+  } else {
+    std::vector<double> stats;
+    collective(comm, [&] { stats = fitter->statistics(block); });
     comm.allreduce_sum(stats);
     collective(comm, [&] { fitter->solve(stats); });
   }
 
   std::vector<double> sums;
-  collective(comm, [&] {
-    // With all rows on every rank, rank 0 alone contributes the residual sums.
-    sums = fitter->residual_sums((all_rows && comm.rank() != 0) ? block.rows(0, 0) : block);
-  });
+  collective(comm, [&] { sums = fitter->residual_sums(block); });
   comm.allreduce_sum(sums);
   FitResult result;
   collective(comm, [&] { result = fitter->result(sums); });

@@ -1,21 +1,29 @@
 #pragma once
 // `gradmatch fit` over MPI ranks.
 //
-// Closed-form routes (ridge/huber/elastic-net/features by normal equations,
-// diag, sym structured): rank r reads only its block of rows of the equation
-// file, computes the additive statistics of core::Fitter, and one all-reduce
-// gives every rank the same totals; every rank then solves the same small
-// system, and a second all-reduce sums the residual diagnostics.
-// Full-design routes (qr, vech) read every row on every rank and solve
-// serially until the ScaLAPACK PDGELS path lands; the answer is the same on
-// every rank because the computation is.
+// Rank r reads only its block of points of the equation file (point_block in
+// distributed_solvers.hpp, the same partition for every method) and every
+// rank ends with the same FitResult:
+//   closed forms (ridge/huber/elastic-net/features by --method normal, i.e.
+//     the Gram path; diag; sym structured below the ScaLAPACK crossover):
+//     the additive statistics of core::Fitter, one all-reduce, the same small
+//     solve on every rank;
+//   column families by --method qr: distributed QR (PDGEQRF/PDORMQR);
+//   sym --method vech / vech-plain: PDGELS, or the serial fallback when the
+//     design is rank deficient;
+//   sym structured at p >= tuning.structured_scalapack_min_p: PDGEMM + PDSYEVD.
+// The solution is handed to the Fitter, and a second all-reduce sums the
+// residual diagnostics of every rank's rows, so the diagnostics are the
+// serial code's. Results agree with the serial fit() to ~1e-10 relative.
 #include <string>
 
 #include "core/fit.hpp"
+#include "distributed/distributed_solvers.hpp"
 #include "distributed/mpi.hpp"
 
 namespace gradmatch::distributed {
 
-FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options);
+FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options,
+                            const SolverTuning& tuning = {});
 
 }  // namespace gradmatch::distributed
