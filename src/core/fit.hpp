@@ -8,7 +8,9 @@
 //     solve(total)        -> coefficients (identical on every rank)
 //     residual_sums(block)-> vector, summed over blocks
 //     result(total)       -> FitResult with diagnostics
-//   Methods that need every row at once (qr, vech) use solve_all(eq).
+//   Methods that need every row at once (qr, vech) use solve_all(eq), or
+//   take a solution computed elsewhere (gradmatch::distributed's ScaLAPACK
+//   solves) through set_column_solution / set_symmetric_solution.
 // fit() is literally this sequence with one block, so the serial path is the
 // oracle of the distributed one.
 //

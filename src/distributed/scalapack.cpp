@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -50,6 +51,19 @@ void check_info(int info, const char* routine, const char* failure = "failed") {
 int workspace(double query, const char* routine) {
   return narrow(static_cast<std::int64_t>(std::max(1.0, query)) + 1, routine);
 }
+
+// Uninitialised work array: the queries ask for room proportional to the
+// local rows (NB (MpA0 + NqA0) for pdgeqrf: 640 MB for 10^7 x 8 on one rank)
+// that a one-panel factorization never touches; zero-filling it cost more
+// than the factorization's own passes.
+class Workspace {
+ public:
+  explicit Workspace(int n) : data_(new double[static_cast<std::size_t>(n)]) {}
+  double* get() const { return data_.get(); }
+
+ private:
+  std::unique_ptr<double[]> data_;
+};
 
 int op_rows(char trans, const DistributedMatrix& a) { return narrow(trans == 'N' ? a.rows() : a.cols(), "pdgemm"); }
 int op_cols(char trans, const DistributedMatrix& a) { return narrow(trans == 'N' ? a.cols() : a.rows(), "pdgemm"); }
@@ -208,8 +222,8 @@ std::vector<double> geqrf(DistributedMatrix& a) {
   pgeqrf(m, n, a.data(), 1, 1, a.descriptor(), tau.data(), &query, -1, &info);
   check_info(info, "pdgeqrf (workspace query)");
   const int lwork = workspace(query, "pdgeqrf");
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  pgeqrf(m, n, a.data(), 1, 1, a.descriptor(), tau.data(), work.data(), lwork, &info);
+  const Workspace work(lwork);
+  pgeqrf(m, n, a.data(), 1, 1, a.descriptor(), tau.data(), work.get(), lwork, &info);
   check_info(info, "pdgeqrf");
   return tau;
 }
@@ -225,8 +239,8 @@ void ormqr_qt(const DistributedMatrix& a, const std::vector<double>& tau, Distri
          &info);
   check_info(info, "pdormqr (workspace query)");
   const int lwork = workspace(query, "pdormqr");
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  pormqr('L', 'T', m, n, k, a.data(), 1, 1, a.descriptor(), tau.data(), c.data(), 1, 1, c.descriptor(), work.data(),
+  const Workspace work(lwork);
+  pormqr('L', 'T', m, n, k, a.data(), 1, 1, a.descriptor(), tau.data(), c.data(), 1, 1, c.descriptor(), work.get(),
          lwork, &info);
   check_info(info, "pdormqr");
 }
@@ -239,8 +253,8 @@ void gels(DistributedMatrix& a, DistributedMatrix& b) {
   pgels('N', m, n, nrhs, a.data(), 1, 1, a.descriptor(), b.data(), 1, 1, b.descriptor(), &query, -1, &info);
   check_info(info, "pdgels (workspace query)");
   const int lwork = workspace(query, "pdgels");
-  std::vector<double> work(static_cast<std::size_t>(lwork));
-  pgels('N', m, n, nrhs, a.data(), 1, 1, a.descriptor(), b.data(), 1, 1, b.descriptor(), work.data(), lwork, &info);
+  const Workspace work(lwork);
+  pgels('N', m, n, nrhs, a.data(), 1, 1, a.descriptor(), b.data(), 1, 1, b.descriptor(), work.get(), lwork, &info);
   check_info(info, "pdgels");
 }
 
@@ -263,9 +277,9 @@ std::vector<double> syevd(DistributedMatrix& a, DistributedMatrix& z) {
   const std::int64_t nb = a.nb();
   const double ormtr = static_cast<double>(2 * a.rows() + (a.local_rows() + a.local_cols() + 2 * nb) * nb + nb * nb);
   const int lwork = workspace(std::max(query, ormtr), "pdsyevd"), liwork = std::max(1, iquery);
-  std::vector<double> work(static_cast<std::size_t>(lwork));
+  const Workspace work(lwork);
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
-  psyevd('V', 'L', n, a.data(), 1, 1, a.descriptor(), w.data(), z.data(), 1, 1, z.descriptor(), work.data(), lwork,
+  psyevd('V', 'L', n, a.data(), 1, 1, a.descriptor(), w.data(), z.data(), 1, 1, z.descriptor(), work.get(), lwork,
          iwork.data(), liwork, &info);
   check_info(info, "pdsyevd", "the divide-and-conquer eigensolver failed");
   // W is documented as global output, but a rank that owns no block (n < nb
@@ -287,9 +301,9 @@ std::vector<double> singular_values(DistributedMatrix& a) {
          a.descriptor(), &query, -1, &info);
   check_info(info, "pdgesvd (workspace query)");
   const int lwork = workspace(query, "pdgesvd");
-  std::vector<double> work(static_cast<std::size_t>(lwork));
+  const Workspace work(lwork);
   pgesvd('N', 'N', m, n, a.data(), 1, 1, a.descriptor(), s.data(), &dummy, 1, 1, a.descriptor(), &dummy, 1, 1,
-         a.descriptor(), work.data(), lwork, &info);
+         a.descriptor(), work.get(), lwork, &info);
   check_info(info, "pdgesvd", "the bidiagonal SVD did not converge or the ranks disagreed");
   broadcast_from_root(a.grid(), s);  // as in syevd(): every rank gets process (0, 0)'s copy
   return s;

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/errors.hpp"
 #include "igr_problems.hpp"
 
@@ -27,13 +29,15 @@ double regression_flow_error(Integrator integrator, std::int64_t substeps) {
   return (numerical - exact_regression_flow(data, theta0, t)).norm().item<double>();
 }
 
+// Observed order log2(e(h) / e(h/2)): 4 for RK4 once h is in the asymptotic
+// range (at k = 8 it is still 4.2 on this problem).
 TEST(Flow, Rk4ErrorFallsSixteenfoldWhenTheStepHalves) {
-  const double e8 = regression_flow_error(Integrator::rk4, 8);
   const double e16 = regression_flow_error(Integrator::rk4, 16);
   const double e32 = regression_flow_error(Integrator::rk4, 32);
-  EXPECT_GT(e32, 1e-12);  // still far above rounding: the ratios measure the method
-  EXPECT_NEAR(e8 / e16, 16.0, 1.5);
-  EXPECT_NEAR(e16 / e32, 16.0, 1.0);
+  const double e64 = regression_flow_error(Integrator::rk4, 64);
+  EXPECT_GT(e64, 1e-11);  // far above rounding: the ratios measure the method
+  EXPECT_NEAR(std::log2(e16 / e32), 4.0, 0.15);
+  EXPECT_NEAR(std::log2(e32 / e64), 4.0, 0.1);
 }
 
 TEST(Flow, EulerErrorHalvesWhenTheStepHalves) {

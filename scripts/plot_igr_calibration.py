@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""Draw Figure 6 of the paper from a `gradmatch run` of the igr_calibration
+study.
+
+    python3 scripts/plot_igr_calibration.py DIR
+
+reads DIR/results.h5 and writes DIR/igr_calibration.png: (left) R_IG, the
+averaged squared gradient at the selected checkpoint, against lambda-hat;
+(middle) test accuracy against lambda-hat; (right) lambda-hat against
+Barrett & Dherin's eta p / 4. Runs excluded by the train-accuracy threshold
+are left out. Needs Debian's python3-h5py and python3-matplotlib only.
+"""
+import sys
+from pathlib import Path
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def main(out):
+    with h5py.File(out / "results.h5", "r") as f:
+        width = f["runs/width"][()]
+        eta = f["runs/eta"][()]
+        status = f["runs/status"][()]
+        lam = f["runs/lambda_hat"][()]
+        theory = f["runs/lambda_theory"][()]
+        r_ig = f["runs/r_ig"][()]
+        test = f["runs/test_accuracy"][()]
+    ok = status == 0
+    widths = sorted(set(width.tolist()))
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(widths)))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    for w, c in zip(widths, colors):
+        m = ok & (width == w)
+        axes[0].scatter(lam[m], r_ig[m], color=c, s=26, label="width %d" % w)
+        axes[1].scatter(lam[m], test[m], color=c, s=26, label="width %d" % w)
+        axes[2].scatter(theory[m], lam[m], color=c, s=26, label="width %d" % w)
+    if ok.any():
+        lo, hi = min(theory[ok].min(), lam[ok].min()) / 1.5, max(theory[ok].max(), lam[ok].max()) * 1.5
+        axes[2].plot([lo, hi], [lo, hi], "k--", lw=1, label="$\\hat\\lambda = \\eta p / 4$")
+    for ax in axes:
+        ax.set_xscale("log")
+    axes[0].set_yscale("log")
+    axes[2].set_yscale("log")
+    axes[0].set_xlabel("$\\hat\\lambda$")
+    axes[0].set_ylabel("$R_{IG} = \\|\\nabla L\\|^2 / p$")
+    axes[1].set_xlabel("$\\hat\\lambda$")
+    axes[1].set_ylabel("test accuracy")
+    axes[2].set_xlabel("$\\eta p / 4$")
+    axes[2].set_ylabel("$\\hat\\lambda$")
+    axes[0].set_title("Left: $R_{IG}$", loc="left")
+    axes[1].set_title("Middle: test accuracy", loc="left")
+    axes[2].set_title("Right: recovery (%d of %d runs kept)" % (ok.sum(), ok.size), loc="left")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "igr_calibration.png", dpi=130)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(Path(sys.argv[1]))

@@ -1,0 +1,526 @@
+#include "studies/dropout.hpp"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <numeric>
+
+#include "core/errors.hpp"
+#include "core/fit.hpp"
+#include "core/ols.hpp"
+#include "core/rng.hpp"
+#include "io/config.hpp"
+#include "io/equation_file.hpp"
+#include "io/hdf5_file.hpp"
+#include "io/json_output.hpp"
+#include "studies/farm_study.hpp"
+#include "studies/seed_statistics.hpp"
+#include "training/endpoint.hpp"
+#include "training/idx.hpp"
+#include "training/models.hpp"
+#include "training/trainer.hpp"
+
+namespace gradmatch::studies {
+namespace {
+
+constexpr const char* kStudy = "dropout";
+// Stream kinds (bits 56..63 of a Philox stream id).
+constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5;
+constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
+// Store row: see encode().
+constexpr std::int64_t kWidth = 17;
+
+std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
+
+// (depth, width, seed) -> stream id of the initial weights or batch order.
+std::uint64_t architecture_stream(std::uint64_t kind, const DropoutTask& t) {
+  return kind << 56 | static_cast<std::uint64_t>(t.depth) << 48 | static_cast<std::uint64_t>(t.width) << 32 |
+         static_cast<std::uint64_t>(t.seed_index);
+}
+
+std::vector<std::int64_t> subset(std::int64_t available, std::int64_t wanted, std::uint64_t seed,
+                                 std::uint64_t stream) {
+  if (wanted <= 0 || wanted >= available) {
+    std::vector<std::int64_t> all(sz(available));
+    std::iota(all.begin(), all.end(), 0);
+    return all;
+  }
+  std::vector<std::int64_t> perm = training::permutation(available, seed, stream);
+  perm.resize(sz(wanted));
+  std::sort(perm.begin(), perm.end());  // keep the file's order
+  return perm;
+}
+
+FitOptions ridge() {
+  FitOptions o;
+  o.family.kind = FamilyKind::ridge;
+  return o;
+}
+
+}  // namespace
+
+// ---- config -------------------------------------------------------------------
+
+DropoutConfig read_dropout_config(io::ConfigReader& r) {
+  DropoutConfig c;
+  const std::string study = r.get_string("study");
+  if (study != kStudy) config_error(r, "study", "this reader is for study \"dropout\", not \"" + study + "\"");
+  c.seed = static_cast<std::uint64_t>(
+      r.get_int("seed", static_cast<std::int64_t>(c.seed), 0, std::numeric_limits<std::int64_t>::max()));
+  c.depths = r.get_ints("grid.depths", c.depths, 1, 255);
+  c.widths = r.get_ints("grid.widths", c.widths, 1, 65535);
+  c.rates = r.get_doubles("grid.rates", c.rates, 0.0, 0.95);
+  c.seeds = r.get_int("grid.seeds", c.seeds, 1, 65535);
+
+  c.data_dir = r.get_string("data.dir", c.data_dir);
+  c.train_subset = r.get_int("data.train_subset", c.train_subset, 0, 100'000'000);
+  c.test_subset = r.get_int("data.test_subset", c.test_subset, 0, 100'000'000);
+  c.validation_fraction = r.get_double("data.validation_fraction", c.validation_fraction, 1e-6, 0.9);
+
+  c.learning_rate = r.get_double("training.learning_rate", c.learning_rate, 1e-300, 1e3);
+  c.momentum = r.get_double("training.momentum", c.momentum, 0.0, 0.999999);
+  c.batch_size = r.get_int("training.batch_size", c.batch_size, 1, 100'000'000);
+  c.max_epochs = r.get_int("training.max_epochs", c.max_epochs, 1, 100'000'000);
+  c.patience = r.get_int("training.patience", c.patience, 1, 100'000'000);
+  c.min_delta = r.get_double("training.min_delta", c.min_delta, 0.0, 1e300);
+  c.keep_best = r.get_bool("training.keep_best", c.keep_best);
+
+  c.gradient_batch_size = r.get_int("fit.gradient_batch_size", c.gradient_batch_size, 1, 100'000'000);
+  c.adam_parity = r.get_bool("fit.adam_parity", c.adam_parity);
+  c.adam_learning_rate = r.get_double("fit.adam_learning_rate", c.adam_learning_rate, 1e-300, 1e3);
+  c.adam_max_epochs = r.get_int("fit.adam_max_epochs", c.adam_max_epochs, 1, 100'000'000);
+  c.adam_patience = r.get_int("fit.adam_patience", c.adam_patience, 1, 100'000'000);
+  c.adam_init_lambda = r.get_double("fit.adam_init_lambda", c.adam_init_lambda, 1e-300, 1e300);
+  c.trust_max_relative_grad_norm =
+      r.get_double("diagnostics.trust_max_relative_grad_norm", c.trust_max_relative_grad_norm, 0.0, 1e300);
+  c.trust_min_cosine = r.get_double("diagnostics.trust_min_cosine", c.trust_min_cosine, -1.0, 1.0);
+  c.save_equations = r.get_bool("outputs.save_equations", c.save_equations);
+
+  const auto strictly_increasing = [&](const std::string& key, const auto& v) {
+    if (v.empty()) config_error(r, key, "is empty; give at least one value");
+    for (std::size_t i = 1; i < v.size(); ++i)
+      if (!(v[i] > v[i - 1])) config_error(r, key, "must be strictly increasing");
+  };
+  strictly_increasing("grid.depths", c.depths);
+  strictly_increasing("grid.widths", c.widths);
+  strictly_increasing("grid.rates", c.rates);
+  for (double rate : c.rates) {
+    const double units = rate * static_cast<double>(kRateUnits);
+    if (std::abs(units - std::round(units)) > 1e-6)
+      config_error(r, "grid.rates", "rates must be multiples of 1e-4 (they are part of the task ids)");
+  }
+  r.finish();
+  return c;
+}
+
+// ---- tasks --------------------------------------------------------------------
+
+std::uint64_t DropoutTask::id() const {
+  return kTaskKind << 56 | static_cast<std::uint64_t>(depth) << 48 | static_cast<std::uint64_t>(width) << 32 |
+         static_cast<std::uint64_t>(rate_units) << 16 | static_cast<std::uint64_t>(seed_index);
+}
+
+std::string DropoutTask::label() const {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "d%lld_w%lld_r%04lld_s%lld", static_cast<long long>(depth),
+                static_cast<long long>(width), static_cast<long long>(rate_units), static_cast<long long>(seed_index));
+  return buffer;
+}
+
+std::vector<DropoutTask> enumerate_dropout_tasks(const DropoutConfig& c) {
+  std::vector<DropoutTask> tasks;
+  for (std::int64_t depth : c.depths)
+    for (std::int64_t width : c.widths)
+      for (std::size_t k = 0; k < c.rates.size(); ++k)
+        for (std::int64_t s = 0; s < c.seeds; ++s) {
+          const auto units = static_cast<std::int64_t>(std::llround(c.rates[k] * static_cast<double>(kRateUnits)));
+          tasks.push_back({depth, width, static_cast<std::int64_t>(k), units, s});
+        }
+  return tasks;
+}
+
+DropoutData load_dropout_data(const DropoutConfig& c) {
+  DropoutData d;
+  const training::Dataset train = training::load_idx(c.data_dir, training::IdxPart::train);
+  const training::Dataset test = training::load_idx(c.data_dir, training::IdxPart::test);
+  d.train_indices = subset(train.size(), c.train_subset, c.seed, kSubsetKind << 56 | 0);
+  d.test_indices = subset(test.size(), c.test_subset, c.seed, kSubsetKind << 56 | 1);
+  d.train = train.take(d.train_indices);
+  d.test = test.take(d.test_indices);
+  d.inputs = train.x.size(1);
+  d.classes = std::max(train.y.max().item<std::int64_t>(), test.y.max().item<std::int64_t>()) + 1;
+  return d;
+}
+
+DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data, const DropoutTask& task,
+                                 const std::string& equations_path) {
+  using namespace gradmatch::training;
+  const double rate = c.rates[sz(task.rate_index)];
+  const Split parts = split(data.train, c.validation_fraction, c.seed, kSplitKind << 56 | sz(task.seed_index));
+  Mlp mlp = make_mlp(classifier_options(data.inputs, task.depth, task.width, data.classes, rate), c.seed,
+                     architecture_stream(kInitKind, task), torch::Device(torch::kCPU), at::kFloat);
+  {
+    const auto words = Philox(c.seed, task.id()).block(0);
+    mlp->seed_dropout(static_cast<std::uint64_t>(words[0]) << 32 | words[1]);
+  }
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.kind = OptimizerKind::sgd;
+  o.optimizer.learning_rate = c.learning_rate;
+  o.optimizer.momentum = c.momentum;
+  o.max_epochs = c.max_epochs;
+  o.batch_size = c.batch_size;
+  o.shuffle = true;
+  o.seed = c.seed;
+  o.stream = architecture_stream(kOrderKind, task);
+  o.early_stopping = EarlyStoppingOptions{c.patience, c.min_delta, Monitor::validation};
+  o.keep_best = c.keep_best;
+  const TrainResult trained = train(make_handle(mlp), parts.train, parts.validation, o);
+
+  DropoutEndpoint e;
+  e.epochs = trained.epochs;
+  e.best_epoch = trained.best_epoch;
+  if (trained.status == TrainStatus::diverged) {
+    e.diverged = true;
+    return e;
+  }
+  mlp->to(at::kDouble);
+  const ModelHandle model = make_handle(mlp);
+  e.parameters = model.parameter_count();
+  EndpointOptions eo;
+  eo.loss = LossKind::cross_entropy;
+  eo.batch_size = c.gradient_batch_size;
+  const Endpoint end = extract_endpoint(model, parts.train, eo);
+  const Equations eq = to_equations(std::span<const Endpoint>(&end, 1));
+  const FitResult f = fit(eq, ridge());
+  e.lambda_hat = f.coefficient();
+  e.lambda_fit_se = f.standard_errors.empty() ? std::nan("") : f.standard_errors.front();
+  e.residual_ratio = f.residual_ratio;
+  e.cosine = f.cosine;
+  e.relative_grad_norm = end.relative_gradient_norm;
+  double gg = 0.0, tt = 0.0;
+  for (double v : end.grad_loss) gg += v * v;
+  for (double v : end.theta) tt += v * v;
+  e.grad_norm = std::sqrt(gg);
+  e.theta_norm = std::sqrt(tt);
+  e.lambda_adam = std::nan("");
+  if (c.adam_parity) {
+    ols::AdamOptions ao;
+    ao.learning_rate = c.adam_learning_rate;
+    ao.max_epochs = c.adam_max_epochs;
+    ao.patience = c.adam_patience;
+    ao.init_log_lambda = std::log(c.adam_init_lambda);
+    const ols::AdamRidgeFit adam = ols::fit_ridge_adam(eq, ao);
+    e.lambda_adam = adam.lambda;
+    e.adam_epochs = adam.epochs;
+  }
+  e.train_loss = end.loss;
+  // Evaluation in the model's float64 (the trainer's helpers do not convert).
+  const Dataset validation = parts.validation.to(at::kCPU, at::kDouble);
+  const Dataset test = data.test.to(at::kCPU, at::kDouble);
+  e.validation_loss = evaluate_loss(model, validation, LossKind::cross_entropy, c.gradient_batch_size);
+  e.test_loss = evaluate_loss(model, test, LossKind::cross_entropy, c.gradient_batch_size);
+  const at::Tensor predicted = predict(model, test.x, c.gradient_batch_size).argmax(1);
+  e.test_accuracy = predicted.eq(test.y).to(at::kDouble).mean().item<double>();
+  if (c.save_equations && !equations_path.empty()) io::write_equation_file(equations_path, eq);
+  return e;
+}
+
+// ---- assembly -----------------------------------------------------------------
+
+std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vector<DropoutTask>& tasks,
+                                          const std::vector<DropoutEndpoint>& endpoints) {
+  std::vector<DropoutCell> cells;
+  for (std::size_t first = 0; first < tasks.size(); first += sz(c.seeds)) {
+    const DropoutTask& t = tasks[first];
+    DropoutCell cell;
+    cell.depth = t.depth;
+    cell.width = t.width;
+    cell.rate = c.rates[sz(t.rate_index)];
+    std::vector<double> lambda, cosine, residual, relative, accuracy, adam, epochs;
+    for (std::size_t k = first; k < first + sz(c.seeds); ++k) {
+      const DropoutEndpoint& e = endpoints[k];
+      epochs.push_back(static_cast<double>(e.epochs));
+      if (e.diverged) {
+        ++cell.diverged;
+        continue;
+      }
+      ++cell.seeds;
+      lambda.push_back(e.lambda_hat);
+      cosine.push_back(e.cosine);
+      residual.push_back(e.residual_ratio);
+      relative.push_back(e.relative_grad_norm);
+      accuracy.push_back(e.test_accuracy);
+      adam.push_back(e.lambda_adam);
+    }
+    cell.lambda_hat_median = finite_median(lambda);
+    cell.cosine_median = finite_median(cosine);
+    cell.residual_ratio_median = finite_median(residual);
+    cell.relative_grad_norm_median = finite_median(relative);
+    cell.test_accuracy_median = finite_median(accuracy);
+    cell.lambda_adam_median = finite_median(adam);
+    cell.epochs_median = finite_median(epochs);
+    cell.trusted = cell.seeds > 0 && (cell.relative_grad_norm_median <= c.trust_max_relative_grad_norm ||
+                                      cell.cosine_median >= c.trust_min_cosine);
+    cells.push_back(cell);
+  }
+  return cells;
+}
+
+namespace {
+
+// Spearman rank correlation of (x, y) (no ties in x; ties in y get mean ranks).
+double spearman(const std::vector<double>& x, const std::vector<double>& y) {
+  const auto ranks = [](const std::vector<double>& v) {
+    std::vector<std::size_t> order(v.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+    std::vector<double> r(v.size());
+    for (std::size_t i = 0; i < order.size();) {
+      std::size_t j = i;
+      while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+      for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * static_cast<double>(i + j);
+      i = j + 1;
+    }
+    return r;
+  };
+  const std::vector<double> rx = ranks(x), ry = ranks(y);
+  const double n = static_cast<double>(x.size());
+  const double mean = (n - 1.0) / 2.0;
+  double sxy = 0.0, sxx = 0.0, syy = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sxy += (rx[i] - mean) * (ry[i] - mean);
+    sxx += (rx[i] - mean) * (rx[i] - mean);
+    syy += (ry[i] - mean) * (ry[i] - mean);
+  }
+  return sxx > 0.0 && syy > 0.0 ? sxy / std::sqrt(sxx * syy) : std::nan("");
+}
+
+}  // namespace
+
+nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<DropoutCell>& cells) {
+  nlohmann::json out_cells = nlohmann::json::array();
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<const DropoutCell*>> by_architecture;
+  std::int64_t untrusted = 0;
+  for (const DropoutCell& cell : cells) {
+    by_architecture[{cell.depth, cell.width}].push_back(&cell);
+    untrusted += !cell.trusted;
+    out_cells.push_back({{"depth", cell.depth},
+                         {"width", cell.width},
+                         {"rate", cell.rate},
+                         {"lambda_hat_median", cell.lambda_hat_median},
+                         {"cosine_median", cell.cosine_median},
+                         {"residual_ratio_median", cell.residual_ratio_median},
+                         {"relative_grad_norm_median", cell.relative_grad_norm_median},
+                         {"test_accuracy_median", cell.test_accuracy_median},
+                         {"lambda_adam_median", cell.lambda_adam_median},
+                         {"epochs_median", cell.epochs_median},
+                         {"seeds", cell.seeds},
+                         {"diverged", cell.diverged},
+                         {"trusted", cell.trusted}});
+  }
+  nlohmann::json trends = nlohmann::json::array();
+  for (const auto& [arch, list] : by_architecture) {
+    std::vector<double> rate, lambda;
+    for (const DropoutCell* cell : list) {
+      rate.push_back(cell->rate);
+      lambda.push_back(cell->lambda_hat_median);
+    }
+    bool monotone = true;
+    for (std::size_t i = 1; i < lambda.size(); ++i) monotone = monotone && lambda[i] > lambda[i - 1];
+    trends.push_back({{"depth", arch.first},
+                      {"width", arch.second},
+                      {"spearman_lambda_vs_rate", spearman(rate, lambda)},
+                      {"monotone_increasing", monotone},
+                      {"lambda_hat_median_first_rate", lambda.front()},
+                      {"lambda_hat_median_last_rate", lambda.back()}});
+  }
+  return {
+      {"study", kStudy},
+      {"data_dir", c.data_dir},
+      {"seeds", c.seeds},
+      {"depths", c.depths},
+      {"widths", c.widths},
+      {"rates", c.rates},
+      {"trust_rule", {{"max_relative_grad_norm", c.trust_max_relative_grad_norm}, {"min_cosine", c.trust_min_cosine}}},
+      {"untrusted_cells", untrusted},
+      {"trends", trends},
+      {"cells", out_cells}};
+}
+
+// ---- the run ------------------------------------------------------------------
+
+namespace {
+
+std::vector<double> encode(const DropoutEndpoint& e) {
+  const double nan = std::nan("");
+  if (e.diverged) {
+    std::vector<double> row(sz(kWidth), nan);
+    row[12] = static_cast<double>(e.epochs);
+    row[16] = 1.0;
+    return row;
+  }
+  return {e.lambda_hat,
+          e.lambda_fit_se,
+          e.residual_ratio,
+          e.cosine,
+          e.relative_grad_norm,
+          e.grad_norm,
+          e.theta_norm,
+          e.lambda_adam,
+          e.train_loss,
+          e.validation_loss,
+          e.test_loss,
+          e.test_accuracy,
+          static_cast<double>(e.epochs),
+          static_cast<double>(e.best_epoch),
+          static_cast<double>(e.parameters),
+          static_cast<double>(e.adam_epochs),
+          0.0};
+}
+
+DropoutEndpoint decode(std::span<const double> v) {
+  DropoutEndpoint e;
+  e.epochs = static_cast<std::int64_t>(v[12]);
+  e.diverged = v[16] != 0.0;
+  if (e.diverged) return e;
+  e.lambda_hat = v[0];
+  e.lambda_fit_se = v[1];
+  e.residual_ratio = v[2];
+  e.cosine = v[3];
+  e.relative_grad_norm = v[4];
+  e.grad_norm = v[5];
+  e.theta_norm = v[6];
+  e.lambda_adam = v[7];
+  e.train_loss = v[8];
+  e.validation_loss = v[9];
+  e.test_loss = v[10];
+  e.test_accuracy = v[11];
+  e.best_epoch = static_cast<std::int64_t>(v[13]);
+  e.parameters = static_cast<std::int64_t>(v[14]);
+  e.adam_epochs = static_cast<std::int64_t>(v[15]);
+  return e;
+}
+
+void write_results(const std::string& path, const DropoutConfig& c, const std::string& config_text,
+                   const std::vector<DropoutEndpoint>& endpoints, const std::vector<DropoutCell>& cells,
+                   const DropoutData& data) {
+  io::ResultsWriter w(path);
+  const auto nd = static_cast<std::int64_t>(c.depths.size()), nw = static_cast<std::int64_t>(c.widths.size()),
+             nr = static_cast<std::int64_t>(c.rates.size());
+  const std::vector<std::int64_t> cell_shape{nd, nw, nr}, endpoint_shape{nd, nw, nr, c.seeds};
+  w.write("config", config_text);
+  w.write("grid/depths", c.depths);
+  w.write("grid/widths", c.widths);
+  w.write("grid/rates", c.rates);
+  w.write("grid/seeds", std::vector<std::int64_t>{c.seeds});
+  w.write("data/train_images", std::vector<std::int64_t>{data.train.size()});
+  w.write("data/test_images", std::vector<std::int64_t>{data.test.size()});
+  const std::pair<const char*, double DropoutEndpoint::*> per_endpoint[] = {
+      {"lambda_hat", &DropoutEndpoint::lambda_hat},
+      {"lambda_fit_se", &DropoutEndpoint::lambda_fit_se},
+      {"residual_ratio", &DropoutEndpoint::residual_ratio},
+      {"cosine", &DropoutEndpoint::cosine},
+      {"relative_grad_norm", &DropoutEndpoint::relative_grad_norm},
+      {"grad_norm", &DropoutEndpoint::grad_norm},
+      {"theta_norm", &DropoutEndpoint::theta_norm},
+      {"lambda_adam", &DropoutEndpoint::lambda_adam},
+      {"train_loss", &DropoutEndpoint::train_loss},
+      {"validation_loss", &DropoutEndpoint::validation_loss},
+      {"test_loss", &DropoutEndpoint::test_loss},
+      {"test_accuracy", &DropoutEndpoint::test_accuracy}};
+  for (const auto& [name, member] : per_endpoint) {
+    std::vector<double> v;
+    for (const DropoutEndpoint& e : endpoints) v.push_back(e.diverged ? std::nan("") : e.*member);
+    w.write(std::string("endpoints/") + name, v, endpoint_shape);
+  }
+  std::vector<double> epochs, adam_epochs, parameters, diverged;
+  for (const DropoutEndpoint& e : endpoints) {
+    epochs.push_back(static_cast<double>(e.epochs));
+    adam_epochs.push_back(static_cast<double>(e.adam_epochs));
+    parameters.push_back(static_cast<double>(e.parameters));
+    diverged.push_back(e.diverged ? 1.0 : 0.0);
+  }
+  w.write("endpoints/epochs", epochs, endpoint_shape);
+  w.write("endpoints/adam_epochs", adam_epochs, endpoint_shape);
+  w.write("endpoints/parameters", parameters, endpoint_shape);
+  w.write("endpoints/diverged", diverged, endpoint_shape);
+  const std::pair<const char*, double DropoutCell::*> per_cell[] = {
+      {"lambda_hat_median", &DropoutCell::lambda_hat_median},
+      {"cosine_median", &DropoutCell::cosine_median},
+      {"residual_ratio_median", &DropoutCell::residual_ratio_median},
+      {"relative_grad_norm_median", &DropoutCell::relative_grad_norm_median},
+      {"test_accuracy_median", &DropoutCell::test_accuracy_median},
+      {"lambda_adam_median", &DropoutCell::lambda_adam_median},
+      {"epochs_median", &DropoutCell::epochs_median}};
+  for (const auto& [name, member] : per_cell) {
+    std::vector<double> v;
+    for (const DropoutCell& cell : cells) v.push_back(cell.*member);
+    w.write(std::string("cells/") + name, v, cell_shape);
+  }
+  std::vector<double> trusted;
+  for (const DropoutCell& cell : cells) trusted.push_back(cell.trusted ? 1.0 : 0.0);
+  w.write("cells/trusted", trusted, cell_shape);
+  w.commit();
+}
+
+}  // namespace
+
+void run_dropout(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm) {
+  using distributed::collective;
+  // The device first: the thread count changes the last bits of every product.
+  const distributed::RankDevice device = configure_study_device(comm);
+
+  DropoutConfig config;
+  std::string config_text;
+  StudyRunSpec spec;
+  spec.study = kStudy;
+  std::vector<DropoutTask> tasks;
+  DropoutData data;
+  collective(comm, [&] {
+    io::ConfigReader reader(config_path);
+    config = read_dropout_config(reader);
+    config_text = reader.text();
+    spec.effective_config = reader.effective();
+    tasks = enumerate_dropout_tasks(config);
+    const auto t = std::chrono::steady_clock::now();
+    data = load_dropout_data(config);
+    spec.shared_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  });
+  StudyTable table{"endpoints", kWidth, {}};
+  for (const DropoutTask& t : tasks) table.ids.push_back(t.id());
+  spec.tables.push_back(std::move(table));
+  spec.outputs = {"results.h5", "summary.json"};
+  const std::filesystem::path dir(out_dir);
+  if (config.save_equations)
+    for (const DropoutTask& t : tasks) spec.outputs.push_back("equations_" + t.label() + ".h5");
+  if (comm.is_root())
+    std::fprintf(stderr, "%s: %zu tasks (%zu depths x %zu widths x %zu rates x %lld seeds), %lld training images\n",
+                 kStudy, tasks.size(), config.depths.size(), config.widths.size(), config.rates.size(),
+                 static_cast<long long>(config.seeds), static_cast<long long>(data.train.size()));
+
+  run_farm_study(
+      comm, device, out_dir, spec,
+      [&](std::size_t, std::int64_t row) {
+        const DropoutTask& t = tasks[sz(row)];
+        const std::string equations = (dir / ("equations_" + t.label() + ".h5")).string();
+        return encode(run_dropout_task(config, data, t, equations));
+      },
+      [&](const std::vector<std::vector<double>>& stored) -> nlohmann::json {
+        const std::vector<double>& values = stored.front();
+        std::vector<DropoutEndpoint> endpoints;
+        for (std::size_t row = 0; row < tasks.size(); ++row)
+          endpoints.push_back(decode(std::span<const double>(values).subspan(row * sz(kWidth), sz(kWidth))));
+        const std::vector<DropoutCell> cells = assemble_dropout(config, tasks, endpoints);
+        write_results((dir / "results.h5").string(), config, config_text, endpoints, cells, data);
+        io::write_json_file((dir / "summary.json").string(), dropout_summary(config, cells));
+        return {{"training_images", data.train.size()}, {"test_images", data.test.size()}};
+      });
+}
+
+}  // namespace gradmatch::studies

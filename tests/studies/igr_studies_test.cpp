@@ -1,0 +1,252 @@
+// The IGR studies (igr_synthetic, long_horizon, igr_calibration) at smoke
+// scale, through the task farm and run store: their numerical targets,
+// byte-identical outputs to a one-rank reference, resume, the Euler bias, and
+// config errors. Registered at 1 and 2 ranks.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fit.hpp"
+#include "distributed/mpi.hpp"
+#include "io/equation_file.hpp"
+#include "io/hdf5_file.hpp"
+#include "studies/igr_calibration.hpp"
+#include "studies/igr_synthetic.hpp"
+#include "studies/long_horizon.hpp"
+#include "studies/registry.hpp"
+
+namespace gradmatch::studies {
+namespace {
+
+namespace fs = std::filesystem;
+using distributed::Communicator;
+using RunFn = std::function<void(const std::string&, const std::string&, const Communicator&)>;
+
+std::string smoke(const std::string& study) {
+  return std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/" + study + ".toml";
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+nlohmann::json json_of(const fs::path& path) { return nlohmann::json::parse(slurp(path)); }
+
+// Every output of a run except the store and run_info.json (timings), by name.
+std::map<std::string, std::string> outputs(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("store.", 0) == 0 || name == "run_info.json") continue;
+    out[name] = slurp(e.path());
+  }
+  return out;
+}
+
+// Marks every `stride`-th row of `table` pending again, as a killed run leaves it.
+std::int64_t forget_rows(const fs::path& store, const std::string& table, std::int64_t stride) {
+  const hid_t file = H5Fopen(store.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  EXPECT_GE(file, 0);
+  const hid_t status = H5Dopen2(file, ("tables/" + table + "/status").c_str(), H5P_DEFAULT);
+  const hid_t space = H5Dget_space(status);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  std::vector<std::int8_t> codes(n);
+  H5Dread(status, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, codes.data());
+  std::int64_t reset = 0;
+  for (hsize_t row = 0; row < n; row += static_cast<hsize_t>(stride), ++reset) codes[row] = 0;
+  H5Dwrite(status, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, codes.data());
+  H5Sclose(space);
+  H5Dclose(status);
+  H5Fclose(file);
+  return reset;
+}
+
+class IgrStudies : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string name = "gradmatch-igr-studies-";
+    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    name += "-";
+    name += std::to_string(::getpid());
+    root_ = world_.broadcast((fs::temp_directory_path() / name).string());
+    if (world_.is_root()) {
+      fs::remove_all(root_);
+      fs::create_directories(root_);
+    }
+    world_.barrier();
+  }
+  void TearDown() override {
+    world_.barrier();
+    std::error_code ec;
+    if (world_.is_root()) fs::remove_all(root_, ec);
+  }
+  // The study on every rank into root_/all and on rank 0 alone into root_/one.
+  void run_both(const RunFn& run, const std::string& config) {
+    if (world_.is_root()) run(config, (root_ / "one").string(), Communicator(MPI_COMM_SELF));
+    world_.barrier();
+    run(config, (root_ / "all").string(), world_);
+  }
+  // The smoke config with `line` added after the line starting with `after`.
+  std::string config_with(const std::string& study, const std::string& after, const std::string& line) {
+    std::string text = slurp(smoke(study));
+    const std::size_t at = text.find('\n', text.find(after));
+    text.insert(at + 1, line + "\n");
+    const fs::path path = root_ / (study + "-edited.toml");
+    if (world_.is_root()) std::ofstream(path) << text;
+    world_.barrier();
+    return path.string();
+  }
+
+  Communicator world_;
+  fs::path root_;
+};
+
+TEST_F(IgrStudies, SyntheticSmokeRecoversEtaPOverFourAndFitReproducesIt) {
+  run_both(run_igr_synthetic, smoke("igr_synthetic"));
+  if (!world_.is_root()) return;
+  const fs::path out = root_ / "all";
+  EXPECT_EQ(outputs(out), outputs(root_ / "one"));  // byte for byte, any rank count
+  const nlohmann::json s = json_of(out / "summary.json");
+  ASSERT_EQ(s.at("runs").size(), 4u);  // p {3, 5} x eta {1e-3, 1e-2}
+  for (const auto& run : s.at("runs")) {
+    const double ratio = run.at("ratio").get<double>();
+    EXPECT_GE(ratio, 0.97) << run.dump();
+    EXPECT_LE(ratio, 1.01) << run.dump();
+    EXPECT_NEAR(run.at("lambda_theory").get<double>(),
+                run.at("eta").get<double>() * run.at("p").get<double>() / 4.0, 1e-15);
+    EXPECT_LT(run.at("residual_ratio").get<double>(), 0.01);
+  }
+  // The equation file of a run: `gradmatch fit --family features` gives lambda-hat.
+  const nlohmann::json& run = s.at("runs").at(3);
+  const Equations eq = io::read_equation_file((out / "equations_p5_eta0.01_seed0.h5").string());
+  ASSERT_TRUE(eq.target.has_value());
+  EXPECT_EQ(eq.m(), 30);
+  FitOptions o;
+  o.family = FamilySpec::parse("features");
+  const FitResult fitted = fit(eq, o);
+  EXPECT_NEAR(fitted.coefficient(), run.at("lambda_hat").get<double>(), 1e-12 * fitted.coefficient());
+  const auto ratio_t = io::read_doubles((out / "results.h5").string(), "checkpoints/ratio");
+  for (double r : ratio_t) EXPECT_NEAR(r, 0.995, 0.015);
+}
+
+TEST_F(IgrStudies, SyntheticEulerReferenceReproducesTheOneMinusOneOverKFactor) {
+  const std::string config = config_with("igr_synthetic", "[reference]", "integrator = \"euler\"");
+  // The smoke file already says integrator = "rk4" under [reference]: drop that line.
+  if (world_.is_root()) {
+    std::string text = slurp(config);
+    text.erase(text.find("integrator = \"rk4\"\n"), std::string("integrator = \"rk4\"\n").size());
+    std::ofstream(config) << text;
+  }
+  world_.barrier();
+  run_igr_synthetic(config, (root_ / "euler").string(), world_);
+  if (!world_.is_root()) return;
+  const nlohmann::json s = json_of(root_ / "euler" / "summary.json");
+  EXPECT_EQ(s.at("reference").at("integrator"), "euler");
+  for (const auto& run : s.at("runs"))
+    if (run.at("eta").get<double>() == 1e-3) {
+      EXPECT_NEAR(run.at("ratio").get<double>(), 1.0 - 1.0 / 10.0, 5e-3);
+    }
+}
+
+TEST_F(IgrStudies, SyntheticResumesExactlyTheForgottenRows) {
+  run_both(run_igr_synthetic, smoke("igr_synthetic"));
+  const fs::path out = root_ / "all";
+  std::int64_t reset = 0;
+  if (world_.is_root()) {
+    reset = forget_rows(out / "store.h5", "p5", 2);
+    for (const auto& [name, bytes] : outputs(out)) fs::remove(out / name);
+    fs::remove(out / "run_info.json");
+  }
+  world_.barrier();
+  run_igr_synthetic(smoke("igr_synthetic"), out.string(), world_);
+  if (!world_.is_root()) return;
+  EXPECT_EQ(outputs(out), outputs(root_ / "one"));
+  const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
+  EXPECT_EQ(reset, 1);
+  EXPECT_EQ(tasks.at("run").get<std::int64_t>(), reset);
+  EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 4 - reset);
+}
+
+TEST_F(IgrStudies, LongHorizonSmokeModifiedFlowStaysFarCloserToGradientDescent) {
+  run_both(run_long_horizon, smoke("long_horizon"));
+  if (!world_.is_root()) return;
+  EXPECT_EQ(outputs(root_ / "all"), outputs(root_ / "one"));
+  const nlohmann::json s = json_of(root_ / "all" / "summary.json");
+  ASSERT_EQ(s.at("runs").size(), 2u);
+  for (const auto& run : s.at("runs")) {
+    const double eta = run.at("eta").get<double>();
+    const double ratio = run.at("ratio").get<double>();
+    EXPECT_NEAR(run.at("final_dist_modified").get<double>() / run.at("final_dist_flow").get<double>(), ratio, 1e-15);
+    // ~ (4/3) eta s with s the Gram eigenvalues (~1): 0.013 and 0.04.
+    EXPECT_GT(ratio, eta);
+    EXPECT_LT(ratio, 2.0 * eta);
+  }
+  const auto flow = io::read_doubles((root_ / "all" / "results.h5").string(), "dist_flow");
+  const auto modified = io::read_doubles((root_ / "all" / "results.h5").string(), "dist_modified");
+  ASSERT_EQ(flow.size(), 2u * 11u);
+  for (std::size_t i = 0; i < flow.size(); ++i)
+    if (i % 11 != 0) {
+      EXPECT_LT(modified[i], 0.1 * flow[i]) << i;
+    }
+}
+
+TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
+  run_both(run_igr_calibration, smoke("igr_calibration"));
+  if (!world_.is_root()) return;
+  EXPECT_EQ(outputs(root_ / "all"), outputs(root_ / "one"));
+  const nlohmann::json s = json_of(root_ / "all" / "summary.json");
+  ASSERT_EQ(s.at("runs").size(), 4u);  // widths {8, 16} x eta {0.05, 0.2}
+  std::int64_t ok = 0;
+  for (const auto& run : s.at("runs")) {
+    for (const char* key : {"width", "eta", "seed", "p", "lambda_hat", "lambda_theory", "ratio", "residual_ratio",
+                            "r_ig", "test_accuracy"})
+      EXPECT_TRUE(run.contains(key)) << key;
+    if (run.at("status") != "ok") continue;
+    ++ok;
+    EXPECT_GE(run.at("selected_epoch").get<std::int64_t>(), 1);
+    EXPECT_GE(run.at("train_accuracy").get<double>(), 0.3);
+    // Small steps: close to eta p / 4; the O(eta) correction grows with eta.
+    const double ratio = run.at("ratio").get<double>();
+    EXPECT_GT(ratio, 0.4);
+    EXPECT_LT(ratio, 1.1);
+    EXPECT_GT(run.at("r_ig").get<double>(), 0.0);
+  }
+  EXPECT_EQ(s.at("runs_ok").get<std::int64_t>(), ok);
+  EXPECT_GE(ok, 2);
+}
+
+TEST_F(IgrStudies, BadConfigsAreInputErrorsNamingTheKey) {
+  const auto exit_code = [&](const RunFn& run, const std::string& config) {
+    try {
+      run(config, (root_ / "bad").string(), world_);
+    } catch (const distributed::CollectiveFailure& f) {
+      EXPECT_NE(std::string(f.what()).find("key '"), std::string::npos) << f.what();
+      return f.exit_code();
+    }
+    return 0;
+  };
+  EXPECT_EQ(exit_code(run_igr_synthetic, config_with("igr_synthetic", "[gd]", "momentum = 0.9")), 2);
+  EXPECT_EQ(exit_code(run_long_horizon, config_with("long_horizon", "[reference]", "method = \"rk45\"")), 2);
+  EXPECT_EQ(exit_code(run_igr_calibration, config_with("igr_calibration", "[data]", "validation_fraction = 0.1")), 2);
+  EXPECT_FALSE(fs::exists(root_ / "bad"));
+  const auto names = study_names();
+  for (const char* study : {"igr_synthetic", "long_horizon", "igr_calibration"})
+    EXPECT_NE(std::find(names.begin(), names.end(), study), names.end()) << study;
+}
+
+}  // namespace
+}  // namespace gradmatch::studies
