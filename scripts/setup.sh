@@ -22,7 +22,7 @@ packages=(
   libopenblas0-pthread libopenblas-pthread-dev
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev
   dataset-fashion-mnist
-  python3 python3-numpy python3-h5py python3-matplotlib
+  python3 python3-numpy python3-h5py python3-matplotlib python3-torch
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
