@@ -3,6 +3,8 @@
 // unfinished tasks, "nothing to do" on a complete directory, and refusal of
 // a directory made by another config.
 #include <gtest/gtest.h>
+
+#include "study_files.hpp"
 #include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,23 +31,8 @@ const std::string kSmokeConfig = std::string(GRADMATCH_SOURCE_DIR) + "/configs/s
 constexpr std::int64_t kSmokeTasks = 2 * 20 + 2 * 20 + 2 * 19 + 3 * 2 * 19;  // fixed, variable, bootstrap, sweep
 const char* const kTables[] = {"fixed_iterate", "variable_stop", "bootstrap", "sigma_sweep"};
 
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-/// Every output file of a run (not the store), by name.
-std::map<std::string, std::string> outputs(const fs::path& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("store.", 0) == 0 || name == "run_info.json") continue;  // run_info holds timings
-    out[name] = slurp(e.path());
-  }
-  return out;
-}
+using test_support::outputs;
+using test_support::slurp;
 
 nlohmann::json run_info(const fs::path& dir) { return nlohmann::json::parse(slurp(dir / "run_info.json")); }
 
