@@ -161,7 +161,16 @@ slurmd -D -f "$SLURM_CONF" > "$tmp/log/slurmd.out" 2>&1 &
 daemon_pids+=($!)
 say "daemons started (munged ${daemon_pids[0]}, slurmctld ${daemon_pids[1]}, slurmd ${daemon_pids[2]}; ports $ctld_port, $slurmd_port)"
 state=""
-for _ in $(seq 150); do
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+  # A daemon that died (e.g. no cgroup file system, an unresolvable host name)
+  # fails the test at once with its log, instead of waiting for the timeout.
+  for name_pid in "munged:${daemon_pids[0]}" "slurmctld:${daemon_pids[1]}" "slurmd:${daemon_pids[2]}"; do
+    if ! kill -0 "${name_pid#*:}" 2>/dev/null; then
+      tail -n 5 "$tmp/log/${name_pid%%:*}.out" >&2 2>/dev/null || true
+      fail "${name_pid%%:*} exited during start-up (its log is above)"
+    fi
+  done
   state=$(timeout 5 sinfo -h -N -n "$node" -o %t 2>/dev/null || true)
   [[ $state == idle ]] && break
   sleep 0.2
