@@ -68,10 +68,7 @@ FitOptions ridge() {
 
 DropoutConfig read_dropout_config(io::ConfigReader& r) {
   DropoutConfig c;
-  const std::string study = r.get_string("study");
-  if (study != kStudy) config_error(r, "study", "this reader is for study \"dropout\", not \"" + study + "\"");
-  c.seed = static_cast<std::uint64_t>(
-      r.get_int("seed", static_cast<std::int64_t>(c.seed), 0, std::numeric_limits<std::int64_t>::max()));
+  c.seed = read_study_seed(r, kStudy, c.seed);
   c.depths = r.get_ints("grid.depths", c.depths, 1, 255);
   c.widths = r.get_ints("grid.widths", c.widths, 1, 65535);
   c.rates = r.get_doubles("grid.rates", c.rates, 0.0, 0.95);

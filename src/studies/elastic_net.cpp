@@ -80,10 +80,7 @@ std::string equation_file_name(std::int64_t i1, std::int64_t i2) {
 
 ElasticNetConfig read_elastic_net_config(io::ConfigReader& r) {
   ElasticNetConfig c;
-  const std::string study = r.get_string("study");
-  if (study != kStudy) config_error(r, "study", "this reader is for study \"elastic_net\", not \"" + study + "\"");
-  c.seed = static_cast<std::uint64_t>(
-      r.get_int("seed", static_cast<std::int64_t>(c.seed), 0, std::numeric_limits<std::int64_t>::max()));
+  c.seed = read_study_seed(r, kStudy, c.seed);
   c.lambda1 = r.get_doubles("grid.lambda1", c.lambda1, 0.0, 1e6);
   c.lambda2 = r.get_doubles("grid.lambda2", c.lambda2, 0.0, 1e6);
   c.beta = r.get_double("grid.beta", c.beta, 1e-300, 1e6);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <span>
@@ -47,6 +48,13 @@ distributed::RankDevice configure_study_device(const distributed::Communicator& 
 
 void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what) {
   throw InputError(cat(reader.path(), ": key '", key, "': ", what));
+}
+
+std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback) {
+  const std::string name = reader.get_string("study");
+  if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", name, "\""));
+  return static_cast<std::uint64_t>(reader.get_int("seed", static_cast<std::int64_t>(fallback), 0,
+                                                   std::numeric_limits<std::int64_t>::max()));
 }
 
 std::string short_number(double value) {

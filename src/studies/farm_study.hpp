@@ -76,4 +76,8 @@ std::string cat(std::string_view first, const A&... rest) {
 /// InputError "FILE: key 'KEY': WHAT".
 [[noreturn]] void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what);
 
+/// Every study config starts alike: checks that the top-level `study` key
+/// names `study`, then returns `seed` (default `fallback`).
+std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback);
+
 }  // namespace gradmatch::studies

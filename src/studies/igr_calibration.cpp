@@ -134,10 +134,7 @@ std::string to_string(IgrRunStatus status) {
 
 IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   IgrCalibrationConfig c;
-  const std::string study = r.get_string("study");
-  if (study != kStudy) config_error(r, "study", cat("this reader is for study \"", kStudy, "\", not \"", study, "\""));
-  c.seed = static_cast<std::uint64_t>(r.get_int("seed", static_cast<std::int64_t>(c.seed), 0,
-                                               std::numeric_limits<std::int64_t>::max()));
+  c.seed = read_study_seed(r, kStudy, c.seed);
   c.data_dir = r.get_string("data.dir", training::kFashionMnistDir);
   c.train = r.get_int("data.train", c.train, 1, 10'000'000);
   c.validation = r.get_int("data.validation", c.validation, 1, 10'000'000);

@@ -83,10 +83,7 @@ IgrSyntheticResult decode(std::span<const double> row, std::int64_t p, std::int6
 
 IgrSyntheticConfig read_igr_synthetic_config(io::ConfigReader& r) {
   IgrSyntheticConfig c;
-  const std::string study = r.get_string("study");
-  if (study != kStudy) config_error(r, "study", cat("this reader is for study \"", kStudy, "\", not \"", study, "\""));
-  c.seed = static_cast<std::uint64_t>(r.get_int("seed", static_cast<std::int64_t>(c.seed), 0,
-                                               std::numeric_limits<std::int64_t>::max()));
+  c.seed = read_study_seed(r, kStudy, c.seed);
   c.n = r.get_int("data.n", c.n, 2, 10'000'000);
   c.dims = r.get_ints("data.p", c.dims, 1, 10'000);
   c.theta_sd = r.get_double("data.theta_sd", c.theta_sd, 1e-300, 1e150);

@@ -27,10 +27,7 @@ std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 LongHorizonConfig read_long_horizon_config(io::ConfigReader& r) {
   LongHorizonConfig c;
-  const std::string study = r.get_string("study");
-  if (study != kStudy) config_error(r, "study", cat("this reader is for study \"", kStudy, "\", not \"", study, "\""));
-  c.seed = static_cast<std::uint64_t>(r.get_int("seed", static_cast<std::int64_t>(c.seed), 0,
-                                               std::numeric_limits<std::int64_t>::max()));
+  c.seed = read_study_seed(r, kStudy, c.seed);
   c.n = r.get_int("data.n", c.n, 2, 10'000'000);
   c.p = r.get_int("data.p", c.p, 1, 10'000);
   c.theta_sd = r.get_double("data.theta_sd", c.theta_sd, 1e-300, 1e150);

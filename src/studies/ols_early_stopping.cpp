@@ -22,6 +22,7 @@
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
 #include "io/run_store.hpp"
+#include "studies/farm_study.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -33,21 +34,10 @@ constexpr std::uint64_t kCanonicalStream = 0;                   // shared data; 
 
 std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
-template <class... A>
-std::string cat(std::string_view first, const A&... rest) {
-  std::string s(first);
-  ((s += rest), ...);
-  return s;
-}
-
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // ---- config -----------------------------------------------------------------
-
-[[noreturn]] void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what) {
-  throw InputError(cat(reader.path(), ": key '", key, "': ", what));
-}
 
 PoolSpec read_pools(io::ConfigReader& r, const std::string& table, PoolSpec fallback) {
   PoolSpec s;
@@ -187,10 +177,7 @@ void note(const std::string& line) { std::fprintf(stderr, "%s: %s\n", kStudy, li
 
 OlsEarlyStoppingConfig read_ols_config(io::ConfigReader& r) {
   OlsEarlyStoppingConfig c;
-  const std::string study = r.get_string("study");
-  if (study != kStudy) config_error(r, "study", cat("this reader is for study \"", kStudy, "\", not \"", study, "\""));
-  c.seed = static_cast<std::uint64_t>(r.get_int("seed", static_cast<std::int64_t>(c.seed), 0,
-                                               std::numeric_limits<std::int64_t>::max()));
+  c.seed = read_study_seed(r, kStudy, c.seed);
   c.n = r.get_int("data.n", c.n, 2, 10'000'000);
   c.p = r.get_int("data.p", c.p, 1, 1000);
   c.beta_sd = r.get_double("data.beta_sd", c.beta_sd, 1e-300, 1e150);
