@@ -585,11 +585,29 @@ Report ols_report(const json& s) {
 // diverged or was not kept is never trusted.
 constexpr double kIgrMaxResidual = 0.5;
 
+/// A run's status as a word ("" when it has none): a string as given, or the
+/// code 0 ok, 1 below_threshold (train accuracy), 2 diverged.
+std::string run_status(const json& run) {
+  if (!run.is_object() || !run.contains("status")) return "";
+  const json& s = run.at("status");
+  if (s.is_string()) return s.get<std::string>();
+  if (!s.is_number()) return "";
+  const double code = s.get<double>();
+  return code == 0.0 ? "ok" : code == 1.0 ? "below_threshold" : code == 2.0 ? "diverged" : "status " + s.dump();
+}
+
+/// o[key] is true or a non-zero number.
+bool flag(const json& o, const std::string& key) {
+  if (!o.is_object() || !o.contains(key)) return false;
+  const json& v = o.at(key);
+  return v.is_boolean() ? v.get<bool>() : v.is_number() && v.get<double>() != 0.0;
+}
+
 bool igr_run_trusted(const json& run) {
   if (run.contains("trusted") && run.at("trusted").is_boolean()) return run.at("trusted").get<bool>();
-  const std::string status = text_of(run, "status");
+  const std::string status = run_status(run);
   if (!status.empty() && status != "ok") return false;
-  if (run.contains("diverged") && run.at("diverged").is_boolean() && run.at("diverged").get<bool>()) return false;
+  if (flag(run, "diverged")) return false;
   const double ratio = num(run, "ratio");
   const double resid =
       std::isnan(num(run, "residual_ratio")) ? num(run, "residual_ratio_mean") : num(run, "residual_ratio");
@@ -623,7 +641,7 @@ Report igr_synthetic_report(const json& s) {
         c.low = num(in[0], "ratio_min");
         c.high = num(in[0], "ratio_max");
         c.trusted = igr_run_trusted(json{{"ratio", c.value}, {"residual_ratio", num(in[0], "residual_ratio_mean")}});
-        if (in[0].contains("diverged") && num(in[0], "diverged") > 0) c.trusted = false;
+        if (flag(in[0], "diverged")) c.trusted = false;
         for (const json& run : runs)
           if (num(run, "eta") == num(in[0], "eta") && num(run, "p") == num(in[0], "p") && !igr_run_trusted(run))
             c.trusted = false;
@@ -680,7 +698,7 @@ Report igr_calibration_report(const json& s) {
       c.value = mean_of(in, key);
       for (const json& run : in)
         if (!igr_run_trusted(run)) c.trusted = false;
-      if (std::isnan(c.value)) c.text = text_of(in[0], "status").empty() ? "n/a" : text_of(in[0], "status");
+      if (std::isnan(c.value)) c.text = run_status(in[0]).empty() ? "n/a" : run_status(in[0]);
       return c;
     };
   };
@@ -762,6 +780,8 @@ void describe_study(const std::filesystem::path& dir, bool as_json) {
   }
   Report report = layout->second(doc);
   report.study = study;
+  if (!text_of(doc, "gradmatch_version").empty())
+    report.facts.insert(report.facts.begin(), {"written by gradmatch", text_of(doc, "gradmatch_version")});
   if (as_json) {
     std::cout << report_json(dir.string(), report).dump(2) << std::endl;
     return;
