@@ -113,7 +113,6 @@ struct Report {
   std::vector<std::pair<std::string, json>> facts;  ///< one "label: value" line each
   std::vector<Table> tables;
   std::vector<std::string> trust_rules;  ///< what `*` means for this study
-  std::vector<std::string> notes;
 };
 
 std::string fmt(double x, int digits = 3) {
@@ -227,13 +226,12 @@ void print_report(std::ostream& os, const std::string& dir, const Report& r) {
   for (const Table& t : r.tables) print_table(os, t);
   const bool untrusted = any_cell(r, [](const Cell& c) { return !c.trusted; });
   const bool clip = any_cell(r, clipped);
-  if (untrusted || clip || !r.notes.empty()) os << "\n";
+  if (untrusted || clip) os << "\n";
   if (untrusted)
     for (std::size_t i = 0; i < r.trust_rules.size(); ++i) os << (i ? "   " : " * ") << r.trust_rules[i] << "\n";
   if (clip)
     os << " ^ the 95% interval of this mean distance reaches below 0; it is shown from 0, since a distance "
           "cannot be negative\n";
-  for (const auto& n : r.notes) os << "   " << n << "\n";
 }
 
 json cell_json(const Cell& c, Style style) {
@@ -253,7 +251,8 @@ json cell_json(const Cell& c, Style style) {
   return j;
 }
 
-json report_json(const std::string& dir, const Report& r) {
+/// The report's tables with unrounded numbers, and the summary they were read from.
+json report_json(const std::string& dir, const Report& r, const json& summary) {
   json facts = json::object();
   for (const auto& [label, value] : r.facts) facts[label] = value;
   json tables = json::array();
@@ -266,8 +265,8 @@ json report_json(const std::string& dir, const Report& r) {
     }
     tables.push_back({{"title", t.title}, {"corner", t.corner}, {"columns", t.columns}, {"rows", rows}});
   }
-  return {{"path", dir},     {"study", r.study}, {"facts", facts}, {"tables", tables}, {"trust_rules", r.trust_rules},
-          {"notes", r.notes}};
+  return {{"path", dir},       {"study", r.study}, {"facts", facts}, {"tables", tables}, {"trust_rules", r.trust_rules},
+          {"summary", summary}};
 }
 
 // ---- grids: records laid out by two of their keys ---------------------------
@@ -783,7 +782,7 @@ void describe_study(const std::filesystem::path& dir, bool as_json) {
   if (!text_of(doc, "gradmatch_version").empty())
     report.facts.insert(report.facts.begin(), {"written by gradmatch", text_of(doc, "gradmatch_version")});
   if (as_json) {
-    std::cout << report_json(dir.string(), report).dump(2) << std::endl;
+    std::cout << report_json(dir.string(), report, doc).dump(2) << std::endl;
     return;
   }
   print_report(std::cout, dir.string(), report);
