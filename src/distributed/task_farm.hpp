@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class RunStore;

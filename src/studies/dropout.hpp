@@ -40,7 +40,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "training/data.hpp"
 
 namespace gradmatch::io {

@@ -34,7 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/matrix.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;

@@ -39,7 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "training/data.hpp"
 #include "training/flow.hpp"
 

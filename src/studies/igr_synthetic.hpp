@@ -34,7 +34,7 @@
 
 #include "core/equations.hpp"
 #include "core/matrix.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "training/flow.hpp"
 #include "training/igr.hpp"
 

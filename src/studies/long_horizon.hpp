@@ -27,7 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "training/flow.hpp"
 
 namespace gradmatch::io {

@@ -31,7 +31,7 @@
 
 #include "core/matrix.hpp"
 #include "core/ols.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;

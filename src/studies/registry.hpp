@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::studies {
 
