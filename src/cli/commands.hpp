@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/fit.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::cli {
 

@@ -7,7 +7,7 @@
 //     grad R(theta_k; Lambda) = b_k,   b_k = -grad L(theta_k)
 // (or an explicit trajectory target b_k when `target` is given). A fit
 // chooses Lambda minimising sum_k w_k || b_k - grad R(theta_k; Lambda) ||^2.
-// This struct mirrors the version-1 equation file (DESIGN.md).
+// This struct mirrors the version-1 equation file (docs/design.md).
 #include <cstdint>
 #include <optional>
 #include <string>

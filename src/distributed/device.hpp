@@ -17,7 +17,7 @@
 // apply_cpu_threads() sets the BLAS thread count for the numerical core.
 #include <string>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
 

@@ -67,7 +67,7 @@
 #include "core/family.hpp"
 #include "core/least_squares.hpp"
 #include "core/symmetric_solver.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
 

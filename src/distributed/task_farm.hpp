@@ -40,7 +40,7 @@
 #include <string>
 #include <vector>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class RunStore;

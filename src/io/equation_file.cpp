@@ -1,4 +1,4 @@
-// Equation files, version 1 (DESIGN.md, "Equation files").
+// Equation files, version 1 (docs/design.md, "Equation files").
 //
 // A Reader opens the file once and checks its whole structure from metadata
 // alone (attributes, names, ranks, shapes, element types); read() then
@@ -25,7 +25,7 @@ namespace {
 using namespace detail;
 namespace fs = std::filesystem;
 
-constexpr const char* kWhere = "(DESIGN.md, 'Equation files')";
+constexpr const char* kWhere = "(docs/design.md, 'Equation files')";
 
 std::string shape_str(const std::vector<hsize_t>& dims) {
   std::string s = "[";

@@ -1,5 +1,5 @@
 #pragma once
-// Equation files, version 1: the interchange format of gradmatch (DESIGN.md).
+// Equation files, version 1: the interchange format of gradmatch (docs/design.md).
 //
 // HDF5, float64, row-major. Root attributes format = "gradmatch.equations"
 // (string) and version = 1 (integer). Datasets:

@@ -12,7 +12,7 @@
 
 namespace gradmatch::io {
 
-/// The `gradmatch fit --output` document. Keys (DESIGN.md): family, lambda,
+/// The `gradmatch fit --output` document. Keys (docs/design.md): family, lambda,
 /// m, p, residual_ratio, cosine, condition_number, method, ranks; plus
 /// standard_errors (shaped like lambda), names, rank, unknowns, n_equations,
 /// sigma2, rcond, normalized, nonneg.

@@ -35,7 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "distributed/device.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;

@@ -1,6 +1,6 @@
 #pragma once
 // Explicit penalties added to the training loss, as differentiable torch ops
-// over all parameters (flat theta), with DESIGN.md's conventions:
+// over all parameters (flat theta), with docs/design.md's conventions:
 //   ridge        R = lambda sum theta^2                      grad = 2 lambda theta
 //   huber        R = lambda sum h_beta(theta)                grad = lambda h'_beta(theta)
 //   elastic net  R = lambda1 sum h_beta(theta) + lambda2 sum theta^2

@@ -27,7 +27,7 @@ struct CommandRun {
 CommandRun run(const std::string& args, bool mpi2 = false) {
   const fs::path log = fs::temp_directory_path() / ("gradmatch_cli_" + std::to_string(::getpid()) + ".log");
   std::string cmd;
-  if (mpi2) cmd = std::string(GRADMATCH_MPIEXEC) + " -n 2 --oversubscribe ";
+  if (mpi2) cmd = std::string(GRADMATCH_MPIEXEC_2) + " ";
   cmd += std::string(GRADMATCH_EXE) + " " + args + " > " + log.string() + " 2>&1";
   const int status = std::system(cmd.c_str());
   std::ifstream in(log);

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fit.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "studies/igr_calibration.hpp"

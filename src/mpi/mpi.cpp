@@ -1,11 +1,11 @@
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 #include <algorithm>
 #include <cstring>
 
 #include "core/errors.hpp"
 
-namespace gradmatch::distributed {
+namespace gradmatch::mpi {
 
 void throw_mpi_error(int code, const char* call, const char* file, int line) {
   char text[MPI_MAX_ERROR_STRING] = {0};
@@ -21,17 +21,55 @@ void throw_mpi_error(int code, const char* call, const char* file, int line) {
   throw MpiError(msg);
 }
 
-Environment::Environment(int* argc, char*** argv) {
+std::string thread_level_name(int level) {
+  if (level == MPI_THREAD_SINGLE) return "MPI_THREAD_SINGLE";
+  if (level == MPI_THREAD_FUNNELED) return "MPI_THREAD_FUNNELED";
+  if (level == MPI_THREAD_SERIALIZED) return "MPI_THREAD_SERIALIZED";
+  if (level == MPI_THREAD_MULTIPLE) return "MPI_THREAD_MULTIPLE";
+  return "level " + std::to_string(level);
+}
+
+void require_thread_level(int provided, int required) {
+  if (provided >= required) return;
+  std::string msg = "the MPI library provides thread support ";
+  msg += thread_level_name(provided);
+  msg += " but gradmatch needs ";
+  msg += thread_level_name(required);
+  msg += "; use an MPI built with thread support (Open MPI and MPICH provide it by default)";
+  throw MpiError(msg);
+}
+
+std::string library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int len = 0;
+  GRADMATCH_MPI_CHECK(MPI_Get_library_version(text, &len));
+  std::string out(text, static_cast<std::size_t>(len));
+  const std::size_t eol = out.find_first_of("\r\n");
+  if (eol != std::string::npos) out.resize(eol);
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\0' || out.back() == ',')) out.pop_back();
+  return out;
+}
+
+Environment::Environment(int* argc, char*** argv, int required) {
   int initialized = 0;
-  MPI_Initialized(&initialized);
+  GRADMATCH_MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
-    int provided = 0;
-    GRADMATCH_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    GRADMATCH_MPI_CHECK(MPI_Init_thread(argc, argv, required, &provided_));
+    owns_ = true;
+  } else {
+    GRADMATCH_MPI_CHECK(MPI_Query_thread(&provided_));
   }
-  GRADMATCH_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  try {
+    GRADMATCH_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    require_thread_level(provided_, required);
+  } catch (...) {
+    if (owns_) MPI_Finalize();  // the destructor of a half-made object does not run
+    throw;
+  }
 }
 
 Environment::~Environment() {
+  if (!owns_) return;  // whoever initialised MPI finalises it
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();
@@ -74,15 +112,21 @@ std::string Communicator::broadcast(const std::string& value, int root) const {
   return out;
 }
 
+std::int64_t Communicator::broadcast(std::int64_t value, int root) const {
+  GRADMATCH_MPI_CHECK(MPI_Bcast(&value, 1, MPI_INT64_T, root, comm_));
+  return value;
+}
+
 namespace {
 // Rank and size within the node (MPI_COMM_TYPE_SHARED).
 std::pair<int, int> node_position(MPI_Comm comm, int rank) {
   MPI_Comm node;
   GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
   int r = 0, s = 1;
-  MPI_Comm_rank(node, &r);
-  MPI_Comm_size(node, &s);
-  MPI_Comm_free(&node);
+  const int rc_rank = MPI_Comm_rank(node, &r), rc_size = MPI_Comm_size(node, &s);
+  GRADMATCH_MPI_CHECK(MPI_Comm_free(&node));  // freed before a failed query throws
+  if (rc_rank != MPI_SUCCESS) throw_mpi_error(rc_rank, "MPI_Comm_rank(node, &r)", __FILE__, __LINE__);
+  if (rc_size != MPI_SUCCESS) throw_mpi_error(rc_size, "MPI_Comm_size(node, &s)", __FILE__, __LINE__);
   return {r, s};
 }
 }  // namespace
@@ -165,4 +209,4 @@ std::pair<std::int64_t, std::int64_t> block_range(std::int64_t m, int rank, int 
   return {begin, begin + base + (rank < extra ? 1 : 0)};
 }
 
-}  // namespace gradmatch::distributed
+}  // namespace gradmatch::mpi
