@@ -1,5 +1,6 @@
 #pragma once
-// Equation files, version 1: the interchange format of gradmatch (DESIGN.md).
+// Equation files, version 1: the interchange format of gradmatch
+// (docs/equation-format.md).
 //
 // HDF5, float64, row-major. Root attributes format = "gradmatch.equations"
 // (string) and version = 1 (integer). Datasets:
@@ -8,6 +9,9 @@
 //   target     [m, p] optional   explicit target b (trajectory estimators)
 //   features/<name> [m, p] opt.  gradient of a candidate regularizer
 //   weights    [m]    optional   non-negative weight of each point
+//   parameters/names   [k] strings  optional: the parameter tensors that
+//   parameters/shapes  [*] int64    theta's columns are, in order; tensor i
+//   parameters/offsets [k+1] int64  has dimensions shapes[offsets[i]:offsets[i+1]]
 // Readers reject anything else with an InputError naming the file and what
 // is wrong; writers write to a temporary file beside the target and rename
 // it, so a failed write leaves nothing half-written.
@@ -28,6 +32,7 @@ struct EquationFileInfo {
   bool has_target = false;
   bool has_weights = false;
   std::vector<std::string> features;  ///< names under features/, sorted
+  std::vector<ParameterBlock> parameters;  ///< from parameters/; empty when absent
 };
 
 /// Checks the attributes and every dataset's presence, rank, shape and type

@@ -68,7 +68,7 @@ class FitCommand : public ::testing::Test {
 template <typename Grad>
 Equations exact(std::int64_t m, std::int64_t p, double sd, Grad grad) {
   Rng rng(50, static_cast<std::uint64_t>(m * 100 + p));
-  Equations eq{problems::gaussian(rng, m, p, sd), Matrix(m, p), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, m, p, sd), Matrix(m, p), {}, {}, {}, {}};
   std::vector<double> g(static_cast<std::size_t>(p));
   for (std::int64_t k = 0; k < m; ++k) {
     grad(eq.theta.row(k), std::span<double>(g));
@@ -126,7 +126,7 @@ TEST_F(FitCommand, HuberAndElasticNetReturnTheKnownCoefficients) {
 
 TEST_F(FitCommand, FeaturesReturnOneCoefficientPerFeatureDataset) {
   Rng rng(52, 0);
-  Equations eq{problems::gaussian(rng, 3, 6), Matrix(3, 6), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 3, 6), Matrix(3, 6), {}, {}, {}, {}};
   const Matrix f1 = problems::gaussian(rng, 3, 6), f2 = problems::gaussian(rng, 3, 6);
   for (std::int64_t i = 0; i < eq.grad_loss.size(); ++i) eq.grad_loss.data()[i] = -(1.5 * f1.data()[i] - 0.25 * f2.data()[i]);
   eq.features = {{"first", f1}, {"second", f2}};

@@ -140,7 +140,7 @@ TEST(RidgeFit, RecoversLambdaFromClosedFormRidgeRegressions) {
 
 TEST(RidgeFit, ScalarFitOfAnInconsistentProblemIsTheProjection) {
   Rng rng(21, 0);
-  Equations eq{problems::gaussian(rng, 3, 5), problems::gaussian(rng, 3, 5), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 3, 5), problems::gaussian(rng, 3, 5), {}, {}, {}, {}};
   double ab = 0.0, aa = 0.0, bb = 0.0;
   for (std::int64_t k = 0; k < 3; ++k)
     for (std::int64_t j = 0; j < 5; ++j) {
@@ -228,7 +228,7 @@ TEST(FeaturesFit, ReproducesElasticNetWhenGivenItsColumns) {
 
 TEST(ColumnScaling, LeavesAFullRankSolutionAndItsStandardErrorsUnchanged) {
   Rng rng(26, 0);
-  Equations eq{problems::gaussian(rng, 5, 20, 0.01), problems::gaussian(rng, 5, 20), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 5, 20, 0.01), problems::gaussian(rng, 5, 20), {}, {}, {}, {}};
   for (const char* method : {"qr", "normal"}) {
     FitOptions plain = options("elastic-net:beta=0.02", method), scaled = plain;
     scaled.normalize = true;
@@ -245,7 +245,7 @@ TEST(ColumnScaling, LeavesAFullRankSolutionAndItsStandardErrorsUnchanged) {
 TEST(NonNegativeFit, ClampsANegativeCoefficientAndRefitsTheRest) {
   // b = 2 theta * 0.5 - 0.3 * huber'(theta): the unconstrained elastic-net fit has lambda1 < 0.
   Rng rng(27, 0);
-  Equations eq{problems::gaussian(rng, 4, 15), Matrix(4, 15), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 4, 15), Matrix(4, 15), {}, {}, {}, {}};
   for (std::int64_t k = 0; k < 4; ++k)
     for (std::int64_t j = 0; j < 15; ++j)
       eq.grad_loss(k, j) = -(2.0 * 0.5 * eq.theta(k, j) - 0.3 * reg::huber_derivative(eq.theta(k, j), 0.1));
@@ -264,8 +264,8 @@ TEST(NonNegativeFit, ClampsANegativeCoefficientAndRefitsTheRest) {
 
 TEST(Weights, AnIntegerWeightEqualsRepeatingThePoint) {
   Rng rng(28, 0);
-  Equations eq{problems::gaussian(rng, 3, 6), problems::gaussian(rng, 3, 6), {}, {}, {2.0, 1.0, 0.0}};
-  Equations repeated{Matrix(2, 6), Matrix(2, 6), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 3, 6), problems::gaussian(rng, 3, 6), {}, {}, {2.0, 1.0, 0.0}, {}};
+  Equations repeated{Matrix(2, 6), Matrix(2, 6), {}, {}, {}, {}};
   for (std::int64_t j = 0; j < 6; ++j) {
     repeated.theta(0, j) = repeated.theta(1, j) = eq.theta(0, j);
     repeated.grad_loss(0, j) = repeated.grad_loss(1, j) = eq.grad_loss(0, j);
