@@ -398,8 +398,9 @@ void write_int64s(hid_t loc, const std::string& name, const std::vector<std::int
   if (n) checked(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "H5Dwrite");
 }
 
-/// parameters/names (variable-length UTF-8), parameters/shapes, parameters/offsets.
-void write_parameters(hid_t file, const std::vector<ParameterBlock>& blocks) {
+}  // namespace
+
+void write_parameter_group(hid_t file, const std::vector<ParameterBlock>& blocks) {
   GroupHandle group(H5Gcreate2(file, "parameters", H5P_DEFAULT, untimed_create_plist(H5P_GROUP_CREATE), H5P_DEFAULT),
                     "H5Gcreate2(parameters)");
   std::vector<const char*> names;
@@ -421,6 +422,8 @@ void write_parameters(hid_t file, const std::vector<ParameterBlock>& blocks) {
   write_int64s(group, "shapes", shapes);
   write_int64s(group, "offsets", offsets);
 }
+
+namespace {
 
 }  // namespace
 
@@ -447,18 +450,7 @@ void write_equation_file(const std::string& path, const Equations& eq) {
       throw InputError(cat(path, ": feature name '", name,
                            "' is empty, contains '/' or repeats; give each feature a unique plain name"));
 
-  QuietHdf5 quiet;
-  const std::string tmp = cat(path, ".tmp-", static_cast<long>(::getpid()));
-  try {
-    FileHandle file;
-    try {
-      // Untimed objects: the same equations give the same bytes.
-      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
-                        "H5Fcreate");
-    } catch (const Hdf5Error& e) {
-      throw InputError(cat(path, ": cannot create the file (", e.what(),
-                           "); check that its directory exists and is writable"));
-    }
+  write_hdf5_atomically(path, "the equation file", [&](std::int64_t file) {
     write_string_attribute(file, "format", kEquationFormat);
     {
       DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
@@ -476,7 +468,25 @@ void write_equation_file(const std::string& path, const Equations& eq) {
       for (const auto& [name, f] : eq.features) write_matrix(group, name, f);
     }
     if (!eq.weights.empty()) write_matrix(file, "weights", eq.weights.data(), {eq.weights.size()});
-    if (!eq.parameters.empty()) write_parameters(file, eq.parameters);
+    if (!eq.parameters.empty()) write_parameter_group(file, eq.parameters);
+  });
+}
+
+void write_hdf5_atomically(const std::string& path, const std::string& what,
+                           const std::function<void(std::int64_t file)>& fill) {
+  QuietHdf5 quiet;
+  const std::string tmp = cat(path, ".tmp-", static_cast<long>(::getpid()));
+  try {
+    FileHandle file;
+    try {
+      // Untimed objects: the same values give the same bytes.
+      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
+                        "H5Fcreate");
+    } catch (const Hdf5Error& e) {
+      throw InputError(cat(path, ": cannot create the file (", e.what(),
+                           "); check that its directory exists and is writable"));
+    }
+    fill(file);
     file.close("H5Fclose");
     fs::rename(tmp, path);
   } catch (...) {
@@ -485,7 +495,7 @@ void write_equation_file(const std::string& path, const Equations& eq) {
     try {
       throw;
     } catch (const Hdf5Error& e) {
-      throw std::runtime_error(cat(path, ": writing the equation file failed (", e.what(), ")"));
+      throw std::runtime_error(cat(path, ": writing ", what, " failed (", e.what(), ")"));
     } catch (const fs::filesystem_error& e) {
       throw std::runtime_error(cat(path, ": cannot move the finished file into place (", e.what(), ")"));
     }

@@ -16,6 +16,7 @@
 // is wrong; writers write to a temporary file beside the target and rename
 // it, so a failed write leaves nothing half-written.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,15 @@ Equations read_equation_rows(const std::string& path, std::int64_t begin, std::i
 
 /// Validates `eq`, then writes it atomically (temporary file + rename).
 void write_equation_file(const std::string& path, const Equations& eq);
+
+/// Creates `path` as a temporary HDF5 file beside it, lets `fill` write into
+/// the open file (an hid_t), then renames it into place; on any failure the
+/// temporary file is removed and the error names `path` and `what`.
+void write_hdf5_atomically(const std::string& path, const std::string& what,
+                           const std::function<void(std::int64_t file)>& fill);
+
+/// Writes the group parameters/{names, shapes, offsets} describing `blocks`
+/// into the open HDF5 file or group `file` (also used by fit results in HDF5).
+void write_parameter_group(std::int64_t file, const std::vector<ParameterBlock>& blocks);
 
 }  // namespace gradmatch::io
