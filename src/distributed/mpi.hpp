@@ -34,7 +34,7 @@ class MpiError : public std::runtime_error {
   } while (0)
 
 /// RAII MPI_Init_thread / MPI_Finalize. Works with and without a launcher
-/// (a plain `gradmatch fit` is a singleton MPI job of one rank).
+/// (a plain `gradmatch run` is a singleton MPI job of one rank).
 class Environment {
  public:
   Environment(int* argc, char*** argv);
@@ -44,6 +44,13 @@ class Environment {
 };
 
 /// A non-owning view of a communicator with the collectives gradmatch uses.
+/// Constructed while MPI is not initialized, it is the one-rank world (rank 0
+/// of 1) and makes no MPI call: commands run without a launcher skip MPI_Init.
+/// True when the process was started by an MPI launcher (mpirun/mpiexec of
+/// Open MPI, MPICH or Intel MPI, or SLURM's srun), judged by the environment
+/// variables these set. Without one, `gradmatch fit` skips MPI_Init.
+bool launched_by_mpi();
+
 class Communicator {
  public:
   explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD);
