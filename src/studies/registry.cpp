@@ -2,6 +2,7 @@
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
+#include "studies/bootstrap.hpp"
 #include "studies/dropout.hpp"
 #include "studies/elastic_net.hpp"
 #include "studies/igr_calibration.hpp"
@@ -12,7 +13,7 @@
 namespace gradmatch::studies {
 
 std::vector<std::string> study_names() {
-  return {"ols_early_stopping", "igr_calibration", "igr_synthetic", "long_horizon", "elastic_net", "dropout"};
+  return {"ols_early_stopping", "igr_calibration", "igr_synthetic", "long_horizon", "elastic_net", "dropout", "bootstrap"};
 }
 
 void run_study(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm) {
@@ -29,6 +30,7 @@ void run_study(const std::string& config_path, const std::string& out_dir, const
   });
   // Every rank runs the study: its tasks go through the task farm, and its
   // phases agree on failures themselves.
+  if (name == "bootstrap") return run_bootstrap(config_path, out_dir, comm);
   if (name == "dropout") return run_dropout(config_path, out_dir, comm);
   if (name == "elastic_net") return run_elastic_net(config_path, out_dir, comm);
   if (name == "igr_calibration") return run_igr_calibration(config_path, out_dir, comm);

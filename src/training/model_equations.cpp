@@ -6,6 +6,7 @@
 
 #include "core/errors.hpp"
 #include "training/endpoint.hpp"
+#include "training/host_data.hpp"
 #include "training/idx.hpp"
 #include "training/losses.hpp"
 #include "training/tensor_bridge.hpp"
@@ -56,9 +57,7 @@ ModelEquations equations_for(const std::vector<std::string>& model_paths, const 
 
 }  // namespace
 
-ModelEquations torchscript_equations(const std::vector<std::string>& model_paths, const HostArray& x,
-                                     const HostArray& y, const ModelEquationsOptions& options) {
-  const LossKind loss = parse_loss(options.loss);
+Dataset dataset_from_arrays(const HostArray& x, const HostArray& y, LossKind loss) {
   if (x.shape.size() != 2) throw InputError("data: X must be a matrix [n, d]");
   if (y.shape.empty() || y.shape.size() > 2 || y.shape[0] != x.shape[0])
     throw InputError("data: y must be [n] or [n, k] with the same n as X");
@@ -71,7 +70,12 @@ ModelEquations torchscript_equations(const std::vector<std::string>& model_paths
       if (!(v >= 0.0) || v != std::floor(v)) throw InputError("data: class indices in y must be non-negative integers");
     data.y = data.y.to(at::kLong);
   }
-  return equations_for(model_paths, data, options);
+  return data;
+}
+
+ModelEquations torchscript_equations(const std::vector<std::string>& model_paths, const HostArray& x,
+                                     const HostArray& y, const ModelEquationsOptions& options) {
+  return equations_for(model_paths, dataset_from_arrays(x, y, parse_loss(options.loss)), options);
 }
 
 ModelEquations torchscript_equations(const std::vector<std::string>& model_paths, const std::string& idx_dir,

@@ -10,6 +10,10 @@
 
 namespace gradmatch::training {
 
+bool name_matches(const std::string& glob, const std::string& name) {
+  return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+}
+
 ModelHandle load_torchscript(const std::string& path, const c10::Device& device, bool to_double,
                              const ParameterSelection& select) {
   const auto bad = [&](const std::string& what) {
@@ -64,7 +68,7 @@ ModelHandle load_torchscript(const std::string& path, const c10::Device& device,
     at::Tensor p = item.value;
     all_names += (all_names.empty() ? "" : ", ") + item.name + (p.requires_grad() ? "" : " (frozen)");
     bool chosen = select.globs.empty();
-    for (const std::string& g : select.globs) chosen = chosen || ::fnmatch(g.c_str(), item.name.c_str(), 0) == 0;
+    for (const std::string& g : select.globs) chosen = chosen || name_matches(g, item.name);
     if (!chosen) continue;
     if (!p.requires_grad()) {
       ++frozen;

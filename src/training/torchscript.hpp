@@ -27,6 +27,9 @@ struct ParameterSelection {
   bool include_frozen = false;
 };
 
+/// Shell-style match of a parameter name against a glob (fnmatch, no flags).
+bool name_matches(const std::string& glob, const std::string& name);
+
 /// Loads `path`; InputError naming the file when it is missing or not a
 /// TorchScript archive, or when the selection keeps no parameter.
 ModelHandle load_torchscript(const std::string& path, const c10::Device& device, bool to_double = true,
