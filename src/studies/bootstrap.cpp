@@ -63,7 +63,7 @@ struct Shared {
 };
 
 training::ModelHandle load_model(const BootstrapConfig& c) {
-  return training::load_torchscript(c.model_file, at::Device(at::kCPU), /*to_double=*/true);
+  return training::load_torchscript(c.model_file, at::Device(at::kCPU), /*to_double=*/false);
 }
 
 /// The handle restricted to the scope parameters (same tensors).
@@ -85,7 +85,6 @@ Shared build_shared(const BootstrapConfig& c) {
     if (loss != training::LossKind::cross_entropy)
       throw InputError(c.data_dir + ": an IDX directory holds class labels; use loss = \"ce\"");
     s.data = training::load_idx(c.data_dir, training::IdxPart::train);
-    s.data.x = s.data.x.to(at::kDouble);
   } else {
     training::HostArray x, y;
     x.values = io::read_doubles(c.data_file, "X", &x.shape);
@@ -93,6 +92,8 @@ Shared build_shared(const BootstrapConfig& c) {
     s.data = training::dataset_from_arrays(x, y, loss);
   }
   const training::ModelHandle model = load_model(c);
+  s.data.x = s.data.x.to(model.parameters.front().scalar_type());
+  if (s.data.y.is_floating_point()) s.data.y = s.data.y.to(model.parameters.front().scalar_type());
   for (std::size_t i = 0; i < model.parameters.size(); ++i) {
     bool chosen = c.scope.empty();
     for (const std::string& g : c.scope) chosen = chosen || training::name_matches(g, model.parameter_names[i]);

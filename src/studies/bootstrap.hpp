@@ -4,6 +4,8 @@
 //   read_bootstrap_config -> shared data and scope -> replicates (task farm)
 //                         -> pooled equations -> one fit per family -> outputs
 //
+// The model trains in the dtype it was saved in (the data is converted to
+// it): save it in float64 for equations accurate to double precision.
 // Replicate r (a task; a pure function of (config, data, r)):
 //   - the model file's module, its trainable parameters re-drawn from the
 //     keyed stream (seed, r) (init = "keyed": U(-1/sqrt(fan_in), +1/sqrt(fan_in)),
