@@ -53,7 +53,7 @@ std::string fit_file_name(std::string family) {
 
 /// Everything the replicates share, built once per rank.
 struct Shared {
-  training::Dataset data;
+  std::vector<training::Dataset> sets;         ///< data.file / data.dir: one; data.files: one per file
   std::vector<std::size_t> scope;              ///< indices into the trainable parameters
   std::vector<ParameterBlock> blocks;          ///< the scope's names and shapes
   std::int64_t p = 0;                          ///< scalars in the scope
@@ -84,16 +84,22 @@ Shared build_shared(const BootstrapConfig& c) {
   if (!c.data_dir.empty()) {
     if (loss != training::LossKind::cross_entropy)
       throw InputError(c.data_dir + ": an IDX directory holds class labels; use loss = \"ce\"");
-    s.data = training::load_idx(c.data_dir, training::IdxPart::train);
+    s.sets.push_back(training::load_idx(c.data_dir, training::IdxPart::train));
   } else {
-    training::HostArray x, y;
-    x.values = io::read_doubles(c.data_file, "X", &x.shape);
-    y.values = io::read_doubles(c.data_file, "y", &y.shape);
-    s.data = training::dataset_from_arrays(x, y, loss);
+    for (const std::string& file : c.data_files) {
+      training::HostArray x, y;
+      x.values = io::read_doubles(file, "X", &x.shape);
+      y.values = io::read_doubles(file, "y", &y.shape);
+      s.sets.push_back(training::dataset_from_arrays(x, y, loss));
+      if (s.sets.back().x.sizes() != s.sets.front().x.sizes() || s.sets.back().y.sizes() != s.sets.front().y.sizes())
+        throw InputError(cat(file, ": X and y must have the shapes of ", c.data_files.front(), "'s"));
+    }
   }
   const training::ModelHandle model = load_model(c);
-  s.data.x = s.data.x.to(model.parameters.front().scalar_type());
-  if (s.data.y.is_floating_point()) s.data.y = s.data.y.to(model.parameters.front().scalar_type());
+  for (training::Dataset& d : s.sets) {
+    d.x = d.x.to(model.parameters.front().scalar_type());
+    if (d.y.is_floating_point()) d.y = d.y.to(model.parameters.front().scalar_type());
+  }
   for (std::size_t i = 0; i < model.parameters.size(); ++i) {
     bool chosen = c.scope.empty();
     for (const std::string& g : c.scope) chosen = chosen || training::name_matches(g, model.parameter_names[i]);
@@ -110,7 +116,7 @@ Shared build_shared(const BootstrapConfig& c) {
   for (const std::string& text : c.candidates) s.candidates.push_back(training::Candidate::parse(text));
   if (!s.candidates.empty()) {
     const training::ModelHandle h = scope_handle(model, s.scope);
-    for (const auto& [name, col] : training::candidate_columns(h, s.candidates, s.data)) s.feature_names.push_back(name);
+    for (const auto& [name, col] : training::candidate_columns(h, s.candidates, s.sets.front())) s.feature_names.push_back(name);
   }
   if (c.penalty_family != "none") {
     std::vector<std::int64_t> shape;
@@ -201,7 +207,8 @@ std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std
   const training::ModelHandle model = load_model(c);
   if (c.init == "keyed") keyed_init(model, c.seed, r);
 
-  const std::int64_t n = s.data.size();
+  const training::Dataset& data = s.sets[sz(r % static_cast<std::int64_t>(s.sets.size()))];
+  const std::int64_t n = data.size();
   std::vector<std::int64_t> sample(sz(n));
   if (c.resample == "bootstrap") {
     Rng rng(c.seed, stream(kResampleStream, r));
@@ -209,14 +216,14 @@ std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std
   } else {
     for (std::int64_t i = 0; i < n; ++i) sample[sz(i)] = i;
   }
-  training::Dataset train = s.data.take(sample), validation;
+  training::Dataset train = data.take(sample), validation;
   if (c.stop == "early_stopping") {
     Rng rng(c.seed, stream(kSplitStream, r));
     for (std::int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
       std::swap(sample[sz(i)], sample[rng.below(static_cast<std::uint64_t>(i + 1))]);
     const auto held = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.validation_fraction * static_cast<double>(n)));
-    validation = s.data.take(std::vector<std::int64_t>(sample.end() - held, sample.end()));
-    train = s.data.take(std::vector<std::int64_t>(sample.begin(), sample.end() - held));
+    validation = data.take(std::vector<std::int64_t>(sample.end() - held, sample.end()));
+    train = data.take(std::vector<std::int64_t>(sample.begin(), sample.end() - held));
   }
 
   training::TrainOptions o;
@@ -265,10 +272,15 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   c.seed = read_study_seed(r, kStudy, c.seed);
   const std::string& path = r.path();
   c.model_file = beside(path, r.get_string("model.file"));
-  c.data_file = beside(path, r.get_string("data.file", ""));
+  const std::string file = r.get_string("data.file", "");
+  c.data_files = r.get_strings("data.files", {});
   c.data_dir = beside(path, r.get_string("data.dir", ""));
-  if (c.data_file.empty() == c.data_dir.empty())
-    config_error(r, "data.file", "give exactly one of data.file (HDF5 with X and y) and data.dir (an IDX directory)");
+  if (!file.empty()) c.data_files.insert(c.data_files.begin(), file);
+  for (std::string& f : c.data_files) f = beside(path, f);
+  if (c.data_files.empty() == c.data_dir.empty() || (!file.empty() && c.data_files.size() > 1))
+    config_error(r, "data.file",
+                 "give exactly one of data.file (HDF5 with X and y), data.files (a list of them: replicate r trains "
+                 "on file r mod count) and data.dir (an IDX directory)");
   c.loss = r.get_choice("loss", c.loss, {"mse", "ce", "bce"});
   c.replicates = r.get_int("replicates", c.replicates, 1, std::int64_t{1} << 30);
   c.resample = r.get_choice("resample", c.resample, {"bootstrap", "none"});

@@ -12,6 +12,8 @@
 //     PyTorch's default for linear layers; fan_in of a bias is that of the
 //     weight before it) or kept as saved (init = "file"); frozen parameters
 //     (requires_grad false) always stay as saved;
+//   - its data set: data.file, data.dir, or data.files[r mod count] (fresh
+//     data sets of one shape, e.g. new responses for one design);
 //   - its training sample: n draws with replacement from the data (resample =
 //     "bootstrap", keyed by (seed, r)) or the whole data (resample = "none");
 //     with stop = "early_stopping" a keyed validation_fraction of the sample
@@ -53,7 +55,7 @@ namespace gradmatch::studies {
 struct BootstrapConfig {
   std::uint64_t seed = 1;
   std::string model_file;        ///< model.file (TorchScript)
-  std::string data_file;         ///< data.file: HDF5 with X [n, d] and y
+  std::vector<std::string> data_files;  ///< data.file (one) or data.files: HDF5 with X [n, d] and y
   std::string data_dir;          ///< data.dir: IDX directory (training split)
   std::string loss = "mse";      ///< mse | ce | bce
   std::int64_t replicates = 100;

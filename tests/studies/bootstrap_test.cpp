@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
+#include "core/ols.hpp"
 #include "distributed/mpi.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
@@ -134,6 +135,46 @@ families = ["ridge"]
   EXPECT_GT(fit.at("cosine").get<double>(), 0.999) << fit.dump();
   EXPECT_NEAR(fit.at("lambda").get<double>(), 0.05, 1e-4);
   EXPECT_EQ(fit.at("p"), 6);
+}
+
+TEST_F(BootstrapStudy, FixedStepGradientDescentOnFreshDataSetsGivesAliEtAlsLambdaTo1e8) {
+  // Six fresh responses for one design X, full-batch SGD (lr eta = 0.05, no
+  // momentum) from theta = 0 for t = 25 steps: theta <- theta - eta grad L =
+  // theta - 2 eta (S theta - r), i.e. core/ols.hpp's gradient descent with
+  // epsilon = 2 eta, whose endpoints satisfy grad L = -2 Lambda(t) theta_t.
+  const std::int64_t t = 25;
+  const double eta = 0.05;
+  const fs::path out = run("ali", R"(study = "bootstrap"
+replicates = 6
+resample = "none"
+init = "file"
+loss = "mse"
+[model]
+file = "zero.pt"
+[data]
+files = ["fresh0.h5", "fresh1.h5", "fresh2.h5", "fresh3.h5", "fresh4.h5", "fresh5.h5"]
+[training]
+optimizer = "sgd"
+learning_rate = 0.05
+batch_size = 0
+epochs = 25
+[fit]
+families = ["sym"]
+)");
+  std::vector<std::int64_t> xs;
+  const std::vector<double> xv = io::read_doubles((dir_ / "fresh0.h5").string(), "X", &xs);
+  const Matrix x(xs[0], xs[1], xv);
+  const ols::Moments mo = ols::moments(x, std::vector<double>(static_cast<std::size_t>(xs[0]), 0.0));
+  const Matrix expected = ols::ali_lambda(ols::spectrum(mo.gram), 2.0 * eta, t);
+  const nlohmann::json fit = json_of(out / "fit_sym.json");
+  double err = 0.0, norm = 0.0;
+  for (std::int64_t a = 0; a < 4; ++a)
+    for (std::int64_t b = 0; b < 4; ++b) {
+      const double d = fit.at("lambda")[a][b].get<double>() - expected(a, b);
+      err += d * d;
+      norm += expected(a, b) * expected(a, b);
+    }
+  EXPECT_LT(std::sqrt(err / norm), 1e-8) << fit.dump();
 }
 
 TEST_F(BootstrapStudy, SmokeConfigWithEveryKeyWritesEveryOutput) {

@@ -6,6 +6,8 @@
   OUT/sym.h5         lambda [4, 4]: a random symmetric positive definite matrix
   OUT/mlp.pt         a scripted 4 -> 5 -> 1 tanh MLP (layers "hidden", "out"), float64
   OUT/ridge.h5       lambda [1] = 0.05
+  OUT/zero.pt        the linear model with zero weights (gradient descent from 0)
+  OUT/fresh{0..5}.h5 six data sets with linear.h5's X and fresh y = X beta + noise
 
 Usage: make_bootstrap_inputs.py OUT
 """
@@ -42,6 +44,14 @@ def main() -> int:
         f["lambda"] = np.array([0.05])
     torch.jit.script(torch.nn.Linear(4, 1, bias=False).double()).save(f"{out}/linear.pt")
     torch.jit.script(Net().double()).save(f"{out}/mlp.pt")
+    zero = torch.nn.Linear(4, 1, bias=False).double()
+    with torch.no_grad():
+        zero.weight.zero_()
+    torch.jit.script(zero).save(f"{out}/zero.pt")
+    for k in range(6):
+        with h5py.File(f"{out}/fresh{k}.h5", "w") as f:
+            f["X"] = x
+            f["y"] = x @ (3.0 * rng.standard_normal((4, 1))) + rng.standard_normal((200, 1))
     return 0
 
 
