@@ -20,7 +20,6 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "studies/farm_study.hpp"
 #include "training/endpoint.hpp"
 #include "training/host_data.hpp"
 #include "training/idx.hpp"
@@ -328,32 +327,36 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   return c;
 }
 
-void run_bootstrap(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const distributed::RankDevice device = configure_study_device(comm);
-  BootstrapConfig c;
-  std::string config_text, effective;
-  Shared shared;
-  distributed::collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    c = read_bootstrap_config(reader);
-    config_text = reader.text();
-    effective = reader.effective();
-    shared = build_shared(c);
-  });
+namespace {
 
-  StudyRunSpec spec;
-  spec.study = kStudy;
-  spec.effective_config = effective;
-  StudyTable table{"replicates", row_width(shared), {}};
-  for (std::int64_t r = 0; r < c.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
-  spec.tables.push_back(std::move(table));
-  spec.outputs = {"equations.h5", "results.h5", "summary.json"};
-  for (const std::string& f : c.families) spec.outputs.push_back(fit_file_name(f));
-  spec.shared_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+class BootstrapStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_bootstrap_config(reader);
+    config_text_ = reader.text();
+  }
+  void prepare(const StudyContext&) override { shared_ = build_shared(config_); }
+  std::vector<TaskTable> tables() const override {
+    TaskTable table{"replicates", row_width(shared_), {}};
+    for (std::int64_t r = 0; r < config_.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
+    return {table};
+  }
+  std::vector<double> compute(std::size_t, std::int64_t row) override { return run_replicate(config_, shared_, row); }
+  nlohmann::json write(const std::vector<std::vector<double>>& data, OutputDir& out) override;
+  std::string describe() const override {
+    return cat(std::to_string(config_.replicates), " replicates, scope of ", std::to_string(shared_.p), " parameters");
+  }
 
-  const auto compute = [&](std::size_t, std::int64_t row) { return run_replicate(c, shared, row); };
-  const auto write = [&](const std::vector<std::vector<double>>& data) {
+ private:
+  BootstrapConfig config_;
+  std::string config_text_;
+  Shared shared_;
+};
+
+nlohmann::json BootstrapStudy::write(const std::vector<std::vector<double>>& data, OutputDir& out) {
+  const BootstrapConfig& c = config_;
+  const Shared& shared = shared_;
+  const std::string& config_text = config_text_;
     const std::int64_t p = shared.p, width = row_width(shared), nf = static_cast<std::int64_t>(shared.feature_names.size());
     const std::vector<double>& rows = data.front();
     std::vector<std::int64_t> kept, diverged(sz(c.replicates), 0);
@@ -371,7 +374,6 @@ void run_bootstrap(const std::string& config_path, const std::string& out_dir, c
       else diverged[sz(r)] = 1;
     }
     const auto m = static_cast<std::int64_t>(kept.size());
-    const fs::path dir(out_dir);
     nlohmann::json fits = nlohmann::json::object();
     if (m > 0) {
       Equations eq;
@@ -386,7 +388,7 @@ void run_bootstrap(const std::string& config_path, const std::string& out_dir, c
           std::copy(row + (2 + f) * p, row + (3 + f) * p, eq.features[sz(f)].second.data() + k * p);
       }
       eq.parameters = shared.blocks;
-      io::write_equation_file((dir / "equations.h5").string(), eq);
+      io::write_equation_file(out.path("equations.h5"), eq);
       for (const std::string& family : c.families) {
         FitOptions fo;
         Equations view = eq;
@@ -403,29 +405,32 @@ void run_bootstrap(const std::string& config_path, const std::string& out_dir, c
         doc["study"] = kStudy;
         doc["replicates"] = c.replicates;
         doc["diverged"] = c.replicates - m;
-        io::write_json_file((dir / fit_file_name(family)).string(), doc);
+        io::write_json_file(out.path(fit_file_name(family)), doc);
         fits[family] = {{"file", fit_file_name(family)},   {"residual_ratio", doc["residual_ratio"]},
                         {"cosine", doc["cosine"]},         {"rank", result.rank},
                         {"unknowns", result.unknowns},     {"warnings", result.warnings}};
       }
     }
-    io::ResultsWriter w((dir / "results.h5").string());
-    w.write("theta", theta_all);
-    w.write("grad_loss", grad_all);
-    w.write("loss", losses);
-    w.write("relative_gradient_norm", rel);
-    w.write("epochs", epochs);
-    w.write("diverged", diverged);
-    w.write("config", config_text);
+    io::ResultsWriter w(out.path("results.h5"), kStudy);
+    w.write("config", config_text, {"the study's TOML config as given", "", {}});
+    w.write("theta", theta_all, {"each replicate's scope parameters (NaN: diverged)", "", {"replicate", "parameter"}});
+    w.write("grad_loss", grad_all,
+            {"full-batch mean data-loss gradient over the scope on the replicate's sample", "", {"replicate", "parameter"}});
+    w.write("loss", losses, {"full-batch mean data loss on the replicate's sample", "", {"replicate"}});
+    w.write("relative_gradient_norm", rel, {"||grad L|| / ||theta|| over the scope", "", {"replicate"}});
+    w.write("epochs", epochs, {"training epochs run", "epochs", {"replicate"}});
+    w.write("diverged", diverged, {"1 when training diverged (left out of the fits)", "", {"replicate"}});
     w.commit();
     nlohmann::json scope = nlohmann::json::array();
     for (const auto& b : shared.blocks) scope.push_back({{"name", b.name}, {"shape", b.shape}});
     const nlohmann::json summary = {{"study", kStudy},       {"replicates", c.replicates}, {"diverged", c.replicates - m},
                                     {"p_scope", p},         {"scope", scope},             {"fits", fits}};
-    io::write_json_file((dir / "summary.json").string(), summary);
+    io::write_json_file(out.path("summary.json"), summary);
     return nlohmann::json::object();
-  };
-  run_farm_study(comm, device, out_dir, spec, compute, write);
-}
+  }
+
+}  // namespace
+
+std::unique_ptr<Study> make_bootstrap_study() { return std::make_unique<BootstrapStudy>(); }
 
 }  // namespace gradmatch::studies

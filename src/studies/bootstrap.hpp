@@ -41,10 +41,11 @@
 // run_info.json. Relative model/data/penalty paths are read from the config
 // file's directory.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;
@@ -91,7 +92,7 @@ struct BootstrapConfig {
 /// files' existence, then reader.finish(). InputError naming file and key.
 BootstrapConfig read_bootstrap_config(io::ConfigReader& reader);
 
-/// `gradmatch run` of a bootstrap config into `out_dir` (collective; resumable).
-void run_bootstrap(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm);
+/// The study for the runner (study.hpp): `gradmatch run` of a bootstrap config.
+std::unique_ptr<Study> make_bootstrap_study();
 
 }  // namespace gradmatch::studies

@@ -35,12 +35,13 @@
 // rates of one architecture and seed start alike and see the same batches --
 // and the dropout masks by (study seed, task id).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 #include "training/data.hpp"
 
 namespace gradmatch::io {
@@ -152,10 +153,8 @@ nlohmann::json dropout_summary(const DropoutConfig& config, const std::vector<Dr
 std::vector<DropoutCell> assemble_dropout(const DropoutConfig& config, const std::vector<DropoutTask>& tasks,
                                           const std::vector<DropoutEndpoint>& endpoints);
 
-/// `gradmatch run CONFIG --out DIR` for study = "dropout", collective over
-/// `comm`. Writes DIR/results.h5, DIR/summary.json, DIR/run_info.json (and
-/// with save_equations one equation file per task); byte-identical for any
-/// number of ranks.
-void run_dropout(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp). Writes results.h5,
+/// summary.json (and with save_equations one equation file per task).
+std::unique_ptr<Study> make_dropout_study();
 
 }  // namespace gradmatch::studies
