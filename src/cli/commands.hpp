@@ -57,6 +57,7 @@ int run_command(const RunArgs& args, const distributed::Communicator& comm);
 
 struct ReportArgs {
   std::string path;  ///< a study output directory or an equation file
+  bool json = false;  ///< machine-readable output instead of tables
 };
 int report_command(const ReportArgs& args, const distributed::Communicator& comm);
 

@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
   gradmatch::cli::ReportArgs report;
   auto* report_cmd = app.add_subcommand("report", "Summarise a study output directory or describe an equation file");
   report_cmd->add_option("path", report.path, "Study output directory or equation file")->required();
+  report_cmd->add_flag("--json", report.json, "Print the report as JSON instead of tables");
 
   try {
     app.parse(argc, argv);

@@ -1,5 +1,5 @@
 // Distributed `fit` benchmark (scripts/bench_distributed_fit.sh runs it under
-// mpirun at 1, 2 and 4 ranks and prints README's table).
+// mpirun at 1, 2 and 4 ranks and prints the table of docs/performance.md).
 //
 //   distributed_fit_bench generate-sym FILE M P
 //       consistent sym equations (Lambda SPD, 10% noise on the target)
