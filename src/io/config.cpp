@@ -356,6 +356,15 @@ std::vector<std::int64_t> ConfigReader::get_ints(const std::string& key, const s
                                                              }));
 }
 
+std::vector<std::string> ConfigReader::get_strings(const std::string& key, const std::vector<std::string>& fallback) {
+  const toml::node* n = impl_->lookup(key);
+  if (!n) return impl_->record(key, fallback);
+  return impl_->record(key, impl_->array_value<std::string>(*n, key, "quoted strings",
+                                                            [&](const toml::node& e, const std::string&) {
+                                                              return impl_->string_value(e, key);
+                                                            }));
+}
+
 void ConfigReader::finish() const { impl_->check_all_read(impl_->root, ""); }
 
 std::string ConfigReader::effective() const {

@@ -1,6 +1,7 @@
 #include "mpi/mpi.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/errors.hpp"
@@ -75,12 +76,26 @@ Environment::~Environment() {
   if (!finalized) MPI_Finalize();
 }
 
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS",
+                           "HYDRA_CONTROL_FD", "SLURM_STEP_ID"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+
 Communicator::Communicator(MPI_Comm comm) : comm_(comm) {
+  // Without MPI_Init (a command run without a launcher skips it) this is
+  // the one-rank world: every collective below is a no-op at size 1.
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) return;
   GRADMATCH_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   GRADMATCH_MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
 
-void Communicator::barrier() const { GRADMATCH_MPI_CHECK(MPI_Barrier(comm_)); }
+void Communicator::barrier() const {
+  if (size_ > 1) GRADMATCH_MPI_CHECK(MPI_Barrier(comm_));
+}
 
 void Communicator::allreduce_sum(std::vector<double>& values) const {
   if (size_ == 1 || values.empty()) return;
@@ -93,18 +108,21 @@ void Communicator::allreduce_sum(std::vector<double>& values) const {
 }
 
 double Communicator::allreduce_max(double value) const {
+  if (size_ == 1) return value;
   double out = value;
   GRADMATCH_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_));
   return out;
 }
 
 std::int64_t Communicator::allreduce_max(std::int64_t value) const {
+  if (size_ == 1) return value;
   std::int64_t out = value;
   GRADMATCH_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, comm_));
   return out;
 }
 
 std::string Communicator::broadcast(const std::string& value, int root) const {
+  if (size_ == 1) return value;
   std::int64_t n = rank_ == root ? static_cast<std::int64_t>(value.size()) : 0;
   GRADMATCH_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
   std::string out = rank_ == root ? value : std::string(static_cast<std::size_t>(n), '\0');
@@ -131,22 +149,25 @@ std::pair<int, int> node_position(MPI_Comm comm, int rank) {
 }
 }  // namespace
 
-int Communicator::local_rank() const { return node_position(comm_, rank_).first; }
-int Communicator::local_size() const { return node_position(comm_, rank_).second; }
+int Communicator::local_rank() const { return size_ == 1 ? 0 : node_position(comm_, rank_).first; }
+int Communicator::local_size() const { return size_ == 1 ? 1 : node_position(comm_, rank_).second; }
 
 std::vector<std::int64_t> Communicator::allgather(std::int64_t value) const {
+  if (size_ == 1) return {value};
   std::vector<std::int64_t> out(static_cast<std::size_t>(size_));
   GRADMATCH_MPI_CHECK(MPI_Allgather(&value, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, comm_));
   return out;
 }
 
 std::vector<double> Communicator::allgather(double value) const {
+  if (size_ == 1) return {value};
   std::vector<double> out(static_cast<std::size_t>(size_));
   GRADMATCH_MPI_CHECK(MPI_Allgather(&value, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, comm_));
   return out;
 }
 
 std::vector<std::string> Communicator::gather(const std::string& value, int root) const {
+  if (size_ == 1) return {value};
   const int n = static_cast<int>(value.size());
   std::vector<int> counts(rank_ == root ? static_cast<std::size_t>(size_) : 0);
   GRADMATCH_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_));

@@ -36,7 +36,7 @@ class MpiError : public std::runtime_error {
   } while (0)
 
 /// RAII MPI_Init_thread / MPI_Finalize. Works with and without a launcher
-/// (a plain `gradmatch fit` is a singleton MPI job of one rank).
+/// (a plain `gradmatch run` is a singleton MPI job of one rank).
 ///
 /// Only the main thread calls MPI (LibTorch and OpenBLAS threads never do),
 /// so gradmatch asks for MPI_THREAD_FUNNELED. The level the library provides
@@ -65,7 +65,14 @@ std::string thread_level_name(int level);
 /// The MPI library's own version text (MPI_Get_library_version), first line.
 std::string library_version();
 
+/// True when the process was started by an MPI launcher (mpirun/mpiexec of
+/// Open MPI, MPICH or Intel MPI, or SLURM's srun), judged by the environment
+/// variables these set. Without one, `gradmatch fit` skips MPI_Init.
+bool launched_by_mpi();
+
 /// A non-owning view of a communicator with the collectives gradmatch uses.
+/// Constructed while MPI is not initialized, it is the one-rank world (rank 0
+/// of 1) and makes no MPI call: commands run without a launcher skip MPI_Init.
 class Communicator {
  public:
   explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD);
