@@ -96,10 +96,13 @@ class StudyResults:
     (run_info.json), each a dict or None when absent, and ``results``:
     results.h5 as a dict {dataset path: numpy array}; ``attributes`` maps
     each object path ("/" for the root) to its HDF5 attributes. Indexing
-    (``res["runs/lambda_hat"]``) reads ``results``."""
+    (``res["runs/lambda_hat"]``) reads ``results``. ``equation_files``: the
+    study's equation files (``equations_*.h5``, sorted), for ``fit()``."""
 
     def __init__(self, directory, summary, run_info, results, attributes):
         self.directory = directory
+        self.equation_files = sorted(os.path.join(directory, n) for n in os.listdir(directory)
+                                     if n.startswith("equations") and n.endswith(".h5"))
         self.summary = summary
         self.run_info = run_info
         self.results = results
