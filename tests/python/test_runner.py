@@ -1,6 +1,9 @@
 """fit() and read_results(): the gradmatch executable from Python."""
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import unittest
 import warnings
@@ -94,6 +97,35 @@ class ReadResults(TempDirTest):
         self.assertRaisesRegex(FileNotFoundError, "none of summary.json", gradmatch.read_results, self.dir)
         self.assertRaisesRegex(FileNotFoundError, "no such study output", gradmatch.read_results,
                                self.path("missing"))
+
+
+class DocsExamples(TempDirTest):
+    """The python blocks of docs/python.md run as written (in a fresh directory)."""
+
+    def run_block(self, index):
+        with open(os.path.join(ROOT, "docs/python.md")) as f:
+            blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+        out = io.StringIO()
+        cwd = os.getcwd()
+        os.chdir(self.dir)
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(blocks[index], f"docs/python.md block {index}", "exec"), {})
+        finally:
+            os.chdir(cwd)
+        return out.getvalue().split()
+
+    def test_the_endpoint_example_prints_the_ridge_lambda(self):
+        gradmatch_executable()
+        printed = self.run_block(0)
+        self.assertAlmostEqual(float(printed[0]) / 0.01, 1.0, delta=1e-6)
+        self.assertEqual(printed[-1], "[]")  # no warnings
+
+    def test_the_trajectory_example_prints_a_ratio_near_one(self):
+        gradmatch_executable()
+        ratio = float(self.run_block(1)[0])
+        self.assertGreaterEqual(ratio, 0.97)
+        self.assertLessEqual(ratio, 1.01)
 
 
 if __name__ == "__main__":
