@@ -74,7 +74,7 @@ def _input_second_moments(evaluator):
 
 def candidate_columns(evaluator, candidates):
     """[(name, column [p])] for the built-in candidate strings, in order."""
-    theta = evaluator.current().numpy()
+    theta = evaluator.current().cpu().numpy()
     offsets = np.cumsum([0] + evaluator.sizes)
     out = []
     for text in candidates:
@@ -99,7 +99,7 @@ def candidate_columns(evaluator, candidates):
             for i, (name, param) in enumerate(zip(evaluator.names, evaluator.params)):
                 if name in moments and param.dim() == 2:
                     w = param.detach().to(torch.float64)
-                    col[offsets[i]:offsets[i + 1]] = (2.0 * w * moments[name].unsqueeze(0)).reshape(-1).numpy()
+                    col[offsets[i]:offsets[i + 1]] = (2.0 * w * moments[name].unsqueeze(0)).reshape(-1).cpu().numpy()
             out.append(("activation_quadratic", col))
         else:  # nuclear
             col = np.zeros_like(theta)
@@ -109,7 +109,7 @@ def candidate_columns(evaluator, candidates):
                 u, s, vh = torch.linalg.svd(param.detach().to(torch.float64), full_matrices=False)
                 tol = float(s.max()) * 1e-12 * max(param.shape) if s.numel() else 0.0
                 r = int((s > tol).sum())
-                col[offsets[i]:offsets[i + 1]] = (u[:, :r] @ vh[:r, :]).reshape(-1).numpy()
+                col[offsets[i]:offsets[i + 1]] = (u[:, :r] @ vh[:r, :]).reshape(-1).cpu().numpy()
             out.append(("nuclear", col))
     return out
 

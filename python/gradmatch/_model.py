@@ -150,8 +150,9 @@ class Evaluator:
         self.sizes = [p.numel() for p in self.params]
         self.p = sum(self.sizes)
         self.loss = summed_loss
-        self.inputs = inputs
-        self.targets = targets
+        self.device = self.params[0].device if self.params else torch.device("cpu")
+        self.inputs = inputs.to(self.device)
+        self.targets = targets.to(self.device)
         self.n = inputs.shape[0]
         if self.n == 0:
             raise ValueError("inputs: at least one example is needed")
@@ -163,6 +164,7 @@ class Evaluator:
         self._saved = None
 
     def current(self):
+        """The selected parameters as one flat float64 vector (on the model's device)."""
         return torch.cat([p.detach().reshape(-1) for p in self.params]).to(torch.float64).clone()
 
     def set(self, theta):
@@ -183,7 +185,7 @@ class Evaluator:
             self._saved = None
 
     def _flatten(self, parts):
-        return torch.cat([torch.zeros(s, dtype=p.dtype) if g is None else g.reshape(-1)
+        return torch.cat([torch.zeros(s, dtype=p.dtype, device=p.device) if g is None else g.reshape(-1)
                           for g, p, s in zip(parts, self.params, self.sizes)])
 
     def _batches(self):
@@ -225,7 +227,7 @@ class Evaluator:
             return g, self._second(first, g)
 
     def hvp(self, v):
-        total = torch.zeros(self.p, dtype=torch.float64)
+        total = torch.zeros(self.p, dtype=torch.float64, device=self.device)
         with eval_mode(self.model), self._differentiable():
             for x, y in self._batches():
                 first = torch.autograd.grad(self._objective(x, y), self.params, create_graph=True, allow_unused=True)
@@ -240,7 +242,7 @@ class Evaluator:
                 dot = term if dot is None else dot + term
             offset += size
         if dot is None or not dot.requires_grad:
-            return torch.zeros(self.p, dtype=torch.float64)
+            return torch.zeros(self.p, dtype=torch.float64, device=self.device)
         return self._flatten(torch.autograd.grad(dot, self.params, allow_unused=True)).detach()
 
 

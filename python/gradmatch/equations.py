@@ -86,8 +86,8 @@ class EquationWriter:
         work = float64_model(model)
         ev = Evaluator(work, names, summed_loss_function(loss_fn), as_float64(inputs, "inputs"),
                        as_float64(targets, "targets"), batch_size)
-        theta = ev.current().numpy()
-        grad = ev.gradient().numpy()
+        theta = ev.current().cpu().numpy()
+        grad = ev.gradient().cpu().numpy()
         columns = feature_columns(ev, features)
         self._add(names, ev.shapes, theta, grad, None, columns, weight)
         gnorm, tnorm = np.linalg.norm(grad), np.linalg.norm(theta)

@@ -203,12 +203,13 @@ class TrajectoryRecorder:
         if not state["record"]:
             return
         observed = (state["theta"] - self._observed_theta()) / self.lr
-        target = observed - state["reference_direction"]
+        target = observed - state["reference_direction"].cpu()
         columns = []
         if self.gradient_penalty:
-            columns.append((GRADIENT_PENALTY, (state["hvp"] * (2.0 / state["hvp"].numel())).numpy()))
+            hvp = state["hvp"].cpu()
+            columns.append((GRADIENT_PENALTY, (hvp * (2.0 / hvp.numel())).numpy()))
         columns.extend(state["columns"])
-        self._writer_rows.append((state["theta"].numpy(), state["grad"].numpy(), target.numpy(), columns))
+        self._writer_rows.append((state["theta"].numpy(), state["grad"].cpu().numpy(), target.numpy(), columns))
         self.steps.append(self._t - 1)
         self.loss.append(state["loss"])
 
