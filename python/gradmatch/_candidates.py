@@ -137,10 +137,15 @@ def feature_columns(evaluator, features):
             raise ValueError(f"feature '{name}' has {column.shape[0]} entries but the selected parameters "
                              f"have p = {evaluator.p}")
         out.append((name, column))
+    check_feature_names([name for name, _ in out])
+    return out
+
+
+def check_feature_names(names):
+    """ValueError unless every feature name is a unique plain HDF5 name."""
     seen = set()
-    for name, _ in out:
-        if not name or name == "." or "/" in name or name in seen:
+    for name in names:
+        if not isinstance(name, str) or not name or name == "." or "/" in name or name in seen:
             raise ValueError(f"feature name '{name}' is empty, contains '/' or repeats "
                              "(elastic-net already gives 'huber' and 'ridge'); give each a unique plain name")
         seen.add(name)
-    return out

@@ -12,7 +12,7 @@ import os
 import h5py
 import numpy as np
 
-from ._candidates import feature_columns
+from ._candidates import check_feature_names, feature_columns
 from ._model import Evaluator, as_float64, float64_model, selected_names, summed_loss_function
 
 FORMAT = "gradmatch.equations"
@@ -123,6 +123,7 @@ class EquationWriter:
             raise ValueError(f"{self.path}: this row's parameters {list(zip(*layout))} differ from the first "
                              f"row's {list(zip(*self._layout))}; every row needs the same parameters")
         feature_names = [n for n, _ in columns]
+        check_feature_names(feature_names)
         if self._features is None:
             self._features = feature_names
         elif feature_names != self._features:

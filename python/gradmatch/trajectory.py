@@ -114,8 +114,9 @@ class TrajectoryRecorder:
             raise ValueError(f"lr must be a positive finite number, not {lr!r}")
         if not isinstance(substeps, int) or substeps < 1:
             raise ValueError(f"substeps must be a positive integer, not {substeps!r}")
-        if features is not None and (isinstance(features, dict) or
-                                     any(not isinstance(f, str) for f in ([features] if isinstance(features, str) else features))):
+        if isinstance(features, str):
+            features = [features]
+        if features is not None and (isinstance(features, dict) or not all(isinstance(f, str) for f in features)):
             raise TypeError("features: the recorder takes built-in candidate names only (the columns change every row)")
         if checkpoints is not None:
             checkpoints = sorted(set(int(t) for t in checkpoints))

@@ -197,6 +197,26 @@ class WriterErrors(TempDirTest):
                 self.assertRaisesRegex(error, message, self.add, **kw)
                 self.assertEqual(os.listdir(self.dir), [])
 
+    def test_bad_rows_from_arrays_raise_and_write_nothing(self):
+        theta = np.ones(4)
+        cases = [
+            (dict(grad_loss=np.ones(3)), "grad_loss has 3 entries but theta has p = 4"),
+            (dict(features=[("a", theta), ("a", theta)]), "repeats"),
+            (dict(features={"a/b": theta}), "contains '/'"),
+            (dict(names=["w"], shapes=[(3,)]), "do not add up to p = 4"),
+            (dict(names=["w"]), "give both names and shapes"),
+            (dict(target=np.array([1.0, np.nan, 0.0, 0.0])), "non-finite"),
+            (dict(weight=-1.0), "non-negative"),
+        ]
+        for kw, message in cases:
+            with self.subTest(kw=list(kw)):
+                args = dict(theta=theta, grad_loss=theta)
+                args.update(kw)
+                with self.assertRaisesRegex(ValueError, message):
+                    with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+                        w.add_row(**args)
+                self.assertEqual(os.listdir(self.dir), [])
+
     def test_an_empty_writer_or_missing_directory_is_an_error(self):
         with self.assertRaisesRegex(ValueError, "no rows were added"):
             with gradmatch.EquationWriter(self.path("eq.h5")):

@@ -34,6 +34,16 @@ class Fit(TempDirTest):
         self.assertEqual((result["family"], result["method"], result["m"], result["p"]), ("ridge", "normal", 2, 6))
         self.assertIn("warnings", result)
 
+    def test_row_weights_reach_the_fit(self):
+        theta = np.array([1.0, -2.0, 0.5])
+        with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+            w.add_row(theta, -2 * 0.1 * theta, weight=3.0)
+            w.add_row(theta, -2 * 0.5 * theta, weight=1.0)
+        # Weighted least squares over two rows with the same theta: the weighted mean.
+        result = gradmatch.fit(self.path("eq.h5"), "ridge", executable=gradmatch_executable())
+        self.assertAlmostEqual(result["lambda"], (3 * 0.1 + 1 * 0.5) / 4, delta=1e-12)
+        np.testing.assert_array_equal(gradmatch.read_equations(self.path("eq.h5"))["weights"], [3.0, 1.0])
+
     def test_the_executable_comes_from_the_environment_when_not_given(self):
         path = self.write_ridge_rows(0.1)
         old = os.environ.get("GRADMATCH_EXECUTABLE")
