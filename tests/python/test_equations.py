@@ -85,6 +85,19 @@ class EndpointConventions(TempDirTest):
         for name, column in cpp["features"].items():
             np.testing.assert_allclose(py["features"][name], column, rtol=0, atol=1e-12, err_msg=name)
 
+    def test_activation_quadratic_weights_each_linear_weight_by_its_mean_squared_input(self):
+        torch.manual_seed(15)
+        x, y = regression_data(30, 3, 2, seed=16)
+        model = Mlp(3, 5, 2, dropout=0.5).double()
+        with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+            w.add_endpoint(model, "mse", x, y, features=["activation-quadratic"], batch_size=8)
+        column = gradmatch.read_equations(self.path("eq.h5"))["features"]["activation_quadratic"][0]
+        with torch.no_grad():  # eval mode: the hidden layer's output without dropout
+            a = torch.tanh(model.hidden(x))
+            expected = torch.cat([(2 * model.hidden.weight * x.square().mean(0)).reshape(-1), torch.zeros(5),
+                                  (2 * model.out.weight * a.square().mean(0)).reshape(-1), torch.zeros(2)])
+        np.testing.assert_allclose(column, expected.numpy(), rtol=1e-13, atol=1e-15)
+
     def test_float32_model_is_evaluated_in_float64_and_left_unchanged(self):
         torch.manual_seed(7)
         x, y = regression_data(30, 3, 2, seed=8)
@@ -163,6 +176,10 @@ class ParameterNamesAndShapes(TempDirTest):
             self.assertEqual(f["parameters/shapes"].dtype, np.int64)
         result = gradmatch.fit(self.path("eq.h5"), "features", executable=gradmatch_executable())
         self.assertEqual(result["p"], 1 + 12 + 3 + 3 + 1)
+        report = subprocess.run([gradmatch_executable(), "report", self.path("eq.h5")], check=True,
+                                capture_output=True, text=True).stdout
+        self.assertIn("points m = 1, parameters p = 20", report)
+        self.assertIn("features: ridge", report)
 
 
 class WriterErrors(TempDirTest):
