@@ -129,16 +129,13 @@ class TrajectoryRecorder:
         self.gradient_penalty = gradient_penalty
         self.features = features
         self._summed = summed_loss_function(loss_fn)
-        self._loss_fn = loss_fn
-        self._inputs = as_float64(inputs, "inputs")
-        self._targets = as_float64(targets, "targets")
-        self._batch_size = batch_size
         # A float64 working copy for the full-batch and reference evaluations.
         try:
             self._work = copy.deepcopy(model).double()
         except Exception as e:
             raise TypeError("the model cannot be deep-copied; the recorder evaluates references on a copy") from e
-        self._full = Evaluator(self._work, self.names, self._summed, self._inputs, self._targets, batch_size)
+        self._full = Evaluator(self._work, self.names, self._summed, as_float64(inputs, "inputs"),
+                               as_float64(targets, "targets"), batch_size)
         self._reference = self._full.current() if mode == "sgd" else None
         self._t = 0
         self._writer_rows = []
@@ -168,7 +165,7 @@ class TrajectoryRecorder:
         record = self.checkpoints is None or t in self.checkpoints
         if self.mode == "dropout" and record and (inputs is None or targets is None):
             raise ValueError("dropout mode: pass the step's mini-batch, recorder.step(inputs, targets)")
-        state = {"record": record, "theta": self._observed_theta()}
+        state = {"record": record, "theta": self._observed_theta(), "reference": self._reference}
         if self.mode == "sgd":
             # The coupled reference: theta_{t+1} = theta_t - eta grad L(theta_t, D).
             self._full.set(self._reference)
@@ -250,4 +247,6 @@ class _Step:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.recorder._after(self.state)
+        else:  # the step failed: no row, and the sgd reference stays where it was
+            self.recorder._reference = self.state["reference"]
         return False
