@@ -38,11 +38,11 @@ std::vector<std::string> expand_model_paths(const std::vector<std::string>& patt
 /// (.json or .h5), that each output's directory exists, and that no output is
 /// one of the inputs (`inputs`) or the other output. InputError otherwise.
 void check_fit_outputs(const FitArgs& args, const std::vector<std::string>& inputs);
-int fit_command(const FitArgs& args, const distributed::Communicator& comm);
+int fit_command(const FitArgs& args, const mpi::Communicator& comm);
 /// `fit --model`: called by fit_command in the gradmatch-torch executable
 /// (model_fit_command.cpp; the CLI's LibTorch users are it and run_command.cpp).
 /// `models` are the expanded model paths.
-int model_fit_command(const FitArgs& args, const std::vector<std::string>& models, const distributed::Communicator& comm);
+int model_fit_command(const FitArgs& args, const std::vector<std::string>& models, const mpi::Communicator& comm);
 /// The one-line summary `fit` prints to stderr.
 std::string fit_headline(const FitResult& result);
 /// Prints the headline (with `extra` appended) unless `quiet`, then every
@@ -53,15 +53,15 @@ struct RunArgs {
   std::string config;
   std::string out;
 };
-int run_command(const RunArgs& args, const distributed::Communicator& comm);
+int run_command(const RunArgs& args, const mpi::Communicator& comm);
 
 struct ReportArgs {
   std::string path;  ///< a study output directory or an equation file
   bool json = false;  ///< machine-readable output instead of tables
 };
-int report_command(const ReportArgs& args, const distributed::Communicator& comm);
+int report_command(const ReportArgs& args, const mpi::Communicator& comm);
 
 /// Prints "gradmatch <command>: error: ..." once (on rank 0) and returns the exit code.
-int report_failure(const std::string& command, const std::exception& e, const distributed::Communicator& comm);
+int report_failure(const std::string& command, const std::exception& e, const mpi::Communicator& comm);
 
 }  // namespace gradmatch::cli

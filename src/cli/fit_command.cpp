@@ -86,11 +86,11 @@ void check_fit_outputs(const FitArgs& args, const std::vector<std::string>& inpu
   }
 }
 
-int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
+int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
   try {
     std::vector<std::string> models;
     FitOptions options;
-    distributed::collective(comm, [&] {
+    mpi::collective(comm, [&] {
       if (args.input.empty() == args.models.empty())
         throw InputError("give exactly one of an equation file and --model MODEL.pt");
       if (!args.models.empty() && args.data.empty())
@@ -119,10 +119,10 @@ int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
     }
     // One rank: the serial fit (no BLACS grid, so no MPI needed); several: distributed.
     FitResult result;
-    if (comm.size() == 1) distributed::collective(comm, [&] { result = fit(io::read_equation_file(args.input), options); });
+    if (comm.size() == 1) mpi::collective(comm, [&] { result = fit(io::read_equation_file(args.input), options); });
     else result = distributed::fit_equation_file(comm, args.input, options);
     const nlohmann::json doc = io::fit_result_json(result, comm.size());
-    distributed::collective(comm, [&] {
+    mpi::collective(comm, [&] {
       if (!comm.is_root()) return;
       if (!args.output.empty()) io::write_fit_output(args.output, result, doc);
       else std::cout << doc.dump(2) << std::endl;
@@ -134,14 +134,14 @@ int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
   }
 }
 
-int report_failure(const std::string& command, const std::exception& e, const distributed::Communicator& comm) {
-  const auto* f = dynamic_cast<const distributed::CollectiveFailure*>(&e);
+int report_failure(const std::string& command, const std::exception& e, const mpi::Communicator& comm) {
+  const auto* f = dynamic_cast<const mpi::CollectiveFailure*>(&e);
   if (comm.is_root()) {
     std::cerr << "gradmatch " << command << ": error";
     if (f && comm.size() > 1) std::cerr << " on rank " << f->failed_rank();
     std::cerr << ": " << e.what() << std::endl;
   }
-  return distributed::exit_code_for(e);
+  return mpi::exit_code_for(e);
 }
 
 }  // namespace gradmatch::cli

@@ -18,6 +18,7 @@
 #include <optional>
 
 #include "cli/commands.hpp"
+#include "core/build_info.hpp"
 #include "mpi/mpi.hpp"
 
 namespace {
@@ -88,10 +89,23 @@ int exec_torch_commands(char** argv, const std::string& command) {
 
 }  // namespace
 
+/// `gradmatch --version`: the version and commit, and what it was built with.
+static std::string version_text() {
+  namespace b = gradmatch::build_info;
+  std::string commit(b::git_commit());
+  std::string text = "gradmatch " + std::string(b::version) + (commit.empty() ? "" : " (" + commit + ")");
+  text += "\n  LibTorch " + std::string(b::libtorch_version) + (b::with_cuda ? ", CUDA" : ", no CUDA") +
+          (b::with_nccl ? ", NCCL" : ", no NCCL");
+  text += "\n  MPI: " + std::string(b::mpi_library_version);
+  text += "\n  HDF5 " + std::string(b::hdf5_version) + " (parallel)";
+  text += "\n  built " + std::string(b::build_type) + " with " + std::string(b::compiler);
+  return text;
+}
+
 int main(int argc, char** argv) {
 
   CLI::App app{kDescription, "gradmatch"};
-  app.set_version_flag("--version", "gradmatch 0.1.0");
+  app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
   app.failure_message(CLI::FailureMessage::help);
 
@@ -152,14 +166,14 @@ int main(int argc, char** argv) {
   }
 
 #if GRADMATCH_TORCH_COMMANDS
-  gradmatch::distributed::Environment env(&argc, &argv);
+  gradmatch::mpi::Environment env(&argc, &argv);
 #else
   if (*run_cmd) return exec_torch_commands(argv, "run");
   if (*fit_cmd && !fit.models.empty()) return exec_torch_commands(argv, "fit --model");
-  std::optional<gradmatch::distributed::Environment> env;
-  if (gradmatch::distributed::launched_by_mpi()) env.emplace(&argc, &argv);
+  std::optional<gradmatch::mpi::Environment> env;
+  if (gradmatch::mpi::launched_by_mpi()) env.emplace(&argc, &argv);
 #endif
-  const gradmatch::distributed::Communicator world;
+  const gradmatch::mpi::Communicator world;
 
   if (*fit_cmd) return gradmatch::cli::fit_command(fit, world);
 #if GRADMATCH_TORCH_COMMANDS

@@ -17,9 +17,9 @@
 
 namespace gradmatch::cli {
 
-int model_fit_command(const FitArgs& args, const std::vector<std::string>& models, const distributed::Communicator& comm) {
+int model_fit_command(const FitArgs& args, const std::vector<std::string>& models, const mpi::Communicator& comm) {
   try {
-    distributed::collective(comm, [&] {
+    mpi::collective(comm, [&] {
       FitOptions options;
       options.family = FamilySpec::parse(args.family);
       options.method = parse_method(args.method);

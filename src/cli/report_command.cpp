@@ -817,9 +817,9 @@ void describe_equation_file(const std::string& path, bool as_json) {
 
 }  // namespace
 
-int report_command(const ReportArgs& args, const distributed::Communicator& comm) {
+int report_command(const ReportArgs& args, const mpi::Communicator& comm) {
   try {
-    distributed::collective(comm, [&] {
+    mpi::collective(comm, [&] {
       if (!comm.is_root()) return;
       const std::filesystem::path path(args.path);
       if (std::filesystem::is_directory(path))

@@ -4,7 +4,7 @@
 
 namespace gradmatch::cli {
 
-int run_command(const RunArgs& args, const distributed::Communicator& comm) {
+int run_command(const RunArgs& args, const mpi::Communicator& comm) {
   try {
     // The output directory is left out: two runs into different directories
     // write byte-identical files.

@@ -36,7 +36,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Keyed streams of replicate r: (seed, kind << 40 | r).
 constexpr std::uint64_t kInitStream = 1, kResampleStream = 2, kSplitStream = 3, kOrderStream = 4;
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 std::uint64_t stream(std::uint64_t kind, std::int64_t r) { return (kind << 40) | static_cast<std::uint64_t>(r); }
 
 /// `path` relative to the config file's directory unless absolute.

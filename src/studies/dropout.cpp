@@ -35,7 +35,6 @@ constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
 // Store row: see encode().
 constexpr std::int64_t kWidth = 17;
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 // (depth, width, seed) -> stream id of the initial weights or batch order.
 std::uint64_t architecture_stream(std::uint64_t kind, const DropoutTask& t) {

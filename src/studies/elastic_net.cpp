@@ -16,7 +16,7 @@
 #include "io/json_output.hpp"
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
-#include "studies/seed_statistics.hpp"
+#include "core/statistics.hpp"
 #include "training/data.hpp"
 #include "training/endpoint.hpp"
 #include "training/models.hpp"
@@ -32,7 +32,6 @@ constexpr std::uint64_t kTaskKind = 1, kDataKind = 2, kSplitKind = 3, kInitKind 
 constexpr std::int64_t kMaxSeeds = (std::int64_t{1} << 24) - 1;
 constexpr std::int64_t kMaxBlocks = (std::int64_t{1} << 24) - 1;
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 std::uint64_t stream(std::uint64_t kind, std::int64_t seed_index) {
   return kind << 56 | static_cast<std::uint64_t>(seed_index);
 }
@@ -312,21 +311,21 @@ ElasticNetResults assemble_elastic_net(const ElasticNetConfig& c,
       test.push_back(e.test_loss);
     }
     out.seeds = static_cast<std::int64_t>(ok.size());
-    const MeanSe m1 = finite_mean_se(l1), m2 = finite_mean_se(l2);
+    const stats::MeanSe m1 = stats::finite_mean_se(l1), m2 = stats::finite_mean_se(l2);
     out.lambda1_hat_mean = m1.mean;
     out.lambda1_hat_se = m1.se;
     out.lambda2_hat_mean = m2.mean;
     out.lambda2_hat_se = m2.se;
-    out.residual_ratio_median = finite_median(residual);
-    out.cosine_median = finite_median(cosine);
+    out.residual_ratio_median = stats::finite_median(residual);
+    out.cosine_median = stats::finite_median(cosine);
     {  // an infinite condition number (rank-deficient design) counts as the largest
       std::sort(condition.begin(), condition.end());
       const std::size_t h = condition.size() / 2;
       out.condition_number_median =
           condition.empty() ? nan : (condition.size() % 2 == 1 ? condition[h] : 0.5 * (condition[h - 1] + condition[h]));
     }
-    out.relative_grad_norm_median = finite_median(relative);
-    out.test_loss_median = finite_median(test);
+    out.relative_grad_norm_median = stats::finite_median(relative);
+    out.test_loss_median = stats::finite_median(test);
     out.lambda1_pooled = out.lambda2_pooled = out.residual_ratio_pooled = nan;
     if (!ok.empty()) {
       const auto m = static_cast<std::int64_t>(ok.size());

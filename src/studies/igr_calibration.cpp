@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <string_view>
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
@@ -15,7 +16,7 @@
 #include "io/json_output.hpp"
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
-#include "studies/seed_statistics.hpp"
+#include "core/statistics.hpp"
 #include "training/idx.hpp"
 #include "training/curvature.hpp"
 #include "training/igr.hpp"
@@ -29,7 +30,6 @@ namespace {
 constexpr const char* kStudy = "igr_calibration";
 constexpr std::int64_t kMaxField = (std::int64_t{1} << 20) - 1;
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 double accuracy(const training::ModelHandle& model, const training::Dataset& data) {
   const at::Tensor scores = training::predict(model, data.x, 2048);
@@ -185,7 +185,7 @@ IgrCalibrationShared prepare_igr_calibration_shared(const IgrCalibrationConfig& 
   const Dataset all_train = load_idx(c.data_dir, IdxPart::train);
   const Dataset all_test = load_idx(c.data_dir, IdxPart::test);
   const auto too_few = [&](const char* part, std::int64_t have, std::int64_t want) {
-    throw InputError(cat("igr_calibration: ", c.data_dir, " holds ", std::to_string(have), " ", part,
+    throw InputError(cat("key 'data.dir': ", c.data_dir, " holds ", std::to_string(have), " ", part,
                          " images; the config asks for ", std::to_string(want)));
   };
   if (c.train + c.validation > all_train.size()) too_few("training", all_train.size(), c.train + c.validation);
@@ -307,7 +307,7 @@ nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& c, std::span<
     if (r.status == IgrRunStatus::ok) ratios.push_back(r.ratio);
   }
   nlohmann::json median = nullptr;
-  if (!ratios.empty()) median = finite_median(ratios);
+  if (!ratios.empty()) median = stats::finite_median(ratios);
   return {{"study", kStudy},
           {"gradmatch_version", io::gradmatch_version()},
           {"data_dir", c.data_dir},
@@ -329,10 +329,16 @@ class IgrCalibrationStudy final : public Study {
   void configure(io::ConfigReader& reader) override {
     config_ = read_igr_calibration_config(reader);
     config_text_ = reader.text();
+    config_path_ = reader.path();
   }
   void prepare(const StudyContext& context) override {
     device_ = context.device;
-    shared_ = prepare_igr_calibration_shared(config_);
+    try {
+      shared_ = prepare_igr_calibration_shared(config_);
+    } catch (const InputError& e) {  // too few images: name the config that asked for them
+      if (std::string_view(e.what()).starts_with("key '")) throw InputError(cat(config_path_, ": ", e.what()));
+      throw;
+    }
     tasks_ = enumerate_igr_calibration_tasks(config_);
   }
   std::vector<TaskTable> tables() const override {
@@ -363,7 +369,7 @@ class IgrCalibrationStudy final : public Study {
 
  private:
   IgrCalibrationConfig config_;
-  std::string config_text_;
+  std::string config_text_, config_path_;
   IgrCalibrationShared shared_;
   std::vector<IgrCalibrationTask> tasks_;
   torch::Device device_ = torch::Device(torch::kCPU);

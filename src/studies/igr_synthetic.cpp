@@ -16,7 +16,7 @@
 #include "io/json_output.hpp"
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
-#include "studies/seed_statistics.hpp"
+#include "core/statistics.hpp"
 #include "training/data.hpp"
 #include "training/models.hpp"
 #include "training/trajectory.hpp"
@@ -27,7 +27,6 @@ namespace {
 constexpr const char* kStudy = "igr_synthetic";
 constexpr std::int64_t kMaxField = (std::int64_t{1} << 20) - 1;
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 std::string equation_file_name(const IgrSyntheticConfig& c, const IgrSyntheticTask& t) {
   return cat("equations_p", std::to_string(c.dims[sz(t.p_index)]), "_eta",
@@ -211,7 +210,7 @@ nlohmann::json igr_synthetic_summary(const IgrSyntheticConfig& c, std::span<cons
           ratios.push_back(r.ratio);
           residuals.push_back(r.estimate.residual_ratio);
         }
-      const MeanSe ratio = finite_mean_se(ratios);
+      const stats::MeanSe ratio = stats::finite_mean_se(ratios);
       nlohmann::json cell = {{"p", p},
                              {"eta", eta},
                              {"runs", static_cast<std::int64_t>(ratios.size())},
@@ -219,7 +218,7 @@ nlohmann::json igr_synthetic_summary(const IgrSyntheticConfig& c, std::span<cons
                              {"ratio_mean", ratio.mean},
                              {"ratio_min", nullptr},
                              {"ratio_max", nullptr},
-                             {"residual_ratio_mean", finite_mean_se(residuals).mean}};
+                             {"residual_ratio_mean", stats::finite_mean_se(residuals).mean}};
       if (!ratios.empty()) {
         cell["ratio_min"] = *std::min_element(ratios.begin(), ratios.end());
         cell["ratio_max"] = *std::max_element(ratios.begin(), ratios.end());

@@ -22,7 +22,6 @@ namespace {
 constexpr const char* kStudy = "long_horizon";
 constexpr std::uint64_t kDataStream = 0;  // task ids are eta_index + 1
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 }  // namespace
 

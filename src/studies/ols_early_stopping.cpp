@@ -11,6 +11,7 @@
 #include "core/errors.hpp"
 #include "core/fit.hpp"
 #include "core/least_squares.hpp"
+#include "core/statistics.hpp"
 #include "core/symmetric_solver.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
@@ -27,7 +28,6 @@ constexpr std::int64_t kMaxIndex = (std::int64_t{1} << 20) - 1;  // pool and end
 constexpr std::int64_t kMaxSigmas = (std::int64_t{1} << 16) - 1;
 constexpr std::uint64_t kCanonicalStream = 0;                   // shared data; task ids have kind >= 1
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -47,54 +47,6 @@ ols::StoppingRule read_rule(io::ConfigReader& r, const std::string& table, ols::
   s.min_delta = r.get_double(table + ".min_delta", fallback.min_delta, 0.0, 1e300);
   s.max_steps = r.get_int(table + ".max_steps", fallback.max_steps, 1, 10'000'000);
   return s;
-}
-
-// ---- statistics over pools --------------------------------------------------
-
-// Two-sided 95% Student-t quantile t_{0.975, df}.
-double t_quantile_975(std::int64_t df) {
-  static constexpr double table[] = {12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851,
-                                     2.364624252,  2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830,
-                                     2.160368656,  2.144786688, 2.131449546, 2.119905299, 2.109815578, 2.100922040,
-                                     2.093024054,  2.085963447, 2.079613845, 2.073873068, 2.068657610, 2.063898562,
-                                     2.059538553,  2.055529439, 2.051830516, 2.048407142, 2.045229642, 2.042272456};
-  if (df <= 30) return table[df - 1];
-  // Cornish-Fisher expansion around the normal quantile (error < 1e-6 for df > 30).
-  const double z = 1.959963984540054, v = static_cast<double>(df);
-  const double z3 = z * z * z, z5 = z3 * z * z, z7 = z5 * z * z;
-  return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v) +
-         (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * v * v * v);
-}
-
-// Column-wise mean and 95% t interval of the rows of `samples` [pools, k].
-// With one pool the interval collapses to the mean.
-Band band_over_rows(const Matrix& samples) {
-  const std::int64_t n = samples.rows(), k = samples.cols();
-  Band b;
-  b.mean.assign(sz(k), 0.0);
-  b.ci_low.assign(sz(k), 0.0);
-  b.ci_high.assign(sz(k), 0.0);
-  for (std::int64_t j = 0; j < k; ++j) {
-    double mean = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) mean += samples(i, j);
-    mean /= static_cast<double>(n);
-    double half = 0.0;
-    if (n > 1) {
-      double ss = 0.0;
-      for (std::int64_t i = 0; i < n; ++i) ss += (samples(i, j) - mean) * (samples(i, j) - mean);
-      half = t_quantile_975(n - 1) * std::sqrt(ss / static_cast<double>(n - 1) / static_cast<double>(n));
-    }
-    b.mean[sz(j)] = mean;
-    b.ci_low[sz(j)] = mean - half;
-    b.ci_high[sz(j)] = mean + half;
-  }
-  return b;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t h = v.size() / 2;
-  return v.size() % 2 == 1 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
 // ---- pools ------------------------------------------------------------------
@@ -339,7 +291,7 @@ OlsStudyResults assemble(const OlsEarlyStoppingConfig& c, const OlsShared& s, st
         r.fixed_equations = std::move(eq);
       }
     }
-    r.fixed_band = band_over_rows(r.fixed_distance);
+    r.fixed_band = stats::column_band(r.fixed_distance);
   }
 
   // Panel D: every endpoint stops itself; target = elementwise median of Lambda(t_k).
@@ -360,7 +312,7 @@ OlsStudyResults assemble(const OlsEarlyStoppingConfig& c, const OlsShared& s, st
       std::vector<double> entry(lambdas.size());
       for (std::int64_t i = 0; i < p * p; ++i) {
         for (std::size_t k = 0; k < lambdas.size(); ++k) entry[k] = lambdas[k].data()[i];
-        target.data()[i] = median(entry);
+        target.data()[i] = stats::finite_median(entry);
       }
       r.variable_lambda_median.insert(r.variable_lambda_median.end(), target.values().begin(), target.values().end());
       const PoolSolve solved = solve_pool(eq, target, {}, true);
@@ -370,7 +322,7 @@ OlsStudyResults assemble(const OlsEarlyStoppingConfig& c, const OlsShared& s, st
         r.variable_equations = std::move(eq);
       }
     }
-    r.variable_band = band_over_rows(r.variable_distance);
+    r.variable_band = stats::column_band(r.variable_distance);
   }
 
   // Panel E: one trajectory, scalar ridge at theta_t with b = -grad L(theta_t).
@@ -414,7 +366,7 @@ OlsStudyResults assemble(const OlsEarlyStoppingConfig& c, const OlsShared& s, st
         r.bootstrap_equations = std::move(eq);
       }
     }
-    r.bootstrap_band = band_over_rows(r.bootstrap_distance);
+    r.bootstrap_band = stats::column_band(r.bootstrap_distance);
   }
 
   // Figure 7 F: distance at m = M over sigma.
@@ -436,7 +388,7 @@ OlsStudyResults assemble(const OlsEarlyStoppingConfig& c, const OlsShared& s, st
       }
       r.sweep_zero_baseline.push_back(frobenius_norm(target));
     }
-    r.sweep_band = band_over_rows(r.sweep_distance.transposed());
+    r.sweep_band = stats::column_band(r.sweep_distance.transposed());
   }
   return r;
 }
@@ -549,7 +501,7 @@ nlohmann::json summary_json(const OlsEarlyStoppingConfig& c, const OlsStudyResul
   std::sort(steps.begin(), steps.end());
   nlohmann::json variable = band_json(r.variable_band, c.variable_stop.endpoints);
   variable["stop_step_min"] = static_cast<std::int64_t>(steps.front());
-  variable["stop_step_median"] = median(steps);
+  variable["stop_step_median"] = stats::finite_median(steps);
   variable["stop_step_max"] = static_cast<std::int64_t>(steps.back());
   nlohmann::json bootstrap = band_json(r.bootstrap_band, c.bootstrap.endpoints);
   bootstrap["zero_baseline"] = r.bootstrap_zero_baseline;
@@ -607,11 +559,17 @@ class OlsEarlyStoppingStudy final : public Study {
   void configure(io::ConfigReader& reader) override {
     config_ = read_ols_config(reader);
     config_text_ = reader.text();
+    config_path_ = reader.path();
     schema_ = task_schema(config_.p);
   }
 
   void prepare(const StudyContext&) override {  // core only: the CPU, whatever the device
-    shared_ = prepare_shared(config_);
+    try {
+      shared_ = prepare_shared(config_);
+    } catch (const InputError& e) {  // the step size breaks Ali et al.'s condition: name the key
+      throw InputError(cat(config_path_, ": key 'data.learning_rate': ", e.what(),
+                           "; lower data.learning_rate below 1 / s_max of X^T X / n"));
+    }
     tasks_ = enumerate_tasks(config_);
     members_.assign(std::size(kKinds), {});
     for (std::size_t i = 0; i < tasks_.size(); ++i) members_[kind_index(tasks_[i].kind)].push_back(i);
@@ -664,7 +622,7 @@ class OlsEarlyStoppingStudy final : public Study {
 
  private:
   OlsEarlyStoppingConfig config_;
-  std::string config_text_;
+  std::string config_text_, config_path_;
   OlsShared shared_;
   std::vector<OlsTask> tasks_;
   std::vector<std::vector<std::size_t>> members_;  ///< task indices per table, row order

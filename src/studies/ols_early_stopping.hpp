@@ -32,6 +32,7 @@
 
 #include "core/matrix.hpp"
 #include "core/ols.hpp"
+#include "core/statistics.hpp"
 #include "studies/study.hpp"
 
 namespace gradmatch::io {
@@ -123,9 +124,7 @@ struct OlsTaskResult {
 OlsTaskResult run_task(const OlsEarlyStoppingConfig& config, const OlsShared& shared, const OlsTask& task);
 
 /// Mean and 95% Student-t interval over pools, per m (or per sigma).
-struct Band {
-  std::vector<double> mean, ci_low, ci_high;
-};
+using Band = stats::Band;
 
 /// Everything results.h5, the equation files and summary.json hold.
 struct OlsStudyResults {

@@ -37,10 +37,10 @@ std::vector<std::string> study_names() {
   return names;
 }
 
-void run_study(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm) {
+void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
   const StudyEntry* entry = nullptr;
   std::string name;
-  distributed::collective(comm, [&] {
+  mpi::collective(comm, [&] {
     io::ConfigReader peek(config_path);
     name = peek.get_string("study");
     for (const StudyEntry& e : study_registry())

@@ -26,6 +26,6 @@ std::vector<std::string> study_names();
 /// Reads the `study` key of the config and runs that study into `out_dir`
 /// (run_study above). An unknown study is an InputError on every rank that
 /// lists the known ones.
-void run_study(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm);
+void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm);
 
 }  // namespace gradmatch::studies

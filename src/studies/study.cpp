@@ -41,7 +41,7 @@ nlohmann::json stage_json(const distributed::FarmStats& s) {
 /// The rank's device from the config's `device` key: "cpu", "cuda" (an
 /// InputError when LibTorch sees no GPU) or "auto" (CUDA when it sees one).
 /// The BLAS and LibTorch's intra-op pool get the rank's thread count.
-StudyContext configure_context(const distributed::Communicator& comm, const std::string& config_path,
+StudyContext configure_context(const mpi::Communicator& comm, const std::string& config_path,
                                const std::string& requested) {
   StudyContext context;
   context.comm = &comm;
@@ -152,8 +152,8 @@ std::string short_number(double value) {
 }
 
 void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
-               const distributed::Communicator& comm) {
-  using distributed::collective;
+               const mpi::Communicator& comm) {
+  using mpi::collective;
   const auto t0 = Clock::now();
   const bool root = comm.is_root();
   const auto say = [&](const std::string& line) {

@@ -34,6 +34,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/text.hpp"
 #include "distributed/device.hpp"
 #include "mpi/mpi.hpp"
 
@@ -46,7 +47,7 @@ namespace gradmatch::studies {
 /// What a rank computes with, decided before any study code runs (the BLAS
 /// thread count changes the last bits of products, so it is set first).
 struct StudyContext {
-  const distributed::Communicator* comm = nullptr;
+  const mpi::Communicator* comm = nullptr;
   distributed::RankDevice rank;                  ///< assignment and BLAS setting
   torch::Device device = torch::Device(torch::kCPU);  ///< where tensors of this rank live
   std::filesystem::path out_dir;  ///< DIR; tasks that write files of their own write them here
@@ -101,7 +102,7 @@ class Study {
 /// `gradmatch run CONFIG --out DIR` for one study; collective over `comm`
 /// (see the top). `name` is the config's `study` value.
 void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
-               const distributed::Communicator& comm);
+               const mpi::Communicator& comm);
 
 // ---- helpers the studies share ----------------------------------------------
 
@@ -109,13 +110,8 @@ void run_study(Study& study, const std::string& name, const std::string& config_
 /// "3e-05"): numbers in output file names.
 std::string short_number(double value);
 
-/// Concatenation without temporaries of the form "literal" + std::string&&.
-template <class... A>
-std::string cat(std::string_view first, const A&... rest) {
-  std::string s(first);
-  ((s += rest), ...);
-  return s;
-}
+using text::cat;
+using text::sz;
 
 /// InputError "FILE: key 'KEY': WHAT".
 [[noreturn]] void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what);

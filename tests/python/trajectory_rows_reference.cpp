@@ -75,14 +75,17 @@ int main(int argc, char** argv) {
     at::manual_seed(o.seed);
     const training::TrajectoryRows rows = training::trajectory_rows(model, data, o);
 
-    io::ResultsWriter out(argv[3]);
-    out.write("theta", rows.equations.theta);
-    out.write("grad_loss", rows.equations.grad_loss);
-    out.write("target", *rows.equations.target);
-    out.write("gradient_penalty", rows.equations.features.at(0).second);
-    out.write("loss", rows.loss);
-    if (o.mode != training::TrajectoryMode::flow)
-      out.write("batches", batch_indices(data.size(), o.batch_size, o.steps, o.seed));
+    io::ResultsWriter out(argv[3], "trajectory_rows_reference");
+    const io::DatasetInfo rows_info{"", "", {"step", "parameter"}};
+    out.write("theta", rows.equations.theta, rows_info);
+    out.write("grad_loss", rows.equations.grad_loss, rows_info);
+    out.write("target", *rows.equations.target, rows_info);
+    out.write("gradient_penalty", rows.equations.features.at(0).second, rows_info);
+    out.write("loss", rows.loss, {"", "", {"step"}});
+    if (o.mode != training::TrajectoryMode::flow) {
+      const auto batches = batch_indices(data.size(), o.batch_size, o.steps, o.seed);
+      out.write("batches", batches, {"", "", {"index"}});
+    }
     out.commit();
     return 0;
   } catch (const std::exception& e) {

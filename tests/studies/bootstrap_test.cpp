@@ -13,7 +13,7 @@
 
 #include "core/errors.hpp"
 #include "core/ols.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
@@ -50,7 +50,7 @@ class BootstrapStudy : public ::testing::Test {
     const fs::path config = dir_ / (name + ".toml");
     std::ofstream(config) << toml;
     const fs::path out = dir_ / name;
-    run_study(config.string(), out.string(), distributed::Communicator());
+    run_study(config.string(), out.string(), mpi::Communicator());
     return out;
   }
   static inline fs::path dir_;
@@ -182,7 +182,7 @@ TEST_F(BootstrapStudy, SmokeConfigWithEveryKeyWritesEveryOutput) {
   const fs::path config = dir_ / "bootstrap.toml";
   fs::copy_file(smoke("bootstrap"), config, fs::copy_options::overwrite_existing);
   const fs::path out = dir_ / "smoke";
-  run_study(config.string(), out.string(), distributed::Communicator());
+  run_study(config.string(), out.string(), mpi::Communicator());
   const nlohmann::json summary = json_of(out / "summary.json");
   EXPECT_EQ(summary.at("replicates"), 4);
   EXPECT_EQ(summary.at("p_scope"), 6);

@@ -33,7 +33,7 @@ namespace gradmatch::studies {
 namespace {
 
 namespace fs = std::filesystem;
-using distributed::Communicator;
+using mpi::Communicator;
 
 using namespace test_support;
 
@@ -213,7 +213,7 @@ TEST_F(IgrStudies, BadConfigsAreInputErrorsNamingTheKey) {
   const auto exit_code = [&](const std::string& config) {
     try {
       run_study(config, (root_ / "bad").string(), world_);
-    } catch (const distributed::CollectiveFailure& f) {
+    } catch (const mpi::CollectiveFailure& f) {
       EXPECT_NE(std::string(f.what()).find("key '"), std::string::npos) << f.what();
       return f.exit_code();
     }

@@ -26,7 +26,7 @@ namespace gradmatch::studies {
 namespace {
 
 namespace fs = std::filesystem;
-using distributed::Communicator;
+using mpi::Communicator;
 
 const std::string kSmokeConfig = std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/ols_early_stopping.toml";
 constexpr std::int64_t kSmokeTasks = 2 * 20 + 2 * 20 + 2 * 19 + 3 * 2 * 19;  // fixed, variable, bootstrap, sweep
@@ -186,7 +186,7 @@ TEST_F(OlsStudyOverRanks, ADifferentConfigOnAnExistingDirectoryIsRefusedWithExit
   try {
     run_study(other.string(), out.string(), world_);
     ADD_FAILURE() << "the run was not refused";
-  } catch (const distributed::CollectiveFailure& f) {
+  } catch (const mpi::CollectiveFailure& f) {
     EXPECT_EQ(f.exit_code(), 2);
     EXPECT_EQ(std::string(f.what()), out.string() +
                                          ": was made by a different config (data.n: 200 there, 201 now); "

@@ -33,7 +33,7 @@ std::string slurp(const fs::path& path) {
 
 // The study as one MPI rank (this binary is a singleton MPI job).
 void run_one_rank(const std::string& config, const std::string& out) {
-  run_study(config, out, distributed::Communicator());
+  run_study(config, out, mpi::Communicator());
 }
 
 // The agreed exit code of a failing run (2: bad input); 0 when it succeeds.
@@ -41,7 +41,7 @@ template <class F>
 int exit_code_of(F&& f) {
   try {
     f();
-  } catch (const distributed::CollectiveFailure& e) {
+  } catch (const mpi::CollectiveFailure& e) {
     return e.exit_code();
   }
   return 0;

@@ -72,7 +72,7 @@ class StudyRunner : public ::testing::Test {
     return nlohmann::json::parse(in);
   }
   fs::path root_;
-  distributed::Communicator world_;
+  mpi::Communicator world_;
 };
 
 TEST_F(StudyRunner, RunsEveryTaskOnceAndRecordsWhatWriteWrote) {
@@ -134,7 +134,7 @@ TEST_F(StudyRunner, AnUnknownKeyIsAnInputErrorAndNothingIsWritten) {
   try {
     run_study(s, "squares", config("n = 3\nm = 4\n"), (root_ / "out").string(), world_);
     FAIL() << "unknown key accepted";
-  } catch (const distributed::CollectiveFailure& f) {
+  } catch (const mpi::CollectiveFailure& f) {
     EXPECT_EQ(f.exit_code(), 2);
     EXPECT_NE(std::string(f.what()).find("'m'"), std::string::npos) << f.what();
   }
@@ -147,7 +147,7 @@ TEST_F(StudyRunner, DeviceCudaWithoutAGpuIsAnInputErrorNamingTheKey) {
   try {
     run_study(s, "squares", config("device = \"cuda\"\nn = 3\n"), (root_ / "out").string(), world_);
     FAIL() << "device = cuda accepted without a GPU";
-  } catch (const distributed::CollectiveFailure& f) {
+  } catch (const mpi::CollectiveFailure& f) {
     EXPECT_EQ(f.exit_code(), 2);
     EXPECT_NE(std::string(f.what()).find("key 'device'"), std::string::npos) << f.what();
   }
@@ -175,9 +175,9 @@ TEST(StudyRegistry, EveryNameIsListedOnceAndUnknownStudiesAreRefused) {
   const fs::path p = fs::temp_directory_path() / ("gradmatch-unknown-" + std::to_string(::getpid()) + ".toml");
   std::ofstream(p) << "study = \"olsearly\"\n";
   try {
-    run_study(p.string(), (fs::temp_directory_path() / "never").string(), distributed::Communicator());
+    run_study(p.string(), (fs::temp_directory_path() / "never").string(), mpi::Communicator());
     FAIL() << "unknown study ran";
-  } catch (const distributed::CollectiveFailure& f) {
+  } catch (const mpi::CollectiveFailure& f) {
     EXPECT_EQ(f.exit_code(), 2);
     EXPECT_NE(std::string(f.what()).find("ols_early_stopping"), std::string::npos) << f.what();
   }

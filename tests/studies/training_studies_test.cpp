@@ -33,7 +33,7 @@ namespace gradmatch::studies {
 namespace {
 
 namespace fs = std::filesystem;
-using distributed::Communicator;
+using mpi::Communicator;
 
 using namespace test_support;
 
@@ -42,7 +42,7 @@ template <class F>
 int exit_code_of(F&& f) {
   try {
     f();
-  } catch (const distributed::CollectiveFailure& e) {
+  } catch (const mpi::CollectiveFailure& e) {
     return e.exit_code();
   }
   return 0;
