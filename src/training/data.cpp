@@ -106,6 +106,8 @@ Split split(const Dataset& data, double validation_fraction, std::uint64_t seed,
   Split out;
   out.train = data.take(train);
   if (n_val > 0) out.validation = data.take(val);
+  out.train_indices = train;
+  out.validation_indices = val;
   return out;
 }
 

@@ -68,6 +68,8 @@ std::vector<std::int64_t> permutation(std::int64_t n, Rng& rng);
 struct Split {
   Dataset train;
   Dataset validation;
+  std::vector<std::int64_t> train_indices;       ///< rows of the split data set, in train's order
+  std::vector<std::int64_t> validation_indices;  ///< the same for validation
 };
 /// Shuffles with (seed, stream) and puts round(fraction * n) examples in
 /// validation, the rest in train (each keeps the shuffled order).

@@ -1,0 +1,38 @@
+# CUDA and NCCL, decided by the LibTorch that find_package(Torch) found.
+#
+#   GRADMATCH_TORCH_CUDA  ON when that LibTorch was built with CUDA (its
+#                         package then defines torch_cuda / TORCH_CUDA_LIBRARIES):
+#                         the training layer names GPUs and can compute on them.
+#   GRADMATCH_WITH_NCCL   AUTO (default): ON when LibTorch has CUDA and nccl.h,
+#                         libnccl and the CUDA toolkit are found; ON: the same,
+#                         but a configure error when something is missing; OFF.
+#                         With NCCL, `gradmatch fit --reduce nccl` all-reduces
+#                         the distributed fits' statistics on device buffers.
+#                         NCCL_ROOT / NCCL_HOME point at a non-system NCCL.
+set(GRADMATCH_TORCH_CUDA OFF)
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  set(GRADMATCH_TORCH_CUDA ON)
+endif()
+
+set(GRADMATCH_WITH_NCCL AUTO CACHE STRING "NCCL all-reduces for distributed fits: AUTO, ON or OFF")
+set_property(CACHE GRADMATCH_WITH_NCCL PROPERTY STRINGS AUTO ON OFF)
+set(GRADMATCH_NCCL OFF)
+if(NOT GRADMATCH_WITH_NCCL STREQUAL "OFF" AND GRADMATCH_TORCH_CUDA)
+  find_package(CUDAToolkit QUIET)
+  find_path(GRADMATCH_NCCL_INCLUDE_DIR nccl.h HINTS ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_INCLUDE_DIRS}
+            PATH_SUFFIXES include)
+  find_library(GRADMATCH_NCCL_LIBRARY nccl HINTS ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_LIBRARY_DIR}
+               "${CUDAToolkit_LIBRARY_ROOT}" PATH_SUFFIXES lib lib64)
+  if(CUDAToolkit_FOUND AND GRADMATCH_NCCL_INCLUDE_DIR AND GRADMATCH_NCCL_LIBRARY)
+    set(GRADMATCH_NCCL ON)
+    add_library(gradmatch_nccl_library INTERFACE IMPORTED)
+    target_include_directories(gradmatch_nccl_library SYSTEM INTERFACE ${GRADMATCH_NCCL_INCLUDE_DIR})
+    target_link_libraries(gradmatch_nccl_library INTERFACE ${GRADMATCH_NCCL_LIBRARY} CUDA::cudart)
+  endif()
+endif()
+if(GRADMATCH_WITH_NCCL STREQUAL "ON" AND NOT GRADMATCH_NCCL)
+  message(FATAL_ERROR "GRADMATCH_WITH_NCCL=ON needs a CUDA LibTorch (found: CUDA ${GRADMATCH_TORCH_CUDA}), the CUDA "
+                      "toolkit and NCCL (nccl.h, libnccl; set NCCL_ROOT): configure with -DGRADMATCH_WITH_NCCL=AUTO "
+                      "or OFF, or install them")
+endif()
+message(STATUS "gradmatch: LibTorch ${Torch_VERSION}, CUDA ${GRADMATCH_TORCH_CUDA}, NCCL ${GRADMATCH_NCCL}")
