@@ -41,14 +41,16 @@ int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
     });
     if (!args.model.empty()) return model_fit_command(args, comm);
     FitOptions options;
+    distributed::SolverTuning tuning;
     distributed::collective(comm, [&] {
+      tuning.reduce = distributed::parse_reduce_backend(args.reduce);
       options.family = FamilySpec::parse(args.family);
       options.method = parse_method(args.method);
       options.normalize = args.normalize;
       options.nonneg = args.nonneg;
       options.rcond = args.rcond;
     });
-    const FitResult result = distributed::fit_equation_file(comm, args.input, options);
+    const FitResult result = distributed::fit_equation_file(comm, args.input, options, tuning);
     const nlohmann::json doc = io::fit_result_json(result, comm.size());
     distributed::collective(comm, [&] {
       if (!comm.is_root()) return;
