@@ -10,7 +10,7 @@
 #                         the distributed fits' statistics on device buffers.
 #                         NCCL_ROOT / NCCL_HOME point at a non-system NCCL.
 set(GRADMATCH_TORCH_CUDA OFF)
-if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CAFFE2_USE_CUDA)
   set(GRADMATCH_TORCH_CUDA ON)
 endif()
 

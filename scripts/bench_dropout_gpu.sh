@@ -7,7 +7,9 @@
 #   gradmatch batched   tests/benchmarks/dropout_gpu_bench (train_replicates, keyed masks)
 #   PyTorch one at a time   scripts/bench_dropout_torch.py --mode single
 #   PyTorch batched     scripts/bench_dropout_torch.py --mode batched (baddbmm, 80 models)
-# all in one run, on one device; prints a Markdown table (docs/gpu.md).
+# all in one run, on one device; prints a Markdown table (docs/gpu.md) with
+# wall time and the process's CPU time (the robust figure on a shared CPU;
+# on a GPU, wall time is the figure).
 #
 #   scripts/bench_dropout_gpu.sh [--build DIR] [--device cuda|cpu] [--python PY]
 #        [--images N] [--replicates R] [--epochs E] [--single-models K] [--archs "3x128 5x512"]
@@ -52,14 +54,14 @@ rows = [json.loads(line) for line in sys.stdin if line.strip()]
 print("device: %s; %d images, %d epochs timed after one warm-up epoch, float32" % (
     rows[0]["device"], rows[0]["images"], rows[0]["epochs"]))
 print()
-print("| depth x width | implementation | models | ms / model-epoch | vs PyTorch one at a time |")
-print("|---|---|---:|---:|---:|")
+print("| depth x width | implementation | models | ms / model-epoch (wall) | CPU ms / model-epoch | vs PyTorch one at a time (wall) |")
+print("|---|---|---:|---:|---:|---:|")
 for arch in sorted({(r["depth"], r["width"]) for r in rows}):
     group = [r for r in rows if (r["depth"], r["width"]) == arch]
     one = next(r for r in group if r["tool"] == "pytorch" and r["mode"] == "single")["ms_per_model_epoch"]
     for r in group:
         name = {"gradmatch": "gradmatch batched (train_replicates)"}.get(r["tool"], "PyTorch " + {
             "single": "one at a time", "batched": "batched (baddbmm)", "batched tf32": "batched (baddbmm, TF32)"}[r["mode"]])
-        print("| %d x %d | %s | %d | %.2f | %.1fx |" % (arch[0], arch[1], name, r["replicates"],
-              r["ms_per_model_epoch"], one / r["ms_per_model_epoch"]))
+        print("| %d x %d | %s | %d | %.2f | %.2f | %.1fx |" % (arch[0], arch[1], name, r["replicates"],
+              r["ms_per_model_epoch"], r["cpu_ms_per_model_epoch"], one / r["ms_per_model_epoch"]))
 '

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Downloads, on this Debian 12 machine, the .deb files that a GPU machine
 # with Ubuntu 24.04 and a pip PyTorch lacks for gradmatch -- parallel HDF5,
-# ScaLAPACK (Open MPI) and toml++ -- into .gpu-debs/ (git-ignored), which
+# ScaLAPACK (Open MPI), toml++ and Debian's Fashion-MNIST (the dropout
+# study's data, 31 MB) -- into .gpu-debs/ (git-ignored, 37 MB), which
 # scripts/gpu_check.sh unpacks there with dpkg -x. They only add files, and
 # Debian 12's Open MPI sonames match Ubuntu 24.04's (libmpi.so.40).
 #
@@ -13,6 +14,7 @@ packages=(
   libscalapack-openmpi-dev libscalapack-openmpi2.2
   libhdf5-openmpi-dev libhdf5-openmpi-103-1 libhdf5-openmpi-hl-100
   libtomlplusplus-dev libtomlplusplus3
+  dataset-fashion-mnist
 )
 mkdir -p "$dir"
 cd "$dir"

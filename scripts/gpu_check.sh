@@ -68,11 +68,12 @@ torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/
 torch_lib=$(dirname "$torch_prefix")/../lib
 torch_lib=$(cd "$torch_lib" 2>/dev/null && pwd || echo "$torch_lib")
 
-# ---- 1. what the machine lacks: parallel HDF5, ScaLAPACK, toml++ ----------------------
+# ---- 1. what the machine lacks: parallel HDF5, ScaLAPACK, toml++, Fashion-MNIST ---------
 need=()
 command -v h5pcc.openmpi > /dev/null || need+=(hdf5)
 ls /usr/lib/x86_64-linux-gnu/libscalapack-openmpi.so > /dev/null 2>&1 || need+=(scalapack)
 [ -e /usr/include/toml++/toml.hpp ] || need+=(tomlplusplus)
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(fashion-mnist)
 if [ ${#need[@]} -gt 0 ]; then
   say "missing: ${need[*]}; unpacking $root/.gpu-debs"
   if ! compgen -G "$root/.gpu-debs/*.deb" > /dev/null; then

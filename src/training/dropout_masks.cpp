@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/errors.hpp"
@@ -21,20 +22,49 @@ std::uint64_t layer_offset(std::int64_t step, std::int64_t layer) {
   return (static_cast<std::uint64_t>(step) * kLayerSlots + static_cast<std::uint64_t>(layer) + 1) * kGamma;
 }
 
-std::int64_t threshold(double rate) { return static_cast<std::int64_t>(std::floor((1.0 - rate) * 0x1p53)); }
+constexpr std::uint32_t kGamma32 = 0x9E3779B9U;
+constexpr std::uint32_t kLow1 = 0x7FEB352DU;
+constexpr std::uint32_t kLow2 = 0x846CA68BU;
 
-// Logical right shift of int64 values (ATen's shift of signed values is arithmetic).
-at::Tensor shift_right(const at::Tensor& z, int s) {
-  return at::bitwise_right_shift(z, s).bitwise_and(as_signed(~std::uint64_t{0} >> s));
+std::int64_t as_signed32(std::uint32_t v) { return static_cast<std::int32_t>(v); }
+
+// keep iff z <= threshold as signed int32: z is uniform on [-2^31, 2^31), so
+// that happens with probability floor((1 - rate) 2^32) / 2^32 (1 at rate 0).
+std::int32_t threshold(double rate) {
+  if (rate <= 0.0) return std::numeric_limits<std::int32_t>::max();
+  const auto kept = static_cast<std::uint32_t>(std::ldexp(1.0 - rate, 32));  // < 2^32 since 1 - rate < 1
+  return static_cast<std::int32_t>(kept - 1U + 0x80000000U);
 }
 
-at::Tensor mix(at::Tensor z) {
-  z = z.bitwise_xor(shift_right(z, 30)).mul(as_signed(kMix1));
-  z = z.bitwise_xor(shift_right(z, 27)).mul(as_signed(kMix2));
-  return z.bitwise_xor(shift_right(z, 31));
+// Logical right shift of int64 / int32 values (ATen's shift of signed values is arithmetic).
+at::Tensor shift_right(const at::Tensor& z, int s) {
+  const std::uint64_t mask = z.scalar_type() == at::kInt ? 0xFFFFFFFFULL >> s : ~std::uint64_t{0} >> s;
+  return at::bitwise_right_shift(z, s).bitwise_and_(as_signed(mask));
+}
+
+// SplitMix64's finaliser, in place (int64).
+at::Tensor& mix_(at::Tensor& z) {
+  z.bitwise_xor_(shift_right(z, 30)).mul_(as_signed(kMix1));
+  z.bitwise_xor_(shift_right(z, 27)).mul_(as_signed(kMix2));
+  return z.bitwise_xor_(shift_right(z, 31));
+}
+
+// Wellons' lowbias32 integer hash, in place (int32).
+at::Tensor& lowbias32_(at::Tensor& z) {
+  z.bitwise_xor_(shift_right(z, 16)).mul_(as_signed32(kLow1));
+  z.bitwise_xor_(shift_right(z, 15)).mul_(as_signed32(kLow2));
+  return z.bitwise_xor_(shift_right(z, 16));
 }
 
 }  // namespace
+
+std::uint32_t lowbias32(std::uint32_t x) {
+  x ^= x >> 16;
+  x *= kLow1;
+  x ^= x >> 15;
+  x *= kLow2;
+  return x ^ (x >> 16);
+}
 
 std::uint64_t splitmix64_mix(std::uint64_t z) {
   z = (z ^ (z >> 30)) * kMix1;
@@ -44,14 +74,15 @@ std::uint64_t splitmix64_mix(std::uint64_t z) {
 
 bool dropout_keeps(std::uint64_t key, std::int64_t step, std::int64_t layer, std::int64_t element, double rate) {
   const std::uint64_t k = splitmix64_mix(key + layer_offset(step, layer));
-  const std::uint64_t z = splitmix64_mix(k + (static_cast<std::uint64_t>(element) + 1) * kGamma);
-  return static_cast<std::int64_t>(z >> 11) < threshold(rate);
+  const std::uint32_t z = lowbias32(static_cast<std::uint32_t>(k) + (static_cast<std::uint32_t>(element) + 1U) * kGamma32);
+  return static_cast<std::int32_t>(z) <= threshold(rate);
 }
 
 DropoutStreams::DropoutStreams(std::span<const std::uint64_t> keys, std::span<const double> rates,
                                const at::TensorOptions& value_options) {
   if (keys.size() != rates.size() || keys.empty()) throw InputError("dropout masks: need one key and one rate per model");
-  std::vector<std::int64_t> k, t;
+  std::vector<std::int64_t> k;
+  std::vector<std::int32_t> t;
   std::vector<double> s;
   for (std::size_t r = 0; r < keys.size(); ++r) {
     if (!(rates[r] >= 0.0 && rates[r] < 1.0)) throw InputError("dropout masks: every rate must lie in [0, 1)");
@@ -62,17 +93,27 @@ DropoutStreams::DropoutStreams(std::span<const std::uint64_t> keys, std::span<co
   }
   const at::Device device = value_options.device();
   keys_ = at::tensor(k, at::TensorOptions().dtype(at::kLong)).to(device);
-  thresholds_ = at::tensor(t, at::TensorOptions().dtype(at::kLong)).to(device);
+  thresholds_ = at::tensor(t, at::TensorOptions().dtype(at::kInt)).to(device);
   scales_ = at::tensor(s, at::TensorOptions().dtype(at::kDouble)).to(device, value_options.dtype().toScalarType());
 }
 
 at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, std::int64_t rows, std::int64_t cols) const {
   const std::int64_t r = replicates();
-  const at::Tensor layer_keys = mix(keys_.add(as_signed(layer_offset(step, layer)))).view({r, 1, 1});
-  const at::Tensor element = at::arange(1, rows * cols + 1, keys_.options()).view({1, rows, cols});
-  const at::Tensor z = mix(element.mul(as_signed(kGamma)).add(layer_keys));
-  const at::Tensor keep = shift_right(z, 11).lt(thresholds_.view({r, 1, 1}));
-  return keep.to(scales_.scalar_type()).mul(scales_.view({r, 1, 1}));
+  at::Tensor layer_keys = keys_.add(as_signed(layer_offset(step, layer)));
+  mix_(layer_keys);
+  // The low 32 bits as a signed int32 (exact: no out-of-range conversion).
+  layer_keys = layer_keys.bitwise_and_(std::int64_t{0xFFFFFFFF})
+                   .bitwise_xor_(std::int64_t{0x80000000})
+                   .sub_(std::int64_t{0x80000000})
+                   .to(at::kInt);
+  // (e + 1) gamma32 for every element, kept for the next call of the same shape.
+  if (!offsets_.defined() || offsets_.numel() != rows * cols || offsets_.size(1) != rows)
+    offsets_ = at::arange(1, rows * cols + 1, keys_.options().dtype(at::kInt))
+                   .mul_(as_signed32(kGamma32))
+                   .view({1, rows, cols});
+  at::Tensor z = offsets_.add(layer_keys.view({r, 1, 1}));
+  lowbias32_(z);
+  return at::where(z.le(thresholds_.view({r, 1, 1})), scales_.view({r, 1, 1}), at::zeros({}, scales_.options()));
 }
 
 DropoutStreams DropoutStreams::select(const at::Tensor& index) const {
@@ -81,6 +122,7 @@ DropoutStreams DropoutStreams::select(const at::Tensor& index) const {
   out.thresholds_ = thresholds_.index_select(0, index);
   out.scales_ = scales_.index_select(0, index);
   out.active_ = active_;
+  out.offsets_ = offsets_;
   return out;
 }
 

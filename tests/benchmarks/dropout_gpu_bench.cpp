@@ -4,7 +4,7 @@
 // cross-entropy) trained as one batched model (train_replicates) on a device,
 // rates 0, 0.05, ..., 0.5 cycling over the replicates, each replicate on all
 // training images in its own order. Prints one JSON line with the time per
-// model-epoch (one warm-up epoch first, untimed). The PyTorch baselines are
+// model-epoch, wall and process CPU time (one warm-up epoch first, untimed). The PyTorch baselines are
 // scripts/bench_dropout_torch.py.
 //
 //   dropout_gpu_bench [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R]
@@ -14,6 +14,7 @@
 #include <torch/cuda.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -100,18 +101,21 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) torch::cuda::synchronize();
     o.max_epochs = epochs;
     const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
     const std::vector<TrainResult> r = train_replicates(model, data, o, specs);
     if (device.is_cuda()) torch::cuda::synchronize();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     std::int64_t model_epochs = 0;
     for (const TrainResult& t : r) model_epochs += t.epochs;
     std::printf(
         "{\"tool\": \"gradmatch\", \"mode\": \"batched\", \"device\": \"%s\", \"dtype\": \"%s\", \"depth\": %lld, "
         "\"width\": %lld, \"replicates\": %lld, \"images\": %lld, \"data\": \"%s\", \"epochs\": %lld, "
-        "\"seconds\": %.4f, \"ms_per_model_epoch\": %.4f}\n",
+        "\"seconds\": %.4f, \"ms_per_model_epoch\": %.4f, \"cpu_ms_per_model_epoch\": %.4f}\n",
         device.description.c_str(), float64 ? "float64" : "float32", static_cast<long long>(depth),
         static_cast<long long>(width), static_cast<long long>(replicates), static_cast<long long>(images),
-        source.c_str(), static_cast<long long>(epochs), seconds, 1e3 * seconds / static_cast<double>(model_epochs));
+        source.c_str(), static_cast<long long>(epochs), seconds, 1e3 * seconds / static_cast<double>(model_epochs),
+        1e3 * cpu_seconds / static_cast<double>(model_epochs));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dropout_gpu_bench: %s\n", e.what());
     return 2;
