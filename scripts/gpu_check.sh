@@ -98,8 +98,8 @@ step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build fail
 # ---- 3. evidence: libstdc++ symbols that LibTorch exports (pytorch/pytorch#133437) -----
 {
   echo "== libtorch_cpu.so: exported std::filesystem / other libstdc++ definitions"
-  nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -c '_ZN*St10filesystem' | sed 's/^/filesystem symbols: /'
-  nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -E ' [TW] _ZN*St10filesystem' | head -20
+  nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -c 'St10filesystem' | sed 's/^/filesystem symbols: /'
+  nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -E ' [TWiu] .*St10filesystem' | head -20
   echo "== zlib / HDF5 / protobuf names defined by the torch libraries"
   for lib in "$torch_lib"/*.so*; do
     n=$(nm -D --defined-only "$lib" 2>/dev/null | grep -cE ' (inflate|deflate|gzopen|gzread|H5Fopen|crc32)$')
@@ -114,7 +114,9 @@ step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build fail
   LD_DEBUG=bindings LD_DEBUG_OUTPUT="$logs/ld_bindings" \
     "$build/tests/training/training_tests" --gtest_filter='Idx.CorruptGzipStreamIsAnErrorNamingTheFile' > /dev/null 2>&1
   echo "exit: $?"
-  cat "$logs"/ld_bindings.* 2>/dev/null | grep -E 'St10filesystem' | sed -E 's/^ *[0-9]+: *//' | sort | uniq | head -20
+  # "binding file A to B: symbol": B is libstdc++.so.6 when the fix holds, libtorch_cpu.so when it does not.
+  cat "$logs"/ld_bindings.* 2>/dev/null | grep -E 'St10filesystem' | grep -E 'training_tests|torch' |
+    sed -E 's/^ *[0-9]+: *//' | sort | uniq | head -20
   rm -f "$logs"/ld_bindings.*
   if command -v gdb > /dev/null; then
     echo "== gdb backtrace of Recovery.RidgeOfATanhMlpThroughAnEquationFile (empty when it passes)"
