@@ -11,6 +11,7 @@
 #
 # Environment: GPU_CHECK_BUILD (build directory, default /tmp/gradmatch-gpu-build),
 # GPU_CHECK_PYTHON (the python3 whose torch gives LibTorch, default python3),
+# GPU_CHECK_TORCH_PREFIX (a LibTorch's CMake prefix instead of python's torch),
 # GPU_CHECK_FORCE=1 (go on without a GPU: a dry run of the build and the
 # suite, the gpu tests then skip), GPU_CHECK_BENCH_ARGS (extra
 # scripts/bench_dropout_gpu.sh arguments).
@@ -63,16 +64,21 @@ else
     exit 77
   fi
 fi
-torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
-  { say "no torch in $py: install a CUDA PyTorch (pip install torch) or set GPU_CHECK_PYTHON"; exit 1; }
+if [ -n "${GPU_CHECK_TORCH_PREFIX:-}" ]; then
+  torch_prefix=$GPU_CHECK_TORCH_PREFIX
+else
+  torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
+    { say "no torch in $py: install a CUDA PyTorch (pip install torch) or set GPU_CHECK_PYTHON"; exit 1; }
+fi
 torch_lib=$(dirname "$torch_prefix")/../lib
+[ -e "$torch_lib/libtorch_cpu.so" ] || torch_lib=$(dirname "$(find "$torch_prefix"/.. "$torch_prefix"/../.. -maxdepth 3 -name 'libtorch_cpu.so*' 2>/dev/null | head -1)")
 torch_lib=$(cd "$torch_lib" 2>/dev/null && pwd || echo "$torch_lib")
 
 # ---- 1. what the machine lacks: parallel HDF5, ScaLAPACK, toml++, Fashion-MNIST ---------
 need=()
 command -v h5pcc.openmpi > /dev/null || need+=(hdf5)
 ls /usr/lib/x86_64-linux-gnu/libscalapack-openmpi.so > /dev/null 2>&1 || need+=(scalapack)
-[ -e /usr/include/toml++/toml.hpp ] || need+=(tomlplusplus)
+[ -e /usr/include/toml++/toml.h ] || [ -e /usr/include/toml++/toml.hpp ] || need+=(tomlplusplus)
 [ -d /usr/share/datasets/fashion-mnist ] || need+=(fashion-mnist)
 if [ ${#need[@]} -gt 0 ]; then
   say "missing: ${need[*]}; unpacking $root/.gpu-debs"
@@ -101,7 +107,7 @@ step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build fail
   nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -c 'St10filesystem' | sed 's/^/filesystem symbols: /'
   nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -E ' [TWiu] .*St10filesystem' | head -20
   echo "== zlib / HDF5 / protobuf names defined by the torch libraries"
-  for lib in "$torch_lib"/*.so*; do
+  for lib in "$torch_lib"/lib{torch,c10,caffe2,shm,gomp,nccl,cu}*.so*; do
     n=$(nm -D --defined-only "$lib" 2>/dev/null | grep -cE ' (inflate|deflate|gzopen|gzread|H5Fopen|crc32)$')
     [ "$n" -gt 0 ] && echo "$(basename "$lib"): $n"
   done
