@@ -4,8 +4,10 @@
 #                         package then defines torch_cuda / TORCH_CUDA_LIBRARIES):
 #                         the training layer names GPUs and can compute on them.
 #   GRADMATCH_WITH_NCCL   AUTO (default): ON when LibTorch has CUDA and nccl.h,
-#                         libnccl and the CUDA toolkit are found; ON: the same,
-#                         but a configure error when something is missing; OFF.
+#                         libnccl and the CUDA toolkit are found; ON: NCCL and
+#                         the CUDA toolkit are required (a configure error
+#                         otherwise) whatever LibTorch has -- the NCCL path uses
+#                         only the CUDA runtime and NCCL; OFF.
 #                         With NCCL, `gradmatch fit --reduce nccl` all-reduces
 #                         the distributed fits' statistics on device buffers.
 #                         NCCL_ROOT / NCCL_HOME point at a non-system NCCL.
@@ -17,7 +19,7 @@ endif()
 set(GRADMATCH_WITH_NCCL AUTO CACHE STRING "NCCL all-reduces for distributed fits: AUTO, ON or OFF")
 set_property(CACHE GRADMATCH_WITH_NCCL PROPERTY STRINGS AUTO ON OFF)
 set(GRADMATCH_NCCL OFF)
-if(NOT GRADMATCH_WITH_NCCL STREQUAL "OFF" AND GRADMATCH_TORCH_CUDA)
+if(GRADMATCH_WITH_NCCL STREQUAL "ON" OR (GRADMATCH_WITH_NCCL STREQUAL "AUTO" AND GRADMATCH_TORCH_CUDA))
   find_package(CUDAToolkit QUIET)
   find_path(GRADMATCH_NCCL_INCLUDE_DIR nccl.h HINTS ENV NCCL_ROOT ENV NCCL_HOME ${CUDAToolkit_INCLUDE_DIRS}
             PATH_SUFFIXES include)
@@ -31,8 +33,8 @@ if(NOT GRADMATCH_WITH_NCCL STREQUAL "OFF" AND GRADMATCH_TORCH_CUDA)
   endif()
 endif()
 if(GRADMATCH_WITH_NCCL STREQUAL "ON" AND NOT GRADMATCH_NCCL)
-  message(FATAL_ERROR "GRADMATCH_WITH_NCCL=ON needs a CUDA LibTorch (found: CUDA ${GRADMATCH_TORCH_CUDA}), the CUDA "
-                      "toolkit and NCCL (nccl.h, libnccl; set NCCL_ROOT): configure with -DGRADMATCH_WITH_NCCL=AUTO "
-                      "or OFF, or install them")
+  message(FATAL_ERROR "GRADMATCH_WITH_NCCL=ON needs the CUDA toolkit (found: ${CUDAToolkit_FOUND}) and NCCL "
+                      "(nccl.h: ${GRADMATCH_NCCL_INCLUDE_DIR}, libnccl: ${GRADMATCH_NCCL_LIBRARY}; set NCCL_ROOT): "
+                      "configure with -DGRADMATCH_WITH_NCCL=AUTO or OFF, or install them")
 endif()
 message(STATUS "gradmatch: LibTorch ${Torch_VERSION}, CUDA ${GRADMATCH_TORCH_CUDA}, NCCL ${GRADMATCH_NCCL}")
