@@ -16,6 +16,25 @@ if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES OR CAFFE2_USE_CUDA)
   set(GRADMATCH_TORCH_CUDA ON)
 endif()
 
+#   GRADMATCH_CUDA_KERNELS ON with a CUDA LibTorch and a CUDA compiler (nvcc):
+#                         the dropout masks' one-pass kernel (training/
+#                         dropout_masks_cuda.cu); without it the same masks come
+#                         from elementwise tensor code. -DGRADMATCH_CUDA_KERNELS_REQUEST=OFF
+#                         leaves it out; CMAKE_CUDA_ARCHITECTURES defaults to "native".
+set(GRADMATCH_CUDA_KERNELS_REQUEST ON CACHE BOOL "Build the CUDA kernel of the dropout masks when a CUDA compiler is found")
+set(GRADMATCH_CUDA_KERNELS OFF)
+if(GRADMATCH_TORCH_CUDA AND GRADMATCH_CUDA_KERNELS_REQUEST)
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES native)
+    endif()
+    enable_language(CUDA)
+    set(GRADMATCH_CUDA_KERNELS ON)
+  endif()
+endif()
+
 set(GRADMATCH_WITH_NCCL AUTO CACHE STRING "NCCL all-reduces for distributed fits: AUTO, ON or OFF")
 set_property(CACHE GRADMATCH_WITH_NCCL PROPERTY STRINGS AUTO ON OFF)
 set(GRADMATCH_NCCL OFF)
@@ -37,4 +56,5 @@ if(GRADMATCH_WITH_NCCL STREQUAL "ON" AND NOT GRADMATCH_NCCL)
                       "(nccl.h: ${GRADMATCH_NCCL_INCLUDE_DIR}, libnccl: ${GRADMATCH_NCCL_LIBRARY}; set NCCL_ROOT): "
                       "configure with -DGRADMATCH_WITH_NCCL=AUTO or OFF, or install them")
 endif()
-message(STATUS "gradmatch: LibTorch ${Torch_VERSION}, CUDA ${GRADMATCH_TORCH_CUDA}, NCCL ${GRADMATCH_NCCL}")
+message(STATUS "gradmatch: LibTorch ${Torch_VERSION}, CUDA ${GRADMATCH_TORCH_CUDA}, NCCL ${GRADMATCH_NCCL}, "
+               "CUDA kernels ${GRADMATCH_CUDA_KERNELS}")

@@ -93,6 +93,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # ---- 2. configure and build ------------------------------------------------------------
+# nvcc for the dropout masks' CUDA kernel (cmake/gpu.cmake's check_language(CUDA)).
+if [ -z "${CUDACXX:-}" ] && ! command -v nvcc > /dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export CUDACXX=/usr/local/cuda/bin/nvcc
+fi
 generator=()
 command -v ninja > /dev/null && generator=(-G Ninja)
 step configure 120 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \

@@ -4,9 +4,17 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "core/errors.hpp"
+
+#if GRADMATCH_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+
+#include "training/dropout_masks_cuda.hpp"
+#endif
 
 namespace gradmatch::training {
 namespace {
@@ -106,6 +114,18 @@ at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, st
                    .bitwise_xor_(std::int64_t{0x80000000})
                    .sub_(std::int64_t{0x80000000})
                    .to(at::kInt);
+#if GRADMATCH_CUDA_KERNELS
+  if (keys_.is_cuda()) {  // the same function in one pass (dropout_masks_cuda.cu)
+    at::Tensor out = at::empty({r, rows, cols}, scales_.options());
+    const at::Tensor lk = layer_keys.contiguous(), th = thresholds_.contiguous(), sc = scales_.contiguous();
+    const int rc = cuda_kernels::dropout_multipliers(lk.data_ptr<std::int32_t>(), th.data_ptr<std::int32_t>(),
+                                                     sc.data_ptr(), sc.scalar_type() == at::kDouble, rows * cols,
+                                                     r * rows * cols, out.data_ptr(),
+                                                     at::cuda::getCurrentCUDAStream().stream());
+    if (rc != 0) throw std::runtime_error("dropout masks: CUDA kernel launch failed (error " + std::to_string(rc) + ")");
+    return out;
+  }
+#endif
   // (e + 1) gamma32 for every element, kept for the next call of the same shape.
   if (!offsets_.defined() || offsets_.numel() != rows * cols || offsets_.size(1) != rows)
     offsets_ = at::arange(1, rows * cols + 1, keys_.options().dtype(at::kInt))

@@ -9,6 +9,7 @@
 
 #include "training/data.hpp"
 #include "training/device.hpp"
+#include "training/dropout_masks.hpp"
 #include "training/endpoint.hpp"
 #include "training/flow.hpp"
 #include "training/models.hpp"
@@ -41,6 +42,17 @@ TEST_F(Gpu, DescribesTheRanksGpuByName) {
   EXPECT_TRUE(d.is_cuda());
   EXPECT_GT(d.description.size(), std::string("cuda:0 ()").size()) << d.description;
   std::printf("device: %s\n", d.description.c_str());
+}
+
+TEST_F(Gpu, DropoutMasksOnCudaAreTheCpusBitForBit) {
+  const std::vector<std::uint64_t> keys{1, 0xFFFFFFFFFFFFFFFFULL, 2605};
+  const std::vector<double> rates{0.0, 0.3, 0.5};
+  for (const at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    const DropoutStreams cpu(keys, rates, at::TensorOptions().dtype(dtype));
+    const DropoutStreams cuda(keys, rates, at::TensorOptions().dtype(dtype).device(cuda_));
+    for (const std::int64_t step : {0, 41})
+      EXPECT_TRUE(at::equal(cpu.multipliers(step, 1, 64, 96), cuda.multipliers(step, 1, 64, 96).cpu())) << step;
+  }
 }
 
 TEST_F(Gpu, TrainingOnCudaEqualsTrainingOnTheCpu) {
