@@ -60,7 +60,7 @@ def recovery_panel(ax, truth, mean, se, other, other_name, name):
 def figure3(h, out):
     l1, l2 = h["grid/lambda1"][()], h["grid/lambda2"][()]
     beta = float(h["grid/beta"][()])
-    seeds = int(h["grid/seeds"][0])
+    seeds = int(h["grid/seeds"][()])
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     recovery_panel(axes[0], l1, h["cells/lambda1_hat_mean"][()], h["cells/lambda1_hat_se"][()], l2,
                    "$\\lambda_2$", "\\lambda_1")

@@ -30,9 +30,9 @@ def main(out):
         theory = f["runs/lambda_theory"][()]
         ratio = f["runs/ratio"][()]
         steps = f["checkpoints/step"][()]
-        ratio_t = f["checkpoints/ratio"][()]
+        ratio_t = f["runs/ratio_checkpoints"][()]
         integrator = f["reference/integrator"][()]
-        substeps = int(f["reference/substeps"][0])
+        substeps = int(f["reference/substeps"][()])
     integrator = integrator.decode() if isinstance(integrator, bytes) else str(integrator)
     dims = sorted(set(p.tolist()))
     etas = sorted(set(eta.tolist()))

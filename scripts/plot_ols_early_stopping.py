@@ -40,9 +40,9 @@ def label(ax, letter):
 
 
 def figure4(h, out):
-    t = int(h["canonical/stop_step"][0])
+    t = int(h["canonical/stop_step"][()])
     lam = h["canonical/lambda_theory"][()]
-    show_m = int(h["fixed_iterate/show_m"][0])
+    show_m = int(h["fixed_iterate/show_m"][()])
     fig = plt.figure(figsize=(16, 8.5))
     grid = fig.add_gridspec(2, 4, height_ratios=[1, 1.1], hspace=0.35, wspace=0.35)
 
@@ -105,7 +105,7 @@ def figure4(h, out):
 
 def figure7(h, out):
     lam = h["bootstrap/lambda_theory"][()]
-    t = int(h["bootstrap/steps"][0])
+    t = int(h["bootstrap/steps"][()])
     sigma = float(h["bootstrap/noise_sd"][()])
     show_m = h["bootstrap/show_m"][()]
     shown = h["bootstrap/lambda_hat_show"][()]
@@ -147,7 +147,7 @@ def figure7(h, out):
     ax.set_yscale("log")
     ax.set_xlabel("noise $\\sigma$")
     ax.set_ylabel("distance to theory")
-    steps = int(h["sigma_sweep/steps"][0])
+    steps = int(h["sigma_sweep/steps"][()])
     pools = h["sigma_sweep/distance"].shape[1]
     ax.set_title(f"Noise sweep at t = {steps} (mean, 95% CI over {pools} pools)", fontsize=10)
     ax.legend(fontsize=9)

@@ -1,10 +1,14 @@
 #include "cli/commands.hpp"
+#include "io/provenance.hpp"
 #include "studies/registry.hpp"
 
 namespace gradmatch::cli {
 
 int run_command(const RunArgs& args, const distributed::Communicator& comm) {
   try {
+    // The output directory is left out: two runs into different directories
+    // write byte-identical files.
+    io::set_created_by("gradmatch run " + args.config);
     studies::run_study(args.config, args.out, comm);
     return 0;
   } catch (const std::exception& e) {

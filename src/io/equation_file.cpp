@@ -17,6 +17,7 @@
 
 #include "core/errors.hpp"
 #include "io/hdf5_handle.hpp"
+#include "io/provenance.hpp"
 
 namespace gradmatch::io {
 namespace {
@@ -334,6 +335,7 @@ void write_equation_file(const std::string& path, const Equations& eq) {
       const std::int64_t version = kEquationVersion;
       checked(H5Awrite(attr, H5T_NATIVE_INT64, &version), "H5Awrite(version)");
     }
+    for (const auto& [key, value] : provenance()) write_string_attribute(file, key, value);
     write_matrix(file, "theta", eq.theta);
     write_matrix(file, "grad_loss", eq.grad_loss);
     if (eq.target) write_matrix(file, "target", *eq.target);

@@ -11,6 +11,7 @@
 
 #include "core/errors.hpp"
 #include "io/hdf5_handle.hpp"
+#include "io/provenance.hpp"
 
 namespace gradmatch::io {
 
@@ -71,7 +72,8 @@ struct ResultsWriter::Impl {
   }
 };
 
-ResultsWriter::ResultsWriter(std::string path) : path_(std::move(path)), impl_(std::make_unique<Impl>()) {
+ResultsWriter::ResultsWriter(std::string path, const std::string& study)
+    : path_(std::move(path)), impl_(std::make_unique<Impl>()) {
   impl_->partial = path_ + ".partial";
   QuietHdf5 quiet;
   try {
@@ -82,6 +84,10 @@ ResultsWriter::ResultsWriter(std::string path) : path_(std::move(path)), impl_(s
     throw InputError(cat(impl_->partial, ": cannot create the results file (", e.what(),
                          "); check that its directory exists and is writable"));
   }
+  set_attribute("/", "format", "gradmatch.results");
+  set_attribute("/", "study", study);
+  for (const auto& [key, value] : provenance())
+    if (key != "study") set_attribute("/", key, value);
 }
 
 ResultsWriter::~ResultsWriter() {
@@ -91,43 +97,75 @@ ResultsWriter::~ResultsWriter() {
   fs::remove(impl_->partial, ec);
 }
 
-void ResultsWriter::write(const std::string& name, const Matrix& value) {
-  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-               {static_cast<hsize_t>(value.rows()), static_cast<hsize_t>(value.cols())}, value.data());
+namespace {
+
+/// [n] when `shape` is empty; checks the element count and the axis names.
+std::vector<hsize_t> checked_dims(const std::string& file, const std::string& name, std::size_t values,
+                                  const std::vector<std::int64_t>& shape, const DatasetInfo& info) {
+  std::vector<hsize_t> dims;
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) {
+    if (d < 0) throw std::invalid_argument(cat(file, ": dataset '", name, "' has a negative dimension"));
+    dims.push_back(static_cast<hsize_t>(d));
+    n *= d;
+  }
+  if (shape.empty()) {
+    dims.push_back(values);
+    n = static_cast<std::int64_t>(values);
+  }
+  if (n != static_cast<std::int64_t>(values))
+    throw std::invalid_argument(cat(file, ": dataset '", name, "' has ", std::to_string(values),
+                                    " values but its shape holds ", std::to_string(n)));
+  if (info.dims.size() != dims.size())
+    throw std::invalid_argument(cat(file, ": dataset '", name, "' has ", std::to_string(dims.size()),
+                                    " dimensions but ", std::to_string(info.dims.size()), " axis names"));
+  return dims;
 }
 
-void ResultsWriter::write(const std::string& name, const std::vector<double>& value) {
-  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {value.size()}, value.data());
+}  // namespace
+
+void ResultsWriter::describe(const std::string& name, const DatasetInfo& info) {
+  set_attribute(name, "description", info.description);
+  set_attribute(name, "units", info.units);
+  set_attribute(name, "dims", info.dims);
 }
 
-void ResultsWriter::write(const std::string& name, const std::vector<std::int64_t>& value) {
-  impl_->write(name, H5T_STD_I64LE, H5T_NATIVE_INT64, {value.size()}, value.data());
+void ResultsWriter::write(const std::string& name, const std::vector<double>& value, const DatasetInfo& info,
+                          const std::vector<std::int64_t>& shape) {
+  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, checked_dims(impl_->partial, name, value.size(), shape, info),
+               value.data());
+  describe(name, info);
 }
 
-void ResultsWriter::write(const std::string& name, double value) {
+void ResultsWriter::write(const std::string& name, const std::vector<std::int64_t>& value, const DatasetInfo& info,
+                          const std::vector<std::int64_t>& shape) {
+  impl_->write(name, H5T_STD_I64LE, H5T_NATIVE_INT64, checked_dims(impl_->partial, name, value.size(), shape, info),
+               value.data());
+  describe(name, info);
+}
+
+void ResultsWriter::write(const std::string& name, const Matrix& value, const DatasetInfo& info) {
+  write(name, value.values(), info, {value.rows(), value.cols()});
+}
+
+void ResultsWriter::write(const std::string& name, double value, const DatasetInfo& info) {
+  if (!info.dims.empty()) throw std::invalid_argument(cat(impl_->partial, ": scalar '", name, "' has axis names"));
   impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, &value);
+  describe(name, info);
 }
 
-void ResultsWriter::write(const std::string& name, const std::string& value) {
+void ResultsWriter::write(const std::string& name, std::int64_t value, const DatasetInfo& info) {
+  if (!info.dims.empty()) throw std::invalid_argument(cat(impl_->partial, ": scalar '", name, "' has axis names"));
+  impl_->write(name, H5T_STD_I64LE, H5T_NATIVE_INT64, {}, &value);
+  describe(name, info);
+}
+
+void ResultsWriter::write(const std::string& name, const std::string& value, const DatasetInfo& info) {
   QuietHdf5 quiet;
   DatatypeHandle type = utf8_string_type();
   const char* p = value.c_str();
   impl_->write(name, type, type, {}, &p);
-}
-
-void ResultsWriter::write(const std::string& name, const std::vector<double>& value,
-                          const std::vector<std::int64_t>& shape) {
-  std::vector<hsize_t> dims;
-  std::int64_t n = 1;
-  for (std::int64_t d : shape) {
-    if (d < 0) throw std::invalid_argument(cat(impl_->partial, ": dataset '", name, "' has a negative dimension"));
-    dims.push_back(static_cast<hsize_t>(d));
-    n *= d;
-  }
-  if (n != static_cast<std::int64_t>(value.size()))
-    throw std::invalid_argument(cat(impl_->partial, ": dataset '", name, "' has ", value.size(),
-                                    " values but its shape holds ", n));
-  impl_->write(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, dims, value.data());
+  describe(name, info);
 }
 
 void ResultsWriter::set_attribute(const std::string& object, const std::string& key, const std::string& value) {
@@ -140,6 +178,22 @@ void ResultsWriter::set_attribute(const std::string& object, const std::string& 
     DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
     AttributeHandle attr(H5Acreate2(obj, key.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2");
     checked(H5Awrite(attr, H5T_NATIVE_DOUBLE, &value), "H5Awrite");
+  });
+}
+
+void ResultsWriter::set_attribute(const std::string& object, const std::string& key,
+                                  const std::vector<std::string>& value) {
+  impl_->set_attribute(object, key, [&](hid_t obj) {
+    if (checked(H5Aexists(obj, key.c_str()), "H5Aexists") > 0) checked(H5Adelete(obj, key.c_str()), "H5Adelete");
+    DatatypeHandle type = utf8_string_type();
+    const hsize_t n = value.size();
+    DataspaceHandle space(H5Screate_simple(1, &n, nullptr), "H5Screate_simple");
+    AttributeHandle attr(H5Acreate2(obj, key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2");
+    std::vector<const char*> pointers;
+    for (const std::string& v : value) pointers.push_back(v.c_str());
+    // HDF5 refuses a null buffer even for zero elements.
+    const char* none = "";
+    checked(H5Awrite(attr, type, pointers.empty() ? static_cast<const void*>(&none) : pointers.data()), "H5Awrite");
   });
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/errors.hpp"
+#include "io/provenance.hpp"
 
 namespace gradmatch::io {
 namespace {
@@ -35,6 +36,7 @@ nlohmann::json shaped(const std::vector<double>& values, const std::vector<std::
 
 nlohmann::json fit_result_json(const FitResult& r, int ranks) {
   nlohmann::json j;
+  j["gradmatch_version"] = gradmatch_version();
   j["family"] = r.family;
   j["method"] = r.method;
   j["lambda"] = shaped(r.coefficients, r.shape);

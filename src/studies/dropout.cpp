@@ -18,11 +18,10 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "studies/farm_study.hpp"
+#include "studies/study.hpp"
 #include "studies/seed_statistics.hpp"
 #include "training/endpoint.hpp"
 #include "training/idx.hpp"
-#include "training/device.hpp"
 #include "training/models.hpp"
 #include "training/replicates.hpp"
 #include "training/trainer.hpp"
@@ -90,7 +89,6 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.keep_best = r.get_bool("training.keep_best", c.keep_best);
   c.float64 = r.get_bool("training.float64", c.float64);
   c.replicates_per_task = r.get_int("training.replicates_per_task", c.replicates_per_task, 0, 100'000'000);
-  c.device = r.get_choice("device", c.device, {"auto", "cpu", "cuda"});
 
   c.gradient_batch_size = r.get_int("fit.gradient_batch_size", c.gradient_batch_size, 1, 100'000'000);
   c.adam_parity = r.get_bool("fit.adam_parity", c.adam_parity);
@@ -262,8 +260,11 @@ training::ReplicateSpec replicate_spec(const DropoutConfig& c, const DropoutTask
   return s;
 }
 
+// The train/validation split of a seed: keyed by (study seed, seed).
+std::uint64_t split_stream(std::int64_t seed_index) { return kSplitKind << 56 | sz(seed_index); }
+
 training::Split split_of(const DropoutConfig& c, const DropoutData& data, std::int64_t seed_index) {
-  return training::split(data.train, c.validation_fraction, c.seed, kSplitKind << 56 | sz(seed_index));
+  return training::split(data.train, c.validation_fraction, c.seed, split_stream(seed_index));
 }
 
 }  // namespace
@@ -301,9 +302,11 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
       split_of_seed[t.seed_index] = parts.size();
       parts.push_back(split_of(c, data, t.seed_index));
     }
-    const Split& p = parts[split_of_seed[t.seed_index]];
-    train_rows.push_back(at::tensor(p.train_indices, at::kLong));
-    validation_rows.push_back(at::tensor(p.validation_indices, at::kLong));
+    // The same rows as split_of's, as indices into the shared pool.
+    const SplitIndices rows =
+        split_indices(data.train.size(), c.validation_fraction, c.seed, split_stream(t.seed_index));
+    train_rows.push_back(at::tensor(rows.train, at::kLong));
+    validation_rows.push_back(at::tensor(rows.validation, at::kLong));
   }
   const DropoutTask& first = tasks[sz(chunk.first)];
   BatchedMlp model(classifier_options(data.inputs, first.depth, first.width, data.classes, 0.0), specs, dtype);
@@ -503,17 +506,18 @@ DropoutEndpoint decode(std::span<const double> v) {
 void write_results(const std::string& path, const DropoutConfig& c, const std::string& config_text,
                    const std::vector<DropoutEndpoint>& endpoints, const std::vector<DropoutCell>& cells,
                    const DropoutData& data) {
-  io::ResultsWriter w(path);
+  io::ResultsWriter w(path, kStudy);
   const auto nd = static_cast<std::int64_t>(c.depths.size()), nw = static_cast<std::int64_t>(c.widths.size()),
              nr = static_cast<std::int64_t>(c.rates.size());
   const std::vector<std::int64_t> cell_shape{nd, nw, nr}, endpoint_shape{nd, nw, nr, c.seeds};
-  w.write("config", config_text);
-  w.write("grid/depths", c.depths);
-  w.write("grid/widths", c.widths);
-  w.write("grid/rates", c.rates);
-  w.write("grid/seeds", std::vector<std::int64_t>{c.seeds});
-  w.write("data/train_images", std::vector<std::int64_t>{data.train.size()});
-  w.write("data/test_images", std::vector<std::int64_t>{data.test.size()});
+  const std::vector<std::string> cell_dims{"depth", "width", "rate"}, endpoint_dims{"depth", "width", "rate", "seed"};
+  w.write("config", config_text, {"the study's TOML config as given", "", {}});
+  w.write("grid/depths", c.depths, {"hidden layers", "", {"depth"}});
+  w.write("grid/widths", c.widths, {"hidden units per layer", "", {"width"}});
+  w.write("grid/rates", c.rates, {"dropout rate", "", {"rate"}});
+  w.write("grid/seeds", c.seeds, {"seeds per cell", "", {}});
+  w.write("data/train_images", data.train.size(), {"training images used", "", {}});
+  w.write("data/test_images", data.test.size(), {"test images used", "", {}});
   const std::pair<const char*, double DropoutEndpoint::*> per_endpoint[] = {
       {"lambda_hat", &DropoutEndpoint::lambda_hat},
       {"lambda_fit_se", &DropoutEndpoint::lambda_fit_se},
@@ -530,19 +534,19 @@ void write_results(const std::string& path, const DropoutConfig& c, const std::s
   for (const auto& [name, member] : per_endpoint) {
     std::vector<double> v;
     for (const DropoutEndpoint& e : endpoints) v.push_back(e.diverged ? std::nan("") : e.*member);
-    w.write(std::string("endpoints/") + name, v, endpoint_shape);
+    w.write(std::string("endpoints/") + name, v, {name, "", endpoint_dims}, endpoint_shape);
   }
-  std::vector<double> epochs, adam_epochs, parameters, diverged;
+  std::vector<std::int64_t> epochs, adam_epochs, parameters, diverged;
   for (const DropoutEndpoint& e : endpoints) {
-    epochs.push_back(static_cast<double>(e.epochs));
-    adam_epochs.push_back(static_cast<double>(e.adam_epochs));
-    parameters.push_back(static_cast<double>(e.parameters));
-    diverged.push_back(e.diverged ? 1.0 : 0.0);
+    epochs.push_back(e.epochs);
+    adam_epochs.push_back(e.adam_epochs);
+    parameters.push_back(e.parameters);
+    diverged.push_back(e.diverged ? 1 : 0);
   }
-  w.write("endpoints/epochs", epochs, endpoint_shape);
-  w.write("endpoints/adam_epochs", adam_epochs, endpoint_shape);
-  w.write("endpoints/parameters", parameters, endpoint_shape);
-  w.write("endpoints/diverged", diverged, endpoint_shape);
+  w.write("endpoints/epochs", epochs, {"epochs trained", "epochs", endpoint_dims}, endpoint_shape);
+  w.write("endpoints/adam_epochs", adam_epochs, {"epochs of the Adam fit", "epochs", endpoint_dims}, endpoint_shape);
+  w.write("endpoints/parameters", parameters, {"parameters of the network", "", endpoint_dims}, endpoint_shape);
+  w.write("endpoints/diverged", diverged, {"training diverged (1 = yes)", "", endpoint_dims}, endpoint_shape);
   const std::pair<const char*, double DropoutCell::*> per_cell[] = {
       {"lambda_hat_median", &DropoutCell::lambda_hat_median},
       {"cosine_median", &DropoutCell::cosine_median},
@@ -554,87 +558,91 @@ void write_results(const std::string& path, const DropoutConfig& c, const std::s
   for (const auto& [name, member] : per_cell) {
     std::vector<double> v;
     for (const DropoutCell& cell : cells) v.push_back(cell.*member);
-    w.write(std::string("cells/") + name, v, cell_shape);
+    w.write(std::string("cells/") + name, v, {name, "", cell_dims}, cell_shape);
   }
-  std::vector<double> trusted;
-  for (const DropoutCell& cell : cells) trusted.push_back(cell.trusted ? 1.0 : 0.0);
-  w.write("cells/trusted", trusted, cell_shape);
+  std::vector<std::int64_t> trusted;
+  for (const DropoutCell& cell : cells) trusted.push_back(cell.trusted ? 1 : 0);
+  w.write("cells/trusted", trusted, {"the cell passes the trust rule (1 = yes)", "", cell_dims}, cell_shape);
   w.commit();
 }
 
 }  // namespace
 
-void run_dropout(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm) {
-  using distributed::collective;
-  // The threads first: the thread count changes the last bits of every product.
-  distributed::RankDevice device = configure_study_device(comm);
+namespace {
 
-  DropoutConfig config;
-  std::string config_text;
-  StudyRunSpec spec;
-  spec.study = kStudy;
-  std::vector<DropoutTask> tasks;
-  std::vector<DropoutChunk> chunks;
-  DropoutData data;
-  training::ComputeDevice compute;
-  collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    config = read_dropout_config(reader);
-    config_text = reader.text();
-    spec.effective_config = reader.effective();
-    tasks = enumerate_dropout_tasks(config);
-    chunks = enumerate_dropout_chunks(config);
-    compute = training::configure_compute(training::parse_device_request(config.device), comm.local_rank(),
-                                          comm.local_size(), device.device.threads, config_path + ": key 'device'");
-    device.device = compute.assignment;
-    const auto t = std::chrono::steady_clock::now();
-    data = load_dropout_data(config);
-    spec.shared_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  });
-  std::int64_t widest = 0;
-  for (const DropoutChunk& ch : chunks) widest = std::max(widest, ch.count);
-  StudyTable table{"chunks", kWidth * widest, {}};
-  for (const DropoutChunk& ch : chunks) table.ids.push_back(ch.id());
-  spec.tables.push_back(std::move(table));
-  spec.outputs = {"results.h5", "summary.json"};
-  const std::filesystem::path dir(out_dir);
-  if (config.save_equations)
-    for (const DropoutTask& t : tasks) spec.outputs.push_back("equations_" + t.label() + ".h5");
-  if (comm.is_root())
-    std::fprintf(stderr,
-                 "%s: %zu classifiers (%zu depths x %zu widths x %zu rates x %lld seeds) in %zu batched tasks on %s, "
-                 "%lld training images\n",
-                 kStudy, tasks.size(), config.depths.size(), config.widths.size(), config.rates.size(),
-                 static_cast<long long>(config.seeds), chunks.size(), compute.description.c_str(),
-                 static_cast<long long>(data.train.size()));
+class DropoutStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_dropout_config(reader);
+    config_text_ = reader.text();
+  }
+  void prepare(const StudyContext& context) override {
+    out_dir_ = context.out_dir;
+    device_ = context.device;
+    tasks_ = enumerate_dropout_tasks(config_);
+    chunks_ = enumerate_dropout_chunks(config_);
+    widest_ = 0;
+    for (const DropoutChunk& ch : chunks_) widest_ = std::max(widest_, ch.count);
+    data_ = load_dropout_data(config_);
+  }
+  std::vector<TaskTable> tables() const override {
+    TaskTable table{"chunks", kWidth * widest_, {}};
+    for (const DropoutChunk& ch : chunks_) table.ids.push_back(ch.id());
+    return {table};
+  }
+  std::string describe() const override {
+    return cat(std::to_string(tasks_.size()), " classifiers (", std::to_string(config_.depths.size()), " depths x ",
+               std::to_string(config_.widths.size()), " widths x ", std::to_string(config_.rates.size()),
+               " rates x ", std::to_string(config_.seeds), " seeds) in ", std::to_string(chunks_.size()),
+               " batched tasks, ", std::to_string(data_.train.size()), " training images");
+  }
+  // One chunk: its classifiers' rows side by side; a short last chunk is padded with zeros.
+  std::vector<double> compute(std::size_t, std::int64_t row) override {
+    std::vector<double> out(sz(kWidth * widest_), 0.0);
+    const std::vector<DropoutEndpoint> endpoints = run_dropout_chunk(
+        config_, data_, tasks_, chunks_[sz(row)], device_, config_.save_equations ? out_dir_.string() : std::string());
+    for (std::size_t k = 0; k < endpoints.size(); ++k) {
+      const std::vector<double> e = encode(endpoints[k]);
+      std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(kWidth)));
+    }
+    return out;
+  }
+  nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
+    std::vector<DropoutEndpoint> endpoints;
+    for (std::size_t row = 0; row < chunks_.size(); ++row) {
+      const std::span<const double> chunk = table_row(rows.front(), kWidth * widest_, row);
+      for (std::int64_t k = 0; k < chunks_[row].count; ++k) endpoints.push_back(decode(chunk.subspan(sz(k * kWidth), sz(kWidth))));
+    }
+    const std::vector<DropoutCell> cells = assemble_dropout(config_, tasks_, endpoints);
+    write_results(out.path("results.h5"), config_, config_text_, endpoints, cells, data_);
+    io::write_json_file(out.path("summary.json"), dropout_summary(config_, cells));
+    // Equation files were written by the tasks themselves; list those that exist.
+    if (config_.save_equations)
+      for (const DropoutTask& t : tasks_)
+        if (std::filesystem::exists(equations_path(t))) out.path(cat("equations_", t.label(), ".h5"));
+    return {{"training_images", data_.train.size()},
+            {"test_images", data_.test.size()},
+            {"classifiers", tasks_.size()},
+            {"batched_tasks", chunks_.size()}};
+  }
 
-  run_farm_study(
-      comm, device, out_dir, spec,
-      [&](std::size_t, std::int64_t row) {
-        const DropoutChunk& ch = chunks[sz(row)];
-        std::vector<double> out(sz(kWidth * widest), 0.0);  // a short last chunk is padded with zeros
-        const std::vector<DropoutEndpoint> endpoints =
-            run_dropout_chunk(config, data, tasks, ch, compute.device, config.save_equations ? out_dir : std::string());
-        for (std::size_t k = 0; k < endpoints.size(); ++k) {
-          const std::vector<double> e = encode(endpoints[k]);
-          std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(kWidth)));
-        }
-        return out;
-      },
-      [&](const std::vector<std::vector<double>>& stored) -> nlohmann::json {
-        const std::vector<double>& values = stored.front();
-        std::vector<DropoutEndpoint> endpoints;
-        for (std::size_t row = 0; row < chunks.size(); ++row)
-          for (std::int64_t k = 0; k < chunks[row].count; ++k)
-            endpoints.push_back(decode(std::span<const double>(values).subspan((row * sz(widest) + sz(k)) * sz(kWidth), sz(kWidth))));
-        const std::vector<DropoutCell> cells = assemble_dropout(config, tasks, endpoints);
-        write_results((dir / "results.h5").string(), config, config_text, endpoints, cells, data);
-        io::write_json_file((dir / "summary.json").string(), dropout_summary(config, cells));
-        return {{"training_images", data.train.size()},
-                {"test_images", data.test.size()},
-                {"replicates", tasks.size()},
-                {"device", compute.description}};
-      });
-}
+ private:
+  std::string equations_path(const DropoutTask& t) const {
+    return (out_dir_ / cat("equations_", t.label(), ".h5")).string();
+  }
+
+  std::filesystem::path out_dir_;  ///< tasks write their equation files here
+  torch::Device device_ = torch::Device(torch::kCPU);
+  DropoutConfig config_;
+  std::string config_text_;
+  std::vector<DropoutTask> tasks_;
+  std::vector<DropoutChunk> chunks_;
+  std::int64_t widest_ = 0;
+  DropoutData data_;
+};
+
+}  // namespace
+
+std::unique_ptr<Study> make_dropout_study() { return std::make_unique<DropoutStudy>(); }
 
 }  // namespace gradmatch::studies

@@ -41,17 +41,19 @@
 // rates x seeds); a replicate that stops early or diverges leaves the batch.
 // Task id 6 << 56 | depth << 48 | width << 32 | first replicate of the cell.
 // Results depend on the config only (the chunking included), never on the
-// number of ranks. The top-level `device` ("auto" | "cpu" | "cuda") picks
-// the GPU of the rank (local rank mod GPUs) or the CPU; training.float64
-// trains in float64 (deterministic enough to compare a GPU with the CPU).
+// number of ranks. The runner's top-level `device` ("auto" | "cpu" | "cuda")
+// picks the GPU of the rank (local rank mod GPUs) or the CPU the batches
+// train on; training.float64 trains in float64 (deterministic enough to
+// compare a GPU with the CPU).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 #include "training/data.hpp"
 
 namespace gradmatch::io {
@@ -85,7 +87,6 @@ struct DropoutConfig {
   bool keep_best = false;  ///< restore the best-validation-loss epoch
   bool float64 = false;    ///< train in float64 (default float32; the fit is float64 always)
   std::int64_t replicates_per_task = 0;  ///< replicates of a cell trained as one batched model (0: all)
-  std::string device = "auto";           ///< "auto" | "cpu" | "cuda" (training/device.hpp)
 
   // Fit and diagnostics.
   std::int64_t gradient_batch_size = 8192;  ///< examples per batch of the full-batch sums
@@ -185,10 +186,8 @@ nlohmann::json dropout_summary(const DropoutConfig& config, const std::vector<Dr
 std::vector<DropoutCell> assemble_dropout(const DropoutConfig& config, const std::vector<DropoutTask>& tasks,
                                           const std::vector<DropoutEndpoint>& endpoints);
 
-/// `gradmatch run CONFIG --out DIR` for study = "dropout", collective over
-/// `comm`. Writes DIR/results.h5, DIR/summary.json, DIR/run_info.json (and
-/// with save_equations one equation file per task); byte-identical for any
-/// number of ranks.
-void run_dropout(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp). Writes results.h5,
+/// summary.json (and with save_equations one equation file per task).
+std::unique_ptr<Study> make_dropout_study();
 
 }  // namespace gradmatch::studies

@@ -14,7 +14,8 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "studies/farm_study.hpp"
+#include "io/provenance.hpp"
+#include "studies/schema.hpp"
 #include "studies/seed_statistics.hpp"
 #include "training/data.hpp"
 #include "training/endpoint.hpp"
@@ -30,8 +31,6 @@ constexpr const char* kStudy = "elastic_net";
 constexpr std::uint64_t kTaskKind = 1, kDataKind = 2, kSplitKind = 3, kInitKind = 4, kOrderKind = 5;
 constexpr std::int64_t kMaxSeeds = (std::int64_t{1} << 24) - 1;
 constexpr std::int64_t kMaxBlocks = (std::int64_t{1} << 24) - 1;
-// Per-cell scalars of a store row, then theta [p] and grad L [p].
-constexpr std::int64_t kScalars = 12;
 
 std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 std::uint64_t stream(std::uint64_t kind, std::int64_t seed_index) {
@@ -126,11 +125,17 @@ std::vector<ElasticNetTask> enumerate_elastic_net_tasks(const ElasticNetConfig& 
   return tasks;
 }
 
-std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& c, const ElasticNetTask& task) {
+std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& c, const ElasticNetTask& task,
+                                                     torch::Device device) {
   using namespace gradmatch::training;
   const std::int64_t s = task.seed_index;
   const SyntheticData data = linear_regression(data_options(c), c.seed, stream(kDataKind, s));
-  const Split parts = split(data.data, c.test_fraction, c.seed, stream(kSplitKind, s));
+  const Split drawn = split(data.data, c.test_fraction, c.seed, stream(kSplitKind, s));
+  const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
+  // On the rank's device, in the generated float64: training casts to its
+  // dtype, the endpoint equations are float64.
+  const Split parts{drawn.train.to(device, drawn.train.x.scalar_type()),
+                    drawn.validation.to(device, drawn.validation.x.scalar_type())};
 
   const std::int64_t first = task.block * c.block_size();
   const std::int64_t last = std::min(c.cells(), first + c.block_size());
@@ -146,7 +151,8 @@ std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& c, 
   }
   const auto replicates = static_cast<std::int64_t>(specs.size());
 
-  BatchedMlp model(regression_net_options(c.d, c.hidden), specs, c.float64 ? at::kDouble : at::kFloat);
+  BatchedMlp model(regression_net_options(c.d, c.hidden), specs, dtype);
+  model->to(device);
   TrainOptions o;
   o.loss = LossKind::mse;
   o.optimizer.kind = OptimizerKind::sgd;
@@ -194,15 +200,93 @@ std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& c, 
   return out;
 }
 
+// ---- schemas ------------------------------------------------------------------
+
+namespace {
+
+using EP = ElasticNetEndpoint;
+
+/// An endpoint's estimates: results.h5 `endpoints/*` [lambda1, lambda2, seed].
+std::vector<Field<EP>> endpoint_fields() {
+  // A rank-deficient design has an infinite condition number: stored as -1
+  // in the run store, where a non-finite value would mark the task diverged.
+  Field<EP> condition{"condition_number", FieldKind::float64, "",
+                      "condition number of the p x 2 design [h'_beta(theta), 2 theta] (inf: rank deficient)",
+                      {}, {}, true, {}, {}, {}};
+  condition.get = [](const EP& e, double* out) {
+    *out = std::isinf(e.condition_number) && !e.diverged ? -1.0 : e.condition_number;
+  };
+  condition.set = [](EP& e, const double* in) {
+    e.condition_number = *in == -1.0 ? std::numeric_limits<double>::infinity() : *in;
+  };
+  return {scalar("diverged", &EP::diverged, "", "training diverged (the estimates are NaN)"),
+          scalar("epochs", &EP::epochs, "epochs", "epochs trained"),
+          scalar("lambda1_hat", &EP::lambda1_hat, "", "fitted Huber weight lambda1"),
+          scalar("lambda2_hat", &EP::lambda2_hat, "", "fitted ridge weight lambda2"),
+          scalar("lambda1_fit_se", &EP::lambda1_fit_se, "", "regression standard error of lambda1_hat"),
+          scalar("lambda2_fit_se", &EP::lambda2_fit_se, "", "regression standard error of lambda2_hat"),
+          scalar("residual_ratio", &EP::residual_ratio, "", "||b - grad R-hat|| / ||b||"),
+          scalar("cosine", &EP::cosine, "", "cosine between b and grad R-hat"),
+          condition,
+          scalar("relative_grad_norm", &EP::relative_grad_norm, "", "||grad L|| / ||theta||"),
+          scalar("train_loss", &EP::train_loss, "", "full-batch training MSE"),
+          scalar("test_loss", &EP::test_loss, "", "held-out MSE")};
+}
+
+/// The stored form of an endpoint: its estimates, then theta and grad L.
+Schema<EP> endpoint_row_schema(std::int64_t p) {
+  std::vector<Field<EP>> fields = endpoint_fields();
+  fields.push_back(vector("theta", &EP::theta, "parameter", p, "", "theta at the endpoint"));
+  fields.push_back(vector("grad_loss", &EP::grad_loss, "parameter", p, "", "grad L at the endpoint"));
+  return Schema<EP>(std::move(fields));
+}
+
+/// What the store and outputs hold of an endpoint: a diverged one keeps its
+/// flag and epochs, every estimate NaN.
+EP published(EP e, std::int64_t p) {
+  if (!e.diverged) return e;
+  const double nan = std::nan("");
+  EP out;
+  out.diverged = true;
+  out.epochs = e.epochs;
+  for (double* v : {&out.lambda1_hat, &out.lambda2_hat, &out.lambda1_fit_se, &out.lambda2_fit_se, &out.residual_ratio,
+                    &out.cosine, &out.condition_number, &out.relative_grad_norm, &out.train_loss, &out.test_loss})
+    *v = nan;
+  out.theta.assign(sz(p), nan);
+  out.grad_loss.assign(sz(p), nan);
+  return out;
+}
+
+using EC = ElasticNetCell;
+
+/// results.h5 `cells/*` [lambda1, lambda2] and summary.json `cells`.
+Schema<EC> cell_schema() {
+  return {scalar("lambda1", &EC::lambda1, "", "true Huber weight lambda1"),
+          scalar("lambda2", &EC::lambda2, "", "true ridge weight lambda2"),
+          scalar("lambda1_hat_mean", &EC::lambda1_hat_mean, "", "mean over seeds of lambda1_hat"),
+          scalar("lambda1_hat_se", &EC::lambda1_hat_se, "", "standard error of that mean"),
+          scalar("lambda2_hat_mean", &EC::lambda2_hat_mean, "", "mean over seeds of lambda2_hat"),
+          scalar("lambda2_hat_se", &EC::lambda2_hat_se, "", "standard error of that mean"),
+          scalar("residual_ratio_median", &EC::residual_ratio_median, "", "median over seeds"),
+          scalar("cosine_median", &EC::cosine_median, "", "median over seeds"),
+          scalar("condition_number_median", &EC::condition_number_median, "", "median over seeds (inf counts as largest)"),
+          scalar("relative_grad_norm_median", &EC::relative_grad_norm_median, "", "median over seeds"),
+          scalar("test_loss_median", &EC::test_loss_median, "", "median over seeds"),
+          scalar("lambda1_pooled", &EC::lambda1_pooled, "", "lambda1 fitted to every seed's equations at once"),
+          scalar("lambda2_pooled", &EC::lambda2_pooled, "", "lambda2 fitted to every seed's equations at once"),
+          scalar("residual_ratio_pooled", &EC::residual_ratio_pooled, "", "residual ratio of the pooled fit"),
+          scalar("seeds", &EC::seeds, "", "seeds that did not diverge"),
+          scalar("diverged", &EC::diverged, "", "seeds that diverged")};
+}
+
+}  // namespace
+
 // ---- assembly -----------------------------------------------------------------
 
 ElasticNetResults assemble_elastic_net(const ElasticNetConfig& c,
                                        const std::vector<std::vector<ElasticNetEndpoint>>& endpoints) {
   ElasticNetResults r;
   const std::int64_t cells = c.cells(), seeds = c.seeds;
-  for (Matrix* m : {&r.lambda1_hat, &r.lambda2_hat, &r.lambda1_fit_se, &r.lambda2_fit_se, &r.residual_ratio, &r.cosine,
-                    &r.condition_number, &r.relative_grad_norm, &r.train_loss, &r.test_loss, &r.epochs})
-    *m = Matrix(cells, seeds);
   const double nan = std::nan("");
   const FitOptions fo = fit_options(c);
   for (std::int64_t cell = 0; cell < cells; ++cell) {
@@ -210,51 +294,39 @@ ElasticNetResults assemble_elastic_net(const ElasticNetConfig& c,
     out.lambda1 = c.lambda1[sz(cell_i1(c, cell))];
     out.lambda2 = c.lambda2[sz(cell_i2(c, cell))];
     std::vector<const ElasticNetEndpoint*> ok;
+    std::vector<double> l1, l2, residual, cosine, condition, relative, test;
     for (std::int64_t s = 0; s < seeds; ++s) {
       const ElasticNetEndpoint& e = endpoints[sz(cell)][sz(s)];
-      r.epochs(cell, s) = static_cast<double>(e.epochs);
+      r.endpoints.push_back(published(e, c.parameters()));
       if (e.diverged) {
         ++out.diverged;
-        for (Matrix* m : {&r.lambda1_hat, &r.lambda2_hat, &r.lambda1_fit_se, &r.lambda2_fit_se, &r.residual_ratio,
-                          &r.cosine, &r.condition_number, &r.relative_grad_norm, &r.train_loss, &r.test_loss})
-          (*m)(cell, s) = nan;
         continue;
       }
       ok.push_back(&e);
-      r.lambda1_hat(cell, s) = e.lambda1_hat;
-      r.lambda2_hat(cell, s) = e.lambda2_hat;
-      r.lambda1_fit_se(cell, s) = e.lambda1_fit_se;
-      r.lambda2_fit_se(cell, s) = e.lambda2_fit_se;
-      r.residual_ratio(cell, s) = e.residual_ratio;
-      r.cosine(cell, s) = e.cosine;
-      r.condition_number(cell, s) = e.condition_number;
-      r.relative_grad_norm(cell, s) = e.relative_grad_norm;
-      r.train_loss(cell, s) = e.train_loss;
-      r.test_loss(cell, s) = e.test_loss;
+      l1.push_back(e.lambda1_hat);
+      l2.push_back(e.lambda2_hat);
+      residual.push_back(e.residual_ratio);
+      cosine.push_back(e.cosine);
+      condition.push_back(e.condition_number);
+      relative.push_back(e.relative_grad_norm);
+      test.push_back(e.test_loss);
     }
     out.seeds = static_cast<std::int64_t>(ok.size());
-    const MeanSe l1 = finite_mean_se(r.lambda1_hat.row(cell));
-    const MeanSe l2 = finite_mean_se(r.lambda2_hat.row(cell));
-    out.lambda1_hat_mean = l1.mean;
-    out.lambda1_hat_se = l1.se;
-    out.lambda2_hat_mean = l2.mean;
-    out.lambda2_hat_se = l2.se;
-    const auto row_vector = [&](const Matrix& m) {
-      const auto row = m.row(cell);
-      return std::vector<double>(row.begin(), row.end());
-    };
-    out.residual_ratio_median = finite_median(row_vector(r.residual_ratio));
-    out.cosine_median = finite_median(row_vector(r.cosine));
+    const MeanSe m1 = finite_mean_se(l1), m2 = finite_mean_se(l2);
+    out.lambda1_hat_mean = m1.mean;
+    out.lambda1_hat_se = m1.se;
+    out.lambda2_hat_mean = m2.mean;
+    out.lambda2_hat_se = m2.se;
+    out.residual_ratio_median = finite_median(residual);
+    out.cosine_median = finite_median(cosine);
     {  // an infinite condition number (rank-deficient design) counts as the largest
-      std::vector<double> cond = row_vector(r.condition_number);
-      std::erase_if(cond, [](double v) { return std::isnan(v); });
-      std::sort(cond.begin(), cond.end());
-      const std::size_t h = cond.size() / 2;
+      std::sort(condition.begin(), condition.end());
+      const std::size_t h = condition.size() / 2;
       out.condition_number_median =
-          cond.empty() ? nan : (cond.size() % 2 == 1 ? cond[h] : 0.5 * (cond[h - 1] + cond[h]));
+          condition.empty() ? nan : (condition.size() % 2 == 1 ? condition[h] : 0.5 * (condition[h - 1] + condition[h]));
     }
-    out.relative_grad_norm_median = finite_median(row_vector(r.relative_grad_norm));
-    out.test_loss_median = finite_median(row_vector(r.test_loss));
+    out.relative_grad_norm_median = finite_median(relative);
+    out.test_loss_median = finite_median(test);
     out.lambda1_pooled = out.lambda2_pooled = out.residual_ratio_pooled = nan;
     if (!ok.empty()) {
       const auto m = static_cast<std::int64_t>(ok.size());
@@ -270,6 +342,9 @@ ElasticNetResults assemble_elastic_net(const ElasticNetConfig& c,
       out.lambda1_pooled = f.coefficient(0);
       out.lambda2_pooled = f.coefficient(1);
       out.residual_ratio_pooled = f.residual_ratio;
+      r.equations.push_back(std::move(eq));
+    } else {
+      r.equations.emplace_back();
     }
     r.cells.push_back(out);
   }
@@ -281,31 +356,15 @@ ElasticNetResults assemble_elastic_net(const ElasticNetConfig& c,
 }
 
 nlohmann::json elastic_net_summary(const ElasticNetConfig& c, const ElasticNetResults& r) {
-  nlohmann::json cells = nlohmann::json::array();
   // Cells whose mean estimate lies within a factor 2 of the truth, per penalty.
   std::int64_t within1 = 0, within2 = 0;
   for (const ElasticNetCell& cell : r.cells) {
     const auto near = [](double hat, double truth) { return hat > 0.5 * truth && hat < 2.0 * truth; };
     within1 += near(cell.lambda1_hat_mean, cell.lambda1);
     within2 += near(cell.lambda2_hat_mean, cell.lambda2);
-    cells.push_back({{"lambda1", cell.lambda1},
-                     {"lambda2", cell.lambda2},
-                     {"lambda1_hat_mean", cell.lambda1_hat_mean},
-                     {"lambda1_hat_se", cell.lambda1_hat_se},
-                     {"lambda2_hat_mean", cell.lambda2_hat_mean},
-                     {"lambda2_hat_se", cell.lambda2_hat_se},
-                     {"residual_ratio_median", cell.residual_ratio_median},
-                     {"cosine_median", cell.cosine_median},
-                     {"condition_number_median", cell.condition_number_median},
-                     {"relative_grad_norm_median", cell.relative_grad_norm_median},
-                     {"test_loss_median", cell.test_loss_median},
-                     {"lambda1_pooled", cell.lambda1_pooled},
-                     {"lambda2_pooled", cell.lambda2_pooled},
-                     {"residual_ratio_pooled", cell.residual_ratio_pooled},
-                     {"seeds", cell.seeds},
-                     {"diverged", cell.diverged}});
   }
   return {{"study", kStudy},
+          {"gradmatch_version", io::gradmatch_version()},
           {"beta", c.beta},
           {"seeds", c.seeds},
           {"parameters", c.parameters()},
@@ -313,188 +372,93 @@ nlohmann::json elastic_net_summary(const ElasticNetConfig& c, const ElasticNetRe
           {"lambda2", c.lambda2},
           {"cells_lambda1_within_factor_2", within1},
           {"cells_lambda2_within_factor_2", within2},
-          {"cells", cells}};
+          {"cells", cell_schema().json(std::span<const ElasticNetCell>(r.cells))}};
 }
 
-// ---- the run ------------------------------------------------------------------
+// ---- the study on the runner ---------------------------------------------------
 
 namespace {
 
-// A task's result as one store row: per cell kScalars values, theta [p] and
-// grad L [p] (a diverged endpoint: flag 1, NaN values; cells past the grid's
-// end in the last block: zeros).
-std::vector<double> encode(const ElasticNetConfig& c, const std::vector<ElasticNetEndpoint>& endpoints) {
-  const std::int64_t p = c.parameters(), per_cell = kScalars + 2 * p;
-  std::vector<double> row(sz(c.block_size() * per_cell), 0.0);
-  for (std::size_t k = 0; k < endpoints.size(); ++k) {
-    const ElasticNetEndpoint& e = endpoints[k];
-    double* out = row.data() + k * sz(per_cell);
-    const double nan = std::nan("");
-    if (e.diverged) {
-      std::fill(out, out + per_cell, nan);
-      out[9] = static_cast<double>(e.epochs);
-      out[10] = 1.0;
-      continue;
-    }
-    // A rank-deficient design has an infinite condition number: stored as -1
-    // (a non-finite value would mark the whole task diverged in the store).
-    const double condition = std::isfinite(e.condition_number) ? e.condition_number : -1.0;
-    const double scalars[kScalars] = {e.lambda1_hat,
-                                      e.lambda2_hat,
-                                      e.lambda1_fit_se,
-                                      e.lambda2_fit_se,
-                                      e.residual_ratio,
-                                      e.cosine,
-                                      e.relative_grad_norm,
-                                      e.train_loss,
-                                      e.test_loss,
-                                      static_cast<double>(e.epochs),
-                                      0.0,
-                                      condition};
-    std::copy(std::begin(scalars), std::end(scalars), out);
-    std::copy(e.theta.begin(), e.theta.end(), out + kScalars);
-    std::copy(e.grad_loss.begin(), e.grad_loss.end(), out + kScalars + p);
-  }
-  return row;
-}
-
-ElasticNetEndpoint decode(std::span<const double> v, std::int64_t p) {
-  ElasticNetEndpoint e;
-  e.epochs = static_cast<std::int64_t>(v[9]);
-  e.diverged = v[10] != 0.0;
-  if (e.diverged) return e;
-  e.lambda1_hat = v[0];
-  e.lambda2_hat = v[1];
-  e.lambda1_fit_se = v[2];
-  e.lambda2_fit_se = v[3];
-  e.residual_ratio = v[4];
-  e.cosine = v[5];
-  e.relative_grad_norm = v[6];
-  e.train_loss = v[7];
-  e.test_loss = v[8];
-  e.condition_number = v[11] < 0.0 ? std::numeric_limits<double>::infinity() : v[11];
-  e.theta.assign(v.begin() + kScalars, v.begin() + kScalars + p);
-  e.grad_loss.assign(v.begin() + kScalars + p, v.begin() + kScalars + 2 * p);
-  return e;
-}
-
 void write_results(const std::string& path, const ElasticNetConfig& c, const std::string& config_text,
                    const ElasticNetResults& r) {
-  io::ResultsWriter w(path);
+  io::ResultsWriter w(path, kStudy);
   const auto n1 = static_cast<std::int64_t>(c.lambda1.size()), n2 = static_cast<std::int64_t>(c.lambda2.size());
-  w.write("config", config_text);
-  w.write("grid/lambda1", c.lambda1);
-  w.write("grid/lambda2", c.lambda2);
-  w.write("grid/beta", c.beta);
-  w.write("grid/seeds", std::vector<std::int64_t>{c.seeds});
-  const std::pair<const char*, const Matrix*> per_endpoint[] = {{"lambda1_hat", &r.lambda1_hat},
-                                                                {"lambda2_hat", &r.lambda2_hat},
-                                                                {"lambda1_fit_se", &r.lambda1_fit_se},
-                                                                {"lambda2_fit_se", &r.lambda2_fit_se},
-                                                                {"residual_ratio", &r.residual_ratio},
-                                                                {"cosine", &r.cosine},
-                                                                {"condition_number", &r.condition_number},
-                                                                {"relative_grad_norm", &r.relative_grad_norm},
-                                                                {"train_loss", &r.train_loss},
-                                                                {"test_loss", &r.test_loss},
-                                                                {"epochs", &r.epochs}};
-  for (const auto& [name, m] : per_endpoint) w.write(std::string("endpoints/") + name, m->values(), {n1, n2, c.seeds});
-  const std::pair<const char*, double ElasticNetCell::*> per_cell[] = {
-      {"lambda1_hat_mean", &ElasticNetCell::lambda1_hat_mean},
-      {"lambda1_hat_se", &ElasticNetCell::lambda1_hat_se},
-      {"lambda2_hat_mean", &ElasticNetCell::lambda2_hat_mean},
-      {"lambda2_hat_se", &ElasticNetCell::lambda2_hat_se},
-      {"residual_ratio_median", &ElasticNetCell::residual_ratio_median},
-      {"cosine_median", &ElasticNetCell::cosine_median},
-      {"condition_number_median", &ElasticNetCell::condition_number_median},
-      {"relative_grad_norm_median", &ElasticNetCell::relative_grad_norm_median},
-      {"test_loss_median", &ElasticNetCell::test_loss_median},
-      {"lambda1_pooled", &ElasticNetCell::lambda1_pooled},
-      {"lambda2_pooled", &ElasticNetCell::lambda2_pooled},
-      {"residual_ratio_pooled", &ElasticNetCell::residual_ratio_pooled}};
-  for (const auto& [name, member] : per_cell) {
-    std::vector<double> v;
-    for (const ElasticNetCell& cell : r.cells) v.push_back(cell.*member);
-    w.write(std::string("cells/") + name, v, {n1, n2});
-  }
-  std::vector<double> diverged;
-  for (const ElasticNetCell& cell : r.cells) diverged.push_back(static_cast<double>(cell.diverged));
-  w.write("cells/diverged", diverged, {n1, n2});
-  w.write("data/theta_true", r.theta_true, {c.seeds, c.d});
+  w.write("config", config_text, {"the study's TOML config as given", "", {}});
+  w.write("grid/lambda1", c.lambda1, {"true Huber weights lambda1", "", {"lambda1"}});
+  w.write("grid/lambda2", c.lambda2, {"true ridge weights lambda2", "", {"lambda2"}});
+  w.write("grid/beta", c.beta, {"Huber transition beta", "", {}});
+  w.write("grid/seeds", c.seeds, {"seeds per cell", "", {}});
+  Schema<EP>(endpoint_fields()).write(w, "endpoints", r.endpoints, Axes{{"lambda1", "lambda2", "seed"}, {n1, n2, c.seeds}});
+  cell_schema().write(w, "cells", r.cells, Axes{{"lambda1", "lambda2"}, {n1, n2}});
+  w.write("data/theta_true", r.theta_true, {"true coefficients of each seed's data", "", {"seed", "input"}},
+          {c.seeds, c.d});
   w.commit();
 }
 
+class ElasticNetStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_elastic_net_config(reader);
+    config_text_ = reader.text();
+    schema_ = endpoint_row_schema(config_.parameters());
+  }
+  void prepare(const StudyContext& context) override {
+    device_ = context.device;
+    tasks_ = enumerate_elastic_net_tasks(config_);
+  }
+  /// A row holds block_size endpoints (cells past the grid's end in the last
+  /// block: zeros).
+  std::vector<TaskTable> tables() const override {
+    TaskTable table{"endpoints", config_.block_size() * schema_.width(), {}};
+    for (const ElasticNetTask& t : tasks_) table.ids.push_back(t.id());
+    return {table};
+  }
+  std::string describe() const override {
+    return cat(std::to_string(config_.cells()), " cells x ", std::to_string(config_.seeds), " seeds as ",
+               std::to_string(tasks_.size()), " tasks of ", std::to_string(config_.block_size()),
+               " batched replicates (p = ", std::to_string(config_.parameters()), ")");
+  }
+  std::vector<double> compute(std::size_t, std::int64_t row) override {
+    std::vector<double> out(sz(config_.block_size() * schema_.width()), 0.0);
+    const std::vector<ElasticNetEndpoint> endpoints = run_elastic_net_task(config_, tasks_[sz(row)], device_);
+    for (std::size_t k = 0; k < endpoints.size(); ++k) {
+      const std::vector<double> one = schema_.encode(published(endpoints[k], config_.parameters()));
+      std::copy(one.begin(), one.end(), out.begin() + static_cast<std::ptrdiff_t>(k * one.size()));
+    }
+    return out;
+  }
+  nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
+    const std::int64_t width = config_.block_size() * schema_.width();
+    std::vector<std::vector<ElasticNetEndpoint>> endpoints(sz(config_.cells()),
+                                                           std::vector<ElasticNetEndpoint>(sz(config_.seeds)));
+    for (std::size_t row = 0; row < tasks_.size(); ++row) {
+      const std::span<const double> values = table_row(rows.front(), width, row);
+      const std::int64_t first = tasks_[row].block * config_.block_size();
+      const std::int64_t last = std::min(config_.cells(), first + config_.block_size());
+      for (std::int64_t cell = first; cell < last; ++cell)
+        endpoints[sz(cell)][sz(tasks_[row].seed_index)] =
+            schema_.decode(values.subspan(sz((cell - first) * schema_.width()), sz(schema_.width())));
+    }
+    const ElasticNetResults r = assemble_elastic_net(config_, endpoints);
+    write_results(out.path("results.h5"), config_, config_text_, r);
+    for (std::int64_t cell = 0; cell < config_.cells(); ++cell)
+      if (r.equations[sz(cell)].theta.rows() > 0)  // every seed diverged: no equations to write
+        io::write_equation_file(out.path(equation_file_name(cell_i1(config_, cell), cell_i2(config_, cell))),
+                                r.equations[sz(cell)]);
+    io::write_json_file(out.path("summary.json"), elastic_net_summary(config_, r));
+    return {{"replicates_per_task", config_.block_size()}, {"parameters", config_.parameters()}};
+  }
+
+ private:
+  ElasticNetConfig config_;
+  std::string config_text_;
+  std::vector<ElasticNetTask> tasks_;
+  Schema<EP> schema_ = endpoint_row_schema(0);  ///< set by configure() from p
+  torch::Device device_ = torch::Device(torch::kCPU);
+};
+
 }  // namespace
 
-void run_elastic_net(const std::string& config_path, const std::string& out_dir,
-                     const distributed::Communicator& comm) {
-  using distributed::collective;
-  // The device first: the thread count changes the last bits of every product.
-  const distributed::RankDevice device = configure_study_device(comm);
-
-  ElasticNetConfig config;
-  std::string config_text;
-  StudyRunSpec spec;
-  spec.study = kStudy;
-  std::vector<ElasticNetTask> tasks;
-  collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    config = read_elastic_net_config(reader);
-    config_text = reader.text();
-    spec.effective_config = reader.effective();
-    tasks = enumerate_elastic_net_tasks(config);
-  });
-  const std::int64_t p = config.parameters(), per_cell = kScalars + 2 * p;
-  StudyTable table{"endpoints", config.block_size() * per_cell, {}};
-  for (const ElasticNetTask& t : tasks) table.ids.push_back(t.id());
-  spec.tables.push_back(std::move(table));
-  spec.outputs = {"results.h5", "summary.json"};
-  for (std::size_t i1 = 0; i1 < config.lambda1.size(); ++i1)
-    for (std::size_t i2 = 0; i2 < config.lambda2.size(); ++i2)
-      spec.outputs.push_back(equation_file_name(static_cast<std::int64_t>(i1), static_cast<std::int64_t>(i2)));
-  if (comm.is_root())
-    std::fprintf(stderr, "%s: %lld cells x %lld seeds as %zu tasks of %lld batched replicates (p = %lld)\n", kStudy,
-                 static_cast<long long>(config.cells()), static_cast<long long>(config.seeds), tasks.size(),
-                 static_cast<long long>(config.block_size()), static_cast<long long>(p));
-
-  run_farm_study(
-      comm, device, out_dir, spec,
-      [&](std::size_t, std::int64_t row) { return encode(config, run_elastic_net_task(config, tasks[sz(row)])); },
-      [&](const std::vector<std::vector<double>>& stored) -> nlohmann::json {
-        const std::vector<double>& data = stored.front();
-        const std::int64_t width = config.block_size() * per_cell;
-        std::vector<std::vector<ElasticNetEndpoint>> endpoints(sz(config.cells()),
-                                                               std::vector<ElasticNetEndpoint>(sz(config.seeds)));
-        for (std::size_t row = 0; row < tasks.size(); ++row) {
-          const std::span<const double> values = std::span<const double>(data).subspan(row * sz(width), sz(width));
-          const std::int64_t first = tasks[row].block * config.block_size();
-          const std::int64_t last = std::min(config.cells(), first + config.block_size());
-          for (std::int64_t cell = first; cell < last; ++cell)
-            endpoints[sz(cell)][sz(tasks[row].seed_index)] =
-                decode(values.subspan(sz((cell - first) * per_cell), sz(per_cell)), p);
-        }
-        const ElasticNetResults r = assemble_elastic_net(config, endpoints);
-        const std::filesystem::path dir(out_dir);
-        write_results((dir / "results.h5").string(), config, config_text, r);
-        for (std::int64_t cell = 0; cell < config.cells(); ++cell) {
-          std::vector<const ElasticNetEndpoint*> ok;
-          for (const ElasticNetEndpoint& e : endpoints[sz(cell)])
-            if (!e.diverged) ok.push_back(&e);
-          if (ok.empty()) continue;  // every seed diverged: no equations to write
-          Equations eq;
-          eq.theta = Matrix(static_cast<std::int64_t>(ok.size()), p);
-          eq.grad_loss = Matrix(static_cast<std::int64_t>(ok.size()), p);
-          for (std::size_t k = 0; k < ok.size(); ++k) {
-            const auto i = static_cast<std::int64_t>(k);
-            std::copy(ok[k]->theta.begin(), ok[k]->theta.end(), eq.theta.row(i).begin());
-            std::copy(ok[k]->grad_loss.begin(), ok[k]->grad_loss.end(), eq.grad_loss.row(i).begin());
-          }
-          io::write_equation_file((dir / equation_file_name(cell_i1(config, cell), cell_i2(config, cell))).string(),
-                                  eq);
-        }
-        io::write_json_file((dir / "summary.json").string(), elastic_net_summary(config, r));
-        return {{"replicates_per_task", config.block_size()}, {"parameters", p}};
-      });
-}
+std::unique_ptr<Study> make_elastic_net_study() { return std::make_unique<ElasticNetStudy>(); }
 
 }  // namespace gradmatch::studies

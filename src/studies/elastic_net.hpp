@@ -28,13 +28,15 @@
 // cell's endpoints (m = seeds rows), the latter reproducible with
 // `gradmatch fit DIR/equations_l1_<i>_l2_<j>.h5 --family elastic-net:beta=B`.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/matrix.hpp"
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
+#include "core/equations.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;
@@ -109,7 +111,8 @@ struct ElasticNetEndpoint {
 };
 
 /// Pure: the endpoints of the task's cells, in grid order (lambda1-major).
-std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& config, const ElasticNetTask& task);
+std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& config, const ElasticNetTask& task,
+                                                     torch::Device device = torch::Device(torch::kCPU));
 
 /// Per cell: Figure 3's statistics over seeds and the pooled fit.
 struct ElasticNetCell {
@@ -124,10 +127,10 @@ struct ElasticNetCell {
 
 struct ElasticNetResults {
   std::vector<ElasticNetCell> cells;  ///< lambda1-major
-  /// Per (cell, seed) endpoint values [cells, seeds] (NaN where diverged).
-  Matrix lambda1_hat, lambda2_hat, lambda1_fit_se, lambda2_fit_se, residual_ratio, cosine, condition_number,
-      relative_grad_norm, train_loss, test_loss, epochs;
-  std::vector<double> theta_true;  ///< [seeds, d]
+  /// Per (cell, seed), cell-major: every estimate NaN where diverged.
+  std::vector<ElasticNetEndpoint> endpoints;
+  std::vector<Equations> equations;  ///< per cell: its non-diverged seeds' endpoints (0 rows if none)
+  std::vector<double> theta_true;    ///< [seeds, d]
 };
 
 /// Gathers the endpoints ([cells][seeds]) into the per-cell statistics.
@@ -139,11 +142,9 @@ ElasticNetResults assemble_elastic_net(const ElasticNetConfig& config,
 /// lambda2_hat_se, residual_ratio_median and more).
 nlohmann::json elastic_net_summary(const ElasticNetConfig& config, const ElasticNetResults& results);
 
-/// `gradmatch run CONFIG --out DIR` for study = "elastic_net", collective
-/// over `comm` (see run_farmed_study for resume, "nothing to do" and
-/// refusal). Writes DIR/results.h5, DIR/summary.json, one
-/// DIR/equations_l1_<i>_l2_<j>.h5 per cell (its seeds' endpoints) and
-/// DIR/run_info.json; outputs are byte-identical for any number of ranks.
-void run_elastic_net(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp). Writes results.h5,
+/// summary.json and one equations_l1_<i>_l2_<j>.h5 per cell (its seeds'
+/// endpoints; none when every seed diverged).
+std::unique_ptr<Study> make_elastic_net_study();
 
 }  // namespace gradmatch::studies

@@ -13,7 +13,9 @@
 #include "io/config.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "studies/farm_study.hpp"
+#include "io/provenance.hpp"
+#include "studies/schema.hpp"
+#include "studies/seed_statistics.hpp"
 #include "training/idx.hpp"
 #include "training/igr.hpp"
 #include "training/models.hpp"
@@ -24,7 +26,6 @@ namespace {
 
 constexpr const char* kStudy = "igr_calibration";
 constexpr std::int64_t kMaxField = (std::int64_t{1} << 20) - 1;
-constexpr std::int64_t kHead = 14;  // scalar fields at the start of a stored row
 
 std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
@@ -80,42 +81,42 @@ training::MlpOptions network(const IgrCalibrationConfig& c, const IgrCalibration
   return o;
 }
 
-std::vector<double> encode(const IgrCalibrationResult& r) {
-  std::vector<double> row{static_cast<double>(r.status),
-                          static_cast<double>(r.p),
-                          static_cast<double>(r.epochs_run),
-                          static_cast<double>(r.selected_epoch),
-                          r.train_accuracy,
-                          r.validation_accuracy,
-                          r.test_accuracy,
-                          r.r_ig,
-                          r.probe_loss,
-                          r.lambda_hat,
-                          r.lambda_per_parameter,
-                          r.residual_ratio,
-                          r.cosine,
-                          r.best_train_accuracy};
-  row.insert(row.end(), r.lambda_step.begin(), r.lambda_step.end());
-  return row;
+/// The stored row, results.h5 `runs/*` and summary.json `runs` of one run.
+Schema<IgrCalibrationResult> run_schema(std::int64_t probe_steps) {
+  using R = IgrCalibrationResult;
+  return {scalar("width", &R::width, "units", "hidden width of the MLP"),
+          scalar("eta", &R::eta, "", "SGD step size eta"),
+          scalar("seed", &R::seed, "", "replicate index of the (width, eta) cell"),
+          scalar("p", &R::p, "parameters", "number of parameters"),
+          enumeration("status", &R::status, {"ok", "below_threshold", "diverged"},
+                      "ok, or excluded: train accuracy below the threshold, or diverged"),
+          scalar("epochs_run", &R::epochs_run, "epochs", "epochs trained"),
+          scalar("selected_epoch", &R::selected_epoch, "epochs", "epoch of theta* (0 unless ok)"),
+          scalar("lambda_hat", &R::lambda_hat, "", "Eq. 6 closed form pooled over the probe rows, lambda = p * per-parameter"),
+          scalar("lambda_per_parameter", &R::lambda_per_parameter, "", "lambda-hat / p"),
+          scalar("lambda_theory", &R::lambda_theory, "", "eta p / 4"),
+          scalar("ratio", &R::ratio, "", "lambda_hat / lambda_theory"),
+          scalar("residual_ratio", &R::residual_ratio, "", "||b - lambda-hat (2/p) H g|| / ||b||"),
+          scalar("cosine", &R::cosine, "", "cosine between the target and the gradient-penalty feature"),
+          scalar("r_ig", &R::r_ig, "", "R_IG = ||grad L(theta*)||^2 / p on the probe set"),
+          scalar("probe_loss", &R::probe_loss, "nats", "cross-entropy on the probe set at theta*"),
+          scalar("train_accuracy", &R::train_accuracy, "", "training accuracy at theta*"),
+          scalar("validation_accuracy", &R::validation_accuracy, "", "validation accuracy at theta*"),
+          scalar("test_accuracy", &R::test_accuracy, "", "test accuracy at theta*"),
+          scalar("best_train_accuracy", &R::best_train_accuracy, "", "highest training accuracy of any epoch"),
+          vector("lambda_step", &R::lambda_step, "probe_step", probe_steps, "",
+                 "Eq. 6 on each probe row alone")};
 }
 
-IgrCalibrationResult decode(std::span<const double> row) {
-  IgrCalibrationResult r;
-  r.status = static_cast<IgrRunStatus>(static_cast<int>(row[0]));
-  r.p = static_cast<std::int64_t>(row[1]);
-  r.epochs_run = static_cast<std::int64_t>(row[2]);
-  r.selected_epoch = static_cast<std::int64_t>(row[3]);
-  r.train_accuracy = row[4];
-  r.validation_accuracy = row[5];
-  r.test_accuracy = row[6];
-  r.r_ig = row[7];
-  r.probe_loss = row[8];
-  r.lambda_hat = row[9];
-  r.lambda_per_parameter = row[10];
-  r.residual_ratio = row[11];
-  r.cosine = row[12];
-  r.best_train_accuracy = row[13];
-  r.lambda_step.assign(row.begin() + kHead, row.end());
+/// What the outputs show of a run: the estimates of a run that was not
+/// selected (below threshold, diverged) are NaN (null in summary.json).
+IgrCalibrationResult published(IgrCalibrationResult r) {
+  if (r.status == IgrRunStatus::ok) return r;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (double* v : {&r.lambda_hat, &r.lambda_per_parameter, &r.ratio, &r.residual_ratio, &r.cosine, &r.r_ig,
+                    &r.probe_loss, &r.train_accuracy, &r.validation_accuracy, &r.test_accuracy})
+    *v = nan;
+  std::fill(r.lambda_step.begin(), r.lambda_step.end(), nan);
   return r;
 }
 
@@ -207,16 +208,16 @@ std::vector<IgrCalibrationTask> enumerate_igr_calibration_tasks(const IgrCalibra
 }
 
 IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, const IgrCalibrationShared& s,
-                                              const IgrCalibrationTask& task) {
+                                              const IgrCalibrationTask& task, torch::Device device) {
   using namespace training;
   const std::int64_t width = c.widths[sz(task.width_index)];
   const double eta = c.learning_rates[sz(task.eta_index)];
   const std::uint64_t id = task.id(c);
   const at::ScalarType train_dtype = c.train_float64 ? at::kDouble : at::kFloat;
   const MlpOptions options = network(c, s, width);
-  const ModelHandle model = make_handle(make_mlp(options, c.seed, id, torch::kCPU, train_dtype));
-  const Dataset train_data = s.train.to(at::kCPU, train_dtype);
-  const Dataset validation = s.validation.to(at::kCPU, train_dtype);
+  const ModelHandle model = make_handle(make_mlp(options, c.seed, id, device, train_dtype));
+  const Dataset train_data = s.train.to(device, train_dtype);
+  const Dataset validation = s.validation.to(device, train_dtype);
 
   TrainOptions o;
   o.loss = LossKind::cross_entropy;
@@ -231,7 +232,11 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   const TrainResult trained = train(model, train_data, Dataset{}, o, callbacks);
 
   IgrCalibrationResult out;
+  out.width = width;
+  out.eta = eta;
+  out.seed = task.replicate;
   out.p = model.parameter_count();
+  out.lambda_theory = igr_theory(eta, out.p);
   out.epochs_run = trained.epochs;
   out.lambda_step.assign(sz(c.probe_steps), 0.0);
   out.best_train_accuracy = selector.best_train_accuracy();
@@ -246,9 +251,9 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
 
   // theta* in the probe dtype: a fresh network of the same shape holding it.
   const at::ScalarType probe_dtype = c.probe_float64 ? at::kDouble : at::kFloat;
-  const ModelHandle probe_model = make_handle(make_mlp(options, c.seed, id, torch::kCPU, probe_dtype));
+  const ModelHandle probe_model = make_handle(make_mlp(options, c.seed, id, device, probe_dtype));
   set_flat_parameters(probe_model, flat_parameters(model, /*keep_dtype=*/true).to(probe_dtype));
-  out.test_accuracy = accuracy(probe_model, s.test.to(at::kCPU, probe_dtype));
+  out.test_accuracy = accuracy(probe_model, s.test.to(device, probe_dtype));
 
   IgrProbeOptions po;
   po.loss = LossKind::cross_entropy;
@@ -260,6 +265,7 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   out.r_ig = probe.r_ig;
   out.probe_loss = probe.loss;
   out.lambda_hat = probe.estimate.lambda_hat;
+  out.ratio = out.lambda_hat / out.lambda_theory;
   out.lambda_per_parameter = probe.estimate.lambda_per_parameter;
   out.residual_ratio = probe.estimate.residual_ratio;
   out.cosine = probe.estimate.cosine;
@@ -269,41 +275,18 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
 
 // ---- outputs ----------------------------------------------------------------
 
-nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& c, std::span<const IgrCalibrationTask> tasks,
-                                       std::span<const IgrCalibrationResult> results) {
-  nlohmann::json runs = nlohmann::json::array();
+nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& c, std::span<const IgrCalibrationResult> results) {
+  const Schema<IgrCalibrationResult> schema = run_schema(c.probe_steps);
+  std::vector<IgrCalibrationResult> shown;
   std::vector<double> ratios;
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const IgrCalibrationResult& r = results[i];
-    const double eta = c.learning_rates[sz(tasks[i].eta_index)];
-    const double theory = training::igr_theory(eta, r.p);
-    const bool ok = r.status == IgrRunStatus::ok;
-    const auto value = [&](double v) { return ok ? nlohmann::json(v) : nlohmann::json(nullptr); };
-    if (ok) ratios.push_back(r.lambda_hat / theory);
-    runs.push_back({{"width", c.widths[sz(tasks[i].width_index)]},
-                    {"eta", eta},
-                    {"seed", tasks[i].replicate},
-                    {"p", r.p},
-                    {"status", to_string(r.status)},
-                    {"lambda_hat", value(r.lambda_hat)},
-                    {"lambda_theory", theory},
-                    {"ratio", value(r.lambda_hat / theory)},
-                    {"residual_ratio", value(r.residual_ratio)},
-                    {"r_ig", value(r.r_ig)},
-                    {"test_accuracy", value(r.test_accuracy)},
-                    {"train_accuracy", value(r.train_accuracy)},
-                    {"validation_accuracy", value(r.validation_accuracy)},
-                    {"best_train_accuracy", r.best_train_accuracy},
-                    {"selected_epoch", r.selected_epoch},
-                    {"epochs_run", r.epochs_run}});
+  for (const IgrCalibrationResult& r : results) {
+    shown.push_back(published(r));
+    if (r.status == IgrRunStatus::ok) ratios.push_back(r.ratio);
   }
   nlohmann::json median = nullptr;
-  if (!ratios.empty()) {
-    std::sort(ratios.begin(), ratios.end());
-    const std::size_t h = ratios.size() / 2;
-    median = ratios.size() % 2 == 1 ? ratios[h] : 0.5 * (ratios[h - 1] + ratios[h]);
-  }
+  if (!ratios.empty()) median = finite_median(ratios);
   return {{"study", kStudy},
+          {"gradmatch_version", io::gradmatch_version()},
           {"data_dir", c.data_dir},
           {"probe",
            {{"steps", c.probe_steps},
@@ -312,97 +295,58 @@ nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& c, std::span<
             {"examples", c.probe}}},
           {"runs_ok", static_cast<std::int64_t>(ratios.size())},
           {"ratio_median", median},
-          {"runs", runs}};
+          {"runs", schema.json(std::span<const IgrCalibrationResult>(shown))}};
 }
 
-void run_igr_calibration(const std::string& config_path, const std::string& out_dir,
-                         const distributed::Communicator& comm) {
-  const distributed::RankDevice device = configure_study_device(comm);
-  IgrCalibrationConfig config;
-  std::string config_text, effective;
-  IgrCalibrationShared shared;
-  std::vector<IgrCalibrationTask> tasks;
-  double shared_s = 0.0;
-  distributed::collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    config = read_igr_calibration_config(reader);
-    config_text = reader.text();
-    effective = reader.effective();
-    const auto t = std::chrono::steady_clock::now();
-    shared = prepare_igr_calibration_shared(config);
-    shared_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-    tasks = enumerate_igr_calibration_tasks(config);
-  });
+namespace {
 
-  StudyRunSpec spec;
-  spec.study = kStudy;
-  spec.effective_config = effective;
-  StudyTable table{"runs", kHead + config.probe_steps, {}};
-  for (const auto& t : tasks) table.ids.push_back(t.id(config));
-  spec.tables.push_back(std::move(table));
-  spec.outputs = {"results.h5", "summary.json"};
-  spec.shared_seconds = shared_s;
-
-  const auto compute = [&](std::size_t, std::int64_t row) {
-    return encode(run_igr_calibration_task(config, shared, tasks[sz(row)]));
-  };
-  const auto write = [&](const std::vector<std::vector<double>>& data) {
-    const std::size_t width = sz(kHead + config.probe_steps);
-    std::vector<IgrCalibrationResult> results;
-    for (std::size_t i = 0; i < tasks.size(); ++i)
-      results.push_back(decode(std::span<const double>(data[0]).subspan(i * width, width)));
-
-    const std::filesystem::path dir(out_dir);
-    io::ResultsWriter w((dir / "results.h5").string());
-    w.write("config", config_text);
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    std::vector<std::int64_t> widths, seeds, ps, status, selected;
-    std::vector<double> etas, lambda_hat, theory, ratio, residual, cosine, r_ig, test_acc, train_acc, val_acc, best_acc;
-    Matrix steps(static_cast<std::int64_t>(tasks.size()), config.probe_steps);
-    for (std::size_t i = 0; i < tasks.size(); ++i) {
-      const IgrCalibrationResult& r = results[i];
-      const bool ok = r.status == IgrRunStatus::ok;
-      widths.push_back(config.widths[sz(tasks[i].width_index)]);
-      seeds.push_back(tasks[i].replicate);
-      ps.push_back(r.p);
-      status.push_back(static_cast<std::int64_t>(r.status));
-      selected.push_back(r.selected_epoch);
-      etas.push_back(config.learning_rates[sz(tasks[i].eta_index)]);
-      theory.push_back(training::igr_theory(etas.back(), r.p));
-      lambda_hat.push_back(ok ? r.lambda_hat : nan);
-      ratio.push_back(ok ? r.lambda_hat / theory.back() : nan);
-      residual.push_back(ok ? r.residual_ratio : nan);
-      cosine.push_back(ok ? r.cosine : nan);
-      r_ig.push_back(ok ? r.r_ig : nan);
-      test_acc.push_back(ok ? r.test_accuracy : nan);
-      train_acc.push_back(ok ? r.train_accuracy : nan);
-      val_acc.push_back(ok ? r.validation_accuracy : nan);
-      best_acc.push_back(r.best_train_accuracy);
-      for (std::int64_t k = 0; k < config.probe_steps; ++k)
-        steps(static_cast<std::int64_t>(i), k) = ok ? r.lambda_step[sz(k)] : nan;
-    }
-    w.write("runs/width", widths);
-    w.write("runs/eta", etas);
-    w.write("runs/seed", seeds);
-    w.write("runs/p", ps);
-    w.write("runs/status", status);
-    w.write("runs/selected_epoch", selected);
-    w.write("runs/lambda_hat", lambda_hat);
-    w.write("runs/lambda_theory", theory);
-    w.write("runs/ratio", ratio);
-    w.write("runs/residual_ratio", residual);
-    w.write("runs/cosine", cosine);
-    w.write("runs/r_ig", r_ig);
-    w.write("runs/test_accuracy", test_acc);
-    w.write("runs/train_accuracy", train_acc);
-    w.write("runs/validation_accuracy", val_acc);
-    w.write("runs/best_train_accuracy", best_acc);
-    w.write("runs/lambda_step", steps);
+class IgrCalibrationStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_igr_calibration_config(reader);
+    config_text_ = reader.text();
+  }
+  void prepare(const StudyContext& context) override {
+    device_ = context.device;
+    shared_ = prepare_igr_calibration_shared(config_);
+    tasks_ = enumerate_igr_calibration_tasks(config_);
+  }
+  std::vector<TaskTable> tables() const override {
+    TaskTable table{"runs", run_schema(config_.probe_steps).width(), {}};
+    for (const auto& t : tasks_) table.ids.push_back(t.id(config_));
+    return {table};
+  }
+  std::string describe() const override {
+    return cat(std::to_string(tasks_.size()), " runs (", std::to_string(config_.widths.size()), " widths x ",
+               std::to_string(config_.learning_rates.size()), " step sizes x ", std::to_string(config_.replicates),
+               " seeds)");
+  }
+  std::vector<double> compute(std::size_t, std::int64_t row) override {
+    return run_schema(config_.probe_steps).encode(run_igr_calibration_task(config_, shared_, tasks_[sz(row)], device_));
+  }
+  nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
+    const Schema<IgrCalibrationResult> schema = run_schema(config_.probe_steps);
+    const std::vector<IgrCalibrationResult> results = schema.decode_all(rows.front());
+    std::vector<IgrCalibrationResult> shown;
+    for (const IgrCalibrationResult& r : results) shown.push_back(published(r));
+    io::ResultsWriter w(out.path("results.h5"), kStudy);
+    w.write("config", config_text_, {"the study's TOML config as given", "", {}});
+    schema.write(w, "runs", shown, Axes{{"run"}, {static_cast<std::int64_t>(shown.size())}});
     w.commit();
-    io::write_json_file((dir / "summary.json").string(), igr_calibration_summary(config, tasks, results));
+    io::write_json_file(out.path("summary.json"), igr_calibration_summary(config_, results));
     return nlohmann::json::object();
-  };
-  run_farm_study(comm, device, out_dir, spec, compute, write);
-}
+  }
+
+ private:
+  IgrCalibrationConfig config_;
+  std::string config_text_;
+  IgrCalibrationShared shared_;
+  std::vector<IgrCalibrationTask> tasks_;
+  torch::Device device_ = torch::Device(torch::kCPU);
+};
+
+}  // namespace
+
+std::unique_ptr<Study> make_igr_calibration_study() { return std::make_unique<IgrCalibrationStudy>(); }
 
 }  // namespace gradmatch::studies

@@ -33,13 +33,14 @@
 // residual_ratio, r_ig, test_accuracy, status, ...), run_info.json. No
 // equation files: a row holds p values and p reaches millions at paper scale.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 #include "training/data.hpp"
 #include "training/flow.hpp"
 
@@ -94,6 +95,9 @@ enum class IgrRunStatus { ok = 0, below_threshold = 1, diverged = 2 };
 std::string to_string(IgrRunStatus status);
 
 struct IgrCalibrationResult {
+  std::int64_t width = 0;  ///< the task's coordinates
+  double eta = 0.0;
+  std::int64_t seed = 0;
   IgrRunStatus status = IgrRunStatus::ok;
   std::int64_t p = 0;
   std::int64_t epochs_run = 0;
@@ -102,20 +106,20 @@ struct IgrCalibrationResult {
   double best_train_accuracy = 0.0;  ///< the highest train accuracy of any epoch (also for excluded runs)
   double r_ig = 0.0, probe_loss = 0.0;
   double lambda_hat = 0.0, lambda_per_parameter = 0.0, residual_ratio = 0.0, cosine = 0.0;
+  double lambda_theory = 0.0;  ///< eta p / 4
+  double ratio = 0.0;          ///< lambda_hat / lambda_theory
   std::vector<double> lambda_step;  ///< [probe_steps] Eq. 6 on each probe row alone
 };
 
 /// Pure: depends on (config, shared, task) only.
 IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& config, const IgrCalibrationShared& shared,
-                                              const IgrCalibrationTask& task);
+                                              const IgrCalibrationTask& task,
+                                              torch::Device device = torch::Device(torch::kCPU));
 
 /// summary.json (see the top; lambda fields are null for excluded runs).
-nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& config, std::span<const IgrCalibrationTask> tasks,
-                                       std::span<const IgrCalibrationResult> results);
+nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& config, std::span<const IgrCalibrationResult> results);
 
-/// `gradmatch run CONFIG --out DIR` for study = "igr_calibration" (task
-/// farm, run store, resume: studies/farm_study.hpp).
-void run_igr_calibration(const std::string& config_path, const std::string& out_dir,
-                         const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp).
+std::unique_ptr<Study> make_igr_calibration_study();
 
 }  // namespace gradmatch::studies

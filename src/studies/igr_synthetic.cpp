@@ -14,7 +14,9 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "studies/farm_study.hpp"
+#include "io/provenance.hpp"
+#include "studies/schema.hpp"
+#include "studies/seed_statistics.hpp"
 #include "training/data.hpp"
 #include "training/models.hpp"
 #include "training/trajectory.hpp"
@@ -24,7 +26,6 @@ namespace {
 
 constexpr const char* kStudy = "igr_synthetic";
 constexpr std::int64_t kMaxField = (std::int64_t{1} << 20) - 1;
-constexpr std::int64_t kHead = 8;  // scalar fields at the start of a stored row
 
 std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
@@ -33,48 +34,54 @@ std::string equation_file_name(const IgrSyntheticConfig& c, const IgrSyntheticTa
              short_number(c.learning_rates[sz(t.eta_index)]), "_seed", std::to_string(t.replicate), ".h5");
 }
 
-// ---- a task's result as one store row (p is fixed per table) ---------------
+// ---- a run's record and its stored row --------------------------------------
 
-std::int64_t row_width(const IgrSyntheticConfig& c, std::int64_t p) {
-  return kHead + static_cast<std::int64_t>(igr_synthetic_checkpoints(c).size()) + 4 * c.steps * p;
+/// results.h5 `runs/*` and summary.json `runs`: one record per run.
+std::vector<Field<IgrSyntheticResult>> run_fields(std::int64_t checkpoints) {
+  using R = IgrSyntheticResult;
+  using training::IgrEstimate;
+  return {scalar("p", &R::p, "parameters", "dimension p of the linear model"),
+          scalar("eta", &R::eta, "", "GD step size eta"),
+          scalar("seed", &R::seed, "", "replicate index of the (p, eta) cell"),
+          scalar("diverged", &R::diverged, "", "the GD loss did not decrease (estimates are NaN)"),
+          scalar("lambda_hat", &R::estimate, &IgrEstimate::lambda_hat, "", "Eq. 6 pooled over every step"),
+          scalar("lambda_theory", &R::lambda_theory, "", "eta p / 4"),
+          scalar("ratio", &R::ratio, "", "lambda_hat / lambda_theory"),
+          scalar("residual_ratio", &R::estimate, &IgrEstimate::residual_ratio, "", "||T - lambda-hat (2/p) H g|| / ||T||"),
+          scalar("cosine", &R::estimate, &IgrEstimate::cosine, "", "cosine between T and (2/p) H g"),
+          scalar("rows", &R::estimate, &IgrEstimate::rows, "steps", "trajectory rows pooled"),
+          scalar("r_ig", &R::r_ig, "", "||grad L(theta_0)||^2 / p"),
+          scalar("loss_start", &R::loss_start, "", "L at the first row"),
+          scalar("loss_end", &R::loss_end, "", "L at the last row"),
+          vector("lambda_checkpoints", &R::lambda_checkpoints, "checkpoint", checkpoints, "",
+                 "Eq. 6 on the row of each checkpoint step alone"),
+          vector("ratio_checkpoints", &R::ratio_checkpoints, "checkpoint", checkpoints, "",
+                 "lambda_checkpoints / lambda_theory")};
 }
 
-std::vector<double> encode(const IgrSyntheticResult& r) {
-  const training::IgrEstimate& e = r.estimate;
-  std::vector<double> row{e.lambda_hat, e.lambda_per_parameter, e.residual_ratio, e.cosine,
-                          r.r_ig,       r.loss_start,           r.loss_end,       static_cast<double>(e.rows)};
-  row.insert(row.end(), r.lambda_checkpoints.begin(), r.lambda_checkpoints.end());
-  for (const Matrix* m : {&r.equations.theta, &r.equations.grad_loss, &*r.equations.target,
-                          &r.equations.features.at(0).second})
-    row.insert(row.end(), m->values().begin(), m->values().end());
-  return row;
-}
-
-IgrSyntheticResult decode(std::span<const double> row, std::int64_t p, std::int64_t steps, std::int64_t c) {
-  IgrSyntheticResult r;
-  training::IgrEstimate& e = r.estimate;
-  e.lambda_hat = row[0];
-  e.lambda_per_parameter = row[1];
-  e.residual_ratio = row[2];
-  e.cosine = row[3];
-  r.r_ig = row[4];
-  r.loss_start = row[5];
-  r.loss_end = row[6];
-  e.rows = static_cast<std::int64_t>(row[7]);
-  e.p = p;
-  r.lambda_checkpoints.assign(row.begin() + kHead, row.begin() + kHead + c);
-  std::size_t at = sz(kHead + c);
-  const auto next = [&] {
-    Matrix m(steps, p, std::vector<double>(row.begin() + static_cast<std::ptrdiff_t>(at),
-                                           row.begin() + static_cast<std::ptrdiff_t>(at + sz(steps * p))));
-    at += sz(steps * p);
-    return m;
-  };
-  r.equations.theta = next();
-  r.equations.grad_loss = next();
-  r.equations.target = next();
-  r.equations.features.emplace_back(training::kGradientPenaltyFeature, next());
-  return r;
+/// The stored row: the run's record, then its [steps, p] equations.
+Schema<IgrSyntheticResult> row_schema(std::int64_t checkpoints, std::int64_t steps, std::int64_t p) {
+  using R = IgrSyntheticResult;
+  std::vector<Field<R>> fields = run_fields(checkpoints);
+  const std::vector<std::string> dims{"step", "parameter"};
+  fields.push_back(matrix<R>("theta", [](R& r) -> Matrix& { return r.equations.theta; }, dims, steps, p, "", "theta_t"));
+  fields.push_back(
+      matrix<R>("grad_loss", [](R& r) -> Matrix& { return r.equations.grad_loss; }, dims, steps, p, "", "grad L(theta_t)"));
+  fields.push_back(matrix<R>(
+      "target",
+      [](R& r) -> Matrix& {
+        if (!r.equations.target) r.equations.target.emplace();
+        return *r.equations.target;
+      },
+      dims, steps, p, "", "trajectory target T_t"));
+  fields.push_back(matrix<R>(
+      "gradient_penalty",
+      [](R& r) -> Matrix& {
+        if (r.equations.features.empty()) r.equations.features.emplace_back(training::kGradientPenaltyFeature, Matrix());
+        return r.equations.features.front().second;
+      },
+      dims, steps, p, "", "(2/p) H g_t"));
+  return Schema<R>(std::move(fields));
 }
 
 }  // namespace
@@ -128,7 +135,8 @@ std::vector<std::int64_t> igr_synthetic_checkpoints(const IgrSyntheticConfig& c)
   return training::log_spaced_steps(c.steps, c.checkpoints);
 }
 
-IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const IgrSyntheticTask& task) {
+IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const IgrSyntheticTask& task,
+                                          torch::Device device) {
   using namespace training;
   const std::int64_t p = c.dims[sz(task.p_index)];
   const double eta = c.learning_rates[sz(task.eta_index)];
@@ -144,8 +152,8 @@ IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const Igr
   mo.outputs = 1;
   mo.activation = Activation::identity;
   mo.output_bias = false;
-  const ModelHandle model = make_handle(make_mlp(mo, c.seed, task.id(c), torch::kCPU, at::kDouble));
-  set_flat_parameters(model, at::zeros({p}, at::kDouble));  // GD from theta = 0, as in the OLS study
+  const ModelHandle model = make_handle(make_mlp(mo, c.seed, task.id(c), device, at::kDouble));
+  set_flat_parameters(model, at::zeros({p}, at::TensorOptions().dtype(at::kDouble).device(device)));  // GD from theta = 0, as in the OLS study
 
   TrajectoryOptions o;
   o.mode = TrajectoryMode::flow;
@@ -156,168 +164,141 @@ IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const Igr
   std::iota(o.checkpoints.begin(), o.checkpoints.end(), std::int64_t{0});
   o.integrator = c.integrator;
   o.substeps = c.substeps;
-  TrajectoryRows rows = trajectory_rows(model, data.data, o);
+  TrajectoryRows rows = trajectory_rows(model, data.data.to(device, at::kDouble), o);
 
   IgrSyntheticResult out;
-  out.estimate = igr_closed_form(rows.hvp, *rows.equations.target);
-  for (const std::int64_t t : igr_synthetic_checkpoints(c))
-    out.lambda_checkpoints.push_back(
-        igr_closed_form(rows.hvp.row_block(t, t + 1), rows.equations.target->row_block(t, t + 1)).lambda_hat);
-  out.r_ig = igr_r(rows.equations.grad_loss.row(0));
+  out.p = p;
+  out.eta = eta;
+  out.seed = task.replicate;
+  out.lambda_theory = igr_theory(eta, p);
   out.loss_start = rows.loss.front();
   out.loss_end = rows.loss.back();
+  out.r_ig = igr_r(rows.equations.grad_loss.row(0));
+  const std::vector<std::int64_t> checkpoints = igr_synthetic_checkpoints(c);
+  // Gradient descent on least squares with a stable step lowers the loss at
+  // every step; a loss that did not fall (or overflowed) marks a diverged run,
+  // whose estimates mean nothing and are left out of every cell.
+  out.diverged = !(out.loss_end <= out.loss_start);
+  if (out.diverged) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    out.estimate = {nan, nan, nan, nan, rows.hvp.rows(), p};
+    out.lambda_checkpoints.assign(checkpoints.size(), nan);
+  } else {
+    out.estimate = igr_closed_form(rows.hvp, *rows.equations.target);
+    for (const std::int64_t t : checkpoints)
+      out.lambda_checkpoints.push_back(
+          igr_closed_form(rows.hvp.row_block(t, t + 1), rows.equations.target->row_block(t, t + 1)).lambda_hat);
+  }
+  out.ratio = out.estimate.lambda_hat / out.lambda_theory;
+  for (double l : out.lambda_checkpoints) out.ratio_checkpoints.push_back(l / out.lambda_theory);
   out.equations = std::move(rows.equations);
   return out;
 }
 
 // ---- outputs ----------------------------------------------------------------
 
-nlohmann::json igr_synthetic_summary(const IgrSyntheticConfig& c, std::span<const IgrSyntheticTask> tasks,
-                                     std::span<const IgrSyntheticResult> results) {
-  nlohmann::json runs = nlohmann::json::array();
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const std::int64_t p = c.dims[sz(tasks[i].p_index)];
-    const double eta = c.learning_rates[sz(tasks[i].eta_index)];
-    const training::IgrEstimate& e = results[i].estimate;
-    const double theory = training::igr_theory(eta, p);
-    runs.push_back({{"p", p},
-                    {"eta", eta},
-                    {"seed", tasks[i].replicate},
-                    {"lambda_hat", e.lambda_hat},
-                    {"lambda_theory", theory},
-                    {"ratio", e.lambda_hat / theory},
-                    {"residual_ratio", e.residual_ratio},
-                    {"cosine", e.cosine},
-                    {"r_ig", results[i].r_ig},
-                    {"rows", e.rows}});
-  }
+nlohmann::json igr_synthetic_summary(const IgrSyntheticConfig& c, std::span<const IgrSyntheticResult> results) {
+  const Schema<IgrSyntheticResult> runs(run_fields(static_cast<std::int64_t>(igr_synthetic_checkpoints(c).size())));
   nlohmann::json cells = nlohmann::json::array();
-  for (std::size_t i = 0; i < c.dims.size(); ++i)
-    for (std::size_t j = 0; j < c.learning_rates.size(); ++j) {
+  for (const std::int64_t p : c.dims)
+    for (const double eta : c.learning_rates) {
       std::vector<double> ratios, residuals;
-      for (std::size_t k = 0; k < tasks.size(); ++k)
-        if (sz(tasks[k].p_index) == i && sz(tasks[k].eta_index) == j) {
-          ratios.push_back(runs[k]["ratio"].get<double>());
-          residuals.push_back(results[k].estimate.residual_ratio);
+      std::int64_t diverged = 0;
+      for (const IgrSyntheticResult& r : results)
+        if (r.p == p && r.eta == eta) {
+          diverged += r.diverged;
+          if (r.diverged) continue;
+          ratios.push_back(r.ratio);
+          residuals.push_back(r.estimate.residual_ratio);
         }
-      const double n = static_cast<double>(ratios.size());
-      cells.push_back({{"p", c.dims[i]},
-                       {"eta", c.learning_rates[j]},
-                       {"ratio_mean", std::accumulate(ratios.begin(), ratios.end(), 0.0) / n},
-                       {"ratio_min", *std::min_element(ratios.begin(), ratios.end())},
-                       {"ratio_max", *std::max_element(ratios.begin(), ratios.end())},
-                       {"residual_ratio_mean", std::accumulate(residuals.begin(), residuals.end(), 0.0) / n}});
+      const MeanSe ratio = finite_mean_se(ratios);
+      nlohmann::json cell = {{"p", p},
+                             {"eta", eta},
+                             {"runs", static_cast<std::int64_t>(ratios.size())},
+                             {"diverged", diverged},
+                             {"ratio_mean", ratio.mean},
+                             {"ratio_min", nullptr},
+                             {"ratio_max", nullptr},
+                             {"residual_ratio_mean", finite_mean_se(residuals).mean}};
+      if (!ratios.empty()) {
+        cell["ratio_min"] = *std::min_element(ratios.begin(), ratios.end());
+        cell["ratio_max"] = *std::max_element(ratios.begin(), ratios.end());
+      }
+      cells.push_back(cell);
     }
   return {{"study", kStudy},
+          {"gradmatch_version", io::gradmatch_version()},
           {"reference", {{"integrator", training::to_string(c.integrator)}, {"substeps", c.substeps}}},
           {"steps", c.steps},
-          {"runs", runs},
+          {"runs", runs.json(results)},
           {"cells", cells}};
 }
 
 namespace {
 
-void write_results(const std::string& path, const IgrSyntheticConfig& c, const std::string& config_text,
-                   std::span<const IgrSyntheticTask> tasks, std::span<const IgrSyntheticResult> results) {
-  io::ResultsWriter w(path);
-  w.write("config", config_text);
-  w.write("reference/integrator", training::to_string(c.integrator));
-  w.write("reference/substeps", std::vector<std::int64_t>{c.substeps});
-  const std::vector<std::int64_t> checkpoints = igr_synthetic_checkpoints(c);
-  const std::int64_t runs = static_cast<std::int64_t>(tasks.size());
-  const std::int64_t nc = static_cast<std::int64_t>(checkpoints.size());
-  std::vector<std::int64_t> p, seed;
-  std::vector<double> eta, lambda_hat, theory, ratio, residual, cosine, r_ig, loss_start, loss_end;
-  Matrix lambda_t(runs, nc), ratio_t(runs, nc);
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const IgrSyntheticTask& t = tasks[i];
-    const IgrSyntheticResult& r = results[i];
-    p.push_back(c.dims[sz(t.p_index)]);
-    seed.push_back(t.replicate);
-    eta.push_back(c.learning_rates[sz(t.eta_index)]);
-    lambda_hat.push_back(r.estimate.lambda_hat);
-    theory.push_back(training::igr_theory(eta.back(), p.back()));
-    ratio.push_back(lambda_hat.back() / theory.back());
-    residual.push_back(r.estimate.residual_ratio);
-    cosine.push_back(r.estimate.cosine);
-    r_ig.push_back(r.r_ig);
-    loss_start.push_back(r.loss_start);
-    loss_end.push_back(r.loss_end);
-    for (std::int64_t k = 0; k < nc; ++k) {
-      lambda_t(static_cast<std::int64_t>(i), k) = r.lambda_checkpoints[sz(k)];
-      ratio_t(static_cast<std::int64_t>(i), k) = r.lambda_checkpoints[sz(k)] / theory.back();
-    }
+class IgrSyntheticStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_igr_synthetic_config(reader);
+    config_text_ = reader.text();
+    checkpoints_ = static_cast<std::int64_t>(igr_synthetic_checkpoints(config_).size());
   }
-  w.write("runs/p", p);
-  w.write("runs/eta", eta);
-  w.write("runs/seed", seed);
-  w.write("runs/lambda_hat", lambda_hat);
-  w.write("runs/lambda_theory", theory);
-  w.write("runs/ratio", ratio);
-  w.write("runs/residual_ratio", residual);
-  w.write("runs/cosine", cosine);
-  w.write("runs/r_ig", r_ig);
-  w.write("runs/loss_start", loss_start);
-  w.write("runs/loss_end", loss_end);
-  w.write("checkpoints/step", checkpoints);
-  w.write("checkpoints/lambda_hat", lambda_t);
-  w.write("checkpoints/ratio", ratio_t);
-  w.commit();
-}
+  void prepare(const StudyContext& context) override {
+    device_ = context.device;
+    tasks_ = enumerate_igr_synthetic_tasks(config_);
+    members_.assign(config_.dims.size(), {});
+    for (std::size_t i = 0; i < tasks_.size(); ++i) members_[sz(tasks_[i].p_index)].push_back(i);
+  }
+  /// One table per p (a row holds the run's [steps, p] equations).
+  std::vector<TaskTable> tables() const override {
+    std::vector<TaskTable> out;
+    for (std::size_t k = 0; k < config_.dims.size(); ++k) {
+      TaskTable table{cat("p", std::to_string(config_.dims[k])), schema(k).width(), {}};
+      for (std::size_t i : members_[k]) table.ids.push_back(tasks_[i].id(config_));
+      out.push_back(std::move(table));
+    }
+    return out;
+  }
+  std::vector<double> compute(std::size_t table, std::int64_t row) override {
+    return schema(table).encode(run_igr_synthetic_task(config_, tasks_[members_[table][sz(row)]], device_));
+  }
+  nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
+    std::vector<IgrSyntheticResult> results(tasks_.size());
+    for (std::size_t k = 0; k < members_.size(); ++k) {
+      std::vector<IgrSyntheticResult> decoded = schema(k).decode_all(rows[k]);
+      for (std::size_t row = 0; row < decoded.size(); ++row) results[members_[k][row]] = std::move(decoded[row]);
+    }
+    io::ResultsWriter w(out.path("results.h5"), kStudy);
+    w.write("config", config_text_, {"the study's TOML config as given", "", {}});
+    w.write("reference/integrator", training::to_string(config_.integrator),
+            {"integrator of the reference gradient flow", "", {}});
+    w.write("reference/substeps", config_.substeps, {"integrator substeps per GD step", "", {}});
+    w.write("checkpoints/step", igr_synthetic_checkpoints(config_),
+            {"GD step of each checkpoint", "steps", {"checkpoint"}});
+    Schema<IgrSyntheticResult>(run_fields(checkpoints_))
+        .write(w, "runs", results, Axes{{"run"}, {static_cast<std::int64_t>(results.size())}});
+    w.commit();
+    for (std::size_t i = 0; i < tasks_.size(); ++i)
+      io::write_equation_file(out.path(equation_file_name(config_, tasks_[i])), results[i].equations);
+    io::write_json_file(out.path("summary.json"), igr_synthetic_summary(config_, results));
+    return nlohmann::json::object();
+  }
+
+ private:
+  Schema<IgrSyntheticResult> schema(std::size_t table) const {
+    return row_schema(checkpoints_, config_.steps, config_.dims[table]);
+  }
+
+  IgrSyntheticConfig config_;
+  std::string config_text_;
+  std::int64_t checkpoints_ = 0;
+  std::vector<IgrSyntheticTask> tasks_;
+  std::vector<std::vector<std::size_t>> members_;  ///< task indices per table (per p), row order
+  torch::Device device_ = torch::Device(torch::kCPU);
+};
 
 }  // namespace
 
-void run_igr_synthetic(const std::string& config_path, const std::string& out_dir,
-                       const distributed::Communicator& comm) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const distributed::RankDevice device = configure_study_device(comm);
-  IgrSyntheticConfig config;
-  std::string config_text, effective;
-  std::vector<IgrSyntheticTask> tasks;
-  distributed::collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    config = read_igr_synthetic_config(reader);
-    config_text = reader.text();
-    effective = reader.effective();
-    tasks = enumerate_igr_synthetic_tasks(config);
-  });
-
-  // One store table per p (a row holds the run's [steps, p] equations).
-  StudyRunSpec spec;
-  spec.study = kStudy;
-  spec.effective_config = effective;
-  std::vector<std::vector<std::size_t>> members(config.dims.size());
-  for (std::size_t i = 0; i < tasks.size(); ++i) members[sz(tasks[i].p_index)].push_back(i);
-  for (std::size_t k = 0; k < config.dims.size(); ++k) {
-    StudyTable table{cat("p", std::to_string(config.dims[k])), row_width(config, config.dims[k]), {}};
-    for (std::size_t i : members[k]) table.ids.push_back(tasks[i].id(config));
-    spec.tables.push_back(std::move(table));
-  }
-  spec.outputs = {"results.h5", "summary.json"};
-  for (const auto& t : tasks) spec.outputs.push_back(equation_file_name(config, t));
-  spec.shared_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  const auto compute = [&](std::size_t table, std::int64_t row) {
-    return encode(run_igr_synthetic_task(config, tasks[members[table][sz(row)]]));
-  };
-  const auto write = [&](const std::vector<std::vector<double>>& data) {
-    const std::int64_t nc = static_cast<std::int64_t>(igr_synthetic_checkpoints(config).size());
-    std::vector<IgrSyntheticResult> results(tasks.size());
-    for (std::size_t k = 0; k < members.size(); ++k) {
-      const std::int64_t p = config.dims[k];
-      const std::size_t width = sz(row_width(config, p));
-      for (std::size_t row = 0; row < members[k].size(); ++row)
-        results[members[k][row]] =
-            decode(std::span<const double>(data[k]).subspan(row * width, width), p, config.steps, nc);
-    }
-    const std::filesystem::path dir(out_dir);
-    write_results((dir / "results.h5").string(), config, config_text, tasks, results);
-    for (std::size_t i = 0; i < tasks.size(); ++i)
-      io::write_equation_file((dir / equation_file_name(config, tasks[i])).string(), results[i].equations);
-    io::write_json_file((dir / "summary.json").string(), igr_synthetic_summary(config, tasks, results));
-    return nlohmann::json::object();
-  };
-  run_farm_study(comm, device, out_dir, spec, compute, write);
-}
+std::unique_ptr<Study> make_igr_synthetic_study() { return std::make_unique<IgrSyntheticStudy>(); }
 
 }  // namespace gradmatch::studies

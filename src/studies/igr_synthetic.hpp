@@ -26,6 +26,7 @@
 // features/gradient_penalty: `gradmatch fit --family features` reproduces
 // lambda-hat), run_info.json.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -34,7 +35,7 @@
 
 #include "core/equations.hpp"
 #include "core/matrix.hpp"
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 #include "training/flow.hpp"
 #include "training/igr.hpp"
 
@@ -79,6 +80,12 @@ struct IgrSyntheticTask {
 std::vector<IgrSyntheticTask> enumerate_igr_synthetic_tasks(const IgrSyntheticConfig& config);
 
 struct IgrSyntheticResult {
+  std::int64_t p = 0;                       ///< the task's coordinates
+  double eta = 0.0;
+  std::int64_t seed = 0;
+  bool diverged = false;                    ///< the loss did not fall: estimates are NaN
+  double lambda_theory = 0.0, ratio = 0.0;  ///< eta p / 4 and lambda_hat / it
+  std::vector<double> ratio_checkpoints;    ///< lambda_checkpoints / lambda_theory
   training::IgrEstimate estimate;           ///< pooled over every row
   std::vector<double> lambda_checkpoints;   ///< per-row estimate at the log-spaced checkpoints
   double r_ig = 0.0;                        ///< ||grad L(theta_0)||^2 / p
@@ -87,7 +94,8 @@ struct IgrSyntheticResult {
 };
 
 /// Pure: depends on (config, task) only.
-IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& config, const IgrSyntheticTask& task);
+IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& config, const IgrSyntheticTask& task,
+                                          torch::Device device = torch::Device(torch::kCPU));
 
 /// The checkpoint steps of the per-row estimates.
 std::vector<std::int64_t> igr_synthetic_checkpoints(const IgrSyntheticConfig& config);
@@ -95,13 +103,10 @@ std::vector<std::int64_t> igr_synthetic_checkpoints(const IgrSyntheticConfig& co
 /// The summary.json document: `runs` (one object per task: p, eta, seed,
 /// lambda_hat, lambda_theory, ratio, residual_ratio, r_ig, ...) and `cells`
 /// (ratio mean/min/max over replicates per (p, eta)).
-nlohmann::json igr_synthetic_summary(const IgrSyntheticConfig& config, std::span<const IgrSyntheticTask> tasks,
-                                     std::span<const IgrSyntheticResult> results);
+nlohmann::json igr_synthetic_summary(const IgrSyntheticConfig& config, std::span<const IgrSyntheticResult> results);
 
-/// `gradmatch run CONFIG --out DIR` for study = "igr_synthetic", collective
-/// over `comm`: task farm, run store DIR/store.h5 (one table per p), resume
-/// (studies/farm_study.hpp).
-void run_igr_synthetic(const std::string& config_path, const std::string& out_dir,
-                       const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp): one store table per p
+/// (a row holds the run's record and its [steps, p] equations).
+std::unique_ptr<Study> make_igr_synthetic_study();
 
 }  // namespace gradmatch::studies

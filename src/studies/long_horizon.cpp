@@ -10,7 +10,8 @@
 #include "io/config.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "studies/farm_study.hpp"
+#include "io/provenance.hpp"
+#include "studies/schema.hpp"
 #include "training/data.hpp"
 #include "training/models.hpp"
 #include "training/objective.hpp"
@@ -42,7 +43,7 @@ LongHorizonConfig read_long_horizon_config(io::ConfigReader& r) {
   return c;
 }
 
-LongHorizonResult run_long_horizon_task(const LongHorizonConfig& c, std::int64_t eta_index) {
+LongHorizonResult run_long_horizon_task(const LongHorizonConfig& c, std::int64_t eta_index, torch::Device device) {
   using namespace training;
   const double eta = c.learning_rates.at(sz(eta_index));
   LinearDataOptions d;
@@ -56,10 +57,11 @@ LongHorizonResult run_long_horizon_task(const LongHorizonConfig& c, std::int64_t
   mo.outputs = 1;
   mo.activation = Activation::identity;
   mo.output_bias = false;
-  const ModelHandle model = make_handle(make_mlp(mo, c.seed, 0, torch::kCPU, at::kDouble));
-  const Objective f(model, data.data, LossKind::mse);
+  const ModelHandle model = make_handle(make_mlp(mo, c.seed, 0, device, at::kDouble));
+  const Objective f(model, data.data.to(device, at::kDouble), LossKind::mse);
 
-  at::Tensor gd = at::zeros({c.p}, at::kDouble), flow = gd.clone(), modified = gd.clone();
+  at::Tensor gd = at::zeros({c.p}, at::TensorOptions().dtype(at::kDouble).device(device)), flow = gd.clone(),
+             modified = gd.clone();
   LongHorizonResult out;
   const auto record = [&] {
     out.dist_flow.push_back((gd - flow).norm().item<double>());
@@ -87,71 +89,62 @@ nlohmann::json long_horizon_summary(const LongHorizonConfig& c, std::span<const 
                     {"final_loss_gd", results[i].loss_gd.back()}});
   }
   return {{"study", kStudy},
+          {"gradmatch_version", io::gradmatch_version()},
           {"steps", c.steps},
           {"reference", {{"integrator", training::to_string(c.integrator)}, {"substeps", c.substeps}}},
           {"runs", runs}};
 }
 
-void run_long_horizon(const std::string& config_path, const std::string& out_dir,
-                      const distributed::Communicator& comm) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const distributed::RankDevice device = configure_study_device(comm);
-  LongHorizonConfig config;
-  std::string config_text, effective;
-  distributed::collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    config = read_long_horizon_config(reader);
-    config_text = reader.text();
-    effective = reader.effective();
-  });
-  const std::int64_t etas = static_cast<std::int64_t>(config.learning_rates.size());
-  const std::int64_t points = config.steps + 1;
+namespace {
 
-  StudyRunSpec spec;
-  spec.study = kStudy;
-  spec.effective_config = effective;
-  StudyTable table{"runs", 3 * points, {}};
-  for (std::int64_t i = 0; i < etas; ++i) table.ids.push_back(static_cast<std::uint64_t>(i) + 1);
-  spec.tables.push_back(std::move(table));
-  spec.outputs = {"results.h5", "summary.json"};
-  spec.shared_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  const auto compute = [&](std::size_t, std::int64_t row) {
-    const LongHorizonResult r = run_long_horizon_task(config, row);
-    std::vector<double> out(r.dist_flow);
-    out.insert(out.end(), r.dist_modified.begin(), r.dist_modified.end());
-    out.insert(out.end(), r.loss_gd.begin(), r.loss_gd.end());
-    return out;
-  };
-  const auto write = [&](const std::vector<std::vector<double>>& data) {
-    std::vector<LongHorizonResult> results(sz(etas));
-    Matrix flow(etas, points), modified(etas, points), loss(etas, points);
-    for (std::int64_t i = 0; i < etas; ++i) {
-      const double* row = data[0].data() + i * 3 * points;
-      results[sz(i)].dist_flow.assign(row, row + points);
-      results[sz(i)].dist_modified.assign(row + points, row + 2 * points);
-      results[sz(i)].loss_gd.assign(row + 2 * points, row + 3 * points);
-      for (std::int64_t t = 0; t < points; ++t) {
-        flow(i, t) = row[t];
-        modified(i, t) = row[points + t];
-        loss(i, t) = row[2 * points + t];
-      }
-    }
-    const std::filesystem::path dir(out_dir);
-    io::ResultsWriter w((dir / "results.h5").string());
-    w.write("config", config_text);
-    std::vector<std::int64_t> step(sz(points));
-    for (std::int64_t t = 0; t < points; ++t) step[sz(t)] = t;
-    w.write("step", step);
-    w.write("eta", config.learning_rates);
-    w.write("dist_flow", flow);
-    w.write("dist_modified", modified);
-    w.write("loss_gd", loss);
-    w.commit();
-    io::write_json_file((dir / "summary.json").string(), long_horizon_summary(config, results));
-    return nlohmann::json::object();
-  };
-  run_farm_study(comm, device, out_dir, spec, compute, write);
+/// One run's trajectories: the stored row and results.h5's datasets.
+Schema<LongHorizonResult> run_schema(std::int64_t points) {
+  using R = LongHorizonResult;
+  return {vector("dist_flow", &R::dist_flow, "step", points, "", "||theta_GD(t) - theta_flow(t eta)||"),
+          vector("dist_modified", &R::dist_modified, "step", points, "",
+                 "||theta_GD(t) - theta_modified(t eta)||, the flow of L + (eta/4)||grad L||^2"),
+          vector("loss_gd", &R::loss_gd, "step", points, "", "L(theta_GD(t))")};
 }
+
+class LongHorizonStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_long_horizon_config(reader);
+    config_text_ = reader.text();
+  }
+  void prepare(const StudyContext& context) override { device_ = context.device; }
+  std::vector<TaskTable> tables() const override {
+    TaskTable table{"runs", schema().width(), {}};
+    for (std::size_t i = 0; i < config_.learning_rates.size(); ++i) table.ids.push_back(i + 1);
+    return {table};
+  }
+  std::vector<double> compute(std::size_t, std::int64_t row) override {
+    return schema().encode(run_long_horizon_task(config_, row, device_));
+  }
+  nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
+    const std::vector<LongHorizonResult> results = schema().decode_all(rows.front());
+    io::ResultsWriter w(out.path("results.h5"), kStudy);
+    w.write("config", config_text_, {"the study's TOML config as given", "", {}});
+    std::vector<std::int64_t> step(sz(config_.steps + 1));
+    for (std::size_t t = 0; t < step.size(); ++t) step[t] = static_cast<std::int64_t>(t);
+    w.write("step", step, {"GD step t", "steps", {"step"}});
+    w.write("eta", config_.learning_rates, {"GD step size eta", "", {"eta"}});
+    schema().write(w, "", results, Axes{{"eta"}, {static_cast<std::int64_t>(results.size())}});
+    w.commit();
+    io::write_json_file(out.path("summary.json"), long_horizon_summary(config_, results));
+    return nlohmann::json::object();
+  }
+
+ private:
+  Schema<LongHorizonResult> schema() const { return run_schema(config_.steps + 1); }
+
+  LongHorizonConfig config_;
+  std::string config_text_;
+  torch::Device device_ = torch::Device(torch::kCPU);
+};
+
+}  // namespace
+
+std::unique_ptr<Study> make_long_horizon_study() { return std::make_unique<LongHorizonStudy>(); }
 
 }  // namespace gradmatch::studies

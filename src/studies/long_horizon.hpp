@@ -21,13 +21,14 @@
 // their ratio ~ 2x/3 = (4/3) eta s: 0.013 at eta = 0.01 and 0.04 at
 // eta = 0.03 (the authors measured 0.014 and 0.038).
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 #include "training/flow.hpp"
 
 namespace gradmatch::io {
@@ -60,15 +61,14 @@ struct LongHorizonResult {
 };
 
 /// Pure: the run of step size learning_rates[eta_index].
-LongHorizonResult run_long_horizon_task(const LongHorizonConfig& config, std::int64_t eta_index);
+LongHorizonResult run_long_horizon_task(const LongHorizonConfig& config, std::int64_t eta_index,
+                                        torch::Device device = torch::Device(torch::kCPU));
 
 /// summary.json: `runs` with eta, final_dist_flow, final_dist_modified, ratio
 /// (= final_dist_modified / final_dist_flow).
 nlohmann::json long_horizon_summary(const LongHorizonConfig& config, std::span<const LongHorizonResult> results);
 
-/// `gradmatch run CONFIG --out DIR` for study = "long_horizon" (task farm,
-/// run store, resume: studies/farm_study.hpp).
-void run_long_horizon(const std::string& config_path, const std::string& out_dir,
-                      const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp): one task per step size.
+std::unique_ptr<Study> make_long_horizon_study();
 
 }  // namespace gradmatch::studies

@@ -4,10 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
-#include <map>
-#include <memory>
 #include <numeric>
 #include <string_view>
 
@@ -15,14 +12,12 @@
 #include "core/fit.hpp"
 #include "core/least_squares.hpp"
 #include "core/symmetric_solver.hpp"
-#include "distributed/device.hpp"
-#include "distributed/task_farm.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
-#include "io/run_store.hpp"
-#include "studies/farm_study.hpp"
+#include "io/provenance.hpp"
+#include "studies/schema.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -169,7 +164,6 @@ std::vector<std::int64_t> m_axis(std::int64_t m) {
   return axis;
 }
 
-void note(const std::string& line) { std::fprintf(stderr, "%s: %s\n", kStudy, line.c_str()); }
 
 }  // namespace
 
@@ -455,66 +449,94 @@ nlohmann::json band_json(const Band& b, std::int64_t m) {
   return {{"m", m_axis(m)}, {"mean", b.mean}, {"ci_low", b.ci_low}, {"ci_high", b.ci_high}};
 }
 
-void write_band(io::ResultsWriter& w, const std::string& group, const Band& b) {
-  w.write(group + "/mean", b.mean);
-  w.write(group + "/ci_low", b.ci_low);
-  w.write(group + "/ci_high", b.ci_high);
+constexpr const char* kDistanceUnits = "Frobenius norm";
+
+void write_band(io::ResultsWriter& w, const std::string& group, const Band& b, const std::string& axis) {
+  w.write(group + "/mean", b.mean, {"mean over pools of the distance ||Lambda-hat - Lambda||_F", kDistanceUnits, {axis}});
+  w.write(group + "/ci_low", b.ci_low, {"lower end of the 95% Student-t interval of that mean", kDistanceUnits, {axis}});
+  w.write(group + "/ci_high", b.ci_high, {"upper end of the 95% Student-t interval of that mean", kDistanceUnits, {axis}});
+}
+
+std::vector<std::int64_t> as_counts(const std::vector<double>& v) {
+  std::vector<std::int64_t> out;
+  for (double x : v) out.push_back(static_cast<std::int64_t>(x));
+  return out;
 }
 
 void write_results(const std::string& path, const OlsEarlyStoppingConfig& c, const std::string& config_text,
                    const OlsShared& s, const OlsStudyResults& r) {
-  io::ResultsWriter w(path);
-  w.write("config", config_text);
-  w.write("canonical/beta", s.data.beta);
-  w.write("canonical/theta_hat", s.canonical.theta);
-  w.write("canonical/theta_retrained", r.theta_retrained);
-  w.write("canonical/q_hat", r.q_hat);
-  w.write("canonical/stop_step", std::vector<std::int64_t>{r.stop_step});
-  w.write("canonical/monitored_loss", s.canonical.monitored_loss);
-  w.write("canonical/lambda_theory", r.lambda_theory);
-  w.write("canonical/gram_eigenvalues", s.spectrum.s);
-  w.write("canonical/diag_retrain_max_abs_diff", r.diag_retrain_max_abs_diff);
+  io::ResultsWriter w(path, kStudy);
+  const std::vector<std::string> pp{"parameter", "parameter"};
+  w.write("config", config_text, {"the study's TOML config as given", "", {}});
+  w.write("canonical/beta", s.data.beta, {"true coefficients beta of the canonical data set", "", {"parameter"}});
+  w.write("canonical/theta_hat", s.canonical.theta,
+          {"endpoint of the canonical early-stopped GD run (Figure 4 A)", "", {"parameter"}});
+  w.write("canonical/theta_retrained", r.theta_retrained,
+          {"(X^T X + n diag q-hat)^-1 X^T y: the canonical data refitted with the diagonal penalty", "", {"parameter"}});
+  w.write("canonical/q_hat", r.q_hat, {"diagonal penalty fitted to the canonical endpoint", "", {"parameter"}});
+  w.write("canonical/stop_step", r.stop_step, {"GD step at which the canonical run stopped", "steps", {}});
+  w.write("canonical/monitored_loss", s.canonical.monitored_loss,
+          {"training loss (1/n)||y - X theta||^2 after each step of the canonical run", "", {"step"}});
+  w.write("canonical/lambda_theory", r.lambda_theory,
+          {"Ali et al.'s Lambda(t) at the canonical stop step", "", pp});
+  w.write("canonical/gram_eigenvalues", s.spectrum.s, {"eigenvalues S of X^T X / n", "", {"parameter"}});
+  w.write("canonical/diag_retrain_max_abs_diff", r.diag_retrain_max_abs_diff,
+          {"max |theta_retrained - theta_hat|", "", {}});
 
-  w.write("fixed_iterate/m", m_axis(c.fixed_iterate.endpoints));
-  w.write("fixed_iterate/distance", r.fixed_distance);
-  write_band(w, "fixed_iterate", r.fixed_band);
-  w.write("fixed_iterate/relative_error", r.fixed_relative_error);
-  w.write("fixed_iterate/show_m", std::vector<std::int64_t>{c.fixed_iterate_show_m});
-  w.write("fixed_iterate/lambda_hat_show", r.fixed_lambda_show);
-  w.write("fixed_iterate/lambda_hat_pool0", r.fixed_lambda_full);
+  const auto distance = [](const char* what) {
+    return io::DatasetInfo{cat("||Lambda-hat_m - Lambda||_F of ", what, ", per pool and pool size m"), kDistanceUnits,
+                           {"pool", "m"}};
+  };
+  w.write("fixed_iterate/m", m_axis(c.fixed_iterate.endpoints), {"pool size m (endpoints pooled)", "", {"m"}});
+  w.write("fixed_iterate/distance", r.fixed_distance, distance("fixed-iterate pools (Figure 4 B)"));
+  write_band(w, "fixed_iterate", r.fixed_band, "m");
+  w.write("fixed_iterate/relative_error", r.fixed_relative_error,
+          {"||Lambda-hat - Lambda||_F / ||Lambda||_F at the full pool", "", {"pool"}});
+  w.write("fixed_iterate/show_m", c.fixed_iterate_show_m, {"the pool size drawn in Figure 4 B", "", {}});
+  w.write("fixed_iterate/lambda_hat_show", r.fixed_lambda_show, {"Lambda-hat of pool 0 at show_m", "", pp});
+  w.write("fixed_iterate/lambda_hat_pool0", r.fixed_lambda_full, {"Lambda-hat of pool 0 at the full pool", "", pp});
 
   const std::int64_t p = c.p;
-  w.write("variable_stop/m", m_axis(c.variable_stop.endpoints));
-  w.write("variable_stop/distance", r.variable_distance);
-  write_band(w, "variable_stop", r.variable_band);
-  w.write("variable_stop/stop_steps", r.variable_steps);
-  w.write("variable_stop/lambda_median", r.variable_lambda_median, {c.variable_stop.pools, p, p});
-  w.write("variable_stop/lambda_hat_pool0", r.variable_lambda_full);
+  w.write("variable_stop/m", m_axis(c.variable_stop.endpoints), {"pool size m (endpoints pooled)", "", {"m"}});
+  w.write("variable_stop/distance", r.variable_distance, distance("variable-stop pools (Figure 4 D)"));
+  write_band(w, "variable_stop", r.variable_band, "m");
+  w.write("variable_stop/stop_steps", as_counts(r.variable_steps.values()),
+          {"GD step at which each endpoint stopped", "steps", {"pool", "endpoint"}},
+          {r.variable_steps.rows(), r.variable_steps.cols()});
+  w.write("variable_stop/lambda_median", r.variable_lambda_median,
+          {"Lambda(t) at the median stop step of each pool", "", {"pool", "parameter", "parameter"}},
+          {c.variable_stop.pools, p, p});
+  w.write("variable_stop/lambda_hat_pool0", r.variable_lambda_full, {"Lambda-hat of pool 0 at the full pool", "", pp});
 
-  w.write("lambda_trace/t", c.trace_steps);
-  w.write("lambda_trace/theta", r.trace_theta);
-  w.write("lambda_trace/closed", r.trace_closed);
-  w.write("lambda_trace/theory", r.trace_theory);
-  w.write("lambda_trace/iterative", r.trace_iterative);
-  w.write("lambda_trace/adam_epochs", r.trace_adam_epochs);
+  w.write("lambda_trace/t", c.trace_steps, {"GD step of each checkpoint", "steps", {"checkpoint"}});
+  w.write("lambda_trace/theta", r.trace_theta, {"GD iterate theta_t", "", {"checkpoint", "parameter"}});
+  w.write("lambda_trace/closed", r.trace_closed,
+          {"closed-form scalar ridge lambda-hat fitted at theta_t (Figure 4 E)", "", {"checkpoint"}});
+  w.write("lambda_trace/theory", r.trace_theory, {"tr(Lambda(t)) / p", "", {"checkpoint"}});
+  w.write("lambda_trace/iterative", r.trace_iterative,
+          {"lambda-hat by Adam on log lambda (sum reduction)", "", {"checkpoint"}});
+  w.write("lambda_trace/adam_epochs", r.trace_adam_epochs, {"epochs the Adam fit ran", "epochs", {"checkpoint"}});
 
-  w.write("bootstrap/noise_sd", c.bootstrap_noise_sd);
-  w.write("bootstrap/steps", std::vector<std::int64_t>{r.bootstrap_steps});
-  w.write("bootstrap/lambda_theory", r.bootstrap_lambda_theory);
-  w.write("bootstrap/m", m_axis(c.bootstrap.endpoints));
-  w.write("bootstrap/distance", r.bootstrap_distance);
-  write_band(w, "bootstrap", r.bootstrap_band);
-  w.write("bootstrap/zero_baseline", r.bootstrap_zero_baseline);
-  w.write("bootstrap/show_m", c.bootstrap_show_m);
-  w.write("bootstrap/lambda_hat_show", r.bootstrap_lambda_show,
+  w.write("bootstrap/noise_sd", c.bootstrap_noise_sd, {"noise sd sigma of Figure 7", "", {}});
+  w.write("bootstrap/steps", r.bootstrap_steps, {"GD step of the canonical sigma endpoint", "steps", {}});
+  w.write("bootstrap/lambda_theory", r.bootstrap_lambda_theory, {"Ali et al.'s Lambda(t) at that step", "", pp});
+  w.write("bootstrap/m", m_axis(c.bootstrap.endpoints), {"pool size m (endpoints pooled)", "", {"m"}});
+  w.write("bootstrap/distance", r.bootstrap_distance, distance("bootstrap pools (Figure 7 A)"));
+  write_band(w, "bootstrap", r.bootstrap_band, "m");
+  w.write("bootstrap/zero_baseline", r.bootstrap_zero_baseline,
+          {"||Lambda||_F: the distance of Lambda-hat = 0", kDistanceUnits, {}});
+  w.write("bootstrap/show_m", c.bootstrap_show_m, {"the pool sizes drawn in Figure 7 B-D", "", {"shown"}});
+  w.write("bootstrap/lambda_hat_show", r.bootstrap_lambda_show, {"Lambda-hat of pool 0 at show_m", "", {"shown", "parameter", "parameter"}},
           {static_cast<std::int64_t>(c.bootstrap_show_m.size()), p, p});
-  w.write("bootstrap/lambda_hat_pool0", r.bootstrap_lambda_full);
+  w.write("bootstrap/lambda_hat_pool0", r.bootstrap_lambda_full, {"Lambda-hat of pool 0 at the full pool", "", pp});
 
-  w.write("sigma_sweep/sigma", c.sweep_sigmas);
-  w.write("sigma_sweep/steps", std::vector<std::int64_t>{c.sweep_steps});
-  w.write("sigma_sweep/distance", r.sweep_distance);
-  write_band(w, "sigma_sweep", r.sweep_band);
-  w.write("sigma_sweep/zero_baseline", r.sweep_zero_baseline);
+  w.write("sigma_sweep/sigma", c.sweep_sigmas, {"noise sd sigma", "", {"sigma"}});
+  w.write("sigma_sweep/steps", c.sweep_steps, {"GD steps of every sweep endpoint", "steps", {}});
+  w.write("sigma_sweep/distance", r.sweep_distance,
+          {"||Lambda-hat - Lambda||_F at the full pool (Figure 7 F)", kDistanceUnits, {"sigma", "pool"}});
+  write_band(w, "sigma_sweep", r.sweep_band, "sigma");
+  w.write("sigma_sweep/zero_baseline", r.sweep_zero_baseline,
+          {"||Lambda||_F: the distance of Lambda-hat = 0", kDistanceUnits, {"sigma"}});
   w.commit();
 }
 
@@ -526,15 +548,16 @@ nlohmann::json summary_json(const OlsEarlyStoppingConfig& c, const OlsStudyResul
   std::vector<double> steps(r.variable_steps.values());
   std::sort(steps.begin(), steps.end());
   nlohmann::json variable = band_json(r.variable_band, c.variable_stop.endpoints);
-  variable["stop_step_min"] = steps.front();
+  variable["stop_step_min"] = static_cast<std::int64_t>(steps.front());
   variable["stop_step_median"] = median(steps);
-  variable["stop_step_max"] = steps.back();
+  variable["stop_step_max"] = static_cast<std::int64_t>(steps.back());
   nlohmann::json bootstrap = band_json(r.bootstrap_band, c.bootstrap.endpoints);
   bootstrap["zero_baseline"] = r.bootstrap_zero_baseline;
   bootstrap["steps"] = r.bootstrap_steps;
   bootstrap["noise_sd"] = c.bootstrap_noise_sd;
   return {
       {"study", kStudy},
+      {"gradmatch_version", io::gradmatch_version()},
       {"stop_epoch", r.stop_step},
       {"diag_retrain_max_abs_diff", r.diag_retrain_max_abs_diff},
       {"fixed_iterate_rel_error", rel_mean},
@@ -553,7 +576,7 @@ nlohmann::json summary_json(const OlsEarlyStoppingConfig& c, const OlsStudyResul
   };
 }
 
-// ---- the run: task farm, run store, outputs ----------------------------------
+// ---- the study on the runner --------------------------------------------------
 
 namespace {
 
@@ -572,194 +595,84 @@ const char* table_name(OlsTaskKind kind) {
 
 std::size_t kind_index(OlsTaskKind kind) { return static_cast<std::size_t>(kind) - 1; }
 
-// A task's result as one store row: theta [p], grad L [p], steps.
-std::vector<double> encode(const OlsTaskResult& r) {
-  std::vector<double> row(r.theta);
-  row.insert(row.end(), r.grad_loss.begin(), r.grad_loss.end());
-  row.push_back(static_cast<double>(r.steps));
-  return row;
+/// A task's result as one store row.
+Schema<OlsTaskResult> task_schema(std::int64_t p) {
+  return {vector("theta", &OlsTaskResult::theta, "parameter", p, "", "the endpoint theta"),
+          vector("grad_loss", &OlsTaskResult::grad_loss, "parameter", p, "", "grad L at the endpoint, own data"),
+          scalar("steps", &OlsTaskResult::steps, "steps", "GD steps taken")};
 }
 
-OlsTaskResult decode(std::span<const double> row, std::int64_t p) {
-  OlsTaskResult r;
-  r.theta.assign(row.begin(), row.begin() + p);
-  r.grad_loss.assign(row.begin() + p, row.begin() + 2 * p);
-  r.steps = static_cast<std::int64_t>(row[sz(2 * p)]);
-  return r;
-}
-
-// Every file a finished run leaves in DIR (run_info.json last).
-std::vector<std::string> output_files(const OlsEarlyStoppingConfig& c) {
-  std::vector<std::string> files{"results.h5", "summary.json", "equations_canonical.h5",
-                                 "equations_fixed_iterate_pool0.h5", "equations_variable_stop_pool0.h5",
-                                 "equations_bootstrap_pool0.h5"};
-  for (std::int64_t t : c.trace_steps) files.push_back(cat("equations_lambda_trace_t", std::to_string(t), ".h5"));
-  files.push_back("run_info.json");
-  return files;
-}
-
-nlohmann::json stage_json(const distributed::FarmStats& s) {
-  return {{"tasks", s.items},
-          {"wall_seconds", s.wall_seconds},
-          {"tasks_per_rank", s.done_per_rank},
-          {"busy_seconds_per_rank", s.busy_per_rank},
-          {"cpu_seconds_per_rank", s.cpu_per_rank},
-          {"efficiency", s.efficiency()},
-          {"diverged", s.diverged}};
-}
-
-}  // namespace
-
-void run_ols_early_stopping(const std::string& config_path, const std::string& out_dir,
-                            const distributed::Communicator& comm) {
-  using distributed::collective;
-  const auto t0 = Clock::now();
-  const bool root = comm.is_root();
-  const auto say = [&](const std::string& line) {
-    if (root) note(line);
-  };
-
-  // 0. The rank's device, first: the BLAS thread count changes the last bits
-  //    of blocked products, so every number is computed with the same one.
-  distributed::RankDevice device;
-  collective(comm, [&] { device = distributed::configure_device(comm, 0); });  // OLS computes on the CPU
-
-  // 1. Every rank reads and checks the config and computes the shared data
-  //    (cheap and deterministic); nothing is written unless all of it succeeds.
-  OlsEarlyStoppingConfig config;
-  std::string config_text, effective;
-  OlsShared shared;
-  std::vector<OlsTask> tasks;
-  double shared_s = 0.0;
-  collective(comm, [&] {
-    io::ConfigReader reader(config_path);
-    config = read_ols_config(reader);
-    config_text = reader.text();
-    effective = reader.effective();
-    const auto t = Clock::now();
-    shared = prepare_shared(config);
-    shared_s = seconds_since(t);
-    tasks = enumerate_tasks(config);
-  });
-
-  // 2. The run store: one table per task kind, rows in enumerate_tasks order.
-  std::vector<std::vector<std::size_t>> members(std::size(kKinds));
-  for (std::size_t i = 0; i < tasks.size(); ++i) members[kind_index(tasks[i].kind)].push_back(i);
-  io::RunStoreSpec spec{kStudy, effective, {}};
-  for (OlsTaskKind kind : kKinds) {
-    io::TaskTableSpec table{table_name(kind), 2 * config.p + 1, {}};
-    for (std::size_t i : members[kind_index(kind)]) table.ids.push_back(tasks[i].id());
-    spec.tables.push_back(std::move(table));
+class OlsEarlyStoppingStudy final : public Study {
+ public:
+  void configure(io::ConfigReader& reader) override {
+    config_ = read_ols_config(reader);
+    config_text_ = reader.text();
+    schema_ = task_schema(config_.p);
   }
-  std::unique_ptr<io::RunStore> store;
-  collective(comm, [&] { store = std::make_unique<io::RunStore>(comm.get(), out_dir, spec); });
 
-  const std::filesystem::path dir(out_dir);
-  const std::vector<std::string> outputs = output_files(config);
-  const bool outputs_present =
-      comm.broadcast(root && std::all_of(outputs.begin(), outputs.end(),
-                                         [&](const std::string& f) { return std::filesystem::exists(dir / f); })
-                         ? "1"
-                         : "0") == "1";
-  if (store->complete_at_open() && outputs_present) {
-    store->close();
-    if (root) std::fprintf(stderr, "gradmatch: nothing to do: %s is complete\n", out_dir.c_str());
-    return;
+  void prepare(const StudyContext&) override {  // core only: the CPU, whatever the device
+    shared_ = prepare_shared(config_);
+    tasks_ = enumerate_tasks(config_);
+    members_.assign(std::size(kKinds), {});
+    for (std::size_t i = 0; i < tasks_.size(); ++i) members_[kind_index(tasks_[i].kind)].push_back(i);
   }
-  say(cat("canonical run stopped at step ", std::to_string(shared.canonical.steps)));
-  const std::int64_t total = store->total_rows(), resumed = store->finished_at_open();
-  if (resumed > 0)
-    say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
-            " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
 
-  // 3. The task farm, one stage per table; each result lands in the store.
-  auto t = Clock::now();
-  std::vector<distributed::FarmStats> stages;
-  for (std::size_t k = 0; k < std::size(kKinds); ++k) {
-    const std::vector<std::size_t>& rows = members[k];
-    stages.push_back(distributed::farm_table(comm, *store, k, [&](std::int64_t row) {
-      return encode(run_task(config, shared, tasks[rows[sz(row)]]));
-    }));
-  }
-  const double tasks_s = seconds_since(t);
-
-  // 4. Rank 0 reads every result back (this run's and earlier runs') in task order.
-  std::vector<OlsTaskResult> results;
-  std::map<std::int32_t, std::int64_t> by_attempt;
-  std::int64_t diverged = 0;
-  collective(comm, [&] {
-    if (!root) return;
-    results.resize(tasks.size());
-    for (std::size_t k = 0; k < std::size(kKinds); ++k) {
-      const std::vector<double> data = store->read_data(k);
-      const std::vector<io::TaskStatus> status = store->read_status(k);
-      const std::vector<std::int32_t> attempts = store->read_attempts(k);
-      const std::int64_t width = store->width(k);
-      for (std::size_t row = 0; row < members[k].size(); ++row) {
-        if (status[row] == io::TaskStatus::pending)
-          throw std::runtime_error(cat(store->path(), ": task ", std::to_string(row), " of table '",
-                                       store->table_name(k), "' is still pending after the farm"));
-        if (status[row] == io::TaskStatus::diverged) ++diverged;
-        ++by_attempt[attempts[row]];
-        results[members[k][row]] = decode(std::span<const double>(data).subspan(row * sz(width), sz(width)), config.p);
-      }
+  std::vector<TaskTable> tables() const override {
+    std::vector<TaskTable> out;
+    for (OlsTaskKind kind : kKinds) {
+      TaskTable table{table_name(kind), schema_.width(), {}};
+      for (std::size_t i : members_[kind_index(kind)]) table.ids.push_back(tasks_[i].id());
+      out.push_back(std::move(table));
     }
-  });
-  const std::int32_t attempt = store->attempt();
-  const std::vector<std::string> hosts = comm.gather(distributed::processor_name());
-  const std::vector<std::string> devices = comm.gather(device.device.describe());
+    return out;
+  }
 
-  // 5. Rank 0 assembles and writes the outputs, each atomically, run_info.json last.
-  collective(comm, [&] {
-    if (!root) return;
-    t = Clock::now();
-    const OlsStudyResults r = assemble(config, shared, tasks, results);
+  std::string describe() const override {
+    return cat("canonical run stopped at step ", std::to_string(shared_.canonical.steps), "; ",
+               std::to_string(tasks_.size()), " tasks");
+  }
+
+  std::vector<double> compute(std::size_t table, std::int64_t row) override {
+    return schema_.encode(run_task(config_, shared_, tasks_[members_[table][sz(row)]]));
+  }
+
+  nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
+    std::vector<OlsTaskResult> results(tasks_.size());
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      const std::vector<OlsTaskResult> decoded = schema_.decode_all(rows[k]);
+      for (std::size_t row = 0; row < decoded.size(); ++row) results[members_[k][row]] = decoded[row];
+    }
+    const auto t = Clock::now();
+    const OlsStudyResults r = assemble(config_, shared_, tasks_, results);
     const double assemble_s = seconds_since(t);
 
-    t = Clock::now();
-    say(cat("writing ", out_dir));
-    write_results((dir / "results.h5").string(), config, config_text, shared, r);
-    io::write_equation_file((dir / "equations_canonical.h5").string(), r.canonical_equations);
-    io::write_equation_file((dir / "equations_fixed_iterate_pool0.h5").string(), r.fixed_equations);
-    io::write_equation_file((dir / "equations_variable_stop_pool0.h5").string(), r.variable_equations);
-    io::write_equation_file((dir / "equations_bootstrap_pool0.h5").string(), r.bootstrap_equations);
-    for (std::size_t i = 0; i < config.trace_steps.size(); ++i) {
+    write_results(out.path("results.h5"), config_, config_text_, shared_, r);
+    io::write_equation_file(out.path("equations_canonical.h5"), r.canonical_equations);
+    io::write_equation_file(out.path("equations_fixed_iterate_pool0.h5"), r.fixed_equations);
+    io::write_equation_file(out.path("equations_variable_stop_pool0.h5"), r.variable_equations);
+    io::write_equation_file(out.path("equations_bootstrap_pool0.h5"), r.bootstrap_equations);
+    for (std::size_t i = 0; i < config_.trace_steps.size(); ++i) {
       Equations eq;
       eq.theta = r.trace_theta.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
       eq.grad_loss = r.trace_grad_loss.row_block(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
-      io::write_equation_file(
-          (dir / cat("equations_lambda_trace_t", std::to_string(config.trace_steps[i]), ".h5")).string(), eq);
+      io::write_equation_file(out.path(cat("equations_lambda_trace_t", std::to_string(config_.trace_steps[i]), ".h5")),
+                              eq);
     }
-    io::write_json_file((dir / "summary.json").string(), summary_json(config, r));
-    const double write_s = seconds_since(t);
+    io::write_json_file(out.path("summary.json"), summary_json(config_, r));
+    return {{"wall_seconds_assemble", assemble_s}};
+  }
 
-    nlohmann::json attempts = nlohmann::json::object();
-    for (const auto& [a, n] : by_attempt) attempts[std::to_string(a)] = n;
-    nlohmann::json stage_info = nlohmann::json::object();
-    for (std::size_t k = 0; k < stages.size(); ++k) stage_info[table_name(kKinds[k])] = stage_json(stages[k]);
-    std::int64_t run_now = 0;
-    for (const auto& s : stages) run_now += s.items;
-    const nlohmann::json info = {
-        {"study", kStudy},
-        {"ranks", comm.size()},
-        {"hosts", hosts},
-        {"devices", devices},
-        {"blas", device.blas},
-        {"store", {{"attempt", attempt}, {"fingerprint", io::store_fingerprint(kStudy, effective)}}},
-        {"tasks",
-         {{"total", total}, {"resumed", resumed}, {"run", run_now}, {"diverged", diverged}, {"by_attempt", attempts}}},
-        {"stages", stage_info},
-        {"wall_seconds",
-         {{"shared", shared_s},
-          {"tasks", tasks_s},
-          {"assemble", assemble_s},
-          {"write", write_s},
-          {"total", seconds_since(t0)}}}};
-    io::write_json_file((dir / "run_info.json").string(), info);
-    say(cat("done in ", std::to_string(seconds_since(t0)), " s"));
-  });
-  // Closed last: its lock keeps a concurrent run off DIR until the outputs are written.
-  store->close();
-}
+ private:
+  OlsEarlyStoppingConfig config_;
+  std::string config_text_;
+  OlsShared shared_;
+  std::vector<OlsTask> tasks_;
+  std::vector<std::vector<std::size_t>> members_;  ///< task indices per table, row order
+  Schema<OlsTaskResult> schema_ = task_schema(0);  ///< set by configure() from p
+};
+
+}  // namespace
+
+std::unique_ptr<Study> make_ols_early_stopping_study() { return std::make_unique<OlsEarlyStoppingStudy>(); }
 
 }  // namespace gradmatch::studies

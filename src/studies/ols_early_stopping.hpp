@@ -23,6 +23,7 @@
 // symmetric_solver) with fit()'s default rcond, so `gradmatch fit --family
 // sym` on an equations_*.h5 file reproduces the stored Lambda-hat.
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,7 +32,7 @@
 
 #include "core/matrix.hpp"
 #include "core/ols.hpp"
-#include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;
@@ -170,20 +171,11 @@ OlsStudyResults assemble(const OlsEarlyStoppingConfig& config, const OlsShared& 
 /// The summary.json document (results only, no timings).
 nlohmann::json summary_json(const OlsEarlyStoppingConfig& config, const OlsStudyResults& results);
 
-/// `gradmatch run CONFIG --out DIR` for study = "ols_early_stopping",
-/// collective over `comm`. Every rank reads and validates the config and
-/// computes the shared data before DIR is created. The tasks go through the
-/// task farm (distributed/task_farm.hpp) into the run store DIR/store.h5 (one
-/// table per task kind, a row = theta, grad L, steps), so a re-run on the
-/// same DIR resumes; rank 0 then assembles and writes DIR/results.h5,
-/// DIR/equations_*.h5, DIR/summary.json and last DIR/run_info.json (timings,
-/// hosts, devices, tasks resumed/run, per-stage farm statistics), each
-/// atomically. Outputs are byte-identical for any number of ranks and across
-/// interruptions. A complete DIR is left untouched ("nothing to do"); a DIR
-/// made by another config is refused (InputError, exit code 2). Failures
-/// are agreed: every rank throws the same CollectiveFailure. Progress goes
-/// to stderr (rank 0).
-void run_ols_early_stopping(const std::string& config_path, const std::string& out_dir,
-                            const distributed::Communicator& comm);
+/// The study for `gradmatch run` (studies/study.hpp): every rank reads and
+/// checks the config and computes the shared data; the tasks go through the
+/// task farm into the run store (one table per task kind, a row = theta,
+/// grad L, steps); rank 0 then assembles and writes DIR/results.h5,
+/// DIR/equations_*.h5 and DIR/summary.json.
+std::unique_ptr<Study> make_ols_early_stopping_study();
 
 }  // namespace gradmatch::studies

@@ -2,6 +2,7 @@
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
+#include "io/provenance.hpp"
 #include "studies/dropout.hpp"
 #include "studies/elastic_net.hpp"
 #include "studies/igr_calibration.hpp"
@@ -11,30 +12,45 @@
 
 namespace gradmatch::studies {
 
+std::span<const StudyEntry> study_registry() {
+  static const StudyEntry entries[] = {
+      {"ols_early_stopping", "early stopping as a quadratic penalty in OLS (Figures 4 and 7)",
+       make_ols_early_stopping_study},
+      {"igr_synthetic", "implicit gradient penalty of gradient descent on linear regression (Figure 6 A)",
+       make_igr_synthetic_study},
+      {"long_horizon", "GD vs the modified flow over many steps (appendix C)", make_long_horizon_study},
+      {"igr_calibration", "implicit gradient penalty of MLPs on Fashion-MNIST (Figure 6 B-D)",
+       make_igr_calibration_study},
+      {"elastic_net", "explicit elastic-net penalties recovered from trained networks (Figure 3)",
+       make_elastic_net_study},
+      {"dropout", "dropout as an adaptive ridge in ReLU classifiers (Figure 5)", make_dropout_study},
+  };
+  return entries;
+}
+
 std::vector<std::string> study_names() {
-  return {"ols_early_stopping", "igr_calibration", "igr_synthetic", "long_horizon", "elastic_net", "dropout"};
+  std::vector<std::string> names;
+  for (const StudyEntry& e : study_registry()) names.emplace_back(e.name);
+  return names;
 }
 
 void run_study(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm) {
+  const StudyEntry* entry = nullptr;
   std::string name;
   distributed::collective(comm, [&] {
     io::ConfigReader peek(config_path);
     name = peek.get_string("study");
-    const auto names = study_names();
-    if (std::find(names.begin(), names.end(), name) == names.end()) {
+    for (const StudyEntry& e : study_registry())
+      if (name == e.name) entry = &e;
+    if (entry == nullptr) {
       std::string list;
-      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw InputError(config_path + ": key 'study': unknown study '" + name + "'; known studies: " + list);
+      for (const StudyEntry& e : study_registry()) list += cat(list.empty() ? "" : ", ", e.name);
+      throw InputError(cat(config_path, ": key 'study': unknown study '", name, "'; known studies: ", list));
     }
   });
-  // Every rank runs the study: its tasks go through the task farm, and its
-  // phases agree on failures themselves.
-  if (name == "dropout") return run_dropout(config_path, out_dir, comm);
-  if (name == "elastic_net") return run_elastic_net(config_path, out_dir, comm);
-  if (name == "igr_calibration") return run_igr_calibration(config_path, out_dir, comm);
-  if (name == "igr_synthetic") return run_igr_synthetic(config_path, out_dir, comm);
-  if (name == "long_horizon") return run_long_horizon(config_path, out_dir, comm);
-  run_ols_early_stopping(config_path, out_dir, comm);
+  io::set_study(name);
+  const std::unique_ptr<Study> study = entry->make();
+  run_study(*study, name, config_path, out_dir, comm);
 }
 
 }  // namespace gradmatch::studies

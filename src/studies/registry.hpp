@@ -1,18 +1,31 @@
 #pragma once
 // `gradmatch run CONFIG --out DIR`: the config's top-level key `study` names
-// the pipeline; this is the one place that maps names to pipelines.
+// the study; this table is the one place that maps names to studies.
+#include <functional>
+#include <memory>
+#include <span>
 #include <string>
-#include <vector>
 
 #include "distributed/mpi.hpp"
+#include "studies/study.hpp"
 
 namespace gradmatch::studies {
 
-/// The study names `run_study` accepts.
+struct StudyEntry {
+  const char* name;     ///< the config's `study` value
+  const char* summary;  ///< one line for `gradmatch studies` and --help
+  std::function<std::unique_ptr<Study>()> make;
+};
+
+/// Every study gradmatch knows, in the order help texts list them.
+std::span<const StudyEntry> study_registry();
+
+/// The names of study_registry(), in order.
 std::vector<std::string> study_names();
 
-/// Reads the `study` key of the config and runs that study into `out_dir`.
-/// Bad input (unknown study, bad keys) is an InputError on every rank.
+/// Reads the `study` key of the config and runs that study into `out_dir`
+/// (run_study above). An unknown study is an InputError on every rank that
+/// lists the known ones.
 void run_study(const std::string& config_path, const std::string& out_dir, const distributed::Communicator& comm);
 
 }  // namespace gradmatch::studies

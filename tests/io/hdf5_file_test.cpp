@@ -22,20 +22,20 @@ namespace fs = std::filesystem;
 TEST(ResultsWriter, WritesToPartialFileUntilCommit) {
   TestDir dir;
   const std::string path = dir.file("results.h5");
-  ResultsWriter w(path);
-  w.write("x", 1.5);
+  ResultsWriter w(path, "test");
+  w.write("x", 1.5, {"", "", {}});
   EXPECT_EQ(dir.entries(), std::set<std::string>{"results.h5.partial"});
   w.commit();
   EXPECT_EQ(dir.entries(), std::set<std::string>{"results.h5"});
   EXPECT_EQ(read_doubles(path, "x"), std::vector<double>{1.5});
-  EXPECT_THROW(w.write("y", 2.0), std::logic_error);
+  EXPECT_THROW(w.write("y", 2.0, {"", "", {}}), std::logic_error);
 }
 
 TEST(ResultsWriter, UncommittedWriterLeavesNoFile) {
   TestDir dir;
   {
-    ResultsWriter w(dir.file("results.h5"));
-    w.write("x", std::vector<double>{1, 2, 3});
+    ResultsWriter w(dir.file("results.h5"), "test");
+    w.write("x", std::vector<double>{1, 2, 3}, {"", "", {"i"}});
   }
   EXPECT_TRUE(dir.entries().empty());
 }
@@ -43,14 +43,14 @@ TEST(ResultsWriter, UncommittedWriterLeavesNoFile) {
 TEST(ResultsWriter, RoundTripsEveryKindOfDataset) {
   TestDir dir;
   const std::string path = dir.file("results.h5");
-  ResultsWriter w(path);
-  w.write("matrix", Matrix(2, 3, {1, 2, 3, 4, 5, 6}));
-  w.write("vector", std::vector<double>{0.1, -0.2});
-  w.write("counts", std::vector<std::int64_t>{7, -8, 9});
-  w.write("scalar", 3.25);
-  w.write("deep/group/tensor", std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 2});
-  w.write("empty", std::vector<double>{});
-  w.write("label", std::string("dropout grid"));
+  ResultsWriter w(path, "test");
+  w.write("matrix", Matrix(2, 3, {1, 2, 3, 4, 5, 6}), {"a matrix", "", {"row", "col"}});
+  w.write("vector", std::vector<double>{0.1, -0.2}, {"", "", {"i"}});
+  w.write("counts", std::vector<std::int64_t>{7, -8, 9}, {"", "", {"i"}});
+  w.write("scalar", 3.25, {"", "", {}});
+  w.write("deep/group/tensor", std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8}, {"", "", {"a", "b", "c"}}, {2, 2, 2});
+  w.write("empty", std::vector<double>{}, {"", "", {"i"}});
+  w.write("label", std::string("dropout grid"), {"", "", {}});
   w.commit();
 
   std::vector<std::int64_t> shape;
@@ -69,16 +69,23 @@ TEST(ResultsWriter, RoundTripsEveryKindOfDataset) {
 
 TEST(ResultsWriter, RejectsShapeThatDoesNotHoldTheValues) {
   TestDir dir;
-  ResultsWriter w(dir.file("results.h5"));
-  EXPECT_THROW(w.write("t", std::vector<double>{1, 2, 3}, {2, 2}), std::invalid_argument);
+  ResultsWriter w(dir.file("results.h5"), "test");
+  EXPECT_THROW(w.write("t", std::vector<double>{1, 2, 3}, {"", "", {"a", "b"}}, {2, 2}), std::invalid_argument);
+}
+
+TEST(ResultsWriter, RejectsAxisNamesThatDoNotMatchTheRank) {
+  TestDir dir;
+  ResultsWriter w(dir.file("results.h5"), "test");
+  EXPECT_THROW(w.write("t", std::vector<double>{1, 2, 3, 4}, {"", "", {"a"}}, {2, 2}), std::invalid_argument);
+  EXPECT_THROW(w.write("s", 1.0, {"", "", {"a"}}), std::invalid_argument);
 }
 
 TEST(ResultsWriter, RejectsDatasetWrittenTwice) {
   TestDir dir;
-  ResultsWriter w(dir.file("results.h5"));
-  w.write("a/x", 1.0);
+  ResultsWriter w(dir.file("results.h5"), "test");
+  w.write("a/x", 1.0, {"", "", {}});
   try {
-    w.write("a/x", 2.0);
+    w.write("a/x", 2.0, {"", "", {}});
     FAIL() << "second write of a/x accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("'a/x'"), std::string::npos) << e.what();
@@ -87,7 +94,7 @@ TEST(ResultsWriter, RejectsDatasetWrittenTwice) {
 
 TEST(ResultsWriter, CreatingInMissingDirectoryIsAnInputError) {
   TestDir dir;
-  EXPECT_THROW({ ResultsWriter w(dir.file("missing/results.h5")); }, InputError);
+  EXPECT_THROW({ ResultsWriter w(dir.file("missing/results.h5"), "test"); }, InputError);
   EXPECT_TRUE(dir.entries().empty());
 }
 
@@ -95,10 +102,10 @@ TEST(ResultsWriter, StringsAndAttributesReadInH5py) {
   if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
   TestDir dir;
   const std::string path = dir.file("results.h5");
-  ResultsWriter w(path);
-  w.write("curves/loss", std::vector<double>{3, 2, 1});
-  w.write("label", std::string("λ sweep"));
-  w.set_attribute("", "study", "dropout");
+  ResultsWriter w(path, "test");
+  w.write("curves/loss", std::vector<double>{3, 2, 1}, {"training loss", "nats", {"epoch"}});
+  w.write("label", std::string("λ sweep"), {"", "", {}});
+  w.set_attribute("", "note", "root");
   w.set_attribute("curves", "eta", 0.01);
   w.set_attribute("curves/loss", "unit", "nats");
   w.set_attribute("curves/loss", "unit", "bits");  // replaces
@@ -107,7 +114,14 @@ TEST(ResultsWriter, StringsAndAttributesReadInH5py) {
   std::ofstream(dir.file("check.py")) << R"(
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:
-    assert f.attrs["study"] == "dropout", repr(f.attrs["study"])
+    assert f.attrs["study"] == "test", repr(f.attrs["study"])
+    assert f.attrs["format"] == "gradmatch.results"
+    assert f.attrs["gradmatch_version"] and f.attrs["libtorch_version"] and f.attrs["created_by"]
+    assert f.attrs["note"] == "root"
+    loss = f["curves/loss"]
+    assert loss.attrs["description"] == "training loss" and loss.attrs["units"] == "nats"
+    assert list(loss.attrs["dims"]) == ["epoch"], repr(loss.attrs["dims"])
+    assert list(f["label"].attrs["dims"]) == []
     assert f["curves"].attrs["eta"] == 0.01
     assert f["curves/loss"].attrs["unit"] == "bits"
     assert f["new/group"].attrs["note"] == "made on demand"
@@ -122,9 +136,9 @@ with h5py.File(sys.argv[1], "r") as f:
 TEST(ResultsWriter, SameValuesWrittenSecondsApartGiveIdenticalBytes) {
   TestDir dir;
   const auto write = [&](const std::string& name) {
-    ResultsWriter w(dir.file(name));
-    w.write("group/x", std::vector<double>{1, 2, 3});
-    w.write("label", std::string("text"));
+    ResultsWriter w(dir.file(name), "test");
+    w.write("group/x", std::vector<double>{1, 2, 3}, {"", "", {"i"}});
+    w.write("label", std::string("text"), {"", "", {}});
     w.set_attribute("group", "unit", "m");
     w.commit();
     Equations eq;
@@ -147,8 +161,8 @@ TEST(ResultsWriter, SameValuesWrittenSecondsApartGiveIdenticalBytes) {
 
 TEST(ReadDoubles, RejectsMissingDatasetNamingFileAndDataset) {
   TestDir dir;
-  ResultsWriter w(dir.file("results.h5"));
-  w.write("a/x", 1.0);
+  ResultsWriter w(dir.file("results.h5"), "test");
+  w.write("a/x", 1.0, {"", "", {}});
   w.commit();
   for (const char* name : {"a/y", "b/x", "x"}) {
     try {
@@ -171,8 +185,8 @@ TEST(ReadDoubles, RejectsMissingAndNonHdf5Files) {
 
 TEST(ReadDoubles, RejectsStringDataset) {
   TestDir dir;
-  ResultsWriter w(dir.file("results.h5"));
-  w.write("label", std::string("x"));
+  ResultsWriter w(dir.file("results.h5"), "test");
+  w.write("label", std::string("x"), {"", "", {}});
   w.commit();
   EXPECT_THROW(read_doubles(dir.file("results.h5"), "label"), InputError);
 }

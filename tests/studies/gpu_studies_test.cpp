@@ -59,7 +59,7 @@ TEST(GpuStudies, DropoutSmokeOnCudaGivesTheCpuSummary) {
   }
   const std::string info = slurp(root / "cuda" / "run_info.json");
   EXPECT_NE(info.find("cuda:0"), std::string::npos);
-  std::printf("cuda run: %s\n", json_of(root / "cuda" / "run_info.json").value("device", std::string("?")).c_str());
+  std::printf("cuda run devices: %s\n", json_of(root / "cuda" / "run_info.json").value("devices", nlohmann::json()).dump().c_str());
   fs::remove_all(root);
 }
 

@@ -32,7 +32,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using distributed::Communicator;
-using RunFn = std::function<void(const std::string&, const std::string&, const Communicator&)>;
 
 using namespace test_support;
 
@@ -56,10 +55,10 @@ class IgrStudies : public ::testing::Test {
     if (world_.is_root()) fs::remove_all(root_, ec);
   }
   // The study on every rank into root_/all and on rank 0 alone into root_/one.
-  void run_both(const RunFn& run, const std::string& config) {
-    if (world_.is_root()) run(config, (root_ / "one").string(), Communicator(MPI_COMM_SELF));
+  void run_both(const std::string& config) {
+    if (world_.is_root()) run_study(config, (root_ / "one").string(), Communicator(MPI_COMM_SELF));
     world_.barrier();
-    run(config, (root_ / "all").string(), world_);
+    run_study(config, (root_ / "all").string(), world_);
   }
   // The smoke config with `line` added after the line starting with `after`.
   std::string config_with(const std::string& study, const std::string& after, const std::string& line) {
@@ -77,7 +76,7 @@ class IgrStudies : public ::testing::Test {
 };
 
 TEST_F(IgrStudies, SyntheticSmokeRecoversEtaPOverFourAndFitReproducesIt) {
-  run_both(run_igr_synthetic, smoke("igr_synthetic"));
+  run_both(smoke("igr_synthetic"));
   if (!world_.is_root()) return;
   const fs::path out = root_ / "all";
   EXPECT_EQ(outputs(out), outputs(root_ / "one"));  // byte for byte, any rank count
@@ -100,7 +99,7 @@ TEST_F(IgrStudies, SyntheticSmokeRecoversEtaPOverFourAndFitReproducesIt) {
   o.family = FamilySpec::parse("features");
   const FitResult fitted = fit(eq, o);
   EXPECT_NEAR(fitted.coefficient(), run.at("lambda_hat").get<double>(), 1e-12 * fitted.coefficient());
-  const auto ratio_t = io::read_doubles((out / "results.h5").string(), "checkpoints/ratio");
+  const auto ratio_t = io::read_doubles((out / "results.h5").string(), "runs/ratio_checkpoints");
   for (double r : ratio_t) EXPECT_NEAR(r, 0.995, 0.015);
 }
 
@@ -113,7 +112,7 @@ TEST_F(IgrStudies, SyntheticEulerReferenceReproducesTheOneMinusOneOverKFactor) {
     std::ofstream(config) << text;
   }
   world_.barrier();
-  run_igr_synthetic(config, (root_ / "euler").string(), world_);
+  run_study(config, (root_ / "euler").string(), world_);
   if (!world_.is_root()) return;
   const nlohmann::json s = json_of(root_ / "euler" / "summary.json");
   EXPECT_EQ(s.at("reference").at("integrator"), "euler");
@@ -124,7 +123,7 @@ TEST_F(IgrStudies, SyntheticEulerReferenceReproducesTheOneMinusOneOverKFactor) {
 }
 
 TEST_F(IgrStudies, SyntheticResumesExactlyTheForgottenRows) {
-  run_both(run_igr_synthetic, smoke("igr_synthetic"));
+  run_both(smoke("igr_synthetic"));
   const fs::path out = root_ / "all";
   std::int64_t reset = 0;
   if (world_.is_root()) {
@@ -133,7 +132,7 @@ TEST_F(IgrStudies, SyntheticResumesExactlyTheForgottenRows) {
     fs::remove(out / "run_info.json");
   }
   world_.barrier();
-  run_igr_synthetic(smoke("igr_synthetic"), out.string(), world_);
+  run_study(smoke("igr_synthetic"), out.string(), world_);
   if (!world_.is_root()) return;
   EXPECT_EQ(outputs(out), outputs(root_ / "one"));
   const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
@@ -143,7 +142,7 @@ TEST_F(IgrStudies, SyntheticResumesExactlyTheForgottenRows) {
 }
 
 TEST_F(IgrStudies, LongHorizonSmokeModifiedFlowStaysFarCloserToGradientDescent) {
-  run_both(run_long_horizon, smoke("long_horizon"));
+  run_both(smoke("long_horizon"));
   if (!world_.is_root()) return;
   EXPECT_EQ(outputs(root_ / "all"), outputs(root_ / "one"));
   const nlohmann::json s = json_of(root_ / "all" / "summary.json");
@@ -166,7 +165,7 @@ TEST_F(IgrStudies, LongHorizonSmokeModifiedFlowStaysFarCloserToGradientDescent) 
 }
 
 TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
-  run_both(run_igr_calibration, smoke("igr_calibration"));
+  run_both(smoke("igr_calibration"));
   if (!world_.is_root()) return;
   EXPECT_EQ(outputs(root_ / "all"), outputs(root_ / "one"));
   const nlohmann::json s = json_of(root_ / "all" / "summary.json");
@@ -191,18 +190,18 @@ TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
 }
 
 TEST_F(IgrStudies, BadConfigsAreInputErrorsNamingTheKey) {
-  const auto exit_code = [&](const RunFn& run, const std::string& config) {
+  const auto exit_code = [&](const std::string& config) {
     try {
-      run(config, (root_ / "bad").string(), world_);
+      run_study(config, (root_ / "bad").string(), world_);
     } catch (const distributed::CollectiveFailure& f) {
       EXPECT_NE(std::string(f.what()).find("key '"), std::string::npos) << f.what();
       return f.exit_code();
     }
     return 0;
   };
-  EXPECT_EQ(exit_code(run_igr_synthetic, config_with("igr_synthetic", "[gd]", "momentum = 0.9")), 2);
-  EXPECT_EQ(exit_code(run_long_horizon, config_with("long_horizon", "[reference]", "method = \"rk45\"")), 2);
-  EXPECT_EQ(exit_code(run_igr_calibration, config_with("igr_calibration", "[data]", "validation_fraction = 0.1")), 2);
+  EXPECT_EQ(exit_code(config_with("igr_synthetic", "[gd]", "momentum = 0.9")), 2);
+  EXPECT_EQ(exit_code(config_with("long_horizon", "[reference]", "method = \"rk45\"")), 2);
+  EXPECT_EQ(exit_code(config_with("igr_calibration", "[data]", "validation_fraction = 0.1")), 2);
   EXPECT_FALSE(fs::exists(root_ / "bad"));
   const auto names = study_names();
   for (const char* study : {"igr_synthetic", "long_horizon", "igr_calibration"})

@@ -20,6 +20,7 @@
 #include "distributed/mpi.hpp"
 #include "io/hdf5_file.hpp"
 #include "studies/ols_early_stopping.hpp"
+#include "studies/registry.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -90,7 +91,7 @@ class OlsStudyOverRanks : public ::testing::Test {
   }
   /// The reference: rank 0 alone (MPI_COMM_SELF), as a one-rank run.
   void run_reference(const fs::path& out) {
-    if (world_.is_root()) run_ols_early_stopping(kSmokeConfig, out.string(), Communicator(MPI_COMM_SELF));
+    if (world_.is_root()) run_study(kSmokeConfig, out.string(), Communicator(MPI_COMM_SELF));
     world_.barrier();
   }
 
@@ -100,7 +101,7 @@ class OlsStudyOverRanks : public ::testing::Test {
 
 TEST_F(OlsStudyOverRanks, GivesByteIdenticalOutputsAndTaskTablesToOneRank) {
   run_reference(root_ / "one");
-  run_ols_early_stopping(kSmokeConfig, (root_ / "all").string(), world_);
+  run_study(kSmokeConfig, (root_ / "all").string(), world_);
   if (!world_.is_root()) return;
 
   const auto reference = outputs(root_ / "one");
@@ -130,7 +131,7 @@ TEST_F(OlsStudyOverRanks, GivesByteIdenticalOutputsAndTaskTablesToOneRank) {
 TEST_F(OlsStudyOverRanks, ResumesExactlyTheUnfinishedTasksToTheSameFiles) {
   run_reference(root_ / "one");
   const fs::path out = root_ / "resumed";
-  run_ols_early_stopping(kSmokeConfig, out.string(), world_);
+  run_study(kSmokeConfig, out.string(), world_);
   std::int64_t reset = 0;
   if (world_.is_root()) {
     // As if killed: some tasks never finished, and no output was written yet.
@@ -139,7 +140,7 @@ TEST_F(OlsStudyOverRanks, ResumesExactlyTheUnfinishedTasksToTheSameFiles) {
     fs::remove(out / "run_info.json");
   }
   world_.barrier();
-  run_ols_early_stopping(kSmokeConfig, out.string(), world_);
+  run_study(kSmokeConfig, out.string(), world_);
   if (!world_.is_root()) return;
   EXPECT_EQ(outputs(out), outputs(root_ / "one"));
   EXPECT_EQ(reset, 14 + 14 + 13 + 38);  // rows 0, 3, 6, ... of tables of 40, 40, 38 and 114 rows
@@ -151,7 +152,7 @@ TEST_F(OlsStudyOverRanks, ResumesExactlyTheUnfinishedTasksToTheSameFiles) {
 
 TEST_F(OlsStudyOverRanks, ASecondRunOnACompleteDirectoryChangesNothing) {
   const fs::path out = root_ / "done";
-  run_ols_early_stopping(kSmokeConfig, out.string(), world_);
+  run_study(kSmokeConfig, out.string(), world_);
   std::map<std::string, std::pair<std::string, std::int64_t>> before;  // name -> bytes, mtime (ns)
   const auto snapshot = [&] {
     std::map<std::string, std::pair<std::string, std::int64_t>> s;
@@ -164,7 +165,7 @@ TEST_F(OlsStudyOverRanks, ASecondRunOnACompleteDirectoryChangesNothing) {
   };
   if (world_.is_root()) before = snapshot();
   world_.barrier();
-  run_ols_early_stopping(kSmokeConfig, out.string(), world_);
+  run_study(kSmokeConfig, out.string(), world_);
   if (world_.is_root()) {
     EXPECT_EQ(before.size(), 15u);  // 12 outputs, run_info.json, store.h5, store.lock
     EXPECT_EQ(snapshot(), before);
@@ -173,7 +174,7 @@ TEST_F(OlsStudyOverRanks, ASecondRunOnACompleteDirectoryChangesNothing) {
 
 TEST_F(OlsStudyOverRanks, ADifferentConfigOnAnExistingDirectoryIsRefusedWithExitCode2) {
   const fs::path out = root_ / "run";
-  run_ols_early_stopping(kSmokeConfig, out.string(), world_);
+  run_study(kSmokeConfig, out.string(), world_);
   const fs::path other = root_ / "other.toml";
   if (world_.is_root()) {
     std::string text = slurp(kSmokeConfig);
@@ -183,7 +184,7 @@ TEST_F(OlsStudyOverRanks, ADifferentConfigOnAnExistingDirectoryIsRefusedWithExit
   world_.barrier();
   const std::string summary = world_.is_root() ? slurp(out / "summary.json") : "";
   try {
-    run_ols_early_stopping(other.string(), out.string(), world_);
+    run_study(other.string(), out.string(), world_);
     ADD_FAILURE() << "the run was not refused";
   } catch (const distributed::CollectiveFailure& f) {
     EXPECT_EQ(f.exit_code(), 2);

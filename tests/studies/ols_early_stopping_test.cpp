@@ -1,4 +1,5 @@
 #include "studies/ols_early_stopping.hpp"
+#include "studies/registry.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -32,7 +33,7 @@ std::string slurp(const fs::path& path) {
 
 // The study as one MPI rank (this binary is a singleton MPI job).
 void run_one_rank(const std::string& config, const std::string& out) {
-  run_ols_early_stopping(config, out, distributed::Communicator());
+  run_study(config, out, distributed::Communicator());
 }
 
 // The agreed exit code of a failing run (2: bad input); 0 when it succeeds.

@@ -156,8 +156,9 @@ TEST(Replicates, DropoutClassifiersMatchOneAtATimeAndStoppedOnesLeaveTheBatch) {
   std::vector<Split> splits;
   for (std::size_t r = 0; r < sp.size(); ++r) {
     splits.push_back(split(pool, 1.0 / 3.0, 9, r));
-    tr.push_back(at::tensor(splits.back().train_indices, at::kLong));
-    va.push_back(at::tensor(splits.back().validation_indices, at::kLong));
+    const SplitIndices rows = split_indices(90, 1.0 / 3.0, 9, r);
+    tr.push_back(at::tensor(rows.train, at::kLong));
+    va.push_back(at::tensor(rows.validation, at::kLong));
   }
   rd.train = at::stack(tr);
   rd.validation = at::stack(va);

@@ -1,0 +1,219 @@
+#include "studies/study.hpp"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include "core/errors.hpp"
+#include "distributed/task_farm.hpp"
+#include "io/config.hpp"
+#include "io/json_output.hpp"
+#include "io/provenance.hpp"
+#include "io/run_store.hpp"
+
+namespace gradmatch::studies {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+nlohmann::json stage_json(const distributed::FarmStats& s) {
+  return {{"tasks", s.items},
+          {"wall_seconds", s.wall_seconds},
+          {"tasks_per_rank", s.done_per_rank},
+          {"busy_seconds_per_rank", s.busy_per_rank},
+          {"cpu_seconds_per_rank", s.cpu_per_rank},
+          {"efficiency", s.efficiency()},
+          {"diverged", s.diverged}};
+}
+
+/// The rank's device from the config's `device` key: "cpu", "cuda" (an
+/// InputError when LibTorch sees no GPU) or "auto" (CUDA when it sees one).
+/// The BLAS and LibTorch's intra-op pool get the rank's thread count.
+StudyContext configure_context(const distributed::Communicator& comm, const std::string& config_path,
+                               const std::string& requested) {
+  StudyContext context;
+  context.comm = &comm;
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (requested == "cuda" && gpus == 0)
+    throw InputError(cat(config_path, ": key 'device': \"cuda\" was asked for but this rank sees no usable GPU (",
+                         torch::cuda::is_available() ? "none visible" : "LibTorch was built without CUDA",
+                         "); set device = \"cpu\" or \"auto\", or run where a GPU is visible"));
+  context.rank = distributed::configure_device(comm, requested == "cpu" ? 0 : gpus);
+  at::set_num_threads(context.rank.device.threads);
+  if (context.rank.device.kind == distributed::DeviceKind::cuda)
+    context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(context.rank.device.index));
+  return context;
+}
+
+constexpr const char* kRunInfo = "run_info.json";
+
+/// Whether DIR holds run_info.json and every output it lists.
+bool outputs_complete(const std::filesystem::path& dir) {
+  std::ifstream in(dir / kRunInfo);
+  if (!in) return false;
+  const nlohmann::json info = nlohmann::json::parse(in, nullptr, false);
+  if (info.is_discarded() || !info.contains("outputs") || !info["outputs"].is_array()) return false;
+  return std::all_of(info["outputs"].begin(), info["outputs"].end(), [&](const nlohmann::json& f) {
+    return f.is_string() && std::filesystem::exists(dir / f.get<std::string>());
+  });
+}
+
+}  // namespace
+
+std::string OutputDir::path(const std::string& file) {
+  if (std::find(files_.begin(), files_.end(), file) == files_.end()) files_.push_back(file);
+  return (dir_ / file).string();
+}
+
+void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what) {
+  throw InputError(cat(reader.path(), ": key '", key, "': ", what));
+}
+
+std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback) {
+  const std::string name = reader.get_string("study");
+  if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", name, "\""));
+  reader.get_choice(kDeviceKey, "auto", device_choices());
+  return static_cast<std::uint64_t>(reader.get_int("seed", static_cast<std::int64_t>(fallback), 0,
+                                                   std::numeric_limits<std::int64_t>::max()));
+}
+
+std::string short_number(double value) {
+  char buffer[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buffer, sizeof buffer, "%.*g", digits, value);
+    if (std::stod(buffer) == value) break;
+  }
+  return buffer;
+}
+
+void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
+               const distributed::Communicator& comm) {
+  using distributed::collective;
+  const auto t0 = Clock::now();
+  const bool root = comm.is_root();
+  const auto say = [&](const std::string& line) {
+    if (root) std::fprintf(stderr, "%s: %s\n", name.c_str(), line.c_str());
+  };
+
+  // 1. Every rank: the device first (the thread count changes the last bits
+  //    of every product), then the config and the shared inputs. Nothing is
+  //    written unless all of it succeeds on every rank.
+  StudyContext context;
+  std::string effective;
+  std::vector<TaskTable> tables;
+  double shared_s = 0.0;
+  collective(comm, [&] {
+    io::ConfigReader peek(config_path);
+    context = configure_context(comm, config_path, peek.get_choice(kDeviceKey, "auto", device_choices()));
+    context.out_dir = out_dir;
+  });
+  collective(comm, [&] {
+    io::ConfigReader reader(config_path);
+    study.configure(reader);
+    reader.finish();
+    effective = reader.effective();
+    const auto t = Clock::now();
+    study.prepare(context);
+    shared_s = seconds_since(t);
+    tables = study.tables();
+  });
+  if (const std::string line = study.describe(); !line.empty()) say(line);
+
+  // 2. The run store: one table per task table, rows in table order.
+  io::RunStoreSpec spec{name, effective, {}};
+  for (const TaskTable& t : tables) spec.tables.push_back({t.name, t.width, t.ids});
+  std::unique_ptr<io::RunStore> store;
+  collective(comm, [&] { store = std::make_unique<io::RunStore>(comm.get(), out_dir, spec); });
+
+  const std::filesystem::path dir(out_dir);
+  const bool outputs_present = comm.broadcast(root && outputs_complete(dir) ? "1" : "0") == "1";
+  if (store->complete_at_open() && outputs_present) {
+    store->close();
+    if (root) std::fprintf(stderr, "gradmatch: nothing to do: %s is complete\n", out_dir.c_str());
+    return;
+  }
+  const std::int64_t total = store->total_rows(), resumed = store->finished_at_open();
+  if (resumed > 0)
+    say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
+            " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
+
+  // 3. The task farm, one stage per table; each result lands in the store.
+  auto t = Clock::now();
+  std::vector<distributed::FarmStats> stages;
+  for (std::size_t k = 0; k < tables.size(); ++k)
+    stages.push_back(
+        distributed::farm_table(comm, *store, k, [&](std::int64_t row) { return study.compute(k, row); }));
+  const double tasks_s = seconds_since(t);
+
+  // 4. Rank 0 reads every row back (this run's and earlier runs').
+  std::vector<std::vector<double>> rows(tables.size());
+  std::map<std::int32_t, std::int64_t> by_attempt;
+  std::int64_t diverged = 0;
+  collective(comm, [&] {
+    if (!root) return;
+    for (std::size_t k = 0; k < tables.size(); ++k) {
+      rows[k] = store->read_data(k);
+      const std::vector<io::TaskStatus> status = store->read_status(k);
+      const std::vector<std::int32_t> attempts = store->read_attempts(k);
+      for (std::size_t row = 0; row < status.size(); ++row) {
+        if (status[row] == io::TaskStatus::pending)
+          throw std::runtime_error(cat(store->path(), ": task ", std::to_string(row), " of table '",
+                                       store->table_name(k), "' is still pending after the farm"));
+        if (status[row] == io::TaskStatus::diverged) ++diverged;
+        ++by_attempt[attempts[row]];
+      }
+    }
+  });
+  const std::int32_t attempt = store->attempt();
+  const std::vector<std::string> hosts = comm.gather(distributed::processor_name());
+  const std::vector<std::string> devices = comm.gather(context.rank.device.describe());
+
+  // 5. Rank 0 writes the outputs, each atomically, run_info.json last.
+  collective(comm, [&] {
+    if (!root) return;
+    t = Clock::now();
+    say(cat("writing ", out_dir));
+    OutputDir out(dir);
+    nlohmann::json extra = study.write(rows, out);
+    const double write_s = seconds_since(t);
+
+    nlohmann::json attempts = nlohmann::json::object();
+    for (const auto& [a, n] : by_attempt) attempts[std::to_string(a)] = n;
+    nlohmann::json stage_info = nlohmann::json::object();
+    std::int64_t run_now = 0;
+    for (std::size_t k = 0; k < stages.size(); ++k) {
+      stage_info[tables[k].name] = stage_json(stages[k]);
+      run_now += stages[k].items;
+    }
+    nlohmann::json info = {
+        {"study", name},
+        {"outputs", out.files()},
+        {"ranks", comm.size()},
+        {"hosts", hosts},
+        {"devices", devices},
+        {"blas", context.rank.blas},
+        {"store", {{"attempt", attempt}, {"fingerprint", io::store_fingerprint(name, effective)}}},
+        {"tasks",
+         {{"total", total}, {"resumed", resumed}, {"run", run_now}, {"diverged", diverged}, {"by_attempt", attempts}}},
+        {"stages", stage_info},
+        {"wall_seconds",
+         {{"shared", shared_s}, {"tasks", tasks_s}, {"write", write_s}, {"total", seconds_since(t0)}}}};
+    for (const auto& [key, value] : io::provenance()) info[key] = value;
+    if (extra.is_object())
+      for (auto it = extra.begin(); it != extra.end(); ++it) info[it.key()] = it.value();
+    io::write_json_file((dir / kRunInfo).string(), info);
+    say(cat("done in ", std::to_string(seconds_since(t0)), " s"));
+  });
+  // Closed last: its lock keeps a concurrent run off DIR until the outputs are written.
+  store->close();
+}
+
+}  // namespace gradmatch::studies

@@ -1,0 +1,137 @@
+#pragma once
+// A study and the one runner every study goes through.
+//
+// A study is a small type with five steps; the runner does everything else:
+//
+//   configure(reader)      every rank: read and check the config keys
+//   prepare(context)       every rank: shared inputs (data, canonical runs)
+//   tables()               the tasks, one table per result shape
+//   compute(table, row)    any rank: one task's result row (a pure function
+//                          of config, shared inputs and task id)
+//   write(rows, out)       rank 0: assemble every row, write the outputs
+//
+// run_study() reads the top-level keys every config shares (`study`,
+// `device`), lets the study read the rest, rejects keys nobody read, opens
+// the run store DIR/store.h5 (one table per task table; rows in table order),
+// farms the pending rows over the ranks, reads every row back on rank 0,
+// calls write() and records DIR/run_info.json last. Resume, refusal of another
+// config and "nothing to do" are the run store's: a re-run on the same DIR
+// computes only pending rows, and since a task is pure the outputs equal an
+// uninterrupted run's byte for byte, for any number of ranks. The files a
+// finished run holds are the ones write() actually wrote (OutputDir records
+// them, run_info.json lists them), so "nothing to do" never depends on a list
+// kept by hand. Failures are agreed: every rank throws the same
+// CollectiveFailure.
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "distributed/device.hpp"
+#include "distributed/mpi.hpp"
+
+namespace gradmatch::io {
+class ConfigReader;
+}
+
+namespace gradmatch::studies {
+
+/// What a rank computes with, decided before any study code runs (the BLAS
+/// thread count changes the last bits of products, so it is set first).
+struct StudyContext {
+  const distributed::Communicator* comm = nullptr;
+  distributed::RankDevice rank;                  ///< assignment and BLAS setting
+  torch::Device device = torch::Device(torch::kCPU);  ///< where tensors of this rank live
+  std::filesystem::path out_dir;  ///< DIR; tasks that write files of their own write them here
+};
+
+/// One table of tasks whose results share a row width.
+struct TaskTable {
+  std::string name;                ///< store table name (letters, digits, '_')
+  std::int64_t width = 0;          ///< doubles per task result
+  std::vector<std::uint64_t> ids;  ///< stable task ids, row order
+};
+
+/// The output directory as write() sees it: every file goes through path(),
+/// which records it, so the runner knows what a finished run holds.
+class OutputDir {
+ public:
+  explicit OutputDir(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  /// DIR/file as a string; `file` is recorded as one of the run's outputs.
+  std::string path(const std::string& file);
+  const std::vector<std::string>& files() const { return files_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::vector<std::string> files_;
+};
+
+class Study {
+ public:
+  virtual ~Study() = default;
+  /// Every rank: reads every key of the config (read_study_seed() for the
+  /// keys all studies share) and calls reader.finish(). InputError for bad
+  /// values.
+  virtual void configure(io::ConfigReader& reader) = 0;
+  /// Every rank: shared inputs, computed identically everywhere.
+  virtual void prepare(const StudyContext& context) = 0;
+  /// The tasks, after prepare().
+  virtual std::vector<TaskTable> tables() const = 0;
+  /// One task's result (table's width doubles; a non-finite value marks the
+  /// task diverged in the store).
+  virtual std::vector<double> compute(std::size_t table, std::int64_t row) = 0;
+  /// Rank 0: every table's rows, row-major [rows, width]. Writes each output
+  /// atomically through `out`; returns extra run_info.json entries.
+  virtual nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) = 0;
+  /// One progress line after prepare() ("480 tasks (2 depths x ...)"); may be empty.
+  virtual std::string describe() const { return {}; }
+};
+
+/// `gradmatch run CONFIG --out DIR` for one study; collective over `comm`
+/// (see the top). `name` is the config's `study` value.
+void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
+               const distributed::Communicator& comm);
+
+// ---- helpers the studies share ----------------------------------------------
+
+/// The shortest "%g" form that reads back as the same double ("0.001",
+/// "3e-05"): numbers in output file names.
+std::string short_number(double value);
+
+/// Concatenation without temporaries of the form "literal" + std::string&&.
+template <class... A>
+std::string cat(std::string_view first, const A&... rest) {
+  std::string s(first);
+  ((s += rest), ...);
+  return s;
+}
+
+/// InputError "FILE: key 'KEY': WHAT".
+[[noreturn]] void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what);
+
+/// The keys every study config starts with: checks that `study` names
+/// `study`, checks `device` ("auto", "cpu" or "cuda"; the runner applies it),
+/// and returns `seed` (default `fallback`).
+std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback);
+
+/// The `device` key's choices and default.
+inline constexpr const char* kDeviceKey = "device";
+inline const std::vector<std::string>& device_choices() {
+  static const std::vector<std::string> choices{"auto", "cpu", "cuda"};
+  return choices;
+}
+
+/// Row `row` of a row-major table of `width` doubles.
+inline std::span<const double> table_row(const std::vector<double>& table, std::int64_t width, std::size_t row) {
+  return std::span<const double>(table).subspan(row * static_cast<std::size_t>(width), static_cast<std::size_t>(width));
+}
+
+}  // namespace gradmatch::studies
