@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The distributed-fit benchmark of README's performance section: the fit of
+# The distributed-fit benchmark of docs/performance.md: the fit of
 # `gradmatch fit` (distributed::fit_equation_file: each rank reads its rows,
 # then the distributed solve) under mpirun at 1, 2 and 4 ranks, one BLAS
 # thread per rank, against the serial core fit() on the same file:

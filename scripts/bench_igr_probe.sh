@@ -3,7 +3,7 @@
 # backprop, the GD step and an RK4 reference of k substeps -- must cost at
 # most 1.2x its 4k + 2 gradient evaluations. Runs igr_probe_bench (the
 # paper's probe: bias-free tanh MLP 784 -> 5 x width -> 10, cross-entropy,
-# 2048 examples, float64, one thread) and prints README's table.
+# 2048 examples, float64, one thread) and prints the table of docs/performance.md.
 #
 #   scripts/bench_igr_probe.sh [BUILD_DIR]
 #

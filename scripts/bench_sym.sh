@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `sym` solver benchmark of README's performance section: structured vs
+# The `sym` solver benchmark of docs/performance.md: structured vs
 # vech at p = 10, 30, 60 (m = 2p) and structured at p = 2000, m = 4000, on one
 # core (one BLAS thread, pinned). Prints a Markdown table.
 #   scripts/bench_sym.sh [BUILD_DIR]

@@ -30,19 +30,23 @@ def main(out):
         theory = f["runs/lambda_theory"][()]
         r_ig = f["runs/r_ig"][()]
         test = f["runs/test_accuracy"][()]
+        ratio = f["runs/ratio"][()]
+        factor = f["runs/finite_step_factor"][()]
     ok = status == 0
     widths = sorted(set(width.tolist()))
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(widths)))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
     for w, c in zip(widths, colors):
         m = ok & (width == w)
         axes[0].scatter(lam[m], r_ig[m], color=c, s=26, label="width %d" % w)
         axes[1].scatter(lam[m], test[m], color=c, s=26, label="width %d" % w)
         axes[2].scatter(theory[m], lam[m], color=c, s=26, label="width %d" % w)
+        axes[3].scatter(factor[m], ratio[m], color=c, s=26, label="width %d" % w)
     if ok.any():
         lo, hi = min(theory[ok].min(), lam[ok].min()) / 1.5, max(theory[ok].max(), lam[ok].max()) * 1.5
         axes[2].plot([lo, hi], [lo, hi], "k--", lw=1, label="$\\hat\\lambda = \\eta p / 4$")
-    for ax in axes:
+    axes[3].plot([0, 1.05], [0, 1.05], "k--", lw=1, label="ratio = $r(\\eta s_{eff})$")
+    for ax in axes[:3]:
         ax.set_xscale("log")
     axes[0].set_yscale("log")
     axes[2].set_yscale("log")
@@ -56,6 +60,10 @@ def main(out):
     axes[1].set_title("Middle: test accuracy", loc="left")
     axes[2].set_title("Right: recovery (%d of %d runs kept)" % (ok.sum(), ok.size), loc="left")
     axes[2].legend(fontsize=8)
+    axes[3].set_xlabel("$r(\\eta s_{eff}) = 2(e^{-x} - 1 + x)/x^2$, $x = \\eta s_{eff}$")
+    axes[3].set_ylabel("$\\hat\\lambda / (\\eta p / 4)$")
+    axes[3].set_title("Finite-step factor from curvature", loc="left")
+    axes[3].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "igr_calibration.png", dpi=130)
 

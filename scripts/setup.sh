@@ -6,12 +6,13 @@
 #   scripts/setup.sh            install missing packages + configure + build into build/
 #   GRADMATCH_BUILD_DIR=dir     build somewhere else
 #   GRADMATCH_SKIP_INSTALL=1    skip the package step (e.g. on a cluster with modules)
+#   GRADMATCH_WERROR=1          warnings are errors (-DGRADMATCH_WERROR=ON; CI sets it)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${GRADMATCH_BUILD_DIR:-$root/build}"
 
-# Debian packages only (DESIGN.md "Dependencies"). libopenblas switches
+# Debian packages only (docs/design.md, "Building, testing"). libopenblas switches
 # LAPACK, ScaLAPACK and LibTorch to OpenBLAS through Debian alternatives.
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -59,9 +60,14 @@ if [ "${GRADMATCH_SKIP_INSTALL:-0}" != 1 ]; then install_missing; fi
 
 generator=()
 if command -v ninja >/dev/null && [ ! -f "$build_dir/Makefile" ]; then generator=(-G Ninja); fi
+werror=OFF
+if [ "${GRADMATCH_WERROR:-0}" = 1 ]; then werror=ON; fi
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  log "configuring $build_dir"
-  cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  log "configuring $build_dir (warnings as errors: $werror)"
+  cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DGRADMATCH_WERROR="$werror" >/dev/null
+elif [ "$werror" = ON ]; then
+  # An existing build directory follows the environment too (CI reuses caches).
+  cmake "$build_dir" -DGRADMATCH_WERROR=ON >/dev/null
 fi
 log "building (this takes a few minutes the first time)"
 cmake --build "$build_dir" --parallel "$(nproc)"

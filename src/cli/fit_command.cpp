@@ -1,4 +1,7 @@
+#include <glob.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -6,9 +9,16 @@
 #include "core/errors.hpp"
 #include "core/fit.hpp"
 #include "distributed/distributed_fit.hpp"
+#include "io/equation_file.hpp"
+#include "io/fit_output.hpp"
 #include "io/json_output.hpp"
 
 namespace gradmatch::cli {
+
+void print_fit_messages(const FitResult& r, bool quiet, const std::string& extra) {
+  if (!quiet) std::cerr << "gradmatch fit: " << fit_headline(r) << extra << std::endl;
+  for (const std::string& w : r.warnings) std::cerr << "gradmatch fit: warning: " << w << std::endl;
+}
 
 std::string fit_headline(const FitResult& r) {
   std::ostringstream os;
@@ -30,33 +40,97 @@ std::string fit_headline(const FitResult& r) {
   return os.str();
 }
 
+std::vector<std::string> expand_model_paths(const std::vector<std::string>& patterns) {
+  std::vector<std::string> out;
+  for (const std::string& pattern : patterns) {
+    if (pattern.find_first_of("*?[") == std::string::npos) {
+      out.push_back(pattern);
+      continue;
+    }
+    glob_t g{};
+    const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+    if (rc == 0)
+      for (std::size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);  // glob sorts them
+    ::globfree(&g);
+    if (rc != 0) throw InputError("--model " + pattern + ": the glob matches no file; check the pattern and directory");
+  }
+  return out;
+}
+
+void check_fit_outputs(const FitArgs& args, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, std::string>> outputs;  // (flag, path)
+  if (!args.output.empty()) {
+    io::fit_output_format(args.output);
+    outputs.emplace_back("--output", args.output);
+  }
+  if (!args.save_equations.empty()) outputs.emplace_back("--save-equations", args.save_equations);
+  const auto same_file = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    if (fs::equivalent(a, b, ec)) return true;
+    return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec) && !ec;
+  };
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const auto& [flag, path] = outputs[i];
+    std::error_code ec;
+    const fs::path dir = fs::path(path).parent_path();
+    if (!dir.empty() && !fs::is_directory(dir, ec))
+      throw InputError(flag + " " + path + ": the directory " + dir.string() + " does not exist; create it first");
+    if (fs::is_directory(path, ec)) throw InputError(flag + " " + path + ": is a directory; give a file name");
+    for (const std::string& in : inputs)
+      if (!in.empty() && same_file(path, in))
+        throw InputError(flag + " " + path + ": is also an input (" + in + "); writing it would destroy the input");
+    for (std::size_t j = 0; j < i; ++j)
+      if (same_file(path, outputs[j].second))
+        throw InputError(flag + " " + path + ": is also the " + outputs[j].first + " file; give two different files");
+  }
+}
+
 int fit_command(const FitArgs& args, const distributed::Communicator& comm) {
   try {
-    distributed::collective(comm, [&] {
-      if (args.input.empty() == args.model.empty())
-        throw InputError("give exactly one of an equation file and --model MODEL.pt");
-      if (!args.model.empty() && args.data.empty()) throw InputError("--model needs --data (an IDX directory or an HDF5 file)");
-      if (args.model.empty() && (!args.data.empty() || !args.save_equations.empty() || !args.candidates.empty()))
-        throw InputError("--data, --save-equations and --candidates go with --model");
-    });
-    if (!args.model.empty()) return model_fit_command(args, comm);
+    std::vector<std::string> models;
     FitOptions options;
     distributed::SolverTuning tuning;
     distributed::collective(comm, [&] {
       tuning.reduce = distributed::parse_reduce_backend(args.reduce);
+      if (args.input.empty() == args.models.empty())
+        throw InputError("give exactly one of an equation file and --model MODEL.pt");
+      if (!args.models.empty() && args.data.empty())
+        throw InputError("--model needs --data (an IDX directory or an HDF5 file)");
+      if (args.models.empty() && (!args.data.empty() || !args.save_equations.empty() || !args.candidates.empty() ||
+                                  !args.params.empty() || args.include_frozen))
+        throw InputError("--data, --save-equations, --candidates, --params and --include-frozen go with --model");
       options.family = FamilySpec::parse(args.family);
       options.method = parse_method(args.method);
       options.normalize = args.normalize;
       options.nonneg = args.nonneg;
       options.rcond = args.rcond;
+      std::vector<std::string> inputs{args.input, args.data};
+      if (!args.models.empty()) {
+        models = expand_model_paths(args.models);
+        inputs.insert(inputs.end(), models.begin(), models.end());
+      }
+      check_fit_outputs(args, inputs);
     });
-    const FitResult result = distributed::fit_equation_file(comm, args.input, options, tuning);
+    if (!models.empty()) {
+#if GRADMATCH_TORCH_COMMANDS
+      return model_fit_command(args, models, comm);
+#else
+      throw std::logic_error("fit --model reached the executable without LibTorch; it runs in gradmatch-torch");
+#endif
+    }
+    // One rank: the serial fit (no BLACS grid, so no MPI needed); several, or
+    // --reduce nccl: distributed.
+    FitResult result;
+    if (comm.size() == 1 && tuning.reduce == distributed::ReduceBackend::mpi)
+      distributed::collective(comm, [&] { result = fit(io::read_equation_file(args.input), options); });
+    else result = distributed::fit_equation_file(comm, args.input, options, tuning);
     const nlohmann::json doc = io::fit_result_json(result, comm.size());
     distributed::collective(comm, [&] {
       if (!comm.is_root()) return;
-      if (!args.output.empty()) io::write_json_file(args.output, doc);
+      if (!args.output.empty()) io::write_fit_output(args.output, result, doc);
       else std::cout << doc.dump(2) << std::endl;
-      if (!args.quiet) std::cerr << "gradmatch fit: " << fit_headline(result) << std::endl;
+      print_fit_messages(result, args.quiet, "");
     });
     return 0;
   } catch (const std::exception& e) {

@@ -1,12 +1,24 @@
 // gradmatch: estimate the implicit regularization of a training procedure by
 // gradient matching (arXiv 2605.05436). See README.md.
+//
+// Two executables are built from this file. `gradmatch` (GRADMATCH_TORCH_COMMANDS
+// = 0) has no LibTorch: it runs `fit EQUATIONS` and `report` itself and execs
+// its sibling `gradmatch-torch` (the same command line) for `run` and
+// `fit --model`, before any MPI start-up, so a plain fit never pays for
+// loading LibTorch. Without a launcher (mpirun, srun) it also skips MPI_Init
+// and runs as the one-rank world.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace {
 
@@ -35,13 +47,48 @@ numpy-lstsq-on-vech: minimum sum_{i<=j} Lambda_ij^2) for sym.
 
 Examples:
   gradmatch fit equations.h5 --family ridge --output fit.json
-  gradmatch fit --model model.pt --data data.h5 --loss mse --family ridge --save-equations eq.h5)";
+  gradmatch fit equations.h5 --family sym --output fit.h5
+  gradmatch fit --model model.pt --data data.h5 --loss mse --family ridge --save-equations eq.h5
+  gradmatch fit --model 'replicates/*.pt' --params 'out.*' --data data.h5 --family sym
+
+Warnings (the JSON's "warnings", also printed to stderr; the exit code stays 0)
+say when a result means little: residual ratio above 0.9 or cosine below 0.1,
+a rank-deficient design (non-identified coefficients get null standard
+errors), an underdetermined sym fit, all weights zero, or non-finite statistics.)";
+
+/// This process's rank as the launcher set it (0 without a launcher): parse
+/// errors are printed once, before MPI is up.
+int launcher_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* v = std::getenv(name)) return std::atoi(v);
+  return 0;
+}
+
+#if !GRADMATCH_TORCH_COMMANDS
+/// Replaces this process by gradmatch-torch with the same arguments
+/// (GRADMATCH_TORCH_EXE overrides where it is); returns only on failure.
+int exec_torch_commands(char** argv, const std::string& command) {
+  std::string path;
+  if (const char* v = std::getenv("GRADMATCH_TORCH_EXE")) {
+    path = v;
+  } else {
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    path = (self.parent_path() / "gradmatch-torch").string();
+  }
+  ::execv(path.c_str(), argv);
+  const int err = errno;
+  if (launcher_rank() == 0)
+    std::cerr << "gradmatch " << command << ": error: this command needs LibTorch, which lives in " << path
+              << ", and that cannot be started (" << std::strerror(err)
+              << "); install gradmatch-torch beside gradmatch or set GRADMATCH_TORCH_EXE to it" << std::endl;
+  return 1;
+}
+#endif
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  gradmatch::distributed::Environment env(&argc, &argv);
-  const gradmatch::distributed::Communicator world;
 
   CLI::App app{kDescription, "gradmatch"};
   app.set_version_flag("--version", "gradmatch 0.1.0");
@@ -55,7 +102,9 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--family,-f", fit.family, "Regularizer family (see below)")->required();
   fit_cmd->add_option("--method,-m", fit.method, "Solver: auto, qr, normal, closed-form, structured, vech, vech-plain")
       ->capture_default_str();
-  fit_cmd->add_option("--output,-o", fit.output, "Write the JSON result here (default: print it to stdout)");
+  fit_cmd->add_option("--output,-o", fit.output,
+                      "Write the result here: *.json (JSON) or *.h5 (HDF5: dataset lambda, statistics as "
+                      "attributes); default: JSON to stdout");
   fit_cmd->add_flag("--normalize", fit.normalize, "Scale candidate gradients to unit norm before fitting (appendix G.1)");
   fit_cmd->add_flag("--nonneg", fit.nonneg, "Constrain coefficients to be non-negative (exact active-set NNLS)");
   fit_cmd->add_option("--reduce", fit.reduce,
@@ -64,8 +113,19 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--rcond", fit.rcond,
                       "Relative singular-value cut of the design (default sqrt(100 * unknowns * eps))");
   fit_cmd->add_flag("--quiet,-q", fit.quiet, "Do not print the one-line summary to stderr");
-  fit_cmd->add_option("--model", fit.model,
-                      "TorchScript module (torch.jit.save): build its full-batch equations at its current parameters");
+  fit_cmd
+      ->add_option("--model", fit.models,
+                   "TorchScript module (torch.jit.save): build its full-batch equations at its current parameters. "
+                   "Repeat the flag or give a quoted glob ('runs/*.pt') to pool several endpoints, one row each")
+      ->allow_extra_args(false);
+  fit_cmd
+      ->add_option("--params", fit.params,
+                   "With --model: only the parameters whose names match one of these globs "
+                   "(e.g. 'out.*'), comma-separated or repeated; default: all")
+      ->delimiter(',')
+      ->allow_extra_args(false);
+  fit_cmd->add_flag("--include-frozen", fit.include_frozen,
+                    "With --model: also the parameters with requires_grad false (left out by default)");
   fit_cmd->add_option("--data", fit.data, "With --model: an MNIST-format IDX directory, or HDF5 with X [n, d] and y");
   fit_cmd->add_option("--loss", fit.loss, "With --model: mse, ce or bce")->capture_default_str();
   fit_cmd->add_option("--save-equations", fit.save_equations, "With --model: also write the equations (version 1)");
@@ -84,17 +144,30 @@ int main(int argc, char** argv) {
   gradmatch::cli::ReportArgs report;
   auto* report_cmd = app.add_subcommand("report", "Summarise a study output directory or describe an equation file");
   report_cmd->add_option("path", report.path, "Study output directory or equation file")->required();
+  report_cmd->add_flag("--json", report.json, "Print the report as JSON instead of tables");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // Help and version are "errors" with exit code 0; real parse errors are bad input.
-    if (world.is_root()) app.exit(e);  // prints the help, the version or the error
+    if (launcher_rank() == 0) app.exit(e);  // prints the help, the version or the error
     return e.get_exit_code() == 0 ? 0 : 2;
   }
 
+#if GRADMATCH_TORCH_COMMANDS
+  gradmatch::distributed::Environment env(&argc, &argv);
+#else
+  if (*run_cmd) return exec_torch_commands(argv, "run");
+  if (*fit_cmd && !fit.models.empty()) return exec_torch_commands(argv, "fit --model");
+  std::optional<gradmatch::distributed::Environment> env;
+  if (gradmatch::distributed::launched_by_mpi()) env.emplace(&argc, &argv);
+#endif
+  const gradmatch::distributed::Communicator world;
+
   if (*fit_cmd) return gradmatch::cli::fit_command(fit, world);
+#if GRADMATCH_TORCH_COMMANDS
   if (*run_cmd) return gradmatch::cli::run_command(run, world);
+#endif
   if (*report_cmd) return gradmatch::cli::report_command(report, world);
   return 2;
 }

@@ -1,6 +1,7 @@
 #include "core/equations.hpp"
 
 #include <cmath>
+#include <set>
 #include <string>
 
 #include "core/errors.hpp"
@@ -34,6 +35,12 @@ void check_shape(const Matrix& a, std::int64_t m, std::int64_t p, const std::str
 
 }  // namespace
 
+std::int64_t ParameterBlock::size() const {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return n;
+}
+
 void Equations::validate(const std::string& where) const {
   const std::int64_t m_ = m(), p_ = p();
   if (m_ == 0 || p_ == 0)
@@ -58,6 +65,23 @@ void Equations::validate(const std::string& where) const {
         throw InputError(where + ": 'weights' entry " + std::to_string(k) + " is " + std::to_string(weights[k]) +
                          "; weights must be finite and non-negative");
   }
+  if (!parameters.empty()) {
+    std::set<std::string> seen;
+    std::int64_t total = 0;
+    for (const ParameterBlock& b : parameters) {
+      if (b.name.empty() || !seen.insert(b.name).second)
+        throw InputError(where + ": parameter name '" + b.name +
+                         "' is empty or repeats; give each parameter a unique non-empty name");
+      for (std::int64_t d : b.shape)
+        if (d < 0)
+          throw InputError(where + ": parameter '" + b.name + "' has the negative dimension " + std::to_string(d));
+      total += b.size();
+    }
+    if (total != p_)
+      throw InputError(where + ": the recorded parameters hold " + std::to_string(total) +
+                       " scalars but 'theta' has p = " + std::to_string(p_) +
+                       " columns; their sizes must sum to p (or record no parameters)");
+  }
 }
 
 Equations Equations::rows(std::int64_t begin, std::int64_t end) const {
@@ -67,6 +91,7 @@ Equations Equations::rows(std::int64_t begin, std::int64_t end) const {
   if (target) out.target = target->row_block(begin, end);
   for (const auto& [name, f] : features) out.features.emplace_back(name, f.row_block(begin, end));
   if (!weights.empty()) out.weights.assign(weights.begin() + begin, weights.begin() + end);
+  out.parameters = parameters;
   return out;
 }
 

@@ -7,7 +7,7 @@
 //     grad R(theta_k; Lambda) = b_k,   b_k = -grad L(theta_k)
 // (or an explicit trajectory target b_k when `target` is given). A fit
 // chooses Lambda minimising sum_k w_k || b_k - grad R(theta_k; Lambda) ||^2.
-// This struct mirrors the version-1 equation file (DESIGN.md).
+// This struct mirrors the version-1 equation file (docs/equation-format.md).
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,12 +18,23 @@
 
 namespace gradmatch {
 
+/// One named parameter tensor of a model: a contiguous run of theta's columns.
+struct ParameterBlock {
+  std::string name;                 ///< e.g. "layer0.weight"
+  std::vector<std::int64_t> shape;  ///< {} for a scalar parameter
+  /// Number of scalars (the product of the shape; 1 for a scalar).
+  std::int64_t size() const;
+};
+
 struct Equations {
   Matrix theta;                                        ///< [m, p]
   Matrix grad_loss;                                    ///< [m, p]
   std::optional<Matrix> target;                        ///< [m, p]; replaces -grad_loss when present
   std::vector<std::pair<std::string, Matrix>> features;  ///< name -> [m, p] candidate gradients
   std::vector<double> weights;                         ///< [m] or empty (all ones)
+  /// Optional: the parameter tensors that theta's columns are, in column
+  /// order (their sizes sum to p). Empty when the writer did not record them.
+  std::vector<ParameterBlock> parameters;
 
   std::int64_t m() const { return theta.rows(); }
   std::int64_t p() const { return theta.cols(); }
@@ -33,7 +44,8 @@ struct Equations {
   double weight(std::int64_t k) const { return weights.empty() ? 1.0 : weights[static_cast<std::size_t>(k)]; }
 
   /// Throws InputError (prefixed with `where`) unless shapes agree, every
-  /// value is finite and every weight is non-negative.
+  /// value is finite, every weight is non-negative and, when parameters are
+  /// recorded, their names are unique and non-empty and their sizes sum to p.
   void validate(const std::string& where) const;
 
   /// Points [begin, end) as their own equations (used to split rows among ranks).

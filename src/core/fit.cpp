@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/errors.hpp"
@@ -11,6 +12,9 @@ namespace gradmatch {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+/// A coefficient whose unit vector has more than this share of its squared
+/// norm outside the design's row space counts as not identified.
+constexpr double kIdentifiedTolerance = 1e-6;
 
 Method resolve_method(const FitOptions& o) {
   const FamilyKind kind = o.family.kind;
@@ -70,7 +74,11 @@ Matrix FitResult::lambda_matrix() const {
 }
 
 Fitter::Fitter(FitOptions options, const Equations& layout, std::int64_t m_total)
-    : options_(std::move(options)), method_(resolve_method(options_)), m_total_(m_total), p_(layout.p()) {
+    : options_(std::move(options)),
+      method_(resolve_method(options_)),
+      m_total_(m_total),
+      p_(layout.p()),
+      parameters_(layout.parameters) {
   const FamilySpec& f = options_.family;
   if (f.kind == FamilyKind::features && layout.features.empty())
     throw InputError("--family features: the equations hold no 'features/<name>' datasets; add candidate "
@@ -164,6 +172,16 @@ void Fitter::finish_column_solution(const Matrix& gram, std::span<const double> 
     for (std::int64_t a = 0; a < nf; ++a) pinv_diag_[static_cast<std::size_t>(free_set[static_cast<std::size_t>(a)])] = fsol.gram_pinv(a, a);
   } else {
     for (std::int64_t c = 0; c < r; ++c) pinv_diag_[static_cast<std::size_t>(c)] = sol.gram_pinv(c, c);
+    if (sol.rank < r) {
+      // Coefficient c is identified iff e_c lies in the design's row space,
+      // i.e. (G^+ G)_cc = 1. A coefficient outside it has no standard error:
+      // (G^+)_cc is merely the size of its identified part.
+      for (std::int64_t c = 0; c < r; ++c) {
+        double projection = 0.0;
+        for (std::int64_t d = 0; d < r; ++d) projection += sol.gram_pinv(c, d) * gs(d, c);
+        if (projection < 1.0 - kIdentifiedTolerance) pinv_diag_[static_cast<std::size_t>(c)] = kNaN;
+      }
+    }
   }
   coef_.resize(static_cast<std::size_t>(r));
   for (std::int64_t c = 0; c < r; ++c) {
@@ -178,6 +196,7 @@ void Fitter::finish_column_solution(const Matrix& gram, std::span<const double> 
 
 void Fitter::solve(std::span<const double> s) {
   if (needs_all_rows()) throw std::logic_error("Fitter::solve: method " + to_string(method_) + " needs solve_all");
+  for (double v : s) overflow_ = overflow_ || !std::isfinite(v);  // inputs are finite: only overflow makes these
   const FamilySpec& f = options_.family;
   const std::int64_t p = p_;
   if (f.is_column_family()) {
@@ -197,6 +216,7 @@ void Fitter::solve(std::span<const double> s) {
     for (std::int64_t j = 0; j < p; ++j) {
       const double d = s[static_cast<std::size_t>(j)];
       dmin = std::min(dmin, d);
+      pinv_diag_[static_cast<std::size_t>(j)] = kNaN;  // not identified unless the coordinate is seen
       if (d > cut && d > 0.0) {
         ++rank_;
         double q = s[static_cast<std::size_t>(p + j)] / d;
@@ -357,6 +377,11 @@ FitResult Fitter::result(std::span<const double> s) const {
   out.nonneg = options_.nonneg;
   out.n_equations = static_cast<std::int64_t>(s[4]);
   out.coefficients = coef_;
+  for (std::size_t i = 0; i < 4; ++i) out.overflow = out.overflow || !std::isfinite(s[i]);
+  out.overflow = out.overflow || overflow_;
+  for (double c : coef_) out.overflow = out.overflow || !std::isfinite(c);
+  // Sums that overflowed make every number meaningless: report none.
+  if (out.overflow) std::fill(out.coefficients.begin(), out.coefficients.end(), kNaN);
   const double rss = s[0], btb = s[1];
   out.residual_ratio = btb > 0.0 ? std::sqrt(rss / btb) : (rss > 0.0 ? std::numeric_limits<double>::infinity() : 0.0);
   out.cosine = (btb > 0.0 && s[3] > 0.0) ? s[2] / std::sqrt(btb * s[3]) : kNaN;
@@ -379,6 +404,60 @@ FitResult Fitter::result(std::span<const double> s) const {
   } else {
     out.standard_errors.resize(pinv_diag_.size());
     for (std::size_t c = 0; c < pinv_diag_.size(); ++c) out.standard_errors[c] = std::sqrt(out.sigma2 * pinv_diag_[c]);
+  }
+  out.parameters = parameters_;
+  out.warnings = fit_warnings(out);
+  return out;
+}
+
+std::vector<std::string> fit_warnings(const FitResult& r) {
+  std::vector<std::string> out;
+  const auto say = [&](auto&&... parts) {
+    std::ostringstream os;
+    os.precision(4);
+    (os << ... << parts);
+    out.push_back(os.str());
+  };
+  if (r.n_equations == 0) {
+    say("every weight is zero: no equation constrains the fit, so the coefficients are zero by convention and "
+        "mean nothing; give some points a positive weight");
+    return out;
+  }
+  if (r.overflow) {
+    say("non-finite statistics: sums of squares of the equations overflowed double precision, so the "
+        "coefficients are reported as null; rescale theta and the gradients (or check the writer) and fit again");
+    return out;
+  }
+  if (r.residual_ratio > kWeakResidualRatio || !(r.cosine >= kWeakCosine)) {
+    say("the ", r.family, " family explains little of the target (residual ratio ", r.residual_ratio, ", cosine ",
+        r.cosine, "): the fitted coefficients describe the equations poorly and should not be read as the "
+        "regularizer of the training procedure");
+  }
+  if (r.rank < r.unknowns) {
+    if (r.family == "sym") {
+      // Unidentified entries of Lambda are the pairs of directions outside
+      // span{theta_k}: with u missing directions, u (u + 1) / 2 of them.
+      const auto missing = static_cast<std::int64_t>(
+          std::llround((std::sqrt(1.0 + 8.0 * static_cast<double>(r.unknowns - r.rank)) - 1.0) / 2.0));
+      say("sym is underdetermined: rank ", r.rank, " of p (p + 1) / 2 = ", r.unknowns,
+          " unknowns. The parameters of the ", r.m, " point(s) span ", r.p - missing, " of the p = ", r.p,
+          " dimensions; Lambda is determined only by at least p = ", r.p,
+          " endpoints whose parameters span all p dimensions (", missing,
+          " more independent ones). The reported Lambda is the minimum-Frobenius-norm solution");
+    } else {
+      std::int64_t unidentified = 0;
+      std::string which;
+      for (std::size_t c = 0; c < r.standard_errors.size(); ++c)
+        if (std::isnan(r.standard_errors[c]) && std::isfinite(r.sigma2)) {
+          if (++unidentified <= 5 && !r.names.empty() && c < r.names.size()) which += (which.empty() ? "" : ", ") + r.names[c];
+        }
+      say("the design is rank-deficient (rank ", r.rank, " of ", r.unknowns, " coefficients)",
+          unidentified > 0 ? ": " : "", unidentified > 0 ? std::to_string(unidentified) : std::string(),
+          unidentified > 0 ? " coefficient(s) are not identified by these equations" : "",
+          which.empty() ? "" : " (" + which + (unidentified > 5 ? ", ..." : "") + ")",
+          unidentified > 0 ? " and have null standard errors" : "",
+          "; the reported values are the minimum-norm solution");
+    }
   }
   return out;
 }

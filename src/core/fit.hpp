@@ -16,7 +16,9 @@
 //
 // Diagnostics (every fit): residual ratio ||b - grad R||_W / ||b||_W, cosine
 // between b and grad R, the design's condition number, the residual variance
-// sigma^2 = RSS / (n - rank) and standard errors sqrt(sigma^2 (A^T W A)^+_ii).
+// sigma^2 = RSS / (n - rank) and standard errors sqrt(sigma^2 (A^T W A)^+_ii)
+// -- NaN (JSON null) for a coefficient the equations do not identify -- and
+// warnings: sentences saying when the result means little (fit_warnings).
 #include <cstdint>
 #include <span>
 #include <string>
@@ -65,6 +67,12 @@ struct FitResult {
   double rcond = 0.0;
   bool normalized = false;
   bool nonneg = false;
+  /// Some sum of the fit overflowed to a non-finite value: the coefficients are NaN.
+  bool overflow = false;
+  /// Sentences saying when the numbers mean little (see fit_warnings); empty when none apply.
+  std::vector<std::string> warnings;
+  /// The equations' parameter tensors (theta's columns), when recorded.
+  std::vector<ParameterBlock> parameters;
 
   /// Coefficient i (scalar families: i = 0).
   double coefficient(std::size_t i = 0) const { return coefficients.at(i); }
@@ -114,9 +122,11 @@ class Fitter {
   Method method_;
   std::int64_t m_total_, p_, r_;  // r_: number of coefficients
   std::vector<std::string> names_;
+  std::vector<ParameterBlock> parameters_;
   double rcond_;
   // Solution state.
   bool solved_ = false;
+  bool overflow_ = false;  // a summed statistic was non-finite
   std::vector<double> coef_;
   std::vector<double> pinv_diag_;  // column/diag families: (A^T W A)^+_ii
   std::int64_t rank_ = 0;
@@ -124,6 +134,19 @@ class Fitter {
   SymmetricSolution sym_;
   bool sym_has_eig_ = false;
 };
+
+/// A fit "explains little" above this residual ratio or below this cosine.
+inline constexpr double kWeakResidualRatio = 0.9;
+inline constexpr double kWeakCosine = 0.1;
+
+/// The warnings of a finished fit, in this order, each a sentence: every
+/// weight zero (then nothing else); non-finite statistics from overflow
+/// (then nothing else); a family that explains little (residual ratio above
+/// kWeakResidualRatio or cosine below kWeakCosine); a rank-deficient design
+/// (sym: underdetermined, with the number of endpoints that would determine
+/// it; other families: how many coefficients are not identified). Fitter::result
+/// fills FitResult::warnings with them.
+std::vector<std::string> fit_warnings(const FitResult& result);
 
 /// Serial fit of all equations.
 FitResult fit(const Equations& eq, const FitOptions& options);

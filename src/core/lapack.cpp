@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/text.hpp"
 
 extern "C" {
 void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
@@ -24,26 +25,32 @@ void dormqr_(const char* side, const char* trans, const int* m, const int* n, co
 }
 
 namespace gradmatch::lapack {
-namespace {
-
-void check_info(int info, const char* routine) {
-  if (info < 0)
-    throw NumericalError(std::string(routine) + ": argument " + std::to_string(-info) +
-                         " had an illegal value (a gradmatch bug; please report it)");
-  if (info > 0)
-    throw NumericalError(std::string(routine) + ": failed to converge (info = " + std::to_string(info) +
-                         "); the input may contain NaN/Inf or be extremely ill-conditioned");
-}
-
-int workspace_size(double query) { return static_cast<int>(std::max(1.0, query)) + 1; }
-
-}  // namespace
 
 int narrow(std::int64_t n, const char* what) {
   if (n < 0 || n > INT_MAX)
-    throw NumericalError(std::string(what) + ": dimension " + std::to_string(n) +
-                         " exceeds the 32-bit LAPACK integer range; split the problem or use the distributed solver");
+    throw NumericalError(text::cat(what, ": size ", n,
+                                   " does not fit the 32-bit int of LAPACK, ScaLAPACK and MPI; split the problem, or "
+                                   "run the distributed solver on more ranks (smaller local blocks)"));
   return static_cast<int>(n);
+}
+
+void check_info(int info, const char* routine, const char* failure) {
+  if (info == 0) return;
+  if (info < 0) {
+    const int code = -info;
+    const std::string argument = code > 100 ? text::cat(code / 100, " (entry ", code % 100, ")") : text::cat(code);
+    throw NumericalError(
+        text::cat(routine, ": argument ", argument, " had an illegal value (a gradmatch bug; please report it)"));
+  }
+  throw NumericalError(text::cat(routine, ": ", failure, " (info = ", info,
+                                 "); the input may contain NaN/Inf or be extremely ill-conditioned"));
+}
+
+int workspace_size(double query, const char* routine) {
+  // 2^40 doubles (8 TiB) is far beyond any int: compare before casting.
+  if (!(query <= 1099511627776.0))
+    throw NumericalError(text::cat(routine, ": the workspace query returned ", query, ", not a usable size"));
+  return narrow(static_cast<std::int64_t>(std::max(1.0, query)) + 1, routine);
 }
 
 void gemm(char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
@@ -70,7 +77,7 @@ std::vector<double> syevd(std::int64_t n, double* a, std::int64_t lda) {
   double work_query = 0.0;
   dsyevd_(&jobz, &uplo, &in, a, &ilda, w.data(), &work_query, &lwork, &iwork_query, &liwork, &info);
   check_info(info, "dsyevd (workspace query)");
-  lwork = workspace_size(work_query);
+  lwork = workspace_size(work_query, "dsyevd");
   liwork = std::max(1, iwork_query);
   std::vector<double> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
@@ -91,7 +98,7 @@ LstsqInfo gelsd(std::int64_t m, std::int64_t n, std::int64_t nrhs, double* a, st
   dgelsd_(&im, &in, &inrhs, a, &ilda, b, &ildb, out.singular_values.data(), &rcond, &rank, &work_query, &lwork,
           &iwork_query, &info);
   check_info(info, "dgelsd (workspace query)");
-  lwork = workspace_size(work_query);
+  lwork = workspace_size(work_query, "dgelsd");
   std::vector<double> work(static_cast<std::size_t>(lwork));
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, iwork_query)));
   dgelsd_(&im, &in, &inrhs, a, &ilda, b, &ildb, out.singular_values.data(), &rcond, &rank, work.data(), &lwork,
@@ -109,7 +116,7 @@ void geqrf(std::int64_t m, std::int64_t n, double* a, std::int64_t lda, std::vec
   double work_query = 0.0;
   dgeqrf_(&im, &in, a, &ilda, tau.data(), &work_query, &lwork, &info);
   check_info(info, "dgeqrf (workspace query)");
-  lwork = workspace_size(work_query);
+  lwork = workspace_size(work_query, "dgeqrf");
   std::vector<double> work(static_cast<std::size_t>(lwork));
   dgeqrf_(&im, &in, a, &ilda, tau.data(), work.data(), &lwork, &info);
   check_info(info, "dgeqrf");
@@ -125,7 +132,7 @@ void ormqr_qt(std::int64_t m, std::int64_t ncols_c, std::int64_t k, const double
   double work_query = 0.0;
   dormqr_(&side, &trans, &im, &in, &ik, a, &ilda, tau.data(), c, &ildc, &work_query, &lwork, &info);
   check_info(info, "dormqr (workspace query)");
-  lwork = workspace_size(work_query);
+  lwork = workspace_size(work_query, "dormqr");
   std::vector<double> work(static_cast<std::size_t>(lwork));
   dormqr_(&side, &trans, &im, &in, &ik, a, &ilda, tau.data(), c, &ildc, work.data(), &lwork, &info);
   check_info(info, "dormqr");

@@ -4,15 +4,32 @@
 //   2. nothing typed beyond double is needed by the core,
 //   3. checked C++ wrappers below: 64-bit sizes narrowed to the Fortran int
 //      with an overflow check, workspace queries done here, info != 0 turned
-//      into a NumericalError that names the routine.
+//      into a NumericalError that names the routine. narrow(), check_info()
+//      and workspace_size() are the one set of checks; the ScaLAPACK
+//      wrappers (distributed/scalapack.cpp) use them too.
 // All matrices passed to these wrappers are COLUMN-major, as LAPACK wants.
 #include <cstdint>
 #include <vector>
 
 namespace gradmatch::lapack {
 
-/// Narrow a 64-bit size to LAPACK's int; throws if it does not fit.
+// ---- checks shared with the ScaLAPACK wrappers (distributed/scalapack.cpp) ----
+
+/// Narrows a 64-bit size to the 32-bit int of LAPACK, ScaLAPACK and MPI;
+/// throws NumericalError naming `what` when it is negative or does not fit.
 int narrow(std::int64_t n, const char* what);
+
+/// info != 0 as a NumericalError naming `routine`. info < 0 is an illegal
+/// argument -i, or entry j of array (descriptor) argument i for -(100 i + j)
+/// (ScaLAPACK's encoding): a gradmatch bug. info > 0 is a numerical failure,
+/// described by `failure` ("failed" unless the routine says more).
+void check_info(int info, const char* routine, const char* failure = "failed");
+
+/// The work-array length to allocate after a workspace query returned
+/// `query` (a double, as LAPACK returns it): at least 1, plus one element
+/// against the rounding of large sizes; checked like narrow() (a NaN or
+/// oversized query throws rather than allocating a wrong size).
+int workspace_size(double query, const char* routine);
 
 /// C = alpha op(A) op(B) + beta C.
 void gemm(char transa, char transb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,

@@ -7,11 +7,12 @@
 
 #include "core/errors.hpp"
 #include "core/lapack.hpp"
+#include "core/text.hpp"
 
 namespace gradmatch::ols {
 namespace {
 
-std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
+using text::sz;
 
 // out = S theta - r (half the loss gradient); returns theta^T out - r^T theta + c = L(theta).
 double half_gradient_and_loss(const Moments& mo, std::span<const double> theta, std::vector<double>& out) {
@@ -129,17 +130,6 @@ Equations endpoint_equations(const Moments& mo, std::span<const double> theta) {
   eq.theta = Matrix(1, p, std::vector<double>(theta.begin(), theta.end()));
   eq.grad_loss = Matrix(1, p, loss_gradient(mo, theta));
   return eq;
-}
-
-bool EarlyStopping::update(double value) {
-  if (!std::isfinite(value)) return true;
-  if (value < best_ - min_delta_) {
-    best_ = value;
-    wait_ = 0;
-    return false;
-  }
-  ++wait_;
-  return wait_ >= patience_;
 }
 
 GradientDescentRun gradient_descent(const Moments& mo, double learning_rate, std::int64_t steps) {

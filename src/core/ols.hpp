@@ -2,7 +2,7 @@
 // Ordinary least squares under gradient descent: the simulator and the
 // Ali et al. (2019) theory of early stopping (paper section 3, appendix H.3).
 //
-// Model and scale conventions (DESIGN.md):
+// Model and scale conventions (docs/design.md):
 //   y = X beta + noise,  L(theta) = (1/n) ||y - X theta||^2,
 //   S = X^T X / n,  r = X^T y / n,  c = y^T y / n,
 //   L(theta)      = theta^T S theta - 2 r^T theta + c,
@@ -42,6 +42,7 @@
 #include <span>
 #include <vector>
 
+#include "core/early_stopping.hpp"
 #include "core/equations.hpp"
 #include "core/matrix.hpp"
 #include "core/rng.hpp"
@@ -89,23 +90,9 @@ std::vector<double> loss_gradient(const Moments& mo, std::span<const double> the
 Equations endpoint_equations(const Moments& mo, std::span<const double> theta);
 
 /// Lightning's EarlyStopping rule (mode "min"), fed one monitored value per
-/// epoch. best starts at +inf; a value is an improvement iff
-/// value < best - min_delta, which sets best = value and wait = 0; otherwise
-/// wait += 1. update() returns true (stop) once wait >= patience, or at once
-/// for a non-finite value (Lightning's check_finite).
-class EarlyStopping {
- public:
-  EarlyStopping(std::int64_t patience, double min_delta) : patience_(patience), min_delta_(min_delta) {}
-  bool update(double value);
-  double best() const { return best_; }
-  std::int64_t wait() const { return wait_; }
-
- private:
-  std::int64_t patience_;
-  double min_delta_;
-  double best_ = std::numeric_limits<double>::infinity();
-  std::int64_t wait_ = 0;
-};
+/// epoch: the one rule of core/early_stopping.hpp (a non-finite value stops
+/// at once).
+using EarlyStopping = EarlyStoppingRule;
 
 struct StoppingRule {
   std::int64_t patience = 5;

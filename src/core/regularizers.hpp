@@ -1,6 +1,6 @@
 #pragma once
 // Candidate regularizers R(theta; Lambda) and their gradients, with the
-// scale conventions of DESIGN.md (the factor-2 traps):
+// scale conventions of docs/design.md (the factor-2 traps):
 //   ridge        R = lambda * sum theta^2            grad = 2 lambda theta
 //   diag         R = sum_j q_j theta_j^2             grad = 2 q (.) theta
 //   sym          R = theta^T Lambda theta            grad = 2 Lambda theta

@@ -143,27 +143,40 @@ Matrix structured_standard_errors(const SymmetricSolution& s, double sigma2, dou
   const double cut = rcond * rcond * mu_max;
   // v_ij = sigma2 / (4 (g_i + g_j)): variance of L~_ij per unordered pair,
   // written so that Var(Lambda_ab) = sum_ij (U_ai^2 U_bj^2 + P_i P_j) v_ij with P = U_a. U_b.
-  Matrix v(p, p);
+  // z_ij = 1 on the unidentified pairs (g_i + g_j at or below the cut): the
+  // same sums with z give the squared weight of Lambda_ab's functional there,
+  // out of a total of 1 + [a == b]; an unidentified entry gets a NaN error.
+  Matrix v(p, p), z(p, p);
+  bool any_unidentified = false;
   for (std::int64_t i = 0; i < p; ++i)
     for (std::int64_t j = 0; j < p; ++j) {
       const double mu = ev[static_cast<std::size_t>(i)] + ev[static_cast<std::size_t>(j)];
-      v(i, j) = (mu > cut && mu > 0.0) ? sigma2 / (4.0 * mu) : 0.0;
+      const bool identified = mu > cut && mu > 0.0;
+      v(i, j) = identified ? sigma2 / (4.0 * mu) : 0.0;
+      z(i, j) = identified ? 0.0 : 1.0;
+      any_unidentified = any_unidentified || !identified;
     }
   Matrix a(p, p);  // U elementwise squared
   for (std::int64_t i = 0; i < p * p; ++i) a.data()[i] = u.data()[i] * u.data()[i];
   const Matrix first = matmul(matmul(a, v), a.transposed());
+  const Matrix zfirst = any_unidentified ? matmul(matmul(a, z), a.transposed()) : Matrix();
+  std::vector<double> pv(static_cast<std::size_t>(p));
+  const auto second = [&](const Matrix& w) {  // P^T w P
+    double total = 0.0;
+    for (std::int64_t i = 0; i < p; ++i) {
+      double s2 = 0.0;
+      for (std::int64_t j = 0; j < p; ++j) s2 += w(i, j) * pv[static_cast<std::size_t>(j)];
+      total += pv[static_cast<std::size_t>(i)] * s2;
+    }
+    return total;
+  };
   Matrix se(p, p);
-  std::vector<double> pv(static_cast<std::size_t>(p)), vp(static_cast<std::size_t>(p));
   for (std::int64_t x = 0; x < p; ++x)
     for (std::int64_t y = x; y < p; ++y) {
       for (std::int64_t i = 0; i < p; ++i) pv[static_cast<std::size_t>(i)] = u(x, i) * u(y, i);
-      double second = 0.0;
-      for (std::int64_t i = 0; i < p; ++i) {
-        double s2 = 0.0;
-        for (std::int64_t j = 0; j < p; ++j) s2 += v(i, j) * pv[static_cast<std::size_t>(j)];
-        second += pv[static_cast<std::size_t>(i)] * s2;
-      }
-      se(x, y) = se(y, x) = std::sqrt(std::max(first(x, y) + second, 0.0));
+      se(x, y) = se(y, x) = std::sqrt(std::max(first(x, y) + second(v), 0.0));
+      if (any_unidentified && (zfirst(x, y) + second(z)) / (x == y ? 2.0 : 1.0) > 1e-6)
+        se(x, y) = se(y, x) = std::numeric_limits<double>::quiet_NaN();
     }
   return se;
 }

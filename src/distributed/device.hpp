@@ -19,7 +19,7 @@
 #include <string>
 
 #include "distributed/device_assignment.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
 

@@ -20,7 +20,7 @@
 
 #include "core/fit.hpp"
 #include "distributed/distributed_solvers.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
 

@@ -34,7 +34,7 @@ void check_block(const Communicator& comm, const Equations& block, std::int64_t 
 
 void broadcast(const Communicator& comm, std::vector<double>& values, int root) {
   if (comm.size() == 1 || values.empty()) return;
-  GRADMATCH_MPI_CHECK(MPI_Bcast(values.data(), scalapack::narrow(static_cast<std::int64_t>(values.size()), "MPI_Bcast"),
+  GRADMATCH_MPI_CHECK(MPI_Bcast(values.data(), lapack::narrow(static_cast<std::int64_t>(values.size()), "MPI_Bcast"),
                                 MPI_DOUBLE, root, comm.get()));
 }
 
@@ -66,8 +66,8 @@ Equations gather_equations(const Communicator& comm, const Equations& block, std
   std::vector<int> counts(static_cast<std::size_t>(comm.size())), displs(counts.size());
   for (int r = 0; r < comm.size(); ++r) {
     const auto [b, e] = point_block(m_total, r, comm.size());
-    counts[static_cast<std::size_t>(r)] = scalapack::narrow((e - b) * p, "MPI_Gatherv (equation rows)");
-    displs[static_cast<std::size_t>(r)] = scalapack::narrow(b * p, "MPI_Gatherv (equation rows)");
+    counts[static_cast<std::size_t>(r)] = lapack::narrow((e - b) * p, "MPI_Gatherv (equation rows)");
+    displs[static_cast<std::size_t>(r)] = lapack::narrow(b * p, "MPI_Gatherv (equation rows)");
   }
   Matrix theta(block.m(), p), b(block.m(), p);
   std::vector<double> w(static_cast<std::size_t>(block.m()));

@@ -67,8 +67,8 @@
 #include "core/family.hpp"
 #include "core/least_squares.hpp"
 #include "core/symmetric_solver.hpp"
-#include "distributed/mpi.hpp"
 #include "distributed/nccl.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
 

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
 

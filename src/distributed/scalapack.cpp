@@ -7,50 +7,16 @@
 #include <string>
 
 #include "core/errors.hpp"
+#include "core/lapack.hpp"
+#include "core/text.hpp"
 
 namespace gradmatch::distributed::scalapack {
 namespace {
 
-// Messages are built with += (GCC 12 warns, -Wrestrict, on "lit" + std::string&&).
-template <class... Parts>
-std::string cat(const Parts&... parts) {
-  std::string s;
-  ((s += parts), ...);
-  return s;
-}
-
-// info < 0: -i for a bad scalar argument i, -(100 i + j) for entry j of the
-// array (descriptor) argument i. Both are gradmatch bugs, not user errors.
-void check_info(int info, const char* routine, const char* failure = "failed") {
-  if (info == 0) return;
-  std::string msg(routine);
-  if (info < 0) {
-    const int code = -info;
-    msg += ": argument ";
-    if (code > 100) {
-      msg += std::to_string(code / 100);
-      msg += " (entry ";
-      msg += std::to_string(code % 100);
-      msg += ")";
-    } else {
-      msg += std::to_string(code);
-    }
-    msg += " had an illegal value (a gradmatch bug; please report it)";
-  } else {
-    msg += ": ";
-    msg += failure;
-    msg += " (info = ";
-    msg += std::to_string(info);
-    msg += "); the input may contain NaN/Inf or be extremely ill-conditioned";
-  }
-  throw NumericalError(msg);
-}
-
-// Workspace sizes come back as doubles from the query; one extra element
-// guards against the rounding of large sizes.
-int workspace(double query, const char* routine) {
-  return narrow(static_cast<std::int64_t>(std::max(1.0, query)) + 1, routine);
-}
+using lapack::check_info;
+using lapack::narrow;
+using lapack::workspace_size;
+using text::cat;
 
 // Uninitialised work array: the queries ask for room proportional to the
 // local rows (NB (MpA0 + NqA0) for pdgeqrf: 640 MB for 10^7 x 8 on one rank)
@@ -80,18 +46,6 @@ void require(bool ok, const char* what) {
 }
 
 }  // namespace
-
-int narrow(std::int64_t n, const char* routine) {
-  if (n < 0 || n > INT_MAX) {
-    std::string msg(routine);
-    msg += ": size ";
-    msg += std::to_string(n);
-    msg += " does not fit a 32-bit int (ScaLAPACK's and MPI's sizes); use more ranks (smaller local blocks) or "
-           "split the problem";
-    throw NumericalError(msg);
-  }
-  return static_cast<int>(n);
-}
 
 // ---- BlacsGrid ------------------------------------------------------------------
 
@@ -221,7 +175,7 @@ std::vector<double> geqrf(DistributedMatrix& a) {
   double query = 0.0;
   pgeqrf(m, n, a.data(), 1, 1, a.descriptor(), tau.data(), &query, -1, &info);
   check_info(info, "pdgeqrf (workspace query)");
-  const int lwork = workspace(query, "pdgeqrf");
+  const int lwork = workspace_size(query, "pdgeqrf");
   const Workspace work(lwork);
   pgeqrf(m, n, a.data(), 1, 1, a.descriptor(), tau.data(), work.get(), lwork, &info);
   check_info(info, "pdgeqrf");
@@ -238,7 +192,7 @@ void ormqr_qt(const DistributedMatrix& a, const std::vector<double>& tau, Distri
   pormqr('L', 'T', m, n, k, a.data(), 1, 1, a.descriptor(), tau.data(), c.data(), 1, 1, c.descriptor(), &query, -1,
          &info);
   check_info(info, "pdormqr (workspace query)");
-  const int lwork = workspace(query, "pdormqr");
+  const int lwork = workspace_size(query, "pdormqr");
   const Workspace work(lwork);
   pormqr('L', 'T', m, n, k, a.data(), 1, 1, a.descriptor(), tau.data(), c.data(), 1, 1, c.descriptor(), work.get(),
          lwork, &info);
@@ -252,7 +206,7 @@ void gels(DistributedMatrix& a, DistributedMatrix& b) {
   double query = 0.0;
   pgels('N', m, n, nrhs, a.data(), 1, 1, a.descriptor(), b.data(), 1, 1, b.descriptor(), &query, -1, &info);
   check_info(info, "pdgels (workspace query)");
-  const int lwork = workspace(query, "pdgels");
+  const int lwork = workspace_size(query, "pdgels");
   const Workspace work(lwork);
   pgels('N', m, n, nrhs, a.data(), 1, 1, a.descriptor(), b.data(), 1, 1, b.descriptor(), work.get(), lwork, &info);
   check_info(info, "pdgels");
@@ -276,7 +230,7 @@ std::vector<double> syevd(DistributedMatrix& a, DistributedMatrix& z) {
   // NqC0 <= nq + nb, past the 2n entries pdsyevd keeps in front of it.
   const std::int64_t nb = a.nb();
   const double ormtr = static_cast<double>(2 * a.rows() + (a.local_rows() + a.local_cols() + 2 * nb) * nb + nb * nb);
-  const int lwork = workspace(std::max(query, ormtr), "pdsyevd"), liwork = std::max(1, iquery);
+  const int lwork = workspace_size(std::max(query, ormtr), "pdsyevd"), liwork = std::max(1, iquery);
   const Workspace work(lwork);
   std::vector<int> iwork(static_cast<std::size_t>(liwork));
   psyevd('V', 'L', n, a.data(), 1, 1, a.descriptor(), w.data(), z.data(), 1, 1, z.descriptor(), work.get(), lwork,
@@ -300,7 +254,7 @@ std::vector<double> singular_values(DistributedMatrix& a) {
   pgesvd('N', 'N', m, n, a.data(), 1, 1, a.descriptor(), s.data(), &dummy, 1, 1, a.descriptor(), &dummy, 1, 1,
          a.descriptor(), &query, -1, &info);
   check_info(info, "pdgesvd (workspace query)");
-  const int lwork = workspace(query, "pdgesvd");
+  const int lwork = workspace_size(query, "pdgesvd");
   const Workspace work(lwork);
   pgesvd('N', 'N', m, n, a.data(), 1, 1, a.descriptor(), s.data(), &dummy, 1, 1, a.descriptor(), &dummy, 1, 1,
          a.descriptor(), work.get(), lwork, &info);

@@ -33,8 +33,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/lapack.hpp"
 #include "core/matrix.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 // ---- tier 1: the library's symbols -----------------------------------------
 extern "C" {
@@ -115,9 +116,9 @@ inline void pgesvd(char jobu, char jobvt, int m, int n, double* a, int ia, int j
 
 // ---- grids and matrices --------------------------------------------------------
 
-/// Narrows a size to ScaLAPACK's (and MPI's) int; throws NumericalError
-/// naming `routine` when it is negative or does not fit in 32 bits.
-int narrow(std::int64_t n, const char* routine);
+/// Sizes are narrowed to ScaLAPACK's (and MPI's) int by the core's one
+/// checked helper (core/lapack.hpp), which also checks info and workspaces.
+using lapack::narrow;
 
 /// A BLACS process grid over every rank of a communicator (RAII: gridexit in
 /// the destructor). Not copyable: the context is a handle owned once.

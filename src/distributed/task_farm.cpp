@@ -1,7 +1,11 @@
 // Dynamic task farm over an MPI RMA counter (see task_farm.hpp).
 #include "distributed/task_farm.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <ctime>
 #include <cmath>
 #include <exception>
@@ -48,6 +52,11 @@ class SharedCounters {
   std::int64_t fetch_add(int slot, std::int64_t value) { return op(slot, value, MPI_SUM); }
   /// Stores `value` in slot `slot`; returns the previous value.
   std::int64_t exchange(int slot, std::int64_t value) { return op(slot, value, MPI_REPLACE); }
+  /// Rank 0 only, from any thread: slot `slot` as rank 0's own memory holds
+  /// it now, read without an MPI call (for progress display; it may lag).
+  std::int64_t peek(int slot) const {
+    return std::atomic_ref<std::int64_t>(static_cast<std::int64_t*>(base_)[slot]).load(std::memory_order_relaxed);
+  }
 
   /// Collective: ends the epoch and frees the window.
   void free() {
@@ -72,7 +81,8 @@ class SharedCounters {
 constexpr int kNext = 0;  // the next item to hand out
 constexpr int kDone = 1;  // items finished
 
-/// Rank 0's progress lines: at most one per interval, and the last.
+/// Rank 0's progress lines: at most one per interval at task completions,
+/// one per heartbeat from a thread of its own, and the last.
 class ProgressMeter {
  public:
   ProgressMeter(const FarmOptions& o, std::int64_t total, bool root)
@@ -81,11 +91,38 @@ class ProgressMeter {
         enabled_(root && o.progress_interval_s > 0 && o.progress_stream),
         start_(Clock::now()),
         last_(start_) {}
+  ~ProgressMeter() { stop_heartbeat(); }
+  ProgressMeter(const ProgressMeter&) = delete;
+  ProgressMeter& operator=(const ProgressMeter&) = delete;
+
+  /// Starts the heartbeat thread (rank 0), which reads `done` every heartbeat.
+  void start_heartbeat(const SharedCounters& counters, int slot) {
+    if (!enabled_ || options_.heartbeat_s <= 0 || total_ == 0) return;
+    heartbeat_ = std::thread([this, &counters, slot] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (!stopping_) {
+        if (stop_.wait_for(lock, std::chrono::duration<double>(options_.heartbeat_s), [this] { return stopping_; }))
+          break;
+        print(counters.peek(slot));
+      }
+    });
+  }
+  void stop_heartbeat() {
+    if (!heartbeat_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    stop_.notify_all();
+    heartbeat_.join();
+  }
   void update(std::int64_t done) {
-    if (!enabled_ || std::chrono::duration<double>(Clock::now() - last_).count() < options_.progress_interval_s) return;
+    if (!enabled_ || std::chrono::duration<double>(Clock::now() - last_.load()).count() < options_.progress_interval_s)
+      return;
     print(done);
   }
   void finish(std::int64_t done) {
+    stop_heartbeat();
     if (enabled_) print(done);
   }
 
@@ -93,13 +130,18 @@ class ProgressMeter {
   void print(std::int64_t done) {
     last_ = Clock::now();
     std::fprintf(options_.progress_stream, "%s\n",
-                 progress_line(options_.stage, done, total_, seconds_since(start_)).c_str());
+                 progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed).c_str());
     std::fflush(options_.progress_stream);
   }
   const FarmOptions& options_;
   std::int64_t total_;
   bool enabled_;
-  Clock::time_point start_, last_;
+  Clock::time_point start_;
+  std::atomic<Clock::time_point> last_;
+  std::thread heartbeat_;
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool stopping_ = false;
 };
 
 }  // namespace
@@ -110,17 +152,27 @@ double FarmStats::efficiency() const {
   return busy / (static_cast<double>(busy_per_rank.size()) * wall_seconds);
 }
 
-std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s) {
+std::string clock_time(double seconds) {
+  const auto s = static_cast<long long>(seconds > 0 && std::isfinite(seconds) ? seconds : 0.0);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  return buf;
+}
+
+std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
+                          std::int64_t resumed) {
   char buf[256];
-  const double percent = total > 0 ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
+  const std::int64_t shown = resumed + done, of = resumed + total;
+  const double percent = of > 0 ? 100.0 * static_cast<double>(shown) / static_cast<double>(of) : 100.0;
   if (done <= 0 || elapsed_s <= 0) {
-    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %.1f s elapsed", static_cast<long long>(done),
-                  static_cast<long long>(total), percent, elapsed_s);
+    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %s elapsed", static_cast<long long>(shown),
+                  static_cast<long long>(of), percent, clock_time(elapsed_s).c_str());
   } else {
     const double rate = static_cast<double>(done) / elapsed_s;
     const double eta = static_cast<double>(total - done) / rate;
-    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %.1f tasks/s, %.1f s elapsed, ETA %.1f s",
-                  static_cast<long long>(done), static_cast<long long>(total), percent, rate, elapsed_s, eta);
+    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %.1f tasks/s, %s elapsed, ETA %s",
+                  static_cast<long long>(shown), static_cast<long long>(of), percent, rate,
+                  clock_time(elapsed_s).c_str(), clock_time(eta).c_str());
   }
   std::string line = "gradmatch: ";
   line += stage;
@@ -139,6 +191,7 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
   double busy = 0.0, cpu = 0.0;
   {
     SharedCounters counters(comm.get(), 2);
+    if (comm.is_root()) meter.start_heartbeat(counters, kDone);
     try {
       for (;;) {
         const std::int64_t i = counters.fetch_add(kNext, 1);
@@ -160,7 +213,8 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
     } catch (...) {  // the counters themselves failed
       if (!error) error = std::current_exception();
     }
-    counters.free();  // collective: every rank is out of the loop
+    meter.stop_heartbeat();  // before the window it reads goes away
+    counters.free();         // collective: every rank is out of the loop
   }
   const double wall_here = seconds_since(start);
   collective(comm, [&] {
@@ -180,6 +234,7 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
                      const std::function<std::vector<double>(std::int64_t row)>& compute, FarmOptions options) {
   if (options.stage == FarmOptions{}.stage) options.stage = store.table_name(table);
   const std::vector<std::int64_t>& rows = store.pending(table);
+  options.resumed = store.rows(table) - static_cast<std::int64_t>(rows.size());
   std::int64_t diverged = 0;
   FarmStats stats = run_task_farm(
       comm, static_cast<std::int64_t>(rows.size()),

@@ -17,9 +17,13 @@
 // by row, so 1, 2 or 4 ranks give identical outputs.
 //
 // Progress: a second counter slot counts finished items; rank 0 prints
-//   gradmatch: <stage> 1234/8435 tasks (14.6%), 812.3 tasks/s, 1.5 s elapsed, ETA 8.9 s
+//   gradmatch: <stage> 1234/8435 tasks (14.6%), 812.3 tasks/s, 0:00:01 elapsed, ETA 0:00:09
 // to stderr at most once per interval when it finishes a task of its own,
-// and once at the end.
+// at least once per heartbeat while tasks run (a thread of rank 0 reads the
+// counter in rank 0's own window memory, no MPI call: between rank 0's MPI
+// calls it may lag on networks where rank 0 serves the atomics), and once at
+// the end. Tasks a resumed run found done count in D and T; the rate and
+// ETA are this run's.
 //
 // Failure: a task that throws stops its rank and moves the counter to n, so
 // every other rank stops after its current task; then the ranks agree
@@ -36,7 +40,7 @@
 #include <string>
 #include <vector>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class RunStore;
@@ -47,6 +51,8 @@ namespace gradmatch::distributed {
 struct FarmOptions {
   std::string stage = "tasks";          ///< the stage's name in progress lines
   double progress_interval_s = 2.0;     ///< at most one line per interval; <= 0: no lines
+  double heartbeat_s = 10.0;            ///< a line at least this often while tasks run; <= 0: none
+  std::int64_t resumed = 0;             ///< items done before this run (shown in D/T)
   std::FILE* progress_stream = stderr;  ///< rank 0 prints here
 };
 
@@ -75,8 +81,13 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
 FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t table,
                      const std::function<std::vector<double>(std::int64_t row)>& compute, FarmOptions options = {});
 
-/// "gradmatch: <stage> D/T tasks (P%), R tasks/s, E s elapsed, ETA S s";
-/// without the rate and ETA while nothing is done.
-std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s);
+/// "gradmatch: <stage> D/T tasks (P%), R tasks/s, H:MM:SS elapsed, ETA H:MM:SS"
+/// with D = resumed + done and T = resumed + total; the rate and ETA from
+/// this run's `done`, left out while it is 0.
+std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
+                          std::int64_t resumed = 0);
+
+/// Seconds as H:MM:SS (rounded down; "0:00:00" below one second).
+std::string clock_time(double seconds);
 
 }  // namespace gradmatch::distributed

@@ -19,12 +19,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
-#include "io/text.hpp"
+#include "core/text.hpp"
 
 namespace gradmatch::io {
 namespace {
 
-using detail::cat;
+using text::cat;
 
 std::string article_type(const toml::node& n) {
   switch (n.type()) {
@@ -46,7 +46,7 @@ std::string show(const toml::node& n) {
   if (auto s = n.as_string()) return cat("the string \"", s->get(), "\"");
   if (auto i = n.as_integer()) return cat("the integer ", i->get());
   if (auto f = n.as_floating_point()) {  // "10.0", not "10": show why it is not an integer
-    std::string v = detail::num(f->get());
+    std::string v = text::num(f->get());
     if (v.find_first_of(".ein") == std::string::npos) v += ".0";
     return cat("the float ", v);
   }
@@ -122,7 +122,7 @@ struct ConfigReader::Impl {
     return value;
   }
   static std::string value_text(const std::string& v) { return nlohmann::json(v).dump(); }
-  static std::string value_text(double v) { return detail::num(v); }
+  static std::string value_text(double v) { return text::num(v); }
   static std::string value_text(std::int64_t v) { return std::to_string(v); }
   static std::string value_text(bool v) { return v ? "true" : "false"; }
   template <class T>
@@ -354,6 +354,15 @@ std::vector<std::int64_t> ConfigReader::get_ints(const std::string& key, const s
                                                              [&](const toml::node& e, const std::string& what) {
                                                                return impl_->int_value(e, key, lo, hi, what);
                                                              }));
+}
+
+std::vector<std::string> ConfigReader::get_strings(const std::string& key, const std::vector<std::string>& fallback) {
+  const toml::node* n = impl_->lookup(key);
+  if (!n) return impl_->record(key, fallback);
+  return impl_->record(key, impl_->array_value<std::string>(*n, key, "quoted strings",
+                                                            [&](const toml::node& e, const std::string&) {
+                                                              return impl_->string_value(e, key);
+                                                            }));
 }
 
 void ConfigReader::finish() const { impl_->check_all_read(impl_->root, ""); }

@@ -39,6 +39,9 @@ class ConfigReader {
   std::vector<std::int64_t> get_ints(const std::string& key, const std::vector<std::int64_t>& fallback,
                                      std::int64_t lo, std::int64_t hi);
 
+  /// An array of quoted strings (`["a", "b"]`); `fallback` when absent.
+  std::vector<std::string> get_strings(const std::string& key, const std::vector<std::string>& fallback);
+
   /// Throws for the first key in the file that no getter asked for.
   void finish() const;
 

@@ -1,4 +1,4 @@
-// Equation files, version 1 (DESIGN.md, "Equation files").
+// Equation files, version 1 (docs/equation-format.md).
 //
 // A Reader opens the file once and checks its whole structure from metadata
 // alone (attributes, names, ranks, shapes, element types); read() then
@@ -25,7 +25,7 @@ namespace {
 using namespace detail;
 namespace fs = std::filesystem;
 
-constexpr const char* kWhere = "(DESIGN.md, 'Equation files')";
+constexpr const char* kWhere = "(docs/equation-format.md)";
 
 std::string shape_str(const std::vector<hsize_t>& dims) {
   std::string s = "[";
@@ -96,6 +96,7 @@ class Reader {
     info.p = p_;
     if ((info.has_target = exists("target"))) target_ = open_matrix("target");
     if (exists("features")) open_features();
+    if (exists("parameters")) read_parameters();
     if ((info.has_weights = exists("weights"))) {
       weights_ = open_dataset("weights", 1, dims);
       if (static_cast<std::int64_t>(dims[0]) != m_)
@@ -123,6 +124,7 @@ class Reader {
                   begin + k, "; weights must be non-negative"));
       eq.weights = std::move(w.values());
     }
+    eq.parameters = info.parameters;
     return eq;
   }
 
@@ -180,11 +182,12 @@ class Reader {
   // Unknown names are rejected rather than ignored: a misspelt optional
   // dataset ("targets", "weight") would otherwise silently change the fit.
   void check_members() {
-    static const std::set<std::string> known = {"theta", "grad_loss", "target", "features", "weights"};
+    static const std::set<std::string> known = {"theta", "grad_loss", "target", "features", "weights", "parameters"};
     for (const std::string& name : member_names(file_))
       if (!known.count(name))
         bad(cat("has an unexpected object '", name,
-                "' at the root; version 1 allows only theta, grad_loss, target, features/<name> and weights "
+                "' at the root; version 1 allows only theta, grad_loss, target, features/<name>, weights and "
+                "parameters/{names,shapes,offsets} "
                 "(keep metadata in attributes)"));
     if (!exists("theta"))
       bad("is missing the required dataset 'theta' ([m, p], the parameters at each point)");
@@ -236,6 +239,103 @@ class Reader {
       features_.push_back(open_matrix("features/" + name));
       info.features.push_back(name);
     }
+  }
+
+  /// A 1-D dataset of `cls` (H5T_INTEGER or H5T_STRING) under parameters/; its length.
+  DatasetHandle open_vector(const std::string& name, H5T_class_t cls, hsize_t& n) const {
+    const std::string full = "parameters/" + name;
+    if (!exists(full.c_str()))
+      bad(cat("has a 'parameters' group without the dataset '", full,
+              "'; it needs names [k] (strings), shapes (int64, every dimension) and offsets [k + 1] (int64) ", kWhere));
+    {
+      ObjectHandle obj(H5Oopen(file_, full.c_str(), H5P_DEFAULT), "H5Oopen");
+      if (H5Iget_type(obj) != H5I_DATASET) bad(cat("'", full, "' is not a dataset"));
+    }
+    DatasetHandle d(H5Dopen2(file_, full.c_str(), H5P_DEFAULT), "H5Dopen2");
+    DatatypeHandle type(H5Dget_type(d), "H5Dget_type");
+    if (H5Tget_class(type) != cls)
+      bad(cat("dataset '", full, "' has element type ", type_name(type), "; it must hold ",
+              cls == H5T_STRING ? "strings (the parameter names)" : "integers (int64)"));
+    DataspaceHandle space(H5Dget_space(d), "H5Dget_space");
+    if (checked(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims") != 1)
+      bad(cat("dataset '", full, "' must be one-dimensional"));
+    checked(H5Sget_simple_extent_dims(space, &n, nullptr), "H5Sget_simple_extent_dims");
+    return d;
+  }
+
+  std::vector<std::int64_t> read_int64s(const std::string& name) const {
+    hsize_t n = 0;
+    DatasetHandle d = open_vector(name, H5T_INTEGER, n);
+    std::vector<std::int64_t> out(n);
+    if (n) checked(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "H5Dread");
+    return out;
+  }
+
+  std::vector<std::string> read_names() const {
+    hsize_t n = 0;
+    DatasetHandle d = open_vector("names", H5T_STRING, n);
+    DatatypeHandle type(H5Dget_type(d), "H5Dget_type");
+    std::vector<std::string> out;
+    if (n == 0) return out;
+    if (H5Tis_variable_str(type) > 0) {
+      std::vector<char*> p(n, nullptr);
+      checked(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.data()), "H5Dread(names)");
+      for (char* c : p) {
+        out.emplace_back(c ? c : "");
+        H5free_memory(c);
+      }
+      return out;
+    }
+    const std::size_t len = H5Tget_size(type);
+    std::string buf(len * n, '\0');
+    checked(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "H5Dread(names)");
+    for (hsize_t i = 0; i < n; ++i) {
+      std::string one = buf.substr(i * len, len);
+      one.resize(std::min(one.find('\0'), one.size()));
+      if (H5Tget_strpad(type) == H5T_STR_SPACEPAD) one.erase(one.find_last_not_of(' ') + 1);
+      out.push_back(std::move(one));
+    }
+    return out;
+  }
+
+  // Optional names and shapes of theta's columns: checked completely when
+  // present, so that a result never maps coefficients to the wrong tensors.
+  void read_parameters() {
+    {
+      ObjectHandle obj(H5Oopen(file_, "parameters", H5P_DEFAULT), "H5Oopen(parameters)");
+      if (H5Iget_type(obj) != H5I_GROUP)
+        bad(cat("'parameters' is not a group; it must hold names, shapes and offsets ", kWhere));
+      for (const std::string& name : member_names(obj))
+        if (name != "names" && name != "shapes" && name != "offsets")
+          bad(cat("has an unexpected object 'parameters/", name, "'; the group holds only names, shapes and offsets"));
+    }
+    const std::vector<std::string> names = read_names();
+    const std::vector<std::int64_t> shapes = read_int64s("shapes");
+    const std::vector<std::int64_t> offsets = read_int64s("offsets");
+    const std::size_t k = names.size();
+    if (offsets.size() != k + 1)
+      bad(cat("dataset 'parameters/offsets' has ", offsets.size(), " entries but 'parameters/names' has ", k,
+              "; offsets needs k + 1 = ", k + 1, " entries (parameter i has the dimensions shapes[offsets[i]:offsets[i+1]])"));
+    if (offsets.front() != 0 || offsets.back() != static_cast<std::int64_t>(shapes.size()))
+      bad(cat("dataset 'parameters/offsets' must start at 0 and end at the length of 'parameters/shapes' (",
+              shapes.size(), "); it runs from ", offsets.front(), " to ", offsets.back()));
+    std::set<std::string> seen;
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      if (offsets[i + 1] < offsets[i]) bad(cat("dataset 'parameters/offsets' decreases at entry ", i + 1));
+      ParameterBlock b;
+      b.name = names[i];
+      if (b.name.empty() || !seen.insert(b.name).second)
+        bad(cat("parameter name '", b.name, "' (entry ", i, " of 'parameters/names') is empty or repeats"));
+      b.shape.assign(shapes.begin() + offsets[i], shapes.begin() + offsets[i + 1]);
+      for (std::int64_t dim : b.shape)
+        if (dim < 0) bad(cat("parameter '", b.name, "' has the negative dimension ", dim, " in 'parameters/shapes'"));
+      total += b.size();
+      info.parameters.push_back(std::move(b));
+    }
+    if (total != p_)
+      bad(cat("the parameters recorded under 'parameters' hold ", total, " scalars but 'theta' has p = ", p_,
+              " columns; their sizes must sum to p"));
   }
 
   Matrix read_block(const DatasetHandle& d, const std::string& name, std::int64_t begin, std::int64_t end) const {
@@ -290,6 +390,42 @@ void write_matrix(hid_t loc, const std::string& name, const Matrix& a) {
   write_matrix(loc, name, a.data(), {static_cast<hsize_t>(a.rows()), static_cast<hsize_t>(a.cols())});
 }
 
+void write_int64s(hid_t loc, const std::string& name, const std::vector<std::int64_t>& v) {
+  const hsize_t n = v.size();
+  DataspaceHandle space(H5Screate_simple(1, &n, nullptr), "H5Screate_simple");
+  DatasetHandle d(H5Dcreate2(loc, name.c_str(), H5T_STD_I64LE, space, H5P_DEFAULT,
+                             untimed_create_plist(H5P_DATASET_CREATE), H5P_DEFAULT),
+                  "H5Dcreate2");
+  if (n) checked(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), "H5Dwrite");
+}
+
+}  // namespace
+
+void write_parameter_group(hid_t file, const std::vector<ParameterBlock>& blocks) {
+  GroupHandle group(H5Gcreate2(file, "parameters", H5P_DEFAULT, untimed_create_plist(H5P_GROUP_CREATE), H5P_DEFAULT),
+                    "H5Gcreate2(parameters)");
+  std::vector<const char*> names;
+  std::vector<std::int64_t> shapes, offsets{0};
+  for (const ParameterBlock& b : blocks) {
+    names.push_back(b.name.c_str());
+    shapes.insert(shapes.end(), b.shape.begin(), b.shape.end());
+    offsets.push_back(static_cast<std::int64_t>(shapes.size()));
+  }
+  {
+    const hsize_t n = names.size();
+    DatatypeHandle type = utf8_string_type();
+    DataspaceHandle space(H5Screate_simple(1, &n, nullptr), "H5Screate_simple");
+    DatasetHandle d(H5Dcreate2(group, "names", type, space, H5P_DEFAULT, untimed_create_plist(H5P_DATASET_CREATE),
+                               H5P_DEFAULT),
+                    "H5Dcreate2(names)");
+    checked(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data()), "H5Dwrite(names)");
+  }
+  write_int64s(group, "shapes", shapes);
+  write_int64s(group, "offsets", offsets);
+}
+
+namespace {
+
 }  // namespace
 
 EquationFileInfo inspect_equation_file(const std::string& path) {
@@ -315,18 +451,7 @@ void write_equation_file(const std::string& path, const Equations& eq) {
       throw InputError(cat(path, ": feature name '", name,
                            "' is empty, contains '/' or repeats; give each feature a unique plain name"));
 
-  QuietHdf5 quiet;
-  const std::string tmp = cat(path, ".tmp-", static_cast<long>(::getpid()));
-  try {
-    FileHandle file;
-    try {
-      // Untimed objects: the same equations give the same bytes.
-      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
-                        "H5Fcreate");
-    } catch (const Hdf5Error& e) {
-      throw InputError(cat(path, ": cannot create the file (", e.what(),
-                           "); check that its directory exists and is writable"));
-    }
+  write_hdf5_atomically(path, "the equation file", [&](std::int64_t file) {
     write_string_attribute(file, "format", kEquationFormat);
     {
       DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
@@ -345,6 +470,25 @@ void write_equation_file(const std::string& path, const Equations& eq) {
       for (const auto& [name, f] : eq.features) write_matrix(group, name, f);
     }
     if (!eq.weights.empty()) write_matrix(file, "weights", eq.weights.data(), {eq.weights.size()});
+    if (!eq.parameters.empty()) write_parameter_group(file, eq.parameters);
+  });
+}
+
+void write_hdf5_atomically(const std::string& path, const std::string& what,
+                           const std::function<void(std::int64_t file)>& fill) {
+  QuietHdf5 quiet;
+  const std::string tmp = cat(path, ".tmp-", static_cast<long>(::getpid()));
+  try {
+    FileHandle file;
+    try {
+      // Untimed objects: the same values give the same bytes.
+      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
+                        "H5Fcreate");
+    } catch (const Hdf5Error& e) {
+      throw InputError(cat(path, ": cannot create the file (", e.what(),
+                           "); check that its directory exists and is writable"));
+    }
+    fill(file);
     file.close("H5Fclose");
     fs::rename(tmp, path);
   } catch (...) {
@@ -353,7 +497,7 @@ void write_equation_file(const std::string& path, const Equations& eq) {
     try {
       throw;
     } catch (const Hdf5Error& e) {
-      throw std::runtime_error(cat(path, ": writing the equation file failed (", e.what(), ")"));
+      throw std::runtime_error(cat(path, ": writing ", what, " failed (", e.what(), ")"));
     } catch (const fs::filesystem_error& e) {
       throw std::runtime_error(cat(path, ": cannot move the finished file into place (", e.what(), ")"));
     }

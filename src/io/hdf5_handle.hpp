@@ -12,9 +12,13 @@
 #include <string>
 #include <utility>
 
-#include "io/text.hpp"
+#include "core/text.hpp"
 
 namespace gradmatch::io::detail {
+
+// The io sources say `using namespace detail;` and build messages with these.
+using text::cat;
+using text::num;
 
 class Hdf5Error : public std::runtime_error {
  public:

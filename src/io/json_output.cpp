@@ -55,6 +55,12 @@ nlohmann::json fit_result_json(const FitResult& r, int ranks) {
   j["normalized"] = r.normalized;
   j["nonneg"] = r.nonneg;
   j["ranks"] = ranks;
+  j["warnings"] = r.warnings;
+  if (!r.parameters.empty()) {
+    nlohmann::json params = nlohmann::json::array();
+    for (const ParameterBlock& b : r.parameters) params.push_back({{"name", b.name}, {"shape", b.shape}});
+    j["parameters"] = params;
+  }
   return j;
 }
 

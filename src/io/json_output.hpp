@@ -12,10 +12,12 @@
 
 namespace gradmatch::io {
 
-/// The `gradmatch fit --output` document. Keys (DESIGN.md): family, lambda,
+/// The `gradmatch fit --output` document. Keys (docs/design.md): family, lambda,
 /// m, p, residual_ratio, cosine, condition_number, method, ranks; plus
 /// standard_errors (shaped like lambda), names, rank, unknowns, n_equations,
-/// sigma2, rcond, normalized, nonneg.
+/// sigma2, rcond, normalized, nonneg, warnings (list of sentences, maybe
+/// empty) and, when the equations record them, parameters ([{name, shape}]
+/// in theta's column order).
 nlohmann::json fit_result_json(const FitResult& result, int ranks);
 
 /// Writes `value` (indented, trailing newline) to `path` atomically.

@@ -21,6 +21,7 @@
 
 #include "core/errors.hpp"
 #include "io/hdf5_handle.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 
@@ -37,28 +38,10 @@ constexpr const char* kLockName = "store.lock";
 /// holds someone else's results, which a new run must not overwrite.
 constexpr const char* kStudyOutputs[] = {"results.h5", "summary.json", "run_info.json"};
 
-void mpi_check(int rc, const char* call) {
-  if (rc != MPI_SUCCESS) {
-    char text[MPI_MAX_ERROR_STRING] = {0};
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
-    throw std::runtime_error(cat("run store: ", call, " failed: ", std::string(text, static_cast<std::size_t>(len))));
-  }
-}
-
-int comm_rank(MPI_Comm comm) {
-  int r = 0;
-  mpi_check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
-  return r;
-}
-
 /// Rank 0's (code, text) on every rank.
-std::pair<int, std::string> broadcast_verdict(MPI_Comm comm, int code, std::string text) {
-  long long head[2] = {code, static_cast<long long>(text.size())};
-  mpi_check(MPI_Bcast(head, 2, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
-  text.resize(static_cast<std::size_t>(head[1]));
-  if (head[1] > 0) mpi_check(MPI_Bcast(text.data(), static_cast<int>(head[1]), MPI_CHAR, 0, comm), "MPI_Bcast");
-  return {static_cast<int>(head[0]), text};
+std::pair<int, std::string> broadcast_verdict(const mpi::Communicator& comm, int code, const std::string& text) {
+  const auto agreed = static_cast<int>(comm.broadcast(std::int64_t{code}));
+  return {agreed, comm.broadcast(text)};
 }
 
 std::uint64_t fnv1a(std::uint64_t h, const std::string& s) {
@@ -335,7 +318,7 @@ struct RunStore::Impl {
         why = ec.message();
       }
     }
-    const auto verdict = broadcast_verdict(comm, ok, why);
+    const auto verdict = broadcast_verdict(mpi::Communicator(comm), ok, why);
     if (!verdict.first)
       throw std::runtime_error(cat(path, ": cannot move the new run store into place (", verdict.second, ")"));
   }
@@ -423,7 +406,8 @@ struct RunStore::Impl {
 RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& spec) : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.comm = comm;
-  s.rank = comm_rank(comm);
+  const mpi::Communicator communicator(comm);
+  s.rank = communicator.rank();
   s.dir = dir;
   s.path = (fs::path(dir) / kStoreName).string();
   for (const auto& t : spec.tables) {
@@ -441,7 +425,7 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
       local = {2, cat("cannot inspect the output directory (", e.what(), ")")};
     }
   }
-  const auto [state, message] = broadcast_verdict(comm, local.first, local.second);
+  const auto [state, message] = broadcast_verdict(communicator, local.first, local.second);
   if (state == 2) {
     s.unlock();
     throw InputError(cat(dir, ": ", message));
@@ -460,7 +444,7 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
     }
     // No rank may record a task before every rank has read the statuses:
     // all must see the same pending rows and the same attempt number.
-    mpi_check(MPI_Barrier(comm), "MPI_Barrier");
+    communicator.barrier();
     s.open = true;
   } catch (const Hdf5Error& e) {
     s.unlock();

@@ -17,7 +17,9 @@
 #include "studies/schema.hpp"
 #include "studies/seed_statistics.hpp"
 #include "training/idx.hpp"
+#include "training/curvature.hpp"
 #include "training/igr.hpp"
+#include "training/objective.hpp"
 #include "training/models.hpp"
 #include "training/trainer.hpp"
 
@@ -96,6 +98,10 @@ Schema<IgrCalibrationResult> run_schema(std::int64_t probe_steps) {
           scalar("lambda_per_parameter", &R::lambda_per_parameter, "", "lambda-hat / p"),
           scalar("lambda_theory", &R::lambda_theory, "", "eta p / 4"),
           scalar("ratio", &R::ratio, "", "lambda_hat / lambda_theory"),
+          scalar("s_eff", &R::s_eff, "", "<Hg, H Hg> / ||Hg||^2 at theta* on the probe set"),
+          scalar("lambda_max", &R::lambda_max, "", "top Hessian eigenvalue at theta* on the probe set (power iteration)"),
+          scalar("finite_step_factor", &R::finite_step_factor, "",
+                 "r(eta s_eff) = 2 (e^-x - 1 + x) / x^2: the ratio curvature alone predicts"),
           scalar("residual_ratio", &R::residual_ratio, "", "||b - lambda-hat (2/p) H g|| / ||b||"),
           scalar("cosine", &R::cosine, "", "cosine between the target and the gradient-penalty feature"),
           scalar("r_ig", &R::r_ig, "", "R_IG = ||grad L(theta*)||^2 / p on the probe set"),
@@ -114,7 +120,8 @@ IgrCalibrationResult published(IgrCalibrationResult r) {
   if (r.status == IgrRunStatus::ok) return r;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (double* v : {&r.lambda_hat, &r.lambda_per_parameter, &r.ratio, &r.residual_ratio, &r.cosine, &r.r_ig,
-                    &r.probe_loss, &r.train_accuracy, &r.validation_accuracy, &r.test_accuracy})
+                    &r.probe_loss, &r.train_accuracy, &r.validation_accuracy, &r.test_accuracy, &r.s_eff,
+                    &r.lambda_max, &r.finite_step_factor})
     *v = nan;
   std::fill(r.lambda_step.begin(), r.lambda_step.end(), nan);
   return r;
@@ -156,6 +163,8 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   c.probe_integrator = training::parse_integrator(
       r.get_choice("probe.integrator", training::to_string(c.probe_integrator), {"rk4", "euler"}));
   c.probe_float64 = r.get_choice("probe.dtype", "float64", {"float32", "float64"}) == "float64";
+  c.standardize = r.get_bool("data.standardize", c.standardize);
+  c.curvature_iterations = r.get_int("probe.power_iterations", c.curvature_iterations, 1, 100'000);
   if (c.widths.empty()) config_error(r, "model.widths", "is empty; give at least one width");
   if (std::set<std::int64_t>(c.widths.begin(), c.widths.end()).size() != c.widths.size())
     config_error(r, "model.widths", "holds a width twice; list each width once");
@@ -188,6 +197,12 @@ IgrCalibrationShared prepare_igr_calibration_shared(const IgrCalibrationConfig& 
   s.validation =
       all_train.take(std::vector<std::int64_t>(order.begin() + c.train, order.begin() + c.train + c.validation));
   s.test = all_test.take(std::vector<std::int64_t>(test_order.begin(), test_order.begin() + c.test));
+  if (c.standardize) {  // fitted on the training split, applied to every split
+    const Normalizer normalizer = Normalizer::fit(s.train.x);
+    s.train = normalizer.apply(s.train);
+    s.validation = normalizer.apply(s.validation);
+    s.test = normalizer.apply(s.test);
+  }
   s.probe = s.train.slice(0, c.probe);
   s.inputs = s.train.x.size(1);
   s.classes = std::max(all_train.y.max().item<std::int64_t>(), all_test.y.max().item<std::int64_t>()) + 1;
@@ -270,6 +285,14 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   out.residual_ratio = probe.estimate.residual_ratio;
   out.cosine = probe.estimate.cosine;
   out.lambda_step = probe.lambda_step;
+
+  const Objective probe_objective(probe_model, s.probe, LossKind::cross_entropy, {}, po.batch_size);
+  CurvatureOptions co;
+  co.max_iterations = c.curvature_iterations;
+  const Curvature k = curvature(probe_objective, probe_objective.current(), co);
+  out.s_eff = k.s_eff;
+  out.lambda_max = k.lambda_max;
+  out.finite_step_factor = training::finite_step_factor(eta * k.s_eff);
   return out;
 }
 
@@ -293,6 +316,7 @@ nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& c, std::span<
             {"substeps", c.probe_substeps},
             {"integrator", training::to_string(c.probe_integrator)},
             {"examples", c.probe}}},
+          {"standardize", c.standardize},
           {"runs_ok", static_cast<std::int64_t>(ratios.size())},
           {"ratio_median", median},
           {"runs", schema.json(std::span<const IgrCalibrationResult>(shown))}};

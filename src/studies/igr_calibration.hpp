@@ -71,6 +71,8 @@ struct IgrCalibrationConfig {
   std::int64_t probe_substeps = 10;
   training::Integrator probe_integrator = training::Integrator::rk4;
   bool probe_float64 = true;  ///< probe.dtype: "float64" (default) or "float32"
+  bool standardize = false;   ///< data.standardize: pixels to zero mean, unit sd (fitted on the training split)
+  std::int64_t curvature_iterations = 100;  ///< probe.power_iterations for lambda_max
 };
 
 IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& reader);
@@ -108,6 +110,10 @@ struct IgrCalibrationResult {
   double lambda_hat = 0.0, lambda_per_parameter = 0.0, residual_ratio = 0.0, cosine = 0.0;
   double lambda_theory = 0.0;  ///< eta p / 4
   double ratio = 0.0;          ///< lambda_hat / lambda_theory
+  // Curvature at theta* on the probe set (training/curvature.hpp).
+  double s_eff = 0.0;               ///< <Hg, H Hg> / ||Hg||^2
+  double lambda_max = 0.0;          ///< top Hessian eigenvalue (power iteration)
+  double finite_step_factor = 0.0;  ///< r(eta s_eff) = 2 (e^-x - 1 + x) / x^2: the ratio curvature alone predicts
   std::vector<double> lambda_step;  ///< [probe_steps] Eq. 6 on each probe row alone
 };
 

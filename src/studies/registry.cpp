@@ -3,6 +3,7 @@
 #include "core/errors.hpp"
 #include "io/config.hpp"
 #include "io/provenance.hpp"
+#include "studies/bootstrap.hpp"
 #include "studies/dropout.hpp"
 #include "studies/elastic_net.hpp"
 #include "studies/igr_calibration.hpp"
@@ -24,6 +25,8 @@ std::span<const StudyEntry> study_registry() {
       {"elastic_net", "explicit elastic-net penalties recovered from trained networks (Figure 3)",
        make_elastic_net_study},
       {"dropout", "dropout as an adaptive ridge in ReLU classifiers (Figure 5)", make_dropout_study},
+      {"bootstrap", "Algorithm 1 on your own TorchScript model: bootstrap replicates, pooled endpoint fits",
+       make_bootstrap_study},
   };
   return entries;
 }

@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "studies/study.hpp"
 
 namespace gradmatch::studies {

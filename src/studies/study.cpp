@@ -3,7 +3,11 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -54,6 +58,59 @@ StudyContext configure_context(const distributed::Communicator& comm, const std:
 }
 
 constexpr const char* kRunInfo = "run_info.json";
+
+/// Removes what an interrupted writer left in DIR: `NAME.tmp-PID` files of
+/// the atomic JSON and equation-file writers and `NAME.partial` results files
+/// (not the run store's). Returns how many.
+int remove_leftovers(const std::filesystem::path& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::size_t tmp = name.rfind(".tmp-");
+    const bool writer_tmp = tmp != std::string::npos && tmp + 5 < name.size() &&
+                            name.find_first_not_of("0123456789", tmp + 5) == std::string::npos;
+    const bool partial = name.ends_with(".partial") && !name.starts_with("store.h5");
+    if ((writer_tmp || partial) && entry.is_regular_file(ec) && std::filesystem::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
+}
+
+/// Rank 0's message when SIGINT or SIGTERM stops a run: finished tasks are
+/// in the store and the same command resumes. Only async-signal-safe calls.
+char interrupted_message[1024];
+void on_interrupt(int signal) {
+  const ssize_t written = ::write(STDERR_FILENO, interrupted_message, std::strlen(interrupted_message));
+  (void)written;
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
+/// Installs on_interrupt for the lifetime of the run; restores on exit.
+class InterruptNotice {
+ public:
+  InterruptNotice(bool active, const std::string& out_dir) : active_(active) {
+    if (!active_) return;
+    std::snprintf(interrupted_message, sizeof interrupted_message,
+                  "\ngradmatch: interrupted. Finished tasks are kept in %s/store.h5; run the same command again to "
+                  "resume.\n",
+                  out_dir.c_str());
+    previous_int_ = std::signal(SIGINT, on_interrupt);
+    previous_term_ = std::signal(SIGTERM, on_interrupt);
+  }
+  ~InterruptNotice() {
+    if (!active_) return;
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  InterruptNotice(const InterruptNotice&) = delete;
+  InterruptNotice& operator=(const InterruptNotice&) = delete;
+
+ private:
+  bool active_;
+  void (*previous_int_)(int) = SIG_DFL;
+  void (*previous_term_)(int) = SIG_DFL;
+};
 
 /// Whether DIR holds run_info.json and every output it lists.
 bool outputs_complete(const std::filesystem::path& dir) {
@@ -144,6 +201,10 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   if (resumed > 0)
     say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
             " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
+  if (root)
+    if (const int removed = remove_leftovers(dir); removed > 0)
+      say(cat("removed ", std::to_string(removed), " half-written output file(s) of an interrupted run"));
+  const InterruptNotice notice(root, out_dir);
 
   // 3. The task farm, one stage per table; each result lands in the store.
   auto t = Clock::now();
@@ -210,7 +271,13 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     if (extra.is_object())
       for (auto it = extra.begin(); it != extra.end(); ++it) info[it.key()] = it.value();
     io::write_json_file((dir / kRunInfo).string(), info);
-    say(cat("done in ", std::to_string(seconds_since(t0)), " s"));
+    std::string files;
+    for (const std::string& f : out.files()) files += (files.empty() ? "" : ", ") + f;
+    std::string next = cat("\n  next: gradmatch report ", out_dir, "   (tables)");
+    if (study.has_figures())
+      next += cat("\n        /usr/bin/python3 scripts/plot_", name, ".py ", out_dir, "   (figures, from the source tree)");
+    say(cat("done in ", std::to_string(seconds_since(t0)), " s. Outputs in ", out_dir, ": ", files, ", run_info.json",
+            next));
   });
   // Closed last: its lock keeps a concurrent run off DIR until the outputs are written.
   store->close();

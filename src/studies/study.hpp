@@ -35,7 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "distributed/device.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;
@@ -93,6 +93,9 @@ class Study {
   virtual nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) = 0;
   /// One progress line after prepare() ("480 tasks (2 depths x ...)"); may be empty.
   virtual std::string describe() const { return {}; }
+  /// Whether scripts/plot_<study>.py draws this study's figures (named in
+  /// the closing "next:" line).
+  virtual bool has_figures() const { return true; }
 };
 
 /// `gradmatch run CONFIG --out DIR` for one study; collective over `comm`

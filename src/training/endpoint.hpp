@@ -3,7 +3,7 @@
 //
 // At the model's current parameters theta (flat, registration order):
 //   grad_loss = (1/N) sum_batches grad sum_{i in batch} l_i     (eval mode: no dropout)
-// i.e. the full-batch mean loss gradient of DESIGN.md, whatever the batch
+// i.e. the full-batch mean loss gradient of docs/design.md, whatever the batch
 // size used to compute it, and the gradient columns of candidate
 // regularizers (each at unit coefficient):
 //   ridge                 R = sum theta^2                        col = 2 theta

@@ -4,7 +4,7 @@
 // the probe of appendix H.5.
 //
 // Model: R(theta; lambda) = (lambda/p) ||g||^2 with g = grad L, so
-// grad R = (2 lambda/p) H g (DESIGN.md); backward-error analysis predicts
+// grad R = (2 lambda/p) H g (docs/design.md); backward-error analysis predicts
 // lambda = eta p / 4 for GD with step eta (trajectory.hpp). Given rows
 // (H g_t, T_t), T_t the flow-vs-GD target, Eq. 6 is the scalar least squares
 //   (lambda/p)-hat = argmin_c sum_t ||T_t - 2 c H g_t||^2

@@ -1,5 +1,5 @@
 #pragma once
-// Training losses, with the reduction conventions of DESIGN.md.
+// Training losses, with the reduction conventions of docs/design.md.
 //
 // Every loss is a mean over examples of a per-example loss l_i:
 //   mse   l_i = (1/k) sum_j (f_ij - y_ij)^2        (mean over the k outputs)

@@ -24,20 +24,24 @@ struct ModelEquationsOptions {
   std::string loss = "mse";             ///< mse | ce | bce
   std::int64_t batch_size = 0;          ///< batches of the full-batch sums; <= 0: one batch
   std::vector<std::string> candidates;  ///< feature columns to add (endpoint.hpp names)
+  std::vector<std::string> params;      ///< parameter name globs (torchscript.hpp); empty: all
+  bool include_frozen = false;          ///< also parameters with requires_grad false
 };
 
+/// One row of equations per model file, pooled: every model must select the
+/// same parameter names and shapes (the equations record them).
 struct ModelEquations {
-  Equations equations;                  ///< one row: theta, grad_loss, features
-  std::int64_t n = 0;                   ///< examples
-  double loss = 0.0;                    ///< full-batch mean loss at theta
-  double relative_gradient_norm = 0.0;  ///< ||grad L|| / ||theta||
+  Equations equations;                        ///< m = number of models: theta, grad_loss, features, parameters
+  std::int64_t n = 0;                         ///< examples
+  std::vector<double> losses;                 ///< per model: full-batch mean loss at theta
+  std::vector<double> relative_gradient_norms;  ///< per model: ||grad L|| / ||theta||
 };
 
-/// From arrays x [n, d] and y (see the top). InputError on bad shapes, labels or model.
-ModelEquations torchscript_equations(const std::string& model_path, const HostArray& x, const HostArray& y,
-                                     const ModelEquationsOptions& options);
+/// From arrays x [n, d] and y (see the top). InputError on bad shapes, labels or models.
+ModelEquations torchscript_equations(const std::vector<std::string>& model_paths, const HostArray& x,
+                                     const HostArray& y, const ModelEquationsOptions& options);
 /// From an IDX directory's training split.
-ModelEquations torchscript_equations(const std::string& model_path, const std::string& idx_dir,
+ModelEquations torchscript_equations(const std::vector<std::string>& model_paths, const std::string& idx_dir,
                                      const ModelEquationsOptions& options);
 
 }  // namespace gradmatch::training

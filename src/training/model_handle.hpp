@@ -4,7 +4,7 @@
 // file look the same through it.
 //
 // `parameters` are the module's trainable tensors in registration order (the
-// order of DESIGN.md's flat theta); they are the module's own leaves, so an
+// order of docs/design.md's flat theta); they are the module's own leaves, so an
 // optimizer built on them trains the module. Handles share ownership of the
 // module, so a handle may outlive the object it was made from.
 #include <ATen/core/Tensor.h>

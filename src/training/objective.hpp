@@ -6,8 +6,8 @@
 //   g(theta) = grad F(theta),   H(theta) v = grad_theta <g(theta), v>
 //
 // l_i is the per-example loss of losses.hpp and R an explicit penalty
-// (penalties.hpp; none by default), so F is DESIGN.md's full-batch mean loss.
-// theta is DESIGN.md's flat vector (registration order) and may be ANY point,
+// (penalties.hpp; none by default), so F is docs/design.md's full-batch mean loss.
+// theta is docs/design.md's flat vector (registration order) and may be ANY point,
 // not just the model's current parameters: every call sets theta into the
 // model, evaluates, and puts the model back exactly as it was -- parameter
 // values, training flag and .grad (untouched: gradients come from

@@ -12,6 +12,7 @@ void Penalty::validate() const {
   if (!(lambda1 >= 0.0) || !(lambda2 >= 0.0)) throw InputError("penalty: weights must be non-negative");
   if ((kind == Kind::huber || kind == Kind::elastic_net) && !(beta > 0.0))
     throw InputError("penalty: the Huber width beta must be positive");
+  if (kind == Kind::custom && !value) throw InputError("penalty: a custom penalty needs its function");
 }
 
 std::string Penalty::to_string() const {
@@ -24,6 +25,7 @@ std::string Penalty::to_string() const {
     case Kind::elastic_net:
       os << "elastic-net(lambda1=" << lambda1 << ", lambda2=" << lambda2 << ", beta=" << beta << ")";
       break;
+    case Kind::custom: os << description; break;
   }
   return os.str();
 }
@@ -40,6 +42,7 @@ at::Tensor penalty_value(const Penalty& penalty, const std::vector<at::Tensor>& 
     const at::TensorOptions opts = parameters.empty() ? at::TensorOptions(at::kDouble) : parameters.front().options();
     return at::zeros({}, opts);
   }
+  if (penalty.kind == Penalty::Kind::custom) return penalty.value(parameters);
   at::Tensor squares = at::zeros({}, parameters.front().options());
   at::Tensor hubers = at::zeros({}, parameters.front().options());
   const bool need_squares = penalty.kind == Penalty::Kind::ridge || penalty.kind == Penalty::Kind::elastic_net;
@@ -52,7 +55,8 @@ at::Tensor penalty_value(const Penalty& penalty, const std::vector<at::Tensor>& 
     case Penalty::Kind::ridge: return penalty.lambda1 * squares;
     case Penalty::Kind::huber: return penalty.lambda1 * hubers;
     case Penalty::Kind::elastic_net: return penalty.lambda1 * hubers + penalty.lambda2 * squares;
-    case Penalty::Kind::none: break;
+    case Penalty::Kind::none:
+    case Penalty::Kind::custom: break;
   }
   return squares;
 }

@@ -1,6 +1,6 @@
 #pragma once
 // Explicit penalties added to the training loss, as differentiable torch ops
-// over all parameters (flat theta), with DESIGN.md's conventions:
+// over all parameters (flat theta), with docs/design.md's conventions:
 //   ridge        R = lambda sum theta^2                      grad = 2 lambda theta
 //   huber        R = lambda sum h_beta(theta)                grad = lambda h'_beta(theta)
 //   elastic net  R = lambda1 sum h_beta(theta) + lambda2 sum theta^2
@@ -9,6 +9,7 @@
 // is what makes `gradmatch fit --family ridge|huber|elastic-net` recover them.
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,17 +17,24 @@
 namespace gradmatch::training {
 
 struct Penalty {
-  enum class Kind { none, ridge, huber, elastic_net };
+  /// custom: `value` (any differentiable function of the parameters, e.g. a
+  /// quadratic form on a subset); not batched by replicates.hpp.
+  enum class Kind { none, ridge, huber, elastic_net, custom };
   Kind kind = Kind::none;
   double lambda1 = 0.0;  ///< ridge: lambda; huber: lambda; elastic net: the Huber (l1) weight
   double lambda2 = 0.0;  ///< elastic net: the ridge (l2) weight
   double beta = 0.0;     ///< Huber width (huber, elastic net)
+  std::function<at::Tensor(const std::vector<at::Tensor>&)> value;  ///< custom: R(parameters)
+  std::string description;  ///< custom: what to_string() says
 
   static Penalty none() { return {}; }
-  static Penalty ridge(double lambda) { return {Kind::ridge, lambda, 0.0, 0.0}; }
-  static Penalty huber(double lambda, double beta) { return {Kind::huber, lambda, 0.0, beta}; }
+  static Penalty ridge(double lambda) { return {Kind::ridge, lambda, 0.0, 0.0, {}, {}}; }
+  static Penalty huber(double lambda, double beta) { return {Kind::huber, lambda, 0.0, beta, {}, {}}; }
   static Penalty elastic_net(double lambda1, double lambda2, double beta) {
-    return {Kind::elastic_net, lambda1, lambda2, beta};
+    return {Kind::elastic_net, lambda1, lambda2, beta, {}, {}};
+  }
+  static Penalty custom(std::function<at::Tensor(const std::vector<at::Tensor>&)> f, std::string description) {
+    return {Kind::custom, 0.0, 0.0, 0.0, std::move(f), std::move(description)};
   }
   bool active() const { return kind != Kind::none; }
   /// Throws InputError on negative weights or a non-positive Huber width.

@@ -77,6 +77,8 @@ BatchedPenalty batched_penalty(std::span<const ReplicateSpec> specs, const at::T
       case Penalty::Kind::ridge: l1.push_back(0.0); l2.push_back(p.lambda1); beta.push_back(1.0); break;
       case Penalty::Kind::huber: l1.push_back(p.lambda1); l2.push_back(0.0); beta.push_back(p.beta); break;
       case Penalty::Kind::elastic_net: l1.push_back(p.lambda1); l2.push_back(p.lambda2); beta.push_back(p.beta); break;
+      case Penalty::Kind::custom:
+        throw InputError("replicate batching supports ridge, huber and elastic-net penalties, not " + p.to_string());
     }
     bp.any_huber = bp.any_huber || l1.back() != 0.0;
     bp.any = bp.any || l1.back() != 0.0 || l2.back() != 0.0;

@@ -1,5 +1,6 @@
 #include "training/torchscript.hpp"
 
+#include <fnmatch.h>
 #include <torch/script.h>
 
 #include <filesystem>
@@ -9,7 +10,12 @@
 
 namespace gradmatch::training {
 
-ModelHandle load_torchscript(const std::string& path, const c10::Device& device, bool to_double) {
+bool name_matches(const std::string& glob, const std::string& name) {
+  return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+}
+
+ModelHandle load_torchscript(const std::string& path, const c10::Device& device, bool to_double,
+                             const ParameterSelection& select) {
   const auto bad = [&](const std::string& what) {
     std::string msg = path;
     msg += ": ";
@@ -56,13 +62,33 @@ ModelHandle load_torchscript(const std::string& path, const c10::Device& device,
   };
   h.set_training = [module](bool on) { module->train(on); };
   h.is_training = [module] { return module->is_training(); };
+  std::string all_names;
+  std::size_t frozen = 0;
   for (const auto& item : module->named_parameters(/*recurse=*/true)) {
     at::Tensor p = item.value;
-    if (!p.requires_grad()) p.requires_grad_(true);
+    all_names += (all_names.empty() ? "" : ", ") + item.name + (p.requires_grad() ? "" : " (frozen)");
+    bool chosen = select.globs.empty();
+    for (const std::string& g : select.globs) chosen = chosen || name_matches(g, item.name);
+    if (!chosen) continue;
+    if (!p.requires_grad()) {
+      ++frozen;
+      if (!select.include_frozen) continue;
+      p.requires_grad_(true);
+    }
     h.parameter_names.push_back(item.name);
     h.parameters.push_back(p);
   }
-  if (h.parameters.empty()) throw bad("the TorchScript module has no parameters");
+  if (all_names.empty()) throw bad("the TorchScript module has no parameters");
+  if (h.parameters.empty()) {
+    std::string what = "no parameter is selected";
+    if (!select.globs.empty()) {
+      what += " by the name glob(s)";
+      for (const std::string& g : select.globs) what += " '" + g + "'";
+    }
+    if (frozen > 0 && !select.include_frozen) what += " among the trainable ones (frozen parameters are left out unless included)";
+    what += "; its parameters are: " + all_names;
+    throw bad(what);
+  }
   return h;
 }
 

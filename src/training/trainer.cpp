@@ -91,22 +91,14 @@ std::string to_string(TrainStatus status) {
 }
 
 void EarlyStopping::begin() {
-  best_ = std::numeric_limits<double>::infinity();
+  rule_.reset();
   best_epoch_ = 0;
-  wait_ = 0;
-  improved_ = false;
 }
 
 bool EarlyStopping::update(double value, std::int64_t epoch) {
-  improved_ = value < best_ - options_.min_delta;
-  if (improved_) {
-    best_ = value;
-    best_epoch_ = epoch;
-    wait_ = 0;
-  } else {
-    ++wait_;
-  }
-  return wait_ >= options_.patience;
+  const bool stop = rule_.update(value);
+  if (rule_.improved()) best_epoch_ = epoch;
+  return stop;
 }
 
 bool EarlyStopping::end_epoch(const EpochRecord& record) { return update(record.monitored(options_.monitor), record.epoch); }

@@ -10,9 +10,12 @@
 // validation loss (eval mode, full batch) and the penalty; callbacks see this
 // record and say whether to stop.
 //
-// Early stopping is PyTorch Lightning's rule (mode "min"), as core/ols.hpp:
-// best starts at +inf; a value is an improvement iff value < best - min_delta
-// (best = value, wait = 0), else wait += 1; training stops once wait >= patience.
+// Early stopping is PyTorch Lightning's rule (mode "min"), the core's one
+// rule (core/early_stopping.hpp): best starts at +inf; a value is an
+// improvement iff value < best - min_delta (best = value, wait = 0), else
+// wait += 1; training stops once wait >= patience, or at once on a
+// non-finite value (which the NaN/Inf guard below turns into `diverged`
+// before the rule sees it).
 //
 // NaN/Inf guard: a non-finite loss, penalty or parameter ends training with
 // status `diverged` (no exception); the caller records the task as diverged
@@ -26,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/early_stopping.hpp"
 #include "training/data.hpp"
 #include "training/losses.hpp"
 #include "training/model_handle.hpp"
@@ -78,27 +82,28 @@ class Callback {
   virtual bool end_epoch(const EpochRecord& record) = 0;
 };
 
-/// Lightning's early-stopping rule (see the top) on the monitored loss.
+/// Lightning's early-stopping rule (see the top) on the monitored loss: the
+/// core's EarlyStoppingRule (core/early_stopping.hpp) as a callback that
+/// also remembers the epoch of the best value.
 class EarlyStopping : public Callback {
  public:
-  explicit EarlyStopping(EarlyStoppingOptions options) : options_(options) {}
+  explicit EarlyStopping(EarlyStoppingOptions options)
+      : options_(options), rule_(options.patience, options.min_delta) {}
   void begin() override;
   bool end_epoch(const EpochRecord& record) override;
-  /// Feeds one value; true means stop.
+  /// Feeds one value; true means stop (a non-finite value stops at once).
   bool update(double value, std::int64_t epoch);
 
-  bool improved() const { return improved_; }  ///< the last value was an improvement
-  double best() const { return best_; }
+  bool improved() const { return rule_.improved(); }  ///< the last value was an improvement
+  double best() const { return rule_.best(); }
   std::int64_t best_epoch() const { return best_epoch_; }
-  std::int64_t wait() const { return wait_; }
+  std::int64_t wait() const { return rule_.wait(); }
   const EarlyStoppingOptions& options() const { return options_; }
 
  private:
   EarlyStoppingOptions options_;
-  double best_ = std::numeric_limits<double>::infinity();
+  EarlyStoppingRule rule_;
   std::int64_t best_epoch_ = 0;
-  std::int64_t wait_ = 0;
-  bool improved_ = false;
 };
 
 struct TrainOptions {

@@ -27,7 +27,7 @@
 //   dtheta_flow = -eta g + (eta^2/2) H g + O(eta^3),   dtheta_GD = -eta g,
 //   b = (dtheta_flow - dtheta_GD) / eta = (eta/2) H g + O(eta^2).
 // The gradient penalty R = (lambda/p) ||g||^2 has grad R = (2 lambda/p) H g
-// (DESIGN.md), so b = grad R at lambda = eta p / 4: GD follows the flow of
+// (docs/design.md), so b = grad R at lambda = eta p / 4: GD follows the flow of
 // L + (eta/4) ||g||^2 to O(eta^3) per step. The row's feature column is
 // therefore "gradient_penalty" = (2/p) H g (grad R at lambda = 1), and the
 // fitted coefficient is lambda-hat itself (Eq. 6: lambda-hat = p times the

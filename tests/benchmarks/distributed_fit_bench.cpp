@@ -1,5 +1,5 @@
 // Distributed `fit` benchmark (scripts/bench_distributed_fit.sh runs it under
-// mpirun at 1, 2 and 4 ranks and prints README's table).
+// mpirun at 1, 2 and 4 ranks and prints the table of docs/performance.md).
 //
 //   distributed_fit_bench generate-sym FILE M P
 //       consistent sym equations (Lambda SPD, 10% noise on the target)
@@ -67,8 +67,8 @@ int generate(const std::string& kind, const std::string& path, std::int64_t m, s
 }  // namespace
 
 int main(int argc, char** argv) {
-  distributed::Environment env(&argc, &argv);
-  const distributed::Communicator world;
+  mpi::Environment env(&argc, &argv);
+  const mpi::Communicator world;
   const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     if (args.size() >= 4 && (args[0] == "generate-sym" || args[0] == "generate-features")) {

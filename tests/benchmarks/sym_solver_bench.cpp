@@ -2,7 +2,7 @@
 // the explicit vech design (the paper's way), on the same random problems.
 // Each benchmark reports the relative Frobenius distance between the two
 // answers as the counter `agreement` (computed once, outside the timing).
-// scripts/bench_sym.sh turns the JSON output into README's table.
+// scripts/bench_sym.sh turns the JSON output into the table of docs/performance.md.
 #include <benchmark/benchmark.h>
 
 #include <map>

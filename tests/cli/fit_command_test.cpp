@@ -27,7 +27,7 @@ struct CommandRun {
 CommandRun run(const std::string& args, bool mpi2 = false) {
   const fs::path log = fs::temp_directory_path() / ("gradmatch_cli_" + std::to_string(::getpid()) + ".log");
   std::string cmd;
-  if (mpi2) cmd = std::string(GRADMATCH_MPIEXEC) + " -n 2 --oversubscribe ";
+  if (mpi2) cmd = std::string(GRADMATCH_MPIEXEC_2) + " ";
   cmd += std::string(GRADMATCH_EXE) + " " + args + " > " + log.string() + " 2>&1";
   const int status = std::system(cmd.c_str());
   std::ifstream in(log);
@@ -68,7 +68,7 @@ class FitCommand : public ::testing::Test {
 template <typename Grad>
 Equations exact(std::int64_t m, std::int64_t p, double sd, Grad grad) {
   Rng rng(50, static_cast<std::uint64_t>(m * 100 + p));
-  Equations eq{problems::gaussian(rng, m, p, sd), Matrix(m, p), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, m, p, sd), Matrix(m, p), {}, {}, {}, {}};
   std::vector<double> g(static_cast<std::size_t>(p));
   for (std::int64_t k = 0; k < m; ++k) {
     grad(eq.theta.row(k), std::span<double>(g));
@@ -126,7 +126,7 @@ TEST_F(FitCommand, HuberAndElasticNetReturnTheKnownCoefficients) {
 
 TEST_F(FitCommand, FeaturesReturnOneCoefficientPerFeatureDataset) {
   Rng rng(52, 0);
-  Equations eq{problems::gaussian(rng, 3, 6), Matrix(3, 6), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 3, 6), Matrix(3, 6), {}, {}, {}, {}};
   const Matrix f1 = problems::gaussian(rng, 3, 6), f2 = problems::gaussian(rng, 3, 6);
   for (std::int64_t i = 0; i < eq.grad_loss.size(); ++i) eq.grad_loss.data()[i] = -(1.5 * f1.data()[i] - 0.25 * f2.data()[i]);
   eq.features = {{"first", f1}, {"second", f2}};
@@ -182,6 +182,71 @@ TEST_F(FitCommand, BadFlagsExitWithCode2AndSayWhatIsAccepted) {
   r = run("fit --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("elastic-net:beta=B"), std::string::npos);
+}
+
+TEST_F(FitCommand, WarningsAreInTheJsonAndOnStderrAndTheExitCodeStaysZero) {
+  // b_k orthogonal to theta_k: ridge explains nothing (residual ratio 1).
+  Equations eq{Matrix(2, 2, {1.0, 0.0, 0.0, 2.0}), Matrix(2, 2, {0.0, 3.0, -1.0, 0.0}), {}, {}, {}, {}};
+  const std::string file = write("orthogonal.h5", eq);
+  const std::string out = (dir_ / "fit.json").string();
+  const CommandRun r = run("fit " + file + " --family ridge --quiet --output " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("gradmatch fit: warning: the ridge family explains little"), std::string::npos) << r.output;
+  const auto j = nlohmann::json::parse(std::ifstream(out));
+  ASSERT_EQ(j["warnings"].size(), 1u);
+  EXPECT_NE(j["warnings"][0].get<std::string>().find("explains little"), std::string::npos);
+  // A sym fit of one point in p = 4: underdetermined, 3 more endpoints needed.
+  const auto one = exact(1, 4, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); });
+  const auto s = fit(write("one.h5", one), "--family sym");
+  ASSERT_EQ(s["warnings"].size(), 1u) << s["warnings"];
+  EXPECT_NE(s["warnings"][0].get<std::string>().find("(3 more independent ones)"), std::string::npos) << s["warnings"];
+  // A clean fit carries an empty list.
+  const auto clean = fit(write("ridge.h5", exact(3, 10, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); })),
+                         "--family ridge");
+  EXPECT_TRUE(clean["warnings"].is_array() && clean["warnings"].empty());
+}
+
+TEST_F(FitCommand, H5OutputHoldsLambdaAsADatasetAndStatisticsAsAttributes) {
+  if (std::system("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0) GTEST_SKIP() << "needs python3-h5py";
+  const std::vector<double> q{0.1, 0.2, 0.3};
+  const auto eq = exact(2, 3, 1.0, [&](auto t, auto g) { reg::diag_gradient(t, q, g); });
+  const std::string file = write("diag.h5", eq), out = (dir_ / "fit.h5").string();
+  const CommandRun r = run("fit " + file + " --family diag -q -o " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string check = "/usr/bin/python3 -c \"import h5py, numpy as np; f = h5py.File('" + out +
+                            "', 'r'); assert np.allclose(f['lambda'][()], [0.1, 0.2, 0.3], atol=1e-12); "
+                            "assert f.attrs['family'] == 'diag' and f.attrs['m'] == 2 and f.attrs['p'] == 3; "
+                            "assert f.attrs['residual_ratio'] < 1e-12 and list(f.attrs['warnings']) == []; "
+                            "assert f['standard_errors'].shape == (3,)\"";
+  EXPECT_EQ(std::system(check.c_str()), 0);
+}
+
+TEST_F(FitCommand, BadOutputPathsExitWithCode2BeforeAnyWork) {
+  const auto eq = exact(3, 10, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); });
+  const std::string file = write("ridge.h5", eq);
+  const auto size = fs::file_size(file);
+  for (const std::string& out : {(dir_ / "fit.txt").string(), (dir_ / "fit").string(), file,
+                                 (dir_ / "missing" / "fit.json").string()}) {
+    const CommandRun r = run("fit " + file + " --family ridge --output " + out);
+    EXPECT_EQ(r.exit_code, 2) << out << ": " << r.output;
+    EXPECT_NE(r.output.find("--output " + out), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(fs::file_size(file), size);
+  EXPECT_EQ(io::read_equation_file(file).theta(2, 9), eq.theta(2, 9));
+  EXPECT_FALSE(fs::exists(dir_ / "fit.txt"));
+}
+
+TEST_F(FitCommand, FittingAnEquationFileNeedsNeitherLibTorchNorALauncher) {
+  // The LibTorch half is missing: fits of equation files still work; --model says what is missing.
+  const auto eq = exact(3, 10, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); });
+  const std::string file = write("ridge.h5", eq);
+  ::setenv("GRADMATCH_TORCH_EXE", "/nonexistent/gradmatch-torch", 1);
+  const CommandRun ok = run("fit " + file + " --family ridge -q -o " + (dir_ / "fit.json").string());
+  const CommandRun model = run("fit --model m.pt --data d.h5 --family ridge");
+  ::unsetenv("GRADMATCH_TORCH_EXE");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_EQ(model.exit_code, 1) << model.output;
+  EXPECT_NE(model.output.find("/nonexistent/gradmatch-torch"), std::string::npos) << model.output;
 }
 
 }  // namespace

@@ -140,7 +140,7 @@ TEST(RidgeFit, RecoversLambdaFromClosedFormRidgeRegressions) {
 
 TEST(RidgeFit, ScalarFitOfAnInconsistentProblemIsTheProjection) {
   Rng rng(21, 0);
-  Equations eq{problems::gaussian(rng, 3, 5), problems::gaussian(rng, 3, 5), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 3, 5), problems::gaussian(rng, 3, 5), {}, {}, {}, {}};
   double ab = 0.0, aa = 0.0, bb = 0.0;
   for (std::int64_t k = 0; k < 3; ++k)
     for (std::int64_t j = 0; j < 5; ++j) {
@@ -228,7 +228,7 @@ TEST(FeaturesFit, ReproducesElasticNetWhenGivenItsColumns) {
 
 TEST(ColumnScaling, LeavesAFullRankSolutionAndItsStandardErrorsUnchanged) {
   Rng rng(26, 0);
-  Equations eq{problems::gaussian(rng, 5, 20, 0.01), problems::gaussian(rng, 5, 20), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 5, 20, 0.01), problems::gaussian(rng, 5, 20), {}, {}, {}, {}};
   for (const char* method : {"qr", "normal"}) {
     FitOptions plain = options("elastic-net:beta=0.02", method), scaled = plain;
     scaled.normalize = true;
@@ -245,7 +245,7 @@ TEST(ColumnScaling, LeavesAFullRankSolutionAndItsStandardErrorsUnchanged) {
 TEST(NonNegativeFit, ClampsANegativeCoefficientAndRefitsTheRest) {
   // b = 2 theta * 0.5 - 0.3 * huber'(theta): the unconstrained elastic-net fit has lambda1 < 0.
   Rng rng(27, 0);
-  Equations eq{problems::gaussian(rng, 4, 15), Matrix(4, 15), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 4, 15), Matrix(4, 15), {}, {}, {}, {}};
   for (std::int64_t k = 0; k < 4; ++k)
     for (std::int64_t j = 0; j < 15; ++j)
       eq.grad_loss(k, j) = -(2.0 * 0.5 * eq.theta(k, j) - 0.3 * reg::huber_derivative(eq.theta(k, j), 0.1));
@@ -264,8 +264,8 @@ TEST(NonNegativeFit, ClampsANegativeCoefficientAndRefitsTheRest) {
 
 TEST(Weights, AnIntegerWeightEqualsRepeatingThePoint) {
   Rng rng(28, 0);
-  Equations eq{problems::gaussian(rng, 3, 6), problems::gaussian(rng, 3, 6), {}, {}, {2.0, 1.0, 0.0}};
-  Equations repeated{Matrix(2, 6), Matrix(2, 6), {}, {}, {}};
+  Equations eq{problems::gaussian(rng, 3, 6), problems::gaussian(rng, 3, 6), {}, {}, {2.0, 1.0, 0.0}, {}};
+  Equations repeated{Matrix(2, 6), Matrix(2, 6), {}, {}, {}, {}};
   for (std::int64_t j = 0; j < 6; ++j) {
     repeated.theta(0, j) = repeated.theta(1, j) = eq.theta(0, j);
     repeated.grad_loss(0, j) = repeated.grad_loss(1, j) = eq.grad_loss(0, j);
@@ -374,6 +374,146 @@ TEST(SymFit, VechMethodsReportTheSameStandardErrorsAsStructured) {
     EXPECT_NEAR(s.standard_errors[i], v.standard_errors[i], 1e-10);
   }
   EXPECT_EQ(v.method, "vech");
+}
+
+// ---- Warnings: known answers for each sentence ----
+
+/// The warnings that contain `words`.
+std::size_t warnings_with(const FitResult& r, const std::string& words) {
+  std::size_t n = 0;
+  for (const std::string& w : r.warnings) n += w.find(words) != std::string::npos;
+  return n;
+}
+
+/// Exact ridge equations: b = 2 lambda theta, so the fit explains everything.
+Equations exact_ridge(Rng& rng, std::int64_t m, std::int64_t p, double lambda) {
+  Equations eq;
+  eq.theta = problems::gaussian(rng, m, p);
+  eq.grad_loss = Matrix(m, p);
+  for (std::int64_t i = 0; i < eq.theta.size(); ++i) eq.grad_loss.data()[i] = -2.0 * lambda * eq.theta.data()[i];
+  return eq;
+}
+
+TEST(FitWarnings, AnExactFitHasNone) {
+  Rng rng(41, 0);
+  const Equations eq = exact_ridge(rng, 3, 6, 0.3);
+  for (const char* family : {"ridge", "diag"}) {
+    const FitResult r = fit(eq, options(family));
+    EXPECT_TRUE(r.warnings.empty()) << family << ": " << (r.warnings.empty() ? "" : r.warnings.front());
+  }
+}
+
+TEST(FitWarnings, SaysWhenTheFamilyExplainsLittle) {
+  // b_k orthogonal to theta_k in every row: the best ridge is 0, residual ratio 1, cosine undefined.
+  Equations eq;
+  eq.theta = Matrix(2, 2, {1.0, 0.0, 0.0, 2.0});
+  eq.grad_loss = Matrix(2, 2, {0.0, 3.0, -1.0, 0.0});
+  const FitResult r = fit(eq, options("ridge"));
+  EXPECT_NEAR(r.coefficient(), 0.0, 1e-15);
+  EXPECT_NEAR(r.residual_ratio, 1.0, 1e-15);
+  EXPECT_EQ(warnings_with(r, "explains little"), 1u);
+  // Least squares gives ratio^2 + cosine^2 = 1, so a ratio of 0.95 is a cosine of 0.31:
+  // a weak fit with positive cosine still warns.
+  eq.theta = Matrix(1, 2, {1.0, 0.0});
+  eq.grad_loss = Matrix(1, 2, {-std::sqrt(1.0 - 0.95 * 0.95), 0.95});
+  const FitResult weak = fit(eq, options("ridge"));
+  EXPECT_NEAR(weak.residual_ratio, 0.95, 1e-9);
+  EXPECT_NEAR(weak.cosine, std::sqrt(1.0 - 0.95 * 0.95), 1e-9);
+  EXPECT_EQ(warnings_with(weak, "explains little"), 1u);
+}
+
+TEST(FitWarnings, RankDeficientFeaturesGetNullStandardErrorsForTheUnidentifiedCoefficients) {
+  // Columns a, b, a + b and c: rank 3 of 4. Only c's coefficient is identified.
+  Rng rng(42, 0);
+  const std::int64_t m = 4, p = 5;
+  Equations eq;
+  eq.theta = problems::gaussian(rng, m, p);
+  const Matrix a = problems::gaussian(rng, m, p), b = problems::gaussian(rng, m, p), c = problems::gaussian(rng, m, p);
+  Matrix ab(m, p);
+  for (std::int64_t i = 0; i < ab.size(); ++i) ab.data()[i] = a.data()[i] + b.data()[i];
+  const Matrix noise = problems::gaussian(rng, m, p, 0.01);
+  eq.grad_loss = Matrix(m, p);
+  for (std::int64_t i = 0; i < ab.size(); ++i)
+    eq.grad_loss.data()[i] = -(0.5 * a.data()[i] + 2.0 * c.data()[i] + noise.data()[i]);
+  eq.features = {{"a", a}, {"b", b}, {"ab", ab}, {"c", c}};
+  const FitResult r = fit(eq, options("features"));
+  EXPECT_EQ(r.rank, 3);
+  ASSERT_EQ(r.standard_errors.size(), 4u);
+  // Features are sorted by name in files but kept in the given order here: a, b, ab, c.
+  EXPECT_TRUE(std::isnan(r.standard_errors[0]));
+  EXPECT_TRUE(std::isnan(r.standard_errors[1]));
+  EXPECT_TRUE(std::isnan(r.standard_errors[2]));
+  EXPECT_TRUE(std::isfinite(r.standard_errors[3]));
+  EXPECT_GT(r.standard_errors[3], 0.0);
+  EXPECT_NEAR(r.coefficients[3], 2.0, 0.05);
+  EXPECT_EQ(warnings_with(r, "rank-deficient (rank 3 of 4 coefficients): 3 coefficient(s) are not identified"), 1u);
+  EXPECT_EQ(warnings_with(r, "(a, b, ab)"), 1u);
+}
+
+TEST(FitWarnings, DiagGivesNullStandardErrorToACoordinateThatIsZeroAtEveryPoint) {
+  Rng rng(43, 0);
+  Equations eq = exact_ridge(rng, 3, 4, 0.2);
+  for (std::int64_t k = 0; k < 3; ++k) eq.theta(k, 2) = eq.grad_loss(k, 2) = 0.0;
+  for (std::int64_t k = 0; k < 3; ++k) eq.grad_loss(k, 0) += 0.01 * static_cast<double>(k);  // residual for sigma2 > 0
+  const FitResult r = fit(eq, options("diag"));
+  EXPECT_EQ(r.rank, 3);
+  EXPECT_TRUE(std::isnan(r.standard_errors[2]));
+  for (int j : {0, 1, 3}) EXPECT_TRUE(std::isfinite(r.standard_errors[static_cast<std::size_t>(j)])) << j;
+  EXPECT_EQ(warnings_with(r, "1 coefficient(s) are not identified"), 1u);
+}
+
+TEST(FitWarnings, SymSaysHowManyEndpointsWouldDetermineIt) {
+  // m = 3 points in p = 5: the thetas span 3 dimensions, 2 missing; rank 15 - 2*3/2 = 12.
+  Rng rng(44, 0);
+  const Equations eq = exact_ridge(rng, 3, 5, 0.1);
+  for (const char* method : {"structured", "vech"}) {
+    const FitResult r = fit(eq, options("sym", method));
+    EXPECT_EQ(r.rank, 12) << method;
+    EXPECT_EQ(warnings_with(r, "sym is underdetermined: rank 12 of p (p + 1) / 2 = 15"), 1u) << method;
+    EXPECT_EQ(warnings_with(r, "span 3 of the p = 5 dimensions"), 1u) << method;
+    EXPECT_EQ(warnings_with(r, "at least p = 5 endpoints"), 1u) << method;
+    EXPECT_EQ(warnings_with(r, "(2 more independent ones)"), 1u) << method;
+    EXPECT_EQ(warnings_with(r, "explains little"), 0u) << method;
+  }
+  // Five points determine it: no warning, Lambda = 0.1 I.
+  Rng rng5(45, 0);
+  const FitResult full = fit(exact_ridge(rng5, 5, 5, 0.1), options("sym"));
+  EXPECT_EQ(full.rank, 15);
+  EXPECT_TRUE(full.warnings.empty());
+  EXPECT_NEAR(full.lambda_matrix()(2, 2), 0.1, 1e-10);
+}
+
+TEST(FitWarnings, SymGivesNullStandardErrorsToEntriesOutsideTheSpanOfTheThetas) {
+  // theta's in span{e0, e1} of R^3 (plus noise for sigma2 > 0): Lambda_22 is not identified, Lambda_00 is.
+  Equations eq;
+  eq.theta = Matrix(4, 3, {1, 0, 0, 0, 1, 0, 1, 1, 0, 2, -1, 0});
+  eq.grad_loss = Matrix(4, 3, {-0.2, 0.01, 0.3, 0.0, -0.2, -0.1, -0.21, -0.2, 0.0, -0.4, 0.2, 0.05});
+  const FitResult r = fit(eq, options("sym"));
+  EXPECT_EQ(r.rank, 5);  // 6 unknowns, Lambda_22 unidentified
+  ASSERT_EQ(r.standard_errors.size(), 9u);
+  EXPECT_TRUE(std::isfinite(r.standard_errors[0]));
+  EXPECT_TRUE(std::isnan(r.standard_errors[8]));
+}
+
+TEST(FitWarnings, AllWeightsZeroSaysSoAndNothingElse) {
+  Rng rng(46, 0);
+  Equations eq = exact_ridge(rng, 3, 4, 0.2);
+  eq.weights = {0.0, 0.0, 0.0};
+  const FitResult r = fit(eq, options("ridge"));
+  EXPECT_EQ(r.n_equations, 0);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(warnings_with(r, "every weight is zero"), 1u);
+}
+
+TEST(FitWarnings, OverflowToNonFiniteStatisticsIsReported) {
+  // sum (2 theta)^2 with theta = 1e160 overflows double precision (8e320 > 1.8e308).
+  Equations eq;
+  eq.theta = Matrix(1, 2, {1e160, -1e160});
+  eq.grad_loss = Matrix(1, 2, {-1.0, 1.0});
+  // The Gram route squares the values (QR would scale them safely).
+  const FitResult r = fit(eq, options("ridge", "normal"));
+  EXPECT_EQ(warnings_with(r, "non-finite statistics"), 1u) << r.coefficient() << " " << r.residual_ratio;
+  EXPECT_EQ(r.warnings.size(), 1u);
 }
 
 }  // namespace

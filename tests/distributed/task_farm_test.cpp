@@ -57,9 +57,12 @@ TEST(TaskFarm, AnEmptyListAndMoreRanksThanItemsWork) {
   EXPECT_EQ(run_counts(world, 3, mine), std::vector<double>(3, 1.0));
 }
 
-// Ten 60 ms tasks first, then thirty 2 ms ones (1 x 600 + 60 ms of work). A
-// static split gives rank 0 of 2 all the expensive ones (about 630 ms); pulled
-// dynamically every rank finishes within about one task of the ideal share.
+// Ten 60 ms tasks first, then thirty 2 ms ones (600 + 60 ms of work). A
+// static split gives rank 0 of 2 all the expensive ones (620 ms); pulled
+// dynamically, every rank's share of the work stays within about one
+// expensive task of the ideal. The check is on the work each rank was handed
+// (the sum of its tasks' costs), not on wall-clock times, which a loaded
+// machine stretches (timings belong to scripts/bench_task_farm.sh).
 TEST(TaskFarm, BalancesTasksOfVeryDifferentCosts) {
   const Communicator world;
   const auto cost_ms = [](std::int64_t i) { return i < 10 ? 60 : 2; };
@@ -67,25 +70,23 @@ TEST(TaskFarm, BalancesTasksOfVeryDifferentCosts) {
   FarmOptions quiet;
   quiet.progress_interval_s = 0;
   world.barrier();
-  const auto start = Clock::now();
-  double last_finish_ms = 0.0;
+  double my_cost_ms = 0.0;
   const FarmStats stats = run_task_farm(
       world, 40,
       [&](std::int64_t i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(cost_ms(i)));
-        last_finish_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        my_cost_ms += cost_ms(i);
       },
       quiet);
-  const std::vector<double> finishes = world.allgather(last_finish_ms);
+  const std::vector<double> costs = world.allgather(my_cost_ms);
+  EXPECT_DOUBLE_EQ(std::accumulate(costs.begin(), costs.end(), 0.0), total_ms);  // every task once
   const double ideal_ms = total_ms / world.size();
-  const double latest = *std::max_element(finishes.begin(), finishes.end());
-  // Within one expensive task (+ scheduling slack) of the ideal share.
-  EXPECT_LT(latest, ideal_ms + 60 + 50) << "ranks " << world.size();
+  const double largest = *std::max_element(costs.begin(), costs.end());
+  EXPECT_LE(largest, ideal_ms + 2 * 60) << "ranks " << world.size();
   if (world.size() >= 2) {
-    EXPECT_LT(latest, 0.7 * (10 * 60 + 10 * 2));  // well under what a static split's first rank needs
+    EXPECT_LT(largest, 10 * 60 + 10 * 2);  // less than what a static split's first rank is handed
     for (std::int64_t d : stats.done_per_rank) EXPECT_GT(d, 0);
   }
-  EXPECT_GT(stats.efficiency(), 0.7);
 }
 
 TEST(TaskFarm, AFailingTaskStopsEveryRankWhoAgreesOnTheFailure) {
@@ -119,10 +120,42 @@ TEST(TaskFarm, AFailingTaskStopsEveryRankWhoAgreesOnTheFailure) {
 
 TEST(TaskFarm, ProgressLinesShowDoneTotalRateAndEta) {
   EXPECT_EQ(progress_line("bootstrap", 250, 1000, 2.0),
-            "gradmatch: bootstrap 250/1000 tasks (25.0%), 125.0 tasks/s, 2.0 s elapsed, ETA 6.0 s");
-  EXPECT_EQ(progress_line("bootstrap", 0, 1000, 0.5), "gradmatch: bootstrap 0/1000 tasks (0.0%), 0.5 s elapsed");
+            "gradmatch: bootstrap 250/1000 tasks (25.0%), 125.0 tasks/s, 0:00:02 elapsed, ETA 0:00:06");
+  EXPECT_EQ(progress_line("bootstrap", 0, 1000, 0.5), "gradmatch: bootstrap 0/1000 tasks (0.0%), 0:00:00 elapsed");
   EXPECT_EQ(progress_line("sweep", 7, 7, 1.4),
-            "gradmatch: sweep 7/7 tasks (100.0%), 5.0 tasks/s, 1.4 s elapsed, ETA 0.0 s");
+            "gradmatch: sweep 7/7 tasks (100.0%), 5.0 tasks/s, 0:00:01 elapsed, ETA 0:00:00");
+}
+
+TEST(TaskFarm, ProgressLinesCountResumedTasksButTimeOnlyThisRun) {
+  // 3 of 8 were done before; 1 of the remaining 5 took 10 s: 4 left at 0.1/s.
+  EXPECT_EQ(progress_line("endpoints", 1, 5, 10.0, 3),
+            "gradmatch: endpoints 4/8 tasks (50.0%), 0.1 tasks/s, 0:00:10 elapsed, ETA 0:00:40");
+  EXPECT_EQ(clock_time(3 * 3600 + 25 * 60 + 7.9), "3:25:07");
+  EXPECT_EQ(clock_time(-1.0), "0:00:00");
+}
+
+TEST(TaskFarm, RootPrintsAHeartbeatWhileATaskRuns) {
+  const Communicator world;
+  char* buf = nullptr;
+  std::size_t size = 0;
+  std::FILE* stream = open_memstream(&buf, &size);
+  FarmOptions o;
+  o.stage = "slow";
+  o.progress_interval_s = 100.0;  // no completion lines: only heartbeats and the last
+  o.heartbeat_s = 0.05;
+  o.progress_stream = stream;
+  run_task_farm(world, world.size(), [](std::int64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); },
+                o);
+  std::fclose(stream);
+  const std::string text(buf, size);
+  std::free(buf);
+  if (!world.is_root()) return;
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = text.find("gradmatch: slow ", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_GE(lines, 3u) << text;  // 400 ms of work at 50 ms heartbeats, plus the last line
+  EXPECT_NE(text.find(std::to_string(world.size()) + "/" + std::to_string(world.size()) + " tasks (100.0%)"),
+            std::string::npos)
+      << text;
 }
 
 TEST(TaskFarm, RootPrintsAProgressLineAtTheEnd) {

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -59,6 +60,11 @@ void expect_bit_equal(const Equations& a, const Equations& b) {
   }
   ASSERT_EQ(a.weights.size(), b.weights.size());
   EXPECT_EQ(std::memcmp(a.weights.data(), b.weights.data(), sizeof(double) * a.weights.size()), 0);
+  ASSERT_EQ(a.parameters.size(), b.parameters.size());
+  for (std::size_t i = 0; i < a.parameters.size(); ++i) {
+    EXPECT_EQ(a.parameters[i].name, b.parameters[i].name);
+    EXPECT_EQ(a.parameters[i].shape, b.parameters[i].shape);
+  }
 }
 
 /// Builds equation files by hand, valid or not.
@@ -365,6 +371,57 @@ TEST(EquationFile, RejectsFeaturesThatAreNotAGroup) {
   expect_rejected(dir.file("eq.h5"), {"'features' is not a group"});
 }
 
+/// p = 2 * 3 + 3 + 1 (a scalar) = 10 columns as three named tensors.
+std::vector<ParameterBlock> three_tensors() {
+  return {{"layer0.weight", {2, 3}}, {"layer0.bias", {3}}, {"temperature", {}}};
+}
+
+TEST(EquationFile, RoundTripsParameterNamesAndShapes) {
+  TestDir dir;
+  Equations eq = sample(4, 10);
+  eq.parameters = three_tensors();
+  write_equation_file(dir.file("eq.h5"), eq);
+  expect_bit_equal(read_equation_file(dir.file("eq.h5")), eq);
+  expect_bit_equal(read_equation_rows(dir.file("eq.h5"), 1, 3), eq.rows(1, 3));
+  const EquationFileInfo info = inspect_equation_file(dir.file("eq.h5"));
+  ASSERT_EQ(info.parameters.size(), 3u);
+  EXPECT_EQ(info.parameters[2].name, "temperature");
+  EXPECT_TRUE(info.parameters[2].shape.empty());
+}
+
+TEST(EquationFile, WriterRejectsParametersThatDoNotCoverTheta) {
+  TestDir dir;
+  Equations eq = sample(4, 9);
+  eq.parameters = three_tensors();  // 10 scalars for p = 9
+  EXPECT_THROW(write_equation_file(dir.file("eq.h5"), eq), InputError);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("eq.h5")));
+  eq = sample(4, 10);
+  eq.parameters = three_tensors();
+  eq.parameters[1].name = "layer0.weight";
+  EXPECT_THROW(write_equation_file(dir.file("eq.h5"), eq), InputError);
+}
+
+/// A valid [3, 10] file with a hand-built parameters group.
+RawFile& with_parameters(RawFile& f, std::vector<double> shapes, std::vector<double> offsets) {
+  return f.valid(3, 10)
+      .dataset("parameters/names", {3}, H5T_IEEE_F64LE, {0, 0, 0})  // replaced below by strings
+      .dataset("parameters/shapes", {shapes.size()}, H5T_STD_I64LE, shapes)
+      .dataset("parameters/offsets", {offsets.size()}, H5T_STD_I64LE, offsets);
+}
+
+TEST(EquationFile, RejectsParameterNamesThatAreNotStrings) {
+  TestDir dir;
+  RawFile f(dir.file("eq.h5"));
+  with_parameters(f, {2, 3, 3}, {0, 2, 3, 3});
+  expect_rejected(dir.file("eq.h5"), {"'parameters/names'", "strings"});
+}
+
+TEST(EquationFile, RejectsParametersGroupWithoutOffsets) {
+  TestDir dir;
+  RawFile(dir.file("eq.h5")).valid(3, 10).dataset("parameters/shapes", {3}, H5T_STD_I64LE, {2, 3, 3});
+  expect_rejected(dir.file("eq.h5"), {"'parameters/names'", "offsets [k + 1]"});
+}
+
 TEST(EquationFile, FailedWriteOfInvalidEquationsLeavesNoFile) {
   TestDir dir;
   Equations eq = sample();
@@ -469,6 +526,47 @@ with h5py.File(sys.argv[1], "w") as f:
   EXPECT_EQ(eq.features[1].second(3, 2), 1.0);
   EXPECT_EQ(eq.weights, (std::vector<double>{0.5, 1.0, 0.0, 2.0}));
   expect_bit_equal(read_equation_rows(dir.file("eq.h5"), 1, 3), eq.rows(1, 3));
+}
+
+TEST(EquationFile, ReadsParameterNamesAndShapesWrittenByH5py) {
+  if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
+  TestDir dir;
+  // Variable-length names (h5py's str) in one file, fixed-length bytes in the other.
+  for (const char* names : {"np.array(['w', 'b', 's'], dtype=h5py.string_dtype())", "np.array([b'w', b'b', b's'])"}) {
+    ASSERT_TRUE(run_python(dir, std::string(R"(
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["format"] = "gradmatch.equations"
+    f.attrs["version"] = 1
+    f["theta"] = np.ones((2, 10))
+    f["grad_loss"] = np.zeros((2, 10))
+    f["parameters/names"] = )") + names + R"(
+    f["parameters/shapes"] = np.array([2, 3, 3], dtype=np.int64)
+    f["parameters/offsets"] = np.array([0, 2, 3, 3], dtype=np.int64)
+)",
+                           dir.file("eq.h5")));
+    const Equations eq = read_equation_file(dir.file("eq.h5"));
+    ASSERT_EQ(eq.parameters.size(), 3u);
+    EXPECT_EQ(eq.parameters[0].name, "w");
+    EXPECT_EQ(eq.parameters[0].shape, (std::vector<std::int64_t>{2, 3}));
+    EXPECT_EQ(eq.parameters[1].shape, (std::vector<std::int64_t>{3}));
+    EXPECT_EQ(eq.parameters[2].name, "s");
+    EXPECT_TRUE(eq.parameters[2].shape.empty());
+  }
+  // Shapes that do not sum to p are rejected with the counts.
+  ASSERT_TRUE(run_python(dir, R"(
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["format"] = "gradmatch.equations"
+    f.attrs["version"] = 1
+    f["theta"] = np.ones((2, 10))
+    f["grad_loss"] = np.zeros((2, 10))
+    f["parameters/names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
+    f["parameters/shapes"] = np.array([2, 3, 3], dtype=np.int64)
+    f["parameters/offsets"] = np.array([0, 2, 3], dtype=np.int64)
+)",
+                         dir.file("eq.h5")));
+  expect_rejected(dir.file("eq.h5"), {"hold 9 scalars", "p = 10"});
 }
 
 }  // namespace

@@ -13,14 +13,14 @@
 #include <sstream>
 
 #include "core/errors.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "io/config.hpp"
 
 namespace gradmatch::io {
 namespace {
 
 namespace fs = std::filesystem;
-using distributed::Communicator;
+using mpi::Communicator;
 
 /// One scratch directory for all ranks (rank 0 names it), removed afterwards.
 class RunStoreTest : public ::testing::Test {

@@ -11,7 +11,7 @@
 #include <fstream>
 
 #include "study_files.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "studies/registry.hpp"
 #include "training/device.hpp"
 

@@ -19,13 +19,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fit.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "studies/igr_calibration.hpp"
 #include "studies/igr_synthetic.hpp"
 #include "studies/long_horizon.hpp"
 #include "studies/registry.hpp"
+#include "training/curvature.hpp"
+#include "io/config.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -184,9 +186,27 @@ TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
     EXPECT_GT(ratio, 0.4);
     EXPECT_LT(ratio, 1.1);
     EXPECT_GT(run.at("r_ig").get<double>(), 0.0);
+    // The curvature diagnostics: r(eta s_eff) is what the summary says it is.
+    const double s_eff = run.at("s_eff").get<double>(), eta = run.at("eta").get<double>();
+    EXPECT_GT(s_eff, 0.0);
+    EXPECT_GT(std::abs(run.at("lambda_max").get<double>()), 0.0);
+    EXPECT_NEAR(run.at("finite_step_factor").get<double>(), training::finite_step_factor(eta * s_eff), 1e-15);
   }
   EXPECT_EQ(s.at("runs_ok").get<std::int64_t>(), ok);
   EXPECT_GE(ok, 2);
+}
+
+TEST_F(IgrStudies, CalibrationStandardizesThePixelsWithTheTrainingSplitsMoments) {
+  io::ConfigReader reader(config_with("igr_calibration", "[data]", "standardize = true"));
+  const IgrCalibrationConfig c = read_igr_calibration_config(reader);
+  ASSERT_TRUE(c.standardize);
+  const IgrCalibrationShared s = prepare_igr_calibration_shared(c);
+  const at::Tensor x = s.train.x.to(at::kDouble);
+  const at::Tensor sd = x.std(0, /*unbiased=*/false);
+  const at::Tensor varying = sd > 0.5;  // constant pixels stay constant (scale 1)
+  EXPECT_LT(x.mean(0).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((sd.masked_select(varying) - 1.0).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(varying.sum().item<std::int64_t>(), 100);
 }
 
 TEST_F(IgrStudies, BadConfigsAreInputErrorsNamingTheKey) {

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "io/hdf5_file.hpp"
 #include "studies/ols_early_stopping.hpp"
 #include "studies/registry.hpp"

@@ -111,6 +111,24 @@ TEST_F(StudyRunner, AMissingRecordedOutputIsWrittenAgainWithoutRecomputing) {
   EXPECT_TRUE(fs::exists(root_ / "out" / "extra.json"));
 }
 
+TEST_F(StudyRunner, AResumedRunRemovesHalfWrittenOutputsOfAnInterruptedOne) {
+  const std::string c = config("n = 3\n");
+  Squares first;
+  run_study(first, "squares", c, (root_ / "out").string(), world_);
+  // As a kill during the writing of the outputs leaves them:
+  fs::remove(root_ / "out" / "squares.json");
+  for (const char* f : {"squares.json.tmp-4242", "results.h5.partial", "equations_x.h5.tmp-17"})
+    std::ofstream(root_ / "out" / f) << "half";
+  std::ofstream(root_ / "out" / "notes.tmp-draft") << "a user's file";
+  Squares second;
+  run_study(second, "squares", c, (root_ / "out").string(), world_);
+  EXPECT_EQ(second.computed, 0);
+  for (const char* f : {"squares.json.tmp-4242", "results.h5.partial", "equations_x.h5.tmp-17"})
+    EXPECT_FALSE(fs::exists(root_ / "out" / f)) << f;
+  EXPECT_TRUE(fs::exists(root_ / "out" / "notes.tmp-draft"));  // not a writer's temporary name
+  EXPECT_TRUE(fs::exists(root_ / "out" / "squares.json"));
+}
+
 TEST_F(StudyRunner, AnUnknownKeyIsAnInputErrorAndNothingIsWritten) {
   Squares s;
   try {

@@ -21,7 +21,7 @@
 
 #include "core/errors.hpp"
 #include "core/fit.hpp"
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"

@@ -114,7 +114,7 @@ TEST_P(IdxBadFiles, AreErrorsNamingTheFile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(GzippedAndPlain, IdxBadFiles, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? std::string("gzip") : std::string("plain"); });
+                         [](const auto& instance) { return instance.param ? std::string("gzip") : std::string("plain"); });
 
 TEST(Idx, CorruptGzipStreamIsAnErrorNamingTheFile) {
   TempDir dir;

@@ -5,6 +5,9 @@ what `gradmatch fit --model` needs:
 
   OUT/model.pt   the TorchScript module (torch.jit.script + save)
   OUT/classifier.pt  an untrained scripted Linear(6, 3), for class labels
+  OUT/frozen0.pt, OUT/frozen1.pt  the same MLP with a random hidden layer
+                 frozen (requires_grad False) and its output layer at the
+                 exact minimum of mse + lambda * sum(out params^2) (closed form)
   OUT/data.h5    X [n, d], y [n, k] (float64), lambda [1] and, for cross-checks,
                  pred [n, k] (the model's outputs) and grad [p] (the full-batch
                  mean MSE gradient at the saved parameters, flat in
@@ -97,6 +100,20 @@ def main() -> int:
     torch.jit.script(model).save(f"{out}/model.pt")
     # An untrained 6 -> 3 linear classifier for the IDX-directory path (2 x 3 images).
     torch.jit.script(torch.nn.Linear(6, 3).double()).save(f"{out}/classifier.pt")
+    # Frozen hidden layers: the output layer solves a ridge regression on the
+    # features Ha = [tanh(x W1^T + b1), 1]: with the MSE's mean over n k,
+    #   A = [W2 b2] = Y^T Ha (Ha^T Ha + n k lambda I)^{-1}.
+    for replicate in range(2):
+        frozen = Net(d, width, k).double()
+        for p in frozen.hidden.parameters():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            h = torch.tanh(frozen.hidden(x))
+            ha = torch.cat([h, torch.ones(n, 1, dtype=torch.float64)], dim=1)
+            a = torch.linalg.solve(ha.T @ ha + n * k * lam * torch.eye(width + 1, dtype=torch.float64), ha.T @ y).T
+            frozen.out.weight.copy_(a[:, :width])
+            frozen.out.bias.copy_(a[:, width])
+        torch.jit.script(frozen).save(f"{out}/frozen{replicate}.pt")
     with h5py.File(f"{out}/data.h5", "w") as f:
         f["X"] = x.numpy()
         f["y"] = y.numpy()

@@ -136,7 +136,7 @@ TEST_F(TorchScriptModel, FeatureCandidatesGiveTheSameRidgeEstimate) {
   std::vector<std::int64_t> xs, ys;
   HostArray x{io::read_doubles(file("data.h5"), "X", &xs), xs};
   HostArray y{io::read_doubles(file("data.h5"), "y", &ys), ys};
-  const ModelEquations me = torchscript_equations(file("model.pt"), x, y, o);
+  const ModelEquations me = torchscript_equations({file("model.pt")}, x, y, o);
   ASSERT_EQ(me.equations.features.size(), 2u);
   FitOptions fo;
   fo.family = FamilySpec::parse("ridge");
@@ -160,7 +160,7 @@ TEST_F(TorchScriptModel, IdxDirectoriesGiveTheSoftmaxRegressionGradient) {
   write("train-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 5}, 5, 3);
   ModelEquationsOptions o;
   o.loss = "ce";
-  const ModelEquations me = torchscript_equations(file("classifier.pt"), outputs_.path().string(), o);
+  const ModelEquations me = torchscript_equations({file("classifier.pt")}, outputs_.path().string(), o);
   ASSERT_EQ(me.equations.p(), 3 * 6 + 3);
   EXPECT_EQ(me.n, 5);
 
@@ -174,7 +174,7 @@ TEST_F(TorchScriptModel, IdxDirectoriesGiveTheSoftmaxRegressionGradient) {
   EXPECT_LT((got - expected).abs().max().item<double>(), 1e-15);
   // mse on class labels is refused.
   o.loss = "mse";
-  EXPECT_THROW(torchscript_equations(file("classifier.pt"), outputs_.path().string(), o), InputError);
+  EXPECT_THROW(torchscript_equations({file("classifier.pt")}, outputs_.path().string(), o), InputError);
 }
 
 TEST_F(TorchScriptModel, BadInvocationsAreInputErrors) {
@@ -199,9 +199,80 @@ TEST_F(TorchScriptModel, BadInvocationsAreInputErrors) {
   std::vector<std::int64_t> xs, ys;
   HostArray x{io::read_doubles(file("data.h5"), "X", &xs), xs};
   HostArray y{io::read_doubles(file("data.h5"), "y", &ys), ys};
-  EXPECT_THROW(torchscript_equations(file("model.pt"), x, y, o), InputError);
+  EXPECT_THROW(torchscript_equations({file("model.pt")}, x, y, o), InputError);
   o.loss = "hinge";
-  EXPECT_THROW(torchscript_equations(file("model.pt"), x, y, o), InputError);
+  EXPECT_THROW(torchscript_equations({file("model.pt")}, x, y, o), InputError);
+}
+
+TEST_F(TorchScriptModel, FitModelPoolsModelsAndLeavesFrozenParametersOut) {
+  // frozen0.pt and frozen1.pt: hidden layer frozen, output layer (p = 2 * 6 + 2) at the
+  // exact ridge minimum, so the pooled ridge fit returns lambda with zero residual.
+  const std::string exe = GRADMATCH_EXE;
+  const std::string data = " --data " + file("data.h5") + " --loss mse ";
+  CommandRun r = run(exe + " fit --model " + file("frozen0.pt") + " --model " + file("frozen1.pt") + data +
+                         "--family ridge --output " + out("fit.json") + " --save-equations " + out("eq.h5"),
+                     outputs_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json doc = nlohmann::json::parse(std::ifstream(out("fit.json")));
+  EXPECT_EQ(doc.at("m").get<int>(), 2);
+  EXPECT_EQ(doc.at("p").get<int>(), 14);
+  EXPECT_NEAR(doc.at("lambda").get<double>(), lambda_, 1e-9 * lambda_);
+  EXPECT_LT(doc.at("residual_ratio").get<double>(), 1e-8);
+  EXPECT_TRUE(doc.at("warnings").empty()) << doc.at("warnings");
+  EXPECT_EQ(doc.at("per_model").size(), 2u);
+  ASSERT_EQ(doc.at("parameters").size(), 2u);
+  EXPECT_EQ(doc.at("parameters")[0].at("name"), "out.weight");
+  const Equations eq = io::read_equation_file(out("eq.h5"));
+  ASSERT_EQ(eq.parameters.size(), 2u);
+  EXPECT_EQ(eq.parameters[0].name, "out.weight");
+  EXPECT_EQ(eq.parameters[0].shape, (std::vector<std::int64_t>{2, 6}));
+  EXPECT_EQ(eq.parameters[1].name, "out.bias");
+  EXPECT_EQ(eq.parameters[1].shape, (std::vector<std::int64_t>{2}));
+
+  // A glob pools the same two files; --params narrows to one tensor; --include-frozen takes all 44.
+  r = run(exe + " fit --model '" + file("frozen*.pt") + "' --params 'out.w*'" + data + "--family ridge -q -o " +
+              out("weights.json"),
+          outputs_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  doc = nlohmann::json::parse(std::ifstream(out("weights.json")));
+  EXPECT_EQ(doc.at("m").get<int>(), 2);
+  EXPECT_EQ(doc.at("p").get<int>(), 12);
+  EXPECT_NEAR(doc.at("lambda").get<double>(), lambda_, 1e-9 * lambda_);
+  r = run(exe + " fit --model " + file("frozen0.pt") + " --include-frozen" + data + "--family ridge -q -o " +
+              out("all.json"),
+          outputs_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(out("all.json"))).at("p").get<int>(), 44);
+
+  // A glob that selects nothing names the parameters; different architectures do not pool.
+  r = run(exe + " fit --model " + file("frozen0.pt") + " --params 'hidden.*'" + data + "--family ridge", outputs_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("hidden.weight (frozen)"), std::string::npos) << r.output;
+  r = run(exe + " fit --model " + file("frozen0.pt") + " --model " + file("model.pt") + data + "--family ridge",
+          outputs_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("same architecture"), std::string::npos) << r.output;
+}
+
+TEST_F(TorchScriptModel, FitModelChecksEveryOutputPathBeforeWriting) {
+  const std::string exe = GRADMATCH_EXE;
+  const std::string base = exe + " fit --model " + file("model.pt") + " --data " + file("data.h5") + " --family ridge";
+  const auto size_before = fs::file_size(file("data.h5"));
+  // An output that is an input, a bad extension, a missing directory: exit 2, nothing written.
+  for (const std::string& flags :
+       {" -o " + file("data.h5"), " -o " + out("fit.json") + " --save-equations " + file("model.pt"),
+        " -o " + out("fit.txt") + " --save-equations " + out("eq.h5"),
+        " -o " + out("fit.json") + " --save-equations " + out("missing/eq.h5")}) {
+    const CommandRun r = run(base + flags, outputs_.path());
+    EXPECT_EQ(r.exit_code, 2) << flags << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out("fit.json"))) << flags;
+    EXPECT_FALSE(fs::exists(out("eq.h5"))) << flags;
+  }
+  EXPECT_EQ(fs::file_size(file("data.h5")), size_before);
+  // HDF5 output: lambda as a dataset, statistics as attributes.
+  const CommandRun r = run(base + " -q -o " + out("fit.h5"), outputs_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NEAR(io::read_doubles(out("fit.h5"), "lambda").at(0), lambda_, 1e-6 * lambda_);
 }
 
 }  // namespace

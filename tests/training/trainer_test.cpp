@@ -175,3 +175,28 @@ TEST(Trainer, RejectsBadOptions) {
 
 }  // namespace
 }  // namespace gradmatch::training
+
+namespace gradmatch::training {
+namespace {
+
+// The callback is the core rule (core/early_stopping.hpp): a non-finite
+// monitored value stops at once, as in the OLS simulator, and keeps the best
+// epoch found before it.
+TEST(EarlyStopping, ANonFiniteValueStopsAtOnceLikeTheCoreRule) {
+  for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    EarlyStopping es({/*patience=*/100, /*min_delta=*/0.0, Monitor::validation});
+    gradmatch::EarlyStoppingRule core(100, 0.0);
+    es.begin();
+    const std::vector<double> values{3.0, 2.0, 2.5, bad};
+    for (std::size_t i = 0; i < values.size(); ++i)
+      EXPECT_EQ(es.update(values[i], static_cast<std::int64_t>(i + 1)), core.update(values[i])) << i;
+    EXPECT_TRUE(core.stopped_on_non_finite());
+    EXPECT_FALSE(es.improved());
+    EXPECT_EQ(es.best(), 2.0);
+    EXPECT_EQ(es.best_epoch(), 2);
+    EXPECT_EQ(es.wait(), 1);
+  }
+}
+
+}  // namespace
+}  // namespace gradmatch::training

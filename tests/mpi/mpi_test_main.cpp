@@ -4,12 +4,12 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 int main(int argc, char** argv) {
-  gradmatch::distributed::Environment env(&argc, &argv);
+  gradmatch::mpi::Environment env(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
-  const gradmatch::distributed::Communicator world;
+  const gradmatch::mpi::Communicator world;
   if (!world.is_root()) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

@@ -1,5 +1,7 @@
 #pragma once
-// The MPI environment, communicators and the agreement on failure.
+// gradmatch_mpi: the MPI environment, communicators and the agreement on
+// failure. The lowest MPI layer: io (the run store) and distributed (task
+// farm, ScaLAPACK) build on it; it uses only MPI and core/errors.hpp.
 //
 // Every MPI call goes through GRADMATCH_MPI_CHECK, which throws MpiError with
 // the call text and file:line; MPI_ERRORS_RETURN is set on the world
@@ -17,7 +19,7 @@
 #include <string>
 #include <vector>
 
-namespace gradmatch::distributed {
+namespace gradmatch::mpi {
 
 class MpiError : public std::runtime_error {
  public:
@@ -30,20 +32,47 @@ class MpiError : public std::runtime_error {
   do {                                                                                         \
     const int gradmatch_mpi_rc_ = (call);                                                      \
     if (gradmatch_mpi_rc_ != MPI_SUCCESS)                                                      \
-      ::gradmatch::distributed::throw_mpi_error(gradmatch_mpi_rc_, #call, __FILE__, __LINE__); \
+      ::gradmatch::mpi::throw_mpi_error(gradmatch_mpi_rc_, #call, __FILE__, __LINE__); \
   } while (0)
 
 /// RAII MPI_Init_thread / MPI_Finalize. Works with and without a launcher
-/// (a plain `gradmatch fit` is a singleton MPI job of one rank).
+/// (a plain `gradmatch run` is a singleton MPI job of one rank).
+///
+/// Only the main thread calls MPI (LibTorch and OpenBLAS threads never do),
+/// so gradmatch asks for MPI_THREAD_FUNNELED. The level the library provides
+/// is checked, also when MPI was initialised before (a test harness, a host
+/// program): a lower one throws MpiError naming both levels.
 class Environment {
  public:
-  Environment(int* argc, char*** argv);
+  Environment(int* argc, char*** argv, int required = MPI_THREAD_FUNNELED);
   ~Environment();
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;
+  /// The thread level MPI provides (MPI_THREAD_SINGLE ... MPI_THREAD_MULTIPLE).
+  int thread_level() const { return provided_; }
+
+ private:
+  int provided_ = MPI_THREAD_SINGLE;
+  bool owns_ = false;  ///< this object initialised MPI, so it finalises it
 };
 
+/// Throws MpiError unless `provided` >= `required` (MPI thread levels).
+void require_thread_level(int provided, int required);
+
+/// "MPI_THREAD_FUNNELED" etc.; "level N" for an unknown value.
+std::string thread_level_name(int level);
+
+/// The MPI library's own version text (MPI_Get_library_version), first line.
+std::string library_version();
+
+/// True when the process was started by an MPI launcher (mpirun/mpiexec of
+/// Open MPI, MPICH or Intel MPI, or SLURM's srun), judged by the environment
+/// variables these set. Without one, `gradmatch fit` skips MPI_Init.
+bool launched_by_mpi();
+
 /// A non-owning view of a communicator with the collectives gradmatch uses.
+/// Constructed while MPI is not initialized, it is the one-rank world (rank 0
+/// of 1) and makes no MPI call: commands run without a launcher skip MPI_Init.
 class Communicator {
  public:
   explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD);
@@ -57,8 +86,9 @@ class Communicator {
   void allreduce_sum(std::vector<double>& values) const;
   double allreduce_max(double value) const;
   std::int64_t allreduce_max(std::int64_t value) const;
-  /// The root's string on every rank.
+  /// The root's value on every rank.
   std::string broadcast(const std::string& value, int root = 0) const;
+  std::int64_t broadcast(std::int64_t value, int root = 0) const;
 
   /// Rank within its node and ranks on the node (MPI_COMM_TYPE_SHARED).
   int local_rank() const;
@@ -105,4 +135,17 @@ std::string processor_name();
 /// Rows [begin, end) of m that rank `rank` of `size` owns (contiguous blocks).
 std::pair<std::int64_t, std::int64_t> block_range(std::int64_t m, int rank, int size);
 
+}  // namespace gradmatch::mpi
+
+// The distributed layer's former spelling of these names, kept while the
+// studies move over to gradmatch::mpi.
+namespace gradmatch::distributed {
+using mpi::block_range;
+using mpi::collective;
+using mpi::CollectiveFailure;
+using mpi::Communicator;
+using mpi::Environment;
+using mpi::exit_code_for;
+using mpi::MpiError;
+using mpi::processor_name;
 }  // namespace gradmatch::distributed

@@ -1,10 +1,10 @@
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 #include <gtest/gtest.h>
 
 #include "core/errors.hpp"
 
-namespace gradmatch::distributed {
+namespace gradmatch::mpi {
 namespace {
 
 TEST(Collective, EveryRankAgreesOnTheLowestFailingRankAndItsMessage) {
@@ -92,4 +92,72 @@ TEST(Communicator, GathersEveryRanksValueInRankOrder) {
 }
 
 }  // namespace
-}  // namespace gradmatch::distributed
+}  // namespace gradmatch::mpi
+
+namespace gradmatch::mpi {
+namespace {
+
+TEST(Environment, ProvidesAtLeastTheFunneledThreadLevel) {
+  int provided = MPI_THREAD_SINGLE;
+  ASSERT_EQ(MPI_Query_thread(&provided), MPI_SUCCESS);
+  EXPECT_GE(provided, MPI_THREAD_FUNNELED);
+}
+
+TEST(Environment, ASecondEnvironmentReportsTheLevelInForceAndLeavesMpiRunning) {
+  int provided = MPI_THREAD_SINGLE;
+  ASSERT_EQ(MPI_Query_thread(&provided), MPI_SUCCESS);
+  {
+    const Environment nested(nullptr, nullptr);
+    EXPECT_EQ(nested.thread_level(), provided);
+  }
+  int finalized = 1;
+  MPI_Finalized(&finalized);
+  EXPECT_EQ(finalized, 0);  // only the Environment that initialised MPI finalises it
+  const Communicator world;
+  EXPECT_NO_THROW(world.barrier());
+}
+
+TEST(Environment, RefusesALowerThreadLevelThanRequiredNamingBoth) {
+  EXPECT_NO_THROW(require_thread_level(MPI_THREAD_FUNNELED, MPI_THREAD_FUNNELED));
+  EXPECT_NO_THROW(require_thread_level(MPI_THREAD_MULTIPLE, MPI_THREAD_FUNNELED));
+  try {
+    require_thread_level(MPI_THREAD_SINGLE, MPI_THREAD_FUNNELED);
+    ADD_FAILURE() << "no MpiError";
+  } catch (const MpiError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("provides thread support MPI_THREAD_SINGLE"), std::string::npos) << what;
+    EXPECT_NE(what.find("needs MPI_THREAD_FUNNELED"), std::string::npos) << what;
+  }
+  int provided = MPI_THREAD_SINGLE;
+  ASSERT_EQ(MPI_Query_thread(&provided), MPI_SUCCESS);
+  if (provided < MPI_THREAD_MULTIPLE) {
+    EXPECT_THROW(Environment(nullptr, nullptr, MPI_THREAD_MULTIPLE), MpiError);
+  }
+}
+
+TEST(Check, AFailingCallThrowsMpiErrorWithTheCallAndLocation) {
+  const Communicator world;
+  int out = 0;
+  try {
+    // Root rank -1 is invalid: MPI_ERRORS_RETURN hands back an error code.
+    GRADMATCH_MPI_CHECK(MPI_Bcast(&out, 1, MPI_INT, -1, world.get()));
+    ADD_FAILURE() << "no MpiError";
+  } catch (const MpiError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("MPI_Bcast(&out, 1, MPI_INT, -1, world.get()) failed at ", 0), 0u) << what;
+    EXPECT_NE(what.find("mpi_test.cpp:"), std::string::npos) << what;
+  }
+}
+
+TEST(Communicator, BroadcastsTheRootsIntegerAndNamesTheMpiLibrary) {
+  const Communicator world;
+  const int root = world.size() - 1;  // the last rank (rank 0 when alone)
+  EXPECT_EQ(world.broadcast(std::int64_t{world.rank()} * 7 + 3, root), std::int64_t{root} * 7 + 3);
+  const std::string version = library_version();
+  EXPECT_FALSE(version.empty());
+  EXPECT_EQ(version.find('\n'), std::string::npos);
+  EXPECT_EQ(thread_level_name(MPI_THREAD_SERIALIZED), "MPI_THREAD_SERIALIZED");
+}
+
+}  // namespace
+}  // namespace gradmatch::mpi

@@ -1,11 +1,12 @@
-#include "distributed/mpi.hpp"
+#include "mpi/mpi.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/errors.hpp"
 
-namespace gradmatch::distributed {
+namespace gradmatch::mpi {
 
 void throw_mpi_error(int code, const char* call, const char* file, int line) {
   char text[MPI_MAX_ERROR_STRING] = {0};
@@ -21,28 +22,80 @@ void throw_mpi_error(int code, const char* call, const char* file, int line) {
   throw MpiError(msg);
 }
 
-Environment::Environment(int* argc, char*** argv) {
+std::string thread_level_name(int level) {
+  if (level == MPI_THREAD_SINGLE) return "MPI_THREAD_SINGLE";
+  if (level == MPI_THREAD_FUNNELED) return "MPI_THREAD_FUNNELED";
+  if (level == MPI_THREAD_SERIALIZED) return "MPI_THREAD_SERIALIZED";
+  if (level == MPI_THREAD_MULTIPLE) return "MPI_THREAD_MULTIPLE";
+  return "level " + std::to_string(level);
+}
+
+void require_thread_level(int provided, int required) {
+  if (provided >= required) return;
+  std::string msg = "the MPI library provides thread support ";
+  msg += thread_level_name(provided);
+  msg += " but gradmatch needs ";
+  msg += thread_level_name(required);
+  msg += "; use an MPI built with thread support (Open MPI and MPICH provide it by default)";
+  throw MpiError(msg);
+}
+
+std::string library_version() {
+  char text[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int len = 0;
+  GRADMATCH_MPI_CHECK(MPI_Get_library_version(text, &len));
+  std::string out(text, static_cast<std::size_t>(len));
+  const std::size_t eol = out.find_first_of("\r\n");
+  if (eol != std::string::npos) out.resize(eol);
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\0' || out.back() == ',')) out.pop_back();
+  return out;
+}
+
+Environment::Environment(int* argc, char*** argv, int required) {
   int initialized = 0;
-  MPI_Initialized(&initialized);
+  GRADMATCH_MPI_CHECK(MPI_Initialized(&initialized));
   if (!initialized) {
-    int provided = 0;
-    GRADMATCH_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    GRADMATCH_MPI_CHECK(MPI_Init_thread(argc, argv, required, &provided_));
+    owns_ = true;
+  } else {
+    GRADMATCH_MPI_CHECK(MPI_Query_thread(&provided_));
   }
-  GRADMATCH_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  try {
+    GRADMATCH_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+    require_thread_level(provided_, required);
+  } catch (...) {
+    if (owns_) MPI_Finalize();  // the destructor of a half-made object does not run
+    throw;
+  }
 }
 
 Environment::~Environment() {
+  if (!owns_) return;  // whoever initialised MPI finalises it
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized) MPI_Finalize();
 }
 
+bool launched_by_mpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS",
+                           "HYDRA_CONTROL_FD", "SLURM_STEP_ID"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+
 Communicator::Communicator(MPI_Comm comm) : comm_(comm) {
+  // Without MPI_Init (a command run without a launcher skips it) this is
+  // the one-rank world: every collective below is a no-op at size 1.
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) return;
   GRADMATCH_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   GRADMATCH_MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
 
-void Communicator::barrier() const { GRADMATCH_MPI_CHECK(MPI_Barrier(comm_)); }
+void Communicator::barrier() const {
+  if (size_ > 1) GRADMATCH_MPI_CHECK(MPI_Barrier(comm_));
+}
 
 void Communicator::allreduce_sum(std::vector<double>& values) const {
   if (size_ == 1 || values.empty()) return;
@@ -55,23 +108,31 @@ void Communicator::allreduce_sum(std::vector<double>& values) const {
 }
 
 double Communicator::allreduce_max(double value) const {
+  if (size_ == 1) return value;
   double out = value;
   GRADMATCH_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_));
   return out;
 }
 
 std::int64_t Communicator::allreduce_max(std::int64_t value) const {
+  if (size_ == 1) return value;
   std::int64_t out = value;
   GRADMATCH_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, comm_));
   return out;
 }
 
 std::string Communicator::broadcast(const std::string& value, int root) const {
+  if (size_ == 1) return value;
   std::int64_t n = rank_ == root ? static_cast<std::int64_t>(value.size()) : 0;
   GRADMATCH_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
   std::string out = rank_ == root ? value : std::string(static_cast<std::size_t>(n), '\0');
   if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm_));
   return out;
+}
+
+std::int64_t Communicator::broadcast(std::int64_t value, int root) const {
+  GRADMATCH_MPI_CHECK(MPI_Bcast(&value, 1, MPI_INT64_T, root, comm_));
+  return value;
 }
 
 namespace {
@@ -80,29 +141,33 @@ std::pair<int, int> node_position(MPI_Comm comm, int rank) {
   MPI_Comm node;
   GRADMATCH_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
   int r = 0, s = 1;
-  MPI_Comm_rank(node, &r);
-  MPI_Comm_size(node, &s);
-  MPI_Comm_free(&node);
+  const int rc_rank = MPI_Comm_rank(node, &r), rc_size = MPI_Comm_size(node, &s);
+  GRADMATCH_MPI_CHECK(MPI_Comm_free(&node));  // freed before a failed query throws
+  if (rc_rank != MPI_SUCCESS) throw_mpi_error(rc_rank, "MPI_Comm_rank(node, &r)", __FILE__, __LINE__);
+  if (rc_size != MPI_SUCCESS) throw_mpi_error(rc_size, "MPI_Comm_size(node, &s)", __FILE__, __LINE__);
   return {r, s};
 }
 }  // namespace
 
-int Communicator::local_rank() const { return node_position(comm_, rank_).first; }
-int Communicator::local_size() const { return node_position(comm_, rank_).second; }
+int Communicator::local_rank() const { return size_ == 1 ? 0 : node_position(comm_, rank_).first; }
+int Communicator::local_size() const { return size_ == 1 ? 1 : node_position(comm_, rank_).second; }
 
 std::vector<std::int64_t> Communicator::allgather(std::int64_t value) const {
+  if (size_ == 1) return {value};
   std::vector<std::int64_t> out(static_cast<std::size_t>(size_));
   GRADMATCH_MPI_CHECK(MPI_Allgather(&value, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, comm_));
   return out;
 }
 
 std::vector<double> Communicator::allgather(double value) const {
+  if (size_ == 1) return {value};
   std::vector<double> out(static_cast<std::size_t>(size_));
   GRADMATCH_MPI_CHECK(MPI_Allgather(&value, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, comm_));
   return out;
 }
 
 std::vector<std::string> Communicator::gather(const std::string& value, int root) const {
+  if (size_ == 1) return {value};
   const int n = static_cast<int>(value.size());
   std::vector<int> counts(rank_ == root ? static_cast<std::size_t>(size_) : 0);
   GRADMATCH_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_));
@@ -165,4 +230,4 @@ std::pair<std::int64_t, std::int64_t> block_range(std::int64_t m, int rank, int 
   return {begin, begin + base + (rank < extra ? 1 : 0)};
 }
 
-}  // namespace gradmatch::distributed
+}  // namespace gradmatch::mpi

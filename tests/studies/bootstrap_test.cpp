@@ -1,0 +1,213 @@
+// The bootstrap study's known answers, in-process on one rank: TorchScript
+// models written by make_bootstrap_inputs.py (Debian's python3-torch), trained
+// by the study on bootstrap resamples, the pooled endpoint equations fitted.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/errors.hpp"
+#include "core/ols.hpp"
+#include "mpi/mpi.hpp"
+#include "io/config.hpp"
+#include "io/equation_file.hpp"
+#include "io/hdf5_file.hpp"
+#include "studies/bootstrap.hpp"
+#include "studies/registry.hpp"
+#include "study_files.hpp"
+
+namespace gradmatch::studies {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace test_support;
+
+class BootstrapStudy : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("gradmatch_bootstrap_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    if (std::system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0) {
+      skip_ = "Debian's python3-torch and python3-h5py are needed";
+      return;
+    }
+    const std::string cmd = std::string("/usr/bin/python3 ") + GRADMATCH_SOURCE_DIR +
+                            "/tests/studies/make_bootstrap_inputs.py " + dir_.string();
+    if (std::system(cmd.c_str()) != 0) skip_ = "make_bootstrap_inputs.py failed";
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << skip_;
+  }
+  /// Writes NAME.toml into the inputs directory and runs it into NAME/.
+  static fs::path run(const std::string& name, const std::string& toml) {
+    const fs::path config = dir_ / (name + ".toml");
+    std::ofstream(config) << toml;
+    const fs::path out = dir_ / name;
+    run_study(config.string(), out.string(), distributed::Communicator());
+    return out;
+  }
+  static inline fs::path dir_;
+  static inline std::string skip_;
+};
+
+TEST_F(BootstrapStudy, ExplicitSymmetricPenaltyOnBootstrapResamplesIsRecoveredTo1e6) {
+  // Linear model (p = 4), L_r = mse on resample r, trained by full-batch L-BFGS
+  // to a stationary point of L_r + theta^T Lambda theta: grad L_r = -2 Lambda theta_r
+  // exactly, and 12 endpoints determine Lambda.
+  const fs::path out = run("sym", R"(study = "bootstrap"
+seed = 3
+loss = "mse"
+replicates = 12
+resample = "bootstrap"
+[model]
+file = "linear.pt"
+[data]
+file = "linear.h5"
+[training]
+optimizer = "lbfgs"
+learning_rate = 1.0
+epochs = 20
+stop = "gradient_norm"
+gradient_tolerance = 1e-12
+[penalty]
+family = "sym"
+file = "sym.h5"
+[fit]
+families = ["sym", "ridge"]
+)");
+  std::vector<std::int64_t> shape;
+  const std::vector<double> truth = io::read_doubles((dir_ / "sym.h5").string(), "lambda", &shape);
+  const nlohmann::json fit = json_of(out / "fit_sym.json");
+  double err = 0.0, norm = 0.0;
+  for (std::size_t a = 0; a < 4; ++a)
+    for (std::size_t b = 0; b < 4; ++b) {
+      const double d = fit.at("lambda")[a][b].get<double>() - truth[a * 4 + b];
+      err += d * d;
+      norm += truth[a * 4 + b] * truth[a * 4 + b];
+    }
+  EXPECT_LT(std::sqrt(err / norm), 1e-6) << fit.dump();
+  EXPECT_TRUE(fit.at("warnings").empty()) << fit.at("warnings");
+  // The equation file records the scope's name and shape; ridge explains less.
+  const Equations eq = io::read_equation_file((out / "equations.h5").string());
+  EXPECT_EQ(eq.m(), 12);
+  ASSERT_EQ(eq.parameters.size(), 1u);
+  EXPECT_EQ(eq.parameters[0].name, "weight");
+  EXPECT_EQ(eq.parameters[0].shape, (std::vector<std::int64_t>{1, 4}));
+  const nlohmann::json summary = json_of(out / "summary.json");
+  EXPECT_EQ(summary.at("diverged"), 0);
+  EXPECT_EQ(summary.at("p_scope"), 4);
+  EXPECT_TRUE(fs::exists(out / "fit_ridge.json"));
+  EXPECT_TRUE(fs::exists(out / "results.h5"));
+}
+
+TEST_F(BootstrapStudy, RidgeOnTheLastLayerOnlyIsRecoveredOverThatScope) {
+  // A tanh MLP trained to stationarity with ridge 0.05 on out.* only; the
+  // hidden layer is trained without penalty. Over scope = out.*, the
+  // equations are grad L = -2 lambda theta_out.
+  const fs::path out = run("mlp", R"(study = "bootstrap"
+seed = 5
+loss = "mse"
+replicates = 3
+scope = ["out.*"]
+[model]
+file = "mlp.pt"
+[data]
+file = "linear.h5"
+[training]
+optimizer = "lbfgs"
+learning_rate = 1.0
+epochs = 30
+stop = "gradient_norm"
+gradient_tolerance = 1e-10
+[penalty]
+family = "ridge"
+file = "ridge.h5"
+[fit]
+families = ["ridge"]
+)");
+  const nlohmann::json fit = json_of(out / "fit_ridge.json");
+  EXPECT_GT(fit.at("cosine").get<double>(), 0.999) << fit.dump();
+  EXPECT_NEAR(fit.at("lambda").get<double>(), 0.05, 1e-4);
+  EXPECT_EQ(fit.at("p"), 6);
+}
+
+TEST_F(BootstrapStudy, FixedStepGradientDescentOnFreshDataSetsGivesAliEtAlsLambdaTo1e8) {
+  // Six fresh responses for one design X, full-batch SGD (lr eta = 0.05, no
+  // momentum) from theta = 0 for t = 25 steps: theta <- theta - eta grad L =
+  // theta - 2 eta (S theta - r), i.e. core/ols.hpp's gradient descent with
+  // epsilon = 2 eta, whose endpoints satisfy grad L = -2 Lambda(t) theta_t.
+  const std::int64_t t = 25;
+  const double eta = 0.05;
+  const fs::path out = run("ali", R"(study = "bootstrap"
+replicates = 6
+resample = "none"
+init = "file"
+loss = "mse"
+[model]
+file = "zero.pt"
+[data]
+files = ["fresh0.h5", "fresh1.h5", "fresh2.h5", "fresh3.h5", "fresh4.h5", "fresh5.h5"]
+[training]
+optimizer = "sgd"
+learning_rate = 0.05
+batch_size = 0
+epochs = 25
+[fit]
+families = ["sym"]
+)");
+  std::vector<std::int64_t> xs;
+  const std::vector<double> xv = io::read_doubles((dir_ / "fresh0.h5").string(), "X", &xs);
+  const Matrix x(xs[0], xs[1], xv);
+  const ols::Moments mo = ols::moments(x, std::vector<double>(static_cast<std::size_t>(xs[0]), 0.0));
+  const Matrix expected = ols::ali_lambda(ols::spectrum(mo.gram), 2.0 * eta, t);
+  const nlohmann::json fit = json_of(out / "fit_sym.json");
+  double err = 0.0, norm = 0.0;
+  for (std::int64_t a = 0; a < 4; ++a)
+    for (std::int64_t b = 0; b < 4; ++b) {
+      const double d = fit.at("lambda")[a][b].get<double>() - expected(a, b);
+      err += d * d;
+      norm += expected(a, b) * expected(a, b);
+    }
+  EXPECT_LT(std::sqrt(err / norm), 1e-8) << fit.dump();
+}
+
+TEST_F(BootstrapStudy, SmokeConfigWithEveryKeyWritesEveryOutput) {
+  const fs::path config = dir_ / "bootstrap.toml";
+  fs::copy_file(smoke("bootstrap"), config, fs::copy_options::overwrite_existing);
+  const fs::path out = dir_ / "smoke";
+  run_study(config.string(), out.string(), distributed::Communicator());
+  const nlohmann::json summary = json_of(out / "summary.json");
+  EXPECT_EQ(summary.at("replicates"), 4);
+  EXPECT_EQ(summary.at("p_scope"), 6);
+  for (const char* family : {"ridge", "diag", "layerwise-ridge", "features"}) {
+    EXPECT_TRUE(summary.at("fits").contains(family)) << family;
+    EXPECT_TRUE(fs::exists(out / (std::string("fit_") + family + ".json"))) << family;
+  }
+  // features: one coefficient per candidate column (ridge, nuclear).
+  EXPECT_EQ(json_of(out / "fit_features.json").at("lambda").size(), 2u);
+  const Equations eq = io::read_equation_file((out / "equations.h5").string());
+  EXPECT_EQ(eq.features.size(), 3u);  // ridge, nuclear.*, layerwise_ridge.out
+}
+
+TEST_F(BootstrapStudy, ConfigErrorsNameTheKey) {
+  const fs::path config = dir_ / "bad.toml";
+  std::ofstream(config) << "study = \"bootstrap\"\n[model]\nfile = \"linear.pt\"\n[data]\nfile = \"linear.h5\"\n"
+                           "[penalty]\nfamily = \"sym\"\n";
+  io::ConfigReader reader(config.string());
+  try {
+    read_bootstrap_config(reader);
+    ADD_FAILURE() << "accepted a penalty without its file";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("penalty.file"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace gradmatch::studies

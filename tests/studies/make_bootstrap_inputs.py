@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""Inputs of the bootstrap study's known-answer tests (Debian's python3-torch):
+
+  OUT/linear.pt      torch.jit.script(Linear(4, 1, bias=False)), float64
+  OUT/linear.h5      X [200, 4], y [200, 1]: y = X w + noise
+  OUT/sym.h5         lambda [4, 4]: a random symmetric positive definite matrix
+  OUT/mlp.pt         a scripted 4 -> 5 -> 1 tanh MLP (layers "hidden", "out"), float64
+  OUT/ridge.h5       lambda [1] = 0.05
+  OUT/zero.pt        the linear model with zero weights (gradient descent from 0)
+  OUT/fresh{0..5}.h5 six data sets with linear.h5's X and fresh y = X beta + noise
+
+Usage: make_bootstrap_inputs.py OUT
+"""
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = torch.nn.Linear(4, 5)
+        self.out = torch.nn.Linear(5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.hidden(x)))
+
+
+def main() -> int:
+    out = sys.argv[1]
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 4))
+    y = x @ rng.standard_normal((4, 1)) + 0.3 * rng.standard_normal((200, 1))
+    a = rng.standard_normal((4, 4))
+    with h5py.File(f"{out}/linear.h5", "w") as f:
+        f["X"] = x
+        f["y"] = y
+    with h5py.File(f"{out}/sym.h5", "w") as f:
+        f["lambda"] = a @ a.T / 4 + 0.1 * np.eye(4)
+    with h5py.File(f"{out}/ridge.h5", "w") as f:
+        f["lambda"] = np.array([0.05])
+    torch.jit.script(torch.nn.Linear(4, 1, bias=False).double()).save(f"{out}/linear.pt")
+    torch.jit.script(Net().double()).save(f"{out}/mlp.pt")
+    zero = torch.nn.Linear(4, 1, bias=False).double()
+    with torch.no_grad():
+        zero.weight.zero_()
+    torch.jit.script(zero).save(f"{out}/zero.pt")
+    for k in range(6):
+        with h5py.File(f"{out}/fresh{k}.h5", "w") as f:
+            f["X"] = x
+            f["y"] = x @ (3.0 * rng.standard_normal((4, 1))) + rng.standard_normal((200, 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

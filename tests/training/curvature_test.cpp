@@ -1,0 +1,99 @@
+// Curvature at a point: s_eff and lambda_max against the linear-regression
+// Hessian H = 2 X^T X / n, computed exactly, and the finite-step factor
+// against its closed form and the GD-vs-flow difference it describes.
+#include "training/curvature.hpp"
+
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "igr_problems.hpp"
+
+namespace gradmatch::training {
+namespace {
+
+using testing::linear_model;
+using testing::regression_data;
+
+// r(x) = 2 sum_{k>=2} (-x)^(k-2) / k!, summed in long double to 60 terms.
+double series(double x) {
+  long double term = 1.0L, sum = 0.0L;
+  for (int k = 2; k < 60; ++k) {
+    term /= k;  // 1 / k!
+    sum += (k % 2 == 0 ? 1.0L : -1.0L) * term * std::pow(static_cast<long double>(x), k - 2);
+  }
+  return static_cast<double>(2.0L * sum);
+}
+
+TEST(FiniteStepFactor, MatchesItsSeriesOnBothSidesOfTheSwitch) {
+  EXPECT_DOUBLE_EQ(finite_step_factor(0.0), 1.0);
+  for (double x : {1e-9, 1e-5, 9.99e-3, 1e-2, 0.05, 0.3, 1.0, 2.0, 5.0})
+    EXPECT_NEAR(finite_step_factor(x), series(x), 1e-13) << x;
+  EXPECT_NEAR(finite_step_factor(2.0), 0.5677, 1e-4);
+  EXPECT_LT(finite_step_factor(1.0), finite_step_factor(0.5));  // decreasing
+}
+
+TEST(FiniteStepFactor, IsTheRatioOfGdToFlowDifferenceOnAQuadratic) {
+  // 1-D quadratic F = s theta^2 / 2: GD step eta vs the flow over time eta
+  // differ by theta (e^{-x} - 1 + x); the leading-order IGR term is theta x^2 / 2.
+  const double s = 3.0, theta = 0.7;
+  for (double eta : {0.02, 0.1, 0.5}) {  // x >= 0.06: the difference below keeps 11 digits
+    const double x = eta * s;
+    const double gd = theta * (1.0 - x), flow = theta * std::exp(-x);
+    EXPECT_NEAR((gd - flow) / (-theta * x * x / 2.0), finite_step_factor(x), 1e-11) << eta;
+  }
+}
+
+class CurvatureOfLinearRegression : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = regression_data(200, 6, 17);
+    model_ = linear_model(6);
+    const at::Tensor x = data_.x.to(at::kDouble);
+    hessian_ = 2.0 * x.t().mm(x) / static_cast<double>(x.size(0));
+  }
+  Dataset data_;
+  ModelHandle model_;
+  at::Tensor hessian_;
+};
+
+TEST_F(CurvatureOfLinearRegression, SeffIsTheRayleighQuotientOfHAlongHg) {
+  const Objective f(model_, data_, LossKind::mse);
+  const at::Tensor theta = at::full({6}, 0.3, at::kDouble);
+  const at::Tensor g = f.gradient(theta);
+  const at::Tensor u = hessian_.mv(g);
+  const double expected = at::dot(u, hessian_.mv(u)).item<double>() / at::dot(u, u).item<double>();
+  const Curvature c = curvature(f, theta);
+  EXPECT_NEAR(c.s_eff, expected, 1e-10 * expected);
+  // The model's own parameters are untouched.
+  EXPECT_FALSE(at::equal(f.current(), theta));
+}
+
+TEST_F(CurvatureOfLinearRegression, LambdaMaxIsTheTopEigenvalueOfTwoXtXOverN) {
+  const Objective f(model_, data_, LossKind::mse);
+  const at::Tensor theta = at::zeros({6}, at::kDouble);
+  const double top = std::get<0>(at::linalg_eigh(hessian_)).max().item<double>();
+  CurvatureOptions o;
+  o.max_iterations = 2000;
+  o.tolerance = 1e-13;
+  const Curvature c = curvature(f, theta, o);
+  EXPECT_TRUE(c.converged);
+  EXPECT_NEAR(c.lambda_max, top, 1e-8 * top);
+  EXPECT_LE(c.s_eff, c.lambda_max * (1.0 + 1e-12));  // a Rayleigh quotient cannot exceed it
+}
+
+TEST_F(CurvatureOfLinearRegression, AZeroHessianDirectionGivesNaNNotANumberThatMeansNothing) {
+  // Inputs all zero: H = 0 and g = 0 exactly, so H g = 0 has no direction.
+  Dataset flat = data_;
+  flat.x = at::zeros_like(data_.x);
+  const Objective f(model_, flat, LossKind::mse);
+  const Curvature c = curvature(f, at::full({6}, 0.3, at::kDouble));
+  EXPECT_TRUE(std::isnan(c.s_eff));
+  EXPECT_TRUE(std::isnan(c.lambda_max));
+  EXPECT_EQ(c.iterations, 0);
+}
+
+}  // namespace
+}  // namespace gradmatch::training
