@@ -116,7 +116,7 @@ step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build fail
     [ "$n" -gt 0 ] && echo "$(basename "$lib"): $n"
   done
   echo "== NEEDED order of the test and CLI binaries (libstdc++ must come before libtorch)"
-  for exe in tests/training/training_tests tests/studies/studies_tests src/cli/gradmatch; do
+  for exe in tests/training/training_tests tests/studies/studies_tests src/cli/gradmatch-torch; do
     echo "-- $exe"; readelf -d "$build/$exe" 2>/dev/null | grep NEEDED | head -12
   done
   echo "== ldd training_tests"; ldd "$build/tests/training/training_tests" 2>&1 | grep -E 'torch|c10|stdc\+\+|libz|hdf5|gomp|cuda|nccl'
