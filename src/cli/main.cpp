@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   if (*run_cmd) return exec_torch_commands(argv, "run");
   if (*fit_cmd && !fit.models.empty()) return exec_torch_commands(argv, "fit --model");
   std::optional<gradmatch::distributed::Environment> env;
-  if (gradmatch::distributed::launched_by_mpi()) env.emplace(&argc, &argv);
+  if (gradmatch::mpi::launched_by_mpi()) env.emplace(&argc, &argv);
 #endif
   const gradmatch::distributed::Communicator world;
 
