@@ -16,6 +16,7 @@ struct FitArgs {
   std::string input;          ///< version-1 equation file (exactly one of input / models)
   std::string family;         ///< ridge | diag | sym | huber:beta=B | elastic-net:beta=B | features
   std::string method = "auto";
+  std::string reduce = "mpi";  ///< mpi | nccl (distributed::ReduceBackend)
   std::string output;         ///< *.json or *.h5; empty: JSON to stdout
   bool normalize = false;
   bool nonneg = false;

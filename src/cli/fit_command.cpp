@@ -90,7 +90,9 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
   try {
     std::vector<std::string> models;
     FitOptions options;
+    distributed::SolverTuning tuning;
     mpi::collective(comm, [&] {
+      tuning.reduce = distributed::parse_reduce_backend(args.reduce);
       if (args.input.empty() == args.models.empty())
         throw InputError("give exactly one of an equation file and --model MODEL.pt");
       if (!args.models.empty() && args.data.empty())
@@ -117,10 +119,12 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
       throw std::logic_error("fit --model reached the executable without LibTorch; it runs in gradmatch-torch");
 #endif
     }
-    // One rank: the serial fit (no BLACS grid, so no MPI needed); several: distributed.
+    // One rank: the serial fit (no BLACS grid, so no MPI needed); several, or
+    // --reduce nccl: distributed.
     FitResult result;
-    if (comm.size() == 1) mpi::collective(comm, [&] { result = fit(io::read_equation_file(args.input), options); });
-    else result = distributed::fit_equation_file(comm, args.input, options);
+    if (comm.size() == 1 && tuning.reduce == distributed::ReduceBackend::mpi)
+      mpi::collective(comm, [&] { result = fit(io::read_equation_file(args.input), options); });
+    else result = distributed::fit_equation_file(comm, args.input, options, tuning);
     const nlohmann::json doc = io::fit_result_json(result, comm.size());
     mpi::collective(comm, [&] {
       if (!comm.is_root()) return;

@@ -121,6 +121,9 @@ int main(int argc, char** argv) {
                       "attributes); default: JSON to stdout");
   fit_cmd->add_flag("--normalize", fit.normalize, "Scale candidate gradients to unit norm before fitting (appendix G.1)");
   fit_cmd->add_flag("--nonneg", fit.nonneg, "Constrain coefficients to be non-negative (exact active-set NNLS)");
+  fit_cmd->add_option("--reduce", fit.reduce,
+                      "All-reduce of the distributed fit's statistics: mpi, or nccl (GPU buffers; builds with NCCL)")
+      ->capture_default_str();
   fit_cmd->add_option("--rcond", fit.rcond,
                       "Relative singular-value cut of the design (default sqrt(100 * unknowns * eps))");
   fit_cmd->add_flag("--quiet,-q", fit.quiet, "Do not print the one-line summary to stderr");

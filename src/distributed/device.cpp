@@ -4,40 +4,10 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
-#include <stdexcept>
 
 #include "core/errors.hpp"
 
 namespace gradmatch::distributed {
-
-std::string DeviceAssignment::describe() const {
-  std::string s = kind == DeviceKind::cuda ? "cuda:" : "cpu";
-  if (kind == DeviceKind::cuda) s += std::to_string(index);
-  s += " (";
-  s += std::to_string(threads);
-  s += threads == 1 ? " thread)" : " threads)";
-  return s;
-}
-
-DeviceAssignment assign_device(int local_rank, int local_size, int gpus_per_node, int threads_override) {
-  if (local_size < 1 || local_rank < 0 || local_rank >= local_size) {
-    std::string msg = "assign_device: local rank ";
-    msg += std::to_string(local_rank);
-    msg += " is not in [0, ";
-    msg += std::to_string(local_size);
-    msg += ")";
-    throw std::invalid_argument(msg);
-  }
-  if (gpus_per_node < 0 || threads_override < 0)
-    throw std::invalid_argument("assign_device: GPU and thread counts must be >= 0");
-  DeviceAssignment a;
-  a.threads = threads_override > 0 ? threads_override : 1;
-  if (gpus_per_node > 0) {
-    a.kind = DeviceKind::cuda;
-    a.index = local_rank % gpus_per_node;
-  }
-  return a;
-}
 
 int threads_from_environment() {
   const char* text = std::getenv("GRADMATCH_THREADS_PER_RANK");

@@ -12,32 +12,16 @@
 // set from --cpus-per-task): k ranks x 1 thread fill k cores, while k ranks
 // x t threads on k cores ran 6-10x slower (oversubscribed BLAS threads).
 //
-// assign_device() is pure (unit-tested); the training layer asks LibTorch for
-// G and applies the assignment (torch::Device, torch::set_num_threads);
-// apply_cpu_threads() sets the BLAS thread count for the numerical core.
+// assign_device() is pure (device_assignment.hpp, header-only, unit-tested);
+// the training layer asks LibTorch for G and turns the assignment into a
+// torch::Device (training/device.hpp); apply_cpu_threads() sets the BLAS
+// thread count for the numerical core.
 #include <string>
 
+#include "distributed/device_assignment.hpp"
 #include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
-
-enum class DeviceKind { cpu, cuda };
-
-struct DeviceAssignment {
-  DeviceKind kind = DeviceKind::cpu;
-  int index = 0;    ///< CUDA device ordinal; 0 for the CPU
-  int threads = 1;  ///< host compute threads (BLAS, intra-op) of the rank
-  /// "cuda:1 (1 thread)" or "cpu (1 thread)", as run_info.json records it.
-  std::string describe() const;
-  bool operator==(const DeviceAssignment&) const = default;
-};
-
-/// The device of the rank with local rank `local_rank` of `local_size` ranks
-/// on its node, with `gpus_per_node` visible GPUs (0: CPU only) and
-/// `threads_override` compute threads per rank (0: the default of one).
-/// Throws std::invalid_argument for a local rank outside [0, local_size) or
-/// negative counts.
-DeviceAssignment assign_device(int local_rank, int local_size, int gpus_per_node, int threads_override);
 
 /// GRADMATCH_THREADS_PER_RANK as a thread count; 0 when unset or empty.
 /// Throws InputError when it is set to anything but an integer in [1, 1024].

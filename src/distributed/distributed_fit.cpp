@@ -1,5 +1,6 @@
 #include "distributed/distributed_fit.hpp"
 
+#include <memory>
 #include <optional>
 
 #include "io/equation_file.hpp"
@@ -8,6 +9,9 @@ namespace gradmatch::distributed {
 
 FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options,
                             const SolverTuning& tuning) {
+  // NCCL first: a build without it refuses before reading anything.
+  std::unique_ptr<NcclReducer> nccl;
+  if (tuning.reduce == ReduceBackend::nccl) nccl = std::make_unique<NcclReducer>(comm);
   io::EquationFileInfo info;
   collective(comm, [&] { info = io::inspect_equation_file(path); });
 
@@ -44,13 +48,13 @@ FitResult fit_equation_file(const Communicator& comm, const std::string& path, c
   } else {
     std::vector<double> stats;
     collective(comm, [&] { stats = fitter->statistics(block); });
-    comm.allreduce_sum(stats);
+    allreduce_sum(comm, nccl.get(), stats);
     collective(comm, [&] { fitter->solve(stats); });
   }
 
   std::vector<double> sums;
   collective(comm, [&] { sums = fitter->residual_sums(block); });
-  comm.allreduce_sum(sums);
+  allreduce_sum(comm, nccl.get(), sums);
   FitResult result;
   collective(comm, [&] { result = fitter->result(sums); });
   return result;

@@ -15,6 +15,7 @@
 // The solution is handed to the Fitter, and a second all-reduce sums the
 // residual diagnostics of every rank's rows, so the diagnostics are the
 // serial code's. Results agree with the serial fit() to ~1e-10 relative.
+// tuning.reduce = nccl runs both all-reduces through NCCL (nccl.hpp).
 #include <string>
 
 #include "core/fit.hpp"

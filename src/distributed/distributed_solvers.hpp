@@ -54,8 +54,8 @@
 //
 // Gram path (--method normal, alias gram; tall-skinny fits): every rank sums
 // the r x r normal equations of its rows (Fitter::statistics), one MPI
-// all-reduce adds them up (distributed_fit.cpp). MPI only: an NCCL
-// all-reduce would need a CUDA LibTorch, which this build does not have.
+// all-reduce adds them up (distributed_fit.cpp), by MPI or, with
+// SolverTuning::reduce = nccl, by NCCL on device buffers (nccl.hpp).
 //
 // Every function here is collective over `comm` (all ranks call it, each
 // with its own block) and returns the same result on every rank.
@@ -67,6 +67,7 @@
 #include "core/family.hpp"
 #include "core/least_squares.hpp"
 #include "core/symmetric_solver.hpp"
+#include "distributed/nccl.hpp"
 #include "mpi/mpi.hpp"
 
 namespace gradmatch::distributed {
@@ -77,6 +78,9 @@ struct SolverTuning {
   std::int64_t structured_scalapack_min_p = 256;
   /// Square block size of the 2-D block-cyclic layouts (ScaLAPACK's usual 64).
   std::int64_t block_size = 64;
+  /// The all-reduces of fit_equation_file (the Gram matrix of --method
+  /// normal, G and C of the structured sym solve, the residual sums).
+  ReduceBackend reduce = ReduceBackend::mpi;
 };
 
 /// Points per block, ceil(m / size) (at least 1).

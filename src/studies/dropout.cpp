@@ -23,6 +23,7 @@
 #include "training/endpoint.hpp"
 #include "training/idx.hpp"
 #include "training/models.hpp"
+#include "training/replicates.hpp"
 #include "training/trainer.hpp"
 
 namespace gradmatch::studies {
@@ -30,7 +31,7 @@ namespace {
 
 constexpr const char* kStudy = "dropout";
 // Stream kinds (bits 56..63 of a Philox stream id).
-constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5;
+constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6;
 constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
 // Store row: see encode().
 constexpr std::int64_t kWidth = 17;
@@ -85,6 +86,8 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.patience = r.get_int("training.patience", c.patience, 1, 100'000'000);
   c.min_delta = r.get_double("training.min_delta", c.min_delta, 0.0, 1e300);
   c.keep_best = r.get_bool("training.keep_best", c.keep_best);
+  c.float64 = r.get_bool("training.float64", c.float64);
+  c.replicates_per_task = r.get_int("training.replicates_per_task", c.replicates_per_task, 0, 100'000'000);
 
   c.gradient_batch_size = r.get_int("fit.gradient_batch_size", c.gradient_batch_size, 1, 100'000'000);
   c.adam_parity = r.get_bool("fit.adam_parity", c.adam_parity);
@@ -153,31 +156,32 @@ DropoutData load_dropout_data(const DropoutConfig& c) {
   return d;
 }
 
-DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data, const DropoutTask& task,
-                                 const std::string& equations_path) {
-  using namespace gradmatch::training;
-  const double rate = c.rates[sz(task.rate_index)];
-  const Split parts = split(data.train, c.validation_fraction, c.seed, kSplitKind << 56 | sz(task.seed_index));
-  Mlp mlp = make_mlp(classifier_options(data.inputs, task.depth, task.width, data.classes, rate), c.seed,
-                     architecture_stream(kInitKind, task), torch::Device(torch::kCPU), at::kFloat);
-  {
-    const auto words = Philox(c.seed, task.id()).block(0);
-    mlp->seed_dropout(static_cast<std::uint64_t>(words[0]) << 32 | words[1]);
-  }
-  TrainOptions o;
-  o.loss = LossKind::cross_entropy;
-  o.optimizer.kind = OptimizerKind::sgd;
-  o.optimizer.learning_rate = c.learning_rate;
-  o.optimizer.momentum = c.momentum;
-  o.max_epochs = c.max_epochs;
-  o.batch_size = c.batch_size;
-  o.shuffle = true;
-  o.seed = c.seed;
-  o.stream = architecture_stream(kOrderKind, task);
-  o.early_stopping = EarlyStoppingOptions{c.patience, c.min_delta, Monitor::validation};
-  o.keep_best = c.keep_best;
-  const TrainResult trained = train(make_handle(mlp), parts.train, parts.validation, o);
+std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& c) {
+  const std::int64_t per_cell = static_cast<std::int64_t>(c.rates.size()) * c.seeds;
+  const std::int64_t size = c.replicates_per_task > 0 ? std::min(c.replicates_per_task, per_cell) : per_cell;
+  std::vector<DropoutChunk> chunks;
+  std::int64_t cell = 0;
+  for (std::int64_t depth : c.depths)
+    for (std::int64_t width : c.widths) {
+      for (std::int64_t first = 0; first < per_cell; first += size)
+        chunks.push_back({depth, width, cell * per_cell + first, std::min(size, per_cell - first)});
+      ++cell;
+    }
+  return chunks;
+}
 
+std::uint64_t DropoutChunk::id() const {
+  return kChunkKind << 56 | static_cast<std::uint64_t>(depth) << 48 | static_cast<std::uint64_t>(width) << 32 |
+         static_cast<std::uint64_t>(first);
+}
+
+namespace {
+
+// The endpoint of one trained replicate (float64 on the model's device).
+DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, training::Mlp mlp,
+                            const training::Split& parts, const training::TrainResult& trained,
+                            const std::string& equations_path) {
+  using namespace gradmatch::training;
   DropoutEndpoint e;
   e.epochs = trained.epochs;
   e.best_epoch = trained.best_epoch;
@@ -185,13 +189,14 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data
     e.diverged = true;
     return e;
   }
+  const at::Device device = mlp->layers().front()->weight.device();
   mlp->to(at::kDouble);
   const ModelHandle model = make_handle(mlp);
   e.parameters = model.parameter_count();
   EndpointOptions eo;
   eo.loss = LossKind::cross_entropy;
   eo.batch_size = c.gradient_batch_size;
-  const Endpoint end = extract_endpoint(model, parts.train, eo);
+  const Endpoint end = extract_endpoint(model, parts.train.to(device, at::kDouble), eo);
   const Equations eq = to_equations(std::span<const Endpoint>(&end, 1));
   const FitResult f = fit(eq, ridge());
   e.lambda_hat = f.coefficient();
@@ -217,14 +222,108 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data
   }
   e.train_loss = end.loss;
   // Evaluation in the model's float64 (the trainer's helpers do not convert).
-  const Dataset validation = parts.validation.to(at::kCPU, at::kDouble);
-  const Dataset test = data.test.to(at::kCPU, at::kDouble);
+  const Dataset validation = parts.validation.to(device, at::kDouble);
+  const Dataset test = data.test.to(device, at::kDouble);
   e.validation_loss = evaluate_loss(model, validation, LossKind::cross_entropy, c.gradient_batch_size);
   e.test_loss = evaluate_loss(model, test, LossKind::cross_entropy, c.gradient_batch_size);
   const at::Tensor predicted = predict(model, test.x, c.gradient_batch_size).argmax(1);
   e.test_accuracy = predicted.eq(test.y).to(at::kDouble).mean().item<double>();
   if (c.save_equations && !equations_path.empty()) io::write_equation_file(equations_path, eq);
   return e;
+}
+
+training::TrainOptions train_options(const DropoutConfig& c) {
+  using namespace gradmatch::training;
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.kind = OptimizerKind::sgd;
+  o.optimizer.learning_rate = c.learning_rate;
+  o.optimizer.momentum = c.momentum;
+  o.max_epochs = c.max_epochs;
+  o.batch_size = c.batch_size;
+  o.shuffle = true;
+  o.early_stopping = EarlyStoppingOptions{c.patience, c.min_delta, Monitor::validation};
+  o.keep_best = c.keep_best;
+  return o;
+}
+
+training::ReplicateSpec replicate_spec(const DropoutConfig& c, const DropoutTask& task) {
+  training::ReplicateSpec s;
+  s.init_seed = c.seed;
+  s.init_stream = architecture_stream(kInitKind, task);
+  s.order_seed = c.seed;
+  s.order_stream = architecture_stream(kOrderKind, task);
+  s.dropout = c.rates[sz(task.rate_index)];
+  const auto words = Philox(c.seed, task.id()).block(0);
+  s.dropout_key = static_cast<std::uint64_t>(words[0]) << 32 | words[1];
+  return s;
+}
+
+// The train/validation split of a seed: keyed by (study seed, seed).
+std::uint64_t split_stream(std::int64_t seed_index) { return kSplitKind << 56 | sz(seed_index); }
+
+training::Split split_of(const DropoutConfig& c, const DropoutData& data, std::int64_t seed_index) {
+  return training::split(data.train, c.validation_fraction, c.seed, split_stream(seed_index));
+}
+
+}  // namespace
+
+DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data, const DropoutTask& task,
+                                 const std::string& equations_path, const at::Device& device) {
+  using namespace gradmatch::training;
+  const Split parts = split_of(c, data, task.seed_index);
+  const ReplicateSpec spec = replicate_spec(c, task);
+  Mlp mlp = make_mlp(classifier_options(data.inputs, task.depth, task.width, data.classes, *spec.dropout), spec.init_seed,
+                     spec.init_stream, device, c.float64 ? at::kDouble : at::kFloat);
+  mlp->seed_dropout(spec.dropout_key);
+  TrainOptions o = train_options(c);
+  o.seed = spec.order_seed;
+  o.stream = spec.order_stream;
+  const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
+  const TrainResult trained =
+      train(make_handle(mlp), parts.train.to(device, dtype), parts.validation.to(device, dtype), o);
+  return endpoint_of(c, data, mlp, parts, trained, equations_path);
+}
+
+std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const DropoutData& data,
+                                               const std::vector<DropoutTask>& tasks, const DropoutChunk& chunk,
+                                               const at::Device& device, const std::string& equations_dir) {
+  using namespace gradmatch::training;
+  const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
+  std::vector<ReplicateSpec> specs;
+  std::vector<Split> parts;
+  std::map<std::int64_t, std::size_t> split_of_seed;
+  std::vector<at::Tensor> train_rows, validation_rows;
+  for (std::int64_t k = 0; k < chunk.count; ++k) {
+    const DropoutTask& t = tasks[sz(chunk.first + k)];
+    specs.push_back(replicate_spec(c, t));
+    if (!split_of_seed.count(t.seed_index)) {
+      split_of_seed[t.seed_index] = parts.size();
+      parts.push_back(split_of(c, data, t.seed_index));
+    }
+    // The same rows as split_of's, as indices into the shared pool.
+    const SplitIndices rows =
+        split_indices(data.train.size(), c.validation_fraction, c.seed, split_stream(t.seed_index));
+    train_rows.push_back(at::tensor(rows.train, at::kLong));
+    validation_rows.push_back(at::tensor(rows.validation, at::kLong));
+  }
+  const DropoutTask& first = tasks[sz(chunk.first)];
+  BatchedMlp model(classifier_options(data.inputs, first.depth, first.width, data.classes, 0.0), specs, dtype);
+  model->to(device);
+  ReplicateData rd;
+  rd.pool = data.train.to(device, dtype);
+  rd.train = at::stack(train_rows).to(device);
+  rd.validation = at::stack(validation_rows).to(device);
+  const std::vector<TrainResult> trained = train_replicates(model, rd, train_options(c), specs);
+
+  std::vector<DropoutEndpoint> out;
+  for (std::int64_t k = 0; k < chunk.count; ++k) {
+    const DropoutTask& t = tasks[sz(chunk.first + k)];
+    const std::string equations =
+        equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
+    out.push_back(endpoint_of(c, data, model->replicate(k), parts[split_of_seed[t.seed_index]], trained[sz(k)], equations));
+  }
+  return out;
 }
 
 // ---- assembly -----------------------------------------------------------------
@@ -478,27 +577,41 @@ class DropoutStudy final : public Study {
   }
   void prepare(const StudyContext& context) override {
     out_dir_ = context.out_dir;
+    device_ = context.device;
     tasks_ = enumerate_dropout_tasks(config_);
+    chunks_ = enumerate_dropout_chunks(config_);
+    widest_ = 0;
+    for (const DropoutChunk& ch : chunks_) widest_ = std::max(widest_, ch.count);
     data_ = load_dropout_data(config_);
   }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"endpoints", kWidth, {}};
-    for (const DropoutTask& t : tasks_) table.ids.push_back(t.id());
+    TaskTable table{"chunks", kWidth * widest_, {}};
+    for (const DropoutChunk& ch : chunks_) table.ids.push_back(ch.id());
     return {table};
   }
   std::string describe() const override {
-    return cat(std::to_string(tasks_.size()), " tasks (", std::to_string(config_.depths.size()), " depths x ",
+    return cat(std::to_string(tasks_.size()), " classifiers (", std::to_string(config_.depths.size()), " depths x ",
                std::to_string(config_.widths.size()), " widths x ", std::to_string(config_.rates.size()),
-               " rates x ", std::to_string(config_.seeds), " seeds), ", std::to_string(data_.train.size()),
-               " training images");
+               " rates x ", std::to_string(config_.seeds), " seeds) in ", std::to_string(chunks_.size()),
+               " batched tasks, ", std::to_string(data_.train.size()), " training images");
   }
+  // One chunk: its classifiers' rows side by side; a short last chunk is padded with zeros.
   std::vector<double> compute(std::size_t, std::int64_t row) override {
-    const DropoutTask& t = tasks_[sz(row)];
-    return encode(run_dropout_task(config_, data_, t, equations_path(t)));
+    std::vector<double> out(sz(kWidth * widest_), 0.0);
+    const std::vector<DropoutEndpoint> endpoints = run_dropout_chunk(
+        config_, data_, tasks_, chunks_[sz(row)], device_, config_.save_equations ? out_dir_.string() : std::string());
+    for (std::size_t k = 0; k < endpoints.size(); ++k) {
+      const std::vector<double> e = encode(endpoints[k]);
+      std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(kWidth)));
+    }
+    return out;
   }
   nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
     std::vector<DropoutEndpoint> endpoints;
-    for (std::size_t row = 0; row < tasks_.size(); ++row) endpoints.push_back(decode(table_row(rows.front(), kWidth, row)));
+    for (std::size_t row = 0; row < chunks_.size(); ++row) {
+      const std::span<const double> chunk = table_row(rows.front(), kWidth * widest_, row);
+      for (std::int64_t k = 0; k < chunks_[row].count; ++k) endpoints.push_back(decode(chunk.subspan(sz(k * kWidth), sz(kWidth))));
+    }
     const std::vector<DropoutCell> cells = assemble_dropout(config_, tasks_, endpoints);
     write_results(out.path("results.h5"), config_, config_text_, endpoints, cells, data_);
     io::write_json_file(out.path("summary.json"), dropout_summary(config_, cells));
@@ -506,7 +619,10 @@ class DropoutStudy final : public Study {
     if (config_.save_equations)
       for (const DropoutTask& t : tasks_)
         if (std::filesystem::exists(equations_path(t))) out.path(cat("equations_", t.label(), ".h5"));
-    return {{"training_images", data_.train.size()}, {"test_images", data_.test.size()}};
+    return {{"training_images", data_.train.size()},
+            {"test_images", data_.test.size()},
+            {"classifiers", tasks_.size()},
+            {"batched_tasks", chunks_.size()}};
   }
 
  private:
@@ -515,9 +631,12 @@ class DropoutStudy final : public Study {
   }
 
   std::filesystem::path out_dir_;  ///< tasks write their equation files here
+  torch::Device device_ = torch::Device(torch::kCPU);
   DropoutConfig config_;
   std::string config_text_;
   std::vector<DropoutTask> tasks_;
+  std::vector<DropoutChunk> chunks_;
+  std::int64_t widest_ = 0;
   DropoutData data_;
 };
 

@@ -28,17 +28,29 @@
 // enough to come down the 2-4 decades (measured: 6x too large at smoke
 // scale, 28-173x in the reduced Figure 5 run of README.md).
 //
-// Tasks and draws: one task per (depth, width, rate, seed), id
+// Replicates and draws: one replicate per (depth, width, rate, seed), id
 //   1 << 56 | depth << 48 | width << 32 | rate in 1e-4 units << 16 | seed.
 // The train/validation split is keyed by (study seed, seed), the initial
 // weights and the batch order by (study seed, depth, width, seed) -- so the
 // rates of one architecture and seed start alike and see the same batches --
-// and the dropout masks by (study seed, task id).
+// and the dropout masks by (study seed, replicate id).
+//
+// Tasks: the replicates of a (depth, width) cell, in (rate, seed) order, are
+// trained together as one batched model (training/replicates.hpp) on the
+// rank's device, training.replicates_per_task at a time (0: the whole cell,
+// rates x seeds); a replicate that stops early or diverges leaves the batch.
+// Task id 6 << 56 | depth << 48 | width << 32 | first replicate of the cell.
+// Results depend on the config only (the chunking included), never on the
+// number of ranks. The runner's top-level `device` ("auto" | "cpu" | "cuda")
+// picks the GPU of the rank (local rank mod GPUs) or the CPU the batches
+// train on; training.float64 trains in float64 (deterministic enough to
+// compare a GPU with the CPU).
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include "studies/study.hpp"
@@ -73,6 +85,8 @@ struct DropoutConfig {
   std::int64_t patience = 50;  ///< on the validation loss
   double min_delta = 0.0;
   bool keep_best = false;  ///< restore the best-validation-loss epoch
+  bool float64 = false;    ///< train in float64 (default float32; the fit is float64 always)
+  std::int64_t replicates_per_task = 0;  ///< replicates of a cell trained as one batched model (0: all)
 
   // Fit and diagnostics.
   std::int64_t gradient_batch_size = 8192;  ///< examples per batch of the full-batch sums
@@ -103,6 +117,15 @@ struct DropoutTask {
 /// Depth-major, then width, rate, seed.
 std::vector<DropoutTask> enumerate_dropout_tasks(const DropoutConfig& config);
 
+/// Replicates [first, first + count) of enumerate_dropout_tasks(), all of one (depth, width) cell.
+struct DropoutChunk {
+  std::int64_t depth = 0, width = 0;
+  std::int64_t first = 0, count = 0;
+  std::uint64_t id() const;  ///< see the top (first within its cell)
+};
+/// Each cell split into chunks of config.replicates_per_task (the last may be shorter).
+std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& config);
+
 /// Training and test images, loaded once per rank.
 struct DropoutData {
   std::vector<std::int64_t> train_indices;  ///< which training-file images are used
@@ -129,10 +152,20 @@ struct DropoutEndpoint {
   bool diverged = false;
 };
 
-/// Pure in (config, data, task). With config.save_equations also writes
+/// One replicate trained alone with train() on `device`: the reference the
+/// batched chunks agree with. With config.save_equations also writes
 /// `equations_path` (when not empty): the endpoint's one-row equation file.
 DropoutEndpoint run_dropout_task(const DropoutConfig& config, const DropoutData& data, const DropoutTask& task,
-                                 const std::string& equations_path = {});
+                                 const std::string& equations_path = {}, const at::Device& device = at::kCPU);
+
+/// The replicates of `chunk` (of `tasks` = enumerate_dropout_tasks) trained as
+/// one batched model on `device`, then each endpoint fitted (float64, on
+/// `device`). Pure in (config, data, chunk, device). With
+/// config.save_equations and a non-empty `equations_dir` also writes
+/// equations_<label>.h5 per replicate there.
+std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& config, const DropoutData& data,
+                                               const std::vector<DropoutTask>& tasks, const DropoutChunk& chunk,
+                                               const at::Device& device, const std::string& equations_dir = {});
 
 /// One grid cell: medians over its seeds.
 struct DropoutCell {

@@ -95,17 +95,20 @@ std::vector<std::int64_t> permutation(std::int64_t n, Rng& rng) {
   return perm;
 }
 
-Split split(const Dataset& data, double validation_fraction, std::uint64_t seed, std::uint64_t stream) {
+SplitIndices split_indices(std::int64_t n, double validation_fraction, std::uint64_t seed, std::uint64_t stream) {
   if (!(validation_fraction >= 0.0 && validation_fraction < 1.0))
     throw InputError("split(): the validation fraction must lie in [0, 1)");
-  const std::int64_t n = data.size();
   const auto n_val = static_cast<std::int64_t>(std::llround(validation_fraction * static_cast<double>(n)));
   const std::vector<std::int64_t> perm = permutation(n, seed, stream);
-  const std::vector<std::int64_t> val(perm.begin(), perm.begin() + n_val);
-  const std::vector<std::int64_t> train(perm.begin() + n_val, perm.end());
+  return {std::vector<std::int64_t>(perm.begin() + n_val, perm.end()),
+          std::vector<std::int64_t>(perm.begin(), perm.begin() + n_val)};
+}
+
+Split split(const Dataset& data, double validation_fraction, std::uint64_t seed, std::uint64_t stream) {
+  const SplitIndices rows = split_indices(data.size(), validation_fraction, seed, stream);
   Split out;
-  out.train = data.take(train);
-  if (n_val > 0) out.validation = data.take(val);
+  out.train = data.take(rows.train);
+  if (!rows.validation.empty()) out.validation = data.take(rows.validation);
   return out;
 }
 

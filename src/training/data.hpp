@@ -72,6 +72,11 @@ struct Split {
 /// Shuffles with (seed, stream) and puts round(fraction * n) examples in
 /// validation, the rest in train (each keeps the shuffled order).
 Split split(const Dataset& data, double validation_fraction, std::uint64_t seed, std::uint64_t stream);
+/// The rows split() takes from a data set of n examples: train and validation, in their order.
+struct SplitIndices {
+  std::vector<std::int64_t> train, validation;
+};
+SplitIndices split_indices(std::int64_t n, double validation_fraction, std::uint64_t seed, std::uint64_t stream);
 
 /// Per-feature affine normalization x -> (x - mean) / scale, fitted on one set
 /// (the training split) and applied to any other.

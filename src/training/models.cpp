@@ -1,12 +1,13 @@
 #include "training/models.hpp"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 
 #include "core/errors.hpp"
 #include "core/rng.hpp"
+#include "training/dropout_masks.hpp"
 
 namespace gradmatch::training {
 
@@ -85,14 +86,19 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
   at::Tensor h = x;
   const std::size_t n_hidden = layers_.size() - 1;
   const double rate = options_.dropout;
+  const bool masked = rate > 0.0 && is_training() && n_hidden > 1;
+  DropoutStreams streams;
+  if (masked) streams = DropoutStreams(std::span<const std::uint64_t>(&dropout_key_, 1), std::span<const double>(&rate, 1),
+                                       x.options().dtype(layers_.front()->weight.scalar_type()));
   for (std::size_t l = 0; l < n_hidden; ++l) {
     h = activate(options_.activation, layers_[l]->forward(h));
-    if (rate > 0.0 && is_training() && l + 1 < n_hidden) {
+    if (masked && l + 1 < n_hidden) {
       // Inverted dropout: keep with probability 1 - rate, scale by 1 / (1 - rate).
-      at::Tensor keep = at::empty_like(h).bernoulli_(1.0 - rate, dropout_generator_);
-      h = h * keep / (1.0 - rate);
+      const std::int64_t cols = h.size(-1);
+      h = h * streams.multipliers(dropout_step_, static_cast<std::int64_t>(l), h.numel() / cols, cols).view(h.sizes());
     }
   }
+  if (masked) ++dropout_step_;
   return layers_.back()->forward(h);
 }
 
@@ -120,7 +126,10 @@ void MlpImpl::reset_parameters(std::uint64_t seed, std::uint64_t stream) {
   }
 }
 
-void MlpImpl::seed_dropout(std::uint64_t seed) { dropout_generator_ = at::detail::createCPUGenerator(seed); }
+void MlpImpl::seed_dropout(std::uint64_t key) {
+  dropout_key_ = key;
+  dropout_step_ = 0;
+}
 
 Mlp make_mlp(const MlpOptions& options, std::uint64_t seed, std::uint64_t stream, torch::Device device,
              at::ScalarType dtype) {

@@ -3,7 +3,8 @@
 //
 //   classifier (section 3 "Dropout", appendix H.4):
 //     in -> [Linear -> act -> Dropout] x (depth-1) -> Linear -> act -> Linear -> out
-//     i.e. dropout after every hidden block but the last.
+//     i.e. dropout after every hidden block but the last, with keyed masks
+//     (training/dropout_masks.hpp) that the batched replicates reproduce.
 //   regression network (appendix H.2): 10 -> 200 (ReLU) -> 1.
 //
 // Layers are registered as "layer0", "layer1", ..., so the flat theta is
@@ -64,8 +65,12 @@ class MlpImpl : public torch::nn::Module {
 
   /// Re-draws all parameters from the Philox stream (seed, stream); see the top.
   void reset_parameters(std::uint64_t seed, std::uint64_t stream);
-  /// Dropout masks from a generator seeded here (CPU), instead of the global one.
-  void seed_dropout(std::uint64_t seed);
+  /// Keys the dropout masks (training/dropout_masks.hpp) and restarts their
+  /// step count: training forward pass t draws the masks of (key, t).
+  /// Unseeded models use key 0.
+  void seed_dropout(std::uint64_t key);
+  std::uint64_t dropout_key() const { return dropout_key_; }
+  std::int64_t dropout_step() const { return dropout_step_; }
 
   const MlpOptions& options() const { return options_; }
   const std::vector<torch::nn::Linear>& layers() const { return layers_; }
@@ -73,7 +78,8 @@ class MlpImpl : public torch::nn::Module {
  private:
   MlpOptions options_;
   std::vector<torch::nn::Linear> layers_;
-  c10::optional<at::Generator> dropout_generator_;
+  std::uint64_t dropout_key_ = 0;
+  std::int64_t dropout_step_ = 0;  // training forward passes so far
 };
 TORCH_MODULE(Mlp);
 

@@ -1,14 +1,17 @@
 #include "training/replicates.hpp"
 
 #include <ATen/ATen.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/sgd.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <future>
+#include <limits>
 #include <memory>
 
 #include "core/errors.hpp"
 #include "core/rng.hpp"
+#include "training/dropout_masks.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -92,10 +95,15 @@ BatchedPenalty batched_penalty(std::span<const ReplicateSpec> specs, const at::T
 BatchedMlpImpl::BatchedMlpImpl(MlpOptions options, std::span<const ReplicateSpec> specs, at::ScalarType dtype)
     : options_(std::move(options)), replicates_(static_cast<std::int64_t>(specs.size())) {
   options_.validate();
-  if (options_.dropout != 0.0) throw InputError("batched replicates: dropout is not supported (train one at a time)");
   if (specs.empty()) throw InputError("batched replicates: need at least one replicate");
   std::vector<Mlp> singles;
-  for (const auto& s : specs) singles.push_back(make_mlp(options_, s.init_seed, s.init_stream, torch::Device(torch::kCPU), dtype));
+  for (const auto& s : specs) {
+    rates_.push_back(s.dropout.value_or(options_.dropout));
+    keys_.push_back(s.dropout_key);
+    if (!(rates_.back() >= 0.0 && rates_.back() < 1.0))
+      throw InputError("batched replicates: every dropout rate must lie in [0, 1)");
+    singles.push_back(make_mlp(options_, s.init_seed, s.init_stream, torch::Device(torch::kCPU), dtype));
+  }
   const std::size_t layers = singles.front()->layers().size();
   for (std::size_t l = 0; l < layers; ++l) {
     std::vector<at::Tensor> w, b;
@@ -114,18 +122,56 @@ BatchedMlpImpl::BatchedMlpImpl(MlpOptions options, std::span<const ReplicateSpec
   }
 }
 
-at::Tensor BatchedMlpImpl::forward(const at::Tensor& x) {
+namespace {
+
+// The layers of a batched MLP as positions in its parameter list.
+struct Layout {
+  std::vector<std::size_t> weight;
+  std::vector<std::ptrdiff_t> bias;  // -1: no bias
+};
+
+Layout layout_of(const MlpOptions& o) {
+  Layout out;
+  std::size_t k = 0;
+  const std::size_t hidden = o.hidden.size();
+  for (std::size_t l = 0; l <= hidden; ++l) {
+    out.weight.push_back(k++);
+    const bool bias = l == hidden ? o.output_bias : o.hidden_bias;
+    out.bias.push_back(bias ? static_cast<std::ptrdiff_t>(k++) : -1);
+  }
+  return out;
+}
+
+// x [R, B, in] -> [R, B, out] with parameters `p` (layout `lay`); masks at
+// `step` from `streams` after every hidden block but the last (MlpImpl::forward).
+at::Tensor batched_forward(const MlpOptions& o, const Layout& lay, const std::vector<at::Tensor>& p, const at::Tensor& x,
+                           const DropoutStreams* streams, std::int64_t step) {
   at::Tensor h = x;
-  for (std::size_t l = 0; l < weights_.size(); ++l) {
-    const at::Tensor wt = weights_[l].transpose(1, 2);
-    h = biases_[l].defined() ? at::baddbmm(biases_[l], h, wt) : at::bmm(h, wt);
-    if (l + 1 < weights_.size()) h = activate(options_.activation, h);
+  const std::size_t layers = lay.weight.size();
+  const std::size_t hidden = layers - 1;
+  for (std::size_t l = 0; l < layers; ++l) {
+    const at::Tensor wt = p[lay.weight[l]].transpose(1, 2);
+    h = lay.bias[l] >= 0 ? at::baddbmm(p[static_cast<std::size_t>(lay.bias[l])], h, wt) : at::bmm(h, wt);
+    if (l + 1 < layers) {
+      h = activate(o.activation, h);
+      if (streams && l + 1 < hidden)
+        h = h * streams->multipliers(step, static_cast<std::int64_t>(l), h.size(1), h.size(2));
+    }
   }
   return h;
 }
 
+}  // namespace
+
+at::Tensor BatchedMlpImpl::forward(const at::Tensor& x) {
+  return batched_forward(options_, layout_of(options_), params_, x, nullptr, 0);
+}
+
 Mlp BatchedMlpImpl::replicate(std::int64_t r) const {
-  Mlp m(options_);
+  MlpOptions o = options_;
+  o.dropout = rates_.at(static_cast<std::size_t>(r));
+  Mlp m(o);
+  m->seed_dropout(keys_.at(static_cast<std::size_t>(r)));
   m->to(weights_.front().scalar_type());
   at::NoGradGuard no_grad;
   for (std::size_t l = 0; l < weights_.size(); ++l) {
@@ -164,41 +210,138 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, std::span<const Dat
     throw InputError("train_replicates(): need one data set and one spec per replicate");
   if (!validation_sets.empty() && static_cast<std::int64_t>(validation_sets.size()) != R)
     throw InputError("train_replicates(): give no validation sets or one per replicate");
+  // One pool: the training sets, then the validation sets; rows by offsets.
+  const auto rows = [](std::span<const Dataset> sets, std::int64_t first, const char* what) {
+    std::vector<at::Tensor> index;
+    for (const Dataset& s : sets) {
+      validate_dataset(s, what);
+      if (s.size() != sets.front().size())
+        throw InputError("batched replicates: every replicate needs the same number of examples");
+      index.push_back(at::arange(first, first + s.size(), at::kLong));
+      first += s.size();
+    }
+    return at::stack(index);
+  };
+  std::vector<Dataset> all(train_sets.begin(), train_sets.end());
+  all.insert(all.end(), validation_sets.begin(), validation_sets.end());
+  ReplicateData data;
+  data.train = rows(train_sets, 0, "train_replicates(): training data");
+  if (!validation_sets.empty())
+    data.validation = rows(validation_sets, R * train_sets.front().size(), "train_replicates(): validation data");
+  std::vector<at::Tensor> xs, ys;
+  for (const Dataset& s : all) {
+    xs.push_back(s.x);
+    ys.push_back(s.y);
+  }
+  data.pool = {at::cat(xs), at::cat(ys)};
+  return train_replicates(model, data, options, specs);
+}
+
+namespace {
+
+// torch::optim's SGD (momentum, no dampening, weight decay or Nesterov) and
+// Adam (no weight decay or amsgrad), step for step, on the working rows.
+struct ElementwiseOptimizer {
+  OptimizerOptions o;
+  std::vector<at::Tensor> buffer, exp_avg, exp_avg_sq;  // per parameter, [R_active, ...]
+  std::int64_t steps = 0;
+
+  void step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads, double lr) {
+    at::NoGradGuard no_grad;
+    ++steps;
+    const bool first = steps == 1;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const at::Tensor& g = grads[i];
+      if (o.kind == OptimizerKind::sgd) {
+        at::Tensor d = g;
+        if (o.momentum != 0.0) {
+          if (first) buffer.push_back(g.clone().detach());
+          else buffer[i].mul_(o.momentum).add_(g, 1.0);
+          d = buffer[i];
+        }
+        params[i].add_(d, -1 * lr);
+      } else {
+        if (first) {
+          exp_avg.push_back(at::zeros_like(params[i]));
+          exp_avg_sq.push_back(at::zeros_like(params[i]));
+        }
+        const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(steps));
+        const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(steps));
+        exp_avg[i].mul_(o.beta1).add_(g, 1 - o.beta1);
+        exp_avg_sq[i].mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
+        const at::Tensor denom = (exp_avg_sq[i].sqrt() / std::sqrt(bias2)).add_(o.eps);
+        params[i].addcdiv_(exp_avg[i], denom, -(lr / bias1));
+      }
+    }
+  }
+
+  void keep_rows(const at::Tensor& index) {
+    for (auto* v : {&buffer, &exp_avg, &exp_avg_sq})
+      for (auto& t : *v) t = t.index_select(0, index);
+  }
+};
+
+}  // namespace
+
+std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData& data, const TrainOptions& options,
+                                          std::span<const ReplicateSpec> specs, BatchStats* stats) {
+  const std::int64_t R = model->replicates();
+  const bool has_validation = data.validation.defined();
+  if (static_cast<std::int64_t>(specs.size()) != R || !data.train.defined() || data.train.dim() != 2 ||
+      data.train.size(0) != R || (has_validation && (data.validation.dim() != 2 || data.validation.size(0) != R)))
+    throw InputError("train_replicates(): need one row of training indices (and of validation indices, if any) and one "
+                     "spec per replicate");
+  validate_dataset(data.pool, "train_replicates(): data");
   const OptimizerOptions& oo = options.optimizer;
   if (oo.kind == OptimizerKind::lbfgs) throw InputError("train_replicates(): L-BFGS is not element-wise; use sgd or adam");
-  {
-    if (!(oo.learning_rate > 0.0) || !(oo.momentum >= 0.0 && oo.momentum < 1.0) || oo.step_size < 0 || !(oo.gamma > 0.0))
-      throw InputError("train_replicates(): bad optimizer options");
-    if (options.early_stopping && (options.early_stopping->patience < 1 ||
-                                   (options.early_stopping->monitor == Monitor::validation && validation_sets.empty())))
-      throw InputError("train_replicates(): bad early-stopping options");
-  }
+  if (!(oo.learning_rate > 0.0) || !(oo.momentum >= 0.0 && oo.momentum < 1.0) || oo.step_size < 0 || !(oo.gamma > 0.0))
+    throw InputError("train_replicates(): bad optimizer options");
+  if (options.early_stopping &&
+      (options.early_stopping->patience < 1 || (options.early_stopping->monitor == Monitor::validation && !has_validation)))
+    throw InputError("train_replicates(): bad early-stopping options");
 
-  const std::vector<at::Tensor>& params = model->batched_parameters();
-  const at::TensorOptions popts = params.front().options();
-  const at::Device device = params.front().device();
-  const at::ScalarType dtype = params.front().scalar_type();
+  const std::vector<at::Tensor>& model_params = model->batched_parameters();
+  const at::TensorOptions popts = model_params.front().options();
+  const at::Device device = model_params.front().device();
+  const at::ScalarType dtype = model_params.front().scalar_type();
   const bool classes = options.loss == LossKind::cross_entropy;
+  const Layout lay = layout_of(model->options());
 
-  Dataset train_all = stack_datasets(train_sets).to(device, dtype);
-  if (!classes && train_all.y.dim() == 2) train_all.y = train_all.y.unsqueeze(2);
-  Dataset val_all;
-  if (!validation_sets.empty()) {
-    val_all = stack_datasets(validation_sets).to(device, dtype);
-    if (!classes && val_all.y.dim() == 2) val_all.y = val_all.y.unsqueeze(2);
-  }
-  const std::int64_t n = train_all.x.size(1);
-  const std::int64_t d = train_all.x.size(2);
+  const Dataset pool = data.pool.to(device, dtype);
+  const std::int64_t n = data.train.size(1);
+  const std::int64_t d = pool.x.size(1);
+  std::vector<std::int64_t> y_tail = pool.y.sizes().vec();
+  y_tail.erase(y_tail.begin());
+  // Gathers pool rows `index` [Ra, k] into x [Ra, k, d] and y [Ra, k, ...] (regression y gets an output dim).
+  const auto gather = [&](const at::Tensor& index) {
+    const std::int64_t ra = index.size(0), k = index.size(1);
+    const at::Tensor flat = index.reshape({-1});
+    std::vector<std::int64_t> yshape{ra, k};
+    yshape.insert(yshape.end(), y_tail.begin(), y_tail.end());
+    Dataset out{pool.x.index_select(0, flat).view({ra, k, d}), pool.y.index_select(0, flat).view(yshape)};
+    if (!classes && out.y.dim() == 2) out.y = out.y.unsqueeze(2);
+    return out;
+  };
   const std::int64_t batch = options.batch_size <= 0 || options.batch_size >= n ? n : options.batch_size;
   const bool full_batch = batch == n;
 
-  const BatchedPenalty penalty = batched_penalty(specs, popts);
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (oo.kind == OptimizerKind::sgd)
-    optimizer = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(oo.learning_rate).momentum(oo.momentum));
-  else
-    optimizer = std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(oo.learning_rate).betas({oo.beta1, oo.beta2}).eps(oo.eps));
+  // The working batch: rows of the active replicates, compacted as they stop.
+  std::vector<std::int64_t> active;  // working row -> replicate
+  for (std::int64_t r = 0; r < R; ++r) active.push_back(r);
+  std::vector<at::Tensor> work;
+  for (const auto& p : model_params) work.push_back(p.detach().clone().requires_grad_(true));
+  at::Tensor train_index = data.train.to(device, at::kLong);
+  Dataset val_all;
+  if (has_validation) val_all = gather(data.validation.to(device, at::kLong));
+  BatchedPenalty penalty = batched_penalty(specs, popts);
+  std::vector<std::uint64_t> keys;
+  std::vector<double> rates;
+  for (std::int64_t r = 0; r < R; ++r) {
+    keys.push_back(model->dropout_key(r));
+    rates.push_back(model->dropout_rate(r));
+  }
+  DropoutStreams streams(keys, rates, popts);
+  ElementwiseOptimizer optimizer{oo, {}, {}, {}, 0};
 
   std::vector<TrainResult> results(static_cast<std::size_t>(R));
   std::vector<Rng> order;
@@ -211,111 +354,121 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, std::span<const Dat
     if (options.early_stopping) stoppers.emplace_back(*options.early_stopping);
     trackers.emplace_back(keep_rule);
   }
-  std::vector<char> active(static_cast<std::size_t>(R), 1);
-  std::int64_t n_active = R;
-  at::Tensor active_mask = at::ones({R}, at::TensorOptions().dtype(at::kBool).device(device));
-  std::vector<at::Tensor> frozen, best;
-  for (const auto& p : params) frozen.push_back(p.detach().clone());
+  std::vector<at::Tensor> best;
   if (options.keep_best)
-    for (const auto& p : params) best.push_back(p.detach().clone());
+    for (const auto& p : model_params) best.push_back(p.detach().clone());
   std::vector<char> has_best(static_cast<std::size_t>(R), 0);
-
-  const auto freeze = [&](std::int64_t r) {
+  const auto device_index = [&](const std::vector<std::int64_t>& v) { return at::tensor(v, at::kLong).to(device); };
+  // Working rows `rows` back into the model's replicates `reps`.
+  const auto write_back = [&](const std::vector<std::int64_t>& rows, const std::vector<std::int64_t>& reps) {
+    if (rows.empty()) return;
     at::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < params.size(); ++i) frozen[i][r].copy_(params[i][r]);
-    active[static_cast<std::size_t>(r)] = 0;
-    active_mask[r] = false;
-    --n_active;
+    const at::Tensor from = device_index(rows), to = device_index(reps);
+    for (std::size_t i = 0; i < work.size(); ++i) model_params[i].index_copy_(0, to, work[i].detach().index_select(0, from));
   };
-  const at::Tensor offsets = (at::arange(R, at::kLong) * n).unsqueeze(1).to(device);
 
-  for (std::int64_t epoch = 1; epoch <= options.max_epochs && n_active > 0; ++epoch) {
+  // Batch orders: replicate r's permutation for each epoch from its own Rng,
+  // as train() draws it; drawn one epoch ahead on a host thread.
+  const bool shuffled = options.shuffle && !full_batch;
+  struct Orders {
+    std::vector<std::int64_t> replicates, perms;
+  };
+  const auto draw_orders = [&order, n](std::vector<std::int64_t> reps) {
+    return std::async(std::launch::async, [&order, n, reps = std::move(reps)] {
+      Orders o{reps, {}};
+      o.perms.reserve(reps.size() * static_cast<std::size_t>(n));
+      for (const std::int64_t r : reps) {
+        const std::vector<std::int64_t> perm = permutation(n, order[static_cast<std::size_t>(r)]);
+        o.perms.insert(o.perms.end(), perm.begin(), perm.end());
+      }
+      return o;
+    });
+  };
+  std::future<Orders> next_orders;
+
+  std::int64_t step = 0;  // training steps so far: the masks' step count
+  for (std::int64_t epoch = 1; epoch <= options.max_epochs && !active.empty(); ++epoch) {
+    const auto ra = static_cast<std::int64_t>(active.size());
     double lr = oo.learning_rate;
     if (oo.step_size > 0) lr *= std::pow(oo.gamma, static_cast<double>((epoch - 1) / oo.step_size));
-    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
 
-    at::Tensor xs = train_all.x, ys = train_all.y;
-    if (options.shuffle && !full_batch) {
-      std::vector<std::int64_t> index;
-      index.reserve(static_cast<std::size_t>(R * n));
-      for (std::int64_t r = 0; r < R; ++r) {
-        const std::vector<std::int64_t> perm = permutation(n, order[static_cast<std::size_t>(r)]);
-        index.insert(index.end(), perm.begin(), perm.end());
+    at::Tensor epoch_index = train_index;
+    if (shuffled) {
+      if (!next_orders.valid()) next_orders = draw_orders(active);
+      const Orders drawn = next_orders.get();
+      // Drawn for the replicates active when the draw began; some may have stopped since.
+      std::vector<std::int64_t> perms;
+      perms.reserve(static_cast<std::size_t>(ra * n));
+      std::size_t k = 0;
+      for (const std::int64_t r : active) {
+        while (drawn.replicates[k] != r) ++k;
+        perms.insert(perms.end(), drawn.perms.begin() + static_cast<std::ptrdiff_t>(k) * n,
+                     drawn.perms.begin() + static_cast<std::ptrdiff_t>(k + 1) * n);
       }
-      const at::Tensor flat = (at::tensor(index, at::kLong).view({R, n}).to(device) + offsets).view({-1});
-      xs = train_all.x.reshape({R * n, d}).index_select(0, flat).view({R, n, d});
-      std::vector<std::int64_t> yshape = train_all.y.sizes().vec();
-      yshape.erase(yshape.begin());
-      yshape[0] = R * n;
-      std::vector<std::int64_t> yback = train_all.y.sizes().vec();
-      ys = train_all.y.reshape(yshape).index_select(0, flat).view(yback);
+      epoch_index = train_index.gather(1, device_index(perms).view({ra, n}));
+      // The next epoch's orders are drawn on the host while the device trains this one.
+      if (epoch < options.max_epochs) next_orders = draw_orders(active);
     }
-    at::Tensor loss_sum = at::zeros({R}, at::TensorOptions().dtype(at::kDouble).device(device));
+    at::Tensor loss_sum = at::zeros({ra}, at::TensorOptions().dtype(at::kDouble).device(device));
     std::int64_t steps = 0;
     for (std::int64_t begin = 0; begin < n; begin += batch) {
       const std::int64_t end = std::min(n, begin + batch);
-      const at::Tensor xb = xs.slice(1, begin, end);
-      const at::Tensor yb = ys.slice(1, begin, end);
-      optimizer->zero_grad();
-      const at::Tensor data_loss = replicate_losses(options.loss, model->forward(xb), yb);
-      at::Tensor objective = penalty.any ? data_loss + penalty.value(params) : data_loss;
-      if (n_active < R) objective = at::where(active_mask, objective, at::zeros_like(objective));
-      objective.sum().backward();
-      optimizer->step();
-      if (n_active < R) {
-        at::NoGradGuard no_grad;
-        for (std::size_t i = 0; i < params.size(); ++i)
-          params[i].copy_(at::where(per_replicate(active_mask, params[i]), params[i], frozen[i]));
-      }
+      const Dataset b = gather(epoch_index.slice(1, begin, end));
+      const at::Tensor out = batched_forward(model->options(), lay, work, b.x, streams.active() ? &streams : nullptr, step);
+      const at::Tensor data_loss = replicate_losses(options.loss, out, b.y);
+      const at::Tensor objective = penalty.any ? data_loss + penalty.value(work) : data_loss;
+      const std::vector<at::Tensor> grads = torch::autograd::grad({objective.sum()}, work);
+      optimizer.step(work, grads, lr);
       loss_sum += data_loss.detach().to(at::kDouble) * static_cast<double>(end - begin);
       ++steps;
+      ++step;
+      if (stats) stats->replicate_steps += ra;
     }
 
     // Per-replicate records (one host transfer per quantity).
-    const std::vector<double> train_loss = [&] {
-      const at::Tensor t = (loss_sum / static_cast<double>(n)).cpu();
-      return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + R);
-    }();
+    const at::Tensor train_loss = (loss_sum / static_cast<double>(n)).cpu().contiguous();
     at::Tensor pen_t, finite_t, val_t;
     {
       at::NoGradGuard no_grad;
-      pen_t = (penalty.any ? penalty.value(params) : at::zeros({R}, popts)).to(at::kDouble).cpu().contiguous();
-      at::Tensor finite = at::ones({R}, at::TensorOptions().dtype(at::kBool).device(device));
-      for (const auto& p : params) finite = finite & at::isfinite(p).flatten(1).all(1);
+      pen_t = (penalty.any ? penalty.value(work) : at::zeros({ra}, popts)).to(at::kDouble).cpu().contiguous();
+      at::Tensor finite = at::ones({ra}, at::TensorOptions().dtype(at::kBool).device(device));
+      for (const auto& p : work) finite = finite & at::isfinite(p).flatten(1).all(1);
       finite_t = finite.cpu().contiguous();
-      if (!validation_sets.empty())
-        val_t = replicate_losses(options.loss, model->forward(val_all.x), val_all.y).to(at::kDouble).cpu().contiguous();
+      if (has_validation)
+        val_t = replicate_losses(options.loss, batched_forward(model->options(), lay, work, val_all.x, nullptr, 0), val_all.y)
+                    .to(at::kDouble)
+                    .cpu()
+                    .contiguous();
     }
-    for (std::int64_t r = 0; r < R; ++r) {
-      if (!active[static_cast<std::size_t>(r)]) continue;
+    std::vector<std::int64_t> keep, stop_rows, stop_reps, improved_rows, improved_reps;
+    for (std::int64_t row = 0; row < ra; ++row) {
+      const std::int64_t r = active[static_cast<std::size_t>(row)];
       TrainResult& res = results[static_cast<std::size_t>(r)];
       res.epochs = epoch;
       res.steps += steps;
       EpochRecord rec;
       rec.epoch = epoch;
-      rec.train_loss = train_loss[static_cast<std::size_t>(r)];
+      rec.train_loss = train_loss.data_ptr<double>()[row];
       rec.learning_rate = lr;
-      rec.penalty = pen_t.data_ptr<double>()[r];
-      const auto diverge = [&](const char* what) {
-        res.status = TrainStatus::diverged;
-        res.message = "epoch ";
-        res.message += std::to_string(epoch);
-        res.message += ": ";
-        res.message += what;
-        freeze(r);
+      rec.penalty = pen_t.data_ptr<double>()[row];
+      const auto stop = [&](TrainStatus status, const char* why) {
+        res.status = status;
+        if (why) res.message = "epoch " + std::to_string(epoch) + ": " + why;
+        stop_rows.push_back(row);
+        stop_reps.push_back(r);
       };
       if (!std::isfinite(rec.train_loss)) {
-        diverge("the training loss is not finite");
+        stop(TrainStatus::diverged, "the training loss is not finite");
         continue;
       }
-      if (!std::isfinite(rec.penalty) || !finite_t.data_ptr<bool>()[r]) {
-        diverge("the parameters are not finite");
+      if (!std::isfinite(rec.penalty) || !finite_t.data_ptr<bool>()[row]) {
+        stop(TrainStatus::diverged, "the parameters are not finite");
         continue;
       }
-      if (!validation_sets.empty()) {
-        rec.validation_loss = val_t.data_ptr<double>()[r];
+      if (has_validation) {
+        rec.validation_loss = val_t.data_ptr<double>()[row];
         if (!std::isfinite(rec.validation_loss)) {
-          diverge("the validation loss is not finite");
+          stop(TrainStatus::diverged, "the validation loss is not finite");
           continue;
         }
       }
@@ -324,24 +477,49 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, std::span<const Dat
         EarlyStopping& t = trackers[static_cast<std::size_t>(r)];
         t.end_epoch(rec);
         if (t.improved()) {
-          at::NoGradGuard no_grad;
-          for (std::size_t i = 0; i < params.size(); ++i) best[i][r].copy_(params[i][r]);
+          improved_rows.push_back(row);
+          improved_reps.push_back(r);
           has_best[static_cast<std::size_t>(r)] = 1;
         }
       }
       if (options.early_stopping && stoppers[static_cast<std::size_t>(r)].end_epoch(rec)) {
-        res.status = TrainStatus::stopped_early;
-        freeze(r);
+        stop(TrainStatus::stopped_early, nullptr);
+        continue;
       }
+      keep.push_back(row);
     }
+    if (!improved_rows.empty()) {
+      at::NoGradGuard no_grad;
+      const at::Tensor from = device_index(improved_rows), to = device_index(improved_reps);
+      for (std::size_t i = 0; i < work.size(); ++i) best[i].index_copy_(0, to, work[i].detach().index_select(0, from));
+    }
+    if (stop_rows.empty()) continue;
+    // Stopped and diverged replicates keep their current weights; the rest go on, compacted.
+    write_back(stop_rows, stop_reps);
+    std::vector<std::int64_t> still;
+    for (const std::int64_t row : keep) still.push_back(active[static_cast<std::size_t>(row)]);
+    active = std::move(still);
+    if (active.empty()) break;
+    const at::Tensor rows_kept = device_index(keep);
+    for (auto& p : work) p = p.detach().index_select(0, rows_kept).requires_grad_(true);
+    optimizer.keep_rows(rows_kept);
+    train_index = train_index.index_select(0, rows_kept);
+    if (has_validation) val_all = {val_all.x.index_select(0, rows_kept), val_all.y.index_select(0, rows_kept)};
+    penalty.lambda1 = penalty.lambda1.index_select(0, rows_kept);
+    penalty.lambda2 = penalty.lambda2.index_select(0, rows_kept);
+    penalty.beta = penalty.beta.index_select(0, rows_kept);
+    streams = streams.select(rows_kept);
   }
+  std::vector<std::int64_t> rows(active.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(i);
+  write_back(rows, active);
 
   if (options.keep_best) {
     at::NoGradGuard no_grad;
     for (std::int64_t r = 0; r < R; ++r) {
       TrainResult& res = results[static_cast<std::size_t>(r)];
       if (!has_best[static_cast<std::size_t>(r)] || res.status == TrainStatus::diverged) continue;
-      for (std::size_t i = 0; i < params.size(); ++i) params[i][r].copy_(best[i][r]);
+      for (std::size_t i = 0; i < model_params.size(); ++i) model_params[i][r].copy_(best[i][r]);
       res.best_epoch = trackers[static_cast<std::size_t>(r)].best_epoch();
     }
   }

@@ -8,19 +8,29 @@
 // R_r(theta_r)); its gradient with respect to replicate r's weights is
 // exactly replicate r's own gradient, and SGD (momentum) and Adam act
 // element-wise, so each replicate follows the trajectory it would follow
-// trained alone with train() (tested to float tolerance). Early stopping,
-// keep-best and the NaN guard act per replicate: a stopped or diverged
-// replicate is frozen (its weights are restored after every later step).
+// trained alone with train() (tested to float tolerance; SGD momentum and
+// Adam are applied as torch::optim's C++ optimizers apply them). Early
+// stopping, keep-best and the NaN guard act per replicate: a stopped or
+// diverged replicate is written back to the model and dropped from the
+// working batch (its rows of weights, optimizer state, data indices and
+// mask streams are compacted away), so it costs nothing from then on.
 //
 // Penalties are evaluated in one elastic-net form with per-replicate
 // [lambda1, lambda2, beta] (ridge: lambda1 = 0; huber: lambda2 = 0), whose
 // gradient is bitwise the single-model one (a zero weight contributes 0).
-// Dropout is not batched (masks could not match single-model training): use
-// the plain trainer for dropout models.
+// Dropout: each replicate has its own rate and keyed mask stream
+// (dropout_masks.hpp); training step t of the batch draws, for replicate r,
+// the masks that step t of the model trained alone with
+// seed_dropout(dropout_key) draws, so dropout replicates batch too.
+//
+// Data: every replicate trains on its own rows of one shared pool of
+// examples (ReplicateData), gathered per batch on the model's device, so R
+// replicates of splits of one data set hold the data once.
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -38,6 +48,8 @@ struct ReplicateSpec {
   std::uint64_t order_seed = 0;    ///< Philox key of the batch order (as TrainOptions::seed/stream)
   std::uint64_t order_stream = 0;
   Penalty penalty;
+  std::optional<double> dropout;   ///< this replicate's dropout rate (default: the MlpOptions')
+  std::uint64_t dropout_key = 0;   ///< its mask stream (as MlpImpl::seed_dropout)
 };
 
 class BatchedMlpImpl : public torch::nn::Module {
@@ -45,10 +57,13 @@ class BatchedMlpImpl : public torch::nn::Module {
   /// Replicate r is initialised as make_mlp(options, specs[r].init_seed, specs[r].init_stream).
   BatchedMlpImpl(MlpOptions options, std::span<const ReplicateSpec> specs, at::ScalarType dtype = at::kFloat);
 
-  /// x [R, B, inputs] -> [R, B, outputs].
+  /// x [R, B, inputs] -> [R, B, outputs] (no dropout: eval semantics).
   at::Tensor forward(const at::Tensor& x);
 
   std::int64_t replicates() const { return replicates_; }
+  /// Replicate r's dropout rate and mask key.
+  double dropout_rate(std::int64_t r) const { return rates_.at(static_cast<std::size_t>(r)); }
+  std::uint64_t dropout_key(std::int64_t r) const { return keys_.at(static_cast<std::size_t>(r)); }
   const MlpOptions& options() const { return options_; }
   /// Parameters in the single model's registration order, each [R, ...].
   const std::vector<at::Tensor>& batched_parameters() const { return params_; }
@@ -62,11 +77,20 @@ class BatchedMlpImpl : public torch::nn::Module {
   std::int64_t replicates_;
   std::vector<at::Tensor> weights_, biases_;  // biases_ entries undefined where a layer has none
   std::vector<at::Tensor> params_;
+  std::vector<double> rates_;
+  std::vector<std::uint64_t> keys_;
 };
 TORCH_MODULE(BatchedMlp);
 
 /// Stacks R data sets of equal size into x [R, n, d], y [R, n, ...].
 Dataset stack_datasets(std::span<const Dataset> sets);
+
+/// The replicates' data as rows of one pool of examples.
+struct ReplicateData {
+  Dataset pool;          ///< x [N, d], y [N, ...] (any device and dtype: moved to the model's)
+  at::Tensor train;      ///< [R, n] int64: replicate r trains on pool rows train[r] (in this order)
+  at::Tensor validation; ///< [R, m] int64, or undefined: no validation data
+};
 
 /// Trains all replicates at once on their own data (`train_sets[r]`, equal
 /// sizes; `validation_sets` empty or one per replicate). `options` supplies
@@ -76,5 +100,15 @@ Dataset stack_datasets(std::span<const Dataset> sets);
 std::vector<TrainResult> train_replicates(BatchedMlp& model, std::span<const Dataset> train_sets,
                                           std::span<const Dataset> validation_sets, const TrainOptions& options,
                                           std::span<const ReplicateSpec> specs);
+
+/// What the working batch cost.
+struct BatchStats {
+  std::int64_t replicate_steps = 0;  ///< sum over optimizer steps of the replicates in the working batch
+};
+
+/// The same on a shared pool: replicate r's training set is
+/// pool.take(data.train[r]) and its validation set pool.take(data.validation[r]).
+std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData& data, const TrainOptions& options,
+                                          std::span<const ReplicateSpec> specs, BatchStats* stats = nullptr);
 
 }  // namespace gradmatch::training

@@ -28,6 +28,7 @@
 #include "studies/dropout.hpp"
 #include "studies/elastic_net.hpp"
 #include "studies/registry.hpp"
+#include "training/device.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -219,7 +220,8 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   const auto reference = outputs(root_ / "one");
   EXPECT_EQ(reference.size(), 2u + 4u);          // results, summary, one equation file per task
   EXPECT_EQ(outputs(root_ / "all"), reference);  // byte for byte
-  EXPECT_EQ(json_of(root_ / "all" / "run_info.json").at("tasks").at("total").get<std::int64_t>(), 4);
+  // 4 classifiers in 2 batched tasks (replicates_per_task = 2).
+  EXPECT_EQ(json_of(root_ / "all" / "run_info.json").at("tasks").at("total").get<std::int64_t>(), 2);
 
   const nlohmann::json s = json_of(root_ / "one" / "summary.json");
   EXPECT_EQ(s.at("study"), "dropout");
@@ -301,7 +303,7 @@ TEST_F(TrainingStudies, DropoutResumesExactlyTheUnfinishedTasksToTheSameFiles) {
   run_study(smoke("dropout"), out.string(), world_);
   std::int64_t reset = 0;
   if (world_.is_root()) {
-    reset = forget_rows(out / "store.h5", "endpoints", 2);  // rows 0 and 2 never finished
+    reset = forget_rows(out / "store.h5", "chunks", 2);  // the first batched task never finished
     fs::remove(out / "summary.json");
     fs::remove(out / "results.h5");
     fs::remove(out / "run_info.json");
@@ -309,12 +311,12 @@ TEST_F(TrainingStudies, DropoutResumesExactlyTheUnfinishedTasksToTheSameFiles) {
   world_.barrier();
   run_study(smoke("dropout"), out.string(), world_);
   if (!world_.is_root()) return;
-  EXPECT_EQ(reset, 2);
+  EXPECT_EQ(reset, 1);
   EXPECT_EQ(outputs(out), outputs(root_ / "one"));
   const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
-  EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 2);
-  EXPECT_EQ(tasks.at("run").get<std::int64_t>(), 2);
-  EXPECT_EQ(tasks.at("by_attempt"), nlohmann::json({{"1", 2}, {"2", 2}}));
+  EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 1);
+  EXPECT_EQ(tasks.at("run").get<std::int64_t>(), 1);
+  EXPECT_EQ(tasks.at("by_attempt"), nlohmann::json({{"1", 1}, {"2", 1}}));
 }
 
 TEST_F(TrainingStudies, DropoutOnADirectoryOfAnotherConfigIsRefusedWithExitCode2) {
@@ -322,6 +324,53 @@ TEST_F(TrainingStudies, DropoutOnADirectoryOfAnotherConfigIsRefusedWithExitCode2
   run_study(smoke("dropout"), out.string(), world_);
   const std::string other = config_replacing("dropout", "seeds = 2", "seeds = 3");  // another effective config
   EXPECT_EQ(exit_code_of([&] { run_study(other, out.string(), world_); }), 2);
+}
+
+// The batched task equals its classifiers trained one at a time with
+// train() (float64: the same masks, batches and steps, to rounding).
+TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) {
+  DropoutConfig c;
+  if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  c.depths = {2};
+  c.widths = {16};
+  c.rates = {0.0, 0.5};
+  c.seeds = 2;
+  c.train_subset = 300;
+  c.test_subset = 100;
+  c.batch_size = 32;
+  c.max_epochs = 12;
+  c.patience = 2;
+  c.float64 = true;
+  c.adam_parity = false;
+  const DropoutData data = load_dropout_data(c);
+  const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);
+  const std::vector<DropoutChunk> chunks = enumerate_dropout_chunks(c);
+  ASSERT_EQ(chunks.size(), 1u);  // replicates_per_task = 0: the whole cell
+  ASSERT_EQ(chunks[0].count, 4);
+  const std::vector<DropoutEndpoint> batched = run_dropout_chunk(c, data, tasks, chunks[0], at::kCPU);
+  std::set<std::int64_t> epochs;
+  for (std::size_t k = 0; k < tasks.size(); ++k) {
+    SCOPED_TRACE(tasks[k].label());
+    const DropoutEndpoint alone = run_dropout_task(c, data, tasks[k]);
+    EXPECT_EQ(batched[k].epochs, alone.epochs);
+    EXPECT_NEAR(batched[k].lambda_hat, alone.lambda_hat, 1e-8 * std::abs(alone.lambda_hat));
+    EXPECT_NEAR(batched[k].cosine, alone.cosine, 1e-8);
+    EXPECT_NEAR(batched[k].theta_norm, alone.theta_norm, 1e-10 * alone.theta_norm);
+    EXPECT_NEAR(batched[k].validation_loss, alone.validation_loss, 1e-10 * alone.validation_loss);
+    EXPECT_EQ(batched[k].test_accuracy, alone.test_accuracy);
+    epochs.insert(alone.epochs);
+  }
+  EXPECT_GE(epochs.size(), 2u);  // early stopping at different epochs: the batch was compacted
+}
+
+TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesNothing) {
+  if (training::cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
+  const fs::path out = root_ / "cuda";
+  const std::string config = config_replacing("dropout", "device = \"auto\"", "device = \"cuda\"");
+  EXPECT_EQ(exit_code_of([&] { run_study(config, out.string(), world_); }), 2);
+  world_.barrier();
+  EXPECT_FALSE(fs::exists(out / "store.h5"));
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
 }
 
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/errors.hpp"
+#include "core/rng.hpp"
 #include "training/data.hpp"
 #include "training/models.hpp"
 #include "training/replicates.hpp"
@@ -121,12 +122,94 @@ TEST(Replicates, ADivergedReplicateIsFrozenAndTheOthersGoOn) {
   }
 }
 
+// Classifiers with per-replicate dropout rates and mask keys, trained in
+// float64 with early stopping on the validation loss: each replicate follows
+// its own train() trajectory (masks included) while stopped replicates
+// leave the working batch, whose cost is then the replicates' own steps.
+TEST(Replicates, DropoutClassifiersMatchOneAtATimeAndStoppedOnesLeaveTheBatch) {
+  const MlpOptions mo = classifier_options(6, 3, 12, 4, 0.0);
+  const std::vector<double> rates{0.0, 0.2, 0.5, 0.3};
+  std::vector<ReplicateSpec> sp(rates.size());
+  for (std::size_t r = 0; r < sp.size(); ++r) {
+    sp[r].init_seed = 7;
+    sp[r].init_stream = 30 + r;
+    sp[r].order_seed = 8;
+    sp[r].order_stream = 40 + r;
+    sp[r].dropout = rates[r];
+    sp[r].dropout_key = 1000 + r;
+  }
+  // Pool: Gaussian inputs, labels from a fixed linear map; replicate r
+  // trains on a keyed split of 60 and validates on the other 30.
+  Rng rng(5, 6);
+  std::vector<double> xv(90 * 6);
+  for (double& v : xv) v = rng.normal();
+  const at::Tensor x = at::tensor(xv, at::kDouble).view({90, 6});
+  const at::Tensor y = x.matmul(at::tensor(std::vector<double>{1, -2, 0.5, 3, -1, 2, 0, 1, -1, 2, 1, -3, 2, 2, -2, 0.5,
+                                                                1, 1, -1, 0, 0.3, -0.7, 1.5, 2},
+                                           at::kDouble)
+                                    .view({6, 4}))
+                           .argmax(1);
+  const Dataset pool{x, y};
+  ReplicateData rd;
+  rd.pool = pool;
+  std::vector<at::Tensor> tr, va;
+  std::vector<Split> splits;
+  for (std::size_t r = 0; r < sp.size(); ++r) {
+    splits.push_back(split(pool, 1.0 / 3.0, 9, r));
+    const SplitIndices rows = split_indices(90, 1.0 / 3.0, 9, r);
+    tr.push_back(at::tensor(rows.train, at::kLong));
+    va.push_back(at::tensor(rows.validation, at::kLong));
+  }
+  rd.train = at::stack(tr);
+  rd.validation = at::stack(va);
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.learning_rate = 0.1;
+  o.optimizer.momentum = 0.9;
+  o.batch_size = 16;
+  o.max_epochs = 60;
+  o.early_stopping = EarlyStoppingOptions{3, 0.0, Monitor::validation};
+  BatchedMlp batched(mo, sp, at::kDouble);
+  BatchStats stats;
+  const std::vector<TrainResult> together = train_replicates(batched, rd, o, sp, &stats);
+  std::int64_t own_steps = 0, most = 0;
+  std::set<std::int64_t> stops;
+  for (std::size_t r = 0; r < sp.size(); ++r) {
+    SCOPED_TRACE(r);
+    MlpOptions single_options = mo;
+    single_options.dropout = rates[r];
+    Mlp single = make_mlp(single_options, sp[r].init_seed, sp[r].init_stream, kCpu, at::kDouble);
+    single->seed_dropout(sp[r].dropout_key);
+    TrainOptions so = o;
+    so.seed = sp[r].order_seed;
+    so.stream = sp[r].order_stream;
+    const TrainResult alone = train(make_handle(single), splits[r].train, splits[r].validation, so);
+    EXPECT_EQ(together[r].status, alone.status);
+    EXPECT_EQ(together[r].epochs, alone.epochs);
+    ASSERT_EQ(together[r].history.size(), alone.history.size());
+    for (std::size_t e = 0; e < alone.history.size(); ++e) {
+      EXPECT_NEAR(together[r].history[e].train_loss, alone.history[e].train_loss, 1e-12 * alone.history[e].train_loss);
+      EXPECT_NEAR(together[r].history[e].validation_loss, alone.history[e].validation_loss,
+                  1e-12 * alone.history[e].validation_loss);
+    }
+    const at::Tensor a = flat_parameters(make_handle(single));
+    const at::Tensor b = flat_parameters(make_handle(batched->replicate(static_cast<std::int64_t>(r))));
+    EXPECT_LT((a - b).abs().max().item<double>(), 1e-12 * (1.0 + a.abs().max().item<double>()));
+    own_steps += together[r].steps;
+    most = std::max(most, together[r].steps);
+    stops.insert(together[r].epochs);
+  }
+  EXPECT_GE(stops.size(), 2u);  // they stop at different epochs ...
+  EXPECT_EQ(stats.replicate_steps, own_steps);  // ... and each costs only its own steps
+  EXPECT_LT(stats.replicate_steps, static_cast<std::int64_t>(sp.size()) * most);
+}
+
 TEST(Replicates, RejectsWhatCannotBeBatched) {
   MlpOptions mo = regression_net_options(3, 8);
-  const std::vector<ReplicateSpec> sp = specs();
-  mo.dropout = 0.2;
+  std::vector<ReplicateSpec> sp = specs();
+  sp[1].dropout = 1.0;
   EXPECT_THROW(BatchedMlp(mo, sp), InputError);
-  mo.dropout = 0.0;
+  sp[1].dropout.reset();
   BatchedMlp batched(mo, sp);
   std::vector<Dataset> data;
   for (std::size_t r = 0; r < sp.size(); ++r) data.push_back(linear_regression({40 + static_cast<std::int64_t>(r), 3, 2.0, 0.5, {}}, 9, r).data);

@@ -2,6 +2,7 @@
 // keep-best, the NaN/Inf guard, the step schedule, and SGD with momentum
 // against its update rule.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>

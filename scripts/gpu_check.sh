@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The GPU check: one command for a machine with an NVIDIA GPU and a CUDA
+# PyTorch (its LibTorch): configures and builds gradmatch against that
+# LibTorch (bringing parallel HDF5, ScaLAPACK and toml++ from .gpu-debs/,
+# see scripts/fetch_gpu_debs.sh, when the machine lacks them), collects the
+# evidence on libstdc++ symbols a pip LibTorch exports, runs the whole ctest
+# suite, then the tests labelled `gpu`, then the GPU dropout benchmark --
+# within about 8 minutes, every log in LOGDIR.
+#
+#   scripts/gpu_check.sh LOGDIR
+#
+# Environment: GPU_CHECK_BUILD (build directory, default /tmp/gradmatch-gpu-build),
+# GPU_CHECK_PYTHON (the python3 whose torch gives LibTorch, default python3),
+# GPU_CHECK_TORCH_PREFIX (a LibTorch's CMake prefix instead of python's torch),
+# GPU_CHECK_FORCE=1 (go on without a GPU: a dry run of the build and the
+# suite, the gpu tests then skip), GPU_CHECK_BENCH_ARGS (extra
+# scripts/bench_dropout_gpu.sh arguments).
+# Exit status: 0 all passed; 1 a step failed (see LOGDIR/summary.txt);
+# 77 no NVIDIA GPU visible (nothing was built; LOGDIR/env.txt says why).
+set -uo pipefail
+[ $# -eq 1 ] || { echo "usage: scripts/gpu_check.sh LOGDIR" >&2; exit 2; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$1" && logs=$(cd "$1" && pwd)
+build=${GPU_CHECK_BUILD:-/tmp/gradmatch-gpu-build}
+py=${GPU_CHECK_PYTHON:-python3}
+t0=$(date +%s)
+failed=0
+: > "$logs/summary.txt"
+say() { printf 'gpu_check [%4ss]: %s\n' "$(($(date +%s) - t0))" "$*" | tee -a "$logs/summary.txt" >&2; }
+# step NAME TIMEOUT CMD...: runs CMD with its output in LOGDIR/NAME.log.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local s=$(date +%s)
+  timeout "$limit" "$@" > "$logs/$name.log" 2>&1
+  local rc=$?
+  say "$name: exit $rc in $(($(date +%s) - s)) s (log: $name.log)"
+  [ $rc -eq 0 ] || failed=1
+  return $rc
+}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+# ---- 0. the machine ------------------------------------------------------------
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "host: $(uname -a)"
+  grep PRETTY_NAME /etc/os-release 2>/dev/null
+  echo "g++: $(g++ --version 2>/dev/null | head -1)"
+  echo "cmake: $(cmake --version 2>/dev/null | head -1)"
+  echo "nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo none)"
+  echo "nvidia-smi:"; nvidia-smi 2>&1 | head -20
+  echo "nccl.h: $(grep -hE '#define NCCL_(MAJOR|MINOR|PATCH)' /usr/include/nccl.h 2>/dev/null | awk '{printf "%s ", $3}')"
+  echo "torch: $("$py" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "devices", torch.cuda.device_count(), "cxx11abi", torch._C._GLIBCXX_USE_CXX11_ABI)' 2>&1)"
+  echo "mpirun: $(mpirun --version 2>/dev/null | head -1)"
+} > "$logs/env.txt" 2>&1
+gpu=0
+if nvidia-smi -L > /dev/null 2>&1 && "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  gpu=1
+  say "GPU: $(nvidia-smi -L | head -1)"
+else
+  say "no GPU: nvidia-smi or $py's torch sees no CUDA device (env.txt)"
+  if [ "${GPU_CHECK_FORCE:-0}" != 1 ]; then
+    say "nothing to check on this machine (GPU_CHECK_FORCE=1 builds and runs the suite anyway)"
+    exit 77
+  fi
+fi
+if [ -n "${GPU_CHECK_TORCH_PREFIX:-}" ]; then
+  torch_prefix=$GPU_CHECK_TORCH_PREFIX
+else
+  torch_prefix=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
+    { say "no torch in $py: install a CUDA PyTorch (pip install torch) or set GPU_CHECK_PYTHON"; exit 1; }
+fi
+torch_lib=$(dirname "$torch_prefix")/../lib
+[ -e "$torch_lib/libtorch_cpu.so" ] || torch_lib=$(dirname "$(find "$torch_prefix"/.. "$torch_prefix"/../.. -maxdepth 3 -name 'libtorch_cpu.so*' 2>/dev/null | head -1)")
+torch_lib=$(cd "$torch_lib" 2>/dev/null && pwd || echo "$torch_lib")
+
+# ---- 1. what the machine lacks: parallel HDF5, ScaLAPACK, toml++, Fashion-MNIST ---------
+need=()
+command -v h5pcc.openmpi > /dev/null || need+=(hdf5)
+ls /usr/lib/x86_64-linux-gnu/libscalapack-openmpi.so > /dev/null 2>&1 || need+=(scalapack)
+[ -e /usr/include/toml++/toml.h ] || [ -e /usr/include/toml++/toml.hpp ] || need+=(tomlplusplus)
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(fashion-mnist)
+if [ ${#need[@]} -gt 0 ]; then
+  say "missing: ${need[*]}; unpacking $root/.gpu-debs"
+  if ! compgen -G "$root/.gpu-debs/*.deb" > /dev/null; then
+    say "no .gpu-debs/*.deb: run scripts/fetch_gpu_debs.sh on a Debian 12 machine first"
+    exit 1
+  fi
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  for deb in "$root"/.gpu-debs/*.deb; do "${sudo[@]}" dpkg -x "$deb" / || failed=1; done
+  "${sudo[@]}" ldconfig
+fi
+
+# ---- 2. configure and build ------------------------------------------------------------
+# nvcc for the dropout masks' CUDA kernel (cmake/gpu.cmake's check_language(CUDA)).
+if [ -z "${CUDACXX:-}" ] && ! command -v nvcc > /dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export CUDACXX=/usr/local/cuda/bin/nvcc
+fi
+generator=()
+command -v ninja > /dev/null && generator=(-G Ninja)
+step configure 120 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$torch_prefix" -DHDF5_C_COMPILER_EXECUTABLE=/usr/bin/h5pcc.openmpi \
+  -DGRADMATCH_WITH_NCCL=AUTO -DGRADMATCH_BUILD_BENCHMARKS=ON || { say "configure failed"; exit 1; }
+grep -E "gradmatch: LibTorch" "$logs/configure.log" | sed 's/^-- //' | while read -r line; do say "$line"; done
+step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build failed (build.log)"; tail -30 "$logs/build.log" >&2; exit 1; }
+
+# ---- 3. evidence: libstdc++ symbols that LibTorch exports (pytorch/pytorch#133437) -----
+{
+  echo "== libtorch_cpu.so: exported std::filesystem / other libstdc++ definitions"
+  nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -c 'St10filesystem' | sed 's/^/filesystem symbols: /'
+  nm -D --defined-only "$torch_lib/libtorch_cpu.so" 2>/dev/null | grep -E ' [TWiu] .*St10filesystem' | head -20
+  echo "== zlib / HDF5 / protobuf names defined by the torch libraries"
+  for lib in "$torch_lib"/lib{torch,c10,caffe2,shm,gomp,nccl,cu}*.so*; do
+    n=$(nm -D --defined-only "$lib" 2>/dev/null | grep -cE ' (inflate|deflate|gzopen|gzread|H5Fopen|crc32)$')
+    [ "$n" -gt 0 ] && echo "$(basename "$lib"): $n"
+  done
+  echo "== NEEDED order of the test and CLI binaries (libstdc++ must come before libtorch)"
+  for exe in tests/training/training_tests tests/studies/studies_tests src/cli/gradmatch-torch; do
+    echo "-- $exe"; readelf -d "$build/$exe" 2>/dev/null | grep NEEDED | head -12
+  done
+  echo "== ldd training_tests"; ldd "$build/tests/training/training_tests" 2>&1 | grep -E 'torch|c10|stdc\+\+|libz|hdf5|gomp|cuda|nccl'
+  echo "== which library std::filesystem binds to in a test that used to segfault"
+  LD_DEBUG=bindings LD_DEBUG_OUTPUT="$logs/ld_bindings" \
+    "$build/tests/training/training_tests" --gtest_filter='Idx.CorruptGzipStreamIsAnErrorNamingTheFile' > /dev/null 2>&1
+  echo "exit: $?"
+  # "binding file A to B: symbol": B is libstdc++.so.6 when the fix holds, libtorch_cpu.so when it does not.
+  cat "$logs"/ld_bindings.* 2>/dev/null | grep -E 'St10filesystem' | grep -E 'training_tests|torch' |
+    sed -E 's/^ *[0-9]+: *//' | sort | uniq | head -20
+  rm -f "$logs"/ld_bindings.*
+  if command -v gdb > /dev/null; then
+    echo "== gdb backtrace of Recovery.RidgeOfATanhMlpThroughAnEquationFile (empty when it passes)"
+    timeout 120 gdb -batch -ex run -ex bt --args "$build/tests/training/training_tests" \
+      --gtest_filter='Recovery.RidgeOfATanhMlpThroughAnEquationFile' 2>&1 | grep -A30 -E 'SIGSEGV|signal' | head -40
+  fi
+} > "$logs/symbols.txt" 2>&1
+say "symbols: $(grep -m1 'filesystem symbols' "$logs/symbols.txt"); bindings in symbols.txt"
+
+# ---- 4. the whole suite, then the gpu tests --------------------------------------------
+step ctest 300 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 240
+grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
+step ctest_gpu 120 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 110
+grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
+# `fit --reduce nccl` through the CLI, one rank (NCCL refuses two ranks on one
+# GPU): with NCCL built in the flag is taken and the missing file is the error.
+"$build/src/cli/gradmatch" fit /nonexistent/eq.h5 --family ridge --method normal --reduce nccl > "$logs/fit_nccl.log" 2>&1
+say "fit --reduce nccl on a missing file: exit $? ($(head -c 160 "$logs/fit_nccl.log" | tr '\n' ' '))"
+
+# ---- 5. the benchmark ---------------------------------------------------------------------
+if [ $gpu -eq 1 ]; then
+  # shellcheck disable=SC2086
+  step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
+  tail -8 "$logs/bench.log" >&2
+fi
+say "done in $(($(date +%s) - t0)) s: $([ $failed -eq 0 ] && echo 'every step passed' || echo 'some step FAILED')"
+exit $failed

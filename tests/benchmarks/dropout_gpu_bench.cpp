@@ -1,0 +1,124 @@
+// Batched dropout classifiers (scripts/bench_dropout_gpu.sh): R replicates of
+// appendix H.4's classifier (784 -> depth x width ReLU -> 10, dropout after
+// every hidden block but the last, SGD momentum 0.9, lr 0.05, batch 2048,
+// cross-entropy) trained as one batched model (train_replicates) on a device,
+// rates 0, 0.05, ..., 0.5 cycling over the replicates, each replicate on all
+// training images in its own order. Prints one JSON line with the time per
+// model-epoch, wall and process CPU time (one warm-up epoch first, untimed). The PyTorch baselines are
+// scripts/bench_dropout_torch.py.
+//
+//   dropout_gpu_bench [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R]
+//                     [--images N] [--epochs E] [--data DIR] [--float64] [--threads T]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "training/data.hpp"
+#include "training/device.hpp"
+#include "training/idx.hpp"
+#include "training/models.hpp"
+#include "training/replicates.hpp"
+#include "training/trainer.hpp"
+
+using namespace gradmatch::training;
+
+int main(int argc, char** argv) {
+  std::string device_text = "auto", data_dir = "/usr/share/datasets/fashion-mnist";
+  std::int64_t depth = 3, width = 128, replicates = 80, images = 54000, epochs = 3;
+  bool float64 = false;
+  int threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string key = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", key.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (key == "--device") device_text = value();
+    else if (key == "--depth") depth = std::atoll(value().c_str());
+    else if (key == "--width") width = std::atoll(value().c_str());
+    else if (key == "--replicates") replicates = std::atoll(value().c_str());
+    else if (key == "--images") images = std::atoll(value().c_str());
+    else if (key == "--epochs") epochs = std::atoll(value().c_str());
+    else if (key == "--data") data_dir = value();
+    else if (key == "--threads") threads = std::atoi(value().c_str());
+    else if (key == "--float64") float64 = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: %s [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R] [--images N] "
+                   "[--epochs E] [--data DIR] [--float64] [--threads T]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  try {
+    const ComputeDevice device = configure_compute(parse_device_request(device_text, "--device"), 0, 1, threads);
+    const at::ScalarType dtype = float64 ? at::kDouble : at::kFloat;
+    Dataset pool;
+    std::string source = data_dir;
+    if (is_idx_directory(data_dir)) {
+      pool = load_idx(data_dir, IdxPart::train);
+      pool = pool.slice(0, std::min(images, pool.size()));
+    } else {  // the same shapes, random pixels and labels
+      source = "synthetic";
+      pool = {at::rand({images, 784}, at::kFloat), at::randint(10, {images}, at::kLong)};
+    }
+    images = pool.size();
+    const double rate_grid[] = {0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5};
+    std::vector<ReplicateSpec> specs(static_cast<std::size_t>(replicates));
+    for (std::size_t r = 0; r < specs.size(); ++r) {
+      specs[r].init_seed = 2605;
+      specs[r].init_stream = r;
+      specs[r].order_seed = 2605;
+      specs[r].order_stream = 1000 + r;
+      specs[r].dropout = rate_grid[r % 8];
+      specs[r].dropout_key = 5000 + r;
+    }
+    BatchedMlp model(classifier_options(784, depth, width, 10, 0.0), specs, dtype);
+    model->to(device.device);
+    ReplicateData data;
+    data.pool = pool.to(device.device, dtype);
+    data.train = at::arange(images, at::TensorOptions().dtype(at::kLong).device(device.device))
+                     .unsqueeze(0)
+                     .expand({replicates, images})
+                     .contiguous();
+    TrainOptions o;
+    o.loss = LossKind::cross_entropy;
+    o.optimizer.learning_rate = 0.05;
+    o.optimizer.momentum = 0.9;
+    o.batch_size = 2048;
+    o.max_epochs = 1;
+    train_replicates(model, data, o, specs);  // warm-up: allocations, kernels, cuBLAS handles
+    if (device.is_cuda()) torch::cuda::synchronize();
+    o.max_epochs = epochs;
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
+    const std::vector<TrainResult> r = train_replicates(model, data, o, specs);
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+    std::int64_t model_epochs = 0;
+    for (const TrainResult& t : r) model_epochs += t.epochs;
+    std::printf(
+        "{\"tool\": \"gradmatch\", \"mode\": \"batched\", \"device\": \"%s\", \"dtype\": \"%s\", \"depth\": %lld, "
+        "\"width\": %lld, \"replicates\": %lld, \"images\": %lld, \"data\": \"%s\", \"epochs\": %lld, "
+        "\"seconds\": %.4f, \"ms_per_model_epoch\": %.4f, \"cpu_ms_per_model_epoch\": %.4f}\n",
+        device.description.c_str(), float64 ? "float64" : "float32", static_cast<long long>(depth),
+        static_cast<long long>(width), static_cast<long long>(replicates), static_cast<long long>(images),
+        source.c_str(), static_cast<long long>(epochs), seconds, 1e3 * seconds / static_cast<double>(model_epochs),
+        1e3 * cpu_seconds / static_cast<double>(model_epochs));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dropout_gpu_bench: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

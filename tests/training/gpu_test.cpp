@@ -1,0 +1,140 @@
+// The training layer on a CUDA device equals it on the CPU (float64): train(),
+// batched dropout replicates, endpoint gradients, HVPs and flows. Labelled
+// `gpu`; every test skips where LibTorch sees no GPU (CI).
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "training/data.hpp"
+#include "training/device.hpp"
+#include "training/dropout_masks.hpp"
+#include "training/endpoint.hpp"
+#include "training/flow.hpp"
+#include "training/models.hpp"
+#include "training/objective.hpp"
+#include "training/replicates.hpp"
+#include "training/trainer.hpp"
+
+namespace gradmatch::training {
+namespace {
+
+class Gpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "LibTorch sees no GPU";
+    at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/true);
+    cuda_ = resolve_device(DeviceRequest::cuda, 0, 1, 0).device;
+  }
+  static double relative_difference(const at::Tensor& a, const at::Tensor& b) {
+    const at::Tensor x = a.to(at::kCPU, at::kDouble), y = b.to(at::kCPU, at::kDouble);
+    return ((x - y).abs().max() / (1.0 + x.abs().max())).item<double>();
+  }
+  c10::Device cuda_{c10::kCPU};
+  const c10::Device cpu_{c10::kCPU};
+};
+
+Dataset regression_data() { return linear_regression({120, 5, 1.0, 0.3, {}}, 31, 0).data; }
+
+TEST_F(Gpu, DescribesTheRanksGpuByName) {
+  const ComputeDevice d = resolve_device(DeviceRequest::automatic, 0, 1, 0);
+  EXPECT_TRUE(d.is_cuda());
+  EXPECT_GT(d.description.size(), std::string("cuda:0 ()").size()) << d.description;
+  std::printf("device: %s\n", d.description.c_str());
+}
+
+TEST_F(Gpu, DropoutMasksOnCudaAreTheCpusBitForBit) {
+  const std::vector<std::uint64_t> keys{1, 0xFFFFFFFFFFFFFFFFULL, 2605};
+  const std::vector<double> rates{0.0, 0.3, 0.5};
+  for (const at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    const DropoutStreams cpu(keys, rates, at::TensorOptions().dtype(dtype));
+    const DropoutStreams cuda(keys, rates, at::TensorOptions().dtype(dtype).device(cuda_));
+    for (const std::int64_t step : {0, 41})
+      EXPECT_TRUE(at::equal(cpu.multipliers(step, 1, 64, 96), cuda.multipliers(step, 1, 64, 96).cpu())) << step;
+  }
+}
+
+TEST_F(Gpu, TrainingOnCudaEqualsTrainingOnTheCpu) {
+  MlpOptions mo = regression_net_options(5, 32);
+  mo.hidden = {32, 16};
+  mo.dropout = 0.2;
+  TrainOptions o;
+  o.optimizer.learning_rate = 0.02;
+  o.optimizer.momentum = 0.9;
+  o.batch_size = 16;
+  o.max_epochs = 20;
+  o.seed = 3;
+  o.penalty = Penalty::ridge(1e-3);
+  const Dataset data = regression_data();
+  std::vector<at::Tensor> theta;
+  for (const c10::Device& device : {cpu_, cuda_}) {
+    Mlp m = make_mlp(mo, 11, 12, device, at::kDouble);
+    m->seed_dropout(99);
+    const TrainResult r = train(make_handle(m), data.to(device, at::kDouble), {}, o);
+    EXPECT_EQ(r.status, TrainStatus::completed);
+    theta.push_back(flat_parameters(make_handle(m)));
+  }
+  EXPECT_LT(relative_difference(theta[0], theta[1]), 1e-9);
+}
+
+TEST_F(Gpu, BatchedDropoutReplicatesOnCudaEqualTheCpu) {
+  const MlpOptions mo = classifier_options(5, 3, 24, 3, 0.0);
+  std::vector<ReplicateSpec> sp(4);
+  for (std::size_t r = 0; r < sp.size(); ++r) {
+    sp[r].init_seed = 1;
+    sp[r].init_stream = r;
+    sp[r].order_seed = 2;
+    sp[r].order_stream = r;
+    sp[r].dropout = 0.1 * static_cast<double>(r);
+    sp[r].dropout_key = 50 + r;
+  }
+  Dataset pool = regression_data();
+  pool.y = pool.x.slice(1, 0, 3).argmax(1);
+  ReplicateData rd;
+  rd.pool = pool;
+  std::vector<at::Tensor> rows;
+  for (std::size_t r = 0; r < sp.size(); ++r) rows.push_back(at::tensor(permutation(120, 4, r), at::kLong).slice(0, 0, 100));
+  rd.train = at::stack(rows);
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.learning_rate = 0.05;
+  o.optimizer.momentum = 0.9;
+  o.batch_size = 25;
+  o.max_epochs = 15;
+  std::vector<at::Tensor> theta;
+  for (const c10::Device& device : {cpu_, cuda_}) {
+    BatchedMlp m(mo, sp, at::kDouble);
+    m->to(device);
+    ReplicateData here = rd;
+    here.pool = rd.pool.to(device, at::kDouble);
+    here.train = rd.train.to(device);
+    train_replicates(m, here, o, sp);
+    std::vector<at::Tensor> parts;
+    for (const auto& p : m->batched_parameters()) parts.push_back(p.detach().reshape({-1}));
+    theta.push_back(at::cat(parts));
+  }
+  EXPECT_LT(relative_difference(theta[0], theta[1]), 1e-9);
+}
+
+TEST_F(Gpu, EndpointGradientsHvpsAndFlowsOnCudaEqualTheCpu) {
+  const Dataset data = regression_data();
+  std::vector<at::Tensor> grad, hv, flow;
+  for (const c10::Device& device : {cpu_, cuda_}) {
+    Mlp m = make_mlp(regression_net_options(5, 16), 21, 22, device, at::kDouble);
+    const ModelHandle h = make_handle(m);
+    const Dataset d = data.to(device, at::kDouble);
+    grad.push_back(full_batch_gradient(h, d, LossKind::mse, 40));
+    const Objective objective(h, d, LossKind::mse, Penalty::ridge(0.01), 40);
+    const at::Tensor theta = objective.current();
+    hv.push_back(objective.hvp(theta, at::ones_like(theta)));
+    flow.push_back(objective_flow_displacement(objective, theta, 0.5, 8, Integrator::rk4, 0.1));
+  }
+  EXPECT_LT(relative_difference(grad[0], grad[1]), 1e-9);
+  EXPECT_LT(relative_difference(hv[0], hv[1]), 1e-9);
+  EXPECT_LT(relative_difference(flow[0], flow[1]), 1e-9);
+  EXPECT_TRUE(hv[1].device().is_cuda());  // computed where the parameters live
+}
+
+}  // namespace
+}  // namespace gradmatch::training
