@@ -137,8 +137,8 @@ std::pair<std::int64_t, std::int64_t> block_range(std::int64_t m, int rank, int 
 
 }  // namespace gradmatch::mpi
 
-// The distributed layer's former spelling of these names, kept while the
-// studies move over to gradmatch::mpi.
+// The distributed layer is written in terms of these names (its collectives
+// run on them throughout): imported, not redefined.
 namespace gradmatch::distributed {
 using mpi::block_range;
 using mpi::collective;

@@ -18,6 +18,7 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
+#include "studies/schema.hpp"
 #include "studies/study.hpp"
 #include "studies/seed_statistics.hpp"
 #include "training/endpoint.hpp"
@@ -33,8 +34,6 @@ constexpr const char* kStudy = "dropout";
 // Stream kinds (bits 56..63 of a Philox stream id).
 constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6;
 constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
-// Store row: see encode().
-constexpr std::int64_t kWidth = 17;
 
 
 // (depth, width, seed) -> stream id of the initial weights or batch order.
@@ -398,6 +397,10 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
 
 }  // namespace
 
+namespace {
+const Schema<DropoutCell>& cell_schema();  // with the store's codec below
+}  // namespace
+
 nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<DropoutCell>& cells) {
   nlohmann::json out_cells = nlohmann::json::array();
   std::map<std::pair<std::int64_t, std::int64_t>, std::vector<const DropoutCell*>> by_architecture;
@@ -405,19 +408,7 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
   for (const DropoutCell& cell : cells) {
     by_architecture[{cell.depth, cell.width}].push_back(&cell);
     untrusted += !cell.trusted;
-    out_cells.push_back({{"depth", cell.depth},
-                         {"width", cell.width},
-                         {"rate", cell.rate},
-                         {"lambda_hat_median", cell.lambda_hat_median},
-                         {"cosine_median", cell.cosine_median},
-                         {"residual_ratio_median", cell.residual_ratio_median},
-                         {"relative_grad_norm_median", cell.relative_grad_norm_median},
-                         {"test_accuracy_median", cell.test_accuracy_median},
-                         {"lambda_adam_median", cell.lambda_adam_median},
-                         {"epochs_median", cell.epochs_median},
-                         {"seeds", cell.seeds},
-                         {"diverged", cell.diverged},
-                         {"trusted", cell.trusted}});
+    out_cells.push_back(cell_schema().json(cell));
   }
   nlohmann::json trends = nlohmann::json::array();
   for (const auto& [arch, list] : by_architecture) {
@@ -452,54 +443,68 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
 
 namespace {
 
-std::vector<double> encode(const DropoutEndpoint& e) {
-  const double nan = std::nan("");
-  if (e.diverged) {
-    std::vector<double> row(sz(kWidth), nan);
-    row[12] = static_cast<double>(e.epochs);
-    row[16] = 1.0;
-    return row;
-  }
-  return {e.lambda_hat,
-          e.lambda_fit_se,
-          e.residual_ratio,
-          e.cosine,
-          e.relative_grad_norm,
-          e.grad_norm,
-          e.theta_norm,
-          e.lambda_adam,
-          e.train_loss,
-          e.validation_loss,
-          e.test_loss,
-          e.test_accuracy,
-          static_cast<double>(e.epochs),
-          static_cast<double>(e.best_epoch),
-          static_cast<double>(e.parameters),
-          static_cast<double>(e.adam_epochs),
-          0.0};
+using DE = DropoutEndpoint;
+
+/// One endpoint: the store row, results.h5 `endpoints/*` [depth, width, rate, seed].
+const Schema<DE>& endpoint_schema() {
+  static const Schema<DE> schema{
+      scalar("lambda_hat", &DE::lambda_hat, "", "closed-form ridge <theta, b> / (2 ||theta||^2), b = -grad L (eval mode)"),
+      scalar("lambda_fit_se", &DE::lambda_fit_se, "", "regression standard error of lambda_hat"),
+      scalar("residual_ratio", &DE::residual_ratio, "", "||b - 2 lambda-hat theta|| / ||b||"),
+      scalar("cosine", &DE::cosine, "", "|cos(b, theta)|"),
+      scalar("relative_grad_norm", &DE::relative_grad_norm, "", "||grad L|| / ||theta|| (eval mode)"),
+      scalar("grad_norm", &DE::grad_norm, "", "||grad L|| (eval mode, full batch)"),
+      scalar("theta_norm", &DE::theta_norm, "", "||theta||"),
+      scalar("lambda_adam", &DE::lambda_adam, "", "lambda by the paper's Adam fit (NaN without adam_parity)"),
+      scalar("train_loss", &DE::train_loss, "nats", "full-batch training cross-entropy (eval mode)"),
+      scalar("validation_loss", &DE::validation_loss, "nats", "validation cross-entropy"),
+      scalar("test_loss", &DE::test_loss, "nats", "test cross-entropy"),
+      scalar("test_accuracy", &DE::test_accuracy, "", "test accuracy"),
+      scalar("epochs", &DE::epochs, "epochs", "epochs trained"),
+      scalar("best_epoch", &DE::best_epoch, "epochs", "epoch of the best validation loss"),
+      scalar("parameters", &DE::parameters, "", "parameters of the network"),
+      scalar("adam_epochs", &DE::adam_epochs, "epochs", "epochs of the Adam fit (0 without adam_parity)"),
+      scalar("diverged", &DE::diverged, "", "training diverged (the estimates are NaN)")};
+  return schema;
 }
 
-DropoutEndpoint decode(std::span<const double> v) {
-  DropoutEndpoint e;
-  e.epochs = static_cast<std::int64_t>(v[12]);
-  e.diverged = v[16] != 0.0;
-  if (e.diverged) return e;
-  e.lambda_hat = v[0];
-  e.lambda_fit_se = v[1];
-  e.residual_ratio = v[2];
-  e.cosine = v[3];
-  e.relative_grad_norm = v[4];
-  e.grad_norm = v[5];
-  e.theta_norm = v[6];
-  e.lambda_adam = v[7];
-  e.train_loss = v[8];
-  e.validation_loss = v[9];
-  e.test_loss = v[10];
-  e.test_accuracy = v[11];
-  e.best_epoch = static_cast<std::int64_t>(v[13]);
-  e.parameters = static_cast<std::int64_t>(v[14]);
-  e.adam_epochs = static_cast<std::int64_t>(v[15]);
-  return e;
+/// What the store and the outputs hold of an endpoint: a diverged one keeps
+/// its flag and epochs, every estimate NaN.
+DE published(const DE& e) {
+  if (!e.diverged) return e;
+  const double nan = std::nan("");
+  DE out;
+  out.diverged = true;
+  out.epochs = e.epochs;
+  for (double* v : {&out.lambda_hat, &out.lambda_fit_se, &out.residual_ratio, &out.cosine, &out.relative_grad_norm,
+                    &out.grad_norm, &out.theta_norm, &out.lambda_adam, &out.train_loss, &out.validation_loss,
+                    &out.test_loss, &out.test_accuracy})
+    *v = nan;
+  return out;
+}
+
+std::vector<double> encode(const DE& e) { return endpoint_schema().encode(published(e)); }
+DE decode(std::span<const double> v) { return endpoint_schema().decode(v); }
+
+using DC = DropoutCell;
+
+/// One (depth, width, rate) cell: results.h5 `cells/*` and summary.json `cells`.
+const Schema<DC>& cell_schema() {
+  static const Schema<DC> schema{
+      scalar("depth", &DC::depth, "", "hidden layers"),
+      scalar("width", &DC::width, "units", "hidden units per layer"),
+      scalar("rate", &DC::rate, "", "dropout rate"),
+      scalar("lambda_hat_median", &DC::lambda_hat_median, "", "median over seeds of lambda_hat"),
+      scalar("cosine_median", &DC::cosine_median, "", "median over seeds of the cosine"),
+      scalar("residual_ratio_median", &DC::residual_ratio_median, "", "median over seeds of the residual ratio"),
+      scalar("relative_grad_norm_median", &DC::relative_grad_norm_median, "", "median over seeds of ||grad L|| / ||theta||"),
+      scalar("test_accuracy_median", &DC::test_accuracy_median, "", "median over seeds of the test accuracy"),
+      scalar("lambda_adam_median", &DC::lambda_adam_median, "", "median over seeds of the Adam-fit lambda"),
+      scalar("epochs_median", &DC::epochs_median, "epochs", "median over seeds of the epochs trained"),
+      scalar("seeds", &DC::seeds, "", "seeds that did not diverge"),
+      scalar("diverged", &DC::diverged, "", "seeds that diverged"),
+      scalar("trusted", &DC::trusted, "", "the cell passes the trust rule")};
+  return schema;
 }
 
 void write_results(const std::string& path, const DropoutConfig& c, const std::string& config_text,
@@ -508,60 +513,17 @@ void write_results(const std::string& path, const DropoutConfig& c, const std::s
   io::ResultsWriter w(path, kStudy);
   const auto nd = static_cast<std::int64_t>(c.depths.size()), nw = static_cast<std::int64_t>(c.widths.size()),
              nr = static_cast<std::int64_t>(c.rates.size());
-  const std::vector<std::int64_t> cell_shape{nd, nw, nr}, endpoint_shape{nd, nw, nr, c.seeds};
-  const std::vector<std::string> cell_dims{"depth", "width", "rate"}, endpoint_dims{"depth", "width", "rate", "seed"};
   w.write("config", config_text, {"the study's TOML config as given", "", {}});
   w.write("grid/depths", c.depths, {"hidden layers", "", {"depth"}});
-  w.write("grid/widths", c.widths, {"hidden units per layer", "", {"width"}});
+  w.write("grid/widths", c.widths, {"hidden units per layer", "units", {"width"}});
   w.write("grid/rates", c.rates, {"dropout rate", "", {"rate"}});
   w.write("grid/seeds", c.seeds, {"seeds per cell", "", {}});
   w.write("data/train_images", data.train.size(), {"training images used", "", {}});
   w.write("data/test_images", data.test.size(), {"test images used", "", {}});
-  const std::pair<const char*, double DropoutEndpoint::*> per_endpoint[] = {
-      {"lambda_hat", &DropoutEndpoint::lambda_hat},
-      {"lambda_fit_se", &DropoutEndpoint::lambda_fit_se},
-      {"residual_ratio", &DropoutEndpoint::residual_ratio},
-      {"cosine", &DropoutEndpoint::cosine},
-      {"relative_grad_norm", &DropoutEndpoint::relative_grad_norm},
-      {"grad_norm", &DropoutEndpoint::grad_norm},
-      {"theta_norm", &DropoutEndpoint::theta_norm},
-      {"lambda_adam", &DropoutEndpoint::lambda_adam},
-      {"train_loss", &DropoutEndpoint::train_loss},
-      {"validation_loss", &DropoutEndpoint::validation_loss},
-      {"test_loss", &DropoutEndpoint::test_loss},
-      {"test_accuracy", &DropoutEndpoint::test_accuracy}};
-  for (const auto& [name, member] : per_endpoint) {
-    std::vector<double> v;
-    for (const DropoutEndpoint& e : endpoints) v.push_back(e.diverged ? std::nan("") : e.*member);
-    w.write(std::string("endpoints/") + name, v, {name, "", endpoint_dims}, endpoint_shape);
-  }
-  std::vector<std::int64_t> epochs, adam_epochs, parameters, diverged;
-  for (const DropoutEndpoint& e : endpoints) {
-    epochs.push_back(e.epochs);
-    adam_epochs.push_back(e.adam_epochs);
-    parameters.push_back(e.parameters);
-    diverged.push_back(e.diverged ? 1 : 0);
-  }
-  w.write("endpoints/epochs", epochs, {"epochs trained", "epochs", endpoint_dims}, endpoint_shape);
-  w.write("endpoints/adam_epochs", adam_epochs, {"epochs of the Adam fit", "epochs", endpoint_dims}, endpoint_shape);
-  w.write("endpoints/parameters", parameters, {"parameters of the network", "", endpoint_dims}, endpoint_shape);
-  w.write("endpoints/diverged", diverged, {"training diverged (1 = yes)", "", endpoint_dims}, endpoint_shape);
-  const std::pair<const char*, double DropoutCell::*> per_cell[] = {
-      {"lambda_hat_median", &DropoutCell::lambda_hat_median},
-      {"cosine_median", &DropoutCell::cosine_median},
-      {"residual_ratio_median", &DropoutCell::residual_ratio_median},
-      {"relative_grad_norm_median", &DropoutCell::relative_grad_norm_median},
-      {"test_accuracy_median", &DropoutCell::test_accuracy_median},
-      {"lambda_adam_median", &DropoutCell::lambda_adam_median},
-      {"epochs_median", &DropoutCell::epochs_median}};
-  for (const auto& [name, member] : per_cell) {
-    std::vector<double> v;
-    for (const DropoutCell& cell : cells) v.push_back(cell.*member);
-    w.write(std::string("cells/") + name, v, {name, "", cell_dims}, cell_shape);
-  }
-  std::vector<std::int64_t> trusted;
-  for (const DropoutCell& cell : cells) trusted.push_back(cell.trusted ? 1 : 0);
-  w.write("cells/trusted", trusted, {"the cell passes the trust rule (1 = yes)", "", cell_dims}, cell_shape);
+  std::vector<DE> shown;
+  for (const DE& e : endpoints) shown.push_back(published(e));
+  endpoint_schema().write(w, "endpoints", shown, Axes{{"depth", "width", "rate", "seed"}, {nd, nw, nr, c.seeds}});
+  cell_schema().write(w, "cells", cells, Axes{{"depth", "width", "rate"}, {nd, nw, nr}});
   w.commit();
 }
 
@@ -585,7 +547,7 @@ class DropoutStudy final : public Study {
     data_ = load_dropout_data(config_);
   }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"chunks", kWidth * widest_, {}};
+    TaskTable table{"chunks", endpoint_schema().width() * widest_, {}};
     for (const DropoutChunk& ch : chunks_) table.ids.push_back(ch.id());
     return {table};
   }
@@ -597,20 +559,20 @@ class DropoutStudy final : public Study {
   }
   // One chunk: its classifiers' rows side by side; a short last chunk is padded with zeros.
   std::vector<double> compute(std::size_t, std::int64_t row) override {
-    std::vector<double> out(sz(kWidth * widest_), 0.0);
+    std::vector<double> out(sz(endpoint_schema().width() * widest_), 0.0);
     const std::vector<DropoutEndpoint> endpoints = run_dropout_chunk(
         config_, data_, tasks_, chunks_[sz(row)], device_, config_.save_equations ? out_dir_.string() : std::string());
     for (std::size_t k = 0; k < endpoints.size(); ++k) {
       const std::vector<double> e = encode(endpoints[k]);
-      std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(kWidth)));
+      std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(endpoint_schema().width())));
     }
     return out;
   }
   nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
     std::vector<DropoutEndpoint> endpoints;
     for (std::size_t row = 0; row < chunks_.size(); ++row) {
-      const std::span<const double> chunk = table_row(rows.front(), kWidth * widest_, row);
-      for (std::int64_t k = 0; k < chunks_[row].count; ++k) endpoints.push_back(decode(chunk.subspan(sz(k * kWidth), sz(kWidth))));
+      const std::span<const double> chunk = table_row(rows.front(), endpoint_schema().width() * widest_, row);
+      for (std::int64_t k = 0; k < chunks_[row].count; ++k) endpoints.push_back(decode(chunk.subspan(sz(k * endpoint_schema().width()), sz(endpoint_schema().width()))));
     }
     const std::vector<DropoutCell> cells = assemble_dropout(config_, tasks_, endpoints);
     write_results(out.path("results.h5"), config_, config_text_, endpoints, cells, data_);

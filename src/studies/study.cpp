@@ -1,7 +1,5 @@
 #include "studies/study.hpp"
 
-#include <ATen/Parallel.h>
-#include <torch/cuda.h>
 
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "io/json_output.hpp"
 #include "io/provenance.hpp"
 #include "io/run_store.hpp"
+#include "training/device.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -39,21 +38,20 @@ nlohmann::json stage_json(const distributed::FarmStats& s) {
 }
 
 /// The rank's device from the config's `device` key: "cpu", "cuda" (an
-/// InputError when LibTorch sees no GPU) or "auto" (CUDA when it sees one).
-/// The BLAS and LibTorch's intra-op pool get the rank's thread count.
+/// InputError when LibTorch sees no GPU) or "auto" (CUDA when it sees one),
+/// the GPU count from LibTorch (training/device.hpp). The BLAS and LibTorch's
+/// intra-op pool get the rank's thread count.
 StudyContext configure_context(const mpi::Communicator& comm, const std::string& config_path,
                                const std::string& requested) {
+  const std::string what = cat(config_path, ": key 'device'");
+  const training::ComputeDevice compute =
+      training::configure_compute(training::parse_device_request(requested, what), comm.local_rank(),
+                                  comm.local_size(), distributed::threads_from_environment(), what);
   StudyContext context;
   context.comm = &comm;
-  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  if (requested == "cuda" && gpus == 0)
-    throw InputError(cat(config_path, ": key 'device': \"cuda\" was asked for but this rank sees no usable GPU (",
-                         torch::cuda::is_available() ? "none visible" : "LibTorch was built without CUDA",
-                         "); set device = \"cpu\" or \"auto\", or run where a GPU is visible"));
-  context.rank = distributed::configure_device(comm, requested == "cpu" ? 0 : gpus);
-  at::set_num_threads(context.rank.device.threads);
-  if (context.rank.device.kind == distributed::DeviceKind::cuda)
-    context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(context.rank.device.index));
+  context.rank = {compute.assignment, distributed::apply_cpu_threads(compute.assignment.threads)};
+  context.device = compute.device;
+  context.description = compute.description;
   return context;
 }
 
@@ -234,8 +232,8 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     }
   });
   const std::int32_t attempt = store->attempt();
-  const std::vector<std::string> hosts = comm.gather(distributed::processor_name());
-  const std::vector<std::string> devices = comm.gather(context.rank.device.describe());
+  const std::vector<std::string> hosts = comm.gather(mpi::processor_name());
+  const std::vector<std::string> devices = comm.gather(context.description);
 
   // 5. Rank 0 writes the outputs, each atomically, run_info.json last.
   collective(comm, [&] {

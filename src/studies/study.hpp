@@ -50,6 +50,7 @@ struct StudyContext {
   const mpi::Communicator* comm = nullptr;
   distributed::RankDevice rank;                  ///< assignment and BLAS setting
   torch::Device device = torch::Device(torch::kCPU);  ///< where tensors of this rank live
+  std::string description = "cpu (1 thread)";       ///< "cuda:0 (NVIDIA H200)": run_info.json's `devices`
   std::filesystem::path out_dir;  ///< DIR; tasks that write files of their own write them here
 };
 

@@ -37,7 +37,7 @@ std::string with_device(const fs::path& dir, const std::string& device) {
 TEST(GpuStudies, DropoutSmokeOnCudaGivesTheCpuSummary) {
   if (training::cuda_device_count() == 0) GTEST_SKIP() << "LibTorch sees no GPU";
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  const distributed::Communicator self(MPI_COMM_SELF);
+  const mpi::Communicator self(MPI_COMM_SELF);
   const fs::path root = fs::temp_directory_path() / ("gradmatch-gpu-studies-" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root);
