@@ -330,6 +330,7 @@ namespace {
 
 class BootstrapStudy final : public Study {
  public:
+  bool has_figures() const override { return false; }  // summary.json and fit_<family>.json are the results
   void configure(io::ConfigReader& reader) override {
     config_ = read_bootstrap_config(reader);
     config_text_ = reader.text();
