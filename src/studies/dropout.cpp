@@ -14,13 +14,13 @@
 #include "core/fit.hpp"
 #include "core/ols.hpp"
 #include "core/rng.hpp"
+#include "core/statistics.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
 #include "studies/schema.hpp"
 #include "studies/study.hpp"
-#include "studies/seed_statistics.hpp"
 #include "training/endpoint.hpp"
 #include "training/idx.hpp"
 #include "training/models.hpp"
@@ -352,13 +352,13 @@ std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vec
       accuracy.push_back(e.test_accuracy);
       adam.push_back(e.lambda_adam);
     }
-    cell.lambda_hat_median = finite_median(lambda);
-    cell.cosine_median = finite_median(cosine);
-    cell.residual_ratio_median = finite_median(residual);
-    cell.relative_grad_norm_median = finite_median(relative);
-    cell.test_accuracy_median = finite_median(accuracy);
-    cell.lambda_adam_median = finite_median(adam);
-    cell.epochs_median = finite_median(epochs);
+    cell.lambda_hat_median = stats::finite_median(lambda);
+    cell.cosine_median = stats::finite_median(cosine);
+    cell.residual_ratio_median = stats::finite_median(residual);
+    cell.relative_grad_norm_median = stats::finite_median(relative);
+    cell.test_accuracy_median = stats::finite_median(accuracy);
+    cell.lambda_adam_median = stats::finite_median(adam);
+    cell.epochs_median = stats::finite_median(epochs);
     cell.trusted = cell.seeds > 0 && (cell.relative_grad_norm_median <= c.trust_max_relative_grad_norm ||
                                       cell.cosine_median >= c.trust_min_cosine);
     cells.push_back(cell);
