@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     }
   }
   // glibc malloc returns and re-faults large temporaries between steps, which
-  // made batched timings swing 2x (STACK.md); keep freed memory instead.
+  // made batched timings swing 2x (page faults on large temporaries); keep freed memory instead.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   mallopt(M_TOP_PAD, 256 << 20);
