@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,7 @@
 
 #include "cli/commands.hpp"
 #include "core/build_info.hpp"
+#include "studies/catalog.hpp"
 #include "mpi/mpi.hpp"
 
 namespace {
@@ -90,6 +92,20 @@ int exec_torch_commands(char** argv, const std::string& command) {
 }  // namespace
 
 /// `gradmatch --version`: the version and commit, and what it was built with.
+/// `gradmatch run --help`: the studies, an example and how resume works.
+static std::string run_footer() {
+  return "\nStudies (the config's top-level key `study`):\n" + gradmatch::studies::study_list() +
+         R"(
+Example:
+  gradmatch run configs/smoke/ols_early_stopping.toml --out runs/ols
+  mpirun -n 4 gradmatch run configs/ols_early_stopping.toml --out runs/ols
+
+Resume: run the same command on the same --out after an interruption (Ctrl-C,
+a killed rank, a cancelled job): finished tasks are kept in OUT/store.h5 and
+only the rest run; a complete directory says "nothing to do"; another config
+on an existing directory is refused, naming the keys that differ.)";
+}
+
 static std::string version_text() {
   namespace b = gradmatch::build_info;
   std::string commit(b::git_commit());
@@ -154,6 +170,9 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "Run a study from a TOML config (configs/*.toml) into an output directory");
   run_cmd->add_option("config", run.config, "Study config, e.g. configs/smoke/ols_early_stopping.toml")->required();
   run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")->required();
+  run_cmd->footer(run_footer());
+
+  auto* studies_cmd = app.add_subcommand("studies", "List the studies `gradmatch run` runs, one line each");
 
   gradmatch::cli::ReportArgs report;
   auto* report_cmd = app.add_subcommand("report", "Summarise a study output directory or describe an equation file");
@@ -168,6 +187,10 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
 
+  if (*studies_cmd) {
+    std::fputs(gradmatch::studies::study_list().c_str(), stdout);
+    return 0;
+  }
 #if GRADMATCH_TORCH_COMMANDS
   gradmatch::mpi::Environment env(&argc, &argv);
 #else

@@ -14,19 +14,15 @@
 namespace gradmatch::studies {
 
 std::span<const StudyEntry> study_registry() {
+  // In the order of kStudyCatalog (studies/catalog.hpp), which describes them.
   static const StudyEntry entries[] = {
-      {"ols_early_stopping", "early stopping as a quadratic penalty in OLS (Figures 4 and 7)",
-       make_ols_early_stopping_study},
-      {"igr_synthetic", "implicit gradient penalty of gradient descent on linear regression (Figure 6 A)",
-       make_igr_synthetic_study},
-      {"long_horizon", "GD vs the modified flow over many steps (appendix C)", make_long_horizon_study},
-      {"igr_calibration", "implicit gradient penalty of MLPs on Fashion-MNIST (Figure 6 B-D)",
-       make_igr_calibration_study},
-      {"elastic_net", "explicit elastic-net penalties recovered from trained networks (Figure 3)",
-       make_elastic_net_study},
-      {"dropout", "dropout as an adaptive ridge in ReLU classifiers (Figure 5)", make_dropout_study},
-      {"bootstrap", "Algorithm 1 on your own TorchScript model: bootstrap replicates, pooled endpoint fits",
-       make_bootstrap_study},
+      {"ols_early_stopping", make_ols_early_stopping_study},
+      {"igr_synthetic", make_igr_synthetic_study},
+      {"long_horizon", make_long_horizon_study},
+      {"igr_calibration", make_igr_calibration_study},
+      {"elastic_net", make_elastic_net_study},
+      {"dropout", make_dropout_study},
+      {"bootstrap", make_bootstrap_study},
   };
   return entries;
 }

@@ -11,13 +11,13 @@
 
 namespace gradmatch::studies {
 
+/// A study's name and how to make it; studies/catalog.hpp describes it.
 struct StudyEntry {
-  const char* name;     ///< the config's `study` value
-  const char* summary;  ///< one line for `gradmatch studies` and --help
+  const char* name;  ///< the config's `study` value
   std::function<std::unique_ptr<Study>()> make;
 };
 
-/// Every study gradmatch knows, in the order help texts list them.
+/// Every study gradmatch runs, in the order of kStudyCatalog.
 std::span<const StudyEntry> study_registry();
 
 /// The names of study_registry(), in order.

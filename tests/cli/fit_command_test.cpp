@@ -13,6 +13,7 @@
 #include "core/regularizers.hpp"
 #include "core/rng.hpp"
 #include "io/equation_file.hpp"
+#include "studies/catalog.hpp"
 
 namespace gradmatch {
 namespace {
@@ -247,6 +248,25 @@ TEST_F(FitCommand, FittingAnEquationFileNeedsNeitherLibTorchNorALauncher) {
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
   EXPECT_EQ(model.exit_code, 1) << model.output;
   EXPECT_NE(model.output.find("/nonexistent/gradmatch-torch"), std::string::npos) << model.output;
+}
+
+TEST(Cli, StudiesListsEveryStudyOneLineEachWithoutLibTorch) {
+  ::setenv("GRADMATCH_TORCH_EXE", "/nonexistent/gradmatch-torch", 1);  // the list needs no LibTorch
+  const CommandRun r = run("studies");
+  ::unsetenv("GRADMATCH_TORCH_EXE");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::size_t lines = 0;
+  for (const char c : r.output) lines += c == '\n';
+  EXPECT_EQ(lines, std::size(studies::kStudyCatalog)) << r.output;
+  for (const auto& s : studies::kStudyCatalog) EXPECT_NE(r.output.find(std::string(s.name)), std::string::npos);
+}
+
+TEST(Cli, RunHelpListsTheStudiesWithAnExampleAndSaysHowResumeWorks) {
+  const CommandRun r = run("run --help");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const auto& s : studies::kStudyCatalog) EXPECT_NE(r.output.find(std::string(s.name)), std::string::npos);
+  EXPECT_NE(r.output.find("gradmatch run configs/smoke/ols_early_stopping.toml --out"), std::string::npos);
+  EXPECT_NE(r.output.find("Resume:"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "core/errors.hpp"
 #include "io/config.hpp"
 #include "io/json_output.hpp"
+#include "studies/catalog.hpp"
 #include "studies/registry.hpp"
 
 namespace gradmatch::studies {
@@ -168,10 +169,16 @@ TEST_F(StudyRunner, DeviceCpuAndAutoRunOnTheCpuHere) {
 TEST(StudyRegistry, EveryNameIsListedOnceAndUnknownStudiesAreRefused) {
   const std::vector<std::string> names = study_names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
-  for (const StudyEntry& e : study_registry()) {
-    EXPECT_TRUE(e.make() != nullptr) << e.name;
-    EXPECT_GT(std::string(e.summary).size(), 10u) << e.name;
+  // The catalog that `gradmatch studies` prints (without LibTorch) lists
+  // exactly the registered studies, in the same order.
+  ASSERT_EQ(names.size(), std::size(kStudyCatalog));
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(names[i], kStudyCatalog[i].name);
+    EXPECT_GT(kStudyCatalog[i].summary.size(), 10u) << names[i];
+    EXPECT_TRUE(fs::exists(fs::path(GRADMATCH_SOURCE_DIR) / kStudyCatalog[i].config)) << kStudyCatalog[i].config;
+    EXPECT_NE(study_list().find(std::string(kStudyCatalog[i].name)), std::string::npos);
   }
+  for (const StudyEntry& e : study_registry()) EXPECT_TRUE(e.make() != nullptr) << e.name;
   const fs::path p = fs::temp_directory_path() / ("gradmatch-unknown-" + std::to_string(::getpid()) + ".toml");
   std::ofstream(p) << "study = \"olsearly\"\n";
   try {
