@@ -469,19 +469,8 @@ const Schema<DE>& endpoint_schema() {
 }
 
 /// What the store and the outputs hold of an endpoint: a diverged one keeps
-/// its flag and epochs, every estimate NaN.
-DE published(const DE& e) {
-  if (!e.diverged) return e;
-  const double nan = std::nan("");
-  DE out;
-  out.diverged = true;
-  out.epochs = e.epochs;
-  for (double* v : {&out.lambda_hat, &out.lambda_fit_se, &out.residual_ratio, &out.cosine, &out.relative_grad_norm,
-                    &out.grad_norm, &out.theta_norm, &out.lambda_adam, &out.train_loss, &out.validation_loss,
-                    &out.test_loss, &out.test_accuracy})
-    *v = nan;
-  return out;
-}
+/// its flag and counts, every estimate NaN.
+DE published(const DE& e) { return e.diverged ? endpoint_schema().without_estimates(e) : e; }
 
 std::vector<double> encode(const DE& e) { return endpoint_schema().encode(published(e)); }
 DE decode(std::span<const double> v) { return endpoint_schema().decode(v); }

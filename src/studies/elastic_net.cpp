@@ -241,19 +241,13 @@ Schema<EP> endpoint_row_schema(std::int64_t p) {
 }
 
 /// What the store and outputs hold of an endpoint: a diverged one keeps its
-/// flag and epochs, every estimate NaN.
-EP published(EP e, std::int64_t p) {
+/// flag and epochs, every estimate (theta and grad L included) NaN.
+EP published(const EP& e, std::int64_t p) {
   if (!e.diverged) return e;
-  const double nan = std::nan("");
-  EP out;
-  out.diverged = true;
-  out.epochs = e.epochs;
-  for (double* v : {&out.lambda1_hat, &out.lambda2_hat, &out.lambda1_fit_se, &out.lambda2_fit_se, &out.residual_ratio,
-                    &out.cosine, &out.condition_number, &out.relative_grad_norm, &out.train_loss, &out.test_loss})
-    *v = nan;
-  out.theta.assign(sz(p), nan);
-  out.grad_loss.assign(sz(p), nan);
-  return out;
+  EP sized = e;  // a diverged endpoint has no theta: give the vectors their length first
+  sized.theta.resize(sz(p));
+  sized.grad_loss.resize(sz(p));
+  return endpoint_row_schema(p).without_estimates(sized);
 }
 
 using EC = ElasticNetCell;

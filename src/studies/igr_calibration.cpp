@@ -116,15 +116,9 @@ Schema<IgrCalibrationResult> run_schema(std::int64_t probe_steps) {
 
 /// What the outputs show of a run: the estimates of a run that was not
 /// selected (below threshold, diverged) are NaN (null in summary.json).
-IgrCalibrationResult published(IgrCalibrationResult r) {
+IgrCalibrationResult published(const IgrCalibrationResult& r, std::int64_t probe_steps) {
   if (r.status == IgrRunStatus::ok) return r;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  for (double* v : {&r.lambda_hat, &r.lambda_per_parameter, &r.ratio, &r.residual_ratio, &r.cosine, &r.r_ig,
-                    &r.probe_loss, &r.train_accuracy, &r.validation_accuracy, &r.test_accuracy, &r.s_eff,
-                    &r.lambda_max, &r.finite_step_factor})
-    *v = nan;
-  std::fill(r.lambda_step.begin(), r.lambda_step.end(), nan);
-  return r;
+  return run_schema(probe_steps).without_estimates(r, {"eta", "lambda_theory", "best_train_accuracy"});
 }
 
 }  // namespace
@@ -303,7 +297,7 @@ nlohmann::json igr_calibration_summary(const IgrCalibrationConfig& c, std::span<
   std::vector<IgrCalibrationResult> shown;
   std::vector<double> ratios;
   for (const IgrCalibrationResult& r : results) {
-    shown.push_back(published(r));
+    shown.push_back(published(r, c.probe_steps));
     if (r.status == IgrRunStatus::ok) ratios.push_back(r.ratio);
   }
   nlohmann::json median = nullptr;
@@ -358,7 +352,7 @@ class IgrCalibrationStudy final : public Study {
     const Schema<IgrCalibrationResult> schema = run_schema(config_.probe_steps);
     const std::vector<IgrCalibrationResult> results = schema.decode_all(rows.front());
     std::vector<IgrCalibrationResult> shown;
-    for (const IgrCalibrationResult& r : results) shown.push_back(published(r));
+    for (const IgrCalibrationResult& r : results) shown.push_back(published(r, config_.probe_steps));
     io::ResultsWriter w(out.path("results.h5"), kStudy);
     w.write("config", config_text_, {"the study's TOML config as given", "", {}});
     schema.write(w, "runs", shown, Axes{{"run"}, {static_cast<std::int64_t>(shown.size())}});

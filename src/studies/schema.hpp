@@ -16,14 +16,17 @@
 // configuration in config order (e.g. depth, width, rate; p, eta), then the
 // replicate axis (seed, pool, replicate), then the field's own axes (m, step,
 // parameter). Datasets name their axes in the `dims` attribute.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <span>
 #include <type_traits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -187,6 +190,18 @@ class Schema {
     for (const Field<R>& f : fields_) {
       f.set(record, at);
       at += f.length();
+    }
+    return record;
+  }
+
+  /// `record` with every float64 field NaN except those named in `keep`:
+  /// how a run that diverged or was not selected is published (its flags,
+  /// counts and coordinates stay; its estimates do not exist).
+  R without_estimates(R record, std::initializer_list<std::string_view> keep = {}) const {
+    for (const Field<R>& f : fields_) {
+      if (f.kind != FieldKind::float64 || std::find(keep.begin(), keep.end(), f.name) != keep.end()) continue;
+      const std::vector<double> nan(static_cast<std::size_t>(f.length()), std::numeric_limits<double>::quiet_NaN());
+      f.set(record, nan.data());
     }
     return record;
   }

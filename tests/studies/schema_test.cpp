@@ -75,6 +75,17 @@ TEST(Schema, NonFiniteIntegersDecodeAsZeroNotUndefined) {
   EXPECT_TRUE(std::isnan(r.eta));
 }
 
+TEST(Schema, WithoutEstimatesBlanksEveryFloatFieldButTheKeptOnesAndKeepsCountsAndFlags) {
+  const RunRecord r = run_schema(3).without_estimates(example(64, 0.1), {"eta"});
+  EXPECT_EQ(r.width, 64);
+  EXPECT_EQ(r.eta, 0.1);
+  EXPECT_TRUE(r.trusted);  // flags are kept
+  EXPECT_EQ(r.outcome, Outcome::diverged);
+  EXPECT_TRUE(std::isnan(r.fit.lambda));
+  for (double v : r.curve) EXPECT_TRUE(std::isnan(v));
+  for (double v : r.theta.values()) EXPECT_TRUE(std::isnan(v));
+}
+
 TEST(Schema, EncodingAVectorOfTheWrongLengthIsAnError) {
   RunRecord r = example(1, 1.0);
   r.curve.pop_back();
