@@ -27,4 +27,11 @@ namespace gradmatch::distributed {
 FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options,
                             const SolverTuning& tuning = {});
 
+/// The same fit of equations already in memory: `block` holds this rank's
+/// points (point_block of m_total, e.g. from scatter_points), `layout` any
+/// block with the same p, features and parameter names on every rank (it fixes
+/// them for the Fitter). Collective; every rank returns the same FitResult.
+FitResult fit_distributed(const Communicator& comm, const Equations& layout, const Equations& block,
+                          std::int64_t m_total, const FitOptions& options, const SolverTuning& tuning = {});
+
 }  // namespace gradmatch::distributed

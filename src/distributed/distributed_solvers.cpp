@@ -126,6 +126,23 @@ std::pair<std::int64_t, std::int64_t> point_block(std::int64_t m, int rank, int 
   return {std::min(m, rank * c), std::min(m, (rank + 1) * c)};
 }
 
+Matrix scatter_rows(const Communicator& comm, const Matrix& all, std::int64_t m_total, std::int64_t cols, int root) {
+  std::vector<int> counts(static_cast<std::size_t>(comm.size())), displs(counts.size());
+  for (int r = 0; r < comm.size(); ++r) {
+    const auto [b, e] = point_block(m_total, r, comm.size());
+    counts[static_cast<std::size_t>(r)] = lapack::narrow((e - b) * cols, "MPI_Scatterv (rows)");
+    displs[static_cast<std::size_t>(r)] = lapack::narrow(b * cols, "MPI_Scatterv (rows)");
+  }
+  const auto [begin, end] = point_block(m_total, comm.rank(), comm.size());
+  Matrix mine(end - begin, cols);
+  if (comm.rank() == root && (all.rows() != m_total || all.cols() != cols))
+    throw std::logic_error("scatter_rows: the root's matrix is not m_total x cols");
+  GRADMATCH_MPI_CHECK(MPI_Scatterv(comm.rank() == root ? all.data() : nullptr, counts.data(), displs.data(), MPI_DOUBLE,
+                                   mine.data(), counts[static_cast<std::size_t>(comm.rank())], MPI_DOUBLE, root,
+                                   comm.get()));
+  return mine;
+}
+
 std::pair<Matrix, Matrix> allreduce_lyapunov(const Communicator& comm, const Equations& block) {
   const std::int64_t p = block.p();
   Matrix g(p, p), c(p, p);

@@ -88,6 +88,13 @@ std::int64_t points_per_block(std::int64_t m, int size);
 /// Points [begin, end) of rank `rank`: [rank c, min(m, (rank + 1) c)).
 std::pair<std::int64_t, std::int64_t> point_block(std::int64_t m, int rank, int size);
 
+/// Rows of `all` (an m_total x cols matrix, read on `root` only) cut by
+/// point_block: rank r returns rows point_block(m_total, r, size) as a
+/// matrix of their own (0 rows when its block is empty). Collective; how
+/// equations held on one rank (a study's pooled rows) become the blocks the
+/// solvers here and fit_distributed start from.
+Matrix scatter_rows(const Communicator& comm, const Matrix& all, std::int64_t m_total, std::int64_t cols, int root = 0);
+
 struct ColumnQrSolution {
   LeastSquaresSolution solution;  ///< of the design after unit-norm column scaling when `normalize`
   Matrix gram;                    ///< A^T W A of the unscaled design (r x r)

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -16,10 +17,12 @@
 #include "core/family.hpp"
 #include "core/fit.hpp"
 #include "core/rng.hpp"
+#include "distributed/distributed_fit.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
+#include "studies/schema.hpp"
 #include "training/endpoint.hpp"
 #include "training/host_data.hpp"
 #include "training/idx.hpp"
@@ -196,8 +199,46 @@ class GradientNormStop : public training::Callback {
   double tolerance_;
 };
 
-std::int64_t row_width(const Shared& s) {
-  return (2 + static_cast<std::int64_t>(s.feature_names.size())) * s.p + 4;
+/// One replicate's result: its run-store row and its results.h5 datasets
+/// (replicate_schema).
+struct Replicate {
+  std::vector<double> theta;      ///< [p] the scope's parameters at the endpoint
+  std::vector<double> grad_loss;  ///< [p] full-batch mean data-loss gradient
+  Matrix features;                ///< [candidate columns, p]
+  double loss = kNaN;
+  double relative_gradient_norm = kNaN;
+  std::int64_t epochs = 0;
+  bool stopped = false;   ///< stopped before training.epochs (early stopping or the gradient norm)
+  bool diverged = false;  ///< non-finite training; no estimates, left out of the fits
+};
+
+Schema<Replicate> replicate_schema(const Shared& s) {
+  const std::int64_t p = s.p, nf = static_cast<std::int64_t>(s.feature_names.size());
+  std::vector<Field<Replicate>> fields{
+      vector("theta", &Replicate::theta, "parameter", p, "", "each replicate's scope parameters (NaN: diverged)"),
+      vector("grad_loss", &Replicate::grad_loss, "parameter", p, "",
+             "full-batch mean data-loss gradient over the scope on the replicate's sample")};
+  if (nf > 0)
+    fields.push_back(matrix<Replicate>(
+        "features", [](Replicate& r) -> Matrix& { return r.features; }, {"candidate", "parameter"}, nf, p, "",
+        "candidate regularizer gradients over the scope (fit.candidates; the equation file names the columns)"));
+  fields.push_back(scalar("loss", &Replicate::loss, "", "full-batch mean data loss on the replicate's sample"));
+  fields.push_back(scalar("relative_gradient_norm", &Replicate::relative_gradient_norm, "",
+                          "||grad L|| / ||theta|| over the scope"));
+  fields.push_back(scalar("epochs", &Replicate::epochs, "epochs", "training epochs run"));
+  fields.push_back(scalar("stopped", &Replicate::stopped, "",
+                          "training stopped before training.epochs (early stopping or the gradient-norm tolerance)"));
+  fields.push_back(scalar("diverged", &Replicate::diverged, "", "training diverged (left out of the fits)"));
+  return Schema<Replicate>(std::move(fields));
+}
+
+/// A replicate with the scope's sizes and no values yet.
+Replicate empty_replicate(const Shared& s) {
+  Replicate r;
+  r.theta.assign(sz(s.p), kNaN);
+  r.grad_loss.assign(sz(s.p), kNaN);
+  r.features = Matrix(static_cast<std::int64_t>(s.feature_names.size()), s.p);
+  return r;
 }
 
 std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std::int64_t r) {
@@ -246,20 +287,30 @@ std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std
   if (c.stop == "gradient_norm") callbacks.push_back(&grad_stop);
   const training::TrainResult tr = training::train(model, train, validation, o, callbacks);
 
-  std::vector<double> row(sz(row_width(s)), kNaN);
-  if (tr.status == training::TrainStatus::diverged) return row;  // non-finite: recorded as diverged
-  training::EndpointOptions eo;
-  eo.loss = loss;
-  eo.candidates = s.candidates;
-  const training::Endpoint e = training::extract_endpoint(scope_handle(model, s.scope), train, eo);
-  auto out = row.begin();
-  out = std::copy(e.theta.begin(), e.theta.end(), out);
-  out = std::copy(e.grad_loss.begin(), e.grad_loss.end(), out);
-  for (const auto& [name, col] : e.features) out = std::copy(col.begin(), col.end(), out);
-  *out++ = e.loss;
-  *out++ = e.relative_gradient_norm;
-  *out++ = static_cast<double>(tr.epochs);
-  *out++ = tr.status == training::TrainStatus::stopped_early || (c.stop == "gradient_norm" && tr.epochs < c.epochs) ? 1.0 : 0.0;
+  const Schema<Replicate> schema = replicate_schema(s);
+  Replicate rep = empty_replicate(s);
+  rep.epochs = tr.epochs;
+  rep.stopped = tr.status == training::TrainStatus::stopped_early || (c.stop == "gradient_norm" && tr.epochs < c.epochs);
+  rep.diverged = tr.status == training::TrainStatus::diverged;
+  if (!rep.diverged) {
+    training::EndpointOptions eo;
+    eo.loss = loss;
+    eo.candidates = s.candidates;
+    const training::Endpoint e = training::extract_endpoint(scope_handle(model, s.scope), train, eo);
+    rep.theta = e.theta;
+    rep.grad_loss = e.grad_loss;
+    for (std::size_t f = 0; f < e.features.size(); ++f)
+      std::copy(e.features[f].second.begin(), e.features[f].second.end(), rep.features.row(static_cast<std::int64_t>(f)).begin());
+    rep.loss = e.loss;
+    rep.relative_gradient_norm = e.relative_gradient_norm;
+  }
+  std::vector<double> row = schema.encode(rep);
+  // An endpoint that overflowed (or a zero theta_s: an infinite relative
+  // gradient norm) is no equation either.
+  rep.diverged = rep.diverged || !std::all_of(row.begin(), row.end(), [](double x) { return std::isfinite(x); });
+  // A diverged replicate keeps its epochs and flags; its NaN estimates mark
+  // it diverged in the run store.
+  if (rep.diverged) row = schema.encode(schema.without_estimates(rep));
   return row;
 }
 
@@ -304,6 +355,7 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
                  "give penalty.file (HDF5 with dataset lambda) exactly when penalty.family is ridge, diag or sym");
   c.families = r.get_strings("fit.families", c.families);
   c.candidates = r.get_strings("fit.candidates", c.candidates);
+  c.scalapack_min_p = r.get_int("fit.scalapack_min_p", c.scalapack_min_p, 0, std::int64_t{1} << 40);
   if (c.families.empty()) config_error(r, "fit.families", "is empty; list at least one family, e.g. [\"ridge\"]");
   for (const std::string& f : c.families) {
     if (f == "layerwise-ridge") continue;
@@ -328,6 +380,30 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
 
 namespace {
 
+/// The kept (not diverged) replicates' equation rows.
+Equations pooled_equations(const Shared& shared, const std::vector<Replicate>& replicates) {
+  const std::int64_t p = shared.p, nf = static_cast<std::int64_t>(shared.feature_names.size());
+  std::vector<const Replicate*> kept;
+  for (const Replicate& r : replicates)
+    if (!r.diverged) kept.push_back(&r);
+  const auto m = static_cast<std::int64_t>(kept.size());
+  Equations eq;
+  eq.theta = Matrix(m, p);
+  eq.grad_loss = Matrix(m, p);
+  for (std::int64_t f = 0; f < nf; ++f) eq.features.emplace_back(shared.feature_names[sz(f)], Matrix(m, p));
+  for (std::int64_t k = 0; k < m; ++k) {
+    const Replicate& r = *kept[sz(k)];
+    std::copy(r.theta.begin(), r.theta.end(), eq.theta.row(k).begin());
+    std::copy(r.grad_loss.begin(), r.grad_loss.end(), eq.grad_loss.row(k).begin());
+    for (std::int64_t f = 0; f < nf; ++f) {
+      const auto col = r.features.row(f);
+      std::copy(col.begin(), col.end(), eq.features[sz(f)].second.row(k).begin());
+    }
+  }
+  eq.parameters = shared.blocks;
+  return eq;
+}
+
 class BootstrapStudy final : public Study {
  public:
   bool has_figures() const override { return false; }  // summary.json and fit_<family>.json are the results
@@ -335,13 +411,17 @@ class BootstrapStudy final : public Study {
     config_ = read_bootstrap_config(reader);
     config_text_ = reader.text();
   }
-  void prepare(const StudyContext&) override { shared_ = build_shared(config_); }
+  void prepare(const StudyContext&) override {
+    shared_ = build_shared(config_);
+    schema_ = std::make_unique<Schema<Replicate>>(replicate_schema(shared_));
+  }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"replicates", row_width(shared_), {}};
+    TaskTable table{"replicates", schema_->width(), {}};
     for (std::int64_t r = 0; r < config_.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
     return {table};
   }
   std::vector<double> compute(std::size_t, std::int64_t row) override { return run_replicate(config_, shared_, row); }
+  void collective_step(const StudyContext& context, const std::vector<std::vector<double>>& rows) override;
   nlohmann::json write(const std::vector<std::vector<double>>& data, OutputDir& out) override;
   std::string describe() const override {
     return cat(std::to_string(config_.replicates), " replicates, scope of ", std::to_string(shared_.p), " parameters");
@@ -351,83 +431,101 @@ class BootstrapStudy final : public Study {
   BootstrapConfig config_;
   std::string config_text_;
   Shared shared_;
+  std::unique_ptr<Schema<Replicate>> schema_;
+  std::optional<FitResult> distributed_sym_;  ///< rank 0: the sym fit of collective_step, when it ran one
+  int sym_ranks_ = 1;
+  double sym_seconds_ = 0.0;  ///< its wall time, scatter included
 };
+
+// The sym fit over several ranks: the pooled rows are on rank 0; above the
+// crossover (fit.scalapack_min_p, the one of `gradmatch fit`) they are
+// scattered in point blocks and solved by ScaLAPACK (PDGEMM, PDSYEVD). Below
+// it, or on one rank, write() fits on rank 0 alone: the rows are already
+// there, and the result is then the same bytes for any number of ranks.
+void BootstrapStudy::collective_step(const StudyContext& context, const std::vector<std::vector<double>>& rows) {
+  const mpi::Communicator& comm = *context.comm;
+  distributed_sym_.reset();
+  sym_ranks_ = 1;
+  const bool sym = std::find(config_.families.begin(), config_.families.end(), "sym") != config_.families.end();
+  if (!sym || comm.size() == 1 || shared_.p < config_.scalapack_min_p) return;
+  const std::int64_t p = shared_.p;
+  Matrix theta, grad;
+  std::int64_t m = 0;
+  mpi::collective(comm, [&] {
+    if (!comm.is_root()) return;
+    const Equations eq = pooled_equations(shared_, schema_->decode_all(rows.front()));
+    theta = eq.theta;
+    grad = eq.grad_loss;
+    m = eq.m();
+  });
+  m = comm.broadcast(m);
+  if (m == 0) return;  // every replicate diverged: no fit
+  Equations layout, block;
+  layout.theta = Matrix(0, p);
+  layout.grad_loss = Matrix(0, p);
+  layout.parameters = shared_.blocks;
+  block.theta = distributed::scatter_rows(comm, theta, m, p);
+  block.grad_loss = distributed::scatter_rows(comm, grad, m, p);
+  FitOptions options;
+  options.family = FamilySpec::parse("sym");
+  distributed::SolverTuning tuning;
+  tuning.structured_scalapack_min_p = config_.scalapack_min_p;
+  const auto t0 = std::chrono::steady_clock::now();
+  const FitResult result = distributed::fit_distributed(comm, layout, block, m, options, tuning);
+  if (comm.is_root()) {
+    distributed_sym_ = result;
+    sym_ranks_ = comm.size();
+    sym_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+}
 
 nlohmann::json BootstrapStudy::write(const std::vector<std::vector<double>>& data, OutputDir& out) {
   const BootstrapConfig& c = config_;
-  const Shared& shared = shared_;
-  const std::string& config_text = config_text_;
-    const std::int64_t p = shared.p, width = row_width(shared), nf = static_cast<std::int64_t>(shared.feature_names.size());
-    const std::vector<double>& rows = data.front();
-    std::vector<std::int64_t> kept, diverged(sz(c.replicates), 0);
-    Matrix theta_all(c.replicates, p), grad_all(c.replicates, p);
-    std::vector<double> losses, rel, epochs;
-    for (std::int64_t r = 0; r < c.replicates; ++r) {
-      const double* row = rows.data() + r * width;
-      std::copy(row, row + p, theta_all.data() + r * p);
-      std::copy(row + p, row + 2 * p, grad_all.data() + r * p);
-      const double* tail = row + (2 + nf) * p;
-      losses.push_back(tail[0]);
-      rel.push_back(tail[1]);
-      epochs.push_back(tail[2]);
-      if (std::isfinite(row[0])) kept.push_back(r);
-      else diverged[sz(r)] = 1;
-    }
-    const auto m = static_cast<std::int64_t>(kept.size());
-    nlohmann::json fits = nlohmann::json::object();
-    if (m > 0) {
-      Equations eq;
-      eq.theta = Matrix(m, p);
-      eq.grad_loss = Matrix(m, p);
-      for (std::int64_t f = 0; f < nf; ++f) eq.features.emplace_back(shared.feature_names[sz(f)], Matrix(m, p));
-      for (std::int64_t k = 0; k < m; ++k) {
-        const double* row = rows.data() + kept[sz(k)] * width;
-        std::copy(row, row + p, eq.theta.data() + k * p);
-        std::copy(row + p, row + 2 * p, eq.grad_loss.data() + k * p);
-        for (std::int64_t f = 0; f < nf; ++f)
-          std::copy(row + (2 + f) * p, row + (3 + f) * p, eq.features[sz(f)].second.data() + k * p);
+  const std::vector<Replicate> replicates = schema_->decode_all(data.front());
+  const Equations eq = pooled_equations(shared_, replicates);
+  const std::int64_t m = eq.m();
+  nlohmann::json fits = nlohmann::json::object(), fit_seconds = nlohmann::json::object();
+  if (m > 0) {
+    io::write_equation_file(out.path("equations.h5"), eq);
+    for (const std::string& family : c.families) {
+      FitOptions fo;
+      Equations view = eq;
+      const auto layerwise = [](const auto& f) { return f.first.rfind("layerwise_ridge.", 0) == 0; };
+      if (family == "layerwise-ridge") {
+        fo.family = FamilySpec::parse("features");
+        std::erase_if(view.features, [&](const auto& f) { return !layerwise(f); });
+      } else {
+        if (c.features_skip_layerwise) std::erase_if(view.features, layerwise);
+        fo.family = FamilySpec::parse(family);
       }
-      eq.parameters = shared.blocks;
-      io::write_equation_file(out.path("equations.h5"), eq);
-      for (const std::string& family : c.families) {
-        FitOptions fo;
-        Equations view = eq;
-        const auto layerwise = [](const auto& f) { return f.first.rfind("layerwise_ridge.", 0) == 0; };
-        if (family == "layerwise-ridge") {
-          fo.family = FamilySpec::parse("features");
-          std::erase_if(view.features, [&](const auto& f) { return !layerwise(f); });
-        } else {
-          if (c.features_skip_layerwise) std::erase_if(view.features, layerwise);
-          fo.family = FamilySpec::parse(family);
-        }
-        const FitResult result = fit(view, fo);
-        nlohmann::json doc = io::fit_result_json(result, 1);
-        doc["study"] = kStudy;
-        doc["replicates"] = c.replicates;
-        doc["diverged"] = c.replicates - m;
-        io::write_json_file(out.path(fit_file_name(family)), doc);
-        fits[family] = {{"file", fit_file_name(family)},   {"residual_ratio", doc["residual_ratio"]},
-                        {"cosine", doc["cosine"]},         {"rank", result.rank},
-                        {"unknowns", result.unknowns},     {"warnings", result.warnings}};
-      }
+      const bool distributed = family == "sym" && distributed_sym_.has_value();
+      const auto t0 = std::chrono::steady_clock::now();
+      const FitResult result = distributed ? *distributed_sym_ : fit(view, fo);
+      fit_seconds[family] = distributed ? sym_seconds_
+                                        : std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      nlohmann::json doc = io::fit_result_json(result, distributed ? sym_ranks_ : 1);
+      doc["study"] = kStudy;
+      doc["replicates"] = c.replicates;
+      doc["diverged"] = c.replicates - m;
+      io::write_json_file(out.path(fit_file_name(family)), doc);
+      fits[family] = {{"file", fit_file_name(family)},   {"residual_ratio", doc["residual_ratio"]},
+                      {"cosine", doc["cosine"]},         {"rank", result.rank},
+                      {"unknowns", result.unknowns},     {"warnings", result.warnings}};
     }
-    io::ResultsWriter w(out.path("results.h5"), kStudy);
-    w.write("config", config_text, {"the study's TOML config as given", "", {}});
-    w.write("theta", theta_all, {"each replicate's scope parameters (NaN: diverged)", "", {"replicate", "parameter"}});
-    w.write("grad_loss", grad_all,
-            {"full-batch mean data-loss gradient over the scope on the replicate's sample", "", {"replicate", "parameter"}});
-    w.write("loss", losses, {"full-batch mean data loss on the replicate's sample", "", {"replicate"}});
-    w.write("relative_gradient_norm", rel, {"||grad L|| / ||theta|| over the scope", "", {"replicate"}});
-    w.write("epochs", epochs, {"training epochs run", "epochs", {"replicate"}});
-    w.write("diverged", diverged, {"1 when training diverged (left out of the fits)", "", {"replicate"}});
-    w.commit();
-    nlohmann::json scope = nlohmann::json::array();
-    for (const auto& b : shared.blocks) scope.push_back({{"name", b.name}, {"shape", b.shape}});
-    const nlohmann::json summary = {{"study", kStudy},       {"replicates", c.replicates}, {"diverged", c.replicates - m},
-                                    {"p_scope", p},         {"scope", scope},             {"fits", fits}};
-    io::write_json_file(out.path("summary.json"), summary);
-    return nlohmann::json::object();
   }
+  io::ResultsWriter w(out.path("results.h5"), kStudy);
+  w.write("config", config_text_, {"the study's TOML config as given", "", {}});
+  schema_->write(w, "", replicates, Axes{{"replicate"}, {c.replicates}});
+  w.commit();
+  nlohmann::json scope = nlohmann::json::array();
+  for (const auto& b : shared_.blocks) scope.push_back({{"name", b.name}, {"shape", b.shape}});
+  const nlohmann::json summary = {{"study", kStudy},  {"replicates", c.replicates}, {"diverged", c.replicates - m},
+                                  {"p_scope", shared_.p}, {"scope", scope},          {"fits", fits}};
+  io::write_json_file(out.path("summary.json"), summary);
+  // Timings belong to run_info.json: the fits' wall seconds, and on how many
+  // ranks sym was solved.
+  return {{"fit_seconds", fit_seconds}, {"sym_ranks", sym_ranks_}};
+}
 
 }  // namespace
 

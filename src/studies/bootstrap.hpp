@@ -34,12 +34,21 @@
 //     candidate columns of fit.candidates (training/endpoint.hpp).
 // A diverged replicate is recorded as such and left out of the fits.
 //
+// The fits run on rank 0 after the farm, except sym over several ranks with
+// a scope of p >= fit.scalapack_min_p (default 256, `gradmatch fit`'s
+// crossover): then every rank takes part (Study::collective_step), the
+// pooled rows are scattered in point blocks and ScaLAPACK solves (PDGEMM,
+// PDSYEVD; distributed/distributed_fit.hpp). Its fit_sym.json may then
+// differ from a one-rank run's in the last bits (and records `ranks`);
+// every other output is byte-identical for any number of ranks.
+//
 // Outputs: equations.h5 (the pooled rows, with parameter names and shapes),
 // fit_<family>.json for each of fit.families (the `gradmatch fit --output`
-// document; ':' in a family becomes '_'), results.h5 (per replicate: theta,
-// grad_loss, loss, relative gradient norm, epochs, diverged), summary.json,
-// run_info.json. Relative model/data/penalty paths are read from the config
-// file's directory.
+// document; ':' in a family becomes '_'), results.h5 (per replicate, through
+// a studies::Schema: theta, grad_loss, features, loss, relative gradient
+// norm, epochs, stopped, diverged), summary.json, run_info.json (with each
+// fit's wall seconds). Relative model/data/penalty paths are read from the
+// config file's directory.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -83,6 +92,9 @@ struct BootstrapConfig {
   // fit.*
   std::vector<std::string> families{"ridge", "diag"};
   std::vector<std::string> candidates;  ///< for the family "features"
+  /// sym over several ranks: ScaLAPACK from this scope size p on, below it
+  /// rank 0 fits alone (distributed::SolverTuning's crossover)
+  std::int64_t scalapack_min_p = 256;
   /// layerwise-ridge was added to `candidates` for the family of that name
   /// only; the family "features" leaves its columns out.
   bool features_skip_layerwise = false;

@@ -235,7 +235,13 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   const std::vector<std::string> hosts = comm.gather(mpi::processor_name());
   const std::vector<std::string> devices = comm.gather(context.description);
 
-  // 5. Rank 0 writes the outputs, each atomically, run_info.json last.
+  // 5. Every rank: the study's collective step (a distributed solve over
+  //    the rows rank 0 holds, for instance).
+  t = Clock::now();
+  collective(comm, [&] { study.collective_step(context, rows); });
+  const double collective_s = seconds_since(t);
+
+  // 6. Rank 0 writes the outputs, each atomically, run_info.json last.
   collective(comm, [&] {
     if (!root) return;
     t = Clock::now();
@@ -264,7 +270,11 @@ void run_study(Study& study, const std::string& name, const std::string& config_
          {{"total", total}, {"resumed", resumed}, {"run", run_now}, {"diverged", diverged}, {"by_attempt", attempts}}},
         {"stages", stage_info},
         {"wall_seconds",
-         {{"shared", shared_s}, {"tasks", tasks_s}, {"write", write_s}, {"total", seconds_since(t0)}}}};
+         {{"shared", shared_s},
+          {"tasks", tasks_s},
+          {"collective", collective_s},
+          {"write", write_s},
+          {"total", seconds_since(t0)}}}};
     for (const auto& [key, value] : io::provenance()) info[key] = value;
     if (extra.is_object())
       for (auto it = extra.begin(); it != extra.end(); ++it) info[it.key()] = it.value();

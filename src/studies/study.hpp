@@ -1,21 +1,27 @@
 #pragma once
 // A study and the one runner every study goes through.
 //
-// A study is a small type with five steps; the runner does everything else:
+// A study is a small type with five steps (and an optional sixth); the
+// runner does everything else:
 //
 //   configure(reader)      every rank: read and check the config keys
 //   prepare(context)       every rank: shared inputs (data, canonical runs)
 //   tables()               the tasks, one table per result shape
 //   compute(table, row)    any rank: one task's result row (a pure function
 //                          of config, shared inputs and task id)
+//   collective_step(context, rows)
+//                          every rank, optional: work over the finished rows
+//                          that all ranks take part in (a distributed
+//                          solve); the rows are on rank 0 only
 //   write(rows, out)       rank 0: assemble every row, write the outputs
 //
 // run_study() reads the top-level keys every config shares (`study`,
 // `device`), lets the study read the rest, rejects keys nobody read, opens
 // the run store DIR/store.h5 (one table per task table; rows in table order),
 // farms the pending rows over the ranks, reads every row back on rank 0,
-// calls write() and records DIR/run_info.json last. Resume, refusal of another
-// config and "nothing to do" are the run store's: a re-run on the same DIR
+// calls collective_step() on every rank and write() on rank 0, and records
+// DIR/run_info.json last. Resume, refusal of another config and "nothing to
+// do" are the run store's: a re-run on the same DIR
 // computes only pending rows, and since a task is pure the outputs equal an
 // uninterrupted run's byte for byte, for any number of ranks. The files a
 // finished run holds are the ones write() actually wrote (OutputDir records
@@ -90,6 +96,17 @@ class Study {
   /// One task's result (table's width doubles; a non-finite value marks the
   /// task diverged in the store).
   virtual std::vector<double> compute(std::size_t table, std::int64_t row) = 0;
+  /// Every rank, after the farm and before write(), whenever write() will
+  /// run (a resumed run whose outputs are incomplete too): a step over
+  /// context.comm that every rank takes, e.g. a distributed solve of the
+  /// pooled rows whose result write() then publishes. `rows` is every
+  /// table's rows on rank 0 (as write() gets them) and empty elsewhere; the
+  /// study moves what the other ranks need. Failures must be agreed
+  /// (mpi::collective). Default: nothing.
+  virtual void collective_step(const StudyContext& context, const std::vector<std::vector<double>>& rows) {
+    (void)context;
+    (void)rows;
+  }
   /// Rank 0: every table's rows, row-major [rows, width]. Writes each output
   /// atomically through `out`; returns extra run_info.json entries.
   virtual nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) = 0;

@@ -67,6 +67,51 @@ TEST(DistributedFit, EveryFamilyAndMethodMatchesTheSerialSolve) {
   if (world.is_root()) std::filesystem::remove(path);
 }
 
+TEST(DistributedFit, RowsHeldByRank0ScatteredAndFittedMatchTheSerialSymFitOnBothPaths) {
+  // How a study fits pooled rows it holds on rank 0: scatter_rows cuts them
+  // into point blocks, fit_distributed solves them. Both sides of the
+  // ScaLAPACK crossover, and more ranks than points (empty blocks).
+  const Communicator world;
+  for (const std::int64_t m : {std::int64_t{23}, std::int64_t{3}}) {
+    Rng rng(41, static_cast<std::uint64_t>(m));
+    Equations eq = problems::random_sym(rng, m, 6);
+    eq.parameters = {{"w", {2, 3}}};
+    Equations layout, block;
+    layout.theta = Matrix(0, 6);
+    layout.grad_loss = Matrix(0, 6);
+    layout.parameters = eq.parameters;
+    const Matrix empty;
+    block.theta = scatter_rows(world, world.is_root() ? eq.theta : empty, m, 6);
+    block.grad_loss = scatter_rows(world, world.is_root() ? eq.grad_loss : empty, m, 6);
+    const auto [begin, end] = point_block(m, world.rank(), world.size());
+    ASSERT_EQ(block.m(), end - begin);
+    for (std::int64_t k = 0; k < block.m(); ++k)
+      for (std::int64_t j = 0; j < 6; ++j) {
+        EXPECT_EQ(block.theta(k, j), eq.theta(begin + k, j));
+        EXPECT_EQ(block.grad_loss(k, j), eq.grad_loss(begin + k, j));
+      }
+    FitOptions o;
+    o.family = FamilySpec::parse("sym");
+    const FitResult serial = fit(eq, o);
+    for (const std::int64_t crossover : {std::int64_t{0}, std::int64_t{256}}) {
+      SolverTuning tuning;
+      tuning.structured_scalapack_min_p = crossover;
+      const FitResult dist = fit_distributed(world, layout, block, m, o, tuning);
+      double scale = 0.0, diff = 0.0;
+      for (std::size_t i = 0; i < serial.coefficients.size(); ++i) {
+        scale = std::max(scale, std::abs(serial.coefficients[i]));
+        diff = std::max(diff, std::abs(serial.coefficients[i] - dist.coefficients[i]));
+      }
+      EXPECT_LE(diff, 1e-10 * scale) << "m = " << m << ", crossover " << crossover;
+      EXPECT_EQ(dist.rank, serial.rank) << m;
+      EXPECT_NEAR(dist.residual_ratio, serial.residual_ratio, 1e-10) << m;
+      EXPECT_EQ(dist.m, m);
+      ASSERT_EQ(dist.parameters.size(), 1u);
+      EXPECT_EQ(dist.parameters[0].name, "w");
+    }
+  }
+}
+
 TEST(DistributedFit, BadInputFailsEveryRankWithExitCode2AndWritesNothing) {
   const Communicator world;
   Equations eq = problem_with_features();

@@ -19,6 +19,7 @@
 #include "io/hdf5_file.hpp"
 #include "studies/bootstrap.hpp"
 #include "studies/registry.hpp"
+#include "bootstrap_configs.hpp"
 #include "study_files.hpp"
 
 namespace gradmatch::studies {
@@ -61,27 +62,7 @@ TEST_F(BootstrapStudy, ExplicitSymmetricPenaltyOnBootstrapResamplesIsRecoveredTo
   // Linear model (p = 4), L_r = mse on resample r, trained by full-batch L-BFGS
   // to a stationary point of L_r + theta^T Lambda theta: grad L_r = -2 Lambda theta_r
   // exactly, and 12 endpoints determine Lambda.
-  const fs::path out = run("sym", R"(study = "bootstrap"
-seed = 3
-loss = "mse"
-replicates = 12
-resample = "bootstrap"
-[model]
-file = "linear.pt"
-[data]
-file = "linear.h5"
-[training]
-optimizer = "lbfgs"
-learning_rate = 1.0
-epochs = 20
-stop = "gradient_norm"
-gradient_tolerance = 1e-12
-[penalty]
-family = "sym"
-file = "sym.h5"
-[fit]
-families = ["sym", "ridge"]
-)");
+  const fs::path out = run("sym", sym_penalty_config());
   std::vector<std::int64_t> shape;
   const std::vector<double> truth = io::read_doubles((dir_ / "sym.h5").string(), "lambda", &shape);
   const nlohmann::json fit = json_of(out / "fit_sym.json");
