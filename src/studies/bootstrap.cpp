@@ -241,7 +241,27 @@ Replicate empty_replicate(const Shared& s) {
   return r;
 }
 
-std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std::int64_t r) {
+/// A rank's sample tensors, reused from replicate to replicate.
+struct SampleBuffers {
+  training::Dataset train, validation;
+};
+
+/// data's examples at `indices` into `buffer`, whose storage is reused when
+/// it is large enough: a fresh 60,000-image sample per replicate costs as
+/// much in page faults as in copying.
+training::Dataset take_into(const training::Dataset& data, std::vector<std::int64_t> indices,
+                            training::Dataset& buffer) {
+  const at::Tensor i = at::from_blob(indices.data(), {static_cast<std::int64_t>(indices.size())}, at::kLong)
+                           .to(data.x.device());
+  if (!buffer.x.defined() || buffer.x.scalar_type() != data.x.scalar_type() ||
+      buffer.y.scalar_type() != data.y.scalar_type() || buffer.x.device() != data.x.device())
+    buffer = {at::empty({0}, data.x.options()), at::empty({0}, data.y.options())};
+  at::index_select_out(buffer.x, data.x, 0, i);
+  at::index_select_out(buffer.y, data.y, 0, i);
+  return buffer;
+}
+
+std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std::int64_t r, SampleBuffers& buffers) {
   const training::LossKind loss = training::parse_loss(c.loss);
   const training::ModelHandle model = load_model(c);
   if (c.init == "keyed") keyed_init(model, c.seed, r);
@@ -255,14 +275,16 @@ std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std
   } else {
     for (std::int64_t i = 0; i < n; ++i) sample[sz(i)] = i;
   }
-  training::Dataset train = data.take(sample), validation;
+  training::Dataset train = data, validation;  // resample = "none" trains on the data itself
   if (c.stop == "early_stopping") {
     Rng rng(c.seed, stream(kSplitStream, r));
     for (std::int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
       std::swap(sample[sz(i)], sample[rng.below(static_cast<std::uint64_t>(i + 1))]);
     const auto held = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.validation_fraction * static_cast<double>(n)));
-    validation = data.take(std::vector<std::int64_t>(sample.end() - held, sample.end()));
-    train = data.take(std::vector<std::int64_t>(sample.begin(), sample.end() - held));
+    validation = take_into(data, std::vector<std::int64_t>(sample.end() - held, sample.end()), buffers.validation);
+    train = take_into(data, std::vector<std::int64_t>(sample.begin(), sample.end() - held), buffers.train);
+  } else if (c.resample == "bootstrap") {
+    train = take_into(data, std::move(sample), buffers.train);
   }
 
   training::TrainOptions o;
@@ -420,7 +442,9 @@ class BootstrapStudy final : public Study {
     for (std::int64_t r = 0; r < config_.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
     return {table};
   }
-  std::vector<double> compute(std::size_t, std::int64_t row) override { return run_replicate(config_, shared_, row); }
+  std::vector<double> compute(std::size_t, std::int64_t row) override {
+    return run_replicate(config_, shared_, row, buffers_);
+  }
   void collective_step(const StudyContext& context, const std::vector<std::vector<double>>& rows) override;
   nlohmann::json write(const std::vector<std::vector<double>>& data, OutputDir& out) override;
   std::string describe() const override {
@@ -432,6 +456,7 @@ class BootstrapStudy final : public Study {
   std::string config_text_;
   Shared shared_;
   std::unique_ptr<Schema<Replicate>> schema_;
+  SampleBuffers buffers_;  ///< this rank's, reused by each replicate it trains
   std::optional<FitResult> distributed_sym_;  ///< rank 0: the sym fit of collective_step, when it ran one
   int sym_ranks_ = 1;
   double sym_seconds_ = 0.0;  ///< its wall time, scatter included
