@@ -221,14 +221,14 @@ Schema<Replicate> replicate_schema(const Shared& s) {
   if (nf > 0)
     fields.push_back(matrix<Replicate>(
         "features", [](Replicate& r) -> Matrix& { return r.features; }, {"candidate", "parameter"}, nf, p, "",
-        "candidate regularizer gradients over the scope (fit.candidates; the equation file names the columns)"));
+        "candidate regularizer gradients over the scope, one per column named in `candidates`"));
   fields.push_back(scalar("loss", &Replicate::loss, "", "full-batch mean data loss on the replicate's sample"));
   fields.push_back(scalar("relative_gradient_norm", &Replicate::relative_gradient_norm, "",
                           "||grad L|| / ||theta|| over the scope"));
   fields.push_back(scalar("epochs", &Replicate::epochs, "epochs", "training epochs run"));
   fields.push_back(scalar("stopped", &Replicate::stopped, "",
-                          "training stopped before training.epochs (early stopping or the gradient-norm tolerance)"));
-  fields.push_back(scalar("diverged", &Replicate::diverged, "", "training diverged (left out of the fits)"));
+                          "training stopped before training.epochs, by early stopping or the gradient-norm tolerance"));
+  fields.push_back(scalar("diverged", &Replicate::diverged, "", "training diverged; left out of the fits"));
   return Schema<Replicate>(std::move(fields));
 }
 
@@ -540,6 +540,11 @@ nlohmann::json BootstrapStudy::write(const std::vector<std::vector<double>>& dat
   }
   io::ResultsWriter w(out.path("results.h5"), kStudy);
   w.write("config", config_text_, {"the study's TOML config as given", "", {}});
+  if (!shared_.feature_names.empty()) {
+    std::string names;
+    for (const std::string& n : shared_.feature_names) names += (names.empty() ? "" : ", ") + n;
+    w.write("candidates", names, {"the candidate columns of `features`, in order (comma-separated)", "", {}});
+  }
   schema_->write(w, "", replicates, Axes{{"replicate"}, {c.replicates}});
   w.commit();
   nlohmann::json scope = nlohmann::json::array();

@@ -177,6 +177,38 @@ TEST_F(BootstrapStudy, SmokeConfigWithEveryKeyWritesEveryOutput) {
   EXPECT_EQ(eq.features.size(), 3u);  // ridge, nuclear.*, layerwise_ridge.out
 }
 
+TEST_F(BootstrapStudy, ResultsH5HoldsEveryReplicateFieldTypedAndDescribedAndEqualToTheEquations) {
+  const fs::path config = dir_ / "bootstrap.toml";
+  fs::copy_file(smoke("bootstrap"), config, fs::copy_options::overwrite_existing);
+  const fs::path out = dir_ / "smoke_results";
+  run_study(config.string(), out.string(), mpi::Communicator());
+  // Counts and flags are int64, every dataset names its axes (one per
+  // dimension) and carries description and units; no replicate of the smoke
+  // config diverges, so results.h5 holds the equation rows in replicate order.
+  std::ofstream(dir_ / "check_results.py") << R"(
+import sys, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out + "/results.h5", "r") as f, h5py.File(out + "/equations.h5", "r") as e:
+    for name in ["theta", "grad_loss", "features", "loss", "relative_gradient_norm", "epochs", "stopped", "diverged"]:
+        d = f[name]
+        assert len(d.attrs["dims"]) == d.ndim and d.attrs["dims"][0] == "replicate", (name, d.attrs["dims"])
+        assert len(d.attrs["description"]) > 0 and "units" in d.attrs, name
+    for name in ["epochs", "stopped", "diverged"]:
+        assert f[name].dtype == np.int64, (name, f[name].dtype)
+    assert f["theta"].shape == (4, 6) and f["features"].shape == (4, 3, 6), f["features"].shape
+    assert list(f["features"].attrs["dims"]) == ["replicate", "candidate", "parameter"]
+    assert not f["diverged"][:].any()
+    assert (f["epochs"][:] >= 1).all() and (f["epochs"][:] <= 40).all()
+    assert np.array_equal(f["stopped"][:] == 1, f["epochs"][:] < 40)
+    assert np.array_equal(f["theta"][:], e["theta"][:]) and np.array_equal(f["grad_loss"][:], e["grad_loss"][:])
+    names = f["candidates"][()].decode().split(", ")
+    assert sorted(names) == sorted(e["features"].keys()), names
+    for k, name in enumerate(names):
+        assert np.array_equal(f["features"][:, k, :], e["features"][name][:]), name
+)";
+  EXPECT_EQ(std::system(("/usr/bin/python3 " + (dir_ / "check_results.py").string() + " " + out.string()).c_str()), 0);
+}
+
 TEST_F(BootstrapStudy, ConfigErrorsNameTheKey) {
   const fs::path config = dir_ / "bad.toml";
   std::ofstream(config) << "study = \"bootstrap\"\n[model]\nfile = \"linear.pt\"\n[data]\nfile = \"linear.h5\"\n"
