@@ -44,7 +44,7 @@ void validate(const TrainOptions& o, const Dataset& train_data, const Dataset& v
   if (o.max_epochs < 0) fail("max_epochs must be non-negative");
   if (!(o.optimizer.learning_rate > 0.0)) fail("the learning rate must be positive");
   if (!(o.optimizer.momentum >= 0.0 && o.optimizer.momentum < 1.0)) fail("momentum must lie in [0, 1)");
-  if (const std::string problem = schedule_problem(o.optimizer); !problem.empty()) fail(problem);
+  if (const std::string problem = schedule_problem(o.optimizer); !problem.empty()) fail(problem.c_str());
   if (o.early_stopping) {
     if (o.early_stopping->patience < 1) fail("early-stopping patience must be at least 1");
     if (!(o.early_stopping->min_delta >= 0.0)) fail("early-stopping min_delta must be non-negative");
