@@ -10,7 +10,10 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +23,7 @@
 
 #include "cli/commands.hpp"
 #include "core/build_info.hpp"
+#include "core/text.hpp"
 #include "studies/catalog.hpp"
 #include "mpi/mpi.hpp"
 
@@ -65,6 +69,63 @@ int launcher_rank() {
   for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"})
     if (const char* v = std::getenv(name)) return std::atoi(v);
   return 0;
+}
+
+/// The subcommands, for "unknown command" (main() adds them in this order).
+const std::vector<std::string> kCommands{"fit", "run", "studies", "report"};
+
+/// A word where a subcommand belongs that is none: "unknown command 'fitt';
+/// the commands are: ... (did you mean fit?)". Empty when argv[1] is a known
+/// command or an option (CLI11 handles those).
+std::string unknown_command(int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return {};
+  const std::string word = argv[1];
+  if (std::find(kCommands.begin(), kCommands.end(), word) != kCommands.end()) return {};
+  std::string list;
+  for (const std::string& c : kCommands) list += (list.empty() ? "" : ", ") + c;
+  const std::string close = gradmatch::text::closest(word, kCommands);
+  return gradmatch::text::cat("unknown command '", gradmatch::text::clip(word), "'; the commands are: ", list,
+                              close.empty() ? std::string("; 'gradmatch --help' describes them")
+                                            : gradmatch::text::cat(" (did you mean ", close, "?)"));
+}
+
+/// A flag's value that must be a number in [lo, hi] (hi excluded when
+/// `open_hi`); `what` says what the flag means. Checked on the text, before
+/// CLI11 converts it, so "nan", "-1" and "2" are refused rather than read as
+/// "the default".
+CLI::Validator number_in(double lo, double hi, bool open_hi, const std::string& what) {
+  const std::string range = gradmatch::text::cat("[", lo, ", ", hi, open_hi ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        double v = 0.0;
+        const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        const bool parsed = ec == std::errc() && ptr == value.data() + value.size() && !value.empty();
+        if (parsed && std::isfinite(v) && v >= lo && (open_hi ? v < hi : v <= hi)) return {};
+        return gradmatch::text::cat("the value '", gradmatch::text::clip(value), "' is not a number in ", range, " (",
+                                    what, ")");
+      },
+      "NUMBER in " + range);
+}
+
+/// A flag's value that must be an integer >= lo.
+CLI::Validator integer_at_least(std::int64_t lo, const std::string& what) {
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        std::int64_t v = 0;
+        const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (ec == std::errc() && ptr == value.data() + value.size() && !value.empty() && v >= lo) return {};
+        return gradmatch::text::cat("the value '", gradmatch::text::clip(value), "' is not an integer >= ", lo, " (",
+                                    what, ")");
+      },
+      gradmatch::text::cat("INTEGER >= ", lo));
+}
+
+/// CLI11's errors as one line naming the subcommand, not the whole help.
+std::string failure_line(const CLI::App* app, const CLI::Error& e) {
+  std::string command = app->get_name();
+  if (const auto subs = app->get_subcommands(); !subs.empty()) command += " " + subs.front()->get_name();
+  return gradmatch::text::cat(command, ": error: ", e.what(), "\nRun '", command,
+                              " --help' for the options.\n");
 }
 
 #if !GRADMATCH_TORCH_COMMANDS
@@ -123,7 +184,7 @@ int main(int argc, char** argv) {
   CLI::App app{kDescription, "gradmatch"};
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
-  app.failure_message(CLI::FailureMessage::help);
+  app.failure_message(failure_line);
 
   gradmatch::cli::FitArgs fit;
   auto* fit_cmd = app.add_subcommand("fit", "Fit a regularizer family to a version-1 equation file or a TorchScript model");
@@ -140,8 +201,11 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--reduce", fit.reduce,
                       "All-reduce of the distributed fit's statistics: mpi, or nccl (GPU buffers; builds with NCCL)")
       ->capture_default_str();
-  fit_cmd->add_option("--rcond", fit.rcond,
-                      "Relative singular-value cut of the design (default sqrt(100 * unknowns * eps))");
+  fit_cmd
+      ->add_option("--rcond", fit.rcond,
+                   "Relative singular-value cut of the design, in [0, 1): singular values at or below rcond * the "
+                   "largest count as zero, on every route (default sqrt(100 * unknowns * eps))")
+      ->check(number_in(0.0, 1.0, true, "the relative singular-value cut; leave --rcond out for the default"));
   fit_cmd->add_flag("--quiet,-q", fit.quiet, "Do not print the one-line summary to stderr");
   fit_cmd
       ->add_option("--model", fit.models,
@@ -163,7 +227,9 @@ int main(int argc, char** argv) {
                       "With --model: feature columns for --family features (ridge, huber:beta=B, "
                       "elastic-net:beta=B, layerwise-ridge, nuclear), comma-separated")
       ->delimiter(',');
-  fit_cmd->add_option("--batch-size", fit.batch_size, "With --model: examples per batch of the full-batch gradient (0: all)");
+  fit_cmd
+      ->add_option("--batch-size", fit.batch_size, "With --model: examples per batch of the full-batch gradient (0: all)")
+      ->check(integer_at_least(0, "examples per batch; 0 takes all examples in one batch"));
   fit_cmd->footer(kFitFooter);
 
   gradmatch::cli::RunArgs run;
@@ -179,6 +245,10 @@ int main(int argc, char** argv) {
   report_cmd->add_option("path", report.path, "Study output directory or equation file")->required();
   report_cmd->add_flag("--json", report.json, "Print the report as JSON instead of tables");
 
+  if (const std::string unknown = unknown_command(argc, argv); !unknown.empty()) {
+    if (launcher_rank() == 0) std::cerr << "gradmatch: error: " << unknown << std::endl;
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

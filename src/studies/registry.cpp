@@ -44,7 +44,9 @@ void run_study(const std::string& config_path, const std::string& out_dir, const
     if (entry == nullptr) {
       std::string list;
       for (const StudyEntry& e : study_registry()) list += cat(list.empty() ? "" : ", ", e.name);
-      throw InputError(cat(config_path, ": key 'study': unknown study '", name, "'; known studies: ", list));
+      const std::string close = text::closest(name, study_names());
+      throw InputError(cat(config_path, ": key 'study': unknown study '", text::clip(name), "'; known studies: ", list,
+                           close.empty() ? "" : cat(" (did you mean ", close, "?)")));
     }
   });
   io::set_study(name);

@@ -134,7 +134,7 @@ void config_error(const io::ConfigReader& reader, const std::string& key, const 
 
 std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback) {
   const std::string name = reader.get_string("study");
-  if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", name, "\""));
+  if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", text::clip(name), "\""));
   reader.get_choice(kDeviceKey, "auto", device_choices());
   return static_cast<std::uint64_t>(reader.get_int("seed", static_cast<std::int64_t>(fallback), 0,
                                                    std::numeric_limits<std::int64_t>::max()));
