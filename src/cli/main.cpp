@@ -19,10 +19,12 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <new>
 #include <optional>
 
 #include "cli/commands.hpp"
 #include "core/build_info.hpp"
+#include "core/resources.hpp"
 #include "core/text.hpp"
 #include "studies/catalog.hpp"
 #include "mpi/mpi.hpp"
@@ -230,12 +232,19 @@ int main(int argc, char** argv) {
   fit_cmd
       ->add_option("--batch-size", fit.batch_size, "With --model: examples per batch of the full-batch gradient (0: all)")
       ->check(integer_at_least(0, "examples per batch; 0 takes all examples in one batch"));
+  fit_cmd->add_flag("--ignore-resource-check", fit.ignore_resource_check,
+                    "Read an equation file or data set even when it declares more than the available memory");
   fit_cmd->footer(kFitFooter);
 
   gradmatch::cli::RunArgs run;
   auto* run_cmd = app.add_subcommand("run", "Run a study from a TOML config (configs/*.toml) into an output directory");
   run_cmd->add_option("config", run.config, "Study config, e.g. configs/smoke/ols_early_stopping.toml")->required();
   run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")->required();
+  run_cmd->add_flag("--dry-run", run.dry_run,
+                    "Print the tasks, the estimated memory, disk and time and the files a run would write; write "
+                    "nothing");
+  run_cmd->add_flag("--ignore-resource-check", run.ignore_resource_check,
+                    "Start even when the estimated memory or disk exceeds what this machine has");
   run_cmd->footer(run_footer());
 
   auto* studies_cmd = app.add_subcommand("studies", "List the studies `gradmatch run` runs, one line each");
@@ -257,6 +266,7 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
 
+  if (fit.ignore_resource_check || run.ignore_resource_check) gradmatch::resources::set_resource_check(false);
   if (*studies_cmd) {
     std::fputs(gradmatch::studies::study_list().c_str(), stdout);
     return 0;
@@ -271,10 +281,15 @@ int main(int argc, char** argv) {
 #endif
   const gradmatch::mpi::Communicator world;
 
-  if (*fit_cmd) return gradmatch::cli::fit_command(fit, world);
+  try {
+    if (*fit_cmd) return gradmatch::cli::fit_command(fit, world);
 #if GRADMATCH_TORCH_COMMANDS
-  if (*run_cmd) return gradmatch::cli::run_command(run, world);
+    if (*run_cmd) return gradmatch::cli::run_command(run, world);
 #endif
-  if (*report_cmd) return gradmatch::cli::report_command(report, world);
+    if (*report_cmd) return gradmatch::cli::report_command(report, world);
+  } catch (const std::bad_alloc& e) {  // the commands report their own; this is the last resort
+    if (world.is_root()) std::cerr << "gradmatch: error: out of memory (" << e.what() << "); free memory or use a smaller input" << std::endl;
+    return 1;
+  }
   return 2;
 }

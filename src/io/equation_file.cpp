@@ -16,6 +16,7 @@
 #include <set>
 
 #include "core/errors.hpp"
+#include "core/resources.hpp"
 #include "io/hdf5_handle.hpp"
 #include "io/provenance.hpp"
 
@@ -110,6 +111,16 @@ class Reader {
   Equations read(std::int64_t begin, std::int64_t end) {
     if (begin < 0 || begin > end || end > m_)
       bad(cat("points [", begin, ", ", end, ") were requested but the file holds points [0, ", m_, ")"));
+    // Refuse what cannot fit before allocating it (a small chunked file can
+    // declare petabytes).
+    const double arrays = 2.0 + (info.has_target ? 1.0 : 0.0) + static_cast<double>(features_.size());
+    const double rows = static_cast<double>(end - begin);
+    const bool all = begin == 0 && end == m_;
+    resources::require_memory(
+        cat(path_, all ? "" : cat(" (points ", begin, " to ", end, ")"), " declares ",
+            resources::count_text(all ? static_cast<double>(m_) : rows), " x ", resources::count_text(static_cast<double>(p_)),
+            " float64 in ", static_cast<std::int64_t>(arrays), " datasets, which"),
+        8.0 * rows * static_cast<double>(p_) * arrays, "fit fewer points or parameters, or spread them over more nodes with mpirun");
     Equations eq;
     eq.theta = read_block(theta_, "theta", begin, end);
     eq.grad_loss = read_block(grad_loss_, "grad_loss", begin, end);

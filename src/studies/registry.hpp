@@ -28,4 +28,9 @@ std::vector<std::string> study_names();
 /// lists the known ones.
 void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm);
 
+/// `gradmatch run --dry-run`: reads and checks the config, then prints (rank
+/// 0, stdout) the tasks, the estimated memory, disk and time, and the files a
+/// run would write (studies/estimate.hpp). Writes nothing.
+void dry_run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm);
+
 }  // namespace gradmatch::studies

@@ -19,6 +19,7 @@
 #include "io/json_output.hpp"
 #include "io/provenance.hpp"
 #include "io/run_store.hpp"
+#include "studies/estimate.hpp"
 #include "training/device.hpp"
 
 namespace gradmatch::studies {
@@ -175,10 +176,12 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     study.configure(reader);
     reader.finish();
     effective = reader.effective();
+    check_estimate(study.estimate(), config_path, out_dir, comm.local_size());  // before prepare() allocates
     const auto t = Clock::now();
     study.prepare(context);
     shared_s = seconds_since(t);
     tables = study.tables();
+    check_store_size(tables, config_path, out_dir);
   });
   if (const std::string line = study.describe(); !line.empty()) say(line);
 
