@@ -17,6 +17,7 @@
 
 #include "core/errors.hpp"
 #include "core/resources.hpp"
+#include "io/file_bytes.hpp"
 #include "io/hdf5_handle.hpp"
 #include "io/provenance.hpp"
 
@@ -489,29 +490,24 @@ void write_hdf5_atomically(const std::string& path, const std::string& what,
                            const std::function<void(std::int64_t file)>& fill) {
   QuietHdf5 quiet;
   const std::string tmp = cat(path, ".tmp-", static_cast<long>(::getpid()));
+  std::string image;
   try {
-    FileHandle file;
-    try {
-      // Untimed objects: the same values give the same bytes.
-      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
-                        "H5Fcreate");
-    } catch (const Hdf5Error& e) {
-      throw InputError(cat(path, ": cannot create the file (", e.what(),
-                           "); check that its directory exists and is writable"));
-    }
+    // Built in memory (untimed objects: the same values give the same bytes),
+    // then written in one go: a full disk fails the plain write below.
+    FileHandle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), memory_fapl()),
+                    "H5Fcreate");
     fill(file);
+    image = file_image(file);
     file.close("H5Fclose");
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
+  } catch (const Hdf5Error& e) {
+    throw std::runtime_error(cat(path, ": writing ", what, " failed (", e.what(), ")"));
+  }
+  write_file_bytes(tmp, image, path);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
     fs::remove(tmp, ec);
-    try {
-      throw;
-    } catch (const Hdf5Error& e) {
-      throw std::runtime_error(cat(path, ": writing ", what, " failed (", e.what(), ")"));
-    } catch (const fs::filesystem_error& e) {
-      throw std::runtime_error(cat(path, ": cannot move the finished file into place (", e.what(), ")"));
-    }
+    throw std::runtime_error(cat(path, ": cannot move the finished file into place (", ec.message(), ")"));
   }
 }
 
