@@ -58,6 +58,9 @@ struct RunArgs {
   bool ignore_resource_check = false;  ///< --ignore-resource-check (core/resources.hpp)
 };
 int run_command(const RunArgs& args, const mpi::Communicator& comm);
+/// Reads and checks the config and the resource estimate of `run` (nothing
+/// is written) and returns 0, or reports the failure and returns its exit code.
+int run_precheck(const RunArgs& args, const mpi::Communicator& comm);
 
 struct ReportArgs {
   std::string path;  ///< a study output directory or an equation file

@@ -80,8 +80,15 @@ const std::vector<std::string> kCommands{"fit", "run", "studies", "report"};
 /// the commands are: ... (did you mean fit?)". Empty when argv[1] is a known
 /// command or an option (CLI11 handles those).
 std::string unknown_command(int argc, char** argv) {
-  if (argc < 2 || argv[1][0] == '-') return {};
+  if (argc < 2) return {};
   const std::string word = argv[1];
+  if (word.starts_with("-")) {
+    if (word == "-h" || word == "--help" || word == "--version") return {};
+    std::string list;
+    for (const std::string& c : kCommands) list += (list.empty() ? "" : ", ") + c;
+    return gradmatch::text::cat("unknown option '", gradmatch::text::clip(word), "' before the command; the commands are: ",
+                                list, " (options go after the command: gradmatch fit --help lists fit's)");
+  }
   if (std::find(kCommands.begin(), kCommands.end(), word) != kCommands.end()) return {};
   std::string list;
   for (const std::string& c : kCommands) list += (list.empty() ? "" : ", ") + c;
@@ -272,7 +279,15 @@ int main(int argc, char** argv) {
     return 0;
   }
 #if GRADMATCH_TORCH_COMMANDS
-  gradmatch::mpi::Environment env(&argc, &argv);
+  // Without a launcher, fit and run --dry-run need no MPI, and a run's config
+  // is checked in the one-rank world before MPI starts: bad input is
+  // reported without paying for MPI_Init.
+  std::optional<gradmatch::mpi::Environment> env;
+  const bool launched = gradmatch::mpi::launched_by_mpi();
+  const bool study_run = *run_cmd && !run.dry_run;
+  if (!launched && study_run)
+    if (const int code = gradmatch::cli::run_precheck(run, gradmatch::mpi::Communicator()); code != 0) return code;
+  if (launched || study_run) env.emplace(&argc, &argv);
 #else
   if (*run_cmd) return exec_torch_commands(argv, "run");
   if (*fit_cmd && !fit.models.empty()) return exec_torch_commands(argv, "fit --model");

@@ -17,4 +17,13 @@ int run_command(const RunArgs& args, const mpi::Communicator& comm) {
   }
 }
 
+int run_precheck(const RunArgs& args, const mpi::Communicator& comm) {
+  try {
+    studies::check_study_config(args.config, args.out, comm);
+    return 0;
+  } catch (const std::exception& e) {
+    return report_failure("run", e, comm, args.config + " --out " + args.out);
+  }
+}
+
 }  // namespace gradmatch::cli

@@ -67,6 +67,18 @@ void run_study(const std::string& config_path, const std::string& out_dir, const
   run_study(*study, name, config_path, out_dir, comm);
 }
 
+void check_study_config(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+  std::string name;
+  const StudyEntry& entry = entry_for(config_path, comm, name);
+  const std::unique_ptr<Study> study = entry.make();
+  mpi::collective(comm, [&] {
+    io::ConfigReader reader(config_path);
+    study->configure(reader);
+    reader.finish();
+    check_estimate(study->estimate(), config_path, out_dir, 1);
+  });
+}
+
 void dry_run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
   std::string name;
   const StudyEntry& entry = entry_for(config_path, comm, name);
