@@ -215,6 +215,27 @@ TEST_F(FitCommand, RcondCutsTheSameSingularValuesOnEveryRouteAndOutOfRangeIsRefu
       << batch.output;
 }
 
+TEST(Cli, RunDryRunPrintsTasksMemoryDiskTimeAndFilesAndWritesNothing) {
+  const fs::path out = fs::temp_directory_path() / ("gradmatch_dry_run_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  const CommandRun r =
+      run("run " + std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/ols_early_stopping.toml --out " + out.string() +
+          " --dry-run");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  // configs/smoke: fixed-iterate and variable-stop 2 pools x 20 endpoints,
+  // bootstrap 2 x (20 - 1) (endpoint 0 is the canonical run), 3 sigmas x 2 x 19.
+  EXPECT_NE(r.output.find("tasks:   232: gradient-descent runs of OLS with n = 200, p = 5 (fixed_iterate 40, "
+                          "variable_stop 40, bootstrap 38, sigma_sweep 114)"),
+            std::string::npos)
+      << r.output;
+  // The run store: 232 rows of 2p + 1 = 11 doubles, 8 * 11 + 13 bytes each, plus 64 KiB.
+  EXPECT_NE(r.output.find("run store ~89 kB"), std::string::npos) << r.output;
+  for (const char* part : {"memory:  ~", "available", "free in", "time:    ~", "writes:  store.h5, results.h5, summary.json",
+                           "run_info.json", "check:   fits this machine"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+}
+
 TEST(Cli, AnUnknownCommandIsOneLineWithTheCommandsAndTheClosestOne) {
   CommandRun r = run("fitt");
   EXPECT_EQ(r.exit_code, 2);
