@@ -7,7 +7,8 @@ Columns (tab-separated; '#' starts a comment line):
   id        unique case name
   exit      the expected exit code (2 bad input, 1 environment failure)
   regex     a Python regex the output (stdout + stderr) must match
-  command   gradmatch's arguments, optionally after ENV=VALUE words;
+  command   gradmatch's arguments, optionally after ENV=VALUE words
+            (LIMIT_AS=BYTES: the command's address-space limit);
             {dir} is the case's own folder, {fx} the shared fixtures,
             {smoke} configs/smoke, {cfg} the case's config file;
             {none} alone: no arguments
@@ -28,6 +29,7 @@ import concurrent.futures
 import hashlib
 import os
 import re
+import resource
 import shutil
 import struct
 import subprocess
@@ -273,12 +275,20 @@ def run_case(row, work, fx):
                .replace("{smoke}", os.path.join(SRC, "configs", "smoke")))
     words = command.split(" ")
     env = dict(os.environ)
+    limit = None
     while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
         key, _, value = words.pop(0).partition("=")
-        env[key] = value
+        if key == "LIMIT_AS":  # not a variable: the address-space limit (bytes) of the command
+            limit = int(value)
+        else:
+            env[key] = value
     t0 = time.monotonic()
+    def limit_memory():
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     proc = subprocess.run([EXE] + [w for w in words if w not in ("", "{none}")], capture_output=True, text=True, env=env,
-                          cwd=case_dir, timeout=120)
+                          cwd=case_dir, timeout=120, preexec_fn=limit_memory)
     seconds = time.monotonic() - t0
     output = proc.stdout + proc.stderr
     problems = []
