@@ -6,15 +6,19 @@
 reads DIR/results.h5 and writes
   DIR/figure5.png          the estimated ridge strength lambda-hat against the
                            dropout rate, one panel per (depth, width): one
-                           point per seed, coloured by the residual ratio
-                           ||b - 2 lambda-hat theta|| / ||b|| (the normalised
-                           gradient-matching loss; darker = better fit), the
-                           median over seeds as a line; a panel whose cells
-                           the stationarity diagnostics flag is shaded and
-                           says which rates are untrusted;
-  DIR/dropout_diagnostics.png  per rate: median cosine, median
-                           ||grad L|| / ||theta||, median test accuracy, and
-                           the Adam fit (parity column) against the closed form.
+                           point per seed, coloured by the cosine between
+                           -grad L and theta (how ridge-shaped the endpoint
+                           gradient is), the median over seeds as a line; a
+                           panel whose cells fail the trust rule (the dropout
+                           objective's unbiased ||g_p|| / ||theta|| too large)
+                           is shaded and says which rates are untrusted; a
+                           last column per depth splits the medians into
+                           lambda_R (dropout's own penalty, solid) and
+                           lambda_ns (non-stationarity, dashed);
+  DIR/dropout_diagnostics.png  per rate: median cosine, median unbiased
+                           ||g_p|| / ||theta||, median test accuracy, and
+                           the authors' Adam fit (parity column) against the
+                           closed form.
 Needs Debian's python3-h5py and python3-matplotlib only.
 """
 import sys
@@ -31,32 +35,34 @@ import numpy as np  # noqa: E402
 def figure5(h, out):
     depths, widths, rates = h["grid/depths"][()], h["grid/widths"][()], h["grid/rates"][()]
     lam = h["endpoints/lambda_hat"][()]           # [depth, width, rate, seed]
-    resid = h["endpoints/residual_ratio"][()]
+    cosine = h["endpoints/cosine"][()]
     median = h["cells/lambda_hat_median"][()]     # [depth, width, rate]
+    penalty = h["cells/lambda_penalty_median"][()]
+    nonstationary = h["cells/lambda_nonstationary_median"][()]
     trusted = h["cells/trusted"][()]
     finite = lam[np.isfinite(lam)]
     span = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     pad = 0.08 * (span[1] - span[0] or 1.0)
-    width_in, height_in = 3.6 * len(widths) + 2.4, 3.0 * len(depths) + 1.0
-    fig, axes = plt.subplots(len(depths), len(widths), figsize=(width_in, height_in), squeeze=False, sharex=True,
-                             sharey=True)
-    fr = resid[np.isfinite(resid)]
-    norm = matplotlib.colors.Normalize(vmin=fr.min() if fr.size else 0.0, vmax=fr.max() if fr.size else 1.0)
+    columns = len(widths) + 1
+    width_in, height_in = 3.6 * columns + 2.4, 3.0 * len(depths) + 1.0
+    fig, axes = plt.subplots(len(depths), columns, figsize=(width_in, height_in), squeeze=False, sharex=True)
+    fc = cosine[np.isfinite(cosine)]
+    norm = matplotlib.colors.Normalize(vmin=0.0, vmax=max(fc.max(), 1e-3) if fc.size else 1.0)
     scatter = None
     for i, depth in enumerate(depths):
         for j, width in enumerate(widths):
             ax = axes[i, j]
             for k, rate in enumerate(rates):
                 jitter = (np.arange(lam.shape[3]) - (lam.shape[3] - 1) / 2) * 0.004
-                scatter = ax.scatter(rate + jitter, lam[i, j, k], c=resid[i, j, k], cmap="viridis", norm=norm,
+                scatter = ax.scatter(rate + jitter, lam[i, j, k], c=cosine[i, j, k], cmap="viridis", norm=norm,
                                      s=22, edgecolors="black", linewidths=0.3, zorder=3)
             ax.plot(rates, median[i, j], color="tab:red", linewidth=1.2, label="median over seeds", zorder=2)
             ax.axhline(0.0, color="gray", linewidth=0.8, linestyle=":")
             untrusted = [f"{r:g}" for r, t in zip(rates, trusted[i, j]) if t == 0]
             if untrusted:
                 ax.set_facecolor("#f3f0e6")
-                ax.text(0.02, 0.97, "untrusted (not stationary): " + ("all rates" if len(untrusted) == len(rates)
-                                                                       else ", ".join(untrusted)),
+                ax.text(0.02, 0.97, "untrusted (not dropout-stationary): " +
+                        ("all rates" if len(untrusted) == len(rates) else ", ".join(untrusted)),
                         transform=ax.transAxes, fontsize=7, va="top", color="tab:brown")
             ax.set_title(f"depth {depth}, width {width}", fontsize=10)
             ax.set_ylim(span[0] - pad, span[1] + pad)
@@ -65,11 +71,23 @@ def figure5(h, out):
             if j == 0:
                 ax.set_ylabel("$\\hat\\lambda$ (ridge, closed form)")
             ax.grid(True, alpha=0.3)
+        ax = axes[i, -1]
+        for j, width in enumerate(widths):
+            color = f"C{j}"
+            ax.plot(rates, penalty[i, j], color=color, marker="o", markersize=3, label=f"$\\lambda_R$, width {width}")
+            ax.plot(rates, nonstationary[i, j], color=color, linestyle="--", marker="x", markersize=3,
+                    label=f"$\\lambda_{{ns}}$, width {width}")
+        ax.axhline(0.0, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_title(f"depth {depth}: $\\hat\\lambda = \\lambda_R + \\lambda_{{ns}}$ (medians)", fontsize=10)
+        if i == len(depths) - 1:
+            ax.set_xlabel("dropout rate")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.subplots_adjust(left=1.0 / width_in, right=1 - 1.45 / width_in, bottom=0.6 / height_in,
-                        top=1 - 0.75 / height_in, hspace=0.3, wspace=0.12)
+                        top=1 - 0.75 / height_in, hspace=0.3, wspace=0.25)
     cax = fig.add_axes([1 - 1.25 / width_in, 0.15, 0.15 / width_in, 0.7])
-    fig.colorbar(scatter, cax=cax, label="residual ratio (matching loss, darker = better)", format="%.4g")
+    fig.colorbar(scatter, cax=cax, label="cosine(-grad L, theta) (how ridge-shaped)", format="%.3g")
     fig.suptitle("Effective ridge penalty of dropout (one point per seed)", fontsize=11)
     fig.savefig(out / "figure5.png", dpi=130)
     plt.close(fig)
@@ -78,21 +96,21 @@ def figure5(h, out):
 def diagnostics(h, out):
     depths, widths, rates = h["grid/depths"][()], h["grid/widths"][()], h["grid/rates"][()]
     cells = {key: h["cells/" + key][()] for key in
-             ("cosine_median", "relative_grad_norm_median", "test_accuracy_median", "lambda_hat_median",
-              "lambda_adam_median")}
+             ("cosine_median", "dropout_grad_norm_median", "test_accuracy_median", "lambda_hat_median",
+              "adam_lambda_median")}
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     for i, depth in enumerate(depths):
         for j, width in enumerate(widths):
             label = f"d{depth} w{width}"
             axes[0].plot(rates, cells["cosine_median"][i, j], marker="o", label=label)
-            axes[1].plot(rates, cells["relative_grad_norm_median"][i, j], marker="o", label=label)
+            axes[1].plot(rates, cells["dropout_grad_norm_median"][i, j], marker="o", label=label)
             axes[2].plot(rates, cells["test_accuracy_median"][i, j], marker="o", label=label)
-            axes[3].scatter(np.abs(cells["lambda_hat_median"][i, j]), cells["lambda_adam_median"][i, j], label=label)
+            axes[3].scatter(np.abs(cells["lambda_hat_median"][i, j]), cells["adam_lambda_median"][i, j], label=label)
     axes[0].set_title("median cosine(b, 2$\\hat\\lambda\\theta$)", fontsize=10)
-    axes[1].set_title("median $\\|\\nabla L\\| / \\|\\theta\\|$ (stationarity)", fontsize=10)
+    axes[1].set_title("median unbiased $\\|g_p\\| / \\|\\theta\\|$ (dropout stationarity)", fontsize=10)
     axes[1].set_yscale("log")
     axes[2].set_title("median test accuracy", fontsize=10)
-    axes[3].set_title("Adam fit (parity) vs closed form", fontsize=10)
+    axes[3].set_title("the authors' Adam fit (parity) vs closed form", fontsize=10)
     axes[3].set_xscale("log")
     axes[3].set_yscale("log")
     lim = [1e-6, 1.0]

@@ -285,4 +285,52 @@ AdamRidgeFit fit_ridge_adam(const Equations& eq, const AdamOptions& o) {
   return best;
 }
 
+MinibatchAdamFit fit_ridge_adam_minibatch(const MinibatchTargets& t, const MinibatchAdamOptions& o) {
+  const std::size_t k = t.theta_dot_b.size();
+  if (k == 0 || t.b_squared.size() != k || t.p < 1 || !(t.theta_squared > 0.0))
+    throw InputError("fit_ridge_adam_minibatch(): need one <theta, b> and one ||b||^2 per mini-batch, p >= 1 and theta != 0");
+  if (!(o.learning_rate > 0.0) || o.max_epochs < 1 || o.patience < 1 || !(o.plateau_factor > 0.0 && o.plateau_factor < 1.0) ||
+      o.plateau_patience < 0)
+    throw InputError("fit_ridge_adam_minibatch(): learning rate, epochs and patience must be positive, the plateau factor in (0, 1)");
+  const double p = static_cast<double>(t.p);
+  double mean_tb = 0.0;
+  for (double v : t.theta_dot_b) mean_tb += v;
+  mean_tb /= static_cast<double>(k);
+
+  MinibatchAdamFit out;
+  out.lambda_exact = mean_tb / (2.0 * t.theta_squared);
+  double u = o.init_log_lambda, m1 = 0.0, m2 = 0.0, b1t = 1.0, b2t = 1.0, lr = o.learning_rate;
+  EarlyStopping stopping(o.patience, 0.0);
+  double plateau_best = std::numeric_limits<double>::infinity();
+  std::int64_t plateau_bad = 0;
+  for (std::int64_t epoch = 1; epoch <= o.max_epochs; ++epoch) {
+    double epoch_loss = 0.0;
+    for (std::size_t b = 0; b < k; ++b) {
+      const double lambda = std::exp(u);
+      epoch_loss += (4.0 * lambda * lambda * t.theta_squared - 4.0 * lambda * t.theta_dot_b[b] + t.b_squared[b]) / p;
+      const double grad = lambda * (8.0 * lambda * t.theta_squared - 4.0 * t.theta_dot_b[b]) / p;  // d l_k / du
+      m1 = o.beta1 * m1 + (1.0 - o.beta1) * grad;
+      m2 = o.beta2 * m2 + (1.0 - o.beta2) * grad * grad;
+      b1t *= o.beta1;
+      b2t *= o.beta2;
+      u -= lr * (m1 / (1.0 - b1t)) / (std::sqrt(m2 / (1.0 - b2t)) + o.epsilon);
+    }
+    epoch_loss /= static_cast<double>(k);
+    out.epochs = epoch;
+    out.loss = epoch_loss;
+    // ReduceLROnPlateau (mode min, threshold_mode rel, cooldown 0).
+    if (epoch_loss < plateau_best * (1.0 - o.plateau_threshold)) {
+      plateau_best = epoch_loss;
+      plateau_bad = 0;
+    } else if (++plateau_bad > o.plateau_patience) {
+      if (lr - lr * o.plateau_factor > 1e-8) lr *= o.plateau_factor;  // PyTorch's eps: no change below 1e-8
+      plateau_bad = 0;
+    }
+    if (stopping.update(epoch_loss)) break;
+  }
+  out.lambda = std::exp(u);
+  out.final_learning_rate = lr;
+  return out;
+}
+
 }  // namespace gradmatch::ols

@@ -173,4 +173,50 @@ struct AdamRidgeFit {
 /// falls as lambda -> 0 and the fit returns the smallest lambda it reached.
 AdamRidgeFit fit_ridge_adam(const Equations& eq, const AdamOptions& options);
 
+/// The scalar-ridge fit the authors' dropout code runs (the paper's Figure 5
+/// estimates), reproduced for parity: one endpoint theta (p parameters),
+/// targets b_k = -grad L_k of K fixed mini-batches, Adam on u = log lambda
+/// over the MEAN-reduced loss of each mini-batch in turn,
+///   l_k(u) = (1/p) sum_j (2 e^u theta_j - b_kj)^2
+///          = (4 lambda^2 ||theta||^2 - 4 lambda <theta, b_k> + ||b_k||^2) / p,
+/// one Adam step per mini-batch (epsilon 1e-8 against gradients that the mean
+/// reduction makes p times smaller), the epoch loss the mean of the K
+/// mini-batch losses seen before their steps; PyTorch's
+/// ReduceLROnPlateau(mode "min", factor, patience, threshold 1e-4 relative)
+/// on the epoch loss; early stopping (any decrease counts) after `patience`
+/// epochs without improvement or `max_epochs`. u starts at `init_log_lambda`
+/// (the authors draw 0.1 N(0, 1)). The exact minimiser of the mean of the
+/// l_k is lambda* = mean_k <theta, b_k> / (2 ||theta||^2); the returned
+/// lambda is where Adam stopped (e^u after the last step), which is what the
+/// parity column shows next to lambda*.
+struct MinibatchTargets {
+  std::vector<double> theta_dot_b;  ///< <theta, b_k> per mini-batch
+  std::vector<double> b_squared;    ///< ||b_k||^2 per mini-batch
+  double theta_squared = 0.0;       ///< ||theta||^2
+  std::int64_t p = 0;               ///< parameters (the mean reduction's divisor)
+};
+
+struct MinibatchAdamOptions {
+  double learning_rate = 0.05;
+  std::int64_t max_epochs = 2000;
+  std::int64_t patience = 100;
+  double init_log_lambda = 0.0;
+  double plateau_factor = 0.5;
+  std::int64_t plateau_patience = 10;
+  double plateau_threshold = 1e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double epsilon = 1e-8;
+};
+
+struct MinibatchAdamFit {
+  double lambda = 0.0;       ///< e^u where the fit stopped
+  double loss = 0.0;         ///< the last epoch loss
+  double lambda_exact = 0.0; ///< lambda* (see above)
+  std::int64_t epochs = 0;
+  double final_learning_rate = 0.0;
+};
+
+MinibatchAdamFit fit_ridge_adam_minibatch(const MinibatchTargets& targets, const MinibatchAdamOptions& options);
+
 }  // namespace gradmatch::ols

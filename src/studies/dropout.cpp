@@ -21,6 +21,7 @@
 #include "io/json_output.hpp"
 #include "studies/schema.hpp"
 #include "studies/study.hpp"
+#include "training/dropout_diagnostics.hpp"
 #include "training/endpoint.hpp"
 #include "training/idx.hpp"
 #include "training/models.hpp"
@@ -32,7 +33,10 @@ namespace {
 
 constexpr const char* kStudy = "dropout";
 // Stream kinds (bits 56..63 of a Philox stream id).
-constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6;
+constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6,
+                        kAdamKind = 7, kMatchOrderKind = 8;
+// Offsets of the diagnostics' and matching rounds' mask keys from a replicate's training key.
+constexpr std::uint64_t kDiagnosticMasks = 0x6469616700000000ULL, kMatchMasks = 0x6d61746300000000ULL;
 constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
 
 
@@ -40,6 +44,11 @@ constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
 std::uint64_t architecture_stream(std::uint64_t kind, const DropoutTask& t) {
   return kind << 56 | static_cast<std::uint64_t>(t.depth) << 48 | static_cast<std::uint64_t>(t.width) << 32 |
          static_cast<std::uint64_t>(t.seed_index);
+}
+
+// (replicate id) -> stream id of one of its own draws (the kind replaces the id's task kind).
+std::uint64_t replicate_stream(std::uint64_t kind, const DropoutTask& t) {
+  return kind << 56 | (t.id() & ((std::uint64_t{1} << 56) - 1));
 }
 
 std::vector<std::int64_t> subset(std::int64_t available, std::int64_t wanted, std::uint64_t seed,
@@ -86,17 +95,30 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.min_delta = r.get_double("training.min_delta", c.min_delta, 0.0, 1e300);
   c.keep_best = r.get_bool("training.keep_best", c.keep_best);
   c.float64 = r.get_bool("training.float64", c.float64);
+  c.milestones = r.get_ints("training.milestones", c.milestones, 1, 100'000'000);
+  c.gamma = r.get_double("training.gamma", c.gamma, 1e-300, 1.0);
   c.replicates_per_task = r.get_int("training.replicates_per_task", c.replicates_per_task, 0, 100'000'000);
 
   c.gradient_batch_size = r.get_int("fit.gradient_batch_size", c.gradient_batch_size, 1, 100'000'000);
+  c.mask_draws = r.get_int("fit.mask_draws", c.mask_draws, 2, 1'000'000);
+  if (c.mask_draws % 2 != 0) config_error(r, "fit.mask_draws", "must be even (two independent halves of draws)");
   c.adam_parity = r.get_bool("fit.adam_parity", c.adam_parity);
   c.adam_learning_rate = r.get_double("fit.adam_learning_rate", c.adam_learning_rate, 1e-300, 1e3);
   c.adam_max_epochs = r.get_int("fit.adam_max_epochs", c.adam_max_epochs, 1, 100'000'000);
   c.adam_patience = r.get_int("fit.adam_patience", c.adam_patience, 1, 100'000'000);
-  c.adam_init_lambda = r.get_double("fit.adam_init_lambda", c.adam_init_lambda, 1e-300, 1e300);
-  c.trust_max_relative_grad_norm =
-      r.get_double("diagnostics.trust_max_relative_grad_norm", c.trust_max_relative_grad_norm, 0.0, 1e300);
-  c.trust_min_cosine = r.get_double("diagnostics.trust_min_cosine", c.trust_min_cosine, -1.0, 1.0);
+  c.adam_batch_size = r.get_int("fit.adam_batch_size", c.adam_batch_size, 1, 100'000'000);
+  c.adam_init_sd = r.get_double("fit.adam_init_sd", c.adam_init_sd, 0.0, 100.0);
+  c.adam_epsilon = r.get_double("fit.adam_epsilon", c.adam_epsilon, 0.0, 1.0);
+  c.adam_plateau_factor = r.get_double("fit.adam_plateau_factor", c.adam_plateau_factor, 1e-6, 0.999999);
+  c.adam_plateau_patience = r.get_int("fit.adam_plateau_patience", c.adam_plateau_patience, 0, 100'000'000);
+  c.max_dropout_grad_norm =
+      r.get_double("diagnostics.max_dropout_grad_norm", c.max_dropout_grad_norm, 0.0, 1e300);
+  c.match_stationarity = r.get_bool("stationarity.match", c.match_stationarity);
+  c.match_target = r.get_double("stationarity.target", c.match_target, 1e-300, 1e300);
+  c.match_learning_rate = r.get_double("stationarity.learning_rate", c.match_learning_rate, 1e-300, 1e3);
+  c.match_decay = r.get_double("stationarity.decay", c.match_decay, 1e-6, 1.0);
+  c.match_round_epochs = r.get_int("stationarity.round_epochs", c.match_round_epochs, 1, 100'000'000);
+  c.match_max_rounds = r.get_int("stationarity.max_rounds", c.match_max_rounds, 0, 100'000'000);
   c.save_equations = r.get_bool("outputs.save_equations", c.save_equations);
 
   const auto strictly_increasing = [&](const std::string& key, const auto& v) {
@@ -107,6 +129,8 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   strictly_increasing("grid.depths", c.depths);
   strictly_increasing("grid.widths", c.widths);
   strictly_increasing("grid.rates", c.rates);
+  for (std::size_t i = 1; i < c.milestones.size(); ++i)
+    if (c.milestones[i] <= c.milestones[i - 1]) config_error(r, "training.milestones", "must be strictly increasing epochs");
   for (double rate : c.rates) {
     const double units = rate * static_cast<double>(kRateUnits);
     if (std::abs(units - std::round(units)) > 1e-6)
@@ -176,10 +200,13 @@ std::uint64_t DropoutChunk::id() const {
 
 namespace {
 
-// The endpoint of one trained replicate (float64 on the model's device).
+training::TrainOptions train_options(const DropoutConfig& c);
+
+// The endpoint of one trained replicate: matched stationarity (when asked),
+// then every estimate in float64 on the model's device.
 DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, training::Mlp mlp,
-                            const training::Split& parts, const training::TrainResult& trained,
-                            const std::string& equations_path) {
+                            const training::Split& parts, const training::TrainResult& trained, const DropoutTask& task,
+                            std::uint64_t mask_key, const std::string& equations_path) {
   using namespace gradmatch::training;
   DropoutEndpoint e;
   e.epochs = trained.epochs;
@@ -189,13 +216,37 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     return e;
   }
   const at::Device device = mlp->layers().front()->weight.device();
+  if (c.match_stationarity) {
+    StationarityTarget target;
+    target.target = c.match_target;
+    target.start_learning_rate = c.match_learning_rate;
+    target.decay = c.match_decay;
+    target.round_epochs = c.match_round_epochs;
+    target.max_rounds = c.match_max_rounds;
+    target.draws = c.mask_draws;
+    target.gradient_batch_size = c.gradient_batch_size;
+    TrainOptions base = train_options(c);
+    base.seed = c.seed;
+    base.stream = replicate_stream(kMatchOrderKind, task);
+    const at::ScalarType dtype = mlp->layers().front()->weight.scalar_type();
+    const StationarityMatch m = train_to_dropout_stationarity(mlp, parts.train.to(device, dtype), base, target,
+                                                              mask_key + kMatchMasks);
+    e.matched = m.reached;
+    e.match_rounds = m.rounds;
+    e.match_epochs = m.epochs;
+    if (m.diverged) {
+      e.diverged = true;
+      return e;
+    }
+  }
   mlp->to(at::kDouble);
   const ModelHandle model = make_handle(mlp);
   e.parameters = model.parameter_count();
+  const Dataset train = parts.train.to(device, at::kDouble);
   EndpointOptions eo;
   eo.loss = LossKind::cross_entropy;
   eo.batch_size = c.gradient_batch_size;
-  const Endpoint end = extract_endpoint(model, parts.train.to(device, at::kDouble), eo);
+  const Endpoint end = extract_endpoint(model, train, eo);
   const Equations eq = to_equations(std::span<const Endpoint>(&end, 1));
   const FitResult f = fit(eq, ridge());
   e.lambda_hat = f.coefficient();
@@ -203,20 +254,44 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
   e.residual_ratio = f.residual_ratio;
   e.cosine = f.cosine;
   e.relative_grad_norm = end.relative_gradient_norm;
-  double gg = 0.0, tt = 0.0;
-  for (double v : end.grad_loss) gg += v * v;
-  for (double v : end.theta) tt += v * v;
-  e.grad_norm = std::sqrt(gg);
-  e.theta_norm = std::sqrt(tt);
-  e.lambda_adam = std::nan("");
+  const at::Tensor theta = at::tensor(end.theta, at::kDouble), g_eval = at::tensor(end.grad_loss, at::kDouble);
+  e.theta_squared = theta.dot(theta).item<double>();
+  e.grad_norm = std::sqrt(g_eval.dot(g_eval).item<double>());
+  e.theta_norm = std::sqrt(e.theta_squared);
+
+  // The dropout objective's gradient and the decomposition lambda-hat = lambda_R + lambda_ns.
+  const DropoutObjectiveGradient gp = dropout_objective_gradient(mlp, train, LossKind::cross_entropy, c.mask_draws,
+                                                                 mask_key + kDiagnosticMasks, c.gradient_batch_size);
+  const at::Tensor g_p = gp.mean();
+  e.dropout_grad_norm = dropout_relative_grad_norm(gp, e.theta_norm);
+  e.dropout_grad_norm_plugin = std::sqrt(gp.plugin_squared_norm()) / e.theta_norm;
+  e.lambda_penalty = (g_p - g_eval).dot(theta).item<double>() / (2.0 * e.theta_squared);
+  e.lambda_nonstationary = -g_p.dot(theta).item<double>() / (2.0 * e.theta_squared);
+
+  const MarginIdentity margin = margin_identity(mlp, train, end.grad_loss, c.gradient_batch_size);
+  e.margin_mean = margin.margin_mean;
+  e.margin_identity_error = margin.relative_error;
+
+  e.lambda_adam = e.lambda_adam_exact = std::nan("");
   if (c.adam_parity) {
-    ols::AdamOptions ao;
+    const MinibatchGradients mb = minibatch_gradients(model, train, LossKind::cross_entropy, c.adam_batch_size);
+    ols::MinibatchTargets targets;
+    for (double v : mb.theta_dot_grad) targets.theta_dot_b.push_back(-v);  // b_k = -g_k
+    targets.b_squared = mb.grad_squared;
+    targets.theta_squared = mb.theta_squared;
+    targets.p = mb.parameters;
+    ols::MinibatchAdamOptions ao;
     ao.learning_rate = c.adam_learning_rate;
     ao.max_epochs = c.adam_max_epochs;
     ao.patience = c.adam_patience;
-    ao.init_log_lambda = std::log(c.adam_init_lambda);
-    const ols::AdamRidgeFit adam = ols::fit_ridge_adam(eq, ao);
+    ao.epsilon = c.adam_epsilon;
+    ao.plateau_factor = c.adam_plateau_factor;
+    ao.plateau_patience = c.adam_plateau_patience;
+    Rng start(c.seed, replicate_stream(kAdamKind, task));
+    ao.init_log_lambda = c.adam_init_sd * start.normal();
+    const ols::MinibatchAdamFit adam = ols::fit_ridge_adam_minibatch(targets, ao);
     e.lambda_adam = adam.lambda;
+    e.lambda_adam_exact = adam.lambda_exact;
     e.adam_epochs = adam.epochs;
   }
   e.train_loss = end.loss;
@@ -238,6 +313,8 @@ training::TrainOptions train_options(const DropoutConfig& c) {
   o.optimizer.kind = OptimizerKind::sgd;
   o.optimizer.learning_rate = c.learning_rate;
   o.optimizer.momentum = c.momentum;
+  o.optimizer.milestones = c.milestones;
+  o.optimizer.gamma = c.gamma;
   o.max_epochs = c.max_epochs;
   o.batch_size = c.batch_size;
   o.shuffle = true;
@@ -281,7 +358,7 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data
   const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
   const TrainResult trained =
       train(make_handle(mlp), parts.train.to(device, dtype), parts.validation.to(device, dtype), o);
-  return endpoint_of(c, data, mlp, parts, trained, equations_path);
+  return endpoint_of(c, data, mlp, parts, trained, task, spec.dropout_key, equations_path);
 }
 
 std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const DropoutData& data,
@@ -320,7 +397,8 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
     const DropoutTask& t = tasks[sz(chunk.first + k)];
     const std::string equations =
         equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
-    out.push_back(endpoint_of(c, data, model->replicate(k), parts[split_of_seed[t.seed_index]], trained[sz(k)], equations));
+    out.push_back(endpoint_of(c, data, model->replicate(k), parts[split_of_seed[t.seed_index]], trained[sz(k)], t,
+                              specs[sz(k)].dropout_key, equations));
   }
   return out;
 }
@@ -336,31 +414,45 @@ std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vec
     cell.depth = t.depth;
     cell.width = t.width;
     cell.rate = c.rates[sz(t.rate_index)];
-    std::vector<double> lambda, cosine, residual, relative, accuracy, adam, epochs;
+    std::vector<double> lambda, penalty, nonstationary, dropout_norm, cosine, residual, relative, margin, theta2,
+        accuracy, adam, epochs;
+    cell.margin_identity_max_error = 0.0;
     for (std::size_t k = first; k < first + sz(c.seeds); ++k) {
       const DropoutEndpoint& e = endpoints[k];
-      epochs.push_back(static_cast<double>(e.epochs));
+      epochs.push_back(static_cast<double>(e.epochs + e.match_epochs));
       if (e.diverged) {
         ++cell.diverged;
         continue;
       }
       ++cell.seeds;
+      cell.matched += e.matched;
       lambda.push_back(e.lambda_hat);
+      penalty.push_back(e.lambda_penalty);
+      nonstationary.push_back(e.lambda_nonstationary);
+      dropout_norm.push_back(e.dropout_grad_norm);
       cosine.push_back(e.cosine);
       residual.push_back(e.residual_ratio);
       relative.push_back(e.relative_grad_norm);
+      margin.push_back(e.margin_mean);
+      theta2.push_back(e.theta_squared);
       accuracy.push_back(e.test_accuracy);
       adam.push_back(e.lambda_adam);
+      cell.margin_identity_max_error = std::max(cell.margin_identity_max_error, e.margin_identity_error);
     }
     cell.lambda_hat_median = stats::finite_median(lambda);
+    cell.lambda_penalty_median = stats::finite_median(penalty);
+    cell.lambda_nonstationary_median = stats::finite_median(nonstationary);
+    cell.dropout_grad_norm_median = stats::finite_median(dropout_norm);
     cell.cosine_median = stats::finite_median(cosine);
     cell.residual_ratio_median = stats::finite_median(residual);
     cell.relative_grad_norm_median = stats::finite_median(relative);
+    cell.margin_mean_median = stats::finite_median(margin);
+    cell.theta_squared_median = stats::finite_median(theta2);
     cell.test_accuracy_median = stats::finite_median(accuracy);
-    cell.lambda_adam_median = stats::finite_median(adam);
+    cell.adam_lambda_median = stats::finite_median(adam);
     cell.epochs_median = stats::finite_median(epochs);
-    cell.trusted = cell.seeds > 0 && (cell.relative_grad_norm_median <= c.trust_max_relative_grad_norm ||
-                                      cell.cosine_median >= c.trust_min_cosine);
+    if (cell.seeds == 0) cell.margin_identity_max_error = std::nan("");
+    cell.trusted = cell.seeds > 0 && cell.dropout_grad_norm_median <= c.max_dropout_grad_norm;
     cells.push_back(cell);
   }
   return cells;
@@ -412,16 +504,20 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
   }
   nlohmann::json trends = nlohmann::json::array();
   for (const auto& [arch, list] : by_architecture) {
-    std::vector<double> rate, lambda;
+    std::vector<double> rate, lambda, penalty, nonstationary;
     for (const DropoutCell* cell : list) {
       rate.push_back(cell->rate);
       lambda.push_back(cell->lambda_hat_median);
+      penalty.push_back(cell->lambda_penalty_median);
+      nonstationary.push_back(cell->lambda_nonstationary_median);
     }
     bool monotone = true;
     for (std::size_t i = 1; i < lambda.size(); ++i) monotone = monotone && lambda[i] > lambda[i - 1];
     trends.push_back({{"depth", arch.first},
                       {"width", arch.second},
-                      {"spearman_lambda_vs_rate", spearman(rate, lambda)},
+                      {"spearman", spearman(rate, lambda)},
+                      {"spearman_penalty", spearman(rate, penalty)},
+                      {"spearman_nonstationary", spearman(rate, nonstationary)},
                       {"monotone_increasing", monotone},
                       {"lambda_hat_median_first_rate", lambda.front()},
                       {"lambda_hat_median_last_rate", lambda.back()}});
@@ -433,7 +529,10 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
       {"depths", c.depths},
       {"widths", c.widths},
       {"rates", c.rates},
-      {"trust_rule", {{"max_relative_grad_norm", c.trust_max_relative_grad_norm}, {"min_cosine", c.trust_min_cosine}}},
+      {"milestones", c.milestones},
+      {"gamma", c.gamma},
+      {"matched_stationarity", c.match_stationarity ? nlohmann::json(c.match_target) : nlohmann::json(nullptr)},
+      {"trust_rule", {{"max_dropout_grad_norm", c.max_dropout_grad_norm}}},
       {"untrusted_cells", untrusted},
       {"trends", trends},
       {"cells", out_cells}};
@@ -455,7 +554,15 @@ const Schema<DE>& endpoint_schema() {
       scalar("relative_grad_norm", &DE::relative_grad_norm, "", "||grad L|| / ||theta|| (eval mode)"),
       scalar("grad_norm", &DE::grad_norm, "", "||grad L|| (eval mode, full batch)"),
       scalar("theta_norm", &DE::theta_norm, "", "||theta||"),
-      scalar("lambda_adam", &DE::lambda_adam, "", "lambda by the paper's Adam fit (NaN without adam_parity)"),
+      scalar("theta_squared", &DE::theta_squared, "", "||theta||^2"),
+      scalar("lambda_penalty", &DE::lambda_penalty, "", "lambda_R = <g_p - g_eval, theta> / (2 ||theta||^2): dropout's penalty projected on ridge"),
+      scalar("lambda_nonstationary", &DE::lambda_nonstationary, "", "lambda_ns = -<g_p, theta> / (2 ||theta||^2): the part due to non-stationarity"),
+      scalar("dropout_grad_norm", &DE::dropout_grad_norm, "", "sqrt(max(<g_A, g_B>, 0)) / ||theta||: unbiased ||g_p|| / ||theta|| of the dropout objective"),
+      scalar("dropout_grad_norm_plugin", &DE::dropout_grad_norm_plugin, "", "||(g_A + g_B) / 2|| / ||theta||: biased upward by tr Sigma / K"),
+      scalar("margin_mean", &DE::margin_mean, "nats", "M = mean <e_y - softmax(z), z> (eval mode)"),
+      scalar("margin_identity_error", &DE::margin_identity_error, "", "relative error of -<grad L, theta> = (D+1) M + sum (k-1) <dL/db_k, b_k>"),
+      scalar("lambda_adam", &DE::lambda_adam, "", "lambda by the authors' Adam fit (NaN without adam_parity)"),
+      scalar("lambda_adam_exact", &DE::lambda_adam_exact, "", "exact minimiser of the Adam fit's mini-batch loss (NaN without adam_parity)"),
       scalar("train_loss", &DE::train_loss, "nats", "full-batch training cross-entropy (eval mode)"),
       scalar("validation_loss", &DE::validation_loss, "nats", "validation cross-entropy"),
       scalar("test_loss", &DE::test_loss, "nats", "test cross-entropy"),
@@ -464,6 +571,9 @@ const Schema<DE>& endpoint_schema() {
       scalar("best_epoch", &DE::best_epoch, "epochs", "epoch of the best validation loss"),
       scalar("parameters", &DE::parameters, "", "parameters of the network"),
       scalar("adam_epochs", &DE::adam_epochs, "epochs", "epochs of the Adam fit (0 without adam_parity)"),
+      scalar("matched", &DE::matched, "", "reached the matched-stationarity target (stationarity.match)"),
+      scalar("match_rounds", &DE::match_rounds, "", "matched-stationarity training rounds"),
+      scalar("match_epochs", &DE::match_epochs, "epochs", "epochs trained in those rounds"),
       scalar("diverged", &DE::diverged, "", "training diverged (the estimates are NaN)")};
   return schema;
 }
@@ -484,15 +594,22 @@ const Schema<DC>& cell_schema() {
       scalar("width", &DC::width, "units", "hidden units per layer"),
       scalar("rate", &DC::rate, "", "dropout rate"),
       scalar("lambda_hat_median", &DC::lambda_hat_median, "", "median over seeds of lambda_hat"),
-      scalar("cosine_median", &DC::cosine_median, "", "median over seeds of the cosine"),
+      scalar("lambda_penalty_median", &DC::lambda_penalty_median, "", "median over seeds of lambda_R"),
+      scalar("lambda_nonstationary_median", &DC::lambda_nonstationary_median, "", "median over seeds of lambda_ns"),
+      scalar("dropout_grad_norm_median", &DC::dropout_grad_norm_median, "", "median over seeds of the unbiased ||g_p|| / ||theta||"),
+      scalar("cosine_median", &DC::cosine_median, "", "median over seeds of the cosine (how ridge-shaped the endpoint gradient is)"),
       scalar("residual_ratio_median", &DC::residual_ratio_median, "", "median over seeds of the residual ratio"),
       scalar("relative_grad_norm_median", &DC::relative_grad_norm_median, "", "median over seeds of ||grad L|| / ||theta||"),
+      scalar("margin_mean_median", &DC::margin_mean_median, "nats", "median over seeds of the mean margin M"),
+      scalar("theta_squared_median", &DC::theta_squared_median, "", "median over seeds of ||theta||^2"),
+      scalar("margin_identity_max_error", &DC::margin_identity_max_error, "", "largest relative error of the margin identity"),
       scalar("test_accuracy_median", &DC::test_accuracy_median, "", "median over seeds of the test accuracy"),
-      scalar("lambda_adam_median", &DC::lambda_adam_median, "", "median over seeds of the Adam-fit lambda"),
-      scalar("epochs_median", &DC::epochs_median, "epochs", "median over seeds of the epochs trained"),
+      scalar("adam_lambda_median", &DC::adam_lambda_median, "", "median over seeds of the Adam-fit lambda"),
+      scalar("epochs_median", &DC::epochs_median, "epochs", "median over seeds of the epochs trained (matching rounds included)"),
       scalar("seeds", &DC::seeds, "", "seeds that did not diverge"),
+      scalar("matched", &DC::matched, "", "seeds that reached the matched-stationarity target"),
       scalar("diverged", &DC::diverged, "", "seeds that diverged"),
-      scalar("trusted", &DC::trusted, "", "the cell passes the trust rule")};
+      scalar("trusted", &DC::trusted, "", "median dropout_grad_norm <= diagnostics.max_dropout_grad_norm")};
   return schema;
 }
 

@@ -5,35 +5,48 @@
 // rate `rate` after every hidden block but the last (training/models.hpp)
 // are trained on an IDX image data set (Fashion-MNIST by default) with SGD
 // (momentum 0.9, lr 0.05, batch 2048), no weight decay, early stopping on
-// the validation loss (patience 50, 10% validation split). At the endpoint
-// the scalar ridge R = lambda ||theta||^2 is fitted in closed form to the
-// stationarity equations 2 lambda theta = -grad L(theta):
-//     lambda-hat = <theta, b> / (2 ||theta||^2),   b = -grad L,
-// with grad L the full-batch mean cross-entropy gradient on the training
-// split in eval mode (no dropout), in float64. Diagnostics per endpoint:
-// the cosine between b and the fitted 2 lambda-hat theta (|cos(b, theta)|),
-// the residual ratio ||b - 2 lambda-hat theta|| / ||b|| (= sqrt(1 - cosine^2)),
-// the relative gradient norm ||grad L|| / ||theta||, and test accuracy.
-// Since |lambda-hat| = cosine * ||grad L|| / (2 ||theta||), a large
-// ||grad L|| / ||theta|| with a small cosine says the endpoint is not
-// stationary for any ridge penalty and lambda-hat is only the small part of
-// a large gradient that happens to point along theta: such cells are
-// flagged `trusted = false`.
-// The paper's Adam fit (lr 0.05, up to 2000 epochs, patience 100) is
-// available as a parity column, on the log-parametrised, sum-reduced loss
-// (core ols::fit_ridge_adam). Started at lambda = 1 it stalls far above the
-// closed form: the squared gradients of the first epochs, where lambda = 1
-// is 10^2-10^4 times too large, stay in Adam's second moment (beta2 = 0.999,
-// a memory of ~1000 epochs) and shrink every later step; 2000 epochs are not
-// enough to come down the 2-4 decades (measured: 6x too large at smoke
-// scale, 28-173x in the reduced Figure 5 run of README.md).
+// the validation loss (patience 50, 10% validation split), optionally with
+// the step schedule of the authors' code (training.milestones = [60, 100,
+// 200], gamma 0.1; the paper's text has a constant rate).
+//
+// Per endpoint (full batch, float64; training/dropout_diagnostics.hpp):
+//   lambda-hat = <theta, b> / (2 ||theta||^2),  b = -g_eval = -grad L (eval
+//     mode, no masks), with its cosine |cos(b, theta)| and residual ratio
+//     ||b - 2 lambda-hat theta|| / ||b|| (= sqrt(1 - cosine^2));
+//   g_p = E_xi grad L_xi, the gradient of the objective dropout trains on,
+//     from fit.mask_draws mask draws in two independent halves g_A, g_B:
+//     the unbiased dropout_grad_norm = sqrt(max(<g_A, g_B>, 0)) / ||theta||
+//     (the plug-in ||g_p|| / ||theta|| is biased upward by tr Sigma / K and
+//     is reported as dropout_grad_norm_plugin);
+//   lambda-hat = lambda_penalty + lambda_nonstationary, with
+//     lambda_penalty = <g_p - g_eval, theta> / (2 ||theta||^2) (dropout's own
+//     penalty gradient projected on ridge) and lambda_nonstationary =
+//     -<g_p, theta> / (2 ||theta||^2) (what the endpoint's distance from
+//     dropout stationarity contributes);
+//   Euler's identity -<g_eval, theta> = (D+1) M + sum_k (k-1) <dL/db_k, b_k>
+//     (M the mean margin <e_y - softmax(z), z>), checked to rounding: the
+//     relative error, M and ||theta||^2 are reported;
+//   the authors' Adam fit as a parity column (core ols::fit_ridge_adam_minibatch:
+//     mean reduction over parameters, epsilon 1e-8, u = log lambda started
+//     at 0.1 N(0, 1), targets of mini-batches of 2048, ReduceLROnPlateau(0.5,
+//     10), at most 2000 epochs, patience 100).
+// Trust rule: a cell is trusted when its median dropout_grad_norm is at
+// most diagnostics.max_dropout_grad_norm -- stationarity judged on the
+// objective dropout trains on, not on ||g_eval||, which is nonzero even at
+// an exactly dropout-stationary point. The cosine is reported beside it as
+// how ridge-shaped dropout's penalty is.
+// Matched stationarity (stationarity.match = true): after training, each
+// network keeps training in rounds at a decaying rate until its
+// dropout_grad_norm reaches stationarity.target, so rates are compared at
+// equal stationarity (matched, match_rounds, match_epochs per endpoint).
 //
 // Replicates and draws: one replicate per (depth, width, rate, seed), id
 //   1 << 56 | depth << 48 | width << 32 | rate in 1e-4 units << 16 | seed.
 // The train/validation split is keyed by (study seed, seed), the initial
 // weights and the batch order by (study seed, depth, width, seed) -- so the
 // rates of one architecture and seed start alike and see the same batches --
-// and the dropout masks by (study seed, replicate id).
+// and the dropout masks by (study seed, replicate id); the diagnostics'
+// mask draws, the matching rounds and the Adam start by the replicate id too.
 //
 // Tasks: the replicates of a (depth, width) cell, in (rate, seed) order, are
 // trained together as one batched model (training/replicates.hpp) on the
@@ -86,18 +99,33 @@ struct DropoutConfig {
   double min_delta = 0.0;
   bool keep_best = false;  ///< restore the best-validation-loss epoch
   bool float64 = false;    ///< train in float64 (default float32; the fit is float64 always)
+  std::vector<std::int64_t> milestones;  ///< lr *= gamma after each of these epochs (empty: constant rate)
+  double gamma = 0.1;
   std::int64_t replicates_per_task = 0;  ///< replicates of a cell trained as one batched model (0: all)
 
   // Fit and diagnostics.
   std::int64_t gradient_batch_size = 8192;  ///< examples per batch of the full-batch sums
-  bool adam_parity = true;                  ///< also fit lambda by Adam (log-parametrised, sum reduction)
+  std::int64_t mask_draws = 16;             ///< K mask draws for g_p (two halves of K/2)
+  bool adam_parity = true;                  ///< also fit lambda as the authors' code does (see the top)
   double adam_learning_rate = 0.05;
   std::int64_t adam_max_epochs = 2000;
   std::int64_t adam_patience = 100;
-  double adam_init_lambda = 1.0;               ///< the Adam fit starts at log(this)
-  double trust_max_relative_grad_norm = 1e-3;  ///< a cell is trusted when its median ||grad L||/||theta|| ...
-  double trust_min_cosine = 0.5;               ///< ... is at most this, or its median cosine at least this
-  bool save_equations = false;                 ///< each task writes DIR/equations_<task>.h5 (p can be 10^5-10^6)
+  std::int64_t adam_batch_size = 2048;      ///< mini-batches of the Adam fit's targets
+  double adam_init_sd = 0.1;                ///< log lambda starts at adam_init_sd * N(0, 1)
+  double adam_epsilon = 1e-8;
+  double adam_plateau_factor = 0.5;         ///< ReduceLROnPlateau(factor, patience)
+  std::int64_t adam_plateau_patience = 10;
+  double max_dropout_grad_norm = 1e-3;      ///< a cell is trusted when its median dropout_grad_norm is at most this
+
+  // Matched stationarity (training/dropout_diagnostics.hpp).
+  bool match_stationarity = false;
+  double match_target = 3e-4;               ///< dropout_grad_norm to reach
+  double match_learning_rate = 5e-3;        ///< first round's rate
+  double match_decay = 0.5;                 ///< rate factor per round
+  std::int64_t match_round_epochs = 20;
+  std::int64_t match_max_rounds = 10;
+
+  bool save_equations = false;              ///< each task writes DIR/equations_<task>.h5 (p can be 10^5-10^6)
 };
 
 /// Reads every key (top-level `study = "dropout"`), checks ranges, then
@@ -144,11 +172,17 @@ struct DropoutEndpoint {
   double lambda_hat = 0.0, lambda_fit_se = 0.0;
   double residual_ratio = 0.0, cosine = 0.0;
   double relative_grad_norm = 0.0, grad_norm = 0.0, theta_norm = 0.0;
-  double lambda_adam = 0.0;  ///< NaN without adam_parity
+  double lambda_penalty = 0.0, lambda_nonstationary = 0.0;    ///< lambda_R, lambda_ns (see the top)
+  double dropout_grad_norm = 0.0, dropout_grad_norm_plugin = 0.0;
+  double margin_mean = 0.0, theta_squared = 0.0, margin_identity_error = 0.0;
+  double lambda_adam = 0.0;        ///< NaN without adam_parity
+  double lambda_adam_exact = 0.0;  ///< the exact minimiser of the Adam fit's loss (NaN without adam_parity)
   double train_loss = 0.0, validation_loss = 0.0;
   double test_loss = 0.0, test_accuracy = 0.0;
   std::int64_t epochs = 0, best_epoch = 0, parameters = 0;
   std::int64_t adam_epochs = 0;  ///< epochs the Adam fit ran (0 without adam_parity)
+  bool matched = false;          ///< reached the matched-stationarity target
+  std::int64_t match_rounds = 0, match_epochs = 0;
   bool diverged = false;
 };
 
@@ -171,15 +205,18 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& config, cons
 struct DropoutCell {
   std::int64_t depth = 0, width = 0;
   double rate = 0.0;
-  double lambda_hat_median = 0.0, cosine_median = 0.0, residual_ratio_median = 0.0, relative_grad_norm_median = 0.0,
-         test_accuracy_median = 0.0, lambda_adam_median = 0.0, epochs_median = 0.0;
-  std::int64_t seeds = 0, diverged = 0;
-  bool trusted = false;  ///< see DropoutConfig::trust_*
+  double lambda_hat_median = 0.0, lambda_penalty_median = 0.0, lambda_nonstationary_median = 0.0,
+         dropout_grad_norm_median = 0.0, cosine_median = 0.0, residual_ratio_median = 0.0,
+         relative_grad_norm_median = 0.0, margin_mean_median = 0.0, theta_squared_median = 0.0,
+         margin_identity_max_error = 0.0, test_accuracy_median = 0.0, adam_lambda_median = 0.0, epochs_median = 0.0;
+  std::int64_t seeds = 0, diverged = 0, matched = 0;
+  bool trusted = false;  ///< see DropoutConfig::max_dropout_grad_norm
 };
 
 /// The summary.json document: `cells` (one object per (depth, width, rate))
-/// and, per architecture, the Spearman correlation of lambda-hat medians
-/// with the rate and whether they increase monotonically.
+/// and, per architecture (`trends`), the Spearman correlation with the rate
+/// of the medians of lambda-hat (`spearman`), lambda_penalty and
+/// lambda_nonstationary, and whether lambda-hat increases monotonically.
 nlohmann::json dropout_summary(const DropoutConfig& config, const std::vector<DropoutCell>& cells);
 
 /// Medians per cell from the endpoints (in enumerate_dropout_tasks order).

@@ -57,9 +57,11 @@ Candidate Candidate::parse(std::string_view text) {
   throw InputError(msg);
 }
 
-at::Tensor full_batch_gradient(const ModelHandle& model, const Dataset& data, LossKind loss, std::int64_t batch_size) {
+at::Tensor full_batch_gradient(const ModelHandle& model, const Dataset& data, LossKind loss, std::int64_t batch_size,
+                               ForwardMode mode) {
   validate_dataset(data, "full_batch_gradient()");
   EvalModeGuard eval(model);
+  if (mode == ForwardMode::train) model.set_training(true);  // the guard restores the caller's mode
   const std::int64_t n = data.size();
   const std::int64_t b = batch_size <= 0 ? n : batch_size;
   std::vector<at::Tensor> total;

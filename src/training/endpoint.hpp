@@ -46,9 +46,15 @@ struct Candidate {
 
 using Column = std::pair<std::string, std::vector<double>>;
 
+/// Which forward pass a gradient is of: eval (no dropout; the endpoint
+/// equations) or train (dropout masks drawn as in training: one forward
+/// pass per batch).
+enum class ForwardMode { eval, train };
+
 /// Full-batch mean loss gradient (see the top), flat float64 on the CPU. Each
 /// batch of `data` is converted to the parameters' dtype and device first.
-at::Tensor full_batch_gradient(const ModelHandle& model, const Dataset& data, LossKind loss, std::int64_t batch_size = 0);
+at::Tensor full_batch_gradient(const ModelHandle& model, const Dataset& data, LossKind loss, std::int64_t batch_size = 0,
+                               ForwardMode mode = ForwardMode::eval);
 
 /// Per linear layer input second moments m_l (eval mode, no gradients), aligned
 /// with model.parameters (undefined where a parameter is not a layer weight).

@@ -294,8 +294,10 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
   validate_dataset(data.pool, "train_replicates(): data");
   const OptimizerOptions& oo = options.optimizer;
   if (oo.kind == OptimizerKind::lbfgs) throw InputError("train_replicates(): L-BFGS is not element-wise; use sgd or adam");
-  if (!(oo.learning_rate > 0.0) || !(oo.momentum >= 0.0 && oo.momentum < 1.0) || oo.step_size < 0 || !(oo.gamma > 0.0))
+  if (!(oo.learning_rate > 0.0) || !(oo.momentum >= 0.0 && oo.momentum < 1.0))
     throw InputError("train_replicates(): bad optimizer options");
+  if (const std::string problem = schedule_problem(oo); !problem.empty())
+    throw InputError("train_replicates(): " + problem);
   if (options.early_stopping &&
       (options.early_stopping->patience < 1 || (options.early_stopping->monitor == Monitor::validation && !has_validation)))
     throw InputError("train_replicates(): bad early-stopping options");
@@ -389,8 +391,7 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
   std::int64_t step = 0;  // training steps so far: the masks' step count
   for (std::int64_t epoch = 1; epoch <= options.max_epochs && !active.empty(); ++epoch) {
     const auto ra = static_cast<std::int64_t>(active.size());
-    double lr = oo.learning_rate;
-    if (oo.step_size > 0) lr *= std::pow(oo.gamma, static_cast<double>((epoch - 1) / oo.step_size));
+    const double lr = scheduled_learning_rate(oo, epoch);
 
     at::Tensor epoch_index = train_index;
     if (shuffled) {

@@ -44,7 +44,7 @@ void validate(const TrainOptions& o, const Dataset& train_data, const Dataset& v
   if (o.max_epochs < 0) fail("max_epochs must be non-negative");
   if (!(o.optimizer.learning_rate > 0.0)) fail("the learning rate must be positive");
   if (!(o.optimizer.momentum >= 0.0 && o.optimizer.momentum < 1.0)) fail("momentum must lie in [0, 1)");
-  if (o.optimizer.step_size < 0 || !(o.optimizer.gamma > 0.0)) fail("the step schedule needs step_size >= 0 and gamma > 0");
+  if (const std::string problem = schedule_problem(o.optimizer); !problem.empty()) fail(problem.c_str());
   if (o.early_stopping) {
     if (o.early_stopping->patience < 1) fail("early-stopping patience must be at least 1");
     if (!(o.early_stopping->min_delta >= 0.0)) fail("early-stopping min_delta must be non-negative");
@@ -70,6 +70,21 @@ OptimizerKind parse_optimizer(std::string_view text) {
   msg += text;
   msg += "'; use sgd, adam or lbfgs";
   throw InputError(msg);
+}
+
+double scheduled_learning_rate(const OptimizerOptions& options, std::int64_t epoch) {
+  std::int64_t decays = options.step_size > 0 ? (epoch - 1) / options.step_size : 0;
+  for (std::int64_t m : options.milestones) decays += m <= epoch - 1;
+  return options.learning_rate * std::pow(options.gamma, static_cast<double>(decays));
+}
+
+std::string schedule_problem(const OptimizerOptions& options) {
+  if (options.step_size < 0) return "the step schedule needs step_size >= 0";
+  if (!(options.gamma > 0.0)) return "the step schedule needs gamma > 0";
+  for (std::size_t i = 0; i < options.milestones.size(); ++i)
+    if (options.milestones[i] < 1 || (i > 0 && options.milestones[i] <= options.milestones[i - 1]))
+      return "the milestones must be strictly increasing epochs >= 1";
+  return {};
 }
 
 Monitor parse_monitor(std::string_view text) {
@@ -159,8 +174,7 @@ TrainResult train(const ModelHandle& model, const Dataset& train_data, const Dat
   };
 
   for (std::int64_t epoch = 1; epoch <= options.max_epochs; ++epoch) {
-    double lr = oo.learning_rate;
-    if (oo.step_size > 0) lr *= std::pow(oo.gamma, static_cast<double>((epoch - 1) / oo.step_size));
+    const double lr = scheduled_learning_rate(oo, epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
 
     double train_loss = 0.0;

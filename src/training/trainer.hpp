@@ -46,6 +46,9 @@ struct OptimizerOptions {
   double learning_rate = 1e-3;
   double momentum = 0.0;       ///< sgd
   std::int64_t step_size = 0;  ///< sgd, adam: lr *= gamma every step_size epochs (0: constant)
+  /// sgd, adam: lr *= gamma after each of these epochs (PyTorch's MultiStepLR,
+  /// strictly increasing, >= 1); combines with step_size when both are given.
+  std::vector<std::int64_t> milestones;
   double gamma = 0.1;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  ///< adam
   std::int64_t lbfgs_max_iter = 100;               ///< iterations per epoch
@@ -53,6 +56,13 @@ struct OptimizerOptions {
   double lbfgs_tolerance_change = 1e-16;
   std::int64_t lbfgs_history = 50;
 };
+
+/// The learning rate of epoch `epoch` (from 1) under the schedule:
+///   lr * gamma^(floor((epoch-1)/step_size) + #{m in milestones : m <= epoch-1}),
+/// i.e. what PyTorch's StepLR / MultiStepLR give when stepped once per epoch.
+double scheduled_learning_rate(const OptimizerOptions& options, std::int64_t epoch);
+/// Empty when the schedule is valid, else what is wrong with it.
+std::string schedule_problem(const OptimizerOptions& options);
 
 enum class Monitor { train, validation };
 Monitor parse_monitor(std::string_view text);  ///< "train" | "validation" (alias "val")

@@ -303,5 +303,54 @@ TEST(OlsAdam, IterativeRidgeFitAgreesWithClosedFormAcrossTheTrajectory) {
   }
 }
 
+TEST(OlsAdam, MinibatchParityFitFirstStepIsTheLearningRateDampedByEpsilonAtMeanReduction) {
+  // One mini-batch, one epoch: Adam's first bias-corrected step is
+  // lr * g / (|g| + eps), g = dl/du at u0 = 0 (lambda = 1):
+  //   g = (8 ||theta||^2 - 4 <theta, b>) / p.
+  ols::MinibatchTargets t;
+  t.theta_squared = 2.0;
+  t.theta_dot_b = {1.0};
+  t.b_squared = {3.0};
+  ols::MinibatchAdamOptions o;
+  o.max_epochs = 1;
+  for (std::int64_t p : {1LL, 1'000'000'000LL}) {
+    t.p = p;
+    const double g = (8.0 * 2.0 - 4.0 * 1.0) / static_cast<double>(p);
+    const ols::MinibatchAdamFit f = ols::fit_ridge_adam_minibatch(t, o);
+    EXPECT_NEAR(std::log(f.lambda), -0.05 * g / (std::abs(g) + 1e-8), 1e-15) << "p = " << p;
+    // The epoch loss is l(u0) = (4 ||theta||^2 - 4 <theta, b> + ||b||^2) / p.
+    EXPECT_NEAR(f.loss, (8.0 - 4.0 + 3.0) / static_cast<double>(p), 1e-15 / static_cast<double>(p));
+  }
+  // At p = 1e9 the gradient (1.2e-8) is of epsilon's size: the step is about half of lr.
+}
+
+TEST(OlsAdam, MinibatchParityFitReachesTheExactMinimiserWithoutEpsilonAndStallsAboveItWithEpsilon) {
+  // Four mini-batches whose mean <theta, b> gives lambda* = 1e-3.
+  ols::MinibatchTargets t;
+  t.theta_squared = 50.0;
+  t.theta_dot_b = {0.05, 0.15, 0.08, 0.12};  // mean 0.1 -> lambda* = 0.1 / 100
+  t.b_squared = {1.0, 1.2, 0.9, 1.1};
+  t.p = 100;
+  ols::MinibatchAdamOptions o;
+  o.epsilon = 0.0;
+  o.max_epochs = 4000;
+  o.patience = 4000;
+  o.init_log_lambda = std::log(3e-3);  // near lambda*: Adam converges
+  const ols::MinibatchAdamFit exact = ols::fit_ridge_adam_minibatch(t, o);
+  EXPECT_DOUBLE_EQ(exact.lambda_exact, 1e-3);
+  EXPECT_NEAR(exact.lambda, 1e-3, 2e-2 * 1e-3);
+  // Started at lambda = 1 (the authors' 0.1 N(0, 1) on u), with mean
+  // reduction over many parameters the gradients near lambda* are far
+  // below epsilon and Adam's steps shrink before u has come down.
+  o.init_log_lambda = 0.0;
+  t.p = 10'000'000;
+  o.epsilon = 1e-8;
+  o.max_epochs = 2000;
+  o.patience = 100;
+  const ols::MinibatchAdamFit stalled = ols::fit_ridge_adam_minibatch(t, o);
+  EXPECT_GT(stalled.lambda, 2.0 * stalled.lambda_exact);
+  EXPECT_LE(stalled.epochs, 2000);
+}
+
 }  // namespace
 }  // namespace gradmatch

@@ -113,6 +113,23 @@ class TrainingStudies : public ::testing::Test {
     return path.string();
   }
 
+  // The smoke config with each (from, to) replaced in turn (each `from` must occur), written by rank 0 as NAME.toml.
+  std::string config_replacing_all(const std::string& study, const std::vector<std::pair<std::string, std::string>>& edits,
+                                   const std::string& name) {
+    const fs::path path = root_ / (name + ".toml");
+    if (world_.is_root()) {
+      std::string text = slurp(smoke(study));
+      for (const auto& [from, to] : edits) {
+        const auto at = text.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        if (at != std::string::npos) text.replace(at, from.size(), to);
+      }
+      std::ofstream(path) << text;
+    }
+    world_.barrier();
+    return path.string();
+  }
+
   Communicator world_;
   fs::path root_;
 };
@@ -230,7 +247,12 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
                                        "width",
                                        "rate",
                                        "lambda_hat_median",
+                                       "lambda_penalty_median",
+                                       "lambda_nonstationary_median",
+                                       "dropout_grad_norm_median",
                                        "cosine_median",
+                                       "margin_identity_max_error",
+                                       "adam_lambda_median",
                                        "residual_ratio_median",
                                        "relative_grad_norm_median",
                                        "test_accuracy_median"};
@@ -240,8 +262,10 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
     EXPECT_EQ(cell.at("seeds").get<std::int64_t>(), 2);
     // A 10-class classifier after 30 epochs on 900 images: well above chance.
     EXPECT_GT(cell.at("test_accuracy_median").get<double>(), 0.5);
+    EXPECT_LT(cell.at("margin_identity_max_error").get<double>(), 1e-8);
   }
   ASSERT_EQ(s.at("trends").size(), 1u);
+  EXPECT_TRUE(s.at("trends")[0].at("spearman").is_number());
 
   // Measured: lambda-hat median -7.8e-4 at rate 0 and 3.1e-3 at rate 0.5 (ratio
   // -0.26): the estimate grows with the rate and rate 0 stays near 0 against it.
@@ -249,8 +273,9 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   const double at5 = cell_of(s, {{"rate", 0.5}}).at("lambda_hat_median").get<double>();
   EXPECT_GT(at5, 0.0);
   EXPECT_LT(std::abs(at0), 0.5 * at5);
-  // ... and the stationarity diagnostics say not to trust either: cosines of
-  // 0.01-0.12 and ||grad L|| / ||theta|| of 0.05-0.15 at these endpoints.
+  // ... and the stationarity diagnostics say not to trust either: the
+  // unbiased ||g_p|| / ||theta|| of the dropout objective is 0.05-0.15 at
+  // these endpoints (the trust rule's bound is 1e-3).
   EXPECT_EQ(s.at("untrusted_cells").get<std::int64_t>(), 2);
 
   // Per endpoint: the scalar-ridge identities |lambda-hat| = cosine ||grad L|| / (2 ||theta||)
@@ -263,11 +288,27 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   const auto cosine = io::read_doubles(results, "endpoints/cosine");
   const auto residual = io::read_doubles(results, "endpoints/residual_ratio");
   const auto relative = io::read_doubles(results, "endpoints/relative_grad_norm");
+  const auto penalty = io::read_doubles(results, "endpoints/lambda_penalty");
+  const auto nonstationary = io::read_doubles(results, "endpoints/lambda_nonstationary");
+  const auto dropout_norm = io::read_doubles(results, "endpoints/dropout_grad_norm");
+  const auto plugin_norm = io::read_doubles(results, "endpoints/dropout_grad_norm_plugin");
+  const auto margin_error = io::read_doubles(results, "endpoints/margin_identity_error");
   const char* files[] = {"equations_d2_w32_r0000_s0.h5", "equations_d2_w32_r0000_s1.h5", "equations_d2_w32_r5000_s0.h5",
                          "equations_d2_w32_r5000_s1.h5"};
   for (std::size_t k = 0; k < 4; ++k) {
     EXPECT_NEAR(std::abs(lambda[k]), 0.5 * cosine[k] * relative[k], 1e-10 * std::abs(lambda[k]));
     EXPECT_NEAR(residual[k] * residual[k] + cosine[k] * cosine[k], 1.0, 1e-12);
+    // lambda-hat = lambda_R + lambda_ns exactly; Euler's margin identity to rounding.
+    EXPECT_NEAR(penalty[k] + nonstationary[k], lambda[k], 1e-12 * std::abs(lambda[k]));
+    EXPECT_LT(margin_error[k], 1e-8);
+    // The split-half estimate never exceeds the plug-in one (their difference is ||g_A - g_B||^2 / 4).
+    EXPECT_LE(dropout_norm[k], plugin_norm[k]);
+    if (k < 2) {  // rate 0: g_p is the eval-mode gradient
+      EXPECT_LT(std::abs(penalty[k]), 1e-12 * std::abs(lambda[k]));
+      EXPECT_NEAR(dropout_norm[k], relative[k], 1e-12 * relative[k]);
+    } else {  // rate 0.5: dropout's own penalty points along +theta (measured lambda_R 2.2e-3, 3.5e-3)
+      EXPECT_GT(penalty[k], 0.0);
+    }
     const Equations eq = io::read_equation_file((root_ / "one" / files[k]).string());
     FitOptions o;
     o.family = FamilySpec::parse("ridge");
@@ -275,26 +316,65 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   }
 }
 
-TEST_F(TrainingStudies, DropoutAdamParityStallsFromLambdaOneAndMatchesTheClosedFormFromNearby) {
-  // The paper's Adam fit (lr 0.05, 2000 epochs) started at lambda = 1: the
-  // second moment remembers the huge first gradients and the fit stalls far
-  // above the closed form (measured 0.0180 against 0.00314 at rate 0.5, seed 0).
-  // Started at lambda = 0.01 the same fit lands on the closed form.
-  const fs::path stalled = root_ / "stalled", nearby = root_ / "nearby";
-  run_study(smoke("dropout"), stalled.string(), world_);
-  run_study(config_replacing("dropout", "adam_init_lambda = 1.0", "adam_init_lambda = 0.01"), nearby.string(), world_);
+TEST_F(TrainingStudies, DropoutAdamParityOvershootsWithTheAuthorsSettingsAndReachesTheClosedFormWithoutThem) {
+  // The authors' Adam fit (mean reduction, lr 0.05, ReduceLROnPlateau(0.5,
+  // 10), 2000 epochs) started near lambda = 1 stops far above the closed
+  // form: Adam's second moment (beta2 = 0.999) still holds the gradients of
+  // lambda ~ 1, 10^3 times larger than those near lambda-hat, and the plateau
+  // rule halves the rate whenever the epoch loss -- dominated by the part no
+  // ridge explains (residual ratio ~0.99) -- improves by less than 1e-4
+  // relative. Measured at rate 0.5: 0.0176 and 0.0193 against 0.00178 and
+  // 0.00456. With neither (no plateau cuts, 30000 epochs) it lands on lambda-hat.
+  const fs::path authors = root_ / "authors", patient = root_ / "patient";
+  run_study(smoke("dropout"), authors.string(), world_);
+  const std::string long_fit = config_replacing_all("dropout",
+                                                    {{"adam_max_epochs = 2000", "adam_max_epochs = 30000"},
+                                                     {"adam_patience = 100\n", "adam_patience = 30000\n"},
+                                                     {"adam_plateau_patience = 10", "adam_plateau_patience = 100000000"}},
+                                                    "dropout_patient");
+  run_study(long_fit, patient.string(), world_);
   if (!world_.is_root()) return;
-  const auto closed = io::read_doubles((stalled / "results.h5").string(), "endpoints/lambda_hat");
-  const auto adam_stalled = io::read_doubles((stalled / "results.h5").string(), "endpoints/lambda_adam");
-  const auto epochs = io::read_doubles((stalled / "results.h5").string(), "endpoints/adam_epochs");
-  const auto adam_nearby = io::read_doubles((nearby / "results.h5").string(), "endpoints/lambda_adam");
-  EXPECT_EQ(io::read_doubles((nearby / "results.h5").string(), "endpoints/lambda_hat"), closed);
+  const auto closed = io::read_doubles((authors / "results.h5").string(), "endpoints/lambda_hat");
+  const auto exact = io::read_doubles((authors / "results.h5").string(), "endpoints/lambda_adam_exact");
+  const auto adam = io::read_doubles((authors / "results.h5").string(), "endpoints/lambda_adam");
+  const auto epochs = io::read_doubles((authors / "results.h5").string(), "endpoints/adam_epochs");
+  const auto adam_patient = io::read_doubles((patient / "results.h5").string(), "endpoints/lambda_adam");
+  for (std::size_t k = 0; k < 4; ++k)  // 900 rows: one mini-batch of 2048, whose optimum is lambda-hat
+    EXPECT_NEAR(exact[k], closed[k], 1e-12 * std::abs(closed[k])) << k;
   for (std::size_t k = 2; k < 4; ++k) {  // rate 0.5: lambda-hat > 0, reachable by a log-parametrised fit
     ASSERT_GT(closed[k], 0.0);
-    EXPECT_GT(adam_stalled[k], 3.0 * closed[k]) << k;
+    EXPECT_GT(adam[k], 3.0 * closed[k]) << k;
     EXPECT_EQ(epochs[k], 2000.0) << k;
-    EXPECT_NEAR(adam_nearby[k], closed[k], 1e-6 * closed[k]) << k;
+    EXPECT_NEAR(adam_patient[k], closed[k], 1e-6 * closed[k]) << k;
   }
+}
+
+TEST_F(TrainingStudies, DropoutMatchedStationarityTrainsEachNetworkToTheTargetNorm) {
+  // Smoke endpoints have ||g_p|| / ||theta|| of 0.05-0.15; ask for 0.03.
+  const std::string matched = config_replacing_all("dropout",
+                                                   {{"match = false", "match = true"},
+                                                    {"target = 3e-4", "target = 0.03"},
+                                                    {"learning_rate = 5e-3", "learning_rate = 0.01"},
+                                                    {"round_epochs = 20", "round_epochs = 5"},
+                                                    {"max_rounds = 10", "max_rounds = 4"}},
+                                                   "dropout_matched");
+  const fs::path out = root_ / "matched";
+  run_study(matched, out.string(), world_);
+  if (!world_.is_root()) return;
+  const std::string results = (out / "results.h5").string();
+  const auto reached = io::read_doubles(results, "endpoints/matched");
+  const auto rounds = io::read_doubles(results, "endpoints/match_rounds");
+  const auto epochs = io::read_doubles(results, "endpoints/match_epochs");
+  const auto norm = io::read_doubles(results, "endpoints/dropout_grad_norm");
+  for (std::size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(reached[k], 1.0) << k;  // measured: 2-3 rounds each
+    EXPECT_GE(rounds[k], 1.0) << k;
+    EXPECT_EQ(epochs[k], 5.0 * rounds[k]) << k;
+    // The endpoint's own estimate uses other mask draws than the matching's.
+    EXPECT_LT(norm[k], 1.25 * 0.03) << k;
+  }
+  const nlohmann::json s = json_of(out / "summary.json");
+  for (const auto& cell : s.at("cells")) EXPECT_EQ(cell.at("matched").get<std::int64_t>(), 2);
 }
 
 TEST_F(TrainingStudies, DropoutResumesExactlyTheUnfinishedTasksToTheSameFiles) {

@@ -160,6 +160,25 @@ TEST(Trainer, StepScheduleAndSgdMomentumFollowTheirRules) {
   EXPECT_EQ(r.status, TrainStatus::completed);
 }
 
+TEST(Trainer, MilestoneScheduleDecaysTheRateAfterEachMilestoneEpochAsMultiStepLr) {
+  // PyTorch's MultiStepLR(milestones=[2, 3], gamma=0.1) stepped once per
+  // epoch: epochs 1-2 at lr, epoch 3 at 0.1 lr, epochs 4-5 at 0.01 lr.
+  OptimizerOptions o;
+  o.learning_rate = 0.05;
+  o.milestones = {2, 3};
+  o.gamma = 0.1;
+  const std::vector<double> expected = {0.05, 0.05, 0.005, 0.0005, 0.0005};
+  for (std::int64_t e = 1; e <= 5; ++e) EXPECT_NEAR(scheduled_learning_rate(o, e), expected[static_cast<std::size_t>(e - 1)], 1e-18);
+  // Combined with a step schedule, the decays multiply.
+  o.step_size = 4;
+  EXPECT_NEAR(scheduled_learning_rate(o, 5), 0.05 * 1e-3, 1e-18);
+  EXPECT_TRUE(schedule_problem(o).empty());
+  o.milestones = {3, 3};
+  EXPECT_NE(schedule_problem(o).find("strictly increasing"), std::string::npos);
+  o.milestones = {0};
+  EXPECT_FALSE(schedule_problem(o).empty());
+}
+
 TEST(Trainer, RejectsBadOptions) {
   ScriptedModel model;
   model.losses = {1.0};

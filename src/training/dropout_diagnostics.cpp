@@ -1,0 +1,165 @@
+#include "training/dropout_diagnostics.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/errors.hpp"
+#include "training/dropout_masks.hpp"
+#include "training/endpoint.hpp"
+#include "training/tensor_bridge.hpp"
+
+namespace gradmatch::training {
+
+MinibatchGradients minibatch_gradients(const ModelHandle& model, const Dataset& data, LossKind loss,
+                                       std::int64_t batch_size) {
+  validate_dataset(data, "minibatch_gradients()");
+  if (batch_size < 1) throw InputError("minibatch_gradients(): the batch size must be positive");
+  const at::Tensor theta = flat_parameters(model);
+  MinibatchGradients out;
+  out.parameters = theta.numel();
+  out.theta_squared = theta.dot(theta).item<double>();
+  const std::int64_t n = data.size();
+  for (std::int64_t begin = 0; begin < n; begin += batch_size) {
+    const Dataset batch = data.slice(begin, std::min(n, begin + batch_size));
+    const at::Tensor g = full_batch_gradient(model, batch, loss);
+    out.theta_dot_grad.push_back(theta.dot(g).item<double>());
+    out.grad_squared.push_back(g.dot(g).item<double>());
+  }
+  return out;
+}
+
+at::Tensor DropoutObjectiveGradient::mean() const { return 0.5 * (half_a + half_b); }
+double DropoutObjectiveGradient::unbiased_squared_norm() const { return half_a.dot(half_b).item<double>(); }
+double DropoutObjectiveGradient::plugin_squared_norm() const {
+  const at::Tensor m = mean();
+  return m.dot(m).item<double>();
+}
+
+DropoutObjectiveGradient dropout_objective_gradient(const Mlp& mlp, const Dataset& data, LossKind loss,
+                                                    std::int64_t draws, std::uint64_t key, std::int64_t batch_size) {
+  if (draws < 2 || draws % 2 != 0) throw InputError("dropout_objective_gradient(): the mask draws must be even and >= 2");
+  Mlp model = mlp;  // shares the module
+  const ModelHandle h = make_handle(model);
+  DropoutObjectiveGradient out;
+  out.draws = draws;
+  for (std::int64_t d = 0; d < draws; ++d) {
+    model->seed_dropout(splitmix64_mix(key + static_cast<std::uint64_t>(d) + 1));
+    const at::Tensor g = full_batch_gradient(h, data, loss, batch_size, ForwardMode::train);
+    at::Tensor& half = d < draws / 2 ? out.half_a : out.half_b;
+    half = half.defined() ? half + g : g;
+  }
+  out.half_a /= static_cast<double>(draws / 2);
+  out.half_b /= static_cast<double>(draws / 2);
+  model->seed_dropout(key);
+  return out;
+}
+
+double dropout_relative_grad_norm(const DropoutObjectiveGradient& g, double theta_norm) {
+  return std::sqrt(std::max(g.unbiased_squared_norm(), 0.0)) / theta_norm;
+}
+
+MarginIdentity margin_identity(const Mlp& mlp, const Dataset& data, std::span<const double> grad_loss,
+                               std::int64_t batch_size) {
+  const Activation a = mlp->options().activation;
+  if (a != Activation::relu && a != Activation::identity)
+    throw InputError("margin_identity(): the network must be positively homogeneous (relu or identity activation)");
+  validate_dataset(data, "margin_identity()");
+  Mlp model = mlp;
+  const ModelHandle h = make_handle(model);
+  const at::Tensor theta = flat_parameters(h);
+  if (static_cast<std::int64_t>(grad_loss.size()) != theta.numel())
+    throw InputError("margin_identity(): the gradient has " + std::to_string(grad_loss.size()) + " entries, the model " +
+                     std::to_string(theta.numel()) + " parameters");
+  const double* g = grad_loss.data();
+  const double* t = theta.data_ptr<double>();
+  MarginIdentity out;
+  out.linear_layers = static_cast<std::int64_t>(model->layers().size());
+  for (std::int64_t j = 0; j < theta.numel(); ++j) out.lhs -= g[j] * t[j];
+  // Bias terms: walk the flat theta (per layer: weight, then bias).
+  std::int64_t offset = 0;
+  for (std::size_t l = 0; l < model->layers().size(); ++l) {
+    const auto& layer = model->layers()[l];
+    offset += layer->weight.numel();
+    if (layer->bias.defined()) {
+      double s = 0.0;
+      for (std::int64_t j = 0; j < layer->bias.numel(); ++j) s += g[offset + j] * t[offset + j];
+      out.bias_terms += static_cast<double>(l) * s;  // (k - 1) with k = l + 1
+      offset += layer->bias.numel();
+    }
+  }
+  // M = mean_i <e_y - softmax(z_i), z_i>, in float64, eval mode.
+  {
+    at::NoGradGuard no_grad;
+    EvalModeGuard eval(h);
+    const at::ScalarType dtype = model->layers().front()->weight.scalar_type();
+    const at::Device device = model->layers().front()->weight.device();
+    const std::int64_t n = data.size();
+    const std::int64_t b = batch_size <= 0 ? n : batch_size;
+    double sum = 0.0;
+    for (std::int64_t begin = 0; begin < n; begin += b) {
+      const Dataset batch = data.slice(begin, std::min(n, begin + b));
+      const at::Tensor z = model->forward(batch.x.to(device, dtype)).to(at::kDouble);
+      const at::Tensor zy = z.gather(1, batch.y.to(device).view({-1, 1})).squeeze(1);
+      const at::Tensor expected = (at::softmax(z, 1) * z).sum(1);
+      sum += (zy - expected).sum().item<double>();
+    }
+    out.margin_mean = sum / static_cast<double>(n);
+  }
+  out.rhs = static_cast<double>(out.linear_layers) * out.margin_mean + out.bias_terms;
+  const double scale = static_cast<double>(out.linear_layers) * std::abs(out.margin_mean) + std::abs(out.bias_terms);
+  out.relative_error = scale > 0.0 ? std::abs(out.lhs - out.rhs) / scale : std::abs(out.lhs - out.rhs);
+  return out;
+}
+
+StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_data, const TrainOptions& base,
+                                                const StationarityTarget& target, std::uint64_t mask_key) {
+  if (!(target.target > 0.0) || !(target.start_learning_rate > 0.0) || !(target.decay > 0.0 && target.decay <= 1.0) ||
+      target.round_epochs < 1 || target.max_rounds < 0)
+    throw InputError("train_to_dropout_stationarity(): need target > 0, a positive rate, decay in (0, 1], rounds >= 0");
+  const ModelHandle h = make_handle(mlp);
+  StationarityMatch out;
+  const auto measure = [&](std::int64_t round) {
+    const DropoutObjectiveGradient g = dropout_objective_gradient(
+        mlp, train_data, base.loss, target.draws, splitmix64_mix(mask_key + 1024 + static_cast<std::uint64_t>(round)),
+        target.gradient_batch_size);
+    const double theta_norm = std::sqrt(flat_parameters(h).square().sum().item<double>());
+    return dropout_relative_grad_norm(g, theta_norm);
+  };
+  double lr = target.start_learning_rate;
+  for (std::int64_t round = 0;; ++round) {
+    out.relative_grad_norm = measure(round);
+    if (!std::isfinite(out.relative_grad_norm)) {
+      out.diverged = true;
+      return out;
+    }
+    if (out.relative_grad_norm <= target.target) {
+      out.reached = true;
+      return out;
+    }
+    if (round >= target.max_rounds) return out;
+    TrainOptions o = base;
+    o.optimizer.learning_rate = lr;
+    o.optimizer.milestones.clear();
+    o.optimizer.step_size = 0;
+    o.max_epochs = target.round_epochs;
+    o.early_stopping.reset();
+    o.keep_best = false;
+    o.stream = base.stream + static_cast<std::uint64_t>(round) + 1;
+    mlp->seed_dropout(splitmix64_mix(mask_key + static_cast<std::uint64_t>(round) + 1));
+    const TrainResult r = train(h, train_data, Dataset{}, o);
+    ++out.rounds;
+    out.epochs += r.epochs;
+    if (r.status == TrainStatus::diverged) {
+      out.diverged = true;
+      return out;
+    }
+    lr *= target.decay;
+  }
+}
+
+}  // namespace gradmatch::training

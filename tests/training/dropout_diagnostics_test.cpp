@@ -1,0 +1,152 @@
+// What a dropout endpoint's ridge estimate measures: Euler's margin identity
+// holds to rounding, the split-half estimate of ||g_p||^2 is unbiased where
+// the plug-in one is biased by tr Sigma / K, rate 0 reduces g_p to the
+// eval-mode gradient, and matched stationarity trains until its target.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/errors.hpp"
+#include "training/dropout_diagnostics.hpp"
+#include "training/endpoint.hpp"
+#include "training/models.hpp"
+#include "training/tensor_bridge.hpp"
+
+namespace gradmatch::training {
+namespace {
+
+// n examples of `inputs` features with labels in [0, classes), float64.
+Dataset classification_data(std::int64_t n, std::int64_t inputs, std::int64_t classes, std::uint64_t seed) {
+  at::manual_seed(seed);
+  const at::Tensor x = at::randn({n, inputs}, at::kDouble);
+  const at::Tensor y = at::randint(0, classes, {n}, at::kLong);
+  return {x, y};
+}
+
+Mlp classifier(std::int64_t depth, std::int64_t width, double rate, std::uint64_t stream = 1) {
+  return make_mlp(classifier_options(6, depth, width, 4, rate), 2605, stream, torch::Device(torch::kCPU), at::kDouble);
+}
+
+TEST(DropoutDiagnostics, MarginIdentityHoldsToRoundingForAReluClassifierWithBiases) {
+  const Dataset data = classification_data(200, 6, 4, 1);
+  for (std::int64_t depth : {1, 3}) {
+    Mlp mlp = classifier(depth, 16, 0.0, static_cast<std::uint64_t>(depth));
+    const ModelHandle h = make_handle(mlp);
+    const std::vector<double> g = to_vector(full_batch_gradient(h, data, LossKind::cross_entropy, 64));
+    const MarginIdentity m = margin_identity(mlp, data, g, 64);
+    EXPECT_EQ(m.linear_layers, depth + 1);
+    EXPECT_LT(m.relative_error, 1e-12) << "depth " << depth << ": lhs " << m.lhs << " rhs " << m.rhs;
+    // The bias terms matter: dropping them would break the identity.
+    EXPECT_GT(std::abs(m.bias_terms), 1e-3 * std::abs(m.lhs)) << "depth " << depth;
+    EXPECT_GT(std::abs(m.lhs - static_cast<double>(m.linear_layers) * m.margin_mean), 1e-6);
+  }
+  // A tanh network is not homogeneous: refused.
+  MlpOptions o = classifier_options(6, 2, 8, 4, 0.0);
+  o.activation = Activation::tanh;
+  Mlp t = make_mlp(o, 1, 1, torch::Device(torch::kCPU), at::kDouble);
+  const std::vector<double> g = to_vector(full_batch_gradient(make_handle(t), data, LossKind::cross_entropy));
+  EXPECT_THROW(margin_identity(t, data, g, 0), InputError);
+}
+
+TEST(DropoutDiagnostics, AtRateZeroTheDropoutObjectiveGradientIsTheEvalGradient) {
+  const Dataset data = classification_data(100, 6, 4, 2);
+  Mlp mlp = classifier(3, 12, 0.0);
+  const at::Tensor eval = full_batch_gradient(make_handle(mlp), data, LossKind::cross_entropy, 32);
+  const DropoutObjectiveGradient g = dropout_objective_gradient(mlp, data, LossKind::cross_entropy, 4, 7, 32);
+  EXPECT_TRUE(at::equal(g.half_a, eval));
+  EXPECT_TRUE(at::equal(g.half_b, eval));
+  EXPECT_DOUBLE_EQ(g.unbiased_squared_norm(), eval.dot(eval).item<double>());
+  EXPECT_TRUE(mlp->is_training());  // the caller's mode is kept
+}
+
+TEST(DropoutDiagnostics, SplitHalfEstimateOfTheSquaredNormIsUnbiasedWherePlugInIsBiasedByTraceSigmaOverK) {
+  // 200 single-draw gradients g_d at rate 0.5 (100 calls with K = 2):
+  // E<g_A, g_B> = ||g_p||^2, and plug-in - split-half = ||g_A - g_B||^2 / 4,
+  // whose mean is tr Sigma / 2 = tr Sigma / K.
+  const Dataset data = classification_data(16, 6, 4, 3);  // few examples: a large mask variance
+  Mlp mlp = classifier(3, 32, 0.5);
+  std::vector<at::Tensor> single;
+  std::vector<double> unbiased, bias;
+  for (std::uint64_t key = 0; key < 100; ++key) {
+    const DropoutObjectiveGradient g = dropout_objective_gradient(mlp, data, LossKind::cross_entropy, 2, key * 977, 0);
+    single.push_back(g.half_a);
+    single.push_back(g.half_b);
+    unbiased.push_back(g.unbiased_squared_norm());
+    bias.push_back(g.plugin_squared_norm() - g.unbiased_squared_norm());
+    EXPECT_NEAR(bias.back(), (g.half_a - g.half_b).square().sum().item<double>() / 4.0, 1e-12);
+  }
+  const at::Tensor all = at::stack(single);
+  const at::Tensor mean = all.mean(0);
+  const double n = static_cast<double>(single.size());
+  const double trace_sigma = (all - mean).square().sum().item<double>() / (n - 1.0);
+  ASSERT_GT(trace_sigma, 0.0);
+  const double gp2 = mean.dot(mean).item<double>() - trace_sigma / n;  // unbiased from all 200 draws
+  const auto mean_se = [](const std::vector<double>& v) {
+    double m = 0.0, s = 0.0;
+    for (double x : v) m += x;
+    m /= static_cast<double>(v.size());
+    for (double x : v) s += (x - m) * (x - m);
+    return std::pair{m, std::sqrt(s / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()))};
+  };
+  const auto [u, u_se] = mean_se(unbiased);
+  const auto [b, b_se] = mean_se(bias);
+  EXPECT_NEAR(u, gp2, 4.0 * u_se);
+  EXPECT_NEAR(b, trace_sigma / 2.0, 4.0 * b_se);
+  // The plug-in estimate misses ||g_p||^2 by many standard errors.
+  EXPECT_GT(u + b - gp2, 8.0 * u_se);
+}
+
+TEST(DropoutDiagnostics, MinibatchGradientsAverageToTheFullBatchGradient) {
+  const Dataset data = classification_data(70, 6, 4, 4);
+  Mlp mlp = classifier(2, 10, 0.0);
+  const ModelHandle h = make_handle(mlp);
+  const MinibatchGradients m = minibatch_gradients(h, data, LossKind::cross_entropy, 32);
+  ASSERT_EQ(m.theta_dot_grad.size(), 3u);  // 32 + 32 + 6
+  const at::Tensor theta = flat_parameters(h);
+  const at::Tensor full = full_batch_gradient(h, data, LossKind::cross_entropy);
+  const double weighted = (32.0 * m.theta_dot_grad[0] + 32.0 * m.theta_dot_grad[1] + 6.0 * m.theta_dot_grad[2]) / 70.0;
+  EXPECT_NEAR(weighted, theta.dot(full).item<double>(), 1e-12);
+  EXPECT_NEAR(m.theta_squared, theta.dot(theta).item<double>(), 1e-12);
+  EXPECT_EQ(m.parameters, theta.numel());
+}
+
+TEST(DropoutDiagnostics, MatchedStationarityTrainsUntilTheUnbiasedNormReachesTheTarget) {
+  // Rate 0, full batch: the measurement is ||grad L|| / ||theta|| exactly.
+  const Dataset data = classification_data(80, 6, 4, 5);
+  Mlp mlp = classifier(2, 8, 0.0);
+  const ModelHandle h = make_handle(mlp);
+  const auto relative = [&] {
+    const at::Tensor g = full_batch_gradient(h, data, LossKind::cross_entropy);
+    return std::sqrt(g.dot(g).item<double>() / flat_parameters(h).square().sum().item<double>());
+  };
+  const double before = relative();
+  TrainOptions base;
+  base.loss = LossKind::cross_entropy;
+  base.optimizer.momentum = 0.9;
+  base.batch_size = 0;
+  StationarityTarget t;
+  t.target = 0.3 * before;
+  t.start_learning_rate = 0.1;
+  t.decay = 0.9;
+  t.round_epochs = 25;
+  t.max_rounds = 40;
+  t.draws = 2;
+  const StationarityMatch m = train_to_dropout_stationarity(mlp, data, base, t, 11);
+  ASSERT_TRUE(m.reached) << "last " << m.relative_grad_norm << " target " << t.target;
+  EXPECT_GE(m.rounds, 1);
+  EXPECT_EQ(m.epochs, 25 * m.rounds);
+  EXPECT_NEAR(m.relative_grad_norm, relative(), 1e-12);
+  EXPECT_LE(relative(), t.target);
+  // A target out of reach within the rounds is reported as not reached.
+  StationarityTarget hard = t;
+  hard.target = 1e-12;
+  hard.max_rounds = 1;
+  const StationarityMatch not_reached = train_to_dropout_stationarity(mlp, data, base, hard, 12);
+  EXPECT_FALSE(not_reached.reached);
+  EXPECT_EQ(not_reached.rounds, 1);
+}
+
+}  // namespace
+}  // namespace gradmatch::training
