@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "core/fit.hpp"
+#include "core/text.hpp"
 #include "distributed/distributed_fit.hpp"
 #include "io/equation_file.hpp"
 #include "io/fit_output.hpp"
@@ -152,7 +153,7 @@ int report_failure(const std::string& command, const std::exception& e, const mp
       std::cerr << ": out of memory while running 'gradmatch " << command << (input.empty() ? "" : " ") << input
                 << "' (an allocation failed: " << e.what()
                 << "); free memory, use a smaller input or more nodes, and run the same command again" << std::endl;
-    else std::cerr << ": " << e.what() << std::endl;
+    else std::cerr << ": " << text::clip(e.what(), 4000) << std::endl;  // never a megabyte of echoed input
   }
   return no_memory ? 1 : mpi::exit_code_for(e);
 }

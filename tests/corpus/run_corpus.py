@@ -15,13 +15,15 @@ Columns (tab-separated; '#' starts a comment line):
   inputs    files written into {dir} first, ';'-separated NAME=KIND:ARG
             (KIND: text (\\n escapes), toml (the same; NAME cfg is written
             as cfg.toml), eq:VARIANT (an equation file, see EQ below),
-            bigkey:STUDY,N (a config with an N-character key), bigstudy:N
+            bigkey:STUDY,N (a config with an N-character key), big:STUDY,N
+            (a config whose data.dir has N characters), bigstudy:N
             (a config whose study name has N characters))
   allowed   optional regex of files the command may leave in {dir}
             (default: none beyond the inputs)
 
 After each case the folder must hold exactly the inputs (unchanged) and
-the allowed files, and no *.tmp-PID or *.partial file anywhere under it.
+the allowed files, and no *.tmp-PID or *.partial file anywhere under it;
+the output holds no traceback or crash and at most 8000 characters.
 
 Usage: run_corpus.py GRADMATCH_EXE SOURCE_DIR [TSV] [-k PATTERN]
 """
@@ -298,6 +300,8 @@ def run_case(row, work, fx):
         problems.append(f"output does not match /{regex}/")
     if "Traceback" in output or "terminate called" in output or "Signal:" in output:
         problems.append("a traceback or a crash in the output")
+    if len(output) > 8000:
+        problems.append(f"{len(output)} characters of output: an input echoed whole?")
     after = snapshot(case_dir)
     for name, digest in before.items():
         if after.get(name) != digest:
