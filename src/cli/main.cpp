@@ -169,6 +169,7 @@ static std::string run_footer() {
 Example:
   gradmatch run configs/smoke/ols_early_stopping.toml --out runs/ols
   mpirun -n 4 gradmatch run configs/ols_early_stopping.toml --out runs/ols
+  gradmatch run configs/ols_early_stopping.toml --out runs/ols --dry-run   (tasks, memory, disk, time; writes nothing)
 
 Resume: run the same command on the same --out after an interruption (Ctrl-C,
 a killed rank, a cancelled job): finished tasks are kept in OUT/store.h5 and
