@@ -334,6 +334,13 @@ def main():
     if ONLY:
         rows = [r for r in rows if re.search(ONLY, r[0])]
     work = tempfile.mkdtemp(prefix="gradmatch_corpus_")
+    try:
+        return run_all(rows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_all(rows, work):
     fx = os.path.join(work, "_fixtures")
     os.makedirs(fx)
     t0 = time.monotonic()
@@ -350,7 +357,6 @@ def main():
     slow.sort(reverse=True)
     print(f"{len(rows) - failures}/{len(rows)} bad-input cases passed in {time.monotonic() - t0:.1f} s "
           f"(slowest: {', '.join(f'{c} {s:.2f} s' for s, c in slow[:3])})")
-    shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0
 
 
