@@ -31,6 +31,7 @@ struct FitArgs {
   std::int64_t batch_size = 0;          ///< batches of the full-batch gradient; 0: one batch
   std::vector<std::string> params;      ///< parameter name globs; empty: every parameter
   bool include_frozen = false;          ///< also parameters with requires_grad false
+  bool ignore_resource_check = false;   ///< --ignore-resource-check (core/resources.hpp)
 };
 /// The model files named by `patterns`: each is a path, or a glob (with * ? [)
 /// expanded in sorted order. InputError for a glob that matches nothing.
@@ -53,8 +54,13 @@ void print_fit_messages(const FitResult& result, bool quiet, const std::string& 
 struct RunArgs {
   std::string config;
   std::string out;
+  bool dry_run = false;                ///< print the tasks, estimates and files; write nothing
+  bool ignore_resource_check = false;  ///< --ignore-resource-check (core/resources.hpp)
 };
 int run_command(const RunArgs& args, const mpi::Communicator& comm);
+/// Reads and checks the config and the resource estimate of `run` (nothing
+/// is written) and returns 0, or reports the failure and returns its exit code.
+int run_precheck(const RunArgs& args, const mpi::Communicator& comm);
 
 struct ReportArgs {
   std::string path;  ///< a study output directory or an equation file
@@ -62,7 +68,10 @@ struct ReportArgs {
 };
 int report_command(const ReportArgs& args, const mpi::Communicator& comm);
 
-/// Prints "gradmatch <command>: error: ..." once (on rank 0) and returns the exit code.
-int report_failure(const std::string& command, const std::exception& e, const mpi::Communicator& comm);
+/// Prints "gradmatch <command>: error: ..." once (on rank 0) and returns the
+/// exit code. An allocation failure (std::bad_alloc) becomes "out of memory
+/// while ... `input`", exit code 1.
+int report_failure(const std::string& command, const std::exception& e, const mpi::Communicator& comm,
+                   const std::string& input = "");
 
 }  // namespace gradmatch::cli

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <new>
 #include <sstream>
 
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "core/fit.hpp"
+#include "core/text.hpp"
 #include "distributed/distributed_fit.hpp"
 #include "io/equation_file.hpp"
 #include "io/fit_output.hpp"
@@ -134,18 +136,26 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
     });
     return 0;
   } catch (const std::exception& e) {
-    return report_failure("fit", e, comm);
+    return report_failure("fit", e, comm, args.input);
   }
 }
 
-int report_failure(const std::string& command, const std::exception& e, const mpi::Communicator& comm) {
+int report_failure(const std::string& command, const std::exception& e, const mpi::Communicator& comm,
+                   const std::string& input) {
   const auto* f = dynamic_cast<const mpi::CollectiveFailure*>(&e);
+  // A bad_alloc that crossed a collective arrives as its what() text.
+  const bool no_memory = dynamic_cast<const std::bad_alloc*>(&e) != nullptr || std::string(e.what()) == "std::bad_alloc" ||
+                         std::string(e.what()) == "std::bad_array_new_length";
   if (comm.is_root()) {
     std::cerr << "gradmatch " << command << ": error";
     if (f && comm.size() > 1) std::cerr << " on rank " << f->failed_rank();
-    std::cerr << ": " << e.what() << std::endl;
+    if (no_memory)
+      std::cerr << ": out of memory while running 'gradmatch " << command << (input.empty() ? "" : " ") << input
+                << "' (an allocation failed: " << e.what()
+                << "); free memory, use a smaller input or more nodes, and run the same command again" << std::endl;
+    else std::cerr << ": " << text::clip(e.what(), 4000) << std::endl;  // never a megabyte of echoed input
   }
-  return mpi::exit_code_for(e);
+  return no_memory ? 1 : mpi::exit_code_for(e);
 }
 
 }  // namespace gradmatch::cli

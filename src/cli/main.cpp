@@ -10,16 +10,22 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <new>
 #include <optional>
 
 #include "cli/commands.hpp"
 #include "core/build_info.hpp"
+#include "core/resources.hpp"
+#include "core/text.hpp"
 #include "studies/catalog.hpp"
 #include "mpi/mpi.hpp"
 
@@ -67,6 +73,70 @@ int launcher_rank() {
   return 0;
 }
 
+/// The subcommands, for "unknown command" (main() adds them in this order).
+const std::vector<std::string> kCommands{"fit", "run", "studies", "report"};
+
+/// A word where a subcommand belongs that is none: "unknown command 'fitt';
+/// the commands are: ... (did you mean fit?)". Empty when argv[1] is a known
+/// command or an option (CLI11 handles those).
+std::string unknown_command(int argc, char** argv) {
+  if (argc < 2) return {};
+  const std::string word = argv[1];
+  if (word.starts_with("-")) {
+    if (word == "-h" || word == "--help" || word == "--version") return {};
+    std::string list;
+    for (const std::string& c : kCommands) list += (list.empty() ? "" : ", ") + c;
+    return gradmatch::text::cat("unknown option '", gradmatch::text::clip(word), "' before the command; the commands are: ",
+                                list, " (options go after the command: gradmatch fit --help lists fit's)");
+  }
+  if (std::find(kCommands.begin(), kCommands.end(), word) != kCommands.end()) return {};
+  std::string list;
+  for (const std::string& c : kCommands) list += (list.empty() ? "" : ", ") + c;
+  const std::string close = gradmatch::text::closest(word, kCommands);
+  return gradmatch::text::cat("unknown command '", gradmatch::text::clip(word), "'; the commands are: ", list,
+                              close.empty() ? std::string("; 'gradmatch --help' describes them")
+                                            : gradmatch::text::cat(" (did you mean ", close, "?)"));
+}
+
+/// A flag's value that must be a number in [lo, hi] (hi excluded when
+/// `open_hi`); `what` says what the flag means. Checked on the text, before
+/// CLI11 converts it, so "nan", "-1" and "2" are refused rather than read as
+/// "the default".
+CLI::Validator number_in(double lo, double hi, bool open_hi, const std::string& what) {
+  const std::string range = gradmatch::text::cat("[", lo, ", ", hi, open_hi ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        double v = 0.0;
+        const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        const bool parsed = ec == std::errc() && ptr == value.data() + value.size() && !value.empty();
+        if (parsed && std::isfinite(v) && v >= lo && (open_hi ? v < hi : v <= hi)) return {};
+        return gradmatch::text::cat("the value '", gradmatch::text::clip(value), "' is not a number in ", range, " (",
+                                    what, ")");
+      },
+      "NUMBER in " + range);
+}
+
+/// A flag's value that must be an integer >= lo.
+CLI::Validator integer_at_least(std::int64_t lo, const std::string& what) {
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        std::int64_t v = 0;
+        const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+        if (ec == std::errc() && ptr == value.data() + value.size() && !value.empty() && v >= lo) return {};
+        return gradmatch::text::cat("the value '", gradmatch::text::clip(value), "' is not an integer >= ", lo, " (",
+                                    what, ")");
+      },
+      gradmatch::text::cat("INTEGER >= ", lo));
+}
+
+/// CLI11's errors as one line naming the subcommand, not the whole help.
+std::string failure_line(const CLI::App* app, const CLI::Error& e) {
+  std::string command = app->get_name();
+  if (const auto subs = app->get_subcommands(); !subs.empty()) command += " " + subs.front()->get_name();
+  return gradmatch::text::cat(command, ": error: ", e.what(), "\nRun '", command,
+                              " --help' for the options.\n");
+}
+
 #if !GRADMATCH_TORCH_COMMANDS
 /// Replaces this process by gradmatch-torch with the same arguments
 /// (GRADMATCH_TORCH_EXE overrides where it is); returns only on failure.
@@ -99,6 +169,7 @@ static std::string run_footer() {
 Example:
   gradmatch run configs/smoke/ols_early_stopping.toml --out runs/ols
   mpirun -n 4 gradmatch run configs/ols_early_stopping.toml --out runs/ols
+  gradmatch run configs/ols_early_stopping.toml --out runs/ols --dry-run   (tasks, memory, disk, time; writes nothing)
 
 Resume: run the same command on the same --out after an interruption (Ctrl-C,
 a killed rank, a cancelled job): finished tasks are kept in OUT/store.h5 and
@@ -123,7 +194,7 @@ int main(int argc, char** argv) {
   CLI::App app{kDescription, "gradmatch"};
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
-  app.failure_message(CLI::FailureMessage::help);
+  app.failure_message(failure_line);
 
   gradmatch::cli::FitArgs fit;
   auto* fit_cmd = app.add_subcommand("fit", "Fit a regularizer family to a version-1 equation file or a TorchScript model");
@@ -140,8 +211,11 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--reduce", fit.reduce,
                       "All-reduce of the distributed fit's statistics: mpi, or nccl (GPU buffers; builds with NCCL)")
       ->capture_default_str();
-  fit_cmd->add_option("--rcond", fit.rcond,
-                      "Relative singular-value cut of the design (default sqrt(100 * unknowns * eps))");
+  fit_cmd
+      ->add_option("--rcond", fit.rcond,
+                   "Relative singular-value cut of the design, in [0, 1): singular values at or below rcond * the "
+                   "largest count as zero, on every route (default sqrt(100 * unknowns * eps))")
+      ->check(number_in(0.0, 1.0, true, "the relative singular-value cut; leave --rcond out for the default"));
   fit_cmd->add_flag("--quiet,-q", fit.quiet, "Do not print the one-line summary to stderr");
   fit_cmd
       ->add_option("--model", fit.models,
@@ -163,13 +237,22 @@ int main(int argc, char** argv) {
                       "With --model: feature columns for --family features (ridge, huber:beta=B, "
                       "elastic-net:beta=B, layerwise-ridge, nuclear), comma-separated")
       ->delimiter(',');
-  fit_cmd->add_option("--batch-size", fit.batch_size, "With --model: examples per batch of the full-batch gradient (0: all)");
+  fit_cmd
+      ->add_option("--batch-size", fit.batch_size, "With --model: examples per batch of the full-batch gradient (0: all)")
+      ->check(integer_at_least(0, "examples per batch; 0 takes all examples in one batch"));
+  fit_cmd->add_flag("--ignore-resource-check", fit.ignore_resource_check,
+                    "Read an equation file or data set even when it declares more than the available memory");
   fit_cmd->footer(kFitFooter);
 
   gradmatch::cli::RunArgs run;
   auto* run_cmd = app.add_subcommand("run", "Run a study from a TOML config (configs/*.toml) into an output directory");
   run_cmd->add_option("config", run.config, "Study config, e.g. configs/smoke/ols_early_stopping.toml")->required();
   run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")->required();
+  run_cmd->add_flag("--dry-run", run.dry_run,
+                    "Print the tasks, the estimated memory, disk and time and the files a run would write; write "
+                    "nothing");
+  run_cmd->add_flag("--ignore-resource-check", run.ignore_resource_check,
+                    "Start even when the estimated memory or disk exceeds what this machine has");
   run_cmd->footer(run_footer());
 
   auto* studies_cmd = app.add_subcommand("studies", "List the studies `gradmatch run` runs, one line each");
@@ -179,6 +262,10 @@ int main(int argc, char** argv) {
   report_cmd->add_option("path", report.path, "Study output directory or equation file")->required();
   report_cmd->add_flag("--json", report.json, "Print the report as JSON instead of tables");
 
+  if (const std::string unknown = unknown_command(argc, argv); !unknown.empty()) {
+    if (launcher_rank() == 0) std::cerr << "gradmatch: error: " << unknown << std::endl;
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -187,12 +274,21 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
 
+  if (fit.ignore_resource_check || run.ignore_resource_check) gradmatch::resources::set_resource_check(false);
   if (*studies_cmd) {
     std::fputs(gradmatch::studies::study_list().c_str(), stdout);
     return 0;
   }
 #if GRADMATCH_TORCH_COMMANDS
-  gradmatch::mpi::Environment env(&argc, &argv);
+  // Without a launcher, fit and run --dry-run need no MPI, and a run's config
+  // is checked in the one-rank world before MPI starts: bad input is
+  // reported without paying for MPI_Init.
+  std::optional<gradmatch::mpi::Environment> env;
+  const bool launched = gradmatch::mpi::launched_by_mpi();
+  const bool study_run = *run_cmd && !run.dry_run;
+  if (!launched && study_run)
+    if (const int code = gradmatch::cli::run_precheck(run, gradmatch::mpi::Communicator()); code != 0) return code;
+  if (launched || study_run) env.emplace(&argc, &argv);
 #else
   if (*run_cmd) return exec_torch_commands(argv, "run");
   if (*fit_cmd && !fit.models.empty()) return exec_torch_commands(argv, "fit --model");
@@ -201,10 +297,15 @@ int main(int argc, char** argv) {
 #endif
   const gradmatch::mpi::Communicator world;
 
-  if (*fit_cmd) return gradmatch::cli::fit_command(fit, world);
+  try {
+    if (*fit_cmd) return gradmatch::cli::fit_command(fit, world);
 #if GRADMATCH_TORCH_COMMANDS
-  if (*run_cmd) return gradmatch::cli::run_command(run, world);
+    if (*run_cmd) return gradmatch::cli::run_command(run, world);
 #endif
-  if (*report_cmd) return gradmatch::cli::report_command(report, world);
+    if (*report_cmd) return gradmatch::cli::report_command(report, world);
+  } catch (const std::bad_alloc& e) {  // the commands report their own; this is the last resort
+    if (world.is_root()) std::cerr << "gradmatch: error: out of memory (" << e.what() << "); free memory or use a smaller input" << std::endl;
+    return 1;
+  }
   return 2;
 }

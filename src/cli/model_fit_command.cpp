@@ -34,6 +34,7 @@ int model_fit_command(const FitArgs& args, const std::vector<std::string>& model
       mo.candidates = args.candidates;
       mo.params = args.params;
       mo.include_frozen = args.include_frozen;
+      mo.data_name = args.data;
       training::ModelEquations me;
       std::error_code ec;
       if (std::filesystem::is_directory(args.data, ec)) {
@@ -74,7 +75,7 @@ int model_fit_command(const FitArgs& args, const std::vector<std::string>& model
     });
     return 0;
   } catch (const std::exception& e) {
-    return report_failure("fit", e, comm);
+    return report_failure("fit", e, comm, "--model " + models.front() + " --data " + args.data);
   }
 }
 

@@ -835,7 +835,7 @@ int report_command(const ReportArgs& args, const mpi::Communicator& comm) {
     });
     return 0;
   } catch (const std::exception& e) {
-    return report_failure("report", e, comm);
+    return report_failure("report", e, comm, args.path);
   }
 }
 

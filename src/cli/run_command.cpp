@@ -9,10 +9,20 @@ int run_command(const RunArgs& args, const mpi::Communicator& comm) {
     // The output directory is left out: two runs into different directories
     // write byte-identical files.
     io::set_created_by("gradmatch run " + args.config);
-    studies::run_study(args.config, args.out, comm);
+    if (args.dry_run) studies::dry_run_study(args.config, args.out, comm);
+    else studies::run_study(args.config, args.out, comm);
     return 0;
   } catch (const std::exception& e) {
-    return report_failure("run", e, comm);
+    return report_failure("run", e, comm, args.config + " --out " + args.out);
+  }
+}
+
+int run_precheck(const RunArgs& args, const mpi::Communicator& comm) {
+  try {
+    studies::check_study_config(args.config, args.out, comm);
+    return 0;
+  } catch (const std::exception& e) {
+    return report_failure("run", e, comm, args.config + " --out " + args.out);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/errors.hpp"
+#include "core/text.hpp"
 
 namespace gradmatch {
 namespace {
@@ -96,6 +97,13 @@ Fitter::Fitter(FitOptions options, const Equations& layout, std::int64_t m_total
   } else {
     r_ = sym_unknowns(p_);
   }
+  // One cut for every route: a singular value s counts iff s > rcond * s_max
+  // (QR/gelsd, the normal equations' eigenvalues against rcond^2 * mu_max,
+  // the structured and distributed solvers alike), which needs rcond < 1.
+  if (std::isnan(options_.rcond) || options_.rcond >= 1.0)
+    throw InputError(text::cat("--rcond ", options_.rcond,
+                               ": the relative singular-value cut must lie in [0, 1); leave it out for the default ",
+                               default_rcond(r_)));
   rcond_ = options_.rcond >= 0.0 ? options_.rcond : default_rcond(r_);
 }
 

@@ -43,7 +43,7 @@ std::string article_type(const toml::node& n) {
 
 /// What was found, for "found ..." in messages.
 std::string show(const toml::node& n) {
-  if (auto s = n.as_string()) return cat("the string \"", s->get(), "\"");
+  if (auto s = n.as_string()) return cat("the string \"", text::clip(s->get()), "\"");
   if (auto i = n.as_integer()) return cat("the integer ", i->get());
   if (auto f = n.as_floating_point()) {  // "10.0", not "10": show why it is not an integer
     std::string v = text::num(f->get());
@@ -74,21 +74,6 @@ std::vector<std::string> split(const std::string& key) {
     parts.push_back(key.substr(start, dot - start));
   parts.push_back(key.substr(start));
   return parts;
-}
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-      diag = up;
-    }
-  }
-  return row[b.size()];
 }
 
 // Ranges in words: unbounded sides (the type's extremes or infinities) are left out.
@@ -133,7 +118,7 @@ struct ConfigReader::Impl {
   }
 
   [[noreturn]] void fail(std::int64_t line, const std::string& key, const std::string& what) const {
-    throw InputError(cat(path, ":", line, ": key '", key, "': ", what));
+    throw InputError(cat(path, ":", line, ": key '", text::clip(key), "': ", what));
   }
 
   /// The node at a dotted key, or nullptr. `parent_line` receives the line of
@@ -246,11 +231,9 @@ struct ConfigReader::Impl {
       const std::int64_t line = k.source().begin.line > 0 ? std::int64_t{k.source().begin.line} : line_of(v);
       std::string what = v.is_table() ? "unknown table" : "unknown key";
       const std::set<std::string> known = known_names(prefix);
-      const auto close = std::min_element(known.begin(), known.end(), [&](const auto& a, const auto& b) {
-        return edit_distance(a, name) < edit_distance(b, name);
-      });
-      if (close != known.end() && edit_distance(*close, name) <= 2)
-        what += cat("; did you mean '", prefix.empty() ? *close : cat(prefix, ".", *close), "'?");
+      const std::string close = text::closest(name, std::vector<std::string>(known.begin(), known.end()));
+      if (!close.empty())
+        what += cat("; did you mean '", prefix.empty() ? close : cat(prefix, ".", close), "'?");
       else if (!known.empty()) {
         what += "; remove it (known here: ";
         for (const std::string& n : known) what += cat(n == *known.begin() ? "" : ", ", n);
@@ -306,7 +289,7 @@ std::string ConfigReader::get_choice(const std::string& key, const std::string& 
   if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
     std::string list;
     for (const std::string& c : choices) list += cat(list.empty() ? "" : ", ", "\"", c, "\"");
-    impl_->fail(line_of(*n), key, cat("\"", v, "\" is not a valid choice; write one of ", list));
+    impl_->fail(line_of(*n), key, cat("\"", text::clip(v), "\" is not a valid choice; write one of ", list));
   }
   return impl_->record(key, v);
 }

@@ -16,6 +16,8 @@
 #include <set>
 
 #include "core/errors.hpp"
+#include "core/resources.hpp"
+#include "io/file_bytes.hpp"
 #include "io/hdf5_handle.hpp"
 #include "io/provenance.hpp"
 
@@ -110,6 +112,16 @@ class Reader {
   Equations read(std::int64_t begin, std::int64_t end) {
     if (begin < 0 || begin > end || end > m_)
       bad(cat("points [", begin, ", ", end, ") were requested but the file holds points [0, ", m_, ")"));
+    // Refuse what cannot fit before allocating it (a small chunked file can
+    // declare petabytes).
+    const double arrays = 2.0 + (info.has_target ? 1.0 : 0.0) + static_cast<double>(features_.size());
+    const double rows = static_cast<double>(end - begin);
+    const bool all = begin == 0 && end == m_;
+    resources::require_memory(
+        cat(path_, all ? "" : cat(" (points ", begin, " to ", end, ")"), " declares ",
+            resources::count_text(all ? static_cast<double>(m_) : rows), " x ", resources::count_text(static_cast<double>(p_)),
+            " float64 in ", static_cast<std::int64_t>(arrays), " datasets, which"),
+        8.0 * rows * static_cast<double>(p_) * arrays, "fit fewer points or parameters, or spread them over more nodes with mpirun");
     Equations eq;
     eq.theta = read_block(theta_, "theta", begin, end);
     eq.grad_loss = read_block(grad_loss_, "grad_loss", begin, end);
@@ -478,29 +490,24 @@ void write_hdf5_atomically(const std::string& path, const std::string& what,
                            const std::function<void(std::int64_t file)>& fill) {
   QuietHdf5 quiet;
   const std::string tmp = cat(path, ".tmp-", static_cast<long>(::getpid()));
+  std::string image;
   try {
-    FileHandle file;
-    try {
-      // Untimed objects: the same values give the same bytes.
-      file = FileHandle(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
-                        "H5Fcreate");
-    } catch (const Hdf5Error& e) {
-      throw InputError(cat(path, ": cannot create the file (", e.what(),
-                           "); check that its directory exists and is writable"));
-    }
+    // Built in memory (untimed objects: the same values give the same bytes),
+    // then written in one go: a full disk fails the plain write below.
+    FileHandle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), memory_fapl()),
+                    "H5Fcreate");
     fill(file);
+    image = file_image(file);
     file.close("H5Fclose");
-    fs::rename(tmp, path);
-  } catch (...) {
-    std::error_code ec;
+  } catch (const Hdf5Error& e) {
+    throw std::runtime_error(cat(path, ": writing ", what, " failed (", e.what(), ")"));
+  }
+  write_file_bytes(tmp, image, path);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
     fs::remove(tmp, ec);
-    try {
-      throw;
-    } catch (const Hdf5Error& e) {
-      throw std::runtime_error(cat(path, ": writing ", what, " failed (", e.what(), ")"));
-    } catch (const fs::filesystem_error& e) {
-      throw std::runtime_error(cat(path, ": cannot move the finished file into place (", e.what(), ")"));
-    }
+    throw std::runtime_error(cat(path, ": cannot move the finished file into place (", ec.message(), ")"));
   }
 }
 

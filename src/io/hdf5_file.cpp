@@ -1,7 +1,8 @@
 // Study results as HDF5 (see hdf5_file.hpp).
 //
-// The writer keeps one file open as PATH.partial and renames it on commit(),
-// so a results file that exists is always complete. No object records its
+// The writer builds the file in memory and, on commit(), writes it as
+// PATH.partial and renames it, so a results file that exists is always
+// complete and a full disk is one clear error (file_bytes.hpp). No object records its
 // creation time: the same values give the same bytes (runs compare by cmp). Strings are
 // variable-length UTF-8, the type h5py writes for a Python str.
 #include "io/hdf5_file.hpp"
@@ -10,6 +11,7 @@
 #include <stdexcept>
 
 #include "core/errors.hpp"
+#include "io/file_bytes.hpp"
 #include "io/hdf5_handle.hpp"
 #include "io/provenance.hpp"
 
@@ -75,10 +77,14 @@ struct ResultsWriter::Impl {
 ResultsWriter::ResultsWriter(std::string path, const std::string& study)
     : path_(std::move(path)), impl_(std::make_unique<Impl>()) {
   impl_->partial = path_ + ".partial";
+  std::error_code ec;
+  if (const fs::path dir = fs::path(path_).parent_path(); !dir.empty() && !fs::is_directory(dir, ec))
+    throw InputError(cat(path_, ": cannot create the results file: the directory ", dir.string(),
+                         " does not exist; create it first"));
   QuietHdf5 quiet;
   try {
     impl_->file = FileHandle(
-        H5Fcreate(impl_->partial.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), serial_fapl()),
+        H5Fcreate(impl_->partial.c_str(), H5F_ACC_TRUNC, untimed_create_plist(H5P_FILE_CREATE), memory_fapl()),
         "H5Fcreate");
   } catch (const Hdf5Error& e) {
     throw InputError(cat(impl_->partial, ": cannot create the results file (", e.what(),
@@ -200,11 +206,19 @@ void ResultsWriter::set_attribute(const std::string& object, const std::string& 
 void ResultsWriter::commit() {
   impl_->require_open("commit()");
   QuietHdf5 quiet;
+  std::string image;
   try {
+    image = file_image(impl_->file);
     impl_->file.close("H5Fclose");
-    fs::rename(impl_->partial, path_);
   } catch (const std::exception& e) {
     throw std::runtime_error(cat(path_, ": cannot finish the results file (", e.what(), ")"));
+  }
+  write_file_bytes(impl_->partial, image, path_);
+  std::error_code ec;
+  fs::rename(impl_->partial, path_, ec);
+  if (ec) {
+    fs::remove(impl_->partial, ec);
+    throw std::runtime_error(cat(path_, ": cannot move the finished results file into place (", ec.message(), ")"));
   }
   impl_->committed = true;
 }

@@ -119,6 +119,26 @@ inline PropListHandle serial_fapl() {
   return fapl;
 }
 
+/// A file-access property list for a file built in memory (the core driver
+/// without a backing store): nothing reaches the disk until file_image()'s
+/// bytes are written with io::write_file_bytes (file_bytes.hpp), so a full
+/// disk never leaves HDF5 holding a file it cannot flush.
+inline PropListHandle memory_fapl() {
+  PropListHandle fapl(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate(FILE_ACCESS)");
+  checked(H5Pset_fapl_core(fapl, std::size_t{1} << 20, 0), "H5Pset_fapl_core");
+  return fapl;
+}
+
+/// The finished bytes of a file made with memory_fapl().
+inline std::string file_image(hid_t file) {
+  checked(H5Fflush(file, H5F_SCOPE_GLOBAL), "H5Fflush");
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  if (size < 0) checked(-1, "H5Fget_file_image");
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  if (H5Fget_file_image(file, bytes.data(), bytes.size()) != size) checked(-1, "H5Fget_file_image");
+  return bytes;
+}
+
 /// Object-creation property lists of `cls` (H5P_DATASET_CREATE,
 /// H5P_GROUP_CREATE, H5P_FILE_CREATE for the root group) that record no
 /// access/modification times: two runs that write the same values then write

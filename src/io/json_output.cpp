@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/errors.hpp"
+#include "io/file_bytes.hpp"
 #include "io/provenance.hpp"
 
 namespace gradmatch::io {
@@ -66,20 +67,11 @@ nlohmann::json fit_result_json(const FitResult& r, int ranks) {
 
 void write_json_file(const std::string& path, const nlohmann::json& value) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp);
-    if (!out) throw InputError(path + ": cannot open for writing (does the directory exist and is it writable?)");
-    out << value.dump(2) << '\n';
-    out.flush();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw InputError(path + ": write failed (disk full?)");
-    }
-  }
+  write_file_bytes(tmp, value.dump(2) + "\n", path);
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
-    std::filesystem::remove(tmp);
+    std::filesystem::remove(tmp, ec);
     throw InputError(path + ": cannot rename the finished file into place: " + ec.message());
   }
 }

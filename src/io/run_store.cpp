@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "core/errors.hpp"
+#include "io/file_bytes.hpp"
 #include "io/hdf5_handle.hpp"
 #include "mpi/mpi.hpp"
 
@@ -264,6 +265,29 @@ struct RunStore::Impl {
 
   void create(const RunStoreSpec& spec) {
     const std::string partial = path + ".partial";
+    // Reserve the store's size first: a disk that cannot hold it fails here,
+    // with one message, and not inside HDF5's collective writes (where one
+    // rank's ENOSPC leaves the others waiting).
+    {
+      int ok = 1;
+      std::string why;
+      if (rank == 0) {
+        double bytes = 64.0 * 1024.0 + static_cast<double>(spec.config.size());
+        for (const auto& t : spec.tables)
+          bytes += static_cast<double>(t.ids.size()) * (8.0 * static_cast<double>(t.width) + 13.0);
+        const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        const int err = fd < 0 ? errno : ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+        if (fd >= 0) ::close(fd);
+        ::unlink(partial.c_str());
+        // EINVAL/EOPNOTSUPP: a file system without fallocate; HDF5 finds out.
+        if (err == ENOSPC || err == EDQUOT || err == EFBIG) {
+          ok = 0;
+          why = cat(disk_full_message(path), " (the run store needs ", static_cast<std::int64_t>(bytes), " bytes)");
+        }
+      }
+      const auto verdict = broadcast_verdict(mpi::Communicator(comm), ok, why);
+      if (!verdict.first) throw std::runtime_error(verdict.second);
+    }
     {
       FileHandle f(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, mpio_fapl(comm)), "H5Fcreate");
       write_text_attribute(f, "format", kFormat);

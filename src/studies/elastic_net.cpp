@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/errors.hpp"
+#include "core/resources.hpp"
 #include "core/fit.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
@@ -411,6 +412,27 @@ class ElasticNetStudy final : public Study {
                std::to_string(tasks_.size()), " tasks of ", std::to_string(config_.block_size()),
                " batched replicates (p = ", std::to_string(config_.parameters()), ")");
   }
+  /// Memory: the data and, per batched replicate, the parameters with their
+  /// gradients, momentum and best copy (5 x p doubles); disk: the store rows
+  /// and one equation file per cell (seeds x p x 2 doubles). Time unknown.
+  ResourceEstimate estimate() const override {
+    const ElasticNetConfig& c = config_;
+    const double p = static_cast<double>(c.parameters()), tasks = static_cast<double>(c.seeds * c.blocks());
+    ResourceEstimate e;
+    e.tasks = c.seeds * c.blocks();
+    e.tasks_text = cat(c.cells(), " cells x ", c.seeds, " seeds in tasks of ", c.block_size(),
+                       " batched MLP trainings (p = ", resources::count_text(p), " parameters each)");
+    e.store_bytes = store_bytes(tasks, static_cast<double>(c.block_size() * schema_.width()));
+    e.memory_bytes = 8.0 * static_cast<double>(c.n) * static_cast<double>(c.d) * 2.0 +
+                     8.0 * 5.0 * p * static_cast<double>(c.block_size());
+    e.memory_keys = "model.hidden, data.d, data.n";
+    e.output_bytes = 16.0 * p * static_cast<double>(c.cells() * c.seeds) + 4096.0 * static_cast<double>(c.cells()) +
+                     8.0 * p * static_cast<double>(c.cells() * c.seeds);
+    e.disk_keys = "model.hidden, data.d, grid sizes, grid.seeds";
+    e.outputs = {"results.h5", "summary.json", cat("equations_l1_*_l2_*.h5 (", c.cells(), " files)")};
+    return e;
+  }
+
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     std::vector<double> out(sz(config_.block_size() * schema_.width()), 0.0);
     const std::vector<ElasticNetEndpoint> endpoints = run_elastic_net_task(config_, tasks_[sz(row)], device_);

@@ -138,6 +138,10 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   IgrCalibrationConfig c;
   c.seed = read_study_seed(r, kStudy, c.seed);
   c.data_dir = r.get_string("data.dir", training::kFashionMnistDir);
+  if (!training::is_idx_directory(c.data_dir))
+    config_error(r, "data.dir",
+                 cat("\"", text::clip(c.data_dir), "\" is not an MNIST-format directory (it needs train-images-idx3-ubyte",
+                     "[.gz] and its labels); install Debian's dataset-fashion-mnist or point data.dir at one"));
   c.train = r.get_int("data.train", c.train, 1, 10'000'000);
   c.validation = r.get_int("data.validation", c.validation, 1, 10'000'000);
   c.test = r.get_int("data.test", c.test, 1, 10'000'000);
@@ -340,6 +344,28 @@ class IgrCalibrationStudy final : public Study {
     for (const auto& t : tasks_) table.ids.push_back(t.id(config_));
     return {table};
   }
+  /// Memory: the images (bytes and float32) and the widest MLP with its
+  /// gradients and Hessian-vector products (~6 copies); disk: the run rows.
+  /// Time unknown.
+  ResourceEstimate estimate() const override {
+    const IgrCalibrationConfig& c = config_;
+    const double images = static_cast<double>(c.train + c.validation + c.test + c.probe);
+    const double widest = static_cast<double>(*std::max_element(c.widths.begin(), c.widths.end()));
+    const double params = 784.0 * widest + static_cast<double>(c.depth - 1) * widest * widest + 10.0 * widest;
+    ResourceEstimate e;
+    e.tasks = static_cast<std::int64_t>(enumerate_igr_calibration_tasks(c).size());
+    e.tasks_text = cat("MLP trainings on ", c.data_dir, " (", c.widths.size(), " widths x ", c.learning_rates.size(),
+                       " step sizes x ", c.replicates, " seeds), each probed for ", c.probe_steps, " steps");
+    const auto width = static_cast<double>(run_schema(c.probe_steps).width());
+    e.store_bytes = store_bytes(static_cast<double>(e.tasks), width);
+    e.memory_bytes = 784.0 * 9.0 * images + 8.0 * 6.0 * params;
+    e.memory_keys = "data.train, data.validation, data.test, data.probe, model.widths, model.depth";
+    e.output_bytes = 8.0 * width * static_cast<double>(e.tasks) + 8192.0;
+    e.disk_keys = "probe.steps, model.widths, training.seeds";
+    e.outputs = {"results.h5", "summary.json"};
+    return e;
+  }
+
   std::string describe() const override {
     return cat(std::to_string(tasks_.size()), " runs (", std::to_string(config_.widths.size()), " widths x ",
                std::to_string(config_.learning_rates.size()), " step sizes x ", std::to_string(config_.replicates),

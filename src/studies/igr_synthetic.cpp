@@ -258,6 +258,31 @@ class IgrSyntheticStudy final : public Study {
     }
     return out;
   }
+  /// Disk: each run's [steps, p] equations, in the store and again as its
+  /// equation file; memory: the data and one run's trajectory. Time unknown.
+  ResourceEstimate estimate() const override {
+    const std::vector<IgrSyntheticTask> tasks = enumerate_igr_synthetic_tasks(config_);
+    double store = 0.0, widest = 0.0;
+    for (const IgrSyntheticTask& t : tasks) {
+      const auto w = static_cast<double>(schema(sz(t.p_index)).width());
+      store += 8.0 * w + 13.0;
+      widest = std::max(widest, w);
+    }
+    const double max_p = static_cast<double>(*std::max_element(config_.dims.begin(), config_.dims.end()));
+    ResourceEstimate e;
+    e.tasks = static_cast<std::int64_t>(tasks.size());
+    e.tasks_text = cat("gradient-descent runs of linear regression (", config_.dims.size(), " dimensions x ",
+                       config_.learning_rates.size(), " step sizes x ", config_.replicates, " seeds), ", config_.steps,
+                       " steps each");
+    e.store_bytes = store + 64.0 * 1024.0;
+    e.memory_bytes = 8.0 * (3.0 * static_cast<double>(config_.n) * max_p + 2.0 * widest);
+    e.memory_keys = "data.n, data.p, gd.steps";
+    e.output_bytes = store + 4096.0 * static_cast<double>(tasks.size());
+    e.disk_keys = "gd.steps, data.p, gd.seeds, gd.learning_rates";
+    e.outputs = {"results.h5", "summary.json", cat("equations_*.h5 (", tasks.size(), " files)")};
+    return e;
+  }
+
   std::vector<double> compute(std::size_t table, std::int64_t row) override {
     return schema(table).encode(run_igr_synthetic_task(config_, tasks_[members_[table][sz(row)]], device_));
   }

@@ -117,6 +117,22 @@ class LongHorizonStudy final : public Study {
     for (std::size_t i = 0; i < config_.learning_rates.size(); ++i) table.ids.push_back(i + 1);
     return {table};
   }
+  /// One run per step size; memory: the data and one run's rows. Time unknown.
+  ResourceEstimate estimate() const override {
+    ResourceEstimate e;
+    e.tasks = static_cast<std::int64_t>(config_.learning_rates.size());
+    e.tasks_text = cat("gradient-descent runs of ", config_.steps, " steps against the flows (n = ", config_.n,
+                       ", p = ", config_.p, "), one per step size");
+    const auto width = static_cast<double>(schema().width());
+    e.store_bytes = store_bytes(static_cast<double>(e.tasks), width);
+    e.memory_bytes = 8.0 * (3.0 * static_cast<double>(config_.n) * static_cast<double>(config_.p) + 2.0 * width);
+    e.memory_keys = "data.n, data.p";
+    e.output_bytes = 8.0 * width * static_cast<double>(e.tasks) + 8192.0;
+    e.disk_keys = "gd.steps, data.p";
+    e.outputs = {"results.h5", "summary.json"};
+    return e;
+  }
+
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     return schema().encode(run_long_horizon_task(config_, row, device_));
   }

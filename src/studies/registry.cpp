@@ -1,9 +1,12 @@
 #include "studies/registry.hpp"
 
+#include <cstdio>
+
 #include "core/errors.hpp"
 #include "io/config.hpp"
 #include "io/provenance.hpp"
 #include "studies/bootstrap.hpp"
+#include "studies/estimate.hpp"
 #include "studies/dropout.hpp"
 #include "studies/elastic_net.hpp"
 #include "studies/igr_calibration.hpp"
@@ -33,9 +36,11 @@ std::vector<std::string> study_names() {
   return names;
 }
 
-void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+namespace {
+
+/// The study the config's `study` key names; InputError listing the known ones.
+const StudyEntry& entry_for(const std::string& config_path, const mpi::Communicator& comm, std::string& name) {
   const StudyEntry* entry = nullptr;
-  std::string name;
   mpi::collective(comm, [&] {
     io::ConfigReader peek(config_path);
     name = peek.get_string("study");
@@ -44,12 +49,48 @@ void run_study(const std::string& config_path, const std::string& out_dir, const
     if (entry == nullptr) {
       std::string list;
       for (const StudyEntry& e : study_registry()) list += cat(list.empty() ? "" : ", ", e.name);
-      throw InputError(cat(config_path, ": key 'study': unknown study '", name, "'; known studies: ", list));
+      const std::string close = text::closest(name, study_names());
+      throw InputError(cat(config_path, ": key 'study': unknown study '", text::clip(name), "'; known studies: ", list,
+                           close.empty() ? "" : cat(" (did you mean ", close, "?)")));
     }
   });
+  return *entry;
+}
+
+}  // namespace
+
+void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+  std::string name;
+  const StudyEntry& entry = entry_for(config_path, comm, name);
   io::set_study(name);
-  const std::unique_ptr<Study> study = entry->make();
+  const std::unique_ptr<Study> study = entry.make();
   run_study(*study, name, config_path, out_dir, comm);
+}
+
+void check_study_config(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+  std::string name;
+  const StudyEntry& entry = entry_for(config_path, comm, name);
+  const std::unique_ptr<Study> study = entry.make();
+  mpi::collective(comm, [&] {
+    io::ConfigReader reader(config_path);
+    study->configure(reader);
+    reader.finish();
+    check_estimate(study->estimate(), config_path, out_dir, 1);
+  });
+}
+
+void dry_run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+  std::string name;
+  const StudyEntry& entry = entry_for(config_path, comm, name);
+  const std::unique_ptr<Study> study = entry.make();
+  std::string report;
+  mpi::collective(comm, [&] {
+    io::ConfigReader reader(config_path);
+    study->configure(reader);
+    reader.finish();
+    report = dry_run_report(study->estimate(), name, config_path, out_dir, comm.size());
+  });
+  if (comm.is_root()) std::fputs(report.c_str(), stdout);
 }
 
 }  // namespace gradmatch::studies

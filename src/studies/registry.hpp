@@ -28,4 +28,13 @@ std::vector<std::string> study_names();
 /// lists the known ones.
 void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm);
 
+/// Reads and checks the config and its resource estimate (one rank's view),
+/// as run_study() does before anything is written; writes nothing.
+void check_study_config(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm);
+
+/// `gradmatch run --dry-run`: reads and checks the config, then prints (rank
+/// 0, stdout) the tasks, the estimated memory, disk and time, and the files a
+/// run would write (studies/estimate.hpp). Writes nothing.
+void dry_run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm);
+
 }  // namespace gradmatch::studies

@@ -19,6 +19,7 @@
 #include "io/json_output.hpp"
 #include "io/provenance.hpp"
 #include "io/run_store.hpp"
+#include "studies/estimate.hpp"
 #include "training/device.hpp"
 
 namespace gradmatch::studies {
@@ -134,7 +135,7 @@ void config_error(const io::ConfigReader& reader, const std::string& key, const 
 
 std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback) {
   const std::string name = reader.get_string("study");
-  if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", name, "\""));
+  if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", text::clip(name), "\""));
   reader.get_choice(kDeviceKey, "auto", device_choices());
   return static_cast<std::uint64_t>(reader.get_int("seed", static_cast<std::int64_t>(fallback), 0,
                                                    std::numeric_limits<std::int64_t>::max()));
@@ -175,10 +176,12 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     study.configure(reader);
     reader.finish();
     effective = reader.effective();
+    check_estimate(study.estimate(), config_path, out_dir, comm.local_size());  // before prepare() allocates
     const auto t = Clock::now();
     study.prepare(context);
     shared_s = seconds_since(t);
     tables = study.tables();
+    check_store_size(tables, config_path, out_dir);
   });
   if (const std::string line = study.describe(); !line.empty()) say(line);
 

@@ -82,6 +82,26 @@ class OutputDir {
   std::vector<std::string> files_;
 };
 
+/// What a run of a study will need, estimated from its config alone (before
+/// prepare() allocates anything): checked against the machine before a run
+/// starts and printed by `gradmatch run --dry-run`. Negative: unknown.
+struct ResourceEstimate {
+  std::int64_t tasks = -1;         ///< tasks in all tables
+  std::string tasks_text;          ///< one line: what the tasks are ("8435 GD runs of OLS, n = 1000, p = 10")
+  double store_bytes = -1;         ///< the run store DIR/store.h5
+  double output_bytes = -1;        ///< results.h5, equation files, summary.json together
+  double memory_bytes = -1;        ///< peak memory of one rank (shared inputs + one task)
+  std::string memory_keys;         ///< the config keys memory grows with ("data.n, data.p")
+  std::string disk_keys;           ///< the config keys disk grows with
+  double seconds_per_task = -1;    ///< rough single-core time per task
+  std::string time_basis;          ///< how seconds_per_task was estimated (a rough model)
+  std::vector<std::string> outputs;  ///< the files write() would write, DIR-relative (globs allowed)
+};
+
+/// Bytes of a run store holding `rows` rows of `width` doubles (data, id,
+/// status and attempt per row).
+inline double store_bytes(double rows, double width) { return rows * (8.0 * width + 13.0) + 64.0 * 1024.0; }
+
 class Study {
  public:
   virtual ~Study() = default;
@@ -115,6 +135,10 @@ class Study {
   /// Whether scripts/plot_<study>.py draws this study's figures (named in
   /// the closing "next:" line).
   virtual bool has_figures() const { return true; }
+  /// After configure(), before prepare(): what the run needs (see
+  /// ResourceEstimate). The default knows nothing; the runner still checks
+  /// the run store's size against the disk once tables() are known.
+  virtual ResourceEstimate estimate() const { return {}; }
 };
 
 /// `gradmatch run CONFIG --out DIR` for one study; collective over `comm`

@@ -8,6 +8,6 @@
 namespace gradmatch::training {
 
 /// InputError on bad shapes, or on y that is not class indices for ce.
-Dataset dataset_from_arrays(const HostArray& x, const HostArray& y, LossKind loss);
+Dataset dataset_from_arrays(const HostArray& x, const HostArray& y, LossKind loss, const std::string& name = "data");
 
 }  // namespace gradmatch::training

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/errors.hpp"
+#include "core/resources.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -108,15 +109,45 @@ IdxArray read_idx(const std::string& path, int expected_dims) {
   std::vector<std::uint8_t> header(4 * std::size_t{magic[3]});
   if (read_bytes(f.get(), path, header.data(), header.size()) != header.size())
     bad_file(path, "is truncated: the dimension header ends early");
-  std::size_t count = 1;
-  for (std::size_t d = 0; d < magic[3]; ++d) {
-    out.dims.push_back(big_endian(header.data() + 4 * d));
-    count *= static_cast<std::size_t>(out.dims.back());
+  for (std::size_t d = 0; d < magic[3]; ++d) out.dims.push_back(big_endian(header.data() + 4 * d));
+  const std::int64_t declared = resources::checked_product(out.dims, path);
+  const auto count = static_cast<std::size_t>(declared);
+  std::string shape;
+  for (const std::int64_t d : out.dims) shape += (shape.empty() ? "" : " x ") + std::to_string(d);
+  // A plain file's size says at once whether the declared values are there:
+  // a truncated or padded file is refused before anything is allocated.
+  const bool gzipped = gzdirect(f.get()) == 0;
+  if (!gzipped) {
+    const auto bytes = static_cast<std::uint64_t>(fs::file_size(path, ec));
+    const std::uint64_t data_bytes = bytes - std::min<std::uint64_t>(bytes, 4 + header.size());
+    if (!ec && data_bytes < count) {
+      std::string msg = "is truncated: the header declares ";
+      msg += shape;
+      msg += " = ";
+      msg += std::to_string(count);
+      msg += " values but the file holds ";
+      msg += std::to_string(data_bytes);
+      msg += " bytes of data";
+      bad_file(path, msg);
+    }
   }
-  out.values.resize(count);
-  const std::size_t got = read_bytes(f.get(), path, out.values.data(), count);
+  resources::require_memory(path + " declares " + shape + " bytes, which", static_cast<double>(count),
+                            "use a smaller data set");
+  // Gzipped: read in pieces, so that a header declaring more than the stream
+  // holds fails as truncated, not as a huge allocation.
+  std::size_t got = 0;
+  constexpr std::size_t kPiece = std::size_t{64} << 20;
+  while (got < count) {
+    const std::size_t want = std::min(count - got, kPiece);
+    out.values.resize(got + want);
+    const std::size_t read = read_bytes(f.get(), path, out.values.data() + got, want);
+    got += read;
+    if (read < want) break;
+  }
   if (got != count) {
     std::string msg = "is truncated: the header declares ";
+    msg += shape;
+    msg += " = ";
     msg += std::to_string(count);
     msg += " values but the file holds ";
     msg += std::to_string(got);
@@ -159,6 +190,11 @@ Dataset load_idx(const std::string& dir, IdxPart part) {
   }
   const std::int64_t n = images.dims[0];
   const std::int64_t pixels = images.dims[1] * images.dims[2];
+  if (n == 0) bad_file(files.images, "the data set has no examples (the header declares 0 images)");
+  // float32 pixels beside the bytes already read.
+  resources::require_memory(files.images + " holds " + std::to_string(n) + " images of " + std::to_string(pixels) +
+                                " pixels; as float32 they",
+                            4.0 * static_cast<double>(n) * static_cast<double>(pixels), "use a smaller data set");
   const at::Tensor raw = at::from_blob(images.values.data(), {n, pixels}, at::kByte);
   Dataset out;
   out.x = raw.to(at::kFloat).div_(255.0f);

@@ -12,8 +12,17 @@ at::Tensor float_target(const at::Tensor& output, const at::Tensor& target, cons
   at::Tensor t = target;
   if (t.dim() == 1 && output.dim() == 2 && output.size(1) == 1) t = t.unsqueeze(1);
   if (t.sizes() != output.sizes()) {
+    const auto shape = [](at::IntArrayRef sizes) {
+      std::string s = "[";
+      for (std::size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+      return s + "]";
+    };
     std::string msg = where;
-    msg += ": the target's shape does not match the model output's";
+    msg += ": the target's shape ";
+    msg += shape(target.sizes());
+    msg += " does not match the model output's ";
+    msg += shape(output.sizes());
+    msg += "; give targets with one column per model output";
     throw InputError(msg);
   }
   return t.to(output.scalar_type());

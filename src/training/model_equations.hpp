@@ -26,6 +26,7 @@ struct ModelEquationsOptions {
   std::vector<std::string> candidates;  ///< feature columns to add (endpoint.hpp names)
   std::vector<std::string> params;      ///< parameter name globs (torchscript.hpp); empty: all
   bool include_frozen = false;          ///< also parameters with requires_grad false
+  std::string data_name = "data";       ///< the data's file or directory, for messages
 };
 
 /// One row of equations per model file, pooled: every model must select the
@@ -38,6 +39,11 @@ struct ModelEquations {
 };
 
 /// From arrays x [n, d] and y (see the top). InputError on bad shapes, labels or models.
+/// Before any gradient, each model is tried on the first example: a model
+/// that does not take the data's width, an output that does not match y's
+/// shape, a class index at or above the model's outputs, or a non-finite
+/// value in x or y is an InputError naming the model and data files, both
+/// shapes and what to change.
 ModelEquations torchscript_equations(const std::vector<std::string>& model_paths, const HostArray& x,
                                      const HostArray& y, const ModelEquationsOptions& options);
 /// From an IDX directory's training split.

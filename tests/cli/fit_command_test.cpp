@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -183,6 +184,70 @@ TEST_F(FitCommand, BadFlagsExitWithCode2AndSayWhatIsAccepted) {
   r = run("fit --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("elastic-net:beta=B"), std::string::npos);
+}
+
+TEST_F(FitCommand, RcondCutsTheSameSingularValuesOnEveryRouteAndOutOfRangeIsRefused) {
+  // Orthogonal candidate columns with singular values 1 and 0.3 (two points,
+  // so that two ranks hold one each): --rcond 0.5 drops the second on the
+  // serial qr and normal routes and the distributed one alike.
+  Equations eq{Matrix(2, 2, {1.0, 1.0, 1.0, 1.0}), Matrix(2, 2, {-1.0, -0.3, -1.0, -0.3}), {}, {}, {}, {}};
+  eq.features = {{"a", Matrix(2, 2, {1.0, 0.0, 1.0, 0.0})}, {"b", Matrix(2, 2, {0.0, 0.3, 0.0, 0.3})}};
+  const std::string file = write("features.h5", eq);
+  for (const bool mpi2 : {false, true})
+    for (const char* method : {"qr", "normal"}) {
+      const auto cut = fit(file, std::string("--family features -q --rcond 0.5 --method ") + method, mpi2);
+      EXPECT_EQ(cut["rank"], 1) << method << mpi2;
+      EXPECT_NEAR(cut["lambda"][1].get<double>(), 0.0, 1e-12) << method << mpi2;
+      const auto kept = fit(file, std::string("--family features -q --rcond 0.2 --method ") + method, mpi2);
+      EXPECT_EQ(kept["rank"], 2) << method << mpi2;
+      EXPECT_NEAR(kept["lambda"][1].get<double>(), 1.0, 1e-12) << method << mpi2;
+    }
+  for (const char* bad : {"-1", "nan", "2", "1", "inf", "0.5x"}) {
+    const CommandRun r = run("fit " + file + " --family features --rcond " + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.output.find(std::string("--rcond: the value '") + bad + "' is not a number in [0, 1)"),
+              std::string::npos)
+        << r.output;
+  }
+  const CommandRun batch = run("fit " + file + " --family ridge --batch-size -5");
+  EXPECT_EQ(batch.exit_code, 2);
+  EXPECT_NE(batch.output.find("--batch-size: the value '-5' is not an integer >= 0"), std::string::npos)
+      << batch.output;
+}
+
+TEST(Cli, RunDryRunPrintsTasksMemoryDiskTimeAndFilesAndWritesNothing) {
+  const fs::path out = fs::temp_directory_path() / ("gradmatch_dry_run_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  const CommandRun r =
+      run("run " + std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/ols_early_stopping.toml --out " + out.string() +
+          " --dry-run");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  // configs/smoke: fixed-iterate and variable-stop 2 pools x 20 endpoints,
+  // bootstrap 2 x (20 - 1) (endpoint 0 is the canonical run), 3 sigmas x 2 x 19.
+  EXPECT_NE(r.output.find("tasks:   232: gradient-descent runs of OLS with n = 200, p = 5 (fixed_iterate 40, "
+                          "variable_stop 40, bootstrap 38, sigma_sweep 114)"),
+            std::string::npos)
+      << r.output;
+  // The run store: 232 rows of 2p + 1 = 11 doubles, 8 * 11 + 13 bytes each, plus 64 KiB.
+  EXPECT_NE(r.output.find("run store ~89 kB"), std::string::npos) << r.output;
+  for (const char* part : {"memory:  ~", "available", "free in", "time:    ~", "writes:  store.h5, results.h5, summary.json",
+                           "run_info.json", "check:   fits this machine"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+}
+
+TEST(Cli, AnUnknownCommandIsOneLineWithTheCommandsAndTheClosestOne) {
+  CommandRun r = run("fitt");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.output,
+            "gradmatch: error: unknown command 'fitt'; the commands are: fit, run, studies, report (did you mean fit?)\n");
+  r = run("studys");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("(did you mean studies?)"), std::string::npos) << r.output;
+  r = run("fit --no-such-flag x.h5 --family ridge");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_LT(std::count(r.output.begin(), r.output.end(), '\n'), 3) << r.output;  // not the whole help
+  EXPECT_NE(r.output.find("gradmatch fit: error:"), std::string::npos) << r.output;
 }
 
 TEST_F(FitCommand, WarningsAreInTheJsonAndOnStderrAndTheExitCodeStaysZero) {

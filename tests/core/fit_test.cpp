@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "core/errors.hpp"
 #include "core/lapack.hpp"
@@ -350,6 +351,47 @@ TEST(FitOptions, RejectsMethodsThatDoNotApplyToTheFamily) {
   o.nonneg = true;
   EXPECT_THROW(fit(eq, o), InputError);
   EXPECT_THROW(parse_method("lstsq"), InputError);
+}
+
+// One point in p = 2 with orthogonal candidate columns (1, 0) and (0, 0.3):
+// the design's singular values are 1 and 0.3 and b = (1, 0.3) is matched by
+// coefficients (1, 1). A cut rcond >= 0.3 drops the second column (minimum
+// norm: (1, 0), rank 1), a smaller one keeps it, whatever the method.
+TEST(Rcond, EveryMethodCutsTheSameSingularValues) {
+  Equations eq{Matrix(1, 2, {1.0, 1.0}), Matrix(1, 2, {-1.0, -0.3}), {}, {}, {}, {}};
+  eq.features = {{"a", Matrix(1, 2, {1.0, 0.0})}, {"b", Matrix(1, 2, {0.0, 0.3})}};
+  for (const char* method : {"qr", "normal"}) {
+    FitOptions o = options("features", method);
+    o.rcond = 0.5;
+    FitResult r = fit(eq, o);
+    EXPECT_EQ(r.rank, 1) << method;
+    EXPECT_NEAR(r.coefficients[0], 1.0, 1e-12) << method;
+    EXPECT_NEAR(r.coefficients[1], 0.0, 1e-12) << method;
+    o.rcond = 0.2;
+    r = fit(eq, o);
+    EXPECT_EQ(r.rank, 2) << method;
+    EXPECT_NEAR(r.coefficients[1], 1.0, 1e-12) << method;
+    EXPECT_EQ(r.rcond, 0.2);
+  }
+}
+
+TEST(Rcond, NanAndValuesOfOneOrMoreAreRejectedNamingTheFlag) {
+  Rng rng(30, 0);
+  const Equations eq = problems::random_sym(rng, 3, 3);
+  for (const double bad : {std::nan(""), 1.0, 2.0, std::numeric_limits<double>::infinity()}) {
+    FitOptions o = options("ridge");
+    o.rcond = bad;
+    try {
+      fit(eq, o);
+      ADD_FAILURE() << bad;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("--rcond"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("[0, 1)"), std::string::npos) << e.what();
+    }
+  }
+  FitOptions o = options("ridge");  // negative: the default cut
+  o.rcond = -1.0;
+  EXPECT_DOUBLE_EQ(fit(eq, o).rcond, default_rcond(1));
 }
 
 TEST(Equations, ValidationRejectsNonFiniteValuesAndNegativeWeights) {

@@ -19,12 +19,12 @@ namespace {
 using testing::TestDir;
 namespace fs = std::filesystem;
 
-TEST(ResultsWriter, WritesToPartialFileUntilCommit) {
+TEST(ResultsWriter, WritesNothingToDiskUntilCommit) {
   TestDir dir;
   const std::string path = dir.file("results.h5");
   ResultsWriter w(path, "test");
   w.write("x", 1.5, {"", "", {}});
-  EXPECT_EQ(dir.entries(), std::set<std::string>{"results.h5.partial"});
+  EXPECT_TRUE(dir.entries().empty());  // built in memory: a full disk fails commit(), not HDF5
   w.commit();
   EXPECT_EQ(dir.entries(), std::set<std::string>{"results.h5"});
   EXPECT_EQ(read_doubles(path, "x"), std::vector<double>{1.5});
@@ -90,6 +90,22 @@ TEST(ResultsWriter, RejectsDatasetWrittenTwice) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("'a/x'"), std::string::npos) << e.what();
   }
+}
+
+TEST(ResultsWriter, ADiskThatFillsUpIsOneMessageNamingTheFileAndNothingIsLeft) {
+  TestDir dir;
+  const std::string path = dir.file("results.h5");
+  ::setenv("GRADMATCH_FAULT_INJECT", "enospc-after:100", 1);  // the io writers fail after 100 bytes
+  ResultsWriter w(path, "test");
+  w.write("x", std::vector<double>(1000, 1.0), {"", "", {"i"}});
+  try {
+    w.commit();
+    ADD_FAILURE() << "commit() succeeded on a full disk";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "disk full while writing " + path + "; free space and re-run the same command to resume");
+  }
+  ::unsetenv("GRADMATCH_FAULT_INJECT");
+  EXPECT_TRUE(dir.entries().empty());
 }
 
 TEST(ResultsWriter, CreatingInMissingDirectoryIsAnInputError) {

@@ -98,7 +98,7 @@ TEST_P(IdxBadFiles, AreErrorsNamingTheFile) {
   write_file(images, short_header, gz);
   expect_error([&] { read_idx(images, 3); }, images, "truncated");
   write_file(images, idx_bytes(0x08, {5, 2, 3}, 29), gz);
-  expect_error([&] { read_idx(images, 3); }, images, "declares 30 values but the file holds 29");
+  expect_error([&] { read_idx(images, 3); }, images, "declares 5 x 2 x 3 = 30 values but the file holds 29");
 
   // Trailing bytes.
   write_file(images, idx_bytes(0x08, {5, 2, 3}, 31), gz);
@@ -111,6 +111,22 @@ TEST_P(IdxBadFiles, AreErrorsNamingTheFile) {
   // A missing file names the directory.
   std::filesystem::remove(labels);
   expect_error([&] { load_idx(dir.path().string(), IdxPart::train); }, dir.path().string(), "train-labels-idx1-ubyte");
+}
+
+TEST(Idx, AHeaderDeclaringMoreThanTheFileHoldsIsRefusedBeforeAllocating) {
+  TempDir dir;
+  // 4e9 images of 28 x 28 (3.1 TB) in a 116-byte file: truncated, found from the size.
+  const std::string path = dir.file("train-images-idx3-ubyte");
+  std::vector<std::uint8_t> bytes{0, 0, 8, 3, 0xEE, 0x6B, 0x28, 0x00, 0, 0, 0, 28, 0, 0, 0, 28};
+  bytes.resize(bytes.size() + 100, 0);
+  write_file(path, bytes, false);
+  expect_error([&] { read_idx(path, 3); }, path,
+               "is truncated: the header declares 4000000000 x 28 x 28 = 3136000000000 values but the file holds 100 "
+               "bytes of data");
+  // Dimensions whose product overflows 64 bits.
+  bytes = {0, 0, 8, 3, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3};
+  write_file(path, bytes, false);
+  expect_error([&] { read_idx(path, 3); }, path, "overflows 64 bits; the header is corrupt");
 }
 
 INSTANTIATE_TEST_SUITE_P(GzippedAndPlain, IdxBadFiles, ::testing::Bool(),
