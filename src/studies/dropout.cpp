@@ -13,6 +13,7 @@
 #include "core/errors.hpp"
 #include "core/fit.hpp"
 #include "core/ols.hpp"
+#include "core/resources.hpp"
 #include "core/rng.hpp"
 #include "core/statistics.hpp"
 #include "io/config.hpp"
@@ -663,6 +664,50 @@ class DropoutStudy final : public Study {
                " rates x ", std::to_string(config_.seeds), " seeds) in ", std::to_string(chunks_.size()),
                " batched tasks, ", std::to_string(data_.train.size()), " training images");
   }
+  ResourceEstimate estimate() const override {
+    const DropoutConfig& c = config_;
+    const std::vector<DropoutChunk> chunks = enumerate_dropout_chunks(c);
+    std::int64_t widest = 0;
+    for (const DropoutChunk& ch : chunks) widest = std::max(widest, ch.count);
+    // Before the IDX headers are read: Fashion-MNIST's sizes (60,000 + 10,000 images of 784 pixels, 10 classes).
+    const double n = static_cast<double>(c.train_subset > 0 ? std::min<std::int64_t>(c.train_subset, 60000) : 60000);
+    const double n_test = static_cast<double>(c.test_subset > 0 ? std::min<std::int64_t>(c.test_subset, 10000) : 10000);
+    const double inputs = 784.0, classes = 10.0;
+    double p_max = 0.0, flops = 0.0;
+    for (std::int64_t depth : c.depths)
+      for (std::int64_t width : c.widths) {
+        const double w = static_cast<double>(width), d = static_cast<double>(depth);
+        const double p = inputs * w + w + (d - 1.0) * (w * w + w) + classes * w + classes;
+        p_max = std::max(p_max, p);
+        // Training: 6 n p flops per replicate-epoch, at most max_epochs epochs.
+        flops += 6.0 * n * (1.0 - c.validation_fraction) * p * static_cast<double>(c.max_epochs) *
+                 static_cast<double>(c.rates.size() * sz(c.seeds));
+      }
+    const double replicates = static_cast<double>(c.depths.size() * c.widths.size() * c.rates.size() * sz(c.seeds));
+    const double w_max = static_cast<double>(*std::max_element(c.widths.begin(), c.widths.end()));
+    const double d_max = static_cast<double>(*std::max_element(c.depths.begin(), c.depths.end()));
+    ResourceEstimate e;
+    e.tasks = static_cast<std::int64_t>(chunks.size());
+    e.tasks_text = cat(static_cast<std::int64_t>(replicates), " classifiers in ", chunks.size(),
+                       " batched tasks of up to ", widest, " (p up to ", resources::count_text(p_max), ")");
+    e.store_bytes = store_bytes(static_cast<double>(chunks.size()), static_cast<double>(endpoint_schema().width() * widest));
+    const double batch = static_cast<double>(std::min<std::int64_t>(c.batch_size, static_cast<std::int64_t>(n)));
+    e.memory_bytes = 4.0 * (n + n_test) * inputs * 2.0          // images (float32), with a split copy
+                     + 8.0 * n * inputs                         // the training split in float64 for the endpoint sums
+                     + 16.0 * p_max * static_cast<double>(widest)  // weights, gradients, momentum, a copy
+                     + 16.0 * batch * w_max * d_max * static_cast<double>(widest)  // activations and masks
+                     + 8.0 * 8.0 * p_max;                       // the endpoint's float64 vectors
+    e.memory_keys = "data.train_subset, grid.widths, grid.depths, training.replicates_per_task";
+    e.output_bytes = 8.0 * replicates * static_cast<double>(endpoint_schema().width()) + 65536.0 +
+                     (c.save_equations ? 16.0 * p_max * replicates : 0.0);
+    e.disk_keys = c.save_equations ? "outputs.save_equations, grid sizes" : "grid sizes";
+    e.seconds_per_task = flops / 1e10 / static_cast<double>(chunks.size());
+    e.time_basis = "an upper bound: every replicate runs training.max_epochs at 6 n p flops each, 1e10 flop/s per core";
+    e.outputs = {"results.h5", "summary.json"};
+    if (c.save_equations) e.outputs.push_back(cat("equations_d*_w*_r*_s*.h5 (", static_cast<std::int64_t>(replicates), " files)"));
+    return e;
+  }
+
   // One chunk: its classifiers' rows side by side; a short last chunk is padded with zeros.
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     std::vector<double> out(sz(endpoint_schema().width() * widest_), 0.0);
