@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The paper's neural studies on one GPU, after scripts/gpu_check.sh has built
+# the tree there: the dropout grid of Figure 5 (configs/dropout.toml, 480
+# networks, optionally with the authors' step schedule) and the wide
+# igr_calibration runs of Figure 6 (widths 800 and 1600), each with its
+# wall time, `gradmatch report` and figures, every log and output in LOGDIR.
+# Each study resumes where an earlier call of this script left it (same
+# LOGDIR), so a study cut off by a time limit goes on at the next call.
+#
+#   scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide ...]
+#
+# Default: dropout. Environment: GPU_CHECK_BUILD (the build directory of
+# scripts/gpu_check.sh, default /tmp/gradmatch-gpu-build), GPU_STUDIES_LIMIT
+# (seconds per study, default 540), GPU_STUDIES_PYTHON (the python3 with h5py
+# and matplotlib for the figures, default /usr/bin/python3), GPU_STUDIES_SMOKE=1 (the configs/smoke/
+# copies instead, on whatever device there is: a check of this script).
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide ...]" >&2; exit 2; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$1" && logs=$(cd "$1" && pwd)
+shift
+studies=("$@")
+[ ${#studies[@]} -gt 0 ] || studies=(dropout)
+build=${GPU_CHECK_BUILD:-/tmp/gradmatch-gpu-build}
+limit=${GPU_STUDIES_LIMIT:-540}
+gm="$build/src/cli/gradmatch"
+[ -x "$gm" ] || { echo "gpu_studies: no $gm; run scripts/gpu_check.sh first" >&2; exit 2; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+config_dir="$root/configs"
+[ "${GPU_STUDIES_SMOKE:-0}" = 1 ] && config_dir="$root/configs/smoke"
+failed=0
+
+# run NAME CONFIG: one study into LOGDIR/NAME with its wall time, report and figures.
+run() {
+  local name=$1 config=$2 out="$logs/$1"
+  local s=$(date +%s)
+  timeout "$limit" "$gm" run "$config" --out "$out" > "$logs/$name.log" 2>&1
+  local rc=$?
+  echo "$name: exit $rc in $(($(date +%s) - s)) s on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
+  if [ $rc -eq 0 ]; then
+    "$gm" report "$out" > "$logs/$name.report.txt" 2>&1
+    "${GPU_STUDIES_PYTHON:-/usr/bin/python3}" "$root/scripts/plot_$(sed -n 's/^study = "\(.*\)"/\1/p' "$config").py" "$out" >> "$logs/$name.log" 2>&1
+  else
+    failed=1
+  fi
+}
+
+for study in "${studies[@]}"; do
+  case $study in
+    dropout) run dropout "$config_dir/dropout.toml" ;;
+    dropout_milestones)
+      sed 's/^milestones = \[\]/milestones = [60, 100, 200]/' "$config_dir/dropout.toml" > "$logs/dropout_milestones.toml"
+      run dropout_milestones "$logs/dropout_milestones.toml" ;;
+    igr_wide)
+      if [ "${GPU_STUDIES_SMOKE:-0}" = 1 ]; then
+        cp "$config_dir/igr_calibration.toml" "$logs/igr_wide.toml"
+      else
+        sed 's/^widths = .*/widths = [800, 1600]/; s/^train_accuracy_threshold = .*/train_accuracy_threshold = 0.0/' \
+          "$config_dir/igr_calibration.toml" > "$logs/igr_wide.toml"
+      fi
+      run igr_wide "$logs/igr_wide.toml" ;;
+    *) echo "gpu_studies: unknown study '$study'; use dropout, dropout_milestones or igr_wide" >&2; exit 2 ;;
+  esac
+done
+exit $failed
