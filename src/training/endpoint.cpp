@@ -58,22 +58,25 @@ Candidate Candidate::parse(std::string_view text) {
 }
 
 at::Tensor full_batch_gradient(const ModelHandle& model, const Dataset& data, LossKind loss, std::int64_t batch_size,
-                               ForwardMode mode) {
+                               ForwardMode mode, double* mean_loss) {
   validate_dataset(data, "full_batch_gradient()");
   EvalModeGuard eval(model);
   if (mode == ForwardMode::train) model.set_training(true);  // the guard restores the caller's mode
   const std::int64_t n = data.size();
   const std::int64_t b = batch_size <= 0 ? n : batch_size;
   std::vector<at::Tensor> total;
+  double loss_sum = 0.0;
   for (const auto& p : model.parameters) total.push_back(at::zeros(p.sizes(), p.options().dtype(at::kDouble)));
   for (std::int64_t begin = 0; begin < n; begin += b) {
     const Dataset batch = data.slice(begin, std::min(n, begin + b));
     const at::Tensor s = summed_loss(loss, model.forward(as_model_input(model, batch.x)), batch.y);
+    if (mean_loss) loss_sum += s.item<double>();
     const auto grads = torch::autograd::grad({s}, model.parameters, /*grad_outputs=*/{}, /*retain_graph=*/false,
                                              /*create_graph=*/false, /*allow_unused=*/true);
     for (std::size_t i = 0; i < grads.size(); ++i)
       if (grads[i].defined()) total[i] += grads[i].to(at::kDouble);
   }
+  if (mean_loss) *mean_loss = loss_sum / static_cast<double>(n);
   std::vector<at::Tensor> flat;
   for (auto& t : total) flat.push_back(t.reshape({-1}).cpu());
   return (flat.empty() ? at::zeros({0}, at::kDouble) : at::cat(flat)) / static_cast<double>(n);
@@ -188,21 +191,11 @@ std::vector<Column> candidate_columns(const ModelHandle& model, std::span<const 
 Endpoint extract_endpoint(const ModelHandle& model, const Dataset& data, const EndpointOptions& options) {
   Endpoint e;
   e.theta = to_vector(flat_parameters(model));
-  const at::Tensor g = full_batch_gradient(model, data, options.loss, options.batch_size);
+  // The loss from the gradient's own forward passes (eval mode, the same batches).
+  const at::Tensor g =
+      full_batch_gradient(model, data, options.loss, options.batch_size, ForwardMode::eval, &e.loss);
   e.grad_loss = to_vector(g);
   e.features = candidate_columns(model, options.candidates, data, options.batch_size);
-  {
-    at::NoGradGuard no_grad;
-    EvalModeGuard eval(model);
-    const std::int64_t n = data.size();
-    const std::int64_t b = options.batch_size <= 0 ? n : options.batch_size;
-    double total = 0.0;
-    for (std::int64_t begin = 0; begin < n; begin += b) {
-      const Dataset batch = data.slice(begin, std::min(n, begin + b));
-      total += summed_loss(options.loss, model.forward(as_model_input(model, batch.x)), batch.y).item<double>();
-    }
-    e.loss = total / static_cast<double>(n);
-  }
   double gg = 0.0, tt = 0.0;
   for (double v : e.grad_loss) gg += v * v;
   for (double v : e.theta) tt += v * v;

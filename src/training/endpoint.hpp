@@ -53,8 +53,9 @@ enum class ForwardMode { eval, train };
 
 /// Full-batch mean loss gradient (see the top), flat float64 on the CPU. Each
 /// batch of `data` is converted to the parameters' dtype and device first.
+/// With `mean_loss` also the full-batch mean loss of the same forward passes.
 at::Tensor full_batch_gradient(const ModelHandle& model, const Dataset& data, LossKind loss, std::int64_t batch_size = 0,
-                               ForwardMode mode = ForwardMode::eval);
+                               ForwardMode mode = ForwardMode::eval, double* mean_loss = nullptr);
 
 /// Per linear layer input second moments m_l (eval mode, no gradients), aligned
 /// with model.parameters (undefined where a parameter is not a layer weight).

@@ -8,6 +8,7 @@
 #include "core/errors.hpp"
 #include "training/data.hpp"
 #include "training/endpoint.hpp"
+#include "training/trainer.hpp"
 #include "training/models.hpp"
 #include "training/tensor_bridge.hpp"
 
@@ -57,8 +58,11 @@ TEST(Endpoint, LinearMseGradientHasTheClosedForm) {
   const at::Tensor r = at::matmul(data.x, w.t()) + c - data.y;
   const double scale = 2.0 / static_cast<double>(n * k);
   const at::Tensor expected = at::cat({(scale * at::matmul(r.t(), data.x)).reshape({-1}), scale * r.sum(0)});
-  const at::Tensor got = full_batch_gradient(h, data, LossKind::mse, 10);
+  double loss = 0.0;
+  const at::Tensor got = full_batch_gradient(h, data, LossKind::mse, 10, ForwardMode::eval, &loss);
   EXPECT_LT((got - expected).abs().max().item<double>(), 1e-14);
+  // The mean loss of the same forward passes: ||R||_F^2 / (n k).
+  EXPECT_NEAR(loss, r.square().sum().item<double>() / static_cast<double>(n * k), 1e-14);
 }
 
 TEST(Endpoint, CandidateColumnsHaveTheirDefinitions) {
@@ -125,6 +129,7 @@ TEST(Endpoint, ExtractsEquationsAndTheStationarityDiagnostic) {
   const Endpoint e = extract_endpoint(h, data, eo);
   const at::Tensor g = full_batch_gradient(h, data, LossKind::mse);
   EXPECT_NEAR(e.relative_gradient_norm, g.norm().item<double>() / flat_parameters(h).norm().item<double>(), 1e-15);
+  EXPECT_DOUBLE_EQ(e.loss, evaluate_loss(h, data, LossKind::mse, 0));  // one batch: the same sum
   const std::vector<Endpoint> two = {e, e};
   const Equations eq = to_equations(two);
   EXPECT_EQ(eq.m(), 2);
