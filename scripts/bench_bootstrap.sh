@@ -19,6 +19,7 @@ replicates="${2:-16}"
 ranks="${3:-2}"
 epochs="${4:-1}"
 exe="$build_dir/src/cli/gradmatch"
+py="${BENCH_PYTHON:-/usr/bin/python3}"   # a python3 with torch (BENCH_PYTHON: e.g. a CUDA PyTorch's)
 data=/usr/share/datasets/fashion-mnist
 [[ -x "$exe" ]] || { echo "bench_bootstrap.sh: build $exe first" >&2; exit 1; }
 [[ -d "$data" ]] || { echo "bench_bootstrap.sh: $data is missing (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
@@ -40,7 +41,7 @@ class Net(torch.nn.Module):
         return self.out(torch.relu(self.hidden(x.reshape(x.shape[0], -1))))
 torch.jit.script(Net()).save(sys.argv[1])
 PY
-/usr/bin/python3 "$tmp/classifier.py" "$tmp/classifier.pt"
+"$py" "$tmp/classifier.py" "$tmp/classifier.pt"
 cat >"$tmp/bootstrap.toml" <<TOML
 study = "bootstrap"
 seed = 1
@@ -64,7 +65,7 @@ TOML
 seconds() { local t0 t1; t0=$(date +%s%N); "$@" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }; t1=$(date +%s%N); echo "$(((t1 - t0) / 1000000))"; }
 study_ms=$(seconds mpirun --oversubscribe -n "$ranks" "$exe" run "$tmp/bootstrap.toml" --out "$run")
 fit1_ms=$(seconds "$exe" fit "$run/equations.h5" --family sym -q -o "$tmp/sym1.h5")
-/usr/bin/python3 - "$run" "$replicates" "$ranks" "$epochs" "$study_ms" "$fit1_ms" <<'PY'
+"$py" - "$run" "$replicates" "$ranks" "$epochs" "$study_ms" "$fit1_ms" <<'PY'
 import json, sys
 run, replicates, ranks, epochs, study_ms, fit1_ms = sys.argv[1:]
 info = json.load(open(f"{run}/run_info.json"))

@@ -7,15 +7,19 @@
 # Each study resumes where an earlier call of this script left it (same
 # LOGDIR), so a study cut off by a time limit goes on at the next call.
 #
-#   scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide ...]
+#   scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide|bootstrap ...]
 #
+# bootstrap: scripts/bench_bootstrap.sh at 4,096 replicates on one rank (the
+# GPU), the bootstrap study's scale target (trained and Lambda solved in at
+# most 10 minutes); GPU_STUDIES_REPLICATES changes the count.
 # Default: dropout. Environment: GPU_CHECK_BUILD (the build directory of
 # scripts/gpu_check.sh, default /tmp/gradmatch-gpu-build), GPU_STUDIES_LIMIT
 # (seconds per study, default 540), GPU_STUDIES_PYTHON (the python3 with h5py
-# and matplotlib for the figures, default /usr/bin/python3), GPU_STUDIES_SMOKE=1 (the configs/smoke/
+# and matplotlib for the figures, default /usr/bin/python3),
+# GPU_STUDIES_TORCH_PYTHON (the python3 with the CUDA torch, default python3), GPU_STUDIES_SMOKE=1 (the configs/smoke/
 # copies instead, on whatever device there is: a check of this script).
 set -uo pipefail
-[ $# -ge 1 ] || { echo "usage: scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide ...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide|bootstrap ...]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$1" && logs=$(cd "$1" && pwd)
 shift
@@ -59,7 +63,17 @@ for study in "${studies[@]}"; do
           "$config_dir/igr_calibration.toml" > "$logs/igr_wide.toml"
       fi
       run igr_wide "$logs/igr_wide.toml" ;;
-    *) echo "gpu_studies: unknown study '$study'; use dropout, dropout_milestones or igr_wide" >&2; exit 2 ;;
+    bootstrap)
+      replicates=${GPU_STUDIES_REPLICATES:-4096}
+      [ "${GPU_STUDIES_SMOKE:-0}" = 1 ] && replicates=${GPU_STUDIES_REPLICATES:-8}
+      s=$(date +%s)
+      BENCH_PYTHON=${GPU_STUDIES_TORCH_PYTHON:-python3} timeout "$limit" "$root/scripts/bench_bootstrap.sh" "$build" \
+        "$replicates" 1 1 "$logs/bootstrap" > "$logs/bootstrap.log" 2>&1
+      rc=$?
+      echo "bootstrap ($replicates replicates): exit $rc in $(($(date +%s) - s)) s on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" |
+        tee -a "$logs/summary.txt"
+      [ $rc -eq 0 ] || failed=1 ;;
+    *) echo "gpu_studies: unknown study '$study'; use dropout, dropout_milestones, igr_wide or bootstrap" >&2; exit 2 ;;
   esac
 done
 exit $failed
