@@ -693,7 +693,8 @@ class DropoutStudy final : public Study {
     e.store_bytes = store_bytes(static_cast<double>(chunks.size()), static_cast<double>(endpoint_schema().width() * widest));
     const double batch = static_cast<double>(std::min<std::int64_t>(c.batch_size, static_cast<std::int64_t>(n)));
     e.memory_bytes = 4.0 * (n + n_test) * inputs * 2.0          // images (float32), with a split copy
-                     + 8.0 * n * inputs                         // the training split in float64 for the endpoint sums
+                     + 8.0 * (n + n_test) * inputs              // training split and test set in float64 for the endpoint
+                     + 256.0 * 1024.0 * 1024.0                  // LibTorch's own heap (measured ~250 MB)
                      + 16.0 * p_max * static_cast<double>(widest)  // weights, gradients, momentum, a copy
                      + 16.0 * batch * w_max * d_max * static_cast<double>(widest)  // activations and masks
                      + 8.0 * 8.0 * p_max;                       // the endpoint's float64 vectors
