@@ -15,6 +15,7 @@
 
 #include "core/errors.hpp"
 #include "core/family.hpp"
+#include "core/resources.hpp"
 #include "core/fit.hpp"
 #include "core/rng.hpp"
 #include "distributed/distributed_fit.hpp"
@@ -79,6 +80,32 @@ training::ModelHandle scope_handle(const training::ModelHandle& model, const std
   return h;
 }
 
+/// The model's parameters the scope globs select (all of them without globs).
+std::vector<std::size_t> scope_indices(const training::ModelHandle& model, const BootstrapConfig& c) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < model.parameters.size(); ++i) {
+    bool chosen = c.scope.empty();
+    for (const std::string& g : c.scope) chosen = chosen || training::name_matches(g, model.parameter_names[i]);
+    if (chosen) out.push_back(i);
+  }
+  return out;
+}
+
+/// Bytes the training data takes in memory, from the files' sizes: HDF5
+/// float64 as stored; IDX bytes become float32 (x4), a gzipped file
+/// counted as 4x its size unpacked.
+double data_bytes(const BootstrapConfig& c) {
+  double bytes = 0.0;
+  if (!c.data_dir.empty()) {
+    const training::IdxFiles f = training::find_idx_files(c.data_dir, training::IdxPart::train);
+    const double raw = static_cast<double>(fs::file_size(f.images));
+    bytes = 4.0 * (f.images.ends_with(".gz") ? 4.0 * raw : raw);
+  } else {
+    for (const std::string& file : c.data_files) bytes += static_cast<double>(fs::file_size(file));
+  }
+  return bytes;
+}
+
 Shared build_shared(const BootstrapConfig& c) {
   Shared s;
   const training::LossKind loss = training::parse_loss(c.loss);
@@ -101,10 +128,7 @@ Shared build_shared(const BootstrapConfig& c) {
     d.x = d.x.to(model.parameters.front().scalar_type());
     if (d.y.is_floating_point()) d.y = d.y.to(model.parameters.front().scalar_type());
   }
-  for (std::size_t i = 0; i < model.parameters.size(); ++i) {
-    bool chosen = c.scope.empty();
-    for (const std::string& g : c.scope) chosen = chosen || training::name_matches(g, model.parameter_names[i]);
-    if (!chosen) continue;
+  for (std::size_t i : scope_indices(model, c)) {
     s.scope.push_back(i);
     s.blocks.push_back({model.parameter_names[i], model.parameters[i].sizes().vec()});
     s.p += model.parameters[i].numel();
@@ -449,6 +473,35 @@ class BootstrapStudy final : public Study {
   nlohmann::json write(const std::vector<std::vector<double>>& data, OutputDir& out) override;
   std::string describe() const override {
     return cat(std::to_string(config_.replicates), " replicates, scope of ", std::to_string(shared_.p), " parameters");
+  }
+  // From the model's parameter counts and the data files' sizes (no data is
+  // read); the training time depends on the model: unknown.
+  ResourceEstimate estimate() const override {
+    const BootstrapConfig& c = config_;
+    const training::ModelHandle model = load_model(c);
+    double p_scope = 0.0, p_model = 0.0;
+    for (const at::Tensor& t : model.parameters) p_model += static_cast<double>(t.numel());
+    for (std::size_t i : scope_indices(model, c)) p_scope += static_cast<double>(model.parameters[i].numel());
+    const double replicates = static_cast<double>(c.replicates);
+    const double columns = 2.0 + static_cast<double>(c.candidates.size());  // theta, grad_loss, candidate columns
+    const double width = columns * p_scope + 16.0;
+    const bool sym = std::find(c.families.begin(), c.families.end(), "sym") != c.families.end();
+    ResourceEstimate e;
+    e.tasks = c.replicates;
+    e.tasks_text = cat(c.replicates, " trainings of ", c.model_file, " (", resources::count_text(p_model),
+                       " parameters, a scope of ", resources::count_text(p_scope), ")");
+    e.store_bytes = store_bytes(replicates, width);
+    e.memory_bytes = 256.0 * 1024.0 * 1024.0            // LibTorch's own heap
+                     + 2.0 * data_bytes(c)              // the data and a rank's resample
+                     + 8.0 * 6.0 * p_model              // parameters, gradients, optimizer state, copies
+                     + 8.0 * replicates * width * 2.0   // rank 0: the pooled rows and the equations
+                     + (sym ? 8.0 * 4.0 * p_scope * p_scope : 0.0);  // sym: Gram and eigenvectors
+    e.memory_keys = sym ? "replicates, scope, fit.families (sym)" : "replicates, scope, data";
+    e.output_bytes = 2.0 * 8.0 * replicates * width + (sym ? 25.0 * p_scope * p_scope : 0.0) + 65536.0;
+    e.disk_keys = "replicates, scope";
+    e.outputs = {"equations.h5", "results.h5", "summary.json"};
+    for (const std::string& f : c.families) e.outputs.push_back(fit_file_name(f));
+    return e;
   }
 
  private:

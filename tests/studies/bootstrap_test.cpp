@@ -209,6 +209,26 @@ with h5py.File(out + "/results.h5", "r") as f, h5py.File(out + "/equations.h5", 
   EXPECT_EQ(std::system(("/usr/bin/python3 " + (dir_ / "check_results.py").string() + " " + out.string()).c_str()), 0);
 }
 
+TEST_F(BootstrapStudy, DryRunEstimateBoundsTheStoreAndOutputsOfTheSmokeRun) {
+  const fs::path config = dir_ / "bootstrap.toml";
+  fs::copy_file(smoke("bootstrap"), config, fs::copy_options::overwrite_existing);
+  const std::unique_ptr<Study> study = make_bootstrap_study();
+  io::ConfigReader reader(config.string());
+  study->configure(reader);
+  const ResourceEstimate e = study->estimate();
+  EXPECT_EQ(e.tasks, 4);
+  EXPECT_NE(e.tasks_text.find("a scope of 6"), std::string::npos) << e.tasks_text;
+  EXPECT_EQ(e.outputs.back(), "fit_features.json");
+  EXPECT_LT(e.seconds_per_task, 0.0);  // unknown: it depends on the model
+  const fs::path out = dir_ / "estimated";
+  run_study(config.string(), out.string(), mpi::Communicator());
+  EXPECT_GE(e.store_bytes, static_cast<double>(fs::file_size(out / "store.h5")));
+  double outputs = 0.0;
+  for (const std::string& f : e.outputs) outputs += static_cast<double>(fs::file_size(out / f));
+  EXPECT_GE(e.output_bytes, outputs);
+  EXPECT_GE(e.memory_bytes, 2.0 * static_cast<double>(fs::file_size(dir_ / "linear.h5")));
+}
+
 TEST_F(BootstrapStudy, ConfigErrorsNameTheKey) {
   const fs::path config = dir_ / "bad.toml";
   std::ofstream(config) << "study = \"bootstrap\"\n[model]\nfile = \"linear.pt\"\n[data]\nfile = \"linear.h5\"\n"
