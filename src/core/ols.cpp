@@ -41,6 +41,20 @@ void check_learning_rate(double learning_rate, const char* where) {
     throw InputError(std::string(where) + ": the learning rate must be positive and finite");
 }
 
+// Adam on one scalar (PyTorch's update with bias correction).
+struct ScalarAdam {
+  double beta1, beta2, epsilon;
+  double m1 = 0.0, m2 = 0.0, b1t = 1.0, b2t = 1.0;
+  /// The step to subtract from the parameter for this gradient.
+  double step(double grad, double learning_rate) {
+    m1 = beta1 * m1 + (1.0 - beta1) * grad;
+    m2 = beta2 * m2 + (1.0 - beta2) * grad * grad;
+    b1t *= beta1;
+    b2t *= beta2;
+    return learning_rate * (m1 / (1.0 - b1t)) / (std::sqrt(m2 / (1.0 - b2t)) + epsilon);
+  }
+};
+
 }  // namespace
 
 Dataset draw_response(Rng& rng, const Matrix& x, double beta_sd, double noise_sd) {
@@ -263,8 +277,8 @@ AdamRidgeFit fit_ridge_adam(const Equations& eq, const AdamOptions& o) {
     grad = 2.0 * lambda * gsum;  // d/du of sum w (lambda a - b)^2
     return l;
   };
-  double u = o.init_log_lambda, m1 = 0.0, m2 = 0.0;
-  double b1t = 1.0, b2t = 1.0;
+  double u = o.init_log_lambda;
+  ScalarAdam adam{o.beta1, o.beta2, o.epsilon};
   EarlyStopping monitor(o.patience, 0.0);
   AdamRidgeFit best{std::exp(u), std::numeric_limits<double>::infinity(), 0};
   for (std::int64_t epoch = 1; epoch <= o.max_epochs; ++epoch) {
@@ -276,11 +290,7 @@ AdamRidgeFit fit_ridge_adam(const Equations& eq, const AdamOptions& o) {
       best.lambda = std::exp(u);
     }
     if (monitor.update(l)) break;
-    m1 = o.beta1 * m1 + (1.0 - o.beta1) * grad;
-    m2 = o.beta2 * m2 + (1.0 - o.beta2) * grad * grad;
-    b1t *= o.beta1;
-    b2t *= o.beta2;
-    u -= o.learning_rate * (m1 / (1.0 - b1t)) / (std::sqrt(m2 / (1.0 - b2t)) + o.epsilon);
+    u -= adam.step(grad, o.learning_rate);
   }
   return best;
 }
@@ -299,7 +309,8 @@ MinibatchAdamFit fit_ridge_adam_minibatch(const MinibatchTargets& t, const Minib
 
   MinibatchAdamFit out;
   out.lambda_exact = mean_tb / (2.0 * t.theta_squared);
-  double u = o.init_log_lambda, m1 = 0.0, m2 = 0.0, b1t = 1.0, b2t = 1.0, lr = o.learning_rate;
+  double u = o.init_log_lambda, lr = o.learning_rate;
+  ScalarAdam adam{o.beta1, o.beta2, o.epsilon};
   EarlyStopping stopping(o.patience, 0.0);
   double plateau_best = std::numeric_limits<double>::infinity();
   std::int64_t plateau_bad = 0;
@@ -309,11 +320,7 @@ MinibatchAdamFit fit_ridge_adam_minibatch(const MinibatchTargets& t, const Minib
       const double lambda = std::exp(u);
       epoch_loss += (4.0 * lambda * lambda * t.theta_squared - 4.0 * lambda * t.theta_dot_b[b] + t.b_squared[b]) / p;
       const double grad = lambda * (8.0 * lambda * t.theta_squared - 4.0 * t.theta_dot_b[b]) / p;  // d l_k / du
-      m1 = o.beta1 * m1 + (1.0 - o.beta1) * grad;
-      m2 = o.beta2 * m2 + (1.0 - o.beta2) * grad * grad;
-      b1t *= o.beta1;
-      b2t *= o.beta2;
-      u -= lr * (m1 / (1.0 - b1t)) / (std::sqrt(m2 / (1.0 - b2t)) + o.epsilon);
+      u -= adam.step(grad, lr);
     }
     epoch_loss /= static_cast<double>(k);
     out.epochs = epoch;

@@ -47,6 +47,14 @@ DropoutObjectiveGradient dropout_objective_gradient(const Mlp& mlp, const Datase
   const ModelHandle h = make_handle(model);
   DropoutObjectiveGradient out;
   out.draws = draws;
+  // No masks (rate 0, or no hidden block but the last): every draw is the
+  // same pass, so one pass gives both halves.
+  if (!(model->options().dropout > 0.0 && model->layers().size() > 2)) {
+    out.half_a = full_batch_gradient(h, data, loss, batch_size, ForwardMode::train);
+    out.half_b = out.half_a.clone();
+    model->seed_dropout(key);
+    return out;
+  }
   for (std::int64_t d = 0; d < draws; ++d) {
     model->seed_dropout(splitmix64_mix(key + static_cast<std::uint64_t>(d) + 1));
     const at::Tensor g = full_batch_gradient(h, data, loss, batch_size, ForwardMode::train);

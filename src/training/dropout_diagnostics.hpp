@@ -74,7 +74,8 @@ struct DropoutObjectiveGradient {
 /// K = `draws` (even, >= 2) full passes in training mode over `data`,
 /// `batch_size` rows per forward pass; draw d uses the mask stream keyed by
 /// splitmix64_mix(key + d + 1). Leaves the model in its previous mode with
-/// its mask stream reseeded to `key`.
+/// its mask stream reseeded to `key`. A model without masks (rate 0, or no
+/// hidden block but the last) takes one pass: every draw would be the same.
 DropoutObjectiveGradient dropout_objective_gradient(const Mlp& mlp, const Dataset& data, LossKind loss,
                                                     std::int64_t draws, std::uint64_t key, std::int64_t batch_size);
 
