@@ -364,7 +364,8 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data
 
 std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const DropoutData& data,
                                                const std::vector<DropoutTask>& tasks, const DropoutChunk& chunk,
-                                               const at::Device& device, const std::string& equations_dir) {
+                                               const at::Device& device, const std::string& equations_dir,
+                                               TaskProgress* progress) {
   using namespace gradmatch::training;
   const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
   std::vector<ReplicateSpec> specs;
@@ -391,7 +392,12 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
   rd.pool = data.train.to(device, dtype);
   rd.train = at::stack(train_rows).to(device);
   rd.validation = at::stack(validation_rows).to(device);
-  const std::vector<TrainResult> trained = train_replicates(model, rd, train_options(c), specs);
+  const TrainOptions options = train_options(c);
+  EpochHook on_epoch;
+  if (progress)
+    on_epoch = [&](std::int64_t epoch, std::int64_t training) { progress->epoch(epoch, options.max_epochs, training); };
+  const std::vector<TrainResult> trained = train_replicates(model, rd, options, specs, nullptr, on_epoch);
+  if (progress) progress->training_done();
 
   std::vector<DropoutEndpoint> out;
   for (std::int64_t k = 0; k < chunk.count; ++k) {
@@ -400,6 +406,7 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
         equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
     out.push_back(endpoint_of(c, data, model->replicate(k), parts[split_of_seed[t.seed_index]], trained[sz(k)], t,
                               specs[sz(k)].dropout_key, equations));
+    if (progress) progress->endpoint(k + 1, chunk.count);
   }
   return out;
 }
@@ -712,8 +719,11 @@ class DropoutStudy final : public Study {
   // One chunk: its classifiers' rows side by side; a short last chunk is padded with zeros.
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     std::vector<double> out(sz(endpoint_schema().width() * widest_), 0.0);
+    const DropoutChunk& chunk = chunks_[sz(row)];
+    TaskProgress progress("dropout", cat("task ", row + 1, "/", chunks_.size(), " (depth ", chunk.depth, ", width ",
+                                         chunk.width, ", ", chunk.count, " classifiers)"));
     const std::vector<DropoutEndpoint> endpoints = run_dropout_chunk(
-        config_, data_, tasks_, chunks_[sz(row)], device_, config_.save_equations ? out_dir_.string() : std::string());
+        config_, data_, tasks_, chunk, device_, config_.save_equations ? out_dir_.string() : std::string(), &progress);
     for (std::size_t k = 0; k < endpoints.size(); ++k) {
       const std::vector<double> e = encode(endpoints[k]);
       std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(endpoint_schema().width())));

@@ -67,6 +67,7 @@
 #include <nlohmann/json.hpp>
 
 #include "studies/study.hpp"
+#include "studies/task_progress.hpp"
 #include "training/data.hpp"
 
 namespace gradmatch::io {
@@ -196,10 +197,12 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& config, const DropoutData&
 /// one batched model on `device`, then each endpoint fitted (float64, on
 /// `device`). Pure in (config, data, chunk, device). With
 /// config.save_equations and a non-empty `equations_dir` also writes
-/// equations_<label>.h5 per replicate there.
+/// equations_<label>.h5 per replicate there. `progress`, if given, hears
+/// of every training epoch and endpoint.
 std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& config, const DropoutData& data,
                                                const std::vector<DropoutTask>& tasks, const DropoutChunk& chunk,
-                                               const at::Device& device, const std::string& equations_dir = {});
+                                               const at::Device& device, const std::string& equations_dir = {},
+                                               TaskProgress* progress = nullptr);
 
 /// One grid cell: medians over its seeds.
 struct DropoutCell {

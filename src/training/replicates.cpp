@@ -284,7 +284,8 @@ struct ElementwiseOptimizer {
 }  // namespace
 
 std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData& data, const TrainOptions& options,
-                                          std::span<const ReplicateSpec> specs, BatchStats* stats) {
+                                          std::span<const ReplicateSpec> specs, BatchStats* stats,
+                                          const EpochHook& on_epoch) {
   const std::int64_t R = model->replicates();
   const bool has_validation = data.validation.defined();
   if (static_cast<std::int64_t>(specs.size()) != R || !data.train.defined() || data.train.dim() != 2 ||
@@ -494,12 +495,16 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
       const at::Tensor from = device_index(improved_rows), to = device_index(improved_reps);
       for (std::size_t i = 0; i < work.size(); ++i) best[i].index_copy_(0, to, work[i].detach().index_select(0, from));
     }
-    if (stop_rows.empty()) continue;
+    if (stop_rows.empty()) {
+      if (on_epoch) on_epoch(epoch, ra);
+      continue;
+    }
     // Stopped and diverged replicates keep their current weights; the rest go on, compacted.
     write_back(stop_rows, stop_reps);
     std::vector<std::int64_t> still;
     for (const std::int64_t row : keep) still.push_back(active[static_cast<std::size_t>(row)]);
     active = std::move(still);
+    if (on_epoch) on_epoch(epoch, static_cast<std::int64_t>(active.size()));
     if (active.empty()) break;
     const at::Tensor rows_kept = device_index(keep);
     for (auto& p : work) p = p.detach().index_select(0, rows_kept).requires_grad_(true);

@@ -30,6 +30,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -106,9 +107,14 @@ struct BatchStats {
   std::int64_t replicate_steps = 0;  ///< sum over optimizer steps of the replicates in the working batch
 };
 
+/// Called after every epoch with the epoch and how many replicates have not
+/// stopped (early stopping, divergence) by its end: for progress lines.
+using EpochHook = std::function<void(std::int64_t epoch, std::int64_t training)>;
+
 /// The same on a shared pool: replicate r's training set is
 /// pool.take(data.train[r]) and its validation set pool.take(data.validation[r]).
 std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData& data, const TrainOptions& options,
-                                          std::span<const ReplicateSpec> specs, BatchStats* stats = nullptr);
+                                          std::span<const ReplicateSpec> specs, BatchStats* stats = nullptr,
+                                          const EpochHook& on_epoch = {});
 
 }  // namespace gradmatch::training

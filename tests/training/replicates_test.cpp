@@ -82,13 +82,19 @@ TEST(Replicates, SgdWithMomentumMatchesOneAtATime) {
   expect_same_training(o, 1e-11);
 }
 
-TEST(Replicates, AdamWithPerReplicateEarlyStoppingAndKeepBestMatchesOneAtATime) {
+// Adam with early stopping on the validation loss: specs()' replicates stop at different epochs.
+TrainOptions adam_with_early_stopping() {
   TrainOptions o;
   o.optimizer.kind = OptimizerKind::adam;
   o.optimizer.learning_rate = 0.05;
   o.batch_size = 10;
   o.max_epochs = 40;
   o.early_stopping = EarlyStoppingOptions{2, 0.01, Monitor::validation};
+  return o;
+}
+
+TEST(Replicates, AdamWithPerReplicateEarlyStoppingAndKeepBestMatchesOneAtATime) {
+  TrainOptions o = adam_with_early_stopping();
   o.keep_best = true;
   const std::vector<TrainResult> r = expect_same_training(o, 1e-10);
   // The replicates stop at different epochs, before the limit, and keep an earlier best.
@@ -99,6 +105,44 @@ TEST(Replicates, AdamWithPerReplicateEarlyStoppingAndKeepBestMatchesOneAtATime) 
     stops.insert(t.epochs);
   }
   EXPECT_GE(stops.size(), 2u);
+}
+
+// The hook that progress lines hang on: called once per epoch, in order,
+// with the replicates that have not stopped by the end of it.
+TEST(Replicates, TheEpochHookCountsTheReplicatesStillTrainingAfterEachEpoch) {
+  const MlpOptions mo = regression_net_options(3, 16);
+  const std::vector<ReplicateSpec> sp = specs();
+  std::vector<at::Tensor> xs, ys;
+  std::vector<at::Tensor> train_rows, validation_rows;
+  std::int64_t first = 0;
+  for (std::size_t r = 0; r < sp.size(); ++r) {
+    const Split s = split(linear_regression({60, 3, 2.0, 0.5, {}}, 7, r).data, 0.25, 7, r);
+    xs.insert(xs.end(), {s.train.x, s.validation.x});
+    ys.insert(ys.end(), {s.train.y, s.validation.y});
+    train_rows.push_back(at::arange(first, first + s.train.size(), at::kLong));
+    first += s.train.size();
+    validation_rows.push_back(at::arange(first, first + s.validation.size(), at::kLong));
+    first += s.validation.size();
+  }
+  ReplicateData data{{at::cat(xs), at::cat(ys)}, at::stack(train_rows), at::stack(validation_rows)};
+  const TrainOptions o = adam_with_early_stopping();
+  BatchedMlp batched(mo, sp, at::kDouble);
+  std::vector<std::pair<std::int64_t, std::int64_t>> heard;
+  const std::vector<TrainResult> res = train_replicates(
+      batched, data, o, sp, nullptr, [&](std::int64_t epoch, std::int64_t training) { heard.emplace_back(epoch, training); });
+  std::int64_t last = 0;
+  for (const TrainResult& t : res) last = std::max(last, t.epochs);
+  ASSERT_EQ(static_cast<std::int64_t>(heard.size()), last);
+  std::set<std::int64_t> counts;
+  for (std::size_t i = 0; i < heard.size(); ++i) {
+    const std::int64_t epoch = static_cast<std::int64_t>(i) + 1;
+    EXPECT_EQ(heard[i].first, epoch);
+    const auto going_on = std::count_if(res.begin(), res.end(), [&](const TrainResult& t) { return t.epochs > epoch; });
+    EXPECT_EQ(heard[i].second, going_on) << "epoch " << epoch;
+    counts.insert(heard[i].second);
+  }
+  EXPECT_EQ(heard.back().second, 0);  // all stopped early, before the limit
+  EXPECT_GE(counts.size(), 3u);       // 4, ..., 0: they stop at different epochs
 }
 
 TEST(Replicates, ADivergedReplicateIsFrozenAndTheOthersGoOn) {

@@ -1,0 +1,63 @@
+// Progress lines from inside a long task: the texts and their bounds, and
+// the rate limit that keeps short tasks quiet.
+#include "studies/task_progress.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+namespace gradmatch::studies {
+namespace {
+
+TEST(TaskProgress, TrainingBoundIsTheMeanEpochTimesTheEpochsLeft) {
+  // 312 s for 120 epochs: 2.6 s each, 380 left -> 988 s = 0:16:28.
+  EXPECT_EQ(training_progress_text(120, 500, 14, 312.0),
+            "epoch 120 of at most 500, 14 training, 0:05:12 so far, at most 0:16:28 to go");
+  // Nothing left to bound once no replicate trains or the limit is reached.
+  EXPECT_EQ(training_progress_text(87, 500, 0, 100.0), "epoch 87 of at most 500, 0 training, 0:01:40 so far");
+  EXPECT_EQ(training_progress_text(500, 500, 3, 3600.0), "epoch 500 of at most 500, 3 training, 1:00:00 so far, at most 0:00:00 to go");
+}
+
+TEST(TaskProgress, EndpointEstimateIsTheMeanEndpointTimeTimesThoseLeft) {
+  // The task ran 1300 s, 120 of them on 5 endpoints: 24 s each, 11 left -> 264 s.
+  EXPECT_EQ(endpoint_progress_text(5, 16, 1300.0, 120.0), "endpoint 5 of 16, 0:21:40 so far, about 0:04:24 to go");
+  EXPECT_EQ(endpoint_progress_text(0, 16, 10.0, 0.0), "endpoint 0 of 16, 0:00:10 so far");
+}
+
+std::string read_all(std::FILE* f) {
+  std::rewind(f);
+  std::string text;
+  for (int ch = std::fgetc(f); ch != EOF; ch = std::fgetc(f)) text.push_back(static_cast<char>(ch));
+  return text;
+}
+
+TEST(TaskProgress, PrintsPrefixedLinesOnlyOnceItsIntervalHasPassed) {
+  std::FILE* quiet_file = std::tmpfile();
+  std::FILE* chatty_file = std::tmpfile();
+  ASSERT_NE(quiet_file, nullptr);
+  ASSERT_NE(chatty_file, nullptr);
+  {
+    TaskProgress quiet("dropout", "task 1/2", 3600.0, quiet_file);  // a short task: nothing
+    quiet.epoch(1, 10, 4);
+    quiet.training_done();
+    quiet.endpoint(1, 4);
+    TaskProgress off("dropout", "task 1/2", 0.0, quiet_file);  // interval <= 0: never
+    off.epoch(1, 10, 4);
+    TaskProgress chatty("dropout", "task 2/2 (depth 3, width 8, 4 classifiers)", 1e-12, chatty_file);
+    chatty.epoch(1, 10, 4);
+    chatty.training_done();
+    chatty.endpoint(1, 4);
+  }
+  EXPECT_EQ(read_all(quiet_file), "");
+  const std::string text = read_all(chatty_file);
+  EXPECT_EQ(text.rfind("dropout: task 2/2 (depth 3, width 8, 4 classifiers): epoch 1 of at most 10, 4 training, ", 0), 0u)
+      << text;
+  EXPECT_NE(text.find("\ndropout: task 2/2 (depth 3, width 8, 4 classifiers): endpoint 1 of 4, "), std::string::npos)
+      << text;
+  std::fclose(quiet_file);
+  std::fclose(chatty_file);
+}
+
+}  // namespace
+}  // namespace gradmatch::studies
