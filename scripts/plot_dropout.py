@@ -2,6 +2,7 @@
 """Draw Figure 5 of the paper from a `gradmatch run` of the dropout study.
 
     python3 scripts/plot_dropout.py DIR
+    python3 scripts/plot_dropout.py DIR1 DIR2 ... --out OUTDIR
 
 reads DIR/results.h5 and writes
   DIR/figure5.png          the estimated ridge strength lambda-hat against the
@@ -19,8 +20,14 @@ reads DIR/results.h5 and writes
                            ||g_p|| / ||theta||, median test accuracy, and
                            the authors' Adam fit (parity column) against the
                            closed form.
+Several runs (parts of one grid run on different allocations: other
+depths or widths, the same rates, seeds and everything else) are merged
+into one grid first; a (depth, width) that none of them ran is drawn as
+"not run", one that two of them ran is an error, and so is a difference in
+any other config line. The figures then go to OUTDIR.
 Needs Debian's python3-h5py and python3-matplotlib only.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -33,13 +40,13 @@ import numpy as np  # noqa: E402
 
 
 def figure5(h, out):
-    depths, widths, rates = h["grid/depths"][()], h["grid/widths"][()], h["grid/rates"][()]
-    lam = h["endpoints/lambda_hat"][()]           # [depth, width, rate, seed]
-    cosine = h["endpoints/cosine"][()]
-    median = h["cells/lambda_hat_median"][()]     # [depth, width, rate]
-    penalty = h["cells/lambda_penalty_median"][()]
-    nonstationary = h["cells/lambda_nonstationary_median"][()]
-    trusted = h["cells/trusted"][()]
+    depths, widths, rates = h["grid/depths"], h["grid/widths"], h["grid/rates"]
+    lam = h["endpoints/lambda_hat"]           # [depth, width, rate, seed]
+    cosine = h["endpoints/cosine"]
+    median = h["cells/lambda_hat_median"]     # [depth, width, rate]
+    penalty = h["cells/lambda_penalty_median"]
+    nonstationary = h["cells/lambda_nonstationary_median"]
+    trusted = h["cells/trusted"]
     finite = lam[np.isfinite(lam)]
     span = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     pad = 0.08 * (span[1] - span[0] or 1.0)
@@ -52,6 +59,11 @@ def figure5(h, out):
     for i, depth in enumerate(depths):
         for j, width in enumerate(widths):
             ax = axes[i, j]
+            ax.set_title(f"depth {depth}, width {width}", fontsize=10)
+            if not np.isfinite(median[i, j]).any() and not np.isfinite(lam[i, j]).any():
+                ax.text(0.5, 0.5, "not run", transform=ax.transAxes, ha="center", va="center", color="gray")
+                ax.set_ylim(span[0] - pad, span[1] + pad)
+                continue
             for k, rate in enumerate(rates):
                 jitter = (np.arange(lam.shape[3]) - (lam.shape[3] - 1) / 2) * 0.004
                 scatter = ax.scatter(rate + jitter, lam[i, j, k], c=cosine[i, j, k], cmap="viridis", norm=norm,
@@ -64,7 +76,6 @@ def figure5(h, out):
                 ax.text(0.02, 0.97, "untrusted (not dropout-stationary): " +
                         ("all rates" if len(untrusted) == len(rates) else ", ".join(untrusted)),
                         transform=ax.transAxes, fontsize=7, va="top", color="tab:brown")
-            ax.set_title(f"depth {depth}, width {width}", fontsize=10)
             ax.set_ylim(span[0] - pad, span[1] + pad)
             if i == len(depths) - 1:
                 ax.set_xlabel("dropout rate")
@@ -73,6 +84,8 @@ def figure5(h, out):
             ax.grid(True, alpha=0.3)
         ax = axes[i, -1]
         for j, width in enumerate(widths):
+            if not np.isfinite(penalty[i, j]).any():
+                continue
             color = f"C{j}"
             ax.plot(rates, penalty[i, j], color=color, marker="o", markersize=3, label=f"$\\lambda_R$, width {width}")
             ax.plot(rates, nonstationary[i, j], color=color, linestyle="--", marker="x", markersize=3,
@@ -83,7 +96,9 @@ def figure5(h, out):
             ax.set_xlabel("dropout rate")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
-    axes[0, 0].legend(fontsize=7, loc="lower right")
+    drawn = [ax for ax in axes[:, :-1].flat if ax.get_legend_handles_labels()[0]]
+    if drawn:
+        drawn[0].legend(fontsize=7, loc="lower right")
     fig.subplots_adjust(left=1.0 / width_in, right=1 - 1.45 / width_in, bottom=0.6 / height_in,
                         top=1 - 0.75 / height_in, hspace=0.3, wspace=0.25)
     cax = fig.add_axes([1 - 1.25 / width_in, 0.15, 0.15 / width_in, 0.7])
@@ -94,13 +109,15 @@ def figure5(h, out):
 
 
 def diagnostics(h, out):
-    depths, widths, rates = h["grid/depths"][()], h["grid/widths"][()], h["grid/rates"][()]
-    cells = {key: h["cells/" + key][()] for key in
+    depths, widths, rates = h["grid/depths"], h["grid/widths"], h["grid/rates"]
+    cells = {key: h["cells/" + key] for key in
              ("cosine_median", "dropout_grad_norm_median", "test_accuracy_median", "lambda_hat_median",
               "adam_lambda_median")}
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     for i, depth in enumerate(depths):
         for j, width in enumerate(widths):
+            if not np.isfinite(cells["lambda_hat_median"][i, j]).any():
+                continue
             label = f"d{depth} w{width}"
             axes[0].plot(rates, cells["cosine_median"][i, j], marker="o", label=label)
             axes[1].plot(rates, cells["dropout_grad_norm_median"][i, j], marker="o", label=label)
@@ -127,13 +144,82 @@ def diagnostics(h, out):
     plt.close(fig)
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: plot_dropout.py DIR  (a finished `gradmatch run` of configs/dropout.toml)")
-    out = Path(sys.argv[1])
-    with h5py.File(out / "results.h5", "r") as h:
-        figure5(h, out)
-        diagnostics(h, out)
+def load_run(directory):
+    """Every dataset of DIR/results.h5 as numpy arrays, plus its config text."""
+    run = {}
+    with h5py.File(Path(directory) / "results.h5", "r") as h:
+        for group in ("grid", "cells", "endpoints"):
+            for key, dataset in h[group].items():
+                run[f"{group}/{key}"] = dataset[()]
+        config = h["config"][()]
+        run["config"] = config.decode() if isinstance(config, bytes) else str(config)
+    return run
+
+
+def config_lines(text):
+    """The config lines that must agree between merged runs (all but the grid's depths and widths)."""
+    lines = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith(("depths", "widths")):
+            lines.add(line)
+    return lines
+
+
+def merge_runs(runs, names):
+    """One grid from runs of other (depth, width) cells; missing cells are NaN.
+
+    Raises ValueError when the runs differ in anything but depths and widths
+    or when two runs hold the same (depth, width)."""
+    first, first_name = runs[0], names[0]
+    for run, name in zip(runs[1:], names[1:]):
+        if not np.array_equal(run["grid/rates"], first["grid/rates"]):
+            raise ValueError(f"{name} has rates {list(run['grid/rates'])}, {first_name} {list(first['grid/rates'])}")
+        differ = config_lines(run["config"]) ^ config_lines(first["config"])
+        if differ:
+            raise ValueError(f"{name} and {first_name} differ in more than depths and widths: " +
+                             "; ".join(sorted(differ)))
+    depths = sorted({int(d) for run in runs for d in run["grid/depths"]})
+    widths = sorted({int(w) for run in runs for w in run["grid/widths"]})
+    merged = {"grid/depths": np.array(depths), "grid/widths": np.array(widths),
+              "grid/rates": first["grid/rates"], "config": first["config"]}
+    owner = {}
+    for run, name in zip(runs, names):
+        for d in run["grid/depths"]:
+            for w in run["grid/widths"]:
+                if (int(d), int(w)) in owner:
+                    raise ValueError(f"depth {d}, width {w} is in both {owner[int(d), int(w)]} and {name}")
+                owner[int(d), int(w)] = name
+    for key in first:
+        if not key.startswith(("cells/", "endpoints/")):
+            continue
+        shape = (len(depths), len(widths)) + first[key].shape[2:]
+        out = np.full(shape, np.nan)
+        for run in runs:
+            for i, d in enumerate(run["grid/depths"]):
+                for j, w in enumerate(run["grid/widths"]):
+                    out[depths.index(int(d)), widths.index(int(w))] = run[key][i, j]
+        merged[key] = out
+    return merged
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Figure 5 and the dropout diagnostics from one or more finished dropout runs.")
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="a finished `gradmatch run` of the dropout study")
+    parser.add_argument("--out", help="where the figures go (required with several DIRs; default: the one DIR)")
+    args = parser.parse_args(argv)
+    if len(args.dirs) > 1 and not args.out:
+        parser.error("give --out OUTDIR when merging several runs")
+    out = Path(args.out or args.dirs[0])
+    runs = [load_run(d) for d in args.dirs]
+    try:
+        h = runs[0] if len(runs) == 1 else merge_runs(runs, args.dirs)
+    except ValueError as error:
+        sys.exit(f"plot_dropout.py: cannot merge: {error}")
+    out.mkdir(parents=True, exist_ok=True)
+    figure5(h, out)
+    diagnostics(h, out)
     print(f"wrote {out / 'figure5.png'} and {out / 'dropout_diagnostics.png'}")
 
 
