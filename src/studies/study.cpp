@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstring>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -287,8 +288,9 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     std::string next = cat("\n  next: gradmatch report ", out_dir, "   (tables)");
     if (study.has_figures())
       next += cat("\n        /usr/bin/python3 scripts/plot_", name, ".py ", out_dir, "   (figures, from the source tree)");
-    say(cat("done in ", std::to_string(seconds_since(t0)), " s. Outputs in ", out_dir, ": ", files, ", run_info.json",
-            next));
+    const double total_s = seconds_since(t0);
+    say(cat("done in ", distributed::clock_time(total_s), " (", short_number(std::round(total_s * 10.0) / 10.0),
+            " s). Outputs in ", out_dir, ": ", files, ", run_info.json", next));
   });
   // Closed last: its lock keeps a concurrent run off DIR until the outputs are written.
   store->close();
