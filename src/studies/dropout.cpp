@@ -203,11 +203,30 @@ namespace {
 
 training::TrainOptions train_options(const DropoutConfig& c);
 
+// Matched stationarity's target and training options (the stream is the replicate's).
+training::StationarityTarget match_target(const DropoutConfig& c) {
+  training::StationarityTarget target;
+  target.target = c.match_target;
+  target.start_learning_rate = c.match_learning_rate;
+  target.decay = c.match_decay;
+  target.round_epochs = c.match_round_epochs;
+  target.max_rounds = c.match_max_rounds;
+  target.draws = c.mask_draws;
+  target.gradient_batch_size = c.gradient_batch_size;
+  return target;
+}
+training::TrainOptions match_options(const DropoutConfig& c) {
+  training::TrainOptions base = train_options(c);
+  base.seed = c.seed;
+  return base;
+}
+
 // The endpoint of one trained replicate: matched stationarity (when asked),
 // then every estimate in float64 on the model's device.
 DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, training::Mlp mlp,
                             const training::Split& parts, const training::TrainResult& trained, const DropoutTask& task,
-                            std::uint64_t mask_key, const std::string& equations_path) {
+                            std::uint64_t mask_key, const std::string& equations_path,
+                            const training::StationarityMatch* matched = nullptr) {
   using namespace gradmatch::training;
   DropoutEndpoint e;
   e.epochs = trained.epochs;
@@ -218,20 +237,12 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
   }
   const at::Device device = mlp->layers().front()->weight.device();
   if (c.match_stationarity) {
-    StationarityTarget target;
-    target.target = c.match_target;
-    target.start_learning_rate = c.match_learning_rate;
-    target.decay = c.match_decay;
-    target.round_epochs = c.match_round_epochs;
-    target.max_rounds = c.match_max_rounds;
-    target.draws = c.mask_draws;
-    target.gradient_batch_size = c.gradient_batch_size;
-    TrainOptions base = train_options(c);
-    base.seed = c.seed;
+    TrainOptions base = match_options(c);
     base.stream = replicate_stream(kMatchOrderKind, task);
     const at::ScalarType dtype = mlp->layers().front()->weight.scalar_type();
-    const StationarityMatch m = train_to_dropout_stationarity(mlp, parts.train.to(device, dtype), base, target,
-                                                              mask_key + kMatchMasks);
+    const StationarityMatch m =
+        matched ? *matched
+                : train_to_dropout_stationarity(mlp, parts.train.to(device, dtype), base, match_target(c), mask_key + kMatchMasks);
     e.matched = m.reached;
     e.match_rounds = m.rounds;
     e.match_epochs = m.epochs;
@@ -397,6 +408,23 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
   if (progress)
     on_epoch = [&](std::int64_t epoch, std::int64_t training) { progress->epoch(epoch, options.max_epochs, training); };
   const std::vector<TrainResult> trained = train_replicates(model, rd, options, specs, nullptr, on_epoch);
+  // Matched stationarity: the replicates still above the target train on together, round by round.
+  std::vector<StationarityMatch> matched;
+  if (c.match_stationarity) {
+    std::vector<std::uint64_t> streams, keys;
+    std::vector<char> skip;
+    for (std::int64_t k = 0; k < chunk.count; ++k) {
+      streams.push_back(replicate_stream(kMatchOrderKind, tasks[sz(chunk.first + k)]));
+      keys.push_back(specs[sz(k)].dropout_key + kMatchMasks);
+      skip.push_back(trained[sz(k)].status == TrainStatus::diverged ? 1 : 0);
+    }
+    matched = train_replicates_to_dropout_stationarity(
+        model, rd, match_options(c), streams, match_target(c), keys, skip, [&](std::int64_t round, std::int64_t above) {
+          if (progress)
+            progress->note(cat("matching stationarity: round ", round + 1, " of at most ", c.match_max_rounds, ", ",
+                               above, " of ", chunk.count, " above the target"));
+        });
+  }
   if (progress) progress->training_done();
 
   std::vector<DropoutEndpoint> out;
@@ -405,7 +433,7 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
     const std::string equations =
         equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
     out.push_back(endpoint_of(c, data, model->replicate(k), parts[split_of_seed[t.seed_index]], trained[sz(k)], t,
-                              specs[sz(k)].dropout_key, equations));
+                              specs[sz(k)].dropout_key, equations, matched.empty() ? nullptr : &matched[sz(k)]));
     if (progress) progress->endpoint(k + 1, chunk.count);
   }
   return out;

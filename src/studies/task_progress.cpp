@@ -49,6 +49,10 @@ void TaskProgress::epoch(std::int64_t epoch, std::int64_t max_epochs, std::int64
   if (due()) print(training_progress_text(epoch, max_epochs, training, since(start_)));
 }
 
+void TaskProgress::note(const std::string& text) {
+  if (due()) print(text + ", " + clock_time(since(start_)) + " so far");
+}
+
 void TaskProgress::training_done() { endpoints_start_ = Clock::now(); }
 
 void TaskProgress::endpoint(std::int64_t done, std::int64_t total) {

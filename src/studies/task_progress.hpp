@@ -35,6 +35,8 @@ class TaskProgress {
 
   /// After training epoch `epoch` of at most `max_epochs`; `training` replicates go on.
   void epoch(std::int64_t epoch, std::int64_t max_epochs, std::int64_t training);
+  /// Any other stage: "<text>, 0:05:12 so far".
+  void note(const std::string& text);
   /// Marks the end of training: endpoint times are counted from here.
   void training_done();
   /// After `done` of `total` endpoints.

@@ -124,23 +124,53 @@ MarginIdentity margin_identity(const Mlp& mlp, const Dataset& data, std::span<co
   return out;
 }
 
-StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_data, const TrainOptions& base,
-                                                const StationarityTarget& target, std::uint64_t mask_key) {
+namespace {
+
+void check_target(const StationarityTarget& target, const char* who) {
   if (!(target.target > 0.0) || !(target.start_learning_rate > 0.0) || !(target.decay > 0.0 && target.decay <= 1.0) ||
       target.round_epochs < 1 || target.max_rounds < 0)
-    throw InputError("train_to_dropout_stationarity(): need target > 0, a positive rate, decay in (0, 1], rounds >= 0");
+    throw InputError(std::string(who) + ": need target > 0, a positive rate, decay in (0, 1], rounds >= 0");
+}
+
+// The measurement before round `round`: the unbiased ||g_p|| / ||theta||.
+double stationarity_measure(Mlp& mlp, const Dataset& train_data, LossKind loss, const StationarityTarget& target,
+                            std::uint64_t mask_key, std::int64_t round) {
+  const DropoutObjectiveGradient g =
+      dropout_objective_gradient(mlp, train_data, loss, target.draws,
+                                 splitmix64_mix(mask_key + 1024 + static_cast<std::uint64_t>(round)), target.gradient_batch_size);
+  const double theta_norm = std::sqrt(flat_parameters(make_handle(mlp)).square().sum().item<double>());
+  return dropout_relative_grad_norm(g, theta_norm);
+}
+
+// Round `round`'s training options: a constant rate, round_epochs epochs, no
+// early stopping or keep-best, batch order keyed by (base.seed, stream + round + 1).
+TrainOptions round_options(const TrainOptions& base, const StationarityTarget& target, double lr, std::uint64_t stream,
+                           std::int64_t round) {
+  TrainOptions o = base;
+  o.optimizer.learning_rate = lr;
+  o.optimizer.milestones.clear();
+  o.optimizer.step_size = 0;
+  o.max_epochs = target.round_epochs;
+  o.early_stopping.reset();
+  o.keep_best = false;
+  o.stream = stream + static_cast<std::uint64_t>(round) + 1;
+  return o;
+}
+
+std::uint64_t round_mask_key(std::uint64_t mask_key, std::int64_t round) {
+  return splitmix64_mix(mask_key + static_cast<std::uint64_t>(round) + 1);
+}
+
+}  // namespace
+
+StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_data, const TrainOptions& base,
+                                                const StationarityTarget& target, std::uint64_t mask_key) {
+  check_target(target, "train_to_dropout_stationarity()");
   const ModelHandle h = make_handle(mlp);
   StationarityMatch out;
-  const auto measure = [&](std::int64_t round) {
-    const DropoutObjectiveGradient g = dropout_objective_gradient(
-        mlp, train_data, base.loss, target.draws, splitmix64_mix(mask_key + 1024 + static_cast<std::uint64_t>(round)),
-        target.gradient_batch_size);
-    const double theta_norm = std::sqrt(flat_parameters(h).square().sum().item<double>());
-    return dropout_relative_grad_norm(g, theta_norm);
-  };
   double lr = target.start_learning_rate;
   for (std::int64_t round = 0;; ++round) {
-    out.relative_grad_norm = measure(round);
+    out.relative_grad_norm = stationarity_measure(mlp, train_data, base.loss, target, mask_key, round);
     if (!std::isfinite(out.relative_grad_norm)) {
       out.diverged = true;
       return out;
@@ -150,16 +180,8 @@ StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_d
       return out;
     }
     if (round >= target.max_rounds) return out;
-    TrainOptions o = base;
-    o.optimizer.learning_rate = lr;
-    o.optimizer.milestones.clear();
-    o.optimizer.step_size = 0;
-    o.max_epochs = target.round_epochs;
-    o.early_stopping.reset();
-    o.keep_best = false;
-    o.stream = base.stream + static_cast<std::uint64_t>(round) + 1;
-    mlp->seed_dropout(splitmix64_mix(mask_key + static_cast<std::uint64_t>(round) + 1));
-    const TrainResult r = train(h, train_data, Dataset{}, o);
+    mlp->seed_dropout(round_mask_key(mask_key, round));
+    const TrainResult r = train(h, train_data, Dataset{}, round_options(base, target, lr, base.stream, round));
     ++out.rounds;
     out.epochs += r.epochs;
     if (r.status == TrainStatus::diverged) {
@@ -168,6 +190,84 @@ StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_d
     }
     lr *= target.decay;
   }
+}
+
+std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
+    BatchedMlp& model, const ReplicateData& data, const TrainOptions& base, std::span<const std::uint64_t> order_streams,
+    const StationarityTarget& target, std::span<const std::uint64_t> mask_keys, std::span<const char> skip,
+    const std::function<void(std::int64_t round, std::int64_t above)>& on_round) {
+  check_target(target, "train_replicates_to_dropout_stationarity()");
+  const std::int64_t R = model->replicates();
+  const auto sz = [](std::int64_t i) { return static_cast<std::size_t>(i); };
+  if (static_cast<std::int64_t>(order_streams.size()) != R || static_cast<std::int64_t>(mask_keys.size()) != R ||
+      static_cast<std::int64_t>(skip.size()) != R || !data.train.defined() || data.train.dim() != 2 ||
+      data.train.size(0) != R)
+    throw InputError("train_replicates_to_dropout_stationarity(): need one row of training indices, order stream, "
+                     "mask key and skip flag per replicate");
+  const at::Tensor& first = model->batched_parameters().front();
+  const at::Device device = first.device();
+  const at::Tensor pool_x = data.pool.x.to(device, first.scalar_type()), pool_y = data.pool.y.to(device);
+  const at::Tensor rows = data.train.to(device, at::kLong);
+  const auto training_set = [&](std::int64_t r) {
+    const at::Tensor index = rows[r];
+    return Dataset{pool_x.index_select(0, index), pool_y.index_select(0, index)};
+  };
+
+  std::vector<StationarityMatch> out(sz(R));
+  std::vector<std::int64_t> active;
+  for (std::int64_t r = 0; r < R; ++r)
+    if (!skip[sz(r)]) active.push_back(r);
+  double lr = target.start_learning_rate;
+  for (std::int64_t round = 0; !active.empty(); ++round) {
+    std::vector<std::int64_t> above;
+    for (const std::int64_t r : active) {
+      Mlp m = model->replicate(r);
+      StationarityMatch& o = out[sz(r)];
+      o.relative_grad_norm = stationarity_measure(m, training_set(r), base.loss, target, mask_keys[sz(r)], round);
+      if (!std::isfinite(o.relative_grad_norm))
+        o.diverged = true;
+      else if (o.relative_grad_norm <= target.target)
+        o.reached = true;
+      else if (round < target.max_rounds)
+        above.push_back(r);
+    }
+    if (above.empty()) break;
+    if (on_round) on_round(round, static_cast<std::int64_t>(above.size()));
+
+    // One round for the replicates above the target, as one batch.
+    std::vector<ReplicateSpec> specs;
+    std::vector<at::Tensor> index;
+    for (const std::int64_t r : above) {
+      ReplicateSpec s;
+      s.order_seed = base.seed;
+      s.order_stream = order_streams[sz(r)] + static_cast<std::uint64_t>(round) + 1;
+      s.dropout = model->dropout_rate(r);
+      s.dropout_key = round_mask_key(mask_keys[sz(r)], round);
+      s.penalty = base.penalty;
+      specs.push_back(s);
+      index.push_back(rows[r]);
+    }
+    BatchedMlp batch(model->options(), specs, first.scalar_type());
+    batch->to(device);
+    for (std::size_t k = 0; k < above.size(); ++k) batch->set_replicate(static_cast<std::int64_t>(k), model->replicate(above[k]));
+    ReplicateData round_data{data.pool, at::stack(index), {}};
+    TrainOptions o = round_options(base, target, lr, 0, round);
+    const std::vector<TrainResult> trained = train_replicates(batch, round_data, o, specs);
+    active.clear();
+    for (std::size_t k = 0; k < above.size(); ++k) {
+      const std::int64_t r = above[k];
+      model->set_replicate(r, batch->replicate(static_cast<std::int64_t>(k)));
+      StationarityMatch& m = out[sz(r)];
+      ++m.rounds;
+      m.epochs += trained[k].epochs;
+      if (trained[k].status == TrainStatus::diverged)
+        m.diverged = true;
+      else
+        active.push_back(r);
+    }
+    lr *= target.decay;
+  }
+  return out;
 }
 
 }  // namespace gradmatch::training

@@ -43,6 +43,7 @@
 #include "training/losses.hpp"
 #include "training/model_handle.hpp"
 #include "training/models.hpp"
+#include "training/replicates.hpp"
 #include "training/trainer.hpp"
 
 namespace gradmatch::training {
@@ -124,5 +125,19 @@ struct StationarityMatch {
 /// with key splitmix64_mix(mask_key + 1024 + r).
 StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train, const TrainOptions& base,
                                                 const StationarityTarget& target, std::uint64_t mask_key);
+
+/// The same for every replicate of a batched model at once: replicate r
+/// (training set data.pool.take(data.train[r]); data.validation is not used)
+/// follows train_to_dropout_stationarity(model->replicate(r), that set, base
+/// with base.stream = order_streams[r], target, mask_keys[r]) -- the same
+/// rounds, batch orders, masks and measurements, to float rounding (tested).
+/// Each round trains the replicates still above the target as one batch;
+/// those with skip[r] != 0 (diverged in training) are left alone (their
+/// result says 0 rounds, not reached). `on_round(round, above)` hears before
+/// each round how many replicates go into it.
+std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
+    BatchedMlp& model, const ReplicateData& data, const TrainOptions& base, std::span<const std::uint64_t> order_streams,
+    const StationarityTarget& target, std::span<const std::uint64_t> mask_keys, std::span<const char> skip,
+    const std::function<void(std::int64_t round, std::int64_t above)>& on_round = {});
 
 }  // namespace gradmatch::training

@@ -46,12 +46,17 @@ TEST(TaskProgress, PrintsPrefixedLinesOnlyOnceItsIntervalHasPassed) {
     off.epoch(1, 10, 4);
     TaskProgress chatty("dropout", "task 2/2 (depth 3, width 8, 4 classifiers)", 1e-12, chatty_file);
     chatty.epoch(1, 10, 4);
+    chatty.note("matching stationarity: round 1 of at most 10, 3 of 4 above the target");
     chatty.training_done();
     chatty.endpoint(1, 4);
   }
   EXPECT_EQ(read_all(quiet_file), "");
   const std::string text = read_all(chatty_file);
   EXPECT_EQ(text.rfind("dropout: task 2/2 (depth 3, width 8, 4 classifiers): epoch 1 of at most 10, 4 training, ", 0), 0u)
+      << text;
+  EXPECT_NE(text.find("\ndropout: task 2/2 (depth 3, width 8, 4 classifiers): matching stationarity: round 1 of at "
+                      "most 10, 3 of 4 above the target, 0:00:00 so far\n"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("\ndropout: task 2/2 (depth 3, width 8, 4 classifiers): endpoint 1 of 4, "), std::string::npos)
       << text;

@@ -407,7 +407,8 @@ TEST_F(TrainingStudies, DropoutOnADirectoryOfAnotherConfigIsRefusedWithExitCode2
 }
 
 // The batched task equals its classifiers trained one at a time with
-// train() (float64: the same masks, batches and steps, to rounding).
+// train() (float64: the same masks, batches and steps, to rounding); with
+// matched stationarity too, where the batch goes through the rounds together.
 TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) {
   DropoutConfig c;
   if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
@@ -427,20 +428,38 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
   const std::vector<DropoutChunk> chunks = enumerate_dropout_chunks(c);
   ASSERT_EQ(chunks.size(), 1u);  // replicates_per_task = 0: the whole cell
   ASSERT_EQ(chunks[0].count, 4);
-  const std::vector<DropoutEndpoint> batched = run_dropout_chunk(c, data, tasks, chunks[0], at::kCPU);
-  std::set<std::int64_t> epochs;
-  for (std::size_t k = 0; k < tasks.size(); ++k) {
-    SCOPED_TRACE(tasks[k].label());
-    const DropoutEndpoint alone = run_dropout_task(c, data, tasks[k]);
-    EXPECT_EQ(batched[k].epochs, alone.epochs);
-    EXPECT_NEAR(batched[k].lambda_hat, alone.lambda_hat, 1e-8 * std::abs(alone.lambda_hat));
-    EXPECT_NEAR(batched[k].cosine, alone.cosine, 1e-8);
-    EXPECT_NEAR(batched[k].theta_norm, alone.theta_norm, 1e-10 * alone.theta_norm);
-    EXPECT_NEAR(batched[k].validation_loss, alone.validation_loss, 1e-10 * alone.validation_loss);
-    EXPECT_EQ(batched[k].test_accuracy, alone.test_accuracy);
-    epochs.insert(alone.epochs);
-  }
-  EXPECT_GE(epochs.size(), 2u);  // early stopping at different epochs: the batch was compacted
+  const auto compare = [&](const DropoutConfig& config) {
+    const std::vector<DropoutEndpoint> batched = run_dropout_chunk(config, data, tasks, chunks[0], at::kCPU);
+    std::set<std::int64_t> epochs, rounds;
+    for (std::size_t k = 0; k < tasks.size(); ++k) {
+      SCOPED_TRACE(tasks[k].label());
+      const DropoutEndpoint alone = run_dropout_task(config, data, tasks[k]);
+      EXPECT_EQ(batched[k].epochs, alone.epochs);
+      EXPECT_EQ(batched[k].matched, alone.matched);
+      EXPECT_EQ(batched[k].match_rounds, alone.match_rounds);
+      EXPECT_EQ(batched[k].match_epochs, alone.match_epochs);
+      EXPECT_NEAR(batched[k].lambda_hat, alone.lambda_hat, 1e-8 * std::abs(alone.lambda_hat));
+      EXPECT_NEAR(batched[k].cosine, alone.cosine, 1e-8);
+      EXPECT_NEAR(batched[k].theta_norm, alone.theta_norm, 1e-10 * alone.theta_norm);
+      EXPECT_NEAR(batched[k].dropout_grad_norm, alone.dropout_grad_norm, 1e-8 * alone.dropout_grad_norm);
+      EXPECT_NEAR(batched[k].validation_loss, alone.validation_loss, 1e-10 * alone.validation_loss);
+      EXPECT_EQ(batched[k].test_accuracy, alone.test_accuracy);
+      epochs.insert(alone.epochs);
+      rounds.insert(alone.match_rounds);
+    }
+    EXPECT_GE(epochs.size(), 2u);  // early stopping at different epochs: the batch was compacted
+    return rounds;
+  };
+  EXPECT_EQ(compare(c), std::set<std::int64_t>{0});
+  DropoutConfig matched = c;
+  matched.match_stationarity = true;
+  matched.match_target = 0.05;
+  matched.match_learning_rate = 0.05;
+  matched.match_round_epochs = 3;
+  matched.match_max_rounds = 4;
+  const std::set<std::int64_t> rounds = compare(matched);
+  EXPECT_GE(rounds.size(), 2u);  // the replicates left the rounds at different times
+  EXPECT_GT(*rounds.rbegin(), 0);
 }
 
 TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesNothing) {

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "training/dropout_diagnostics.hpp"
 #include "training/endpoint.hpp"
 #include "training/models.hpp"
+#include "training/replicates.hpp"
 #include "training/tensor_bridge.hpp"
 
 namespace gradmatch::training {
@@ -146,6 +148,87 @@ TEST(DropoutDiagnostics, MatchedStationarityTrainsUntilTheUnbiasedNormReachesThe
   const StationarityMatch not_reached = train_to_dropout_stationarity(mlp, data, base, hard, 12);
   EXPECT_FALSE(not_reached.reached);
   EXPECT_EQ(not_reached.rounds, 1);
+}
+
+// Matched stationarity batched: every replicate goes through the rounds it
+// goes through alone (same measurements, batch orders and masks), to
+// float64 rounding, while those that reached the target leave the batch and
+// a skipped one is left as it was.
+TEST(DropoutDiagnostics, BatchedMatchedStationarityFollowsEachNetworkMatchedAlone) {
+  const std::vector<double> rates{0.0, 0.3, 0.5, 0.2};
+  const std::int64_t R = static_cast<std::int64_t>(rates.size()), n = 48;
+  const Dataset pool = classification_data(R * n, 6, 4, 9);
+  std::vector<ReplicateSpec> specs(rates.size());
+  std::vector<at::Tensor> rows;
+  std::vector<std::uint64_t> streams, keys;
+  for (std::int64_t r = 0; r < R; ++r) {
+    specs[r].init_seed = 2605;
+    specs[r].init_stream = 40 + r;
+    specs[r].dropout = rates[r];
+    specs[r].dropout_key = 500 + r;
+    rows.push_back(at::arange(r * n, (r + 1) * n, at::kLong).flip(0));  // not in pool order
+    streams.push_back(900 + r);
+    keys.push_back(70 + r);
+  }
+  TrainOptions base;
+  base.loss = LossKind::cross_entropy;
+  base.optimizer.momentum = 0.9;
+  base.batch_size = 16;
+  base.seed = 31;
+  StationarityTarget t;
+  t.target = 0.04;
+  t.start_learning_rate = 0.2;
+  t.decay = 0.7;
+  t.round_epochs = 6;
+  t.max_rounds = 5;
+  t.draws = 4;
+  const std::vector<char> skip{0, 0, 0, 1};
+
+  BatchedMlp batched(classifier_options(6, 2, 8, 4, 0.0), specs, at::kDouble);
+  std::vector<Mlp> alone;
+  for (std::int64_t r = 0; r < R; ++r) alone.push_back(batched->replicate(r));
+  const ReplicateData data{pool, at::stack(rows), {}};
+  std::vector<std::int64_t> heard;
+  const std::vector<StationarityMatch> together = train_replicates_to_dropout_stationarity(
+      batched, data, base, streams, t, keys, skip, [&](std::int64_t round, std::int64_t above) {
+        EXPECT_EQ(round, static_cast<std::int64_t>(heard.size()));
+        heard.push_back(above);
+      });
+
+  std::vector<std::int64_t> rounds;
+  for (std::int64_t r = 0; r < R; ++r) {
+    SCOPED_TRACE(r);
+    const at::Tensor before = flat_parameters(make_handle(alone[r]));
+    const at::Tensor after = flat_parameters(make_handle(batched->replicate(r)));
+    if (skip[r]) {
+      EXPECT_EQ(together[r].rounds, 0);
+      EXPECT_FALSE(together[r].reached);
+      EXPECT_TRUE(after.equal(before));
+      continue;
+    }
+    TrainOptions o = base;
+    o.stream = streams[r];
+    const Dataset own{pool.x.index_select(0, rows[r]), pool.y.index_select(0, rows[r])};
+    const StationarityMatch single = train_to_dropout_stationarity(alone[r], own, o, t, keys[r]);
+    EXPECT_EQ(together[r].reached, single.reached);
+    EXPECT_EQ(together[r].diverged, single.diverged);
+    EXPECT_EQ(together[r].rounds, single.rounds);
+    EXPECT_EQ(together[r].epochs, single.epochs);
+    EXPECT_NEAR(together[r].relative_grad_norm, single.relative_grad_norm, 1e-10 * single.relative_grad_norm);
+    const at::Tensor reference = flat_parameters(make_handle(alone[r]));
+    EXPECT_LT((after - reference).abs().max().item<double>(), 1e-10 * (1.0 + reference.abs().max().item<double>()));
+    if (single.rounds > 0)
+      EXPECT_GT((after - before).abs().max().item<double>(), 0.0);
+    else
+      EXPECT_TRUE(after.equal(before));  // at the target from the start
+    rounds.push_back(single.rounds);
+  }
+  // They need different numbers of rounds (here 3, 0 and 1), and round k trains those that need more than k.
+  EXPECT_GT(*std::max_element(rounds.begin(), rounds.end()), *std::min_element(rounds.begin(), rounds.end()));
+  ASSERT_EQ(static_cast<std::int64_t>(heard.size()), *std::max_element(rounds.begin(), rounds.end()));
+  for (std::size_t k = 0; k < heard.size(); ++k)
+    EXPECT_EQ(heard[k], std::count_if(rounds.begin(), rounds.end(), [&](std::int64_t needed) { return needed > static_cast<std::int64_t>(k); }))
+        << "round " << k;
 }
 
 }  // namespace
