@@ -419,10 +419,12 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
       skip.push_back(trained[sz(k)].status == TrainStatus::diverged ? 1 : 0);
     }
     matched = train_replicates_to_dropout_stationarity(
-        model, rd, match_options(c), streams, match_target(c), keys, skip, [&](std::int64_t round, std::int64_t above) {
+        model, rd, match_options(c), streams, match_target(c), keys, skip,
+        [&](std::int64_t round, std::int64_t above, double median) {
           if (progress)
             progress->note(cat("matching stationarity: round ", round + 1, " of at most ", c.match_max_rounds, ", ",
-                               above, " of ", chunk.count, " above the target"));
+                               above, " of ", chunk.count, " above the target ", short_number(c.match_target),
+                               " (median ||g_p||/||theta|| ", short_number(std::round(median * 1e6) / 1e6), ")"));
         });
   }
   if (progress) progress->training_done();

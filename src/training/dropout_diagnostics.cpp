@@ -195,7 +195,7 @@ StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_d
 std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
     BatchedMlp& model, const ReplicateData& data, const TrainOptions& base, std::span<const std::uint64_t> order_streams,
     const StationarityTarget& target, std::span<const std::uint64_t> mask_keys, std::span<const char> skip,
-    const std::function<void(std::int64_t round, std::int64_t above)>& on_round) {
+    const std::function<void(std::int64_t round, std::int64_t above, double median)>& on_round) {
   check_target(target, "train_replicates_to_dropout_stationarity()");
   const std::int64_t R = model->replicates();
   const auto sz = [](std::int64_t i) { return static_cast<std::size_t>(i); };
@@ -232,7 +232,14 @@ std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
         above.push_back(r);
     }
     if (above.empty()) break;
-    if (on_round) on_round(round, static_cast<std::int64_t>(above.size()));
+    if (on_round) {
+      std::vector<double> norms;
+      for (const std::int64_t r : above) norms.push_back(out[sz(r)].relative_grad_norm);
+      std::sort(norms.begin(), norms.end());
+      const std::size_t m = norms.size() / 2;
+      on_round(round, static_cast<std::int64_t>(above.size()),
+               norms.size() % 2 ? norms[m] : 0.5 * (norms[m - 1] + norms[m]));
+    }
 
     // One round for the replicates above the target, as one batch.
     std::vector<ReplicateSpec> specs;

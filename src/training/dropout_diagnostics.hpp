@@ -133,11 +133,12 @@ StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train, 
 /// rounds, batch orders, masks and measurements, to float rounding (tested).
 /// Each round trains the replicates still above the target as one batch;
 /// those with skip[r] != 0 (diverged in training) are left alone (their
-/// result says 0 rounds, not reached). `on_round(round, above)` hears before
-/// each round how many replicates go into it.
+/// result says 0 rounds, not reached). `on_round(round, above, median)` hears
+/// before each round how many replicates go into it and the median of their
+/// ||g_p|| / ||theta|| (for progress lines).
 std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
     BatchedMlp& model, const ReplicateData& data, const TrainOptions& base, std::span<const std::uint64_t> order_streams,
     const StationarityTarget& target, std::span<const std::uint64_t> mask_keys, std::span<const char> skip,
-    const std::function<void(std::int64_t round, std::int64_t above)>& on_round = {});
+    const std::function<void(std::int64_t round, std::int64_t above, double median)>& on_round = {});
 
 }  // namespace gradmatch::training

@@ -190,8 +190,9 @@ TEST(DropoutDiagnostics, BatchedMatchedStationarityFollowsEachNetworkMatchedAlon
   const ReplicateData data{pool, at::stack(rows), {}};
   std::vector<std::int64_t> heard;
   const std::vector<StationarityMatch> together = train_replicates_to_dropout_stationarity(
-      batched, data, base, streams, t, keys, skip, [&](std::int64_t round, std::int64_t above) {
+      batched, data, base, streams, t, keys, skip, [&](std::int64_t round, std::int64_t above, double median) {
         EXPECT_EQ(round, static_cast<std::int64_t>(heard.size()));
+        EXPECT_GT(median, t.target);  // the median of those above the target
         heard.push_back(above);
       });
 
