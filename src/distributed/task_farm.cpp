@@ -1,6 +1,7 @@
 // Dynamic task farm over an MPI RMA counter (see task_farm.hpp).
 #include "distributed/task_farm.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -101,8 +102,8 @@ class ProgressMeter {
     heartbeat_ = std::thread([this, &counters, slot] {
       std::unique_lock<std::mutex> lock(mutex_);
       while (!stopping_) {
-        if (stop_.wait_for(lock, std::chrono::duration<double>(options_.heartbeat_s), [this] { return stopping_; }))
-          break;
+        const double wait = heartbeat_interval(options_.heartbeat_s, seconds_since(start_));
+        if (stop_.wait_for(lock, std::chrono::duration<double>(wait), [this] { return stopping_; })) break;
         print(counters.peek(slot));
       }
     });
@@ -157,6 +158,10 @@ std::string clock_time(double seconds) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
   return buf;
+}
+
+double heartbeat_interval(double heartbeat_s, double elapsed_s) {
+  return std::max(heartbeat_s, std::min(0.1 * elapsed_s, 300.0));
 }
 
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,

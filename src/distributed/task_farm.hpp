@@ -51,7 +51,9 @@ namespace gradmatch::distributed {
 struct FarmOptions {
   std::string stage = "tasks";          ///< the stage's name in progress lines
   double progress_interval_s = 2.0;     ///< at most one line per interval; <= 0: no lines
-  double heartbeat_s = 10.0;            ///< a line at least this often while tasks run; <= 0: none
+  /// While tasks run, a line every heartbeat_interval(heartbeat_s, elapsed)
+  /// seconds; <= 0: none.
+  double heartbeat_s = 10.0;
   std::int64_t resumed = 0;             ///< items done before this run (shown in D/T)
   std::FILE* progress_stream = stderr;  ///< rank 0 prints here
 };
@@ -84,6 +86,11 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
 /// "gradmatch: <stage> D/T tasks (P%), R tasks/s, H:MM:SS elapsed, ETA H:MM:SS"
 /// with D = resumed + done and T = resumed + total; the rate and ETA from
 /// this run's `done`, left out while it is 0.
+/// The wait before the next heartbeat line: heartbeat_s at first, then a
+/// tenth of the time elapsed (a line a minute after 10 minutes), never more
+/// than 300 s unless heartbeat_s is larger -- long tasks do not flood the log.
+double heartbeat_interval(double heartbeat_s, double elapsed_s);
+
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
                           std::int64_t resumed = 0);
 

@@ -134,6 +134,14 @@ TEST(TaskFarm, ProgressLinesCountResumedTasksButTimeOnlyThisRun) {
   EXPECT_EQ(clock_time(-1.0), "0:00:00");
 }
 
+TEST(TaskFarm, HeartbeatsStretchToATenthOfTheElapsedTimeAndAtMostFiveMinutes) {
+  EXPECT_DOUBLE_EQ(heartbeat_interval(10.0, 5.0), 10.0);      // at first: the configured beat
+  EXPECT_DOUBLE_EQ(heartbeat_interval(10.0, 600.0), 60.0);    // after 10 minutes: a line a minute
+  EXPECT_DOUBLE_EQ(heartbeat_interval(10.0, 7200.0), 300.0);  // after 2 hours: every 5 minutes
+  EXPECT_DOUBLE_EQ(heartbeat_interval(900.0, 7200.0), 900.0); // a longer beat asked for is kept
+  EXPECT_DOUBLE_EQ(heartbeat_interval(0.05, 0.2), 0.05);
+}
+
 TEST(TaskFarm, RootPrintsAHeartbeatWhileATaskRuns) {
   const Communicator world;
   char* buf = nullptr;
