@@ -716,9 +716,11 @@ class DropoutStudy final : public Study {
         const double w = static_cast<double>(width), d = static_cast<double>(depth);
         const double p = inputs * w + w + (d - 1.0) * (w * w + w) + classes * w + classes;
         p_max = std::max(p_max, p);
-        // Training: 6 n p flops per replicate-epoch, at most max_epochs epochs.
-        flops += 6.0 * n * (1.0 - c.validation_fraction) * p * static_cast<double>(c.max_epochs) *
-                 static_cast<double>(c.rates.size() * sz(c.seeds));
+        // Training: 6 n p flops per replicate-epoch, at most max_epochs epochs
+        // plus, with matched stationarity, max_rounds rounds of round_epochs.
+        const double epochs = static_cast<double>(c.max_epochs) +
+                              (c.match_stationarity ? static_cast<double>(c.match_max_rounds * c.match_round_epochs) : 0.0);
+        flops += 6.0 * n * (1.0 - c.validation_fraction) * p * epochs * static_cast<double>(c.rates.size() * sz(c.seeds));
       }
     const double replicates = static_cast<double>(c.depths.size() * c.widths.size() * c.rates.size() * sz(c.seeds));
     const double w_max = static_cast<double>(*std::max_element(c.widths.begin(), c.widths.end()));
@@ -739,8 +741,14 @@ class DropoutStudy final : public Study {
     e.output_bytes = 8.0 * replicates * static_cast<double>(endpoint_schema().width()) + 65536.0 +
                      (c.save_equations ? 16.0 * p_max * replicates : 0.0);
     e.disk_keys = c.save_equations ? "outputs.save_equations, grid sizes" : "grid sizes";
-    e.seconds_per_task = flops / 1e10 / static_cast<double>(chunks.size());
-    e.time_basis = "an upper bound: every replicate runs training.max_epochs at 6 n p flops each, 1e10 flop/s per core";
+    // Batched float32 training ran at 5-6e10 flop/s on one core of a 2-core x86 machine (depth 3 and 5,
+    // widths 128-256, the full training set); most networks stop long before max_epochs.
+    e.seconds_per_task = flops / 5e10 / static_cast<double>(chunks.size());
+    e.time_basis = c.match_stationarity
+                       ? "an upper bound: every replicate runs training.max_epochs and stationarity.max_rounds x "
+                         "round_epochs epochs at 6 n p flops each, 5e10 flop/s per CPU core (a GPU is faster)"
+                       : "an upper bound: every replicate runs training.max_epochs at 6 n p flops each, 5e10 flop/s "
+                         "per CPU core (a GPU is faster)";
     e.outputs = {"results.h5", "summary.json"};
     if (c.save_equations) e.outputs.push_back(cat("equations_d*_w*_r*_s*.h5 (", static_cast<std::int64_t>(replicates), " files)"));
     return e;

@@ -462,6 +462,26 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
   EXPECT_GT(*rounds.rbegin(), 0);
 }
 
+// run --dry-run's time bound: every replicate's epochs at 6 n p flops each,
+// the matching rounds' epochs included when stationarity.match is on.
+TEST_F(TrainingStudies, DropoutDryRunTimeBoundCountsEveryEpochTheRunMayTrain) {
+  const auto estimate = [&](const std::string& config) {
+    const std::unique_ptr<Study> study = make_dropout_study();
+    io::ConfigReader reader(config);
+    study->configure(reader);
+    return study->estimate();
+  };
+  const ResourceEstimate plain = estimate(smoke("dropout"));
+  // Smoke grid: depth 2, width 32, 2 rates x 2 seeds on 1,000 images (900 trained), 30 epochs.
+  const double p = 784.0 * 32 + 32 + (32.0 * 32 + 32) + 10.0 * 32 + 10;
+  EXPECT_EQ(plain.tasks, 2);
+  EXPECT_NEAR(plain.seconds_per_task * plain.tasks, 6.0 * 900 * p * 30 * 4 / 5e10, 1e-12);
+  const ResourceEstimate matched =
+      estimate(config_replacing_all("dropout", {{"match = false", "match = true"}}, "dropout-matched-estimate"));
+  EXPECT_NEAR(matched.seconds_per_task / plain.seconds_per_task, (30.0 + 10 * 20) / 30.0, 1e-12);
+  EXPECT_NE(matched.time_basis.find("stationarity.max_rounds"), std::string::npos) << matched.time_basis;
+}
+
 TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesNothing) {
   if (training::cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
   const fs::path out = root_ / "cuda";
