@@ -83,14 +83,14 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
 FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t table,
                      const std::function<std::vector<double>(std::int64_t row)>& compute, FarmOptions options = {});
 
-/// "gradmatch: <stage> D/T tasks (P%), R tasks/s, H:MM:SS elapsed, ETA H:MM:SS"
-/// with D = resumed + done and T = resumed + total; the rate and ETA from
-/// this run's `done`, left out while it is 0.
 /// The wait before the next heartbeat line: heartbeat_s at first, then a
 /// tenth of the time elapsed (a line a minute after 10 minutes), never more
 /// than 300 s unless heartbeat_s is larger -- long tasks do not flood the log.
 double heartbeat_interval(double heartbeat_s, double elapsed_s);
 
+/// "gradmatch: <stage> D/T tasks (P%), R tasks/s, H:MM:SS elapsed, ETA H:MM:SS"
+/// with D = resumed + done and T = resumed + total; the rate and ETA from
+/// this run's `done`, left out while it is 0.
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
                           std::int64_t resumed = 0);
 

@@ -237,12 +237,13 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
   }
   const at::Device device = mlp->layers().front()->weight.device();
   if (c.match_stationarity) {
-    TrainOptions base = match_options(c);
-    base.stream = replicate_stream(kMatchOrderKind, task);
-    const at::ScalarType dtype = mlp->layers().front()->weight.scalar_type();
-    const StationarityMatch m =
-        matched ? *matched
-                : train_to_dropout_stationarity(mlp, parts.train.to(device, dtype), base, match_target(c), mask_key + kMatchMasks);
+    const auto match_alone = [&] {
+      TrainOptions base = match_options(c);
+      base.stream = replicate_stream(kMatchOrderKind, task);
+      const at::ScalarType dtype = mlp->layers().front()->weight.scalar_type();
+      return train_to_dropout_stationarity(mlp, parts.train.to(device, dtype), base, match_target(c), mask_key + kMatchMasks);
+    };
+    const StationarityMatch m = matched ? *matched : match_alone();
     e.matched = m.reached;
     e.match_rounds = m.rounds;
     e.match_epochs = m.epochs;

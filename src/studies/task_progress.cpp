@@ -1,6 +1,5 @@
 #include "studies/task_progress.hpp"
 
-#include <cmath>
 #include <utility>
 
 #include "distributed/task_farm.hpp"

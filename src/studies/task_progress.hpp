@@ -6,8 +6,8 @@
 // on one GPU) would otherwise be silent for minutes. TaskProgress prints, to
 // stderr of whichever rank runs the task, at most one line per interval:
 //
-//   dropout: d3_w128 (16 classifiers): epoch 120 of at most 500, 14 training, 0:05:12 so far, at most 0:16:28 to go
-//   dropout: d3_w128 (16 classifiers): endpoint 5 of 16, 0:21:40 so far, about 0:04:24 to go
+//   dropout: task 1/6 (depth 3, width 128, 80 classifiers): epoch 120 of at most 500, 14 training, 0:05:12 so far, at most 0:16:28 to go
+//   dropout: task 1/6 (depth 3, width 128, 80 classifiers): endpoint 5 of 80, 0:21:40 so far, about 0:04:24 to go
 //
 // The training bound assumes an epoch costs what the epochs so far cost on
 // average (replicates that stop make later epochs cheaper, so it is an upper

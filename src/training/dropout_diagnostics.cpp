@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/errors.hpp"
+#include "core/statistics.hpp"
 #include "training/dropout_masks.hpp"
 #include "training/endpoint.hpp"
 #include "training/tensor_bridge.hpp"
@@ -142,10 +143,12 @@ double stationarity_measure(Mlp& mlp, const Dataset& train_data, LossKind loss, 
   return dropout_relative_grad_norm(g, theta_norm);
 }
 
+// Round `round`'s batch order stream: (seed, stream + round + 1).
+std::uint64_t round_stream(std::uint64_t stream, std::int64_t round) { return stream + static_cast<std::uint64_t>(round) + 1; }
+
 // Round `round`'s training options: a constant rate, round_epochs epochs, no
-// early stopping or keep-best, batch order keyed by (base.seed, stream + round + 1).
-TrainOptions round_options(const TrainOptions& base, const StationarityTarget& target, double lr, std::uint64_t stream,
-                           std::int64_t round) {
+// early stopping or keep-best, batch order keyed by round_stream(base.stream, round).
+TrainOptions round_options(const TrainOptions& base, const StationarityTarget& target, double lr, std::int64_t round) {
   TrainOptions o = base;
   o.optimizer.learning_rate = lr;
   o.optimizer.milestones.clear();
@@ -153,7 +156,7 @@ TrainOptions round_options(const TrainOptions& base, const StationarityTarget& t
   o.max_epochs = target.round_epochs;
   o.early_stopping.reset();
   o.keep_best = false;
-  o.stream = stream + static_cast<std::uint64_t>(round) + 1;
+  o.stream = round_stream(base.stream, round);
   return o;
 }
 
@@ -181,7 +184,7 @@ StationarityMatch train_to_dropout_stationarity(Mlp& mlp, const Dataset& train_d
     }
     if (round >= target.max_rounds) return out;
     mlp->seed_dropout(round_mask_key(mask_key, round));
-    const TrainResult r = train(h, train_data, Dataset{}, round_options(base, target, lr, base.stream, round));
+    const TrainResult r = train(h, train_data, Dataset{}, round_options(base, target, lr, round));
     ++out.rounds;
     out.epochs += r.epochs;
     if (r.status == TrainStatus::diverged) {
@@ -235,10 +238,7 @@ std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
     if (on_round) {
       std::vector<double> norms;
       for (const std::int64_t r : above) norms.push_back(out[sz(r)].relative_grad_norm);
-      std::sort(norms.begin(), norms.end());
-      const std::size_t m = norms.size() / 2;
-      on_round(round, static_cast<std::int64_t>(above.size()),
-               norms.size() % 2 ? norms[m] : 0.5 * (norms[m - 1] + norms[m]));
+      on_round(round, static_cast<std::int64_t>(above.size()), stats::finite_median(std::move(norms)));
     }
 
     // One round for the replicates above the target, as one batch.
@@ -247,7 +247,7 @@ std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
     for (const std::int64_t r : above) {
       ReplicateSpec s;
       s.order_seed = base.seed;
-      s.order_stream = order_streams[sz(r)] + static_cast<std::uint64_t>(round) + 1;
+      s.order_stream = round_stream(order_streams[sz(r)], round);  // the specs carry each replicate's order
       s.dropout = model->dropout_rate(r);
       s.dropout_key = round_mask_key(mask_keys[sz(r)], round);
       s.penalty = base.penalty;
@@ -258,8 +258,7 @@ std::vector<StationarityMatch> train_replicates_to_dropout_stationarity(
     batch->to(device);
     for (std::size_t k = 0; k < above.size(); ++k) batch->set_replicate(static_cast<std::int64_t>(k), model->replicate(above[k]));
     ReplicateData round_data{data.pool, at::stack(index), {}};
-    TrainOptions o = round_options(base, target, lr, 0, round);
-    const std::vector<TrainResult> trained = train_replicates(batch, round_data, o, specs);
+    const std::vector<TrainResult> trained = train_replicates(batch, round_data, round_options(base, target, lr, round), specs);
     active.clear();
     for (std::size_t k = 0; k < above.size(); ++k) {
       const std::int64_t r = above[k];
