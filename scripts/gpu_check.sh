@@ -103,7 +103,17 @@ step configure 120 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_
   -DCMAKE_PREFIX_PATH="$torch_prefix" -DHDF5_C_COMPILER_EXECUTABLE=/usr/bin/h5pcc.openmpi \
   -DGRADMATCH_WITH_NCCL=AUTO -DGRADMATCH_BUILD_BENCHMARKS=ON || { say "configure failed"; exit 1; }
 grep -E "gradmatch: LibTorch" "$logs/configure.log" | sed 's/^-- //' | while read -r line; do say "$line"; done
-step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build failed (build.log)"; tail -30 "$logs/build.log" >&2; exit 1; }
+# -k 0: every compile error in one log. If the build fails, the CUDA kernel and
+# NCCL (the parts only a CUDA machine compiles) are left out and it is tried
+# once more, so the rest of the check still runs; summary.txt says so.
+if ! step build 300 cmake --build "$build" --parallel "$(nproc)" -- -k 0; then
+  grep -E 'error|Error' "$logs/build.log" | head -40 >&2
+  say "build failed; building again without the CUDA kernel and NCCL (build_fallback.log)"
+  step configure_fallback 120 cmake "$build" -DGRADMATCH_CUDA_KERNELS_REQUEST=OFF -DGRADMATCH_WITH_NCCL=OFF ||
+    { say "configure without CUDA kernel and NCCL failed"; exit 1; }
+  step build_fallback 300 cmake --build "$build" --parallel "$(nproc)" -- -k 0 ||
+    { say "build failed without the CUDA kernel and NCCL too (build_fallback.log)"; grep -E 'error|Error' "$logs/build_fallback.log" | head -40 >&2; exit 1; }
+fi
 
 # ---- 3. evidence: libstdc++ symbols that LibTorch exports (pytorch/pytorch#133437) -----
 {
@@ -130,17 +140,23 @@ step build 300 cmake --build "$build" --parallel "$(nproc)" || { say "build fail
   rm -f "$logs"/ld_bindings.*
   if command -v gdb > /dev/null; then
     echo "== gdb backtrace of Recovery.RidgeOfATanhMlpThroughAnEquationFile (empty when it passes)"
-    timeout 120 gdb -batch -ex run -ex bt --args "$build/tests/training/training_tests" \
+    timeout 60 gdb -batch -ex run -ex bt --args "$build/tests/training/training_tests" \
       --gtest_filter='Recovery.RidgeOfATanhMlpThroughAnEquationFile' 2>&1 | grep -A30 -E 'SIGSEGV|signal' | head -40
   fi
 } > "$logs/symbols.txt" 2>&1
 say "symbols: $(grep -m1 'filesystem symbols' "$logs/symbols.txt"); bindings in symbols.txt"
 
-# ---- 4. the whole suite, then the gpu tests --------------------------------------------
-step ctest 300 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 240
-grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
-step ctest_gpu 120 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 110
+# ---- 4. the gpu tests, then the whole suite ---------------------------------------------
+step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
 grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
+if ! step ctest 300 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 240; then
+  # The failures once more with the system libstdc++ preloaded: if they pass
+  # then, the cause is which libstdc++ defines the program's symbols.
+  step ctest_preload 200 env LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)" \
+    ctest --test-dir "$build" --rerun-failed --output-on-failure -j "$(nproc)" --timeout 180
+  failed=1
+fi
+grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
 # `fit --reduce nccl` through the CLI, one rank (NCCL refuses two ranks on one
 # GPU): with NCCL built in the flag is taken and the missing file is the error.
 "$build/src/cli/gradmatch" fit /nonexistent/eq.h5 --family ridge --method normal --reduce nccl > "$logs/fit_nccl.log" 2>&1

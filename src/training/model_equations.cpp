@@ -1,6 +1,7 @@
 #include "training/model_equations.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <string>
