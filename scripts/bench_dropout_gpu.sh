@@ -13,13 +13,17 @@
 #
 #   scripts/bench_dropout_gpu.sh [--build DIR] [--device cuda|cpu] [--python PY]
 #        [--images N] [--replicates R] [--epochs E] [--single-models K] [--archs "3x128 5x512"]
+#        [--no-dropout-rows 0|1]
+#
+# --no-dropout-rows 1 (default) adds gradmatch's and PyTorch's batches with
+# every rate 0: the difference to the dropout rows is what the masks cost.
 #
 # --single-models K: the one-at-a-time loop times K models (not all R) and
 # reports per model-epoch. CPU-sized run: --device cpu --images 4096
 # --replicates 8 --epochs 2 --single-models 2.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=$root/build device=cuda py=python3 images=54000 replicates=80 epochs=3 single=4 archs="3x128 5x512"
+build=$root/build device=cuda py=python3 images=54000 replicates=80 epochs=3 single=4 archs="3x128 5x512" nodrop=1
 while [ $# -gt 0 ]; do
   case $1 in
     --build) build=$2 ;;
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
     --epochs) epochs=$2 ;;
     --single-models) single=$2 ;;
     --archs) archs=$2 ;;
+    --no-dropout-rows) nodrop=$2 ;;
     *) echo "bench_dropout_gpu: unknown argument $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -47,6 +52,10 @@ for arch in $archs; do
   if [ "$device" = cuda ]; then
     rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched --tf32 "${common[@]}" --models "$replicates")")
   fi
+  if [ "$nodrop" = 1 ]; then  # the same batches without dropout: what the masks cost
+    rows+=("$("$bench" "${common[@]}" --replicates "$replicates" --rates 0)")
+    rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched "${common[@]}" --models "$replicates" --rates 0)")
+  fi
 done
 printf '%s\n' "${rows[@]}" | "$py" -c '
 import json, sys
@@ -62,6 +71,8 @@ for arch in sorted({(r["depth"], r["width"]) for r in rows}):
     for r in group:
         name = {"gradmatch": "gradmatch batched (train_replicates)"}.get(r["tool"], "PyTorch " + {
             "single": "one at a time", "batched": "batched (baddbmm)", "batched tf32": "batched (baddbmm, TF32)"}[r["mode"]])
+        if r.get("rates", "grid") != "grid":
+            name += ", rates " + r["rates"] + (" (no dropout)" if all(float(v) == 0 for v in r["rates"].split(",")) else "")
         print("| %d x %d | %s | %d | %.2f | %.2f | %.1fx |" % (arch[0], arch[1], name, r["replicates"],
               r["ms_per_model_epoch"], r["cpu_ms_per_model_epoch"], one / r["ms_per_model_epoch"]))
 '

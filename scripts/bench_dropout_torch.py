@@ -68,7 +68,7 @@ def single(args, x, y, device, dtype):
     sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
     for m in range(args.models):
-        model = make(RATES[m % 8])
+        model = make(args.rates[m % len(args.rates)])
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         for _ in range(args.epochs):
             epoch(model, opt)
@@ -85,7 +85,8 @@ def batched(args, x, y, device, dtype):
         params.append((torch.rand(r, fan_out, fan_in, device=device, dtype=dtype) * 2 - 1) * bound)
         params.append((torch.rand(r, 1, fan_out, device=device, dtype=dtype) * 2 - 1) * bound)
     params = [p.requires_grad_() for p in params]
-    rate = torch.tensor([RATES[m % 8] for m in range(r)], device=device, dtype=dtype).view(r, 1, 1)
+    rate = torch.tensor([args.rates[m % len(args.rates)] for m in range(r)], device=device, dtype=dtype).view(r, 1, 1)
+    masks = any(v > 0 for v in args.rates)
     opt = torch.optim.SGD(params, lr=0.05, momentum=0.9)
     n = x.shape[0]
 
@@ -94,7 +95,7 @@ def batched(args, x, y, device, dtype):
             h = torch.baddbmm(params[2 * l + 1], h, params[2 * l].transpose(1, 2))
             if l + 1 < len(dims) - 1:
                 h = torch.relu(h)
-                if l + 2 < len(dims) - 1:  # dropout after every hidden block but the last
+                if masks and l + 2 < len(dims) - 1:  # dropout after every hidden block but the last
                     keep = torch.rand_like(h) >= rate
                     h = h * keep / (1 - rate)
         return h
@@ -130,8 +131,12 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (CUDA)")
+    p.add_argument("--rates", default=",".join(str(v) for v in RATES),
+                   help="dropout rates cycled over the models (0: no dropout, the masks' cost left out)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    rates_text = args.rates
+    args.rates = [float(v) for v in args.rates.split(",") if v.strip()] or [0.0]
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -145,6 +150,7 @@ def main():
     print(json.dumps({"tool": "pytorch", "mode": args.mode + (" tf32" if args.tf32 else ""), "device": name,
                       "torch": torch.__version__, "depth": args.depth, "width": args.width,
                       "replicates": args.models, "images": x.shape[0], "data": source, "epochs": args.epochs,
+                      "rates": "grid" if args.rates == RATES else rates_text,
                       "seconds": round(seconds, 4),
                       "ms_per_model_epoch": round(1e3 * seconds / (args.models * args.epochs), 4),
                       "cpu_ms_per_model_epoch": round(1e3 * cpu_seconds / (args.models * args.epochs), 4)}))

@@ -3,12 +3,14 @@
 // every hidden block but the last, SGD momentum 0.9, lr 0.05, batch 2048,
 // cross-entropy) trained as one batched model (train_replicates) on a device,
 // rates 0, 0.05, ..., 0.5 cycling over the replicates, each replicate on all
-// training images in its own order. Prints one JSON line with the time per
+// training images in its own order (--rates 0: no dropout, which separates the
+// masks' cost from the rest). Prints one JSON line with the time per
 // model-epoch, wall and process CPU time (one warm-up epoch first, untimed). The PyTorch baselines are
 // scripts/bench_dropout_torch.py.
 //
 //   dropout_gpu_bench [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R]
 //                     [--images N] [--epochs E] [--data DIR] [--float64] [--threads T]
+//                     [--rates r1,r2,...]   (cycled over the replicates; default 0,.05,.1,.15,.2,.3,.4,.5)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -17,6 +19,7 @@
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,8 @@ int main(int argc, char** argv) {
   std::int64_t depth = 3, width = 128, replicates = 80, images = 54000, epochs = 3;
   bool float64 = false;
   int threads = 1;
+  std::vector<double> rate_grid{0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5};
+  std::string rates_text = "grid";
   for (int i = 1; i < argc; ++i) {
     const std::string key = argv[i];
     const auto value = [&]() -> std::string {
@@ -52,10 +57,17 @@ int main(int argc, char** argv) {
     else if (key == "--data") data_dir = value();
     else if (key == "--threads") threads = std::atoi(value().c_str());
     else if (key == "--float64") float64 = true;
+    else if (key == "--rates") {
+      rates_text = value();
+      rate_grid.clear();
+      std::stringstream list(rates_text);
+      for (std::string item; std::getline(list, item, ',');) rate_grid.push_back(std::atof(item.c_str()));
+      if (rate_grid.empty()) rate_grid.push_back(0.0);
+    }
     else {
       std::fprintf(stderr,
                    "usage: %s [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R] [--images N] "
-                   "[--epochs E] [--data DIR] [--float64] [--threads T]\n",
+                   "[--epochs E] [--data DIR] [--float64] [--threads T] [--rates r1,r2,...]\n",
                    argv[0]);
       return 2;
     }
@@ -73,14 +85,13 @@ int main(int argc, char** argv) {
       pool = {at::rand({images, 784}, at::kFloat), at::randint(10, {images}, at::kLong)};
     }
     images = pool.size();
-    const double rate_grid[] = {0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5};
     std::vector<ReplicateSpec> specs(static_cast<std::size_t>(replicates));
     for (std::size_t r = 0; r < specs.size(); ++r) {
       specs[r].init_seed = 2605;
       specs[r].init_stream = r;
       specs[r].order_seed = 2605;
       specs[r].order_stream = 1000 + r;
-      specs[r].dropout = rate_grid[r % 8];
+      specs[r].dropout = rate_grid[r % rate_grid.size()];
       specs[r].dropout_key = 5000 + r;
     }
     BatchedMlp model(classifier_options(784, depth, width, 10, 0.0), specs, dtype);
@@ -111,10 +122,10 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"tool\": \"gradmatch\", \"mode\": \"batched\", \"device\": \"%s\", \"dtype\": \"%s\", \"depth\": %lld, "
         "\"width\": %lld, \"replicates\": %lld, \"images\": %lld, \"data\": \"%s\", \"epochs\": %lld, "
-        "\"seconds\": %.4f, \"ms_per_model_epoch\": %.4f, \"cpu_ms_per_model_epoch\": %.4f}\n",
+        "\"rates\": \"%s\", \"seconds\": %.4f, \"ms_per_model_epoch\": %.4f, \"cpu_ms_per_model_epoch\": %.4f}\n",
         device.description.c_str(), float64 ? "float64" : "float32", static_cast<long long>(depth),
         static_cast<long long>(width), static_cast<long long>(replicates), static_cast<long long>(images),
-        source.c_str(), static_cast<long long>(epochs), seconds, 1e3 * seconds / static_cast<double>(model_epochs),
+        source.c_str(), static_cast<long long>(epochs), rates_text.c_str(), seconds, 1e3 * seconds / static_cast<double>(model_epochs),
         1e3 * cpu_seconds / static_cast<double>(model_epochs));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dropout_gpu_bench: %s\n", e.what());
