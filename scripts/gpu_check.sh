@@ -79,8 +79,10 @@ torch_lib=$(cd "$torch_lib" 2>/dev/null && pwd || echo "$torch_lib")
 # its time waiting for LibTorch's headers and libraries (300 s for a third of
 # the objects, then 61 s for all of them once read). Reading them in parallel
 # while the packages unpack takes that wait off the compiler's path.
-(find "$torch_prefix/../../include" "$torch_lib" /usr/local/cuda/include /usr/local/cuda/lib64 /usr/include \
-   /usr/lib/gcc -type f -print0 2>/dev/null | xargs -0 -P 32 -n 64 cat > /dev/null 2>&1) &
+(for dirs in "$torch_prefix/../../include /usr/local/cuda/include /usr/include /usr/lib/gcc" "$torch_lib /usr/local/cuda/lib64"; do
+   # shellcheck disable=SC2086
+   find $dirs -type f -print0 2> /dev/null | xargs -0 -P 32 -n 64 cat > /dev/null 2>&1
+ done) &  # headers first, then the libraries the links read
 prefetch=$!
 
 # ---- 1. what the machine lacks: parallel HDF5, ScaLAPACK, toml++, Fashion-MNIST ---------
@@ -122,7 +124,7 @@ step configure 120 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_
 grep -E "gradmatch: LibTorch" "$logs/configure.log" | sed 's/^-- //' | while read -r line; do say "$line"; done
 # What the GPU evidence needs first (the CLI, the gpu tests, the benchmark), so
 # that a slow first build still leaves time for it; the rest of the tree after.
-gpu_targets=(gradmatch gradmatch-torch gpu_training_tests gpu_studies_tests dropout_gpu_bench)
+gpu_targets=(gradmatch gradmatch-torch gpu_training_tests gpu_studies_tests nccl_tests dropout_gpu_bench)
 step build_gpu_targets 420 cmake --build "$build" --parallel "$(nproc)" --target "${gpu_targets[@]}" -- -k 0 ||
   grep -E 'error' "$logs/build_gpu_targets.log" | head -40 >&2
 kill "$prefetch" 2> /dev/null
@@ -134,7 +136,18 @@ if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
   # shellcheck disable=SC2086
   step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
-  tail -12 "$logs/bench.log" >&2
+  tail -16 "$logs/bench.log" >&2
+  # Where the time of a batched step goes, when Nsight Systems is installed:
+  # the kernel and memory-copy summaries of gradmatch's and PyTorch's batch.
+  nsys_bin=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2> /dev/null | head -1)
+  if [ -n "$nsys_bin" ]; then
+    step profile_gradmatch 120 "$nsys_bin" profile --stats=true --force-overwrite=true -o /tmp/gm_profile \
+      "$build/tests/benchmarks/dropout_gpu_bench" --device cuda --depth 3 --width 128 --epochs 2
+    step profile_pytorch 120 "$nsys_bin" profile --stats=true --force-overwrite=true -o /tmp/pt_profile \
+      "$py" "$root/scripts/bench_dropout_torch.py" --mode batched --device cuda --depth 3 --width 128 --epochs 2
+  else
+    say "no nsys: no kernel profile"
+  fi
   gpu_done=1
 fi
 if ! step build 420 cmake --build "$build" --parallel "$(nproc)" -- -k 0; then
