@@ -15,7 +15,8 @@
 # Default: dropout. Environment: GPU_CHECK_BUILD (the build directory of
 # scripts/gpu_check.sh, default /tmp/gradmatch-gpu-build), GPU_STUDIES_LIMIT
 # (seconds per study, default 540), GPU_STUDIES_PYTHON (the python3 with h5py
-# and matplotlib for the figures, default /usr/bin/python3),
+# and matplotlib for the figures, default the first of python3 and
+# /usr/bin/python3 that has them),
 # GPU_STUDIES_TORCH_PYTHON (the python3 with the CUDA torch, default python3), GPU_STUDIES_SMOKE=1 (the configs/smoke/
 # copies instead, on whatever device there is: a check of this script).
 set -uo pipefail
@@ -33,6 +34,14 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 config_dir="$root/configs"
 [ "${GPU_STUDIES_SMOKE:-0}" = 1 ] && config_dir="$root/configs/smoke"
 failed=0
+# The figures need h5py and matplotlib: the first python3 that has both.
+plot_python=${GPU_STUDIES_PYTHON:-}
+if [ -z "$plot_python" ]; then
+  for candidate in python3 /usr/bin/python3; do
+    if "$candidate" -c 'import h5py, matplotlib' 2> /dev/null; then plot_python=$candidate; break; fi
+  done
+fi
+plot_python=${plot_python:-/usr/bin/python3}
 
 # run NAME CONFIG: one study into LOGDIR/NAME with its wall time, report and figures.
 run() {
@@ -43,7 +52,7 @@ run() {
   echo "$name: exit $rc in $(($(date +%s) - s)) s on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
   if [ $rc -eq 0 ]; then
     "$gm" report "$out" > "$logs/$name.report.txt" 2>&1
-    "${GPU_STUDIES_PYTHON:-/usr/bin/python3}" "$root/scripts/plot_$(sed -n 's/^study = "\(.*\)"/\1/p' "$config").py" "$out" >> "$logs/$name.log" 2>&1
+    "$plot_python" "$root/scripts/plot_$(sed -n 's/^study = "\(.*\)"/\1/p' "$config").py" "$out" >> "$logs/$name.log" 2>&1
   else
     failed=1
   fi
@@ -51,9 +60,14 @@ run() {
 
 for study in "${studies[@]}"; do
   case $study in
-    dropout) run dropout "$config_dir/dropout.toml" ;;
+    # One rank on one GPU: each (depth, width) cell's 80 networks as one batch
+    # (replicates_per_task = 0) rather than eight batches of 10.
+    dropout)
+      sed 's/^replicates_per_task = .*/replicates_per_task = 0/' "$config_dir/dropout.toml" > "$logs/dropout.toml"
+      run dropout "$logs/dropout.toml" ;;
     dropout_milestones)
-      sed 's/^milestones = \[\]/milestones = [60, 100, 200]/' "$config_dir/dropout.toml" > "$logs/dropout_milestones.toml"
+      sed 's/^milestones = \[\]/milestones = [60, 100, 200]/; s/^replicates_per_task = .*/replicates_per_task = 0/' \
+        "$config_dir/dropout.toml" > "$logs/dropout_milestones.toml"
       run dropout_milestones "$logs/dropout_milestones.toml" ;;
     igr_wide)
       if [ "${GPU_STUDIES_SMOKE:-0}" = 1 ]; then
