@@ -1,6 +1,8 @@
 #include "training/dropout_masks.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <limits>
@@ -105,7 +107,8 @@ DropoutStreams::DropoutStreams(std::span<const std::uint64_t> keys, std::span<co
   scales_ = at::tensor(s, at::TensorOptions().dtype(at::kDouble)).to(device, value_options.dtype().toScalarType());
 }
 
-at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, std::int64_t rows, std::int64_t cols) const {
+at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, std::int64_t rows, std::int64_t cols,
+                                      MaskPath path) const {
   const std::int64_t r = replicates();
   at::Tensor layer_keys = keys_.add(as_signed(layer_offset(step, layer)));
   mix_(layer_keys);
@@ -114,8 +117,32 @@ at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, st
                    .bitwise_xor_(std::int64_t{0x80000000})
                    .sub_(std::int64_t{0x80000000})
                    .to(at::kInt);
+  if (path == MaskPath::fused && keys_.is_cpu()) {  // one pass over the output (the scalar reference's arithmetic)
+    at::Tensor out = at::empty({r, rows, cols}, scales_.options());
+    const at::Tensor lk = layer_keys.contiguous(), th = thresholds_.contiguous(), sc = scales_.contiguous();
+    const std::int64_t per = rows * cols;
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "dropout_multipliers", [&] {
+      const std::int32_t* k = lk.data_ptr<std::int32_t>();
+      const std::int32_t* t = th.data_ptr<std::int32_t>();
+      const scalar_t* scale = sc.data_ptr<scalar_t>();
+      scalar_t* o = out.data_ptr<scalar_t>();
+      for (std::int64_t i = 0; i < r; ++i) {
+        const auto key = static_cast<std::uint32_t>(k[i]);
+        const std::int32_t keep_at_most = t[i];
+        const scalar_t s = scale[i];
+        scalar_t* row = o + i * per;
+        at::parallel_for(0, per, 16384, [&](std::int64_t begin, std::int64_t end) {
+          for (std::int64_t e = begin; e < end; ++e) {
+            const std::uint32_t z = lowbias32(key + (static_cast<std::uint32_t>(e) + 1U) * kGamma32);
+            row[e] = static_cast<std::int32_t>(z) <= keep_at_most ? s : scalar_t(0);
+          }
+        });
+      }
+    });
+    return out;
+  }
 #if GRADMATCH_CUDA_KERNELS
-  if (keys_.is_cuda()) {  // the same function in one pass (dropout_masks_cuda.cu)
+  if (path == MaskPath::fused && keys_.is_cuda()) {  // the same function in one pass (dropout_masks_cuda.cu)
     at::Tensor out = at::empty({r, rows, cols}, scales_.options());
     const at::Tensor lk = layer_keys.contiguous(), th = thresholds_.contiguous(), sc = scales_.contiguous();
     const int rc = cuda_kernels::dropout_multipliers(lk.data_ptr<std::int32_t>(), th.data_ptr<std::int32_t>(),

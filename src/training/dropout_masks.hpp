@@ -11,11 +11,11 @@
 // and the activation is multiplied by keep / (1 - rate) (inverted dropout),
 // with mix64 SplitMix64's finaliser, low32 Wellons' lowbias32 hash, gamma64
 // = 0x9E3779B97F4A7C15 and gamma32 = 0x9E3779B9 (at rate 0 every unit is
-// kept). keep is Bernoulli(1 - rate) to 2^-32. Everything is elementwise
+// kept). keep is Bernoulli(1 - rate) to 2^-32. The per-element part is one
+// pass (a loop on the CPU, a kernel on a GPU) or, portably, elementwise
 // integer tensor arithmetic (wrapping multiplication, masked logical
-// shifts; int32 per element, to halve the memory traffic of the masks), so
-// masks depend on (key, t, l, e) only -- not on the device, the batch
-// composition or the other replicates.
+// shifts, int32); masks depend on (key, t, l, e) only -- not on the device,
+// the path, the batch composition or the other replicates.
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -29,6 +29,13 @@ std::uint32_t lowbias32(std::uint32_t x);
 /// Whether element e of hidden layer `layer`'s mask at step `step` keeps its unit (the scalar reference).
 bool dropout_keeps(std::uint64_t key, std::int64_t step, std::int64_t layer, std::int64_t element, double rate);
 
+/// How DropoutStreams::multipliers computes the masks (the same values either way):
+///   fused       one pass: a loop on the CPU, a CUDA kernel on a GPU where one
+///               was built (GRADMATCH_CUDA_KERNELS), else tensor_ops;
+///   tensor_ops  elementwise tensor arithmetic, about a dozen passes (the
+///               portable path, kept for the tests that compare the two).
+enum class MaskPath { fused, tensor_ops };
+
 /// The mask streams of R models (R = 1 for a model alone).
 class DropoutStreams {
  public:
@@ -40,7 +47,8 @@ class DropoutStreams {
   bool active() const { return active_; }  ///< some rate is positive
   std::int64_t replicates() const { return keys_.defined() ? keys_.size(0) : 0; }
   /// keep / (1 - rate) of hidden layer `layer` at `step`: [R, rows, cols].
-  at::Tensor multipliers(std::int64_t step, std::int64_t layer, std::int64_t rows, std::int64_t cols) const;
+  at::Tensor multipliers(std::int64_t step, std::int64_t layer, std::int64_t rows, std::int64_t cols,
+                         MaskPath path = MaskPath::fused) const;
   /// The streams of replicates `index` (int64, on the device), in that order.
   DropoutStreams select(const at::Tensor& index) const;
 

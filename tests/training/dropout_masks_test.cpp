@@ -38,6 +38,21 @@ TEST(DropoutMasks, TensorMasksEqualTheScalarReferenceElementForElement) {
   }
 }
 
+TEST(DropoutMasks, TheOnePassLoopEqualsTheTensorArithmeticBitForBit) {
+  const std::vector<std::uint64_t> keys{7, 0xDEADBEEFULL, 0xFFFFFFFFFFFFFFFFULL, 2605};
+  const std::vector<double> rates{0.0, 0.05, 0.5, 0.3};
+  for (const at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+    const DropoutStreams streams(keys, rates, at::TensorOptions().dtype(dtype));
+    for (const std::int64_t step : {0, 3, 1000003}) {
+      // 130 x 257 = 33,410 elements per replicate: more than one parallel chunk.
+      const at::Tensor fused = streams.multipliers(step, 1, 130, 257, MaskPath::fused);
+      const at::Tensor reference = streams.multipliers(step, 1, 130, 257, MaskPath::tensor_ops);
+      ASSERT_EQ(fused.scalar_type(), dtype);
+      EXPECT_TRUE(at::equal(fused, reference)) << "step " << step << " dtype " << dtype;
+    }
+  }
+}
+
 TEST(DropoutMasks, KeepUnitsWithProbabilityOneMinusTheRate) {
   const std::vector<std::uint64_t> keys{2605};
   for (const double rate : {0.05, 0.3, 0.5}) {

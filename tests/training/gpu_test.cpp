@@ -50,8 +50,12 @@ TEST_F(Gpu, DropoutMasksOnCudaAreTheCpusBitForBit) {
   for (const at::ScalarType dtype : {at::kFloat, at::kDouble}) {
     const DropoutStreams cpu(keys, rates, at::TensorOptions().dtype(dtype));
     const DropoutStreams cuda(keys, rates, at::TensorOptions().dtype(dtype).device(cuda_));
-    for (const std::int64_t step : {0, 41})
-      EXPECT_TRUE(at::equal(cpu.multipliers(step, 1, 64, 96), cuda.multipliers(step, 1, 64, 96).cpu())) << step;
+    for (const std::int64_t step : {0, 41}) {
+      const at::Tensor expected = cpu.multipliers(step, 1, 64, 96);
+      // The kernel where one was built (else the tensor arithmetic), and the tensor arithmetic itself.
+      EXPECT_TRUE(at::equal(expected, cuda.multipliers(step, 1, 64, 96).cpu())) << step;
+      EXPECT_TRUE(at::equal(expected, cuda.multipliers(step, 1, 64, 96, MaskPath::tensor_ops).cpu())) << step;
+    }
   }
 }
 
