@@ -113,10 +113,17 @@ command -v ninja > /dev/null && generator=(-G Ninja)
 # A compiler without a shared libstdc++ (libstdc++.so) links it statically, and
 # programs that also load LibTorch then crash in std::filesystem (seen on a GPU
 # image whose CXX was such a g++): take the system's g++ instead.
+# (Where none has one, configure links the system's libstdc++.so.6 by path.)
 compilers=()
-if [[ "$("${CXX:-c++}" -print-file-name=libstdc++.so 2>/dev/null)" != /* ]] && [ -x /usr/bin/g++ ]; then
-  say "CXX=${CXX:-c++} has no shared libstdc++; building with /usr/bin/g++"
-  compilers=(-DCMAKE_CXX_COMPILER=/usr/bin/g++ -DCMAKE_C_COMPILER=/usr/bin/gcc -DCMAKE_CUDA_HOST_COMPILER=/usr/bin/g++)
+if [[ "$("${CXX:-c++}" -print-file-name=libstdc++.so 2>/dev/null)" != /* ]]; then
+  for cxx in /usr/bin/g++ /usr/bin/g++-13 /usr/bin/g++-14 /usr/bin/g++-12; do
+    if [ -x "$cxx" ] && [[ "$("$cxx" -print-file-name=libstdc++.so 2>/dev/null)" == /* ]]; then
+      cc=${cxx/g++/gcc}
+      say "CXX=${CXX:-c++} has no shared libstdc++; building with $cxx"
+      compilers=(-DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" -DCMAKE_CUDA_HOST_COMPILER="$cxx")
+      break
+    fi
+  done
 fi
 step configure 120 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "${compilers[@]}" \
   -DCMAKE_PREFIX_PATH="$torch_prefix" -DHDF5_C_COMPILER_EXECUTABLE=/usr/bin/h5pcc.openmpi \
