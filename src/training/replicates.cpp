@@ -374,9 +374,9 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
   // Batch orders: replicate r's permutation for each epoch from its own Rng,
   // as train() draws it; drawn one epoch ahead on a host thread, straight
   // into a [replicates, n] host tensor -- page-locked for a CUDA device, so
-  // that its copy to the device does not stall the host (on an H100 the
-  // vector copies and the synchronous copy of 80 x 54,000 indices held the
-  // GPU idle for ~40 ms an epoch).
+  // that its copy to the device does not stall the host. (Two vector copies
+  // and a synchronous copy of 80 x 54,000 indices, as before, took ~40 ms an
+  // epoch on the host, time in which the GPU waited.)
   const bool shuffled = options.shuffle && !full_batch;
   struct Orders {
     std::vector<std::int64_t> replicates;
