@@ -135,9 +135,7 @@ gpu_targets=(gradmatch gradmatch-torch gpu_training_tests gpu_studies_tests nccl
 step build_gpu_targets 420 cmake --build "$build" --parallel "$(nproc)" --target "${gpu_targets[@]}" -- -k 0 ||
   grep -E 'error' "$logs/build_gpu_targets.log" | head -40 >&2
 kill "$prefetch" 2> /dev/null
-# -k 0: every compile error in one log. If the build fails, the CUDA kernel and
-# NCCL (the parts only a CUDA machine compiles) are left out and it is tried
-# once more, so the rest of the check still runs; summary.txt says so.
+# The gpu tests, the benchmark and the kernel profile as soon as their targets exist.
 if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
   grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
@@ -157,6 +155,9 @@ if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   fi
   gpu_done=1
 fi
+# -k 0: every compile error in one log. If the build fails, the CUDA kernel and
+# NCCL (the parts only a CUDA machine compiles) are left out and it is tried
+# once more, so the rest of the check still runs; summary.txt says so.
 if ! step build 420 cmake --build "$build" --parallel "$(nproc)" -- -k 0; then
   grep -E 'error|Error' "$logs/build.log" | head -40 >&2
   say "build failed; building again without the CUDA kernel and NCCL (build_fallback.log)"
