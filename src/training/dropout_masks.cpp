@@ -66,6 +66,11 @@ at::Tensor& lowbias32_(at::Tensor& z) {
   return z.bitwise_xor_(shift_right(z, 16));
 }
 
+// z_e of the header: the hash of element e under a layer's 32-bit key.
+std::uint32_t element_hash(std::uint32_t layer_key, std::int64_t e) {
+  return lowbias32(layer_key + (static_cast<std::uint32_t>(e) + 1U) * kGamma32);
+}
+
 }  // namespace
 
 std::uint32_t lowbias32(std::uint32_t x) {
@@ -84,8 +89,7 @@ std::uint64_t splitmix64_mix(std::uint64_t z) {
 
 bool dropout_keeps(std::uint64_t key, std::int64_t step, std::int64_t layer, std::int64_t element, double rate) {
   const std::uint64_t k = splitmix64_mix(key + layer_offset(step, layer));
-  const std::uint32_t z = lowbias32(static_cast<std::uint32_t>(k) + (static_cast<std::uint32_t>(element) + 1U) * kGamma32);
-  return static_cast<std::int32_t>(z) <= threshold(rate);
+  return static_cast<std::int32_t>(element_hash(static_cast<std::uint32_t>(k), element)) <= threshold(rate);
 }
 
 DropoutStreams::DropoutStreams(std::span<const std::uint64_t> keys, std::span<const double> rates,
@@ -117,10 +121,22 @@ at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, st
                    .bitwise_xor_(std::int64_t{0x80000000})
                    .sub_(std::int64_t{0x80000000})
                    .to(at::kInt);
-  if (path == MaskPath::fused && keys_.is_cpu()) {  // one pass over the output (the scalar reference's arithmetic)
+  // One pass over the output: a loop on the CPU (the scalar reference's
+  // arithmetic), the kernel of dropout_masks_cuda.cu on a GPU where it was built.
+  constexpr bool cuda_kernel = GRADMATCH_CUDA_KERNELS != 0;
+  if (path == MaskPath::fused && (keys_.is_cpu() || (cuda_kernel && keys_.is_cuda()))) {
     at::Tensor out = at::empty({r, rows, cols}, scales_.options());
     const at::Tensor lk = layer_keys.contiguous(), th = thresholds_.contiguous(), sc = scales_.contiguous();
     const std::int64_t per = rows * cols;
+#if GRADMATCH_CUDA_KERNELS
+    if (keys_.is_cuda()) {
+      const int rc = cuda_kernels::dropout_multipliers(lk.data_ptr<std::int32_t>(), th.data_ptr<std::int32_t>(),
+                                                       sc.data_ptr(), sc.scalar_type() == at::kDouble, per, r * per,
+                                                       out.data_ptr(), at::cuda::getCurrentCUDAStream().stream());
+      if (rc != 0) throw std::runtime_error("dropout masks: CUDA kernel launch failed (error " + std::to_string(rc) + ")");
+      return out;
+    }
+#endif
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "dropout_multipliers", [&] {
       const std::int32_t* k = lk.data_ptr<std::int32_t>();
       const std::int32_t* t = th.data_ptr<std::int32_t>();
@@ -132,27 +148,13 @@ at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, st
         const scalar_t s = scale[i];
         scalar_t* row = o + i * per;
         at::parallel_for(0, per, 16384, [&](std::int64_t begin, std::int64_t end) {
-          for (std::int64_t e = begin; e < end; ++e) {
-            const std::uint32_t z = lowbias32(key + (static_cast<std::uint32_t>(e) + 1U) * kGamma32);
-            row[e] = static_cast<std::int32_t>(z) <= keep_at_most ? s : scalar_t(0);
-          }
+          for (std::int64_t e = begin; e < end; ++e)
+            row[e] = static_cast<std::int32_t>(element_hash(key, e)) <= keep_at_most ? s : scalar_t(0);
         });
       }
     });
     return out;
   }
-#if GRADMATCH_CUDA_KERNELS
-  if (path == MaskPath::fused && keys_.is_cuda()) {  // the same function in one pass (dropout_masks_cuda.cu)
-    at::Tensor out = at::empty({r, rows, cols}, scales_.options());
-    const at::Tensor lk = layer_keys.contiguous(), th = thresholds_.contiguous(), sc = scales_.contiguous();
-    const int rc = cuda_kernels::dropout_multipliers(lk.data_ptr<std::int32_t>(), th.data_ptr<std::int32_t>(),
-                                                     sc.data_ptr(), sc.scalar_type() == at::kDouble, rows * cols,
-                                                     r * rows * cols, out.data_ptr(),
-                                                     at::cuda::getCurrentCUDAStream().stream());
-    if (rc != 0) throw std::runtime_error("dropout masks: CUDA kernel launch failed (error " + std::to_string(rc) + ")");
-    return out;
-  }
-#endif
   // (e + 1) gamma32 for every element, kept for the next call of the same shape.
   if (!offsets_.defined() || offsets_.numel() != rows * cols || offsets_.size(1) != rows)
     offsets_ = at::arange(1, rows * cols + 1, keys_.options().dtype(at::kInt))

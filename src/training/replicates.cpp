@@ -398,11 +398,11 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
           std::copy(perm.begin(), perm.end(), out + static_cast<std::ptrdiff_t>(k) * n);
         }
       };
-      const std::size_t chunks = std::min(draw_threads, reps.size());
+      const std::size_t chunks = std::max<std::size_t>(1, std::min(draw_threads, reps.size()));
       std::vector<std::future<void>> helpers;
       for (std::size_t c = 1; c < chunks; ++c)
         helpers.push_back(std::async(std::launch::async, draw_rows, c * reps.size() / chunks, (c + 1) * reps.size() / chunks));
-      draw_rows(0, reps.size() / std::max<std::size_t>(chunks, 1));
+      draw_rows(0, reps.size() / chunks);
       for (auto& h : helpers) h.get();
       return o;
     });
@@ -417,8 +417,7 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
 
     at::Tensor epoch_index = train_index;
     if (shuffled) {
-      if (!next_orders.valid()) next_orders = draw_orders(active);
-      const Orders drawn = next_orders.get();
+      const Orders drawn = next_orders.get();  // drawn before the loop or at the end of the last epoch
       // Drawn for the replicates active when the draw began; some may have stopped since.
       at::Tensor perms = drawn.perms;
       if (drawn.replicates != active) {
