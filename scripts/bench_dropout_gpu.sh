@@ -7,6 +7,7 @@
 #   gradmatch batched   tests/benchmarks/dropout_gpu_bench (train_replicates, keyed masks)
 #   PyTorch one at a time   scripts/bench_dropout_torch.py --mode single
 #   PyTorch batched     scripts/bench_dropout_torch.py --mode batched (baddbmm, 80 models)
+# and, on a GPU, both batches again with TF32 matrix products
 # all in one run, on one device; prints a Markdown table (docs/gpu.md) with
 # wall time and the process's CPU time (the robust figure on a shared CPU;
 # on a GPU, wall time is the figure).
@@ -17,6 +18,8 @@
 #
 # --no-dropout-rows 1 (default) adds gradmatch's and PyTorch's batches with
 # every rate 0: the difference to the dropout rows is what the masks cost.
+# A second table splits one more gradmatch epoch into its parts (gather,
+# forward, backward, optimizer, ...), the device synchronized between them.
 #
 # --single-models K: the one-at-a-time loop times K models (not all R) and
 # reports per model-epoch. CPU-sized run: --device cpu --images 4096
@@ -50,6 +53,7 @@ for arch in $archs; do
   rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode single "${common[@]}" --models "$single")")
   rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched "${common[@]}" --models "$replicates")")
   if [ "$device" = cuda ]; then
+    rows+=("$("$bench" "${common[@]}" --replicates "$replicates" --tf32)")
     rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched --tf32 "${common[@]}" --models "$replicates")")
   fi
   if [ "$nodrop" = 1 ]; then  # the same batches without dropout: what the masks cost
@@ -69,10 +73,23 @@ for arch in sorted({(r["depth"], r["width"]) for r in rows}):
     group = [r for r in rows if (r["depth"], r["width"]) == arch]
     one = next(r for r in group if r["tool"] == "pytorch" and r["mode"] == "single")["ms_per_model_epoch"]
     for r in group:
-        name = {"gradmatch": "gradmatch batched (train_replicates)"}.get(r["tool"], "PyTorch " + {
+        name = {"gradmatch": "gradmatch batched (train_replicates%s)" % (", TF32" if "tf32" in r["mode"] else "")}.get(r["tool"], "PyTorch " + {
             "single": "one at a time", "batched": "batched (baddbmm)", "batched tf32": "batched (baddbmm, TF32)"}[r["mode"]])
         if r.get("rates", "grid") != "grid":
             name += ", rates " + r["rates"] + (" (no dropout)" if all(float(v) == 0 for v in r["rates"].split(",")) else "")
         print("| %d x %d | %s | %d | %.2f | %.2f | %.1fx |" % (arch[0], arch[1], name, r["replicates"],
               r["ms_per_model_epoch"], r["cpu_ms_per_model_epoch"], one / r["ms_per_model_epoch"]))
+parts = ["setup", "orders", "batch", "forward", "backward", "optimizer", "epoch_end"]
+timed = [r for r in rows if "phases" in r]
+if timed:
+    print()
+    print("gradmatch, one more epoch synchronized between the parts of a step (ms per model-epoch):")
+    print()
+    print("| depth x width | run | " + " | ".join(parts) + " | sum |")
+    print("|---|---|" + "---:|" * (len(parts) + 1))
+    for r in timed:
+        ph = r["phases"]
+        run = "rates " + r.get("rates", "grid") + (", TF32" if "tf32" in r["mode"] else "")
+        print("| %d x %d | %s | %s | %.2f |" % (r["depth"], r["width"], run,
+              " | ".join("%.2f" % ph[k] for k in parts), sum(ph[k] for k in parts)))
 '

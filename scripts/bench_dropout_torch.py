@@ -56,8 +56,8 @@ def single(args, x, y, device, dtype):
 
     def epoch(model, opt):
         order = torch.randperm(x.shape[0], device=device)
-        for begin in range(0, x.shape[0], 2048):
-            idx = order[begin:begin + 2048]
+        for begin in range(0, x.shape[0], args.batch):
+            idx = order[begin:begin + args.batch]
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
@@ -102,8 +102,8 @@ def batched(args, x, y, device, dtype):
 
     def epoch():
         order = torch.argsort(torch.rand(r, n, device=device), dim=1)
-        for begin in range(0, n, 2048):
-            idx = order[:, begin:begin + 2048]
+        for begin in range(0, n, args.batch):
+            idx = order[:, begin:begin + args.batch]
             xb, yb = x[idx], y[idx]
             opt.zero_grad(set_to_none=True)
             out = forward(xb)
@@ -130,6 +130,8 @@ def main():
     p.add_argument("--images", type=int, default=54000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--batch", type=int, default=2048,
+                   help="mini-batch size (a tiny model with a small batch times the host's work per step)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (CUDA)")
     p.add_argument("--rates", default=",".join(str(v) for v in RATES),
                    help="dropout rates cycled over the models (0: no dropout, the masks' cost left out)")
@@ -149,7 +151,7 @@ def main():
         args.threads, "" if args.threads == 1 else "s")
     print(json.dumps({"tool": "pytorch", "mode": args.mode + (" tf32" if args.tf32 else ""), "device": name,
                       "torch": torch.__version__, "depth": args.depth, "width": args.width,
-                      "replicates": args.models, "images": x.shape[0], "data": source, "epochs": args.epochs,
+                      "replicates": args.models, "images": x.shape[0], "data": source, "epochs": args.epochs, "batch": args.batch,
                       "rates": "grid" if args.rates == RATES else rates_text,
                       "seconds": round(seconds, 4),
                       "ms_per_model_epoch": round(1e3 * seconds / (args.models * args.epochs), 4),

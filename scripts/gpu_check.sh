@@ -141,7 +141,7 @@ if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
   # shellcheck disable=SC2086
   step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
-  tail -16 "$logs/bench.log" >&2
+  tail -32 "$logs/bench.log" >&2
   # Where the time of a batched step goes, when Nsight Systems is installed:
   # the kernel and memory-copy summaries of gradmatch's and PyTorch's batch.
   nsys_bin=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2> /dev/null | head -1)

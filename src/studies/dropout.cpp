@@ -96,6 +96,10 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.min_delta = r.get_double("training.min_delta", c.min_delta, 0.0, 1e300);
   c.keep_best = r.get_bool("training.keep_best", c.keep_best);
   c.float64 = r.get_bool("training.float64", c.float64);
+  c.tf32 = r.get_bool("training.tf32", c.tf32);
+  if (c.tf32 && c.float64)
+    config_error(r, "training.tf32", "TF32 is a precision of float32 matrix products, and training.float64 = true trains "
+                                     "in float64; set one of them to false");
   c.milestones = r.get_ints("training.milestones", c.milestones, 1, 100'000'000);
   c.gamma = r.get_double("training.gamma", c.gamma, 1e-300, 1.0);
   c.replicates_per_task = r.get_int("training.replicates_per_task", c.replicates_per_task, 0, 100'000'000);
@@ -333,6 +337,7 @@ training::TrainOptions train_options(const DropoutConfig& c) {
   o.shuffle = true;
   o.early_stopping = EarlyStoppingOptions{c.patience, c.min_delta, Monitor::validation};
   o.keep_best = c.keep_best;
+  o.tf32 = c.tf32;
   return o;
 }
 
@@ -570,6 +575,7 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
       {"rates", c.rates},
       {"milestones", c.milestones},
       {"gamma", c.gamma},
+      {"training_precision", c.float64 ? "float64" : c.tf32 ? "float32, TF32 matrix products" : "float32"},
       {"matched_stationarity", c.match_stationarity ? nlohmann::json(c.match_target) : nlohmann::json(nullptr)},
       {"trust_rule", {{"max_dropout_grad_norm", c.max_dropout_grad_norm}}},
       {"untrusted_cells", untrusted},

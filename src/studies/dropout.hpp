@@ -57,7 +57,8 @@
 // number of ranks. The runner's top-level `device` ("auto" | "cpu" | "cuda")
 // picks the GPU of the rank (local rank mod GPUs) or the CPU the batches
 // train on; training.float64 trains in float64 (deterministic enough to
-// compare a GPU with the CPU).
+// compare a GPU with the CPU); training.tf32 lets a GPU's float32 matrix
+// products run in TF32.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -100,6 +101,7 @@ struct DropoutConfig {
   double min_delta = 0.0;
   bool keep_best = false;  ///< restore the best-validation-loss epoch
   bool float64 = false;    ///< train in float64 (default float32; the fit is float64 always)
+  bool tf32 = false;       ///< float32 training on a CUDA GPU with TF32 matrix products (faster, less exact)
   std::vector<std::int64_t> milestones;  ///< lr *= gamma after each of these epochs (empty: constant rate)
   double gamma = 0.1;
   std::int64_t replicates_per_task = 0;  ///< replicates of a cell trained as one batched model (0: all)

@@ -1,5 +1,6 @@
 #include "training/device.hpp"
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
@@ -69,6 +70,12 @@ ComputeDevice resolve_device(DeviceRequest request, int local_rank, int local_si
   out.description = describe_device(out.device, out.assignment.threads);
   return out;
 }
+
+Tf32Scope::Tf32Scope(bool allow) : previous_(at::globalContext().allowTF32CuBLAS()) {
+  at::globalContext().setAllowTF32CuBLAS(allow);
+}
+
+Tf32Scope::~Tf32Scope() { at::globalContext().setAllowTF32CuBLAS(previous_); }
 
 ComputeDevice configure_compute(DeviceRequest request, int local_rank, int local_size, int threads_override,
                                 std::string_view what) {

@@ -55,4 +55,20 @@ ComputeDevice configure_compute(DeviceRequest request, int local_rank, int local
 /// "cuda:0 (NVIDIA H200)" (the GPU's name where LibTorch has CUDA) or "cpu (1 thread)".
 std::string describe_device(const c10::Device& device, int threads);
 
+/// While alive, lets cuBLAS compute float32 matrix products in TF32 (tensor
+/// cores of A100 and later GPUs: a 10-bit mantissa instead of 23, inputs
+/// rounded, sums kept in float32) when `allow`, or forbids it; restores the
+/// previous setting (LibTorch's default: forbidden) when it ends. No effect
+/// on the CPU or on float64. TrainOptions::tf32 opens one around training.
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool allow);
+  ~Tf32Scope();
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace gradmatch::training

@@ -3,8 +3,10 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <future>
 #include <limits>
@@ -12,6 +14,7 @@
 
 #include "core/errors.hpp"
 #include "core/rng.hpp"
+#include "training/device.hpp"
 #include "training/dropout_masks.hpp"
 
 namespace gradmatch::training {
@@ -303,10 +306,22 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
   if (options.early_stopping &&
       (options.early_stopping->patience < 1 || (options.early_stopping->monitor == Monitor::validation && !has_validation)))
     throw InputError("train_replicates(): bad early-stopping options");
+  const Tf32Scope matmul_precision(options.tf32);
 
   const std::vector<at::Tensor>& model_params = model->batched_parameters();
   const at::TensorOptions popts = model_params.front().options();
   const at::Device device = model_params.front().device();
+  // Phase timing (BatchStats::time_phases): `phase(slot)` charges the time
+  // since the last boundary to `slot`, after the device has caught up.
+  const bool timing = stats && stats->time_phases;
+  auto last_mark = std::chrono::steady_clock::now();
+  const auto phase = [&](double BatchStats::Phases::*slot) {
+    if (!timing) return;
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+    const auto now = std::chrono::steady_clock::now();
+    stats->phases.*slot += std::chrono::duration<double>(now - last_mark).count();
+    last_mark = now;
+  };
   const at::ScalarType dtype = model_params.front().scalar_type();
   const bool classes = options.loss == LossKind::cross_entropy;
   const Layout lay = layout_of(model->options());
@@ -409,6 +424,7 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
   };
   std::future<Orders> next_orders;
   if (shuffled) next_orders = draw_orders(active);
+  phase(&BatchStats::Phases::setup);
 
   std::int64_t step = 0;  // training steps so far: the masks' step count
   for (std::int64_t epoch = 1; epoch <= options.max_epochs && !active.empty(); ++epoch) {
@@ -434,16 +450,21 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
       if (epoch < options.max_epochs) next_orders = draw_orders(active);
     }
     at::Tensor loss_sum = at::zeros({ra}, at::TensorOptions().dtype(at::kDouble).device(device));
+    phase(&BatchStats::Phases::orders);
     std::int64_t steps = 0;
     for (std::int64_t begin = 0; begin < n; begin += batch) {
       const std::int64_t end = std::min(n, begin + batch);
       const Dataset b = gather(epoch_index.slice(1, begin, end));
+      phase(&BatchStats::Phases::batch);
       const at::Tensor out = batched_forward(model->options(), lay, work, b.x, streams.active() ? &streams : nullptr, step);
       const at::Tensor data_loss = replicate_losses(options.loss, out, b.y);
       const at::Tensor objective = penalty.any ? data_loss + penalty.value(work) : data_loss;
+      phase(&BatchStats::Phases::forward);
       const std::vector<at::Tensor> grads = torch::autograd::grad({objective.sum()}, work);
+      phase(&BatchStats::Phases::backward);
       optimizer.step(work, grads, lr);
       loss_sum += data_loss.detach().to(at::kDouble) * static_cast<double>(end - begin);
+      phase(&BatchStats::Phases::optimizer);
       ++steps;
       ++step;
       if (stats) stats->replicate_steps += ra;
@@ -518,6 +539,7 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
       for (std::size_t i = 0; i < work.size(); ++i) best[i].index_copy_(0, to, work[i].detach().index_select(0, from));
     }
     if (stop_rows.empty()) {
+      phase(&BatchStats::Phases::epoch_end);
       if (on_epoch) on_epoch(epoch, ra);
       continue;
     }
@@ -527,7 +549,10 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
     for (const std::int64_t row : keep) still.push_back(active[static_cast<std::size_t>(row)]);
     active = std::move(still);
     if (on_epoch) on_epoch(epoch, static_cast<std::int64_t>(active.size()));
-    if (active.empty()) break;
+    if (active.empty()) {
+      phase(&BatchStats::Phases::epoch_end);
+      break;
+    }
     const at::Tensor rows_kept = device_index(keep);
     for (auto& p : work) p = p.detach().index_select(0, rows_kept).requires_grad_(true);
     optimizer.keep_rows(rows_kept);
@@ -537,6 +562,7 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
     penalty.lambda2 = penalty.lambda2.index_select(0, rows_kept);
     penalty.beta = penalty.beta.index_select(0, rows_kept);
     streams = streams.select(rows_kept);
+    phase(&BatchStats::Phases::epoch_end);
   }
   std::vector<std::int64_t> rows(active.size());
   for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(i);

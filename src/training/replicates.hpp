@@ -105,6 +105,21 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, std::span<const Dat
 /// What the working batch cost.
 struct BatchStats {
   std::int64_t replicate_steps = 0;  ///< sum over optimizer steps of the replicates in the working batch
+  /// Set before the call to time the parts of training (wall seconds, summed
+  /// over the call). The device is synchronized at every boundary, so on a
+  /// GPU each part is its kernels' time plus the host's; this costs a few
+  /// synchronizations a step and changes no result.
+  bool time_phases = false;
+  struct Phases {
+    double setup = 0;      ///< before the first epoch: working copies, indices, the first orders
+    double orders = 0;     ///< waiting for an epoch's batch orders and sending them to the device
+    double batch = 0;      ///< gathering each step's examples
+    double forward = 0;    ///< forward passes with masks, losses and penalties
+    double backward = 0;   ///< gradients
+    double optimizer = 0;  ///< optimizer steps and the loss sums
+    double epoch_end = 0;  ///< per epoch: records, validation losses, early stopping, compaction
+    double total() const { return setup + orders + batch + forward + backward + optimizer + epoch_end; }
+  } phases;
 };
 
 /// Called after every epoch with the epoch and how many replicates have not

@@ -11,6 +11,7 @@
 
 #include "core/errors.hpp"
 #include "core/rng.hpp"
+#include "training/device.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -144,6 +145,7 @@ at::Tensor predict(const ModelHandle& model, const at::Tensor& x, std::int64_t b
 TrainResult train(const ModelHandle& model, const Dataset& train_data, const Dataset& validation,
                   const TrainOptions& options, std::span<Callback* const> callbacks) {
   validate(options, train_data, validation);
+  const Tf32Scope matmul_precision(options.tf32);
   const OptimizerOptions& oo = options.optimizer;
   std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(oo, model.parameters);
 

@@ -5,12 +5,18 @@
 // rates 0, 0.05, ..., 0.5 cycling over the replicates, each replicate on all
 // training images in its own order (--rates 0: no dropout, which separates the
 // masks' cost from the rest). Prints one JSON line with the time per
-// model-epoch, wall and process CPU time (one warm-up epoch first, untimed). The PyTorch baselines are
+// model-epoch, wall and process CPU time (one warm-up epoch first, untimed),
+// and "phases": one more epoch with BatchStats::time_phases, which
+// synchronizes the device between the parts of a step (gather, forward,
+// backward, optimizer, ...), in ms per model-epoch. The PyTorch baselines are
 // scripts/bench_dropout_torch.py.
 //
 //   dropout_gpu_bench [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R]
 //                     [--images N] [--epochs E] [--data DIR] [--float64] [--threads T]
 //                     [--rates r1,r2,...]   (cycled over the replicates; default 0,.05,.1,.15,.2,.3,.4,.5)
+//                     [--tf32]              (float32 matrix products in TF32 on a GPU: TrainOptions::tf32)
+//                     [--batch B]           (default 2048; a tiny model with a small batch times
+//                                            the host's work per step, which bounds a GPU's step from below)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -34,8 +40,8 @@ using namespace gradmatch::training;
 
 int main(int argc, char** argv) {
   std::string device_text = "auto", data_dir = "/usr/share/datasets/fashion-mnist";
-  std::int64_t depth = 3, width = 128, replicates = 80, images = 54000, epochs = 3;
-  bool float64 = false;
+  std::int64_t depth = 3, width = 128, replicates = 80, images = 54000, epochs = 3, batch = 2048;
+  bool float64 = false, tf32 = false;
   int threads = 1;
   std::vector<double> rate_grid{0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5};
   std::string rates_text = "grid";
@@ -56,7 +62,9 @@ int main(int argc, char** argv) {
     else if (key == "--epochs") epochs = std::atoll(value().c_str());
     else if (key == "--data") data_dir = value();
     else if (key == "--threads") threads = std::atoi(value().c_str());
+    else if (key == "--batch") batch = std::atoll(value().c_str());
     else if (key == "--float64") float64 = true;
+    else if (key == "--tf32") tf32 = true;
     else if (key == "--rates") {
       rates_text = value();
       rate_grid.clear();
@@ -67,7 +75,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--device auto|cpu|cuda] [--depth D] [--width W] [--replicates R] [--images N] "
-                   "[--epochs E] [--data DIR] [--float64] [--threads T] [--rates r1,r2,...]\n",
+                   "[--epochs E] [--data DIR] [--float64] [--threads T] [--rates r1,r2,...] [--batch B] [--tf32]\n",
                    argv[0]);
       return 2;
     }
@@ -106,8 +114,9 @@ int main(int argc, char** argv) {
     o.loss = LossKind::cross_entropy;
     o.optimizer.learning_rate = 0.05;
     o.optimizer.momentum = 0.9;
-    o.batch_size = 2048;
+    o.batch_size = batch;
     o.max_epochs = 1;
+    o.tf32 = tf32;
     train_replicates(model, data, o, specs);  // warm-up: allocations, kernels, cuBLAS handles
     if (device.is_cuda()) torch::cuda::synchronize();
     o.max_epochs = epochs;
@@ -119,14 +128,27 @@ int main(int argc, char** argv) {
     const double cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
     std::int64_t model_epochs = 0;
     for (const TrainResult& t : r) model_epochs += t.epochs;
+    // Where an epoch's time goes: one more epoch, synchronized between its parts.
+    BatchStats stats;
+    stats.time_phases = true;
+    o.max_epochs = 1;
+    train_replicates(model, data, o, specs, &stats);
+    const BatchStats::Phases& ph = stats.phases;
+    const double per = 1e3 / static_cast<double>(replicates);  // s per epoch -> ms per model-epoch
+    char phases[512];
+    std::snprintf(phases, sizeof phases,
+                  "{\"setup\": %.4f, \"orders\": %.4f, \"batch\": %.4f, \"forward\": %.4f, \"backward\": %.4f, "
+                  "\"optimizer\": %.4f, \"epoch_end\": %.4f}",
+                  per * ph.setup, per * ph.orders, per * ph.batch, per * ph.forward, per * ph.backward, per * ph.optimizer,
+                  per * ph.epoch_end);
     std::printf(
-        "{\"tool\": \"gradmatch\", \"mode\": \"batched\", \"device\": \"%s\", \"dtype\": \"%s\", \"depth\": %lld, "
+        "{\"tool\": \"gradmatch\", \"mode\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"depth\": %lld, "
         "\"width\": %lld, \"replicates\": %lld, \"images\": %lld, \"data\": \"%s\", \"epochs\": %lld, "
-        "\"rates\": \"%s\", \"seconds\": %.4f, \"ms_per_model_epoch\": %.4f, \"cpu_ms_per_model_epoch\": %.4f}\n",
-        device.description.c_str(), float64 ? "float64" : "float32", static_cast<long long>(depth),
+        "\"batch\": %lld, \"rates\": \"%s\", \"seconds\": %.4f, \"ms_per_model_epoch\": %.4f, \"cpu_ms_per_model_epoch\": %.4f, \"phases\": %s}\n",
+        tf32 ? "batched tf32" : "batched", device.description.c_str(), float64 ? "float64" : "float32", static_cast<long long>(depth),
         static_cast<long long>(width), static_cast<long long>(replicates), static_cast<long long>(images),
-        source.c_str(), static_cast<long long>(epochs), rates_text.c_str(), seconds, 1e3 * seconds / static_cast<double>(model_epochs),
-        1e3 * cpu_seconds / static_cast<double>(model_epochs));
+        source.c_str(), static_cast<long long>(epochs), static_cast<long long>(batch), rates_text.c_str(), seconds, 1e3 * seconds / static_cast<double>(model_epochs),
+        1e3 * cpu_seconds / static_cast<double>(model_epochs), phases);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dropout_gpu_bench: %s\n", e.what());
     return 2;

@@ -492,6 +492,27 @@ TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesN
   EXPECT_FALSE(fs::exists(out / "summary.json"));
 }
 
+TEST_F(TrainingStudies, DropoutTf32WithFloat64TrainingIsRefusedNamingTheKeyAndWritesNothing) {
+  const std::string both = config_replacing("dropout", "float64 = false", "float64 = true\ntf32 = true");
+  {
+    io::ConfigReader reader(both);
+    try {
+      read_dropout_config(reader);
+      ADD_FAILURE() << "tf32 with float64 was accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("training.tf32"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("set one of them to false"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(exit_code_of([&] { run_study(both, (root_ / "never").string(), world_); }), 2);
+  world_.barrier();
+  EXPECT_FALSE(fs::exists(root_ / "never"));
+  // float32 with TF32 is a valid config (it matters only on a GPU).
+  const std::string tf32 = config_replacing("dropout", "float64 = false", "float64 = false\ntf32 = true");
+  io::ConfigReader reader(tf32);
+  EXPECT_TRUE(read_dropout_config(reader).tf32);
+}
+
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {
   DropoutConfig c;
   const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);

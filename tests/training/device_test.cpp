@@ -1,5 +1,6 @@
 // The rank's compute device: "auto" | "cpu" | "cuda" against what LibTorch
 // sees (on a machine without a usable GPU: the CPU, and "cuda" refused).
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -58,6 +59,22 @@ TEST(Device, CudaWithoutAUsableGpuIsBadInputSayingWhatToChange) {
     EXPECT_NE(m.find("run.toml: key 'device'"), std::string::npos) << m;
     EXPECT_NE(m.find("device = \"cpu\""), std::string::npos) << m;
   }
+}
+
+// LibTorch's TF32 switch is process-wide: a scope sets it and gives back
+// whatever was there, nested or not.
+TEST(Device, ATf32ScopeSetsLibTorchsSwitchAndRestoresWhatWasThere) {
+  const bool before = at::globalContext().allowTF32CuBLAS();
+  {
+    const Tf32Scope on(true);
+    EXPECT_TRUE(at::globalContext().allowTF32CuBLAS());
+    {
+      const Tf32Scope off(false);
+      EXPECT_FALSE(at::globalContext().allowTF32CuBLAS());
+    }
+    EXPECT_TRUE(at::globalContext().allowTF32CuBLAS());
+  }
+  EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), before);
 }
 
 }  // namespace

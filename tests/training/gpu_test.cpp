@@ -7,6 +7,10 @@
 
 #include <vector>
 
+#if GRADMATCH_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
 #include "training/data.hpp"
 #include "training/device.hpp"
 #include "training/dropout_masks.hpp"
@@ -16,6 +20,7 @@
 #include "training/objective.hpp"
 #include "training/replicates.hpp"
 #include "training/trainer.hpp"
+#include "test_support.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -84,15 +89,7 @@ TEST_F(Gpu, TrainingOnCudaEqualsTrainingOnTheCpu) {
 
 TEST_F(Gpu, BatchedDropoutReplicatesOnCudaEqualTheCpu) {
   const MlpOptions mo = classifier_options(5, 3, 24, 3, 0.0);
-  std::vector<ReplicateSpec> sp(4);
-  for (std::size_t r = 0; r < sp.size(); ++r) {
-    sp[r].init_seed = 1;
-    sp[r].init_stream = r;
-    sp[r].order_seed = 2;
-    sp[r].order_stream = r;
-    sp[r].dropout = 0.1 * static_cast<double>(r);
-    sp[r].dropout_key = 50 + r;
-  }
+  const std::vector<ReplicateSpec> sp = testing::keyed_dropout_specs({0.0, 0.1, 0.2, 0.3}, 1, 50);
   Dataset pool = regression_data();
   pool.y = pool.x.slice(1, 0, 3).argmax(1);
   ReplicateData rd;
@@ -119,6 +116,44 @@ TEST_F(Gpu, BatchedDropoutReplicatesOnCudaEqualTheCpu) {
     theta.push_back(at::cat(parts));
   }
   EXPECT_LT(relative_difference(theta[0], theta[1]), 1e-9);
+}
+
+// TrainOptions::tf32: float32 training twice without TF32 gives the same
+// weights bit for bit (deterministic settings), with TF32 on an Ampere or
+// later GPU it moves them, slightly; LibTorch's own setting comes back.
+TEST_F(Gpu, Tf32MovesFloat32TrainingSlightlyOnAmpereAndLaterAndRestoresTheSetting) {
+  const MlpOptions mo = classifier_options(64, 3, 256, 10, 0.0);
+  const std::vector<ReplicateSpec> sp = testing::keyed_dropout_specs({0.0, 0.1, 0.2, 0.3}, 5, 70);
+  const at::Tensor x = at::randn({512, 64}, at::TensorOptions().dtype(at::kDouble));
+  ReplicateData rd;
+  rd.pool = Dataset{x, x.narrow(1, 0, 10).argmax(1)}.to(cuda_, at::kFloat);
+  rd.train = at::arange(512, at::kLong).unsqueeze(0).expand({4, 512}).contiguous().to(cuda_);
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.learning_rate = 0.05;
+  o.optimizer.momentum = 0.9;
+  o.batch_size = 128;
+  o.max_epochs = 3;
+  const bool before = at::globalContext().allowTF32CuBLAS();
+  const auto trained = [&](bool tf32) {
+    BatchedMlp m(mo, sp, at::kFloat);
+    m->to(cuda_);
+    TrainOptions with = o;
+    with.tf32 = tf32;
+    train_replicates(m, rd, with, sp);
+    EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), before);
+    std::vector<at::Tensor> parts;
+    for (const auto& p : m->batched_parameters()) parts.push_back(p.detach().reshape({-1}));
+    return at::cat(parts);
+  };
+  const at::Tensor plain = trained(false);
+  EXPECT_TRUE(at::equal(plain, trained(false)));
+  const double moved = relative_difference(plain, trained(true));
+  std::printf("tf32: relative difference of the weights after 3 epochs %.3g\n", moved);
+  EXPECT_LT(moved, 1e-2);
+#if GRADMATCH_WITH_CUDA
+  if (at::cuda::getDeviceProperties(cuda_.index())->major >= 8) EXPECT_GT(moved, 1e-7);
+#endif
 }
 
 TEST_F(Gpu, EndpointGradientsHvpsAndFlowsOnCudaEqualTheCpu) {

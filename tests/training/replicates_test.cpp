@@ -3,9 +3,11 @@
 // own data, initial weights, batch order and penalty; early stopping,
 // keep-best and the NaN guard per replicate.
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "core/errors.hpp"
@@ -14,6 +16,7 @@
 #include "training/models.hpp"
 #include "training/replicates.hpp"
 #include "training/trainer.hpp"
+#include "test_support.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -246,6 +249,76 @@ TEST(Replicates, DropoutClassifiersMatchOneAtATimeAndStoppedOnesLeaveTheBatch) {
   EXPECT_GE(stops.size(), 2u);  // they stop at different epochs ...
   EXPECT_EQ(stats.replicate_steps, own_steps);  // ... and each costs only its own steps
   EXPECT_LT(stats.replicate_steps, static_cast<std::int64_t>(sp.size()) * most);
+}
+
+// Phase timing synchronizes and reads clocks between the parts of a step; it
+// must leave every number as it was, and its parts must add up to (nearly)
+// the call's own wall time, none of them empty.
+TEST(Replicates, TimingThePhasesChangesNoResultAndTheirSumIsTheCallsTime) {
+  const MlpOptions mo = classifier_options(5, 3, 10, 3, 0.0);
+  const std::vector<ReplicateSpec> sp = testing::keyed_dropout_specs({0.0, 0.3, 0.5}, 11, 300);
+  const at::Tensor x = at::randn({120, 5}, at::TensorOptions().dtype(at::kDouble));
+  ReplicateData rd;
+  rd.pool = {x, x.narrow(1, 0, 3).argmax(1)};
+  rd.train = at::arange(90, at::kLong).unsqueeze(0).expand({3, 90}).contiguous();
+  rd.validation = at::arange(90, 120, at::kLong).unsqueeze(0).expand({3, 30}).contiguous();
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.learning_rate = 0.2;
+  o.optimizer.momentum = 0.9;
+  o.batch_size = 16;
+  o.max_epochs = 40;
+  o.early_stopping = EarlyStoppingOptions{4, 0.0, Monitor::validation};
+  BatchedMlp plain(mo, sp, at::kDouble), timed(mo, sp, at::kDouble);
+  const std::vector<TrainResult> a = train_replicates(plain, rd, o, sp);
+  BatchStats stats;
+  stats.time_phases = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<TrainResult> b = train_replicates(timed, rd, o, sp, &stats);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (std::size_t r = 0; r < sp.size(); ++r) {
+    SCOPED_TRACE(r);
+    ASSERT_EQ(a[r].history.size(), b[r].history.size());
+    for (std::size_t e = 0; e < a[r].history.size(); ++e) {
+      EXPECT_EQ(a[r].history[e].train_loss, b[r].history[e].train_loss);
+      EXPECT_EQ(a[r].history[e].validation_loss, b[r].history[e].validation_loss);
+    }
+    EXPECT_TRUE(at::equal(flat_parameters(make_handle(plain->replicate(static_cast<std::int64_t>(r)))),
+                          flat_parameters(make_handle(timed->replicate(static_cast<std::int64_t>(r))))));
+  }
+  const BatchStats::Phases& p = stats.phases;
+  for (const double part : {p.setup, p.orders, p.batch, p.forward, p.backward, p.optimizer, p.epoch_end}) EXPECT_GT(part, 0.0);
+  EXPECT_LE(p.total(), wall);
+  EXPECT_GT(p.total(), 0.5 * wall);  // what is not timed: checking the inputs, writing the weights back
+}
+
+// TF32 is a GPU matrix-product precision: on the CPU float32 training with
+// and without it is the same to the bit, and LibTorch's switch is left as it was.
+TEST(Replicates, Tf32ChangesNothingOnTheCpuAndLeavesTheSwitchAsItWas) {
+  const MlpOptions mo = classifier_options(5, 2, 16, 3, 0.0);
+  const std::vector<ReplicateSpec> sp = testing::keyed_dropout_specs({0.0, 0.25}, 21, 400);
+  const at::Tensor x = at::randn({64, 5}, at::TensorOptions().dtype(at::kDouble));
+  ReplicateData rd;
+  rd.pool = Dataset{x, x.narrow(1, 0, 3).argmax(1)}.to(kCpu, at::kFloat);
+  rd.train = at::arange(64, at::kLong).unsqueeze(0).expand({2, 64}).contiguous();
+  TrainOptions o;
+  o.loss = LossKind::cross_entropy;
+  o.optimizer.learning_rate = 0.1;
+  o.optimizer.momentum = 0.9;
+  o.batch_size = 16;
+  o.max_epochs = 5;
+  const bool before = at::globalContext().allowTF32CuBLAS();
+  std::vector<at::Tensor> theta;
+  for (const bool tf32 : {false, true}) {
+    BatchedMlp m(mo, sp, at::kFloat);
+    o.tf32 = tf32;
+    train_replicates(m, rd, o, sp);
+    EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), before);
+    std::vector<at::Tensor> parts;
+    for (const auto& p : m->batched_parameters()) parts.push_back(p.detach().reshape({-1}));
+    theta.push_back(at::cat(parts));
+  }
+  EXPECT_TRUE(at::equal(theta[0], theta[1]));
 }
 
 TEST(Replicates, RejectsWhatCannotBeBatched) {

@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "training/replicates.hpp"
 
 namespace gradmatch::training::testing {
 
@@ -39,5 +43,20 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+/// One replicate per rate: initial weights (seed, r), batch order (seed + 1, r), masks keyed first_key + r.
+inline std::vector<ReplicateSpec> keyed_dropout_specs(const std::vector<double>& rates, std::uint64_t seed,
+                                                      std::uint64_t first_key) {
+  std::vector<ReplicateSpec> specs(rates.size());
+  for (std::size_t r = 0; r < specs.size(); ++r) {
+    specs[r].init_seed = seed;
+    specs[r].init_stream = r;
+    specs[r].order_seed = seed + 1;
+    specs[r].order_stream = r;
+    specs[r].dropout = rates[r];
+    specs[r].dropout_key = first_key + r;
+  }
+  return specs;
+}
 
 }  // namespace gradmatch::training::testing
