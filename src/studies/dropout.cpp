@@ -379,10 +379,14 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data
   return endpoint_of(c, data, mlp, parts, trained, task, spec.dropout_key, equations_path);
 }
 
+ChunkTraining chunk_training_for(const at::Device& device) {
+  return device.is_cpu() ? ChunkTraining::one_at_a_time : ChunkTraining::batched;
+}
+
 std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const DropoutData& data,
                                                const std::vector<DropoutTask>& tasks, const DropoutChunk& chunk,
                                                const at::Device& device, const std::string& equations_dir,
-                                               TaskProgress* progress) {
+                                               TaskProgress* progress, ChunkTraining how) {
   using namespace gradmatch::training;
   const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
   std::vector<ReplicateSpec> specs;
@@ -403,45 +407,80 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
     validation_rows.push_back(at::tensor(rows.validation, at::kLong));
   }
   const DropoutTask& first = tasks[sz(chunk.first)];
-  BatchedMlp model(classifier_options(data.inputs, first.depth, first.width, data.classes, 0.0), specs, dtype);
-  model->to(device);
-  ReplicateData rd;
-  rd.pool = data.train.to(device, dtype);
-  rd.train = at::stack(train_rows).to(device);
-  rd.validation = at::stack(validation_rows).to(device);
+  const Dataset pool = data.train.to(device, dtype);  // shared by the groups
   const TrainOptions options = train_options(c);
-  EpochHook on_epoch;
-  if (progress)
-    on_epoch = [&](std::int64_t epoch, std::int64_t training) { progress->epoch(epoch, options.max_epochs, training); };
-  const std::vector<TrainResult> trained = train_replicates(model, rd, options, specs, nullptr, on_epoch);
-  // Matched stationarity: the replicates still above the target train on together, round by round.
-  std::vector<StationarityMatch> matched;
-  if (c.match_stationarity) {
-    std::vector<std::uint64_t> streams, keys;
-    std::vector<char> skip;
-    for (std::int64_t k = 0; k < chunk.count; ++k) {
-      streams.push_back(replicate_stream(kMatchOrderKind, tasks[sz(chunk.first + k)]));
-      keys.push_back(specs[sz(k)].dropout_key + kMatchMasks);
-      skip.push_back(trained[sz(k)].status == TrainStatus::diverged ? 1 : 0);
+
+  // Replicates [k0, k0 + n) of the chunk as one batched model: trained, then
+  // (matched stationarity) trained on in rounds to the target.
+  struct Group {
+    BatchedMlp model{nullptr};
+    std::vector<TrainResult> trained;
+    std::vector<StationarityMatch> matched;
+  };
+  const auto train_group = [&](std::int64_t k0, std::int64_t n, const EpochHook& on_epoch, const std::string& who) {
+    const std::span<const ReplicateSpec> group_specs(specs.data() + k0, sz(n));
+    Group g;
+    g.model = BatchedMlp(classifier_options(data.inputs, first.depth, first.width, data.classes, 0.0), group_specs, dtype);
+    g.model->to(device);
+    ReplicateData rd;
+    rd.pool = pool;
+    rd.train = at::stack(std::vector<at::Tensor>(train_rows.begin() + k0, train_rows.begin() + k0 + n)).to(device);
+    rd.validation =
+        at::stack(std::vector<at::Tensor>(validation_rows.begin() + k0, validation_rows.begin() + k0 + n)).to(device);
+    g.trained = train_replicates(g.model, rd, options, group_specs, nullptr, on_epoch);
+    if (c.match_stationarity) {
+      std::vector<std::uint64_t> streams, keys;
+      std::vector<char> skip;
+      for (std::int64_t k = k0; k < k0 + n; ++k) {
+        streams.push_back(replicate_stream(kMatchOrderKind, tasks[sz(chunk.first + k)]));
+        keys.push_back(specs[sz(k)].dropout_key + kMatchMasks);
+        skip.push_back(g.trained[sz(k - k0)].status == TrainStatus::diverged ? 1 : 0);
+      }
+      g.matched = train_replicates_to_dropout_stationarity(
+          g.model, rd, match_options(c), streams, match_target(c), keys, skip,
+          [&](std::int64_t round, std::int64_t above, double median) {
+            if (progress)
+              progress->note(cat(who, "matching stationarity: round ", round + 1, " of at most ", c.match_max_rounds,
+                                 ", ", above, " of ", n, " above the target ", short_number(c.match_target),
+                                 " (median ||g_p||/||theta|| ", short_number(std::round(median * 1e6) / 1e6), ")"));
+          });
     }
-    matched = train_replicates_to_dropout_stationarity(
-        model, rd, match_options(c), streams, match_target(c), keys, skip,
-        [&](std::int64_t round, std::int64_t above, double median) {
-          if (progress)
-            progress->note(cat("matching stationarity: round ", round + 1, " of at most ", c.match_max_rounds, ", ",
-                               above, " of ", chunk.count, " above the target ", short_number(c.match_target),
-                               " (median ||g_p||/||theta|| ", short_number(std::round(median * 1e6) / 1e6), ")"));
-        });
+    return g;
+  };
+  std::vector<Group> groups;  // replicate k is row k - first_of[k] of groups[group_of[k]]
+  std::vector<std::int64_t> group_of, first_of;
+  if (how == ChunkTraining::batched) {
+    EpochHook on_epoch;
+    if (progress)
+      on_epoch = [&](std::int64_t epoch, std::int64_t training) { progress->epoch(epoch, options.max_epochs, training); };
+    groups.push_back(train_group(0, chunk.count, on_epoch, ""));
+    group_of.assign(sz(chunk.count), 0);
+    first_of.assign(sz(chunk.count), 0);
+  } else {
+    std::int64_t epochs_before = 0;
+    for (std::int64_t k = 0; k < chunk.count; ++k) {
+      EpochHook on_epoch;
+      if (progress)
+        on_epoch = [&, k](std::int64_t epoch, std::int64_t) {
+          progress->sequential_epoch("classifier", k + 1, chunk.count, epoch, options.max_epochs, epochs_before);
+        };
+      groups.push_back(train_group(k, 1, on_epoch, chunk.count > 1 ? cat("classifier ", k + 1, " of ", chunk.count, ", ") : ""));
+      epochs_before += groups.back().trained.front().epochs;
+      group_of.push_back(k);
+      first_of.push_back(k);
+    }
   }
   if (progress) progress->training_done();
 
   std::vector<DropoutEndpoint> out;
   for (std::int64_t k = 0; k < chunk.count; ++k) {
     const DropoutTask& t = tasks[sz(chunk.first + k)];
+    const Group& g = groups[sz(group_of[sz(k)])];
+    const std::int64_t row = k - first_of[sz(k)];
     const std::string equations =
         equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
-    out.push_back(endpoint_of(c, data, model->replicate(k), parts[split_of_seed[t.seed_index]], trained[sz(k)], t,
-                              specs[sz(k)].dropout_key, equations, matched.empty() ? nullptr : &matched[sz(k)]));
+    out.push_back(endpoint_of(c, data, g.model->replicate(row), parts[split_of_seed[t.seed_index]], g.trained[sz(row)], t,
+                              specs[sz(k)].dropout_key, equations, g.matched.empty() ? nullptr : &g.matched[sz(row)]));
     if (progress) progress->endpoint(k + 1, chunk.count);
   }
   return out;
@@ -767,8 +806,9 @@ class DropoutStudy final : public Study {
     const DropoutChunk& chunk = chunks_[sz(row)];
     TaskProgress progress("dropout", cat("task ", row + 1, "/", chunks_.size(), " (depth ", chunk.depth, ", width ",
                                          chunk.width, ", ", chunk.count, " classifiers)"));
-    const std::vector<DropoutEndpoint> endpoints = run_dropout_chunk(
-        config_, data_, tasks_, chunk, device_, config_.save_equations ? out_dir_.string() : std::string(), &progress);
+    const std::vector<DropoutEndpoint> endpoints =
+        run_dropout_chunk(config_, data_, tasks_, chunk, device_, config_.save_equations ? out_dir_.string() : std::string(),
+                          &progress, chunk_training_for(device_));
     for (std::size_t k = 0; k < endpoints.size(); ++k) {
       const std::vector<double> e = encode(endpoints[k]);
       std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * sz(endpoint_schema().width())));

@@ -48,10 +48,11 @@
 // and the dropout masks by (study seed, replicate id); the diagnostics'
 // mask draws, the matching rounds and the Adam start by the replicate id too.
 //
-// Tasks: the replicates of a (depth, width) cell, in (rate, seed) order, are
-// trained together as one batched model (training/replicates.hpp) on the
-// rank's device, training.replicates_per_task at a time (0: the whole cell,
-// rates x seeds); a replicate that stops early or diverges leaves the batch.
+// Tasks: the replicates of a (depth, width) cell, in (rate, seed) order,
+// training.replicates_per_task at a time (0: the whole cell, rates x seeds),
+// are trained together as one batched model (training/replicates.hpp) on a
+// GPU -- a replicate that stops early or diverges leaves the batch -- and one
+// after another on a CPU (ChunkTraining: the same numbers, faster there).
 // Task id 6 << 56 | depth << 48 | width << 32 | first replicate of the cell.
 // Results depend on the config only (the chunking included), never on the
 // number of ranks. The runner's top-level `device` ("auto" | "cpu" | "cuda")
@@ -195,8 +196,18 @@ struct DropoutEndpoint {
 DropoutEndpoint run_dropout_task(const DropoutConfig& config, const DropoutData& data, const DropoutTask& task,
                                  const std::string& equations_path = {}, const at::Device& device = at::kCPU);
 
-/// The replicates of `chunk` (of `tasks` = enumerate_dropout_tasks) trained as
-/// one batched model on `device`, then each endpoint fitted (float64, on
+/// How a task's classifiers train: as one batched model (what a GPU needs to
+/// be busy), or one after another, each as a batch of one. On a CPU the
+/// second is faster per classifier -- a batch's activations and gathered
+/// inputs outgrow the caches (docs/performance.md) -- and gives the same
+/// numbers: each replicate of a batch follows its own trajectory (to the bit
+/// on the CPU with Debian's LibTorch; to rounding in float64 anywhere, tested).
+enum class ChunkTraining { batched, one_at_a_time };
+/// one_at_a_time on the CPU, batched on a GPU.
+ChunkTraining chunk_training_for(const at::Device& device);
+
+/// The replicates of `chunk` (of `tasks` = enumerate_dropout_tasks) trained
+/// on `device` as `how` says, then each endpoint fitted (float64, on
 /// `device`). Pure in (config, data, chunk, device). With
 /// config.save_equations and a non-empty `equations_dir` also writes
 /// equations_<label>.h5 per replicate there. `progress`, if given, hears
@@ -204,7 +215,8 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& config, const DropoutData&
 std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& config, const DropoutData& data,
                                                const std::vector<DropoutTask>& tasks, const DropoutChunk& chunk,
                                                const at::Device& device, const std::string& equations_dir = {},
-                                               TaskProgress* progress = nullptr);
+                                               TaskProgress* progress = nullptr,
+                                               ChunkTraining how = ChunkTraining::batched);
 
 /// One grid cell: medians over its seeds.
 struct DropoutCell {

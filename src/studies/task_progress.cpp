@@ -17,6 +17,20 @@ std::string training_progress_text(std::int64_t epoch, std::int64_t max_epochs, 
   return text;
 }
 
+std::string sequential_training_progress_text(const std::string& noun, std::int64_t item, std::int64_t items,
+                                              std::int64_t epoch, std::int64_t max_epochs, std::int64_t epochs_before,
+                                              double seconds) {
+  std::string text = noun + " " + std::to_string(item) + " of " + std::to_string(items) + ", epoch " +
+                     std::to_string(epoch) + " of at most " + std::to_string(max_epochs) + ", " + clock_time(seconds) +
+                     " so far";
+  const std::int64_t done = epochs_before + epoch;
+  if (done > 0 && epoch <= max_epochs && item <= items) {
+    const std::int64_t left = (max_epochs - epoch) + (items - item) * max_epochs;
+    text += ", at most " + clock_time(seconds / static_cast<double>(done) * static_cast<double>(left)) + " to go";
+  }
+  return text;
+}
+
 std::string endpoint_progress_text(std::int64_t done, std::int64_t total, double task_seconds, double endpoint_seconds) {
   std::string text = "endpoint " + std::to_string(done) + " of " + std::to_string(total) + ", " +
                      clock_time(task_seconds) + " so far";
@@ -46,6 +60,12 @@ void TaskProgress::print(const std::string& text) {
 
 void TaskProgress::epoch(std::int64_t epoch, std::int64_t max_epochs, std::int64_t training) {
   if (due()) print(training_progress_text(epoch, max_epochs, training, since(start_)));
+}
+
+void TaskProgress::sequential_epoch(const std::string& noun, std::int64_t item, std::int64_t items, std::int64_t epoch,
+                                    std::int64_t max_epochs, std::int64_t epochs_before) {
+  if (due())
+    print(sequential_training_progress_text(noun, item, items, epoch, max_epochs, epochs_before, since(start_)));
 }
 
 void TaskProgress::note(const std::string& text) {

@@ -7,6 +7,7 @@
 // stderr of whichever rank runs the task, at most one line per interval:
 //
 //   dropout: task 1/6 (depth 3, width 128, 80 classifiers): epoch 120 of at most 500, 14 training, 0:05:12 so far, at most 0:16:28 to go
+//   dropout: task 1/48 (depth 3, width 128, 10 classifiers): classifier 3 of 10, epoch 120 of at most 500, 0:05:12 so far, at most 0:50:26 to go
 //   dropout: task 1/6 (depth 3, width 128, 80 classifiers): endpoint 5 of 80, 0:21:40 so far, about 0:04:24 to go
 //
 // The training bound assumes an epoch costs what the epochs so far cost on
@@ -24,6 +25,12 @@ namespace gradmatch::studies {
 /// "epoch 120 of at most 500, 14 training, 0:05:12 so far, at most 0:16:28 to go"
 /// (`seconds`: spent training so far).
 std::string training_progress_text(std::int64_t epoch, std::int64_t max_epochs, std::int64_t training, double seconds);
+/// "classifier 3 of 10, epoch 120 of at most 500, 0:05:12 so far, at most 0:16:28 to go":
+/// items trained one after another (`item` 1-based), the earlier ones having run
+/// `epochs_before` epochs in all; the bound counts max_epochs for every later item.
+std::string sequential_training_progress_text(const std::string& noun, std::int64_t item, std::int64_t items,
+                                              std::int64_t epoch, std::int64_t max_epochs, std::int64_t epochs_before,
+                                              double seconds);
 /// "endpoint 5 of 16, 0:21:40 so far, about 0:04:24 to go" (`task_seconds`: the
 /// whole task so far; `endpoint_seconds`: the part spent on these endpoints).
 std::string endpoint_progress_text(std::int64_t done, std::int64_t total, double task_seconds, double endpoint_seconds);
@@ -35,6 +42,9 @@ class TaskProgress {
 
   /// After training epoch `epoch` of at most `max_epochs`; `training` replicates go on.
   void epoch(std::int64_t epoch, std::int64_t max_epochs, std::int64_t training);
+  /// After epoch `epoch` of item `item` of `items` trained one after another (sequential_training_progress_text).
+  void sequential_epoch(const std::string& noun, std::int64_t item, std::int64_t items, std::int64_t epoch,
+                        std::int64_t max_epochs, std::int64_t epochs_before);
   /// Any other stage: "<text>, 0:05:12 so far".
   void note(const std::string& text);
   /// Marks the end of training: endpoint times are counted from here.

@@ -19,6 +19,16 @@ TEST(TaskProgress, TrainingBoundIsTheMeanEpochTimesTheEpochsLeft) {
   EXPECT_EQ(training_progress_text(500, 500, 3, 3600.0), "epoch 500 of at most 500, 3 training, 1:00:00 so far, at most 0:00:00 to go");
 }
 
+TEST(TaskProgress, SequentialTrainingBoundCountsEveryLaterItemAtTheEpochLimit) {
+  // Two classifiers ran 280 epochs, the third 120: 400 in 312 s, 0.78 s each;
+  // 380 left for it and 500 for each of the 7 after it -> 3,880 epochs, 3,026 s.
+  EXPECT_EQ(sequential_training_progress_text("classifier", 3, 10, 120, 500, 280, 312.0),
+            "classifier 3 of 10, epoch 120 of at most 500, 0:05:12 so far, at most 0:50:26 to go");
+  EXPECT_EQ(sequential_training_progress_text("classifier", 10, 10, 500, 500, 900, 70.0),
+            "classifier 10 of 10, epoch 500 of at most 500, 0:01:10 so far, at most 0:00:00 to go");
+  EXPECT_EQ(sequential_training_progress_text("classifier", 1, 2, 0, 500, 0, 1.0), "classifier 1 of 2, epoch 0 of at most 500, 0:00:01 so far");
+}
+
 TEST(TaskProgress, EndpointEstimateIsTheMeanEndpointTimeTimesThoseLeft) {
   // The task ran 1300 s, 120 of them on 5 endpoints: 24 s each, 11 left -> 264 s.
   EXPECT_EQ(endpoint_progress_text(5, 16, 1300.0, 120.0), "endpoint 5 of 16, 0:21:40 so far, about 0:04:24 to go");

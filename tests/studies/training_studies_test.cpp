@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -26,6 +27,7 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "studies/dropout.hpp"
+#include "studies/task_progress.hpp"
 #include "studies/elastic_net.hpp"
 #include "studies/registry.hpp"
 #include "training/device.hpp"
@@ -460,6 +462,60 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
   const std::set<std::int64_t> rounds = compare(matched);
   EXPECT_GE(rounds.size(), 2u);  // the replicates left the rounds at different times
   EXPECT_GT(*rounds.rbegin(), 0);
+}
+
+// On a CPU a task's classifiers train one after another (faster there); they
+// end where the batch ends (float64, to rounding), matched stationarity too,
+// and the progress lines count classifiers.
+TEST_F(TrainingStudies, DropoutTaskOneClassifierAtATimeEndsWhereTheBatchEnds) {
+  DropoutConfig c;
+  if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  c.depths = {2};
+  c.widths = {16};
+  c.rates = {0.0, 0.5};
+  c.seeds = 2;
+  c.train_subset = 300;
+  c.test_subset = 100;
+  c.batch_size = 32;
+  c.max_epochs = 12;
+  c.patience = 2;
+  c.float64 = true;
+  c.adam_parity = false;
+  c.match_stationarity = true;
+  c.match_target = 0.05;
+  c.match_learning_rate = 0.05;
+  c.match_round_epochs = 3;
+  c.match_max_rounds = 4;
+  EXPECT_EQ(chunk_training_for(at::kCPU), ChunkTraining::one_at_a_time);
+  EXPECT_EQ(chunk_training_for(at::Device(at::kCUDA, 0)), ChunkTraining::batched);
+  const DropoutData data = load_dropout_data(c);
+  const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);
+  const std::vector<DropoutChunk> chunks = enumerate_dropout_chunks(c);
+  ASSERT_EQ(chunks.size(), 1u);
+  const std::vector<DropoutEndpoint> batched =
+      run_dropout_chunk(c, data, tasks, chunks[0], at::kCPU, {}, nullptr, ChunkTraining::batched);
+  std::FILE* lines = std::tmpfile();
+  ASSERT_NE(lines, nullptr);
+  TaskProgress progress("dropout", "task 1/1", 1e-9, lines);  // every line
+  const std::vector<DropoutEndpoint> sequential =
+      run_dropout_chunk(c, data, tasks, chunks[0], at::kCPU, {}, &progress, ChunkTraining::one_at_a_time);
+  ASSERT_EQ(sequential.size(), batched.size());
+  for (std::size_t k = 0; k < tasks.size(); ++k) {
+    SCOPED_TRACE(tasks[k].label());
+    EXPECT_EQ(sequential[k].epochs, batched[k].epochs);
+    EXPECT_EQ(sequential[k].match_rounds, batched[k].match_rounds);
+    EXPECT_EQ(sequential[k].match_epochs, batched[k].match_epochs);
+    EXPECT_NEAR(sequential[k].lambda_hat, batched[k].lambda_hat, 1e-9 * std::abs(batched[k].lambda_hat));
+    EXPECT_NEAR(sequential[k].dropout_grad_norm, batched[k].dropout_grad_norm, 1e-9 * batched[k].dropout_grad_norm);
+    EXPECT_NEAR(sequential[k].theta_norm, batched[k].theta_norm, 1e-11 * batched[k].theta_norm);
+    EXPECT_EQ(sequential[k].test_accuracy, batched[k].test_accuracy);
+  }
+  std::rewind(lines);
+  std::string text;
+  for (int ch = std::fgetc(lines); ch != EOF; ch = std::fgetc(lines)) text.push_back(static_cast<char>(ch));
+  std::fclose(lines);
+  EXPECT_NE(text.find("dropout: task 1/1: classifier 4 of 4, epoch 1 of at most 12"), std::string::npos) << text;
+  EXPECT_NE(text.find(" of 4, matching stationarity: round 1 of at most 4"), std::string::npos) << text;
 }
 
 // run --dry-run's time bound: every replicate's epochs at 6 n p flops each,
