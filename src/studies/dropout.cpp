@@ -745,7 +745,7 @@ class DropoutStudy final : public Study {
     return cat(std::to_string(tasks_.size()), " classifiers (", std::to_string(config_.depths.size()), " depths x ",
                std::to_string(config_.widths.size()), " widths x ", std::to_string(config_.rates.size()),
                " rates x ", std::to_string(config_.seeds), " seeds) in ", std::to_string(chunks_.size()),
-               " batched tasks, ", std::to_string(data_.train.size()), " training images");
+               " tasks, ", std::to_string(data_.train.size()), " training images");
   }
   ResourceEstimate estimate() const override {
     const DropoutConfig& c = config_;
@@ -774,7 +774,7 @@ class DropoutStudy final : public Study {
     ResourceEstimate e;
     e.tasks = static_cast<std::int64_t>(chunks.size());
     e.tasks_text = cat(static_cast<std::int64_t>(replicates), " classifiers in ", chunks.size(),
-                       " batched tasks of up to ", widest, " (p up to ", resources::count_text(p_max), ")");
+                       " tasks of up to ", widest, " (p up to ", resources::count_text(p_max), ")");
     e.store_bytes = store_bytes(static_cast<double>(chunks.size()), static_cast<double>(endpoint_schema().width() * widest));
     const double batch = static_cast<double>(std::min<std::int64_t>(c.batch_size, static_cast<std::int64_t>(n)));
     e.memory_bytes = 4.0 * (n + n_test) * inputs * 2.0          // images (float32), with a split copy

@@ -239,7 +239,7 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   const auto reference = outputs(root_ / "one");
   EXPECT_EQ(reference.size(), 2u + 4u);          // results, summary, one equation file per task
   EXPECT_EQ(outputs(root_ / "all"), reference);  // byte for byte
-  // 4 classifiers in 2 batched tasks (replicates_per_task = 2).
+  // 4 classifiers in 2 tasks (replicates_per_task = 2).
   EXPECT_EQ(json_of(root_ / "all" / "run_info.json").at("tasks").at("total").get<std::int64_t>(), 2);
 
   const nlohmann::json s = json_of(root_ / "one" / "summary.json");
