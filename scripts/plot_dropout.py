@@ -156,12 +156,19 @@ def load_run(directory):
     return run
 
 
+# Keys that say how a run was executed, not what was trained: runs may differ in them.
+EXECUTION_KEYS = ("device", "replicates_per_task")
+
+
 def config_lines(text):
-    """The config lines that must agree between merged runs (all but the grid's depths and widths)."""
+    """The config lines that must agree between merged runs: all but the grid's
+    depths and widths and the execution keys (where the classifiers trained, and
+    how many to a task)."""
     lines = set()
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
-        if line and not line.startswith(("depths", "widths")):
+        key = line.split("=", 1)[0].strip()
+        if line and key not in ("depths", "widths") + EXECUTION_KEYS:
             lines.add(line)
     return lines
 
@@ -169,8 +176,8 @@ def config_lines(text):
 def merge_runs(runs, names):
     """One grid from runs of other (depth, width) cells; missing cells are NaN.
 
-    Raises ValueError when the runs differ in anything but depths and widths
-    or when two runs hold the same (depth, width)."""
+    Raises ValueError when the runs differ in anything but depths, widths and
+    the execution keys, or when two runs hold the same (depth, width)."""
     first, first_name = runs[0], names[0]
     for run, name in zip(runs[1:], names[1:]):
         if not np.array_equal(run["grid/rates"], first["grid/rates"]):

@@ -71,6 +71,13 @@ class MergeRuns(TempDirTest):
         other["config"] = other["config"].replace("max_epochs = 30", "max_epochs = 31")
         with self.assertRaisesRegex(ValueError, "max_epochs = 31"):
             self.plot.merge_runs([self.plot.load_run(narrow), other], [narrow, "other"])
+        # ... but where and in how many tasks the classifiers trained may differ.
+        chunked = self.plot.load_run(wide)
+        chunked["config"] = re.sub(r"(?m)^replicates_per_task = .*$", "replicates_per_task = 1",
+                                   chunked["config"]).replace('device = "auto"', 'device = "cpu"')
+        self.assertNotEqual(chunked["config"], self.plot.load_run(wide)["config"])
+        merged = self.plot.merge_runs([self.plot.load_run(narrow), chunked], [narrow, "chunked"])
+        np.testing.assert_array_equal(merged["grid/widths"], [16, 32])
 
 
 if __name__ == "__main__":
