@@ -408,12 +408,11 @@ TEST_F(TrainingStudies, DropoutOnADirectoryOfAnotherConfigIsRefusedWithExitCode2
   EXPECT_EQ(exit_code_of([&] { run_study(other, out.string(), world_); }), 2);
 }
 
-// The batched task equals its classifiers trained one at a time with
-// train() (float64: the same masks, batches and steps, to rounding); with
-// matched stationarity too, where the batch goes through the rounds together.
-TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) {
+// A 2 x 2 cell of small float64 classifiers on 300 images, stopping early at
+// different epochs; with_matching adds matched stationarity that takes them
+// through different numbers of rounds.
+DropoutConfig small_float64_cell() {
   DropoutConfig c;
-  if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   c.depths = {2};
   c.widths = {16};
   c.rates = {0.0, 0.5};
@@ -425,6 +424,24 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
   c.patience = 2;
   c.float64 = true;
   c.adam_parity = false;
+  return c;
+}
+
+DropoutConfig with_matching(DropoutConfig c) {
+  c.match_stationarity = true;
+  c.match_target = 0.05;
+  c.match_learning_rate = 0.05;
+  c.match_round_epochs = 3;
+  c.match_max_rounds = 4;
+  return c;
+}
+
+// The batched task equals its classifiers trained one at a time with
+// train() (float64: the same masks, batches and steps, to rounding); with
+// matched stationarity too, where the batch goes through the rounds together.
+TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) {
+  const DropoutConfig c = small_float64_cell();
+  if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   const DropoutData data = load_dropout_data(c);
   const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);
   const std::vector<DropoutChunk> chunks = enumerate_dropout_chunks(c);
@@ -453,13 +470,7 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
     return rounds;
   };
   EXPECT_EQ(compare(c), std::set<std::int64_t>{0});
-  DropoutConfig matched = c;
-  matched.match_stationarity = true;
-  matched.match_target = 0.05;
-  matched.match_learning_rate = 0.05;
-  matched.match_round_epochs = 3;
-  matched.match_max_rounds = 4;
-  const std::set<std::int64_t> rounds = compare(matched);
+  const std::set<std::int64_t> rounds = compare(with_matching(c));
   EXPECT_GE(rounds.size(), 2u);  // the replicates left the rounds at different times
   EXPECT_GT(*rounds.rbegin(), 0);
 }
@@ -468,24 +479,8 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
 // end where the batch ends (float64, to rounding), matched stationarity too,
 // and the progress lines count classifiers.
 TEST_F(TrainingStudies, DropoutTaskOneClassifierAtATimeEndsWhereTheBatchEnds) {
-  DropoutConfig c;
+  const DropoutConfig c = with_matching(small_float64_cell());
   if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
-  c.depths = {2};
-  c.widths = {16};
-  c.rates = {0.0, 0.5};
-  c.seeds = 2;
-  c.train_subset = 300;
-  c.test_subset = 100;
-  c.batch_size = 32;
-  c.max_epochs = 12;
-  c.patience = 2;
-  c.float64 = true;
-  c.adam_parity = false;
-  c.match_stationarity = true;
-  c.match_target = 0.05;
-  c.match_learning_rate = 0.05;
-  c.match_round_epochs = 3;
-  c.match_max_rounds = 4;
   EXPECT_EQ(chunk_training_for(at::kCPU), ChunkTraining::one_at_a_time);
   EXPECT_EQ(chunk_training_for(at::Device(at::kCUDA, 0)), ChunkTraining::batched);
   const DropoutData data = load_dropout_data(c);
