@@ -447,15 +447,14 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
     }
     return g;
   };
-  std::vector<Group> groups;  // replicate k is row k - first_of[k] of groups[group_of[k]]
-  std::vector<std::int64_t> group_of, first_of;
-  if (how == ChunkTraining::batched) {
+  // Batched: one group, replicate k its row k; one at a time: group k, row 0.
+  const bool batched = how == ChunkTraining::batched;
+  std::vector<Group> groups;
+  if (batched) {
     EpochHook on_epoch;
     if (progress)
       on_epoch = [&](std::int64_t epoch, std::int64_t training) { progress->epoch(epoch, options.max_epochs, training); };
     groups.push_back(train_group(0, chunk.count, on_epoch, ""));
-    group_of.assign(sz(chunk.count), 0);
-    first_of.assign(sz(chunk.count), 0);
   } else {
     std::int64_t epochs_before = 0;
     for (std::int64_t k = 0; k < chunk.count; ++k) {
@@ -466,8 +465,6 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
         };
       groups.push_back(train_group(k, 1, on_epoch, chunk.count > 1 ? cat("classifier ", k + 1, " of ", chunk.count, ", ") : ""));
       epochs_before += groups.back().trained.front().epochs;
-      group_of.push_back(k);
-      first_of.push_back(k);
     }
   }
   if (progress) progress->training_done();
@@ -475,8 +472,8 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
   std::vector<DropoutEndpoint> out;
   for (std::int64_t k = 0; k < chunk.count; ++k) {
     const DropoutTask& t = tasks[sz(chunk.first + k)];
-    const Group& g = groups[sz(group_of[sz(k)])];
-    const std::int64_t row = k - first_of[sz(k)];
+    const Group& g = groups[sz(batched ? 0 : k)];
+    const std::int64_t row = batched ? k : 0;
     const std::string equations =
         equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
     out.push_back(endpoint_of(c, data, g.model->replicate(row), parts[split_of_seed[t.seed_index]], g.trained[sz(row)], t,
