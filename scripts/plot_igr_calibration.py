@@ -32,6 +32,9 @@ def main(out):
         test = f["runs/test_accuracy"][()]
         ratio = f["runs/ratio"][()]
         factor = f["runs/finite_step_factor"][()]
+        # Runs made before the spectral factor existed lack it.
+        key = "runs/finite_step_factor_spectral"
+        spectral = f[key][()] if key in f else None
     ok = status == 0
     widths = sorted(set(width.tolist()))
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(widths)))
@@ -42,10 +45,15 @@ def main(out):
         axes[1].scatter(lam[m], test[m], color=c, s=26, label="width %d" % w)
         axes[2].scatter(theory[m], lam[m], color=c, s=26, label="width %d" % w)
         axes[3].scatter(factor[m], ratio[m], color=c, s=26, label="width %d" % w)
+        if spectral is not None:
+            axes[3].scatter(spectral[m], ratio[m], facecolors="none", edgecolors=[c], marker="s", s=34)
     if ok.any():
         lo, hi = min(theory[ok].min(), lam[ok].min()) / 1.5, max(theory[ok].max(), lam[ok].max()) * 1.5
         axes[2].plot([lo, hi], [lo, hi], "k--", lw=1, label="$\\hat\\lambda = \\eta p / 4$")
     axes[3].plot([0, 1.05], [0, 1.05], "k--", lw=1, label="ratio = $r(\\eta s_{eff})$")
+    if spectral is not None:
+        axes[3].scatter([], [], facecolors="none", edgecolors="k", marker="s", s=34,
+                        label="open: spectral factor (r over H's spectrum)")
     for ax in axes[:3]:
         ax.set_xscale("log")
     axes[0].set_yscale("log")
@@ -60,7 +68,7 @@ def main(out):
     axes[1].set_title("Middle: test accuracy", loc="left")
     axes[2].set_title("Right: recovery (%d of %d runs kept)" % (ok.sum(), ok.size), loc="left")
     axes[2].legend(fontsize=8)
-    axes[3].set_xlabel("$r(\\eta s_{eff}) = 2(e^{-x} - 1 + x)/x^2$, $x = \\eta s_{eff}$")
+    axes[3].set_xlabel("predicted: $r(\\eta s_{eff})$, $r(x) = 2(e^{-x} - 1 + x)/x^2$ (filled); spectral (open)")
     axes[3].set_ylabel("$\\hat\\lambda / (\\eta p / 4)$")
     axes[3].set_title("Finite-step factor from curvature", loc="left")
     axes[3].legend(fontsize=8)

@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 #include <string_view>
+#include <vector>
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
@@ -22,6 +23,7 @@
 #include "training/igr.hpp"
 #include "training/objective.hpp"
 #include "training/models.hpp"
+#include "training/tensor_bridge.hpp"
 #include "training/trainer.hpp"
 
 namespace gradmatch::studies {
@@ -102,6 +104,9 @@ Schema<IgrCalibrationResult> run_schema(std::int64_t probe_steps) {
           scalar("lambda_max", &R::lambda_max, "", "top Hessian eigenvalue at theta* on the probe set (power iteration)"),
           scalar("finite_step_factor", &R::finite_step_factor, "",
                  "r(eta s_eff) = 2 (e^-x - 1 + x) / x^2: the ratio curvature alone predicts"),
+          scalar("finite_step_factor_spectral", &R::finite_step_factor_spectral, "",
+                 "sum_t <u_t, r(eta H) u_t> / sum_t ||u_t||^2 over the probe rows, u_t = H g at theta_t: the ratio "
+                 "of an exact quadratic with the probe's curvature (Lanczos quadrature)"),
           scalar("residual_ratio", &R::residual_ratio, "", "||b - lambda-hat (2/p) H g|| / ||b||"),
           scalar("cosine", &R::cosine, "", "cosine between the target and the gradient-penalty feature"),
           scalar("r_ig", &R::r_ig, "", "R_IG = ||grad L(theta*)||^2 / p on the probe set"),
@@ -291,6 +296,13 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   out.s_eff = k.s_eff;
   out.lambda_max = k.lambda_max;
   out.finite_step_factor = training::finite_step_factor(eta * k.s_eff);
+  // The same ratio with H's whole spectrum, at every probe row, pooled as Eq. 6 pools them.
+  std::vector<training::StepFactor> rows;
+  for (std::int64_t t = 0; t < probe.theta.rows(); ++t) {
+    const at::Tensor theta_t = training::to_tensor(probe.theta.row(t), {out.p}).to(device, probe_dtype);
+    rows.push_back(training::quadratic_step_factor(probe_objective, theta_t, eta));
+  }
+  out.finite_step_factor_spectral = training::pooled_step_factor(rows);
   return out;
 }
 

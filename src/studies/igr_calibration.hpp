@@ -114,6 +114,9 @@ struct IgrCalibrationResult {
   double s_eff = 0.0;               ///< <Hg, H Hg> / ||Hg||^2
   double lambda_max = 0.0;          ///< top Hessian eigenvalue (power iteration)
   double finite_step_factor = 0.0;  ///< r(eta s_eff) = 2 (e^-x - 1 + x) / x^2: the ratio curvature alone predicts
+  /// The ratio an exact quadratic with the probe rows' Hessians gives: r over
+  /// H's spectrum along H g, pooled over the rows (training/curvature.hpp)
+  double finite_step_factor_spectral = 0.0;
   std::vector<double> lambda_step;  ///< [probe_steps] Eq. 6 on each probe row alone
 };
 

@@ -2,8 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace gradmatch::training {
 
@@ -44,6 +46,77 @@ Curvature curvature(const Objective& f, const at::Tensor& theta, const Curvature
   }
   out.lambda_max = rayleigh;
   return out;
+}
+
+namespace {
+
+/// e_1^T r(eta T) e_1 for the Lanczos tridiagonal T (diagonal `alpha`,
+/// off-diagonal `beta`): the Gauss quadrature of <q_1, r(eta H) q_1>.
+double gauss_quadrature(const std::vector<double>& alpha, const std::vector<double>& beta, double eta) {
+  const auto k = static_cast<std::int64_t>(alpha.size());
+  at::Tensor t = at::zeros({k, k}, at::kDouble);
+  double* a = t.data_ptr<double>();
+  for (std::int64_t i = 0; i < k; ++i) {
+    a[i * k + i] = alpha[static_cast<std::size_t>(i)];
+    if (i + 1 < k) a[i * k + i + 1] = a[(i + 1) * k + i] = beta[static_cast<std::size_t>(i)];
+  }
+  const auto [nodes, vectors] = at::linalg_eigh(t);
+  double q = 0.0;
+  for (std::int64_t i = 0; i < k; ++i) {
+    const double z = vectors[0][i].item<double>();
+    q += z * z * finite_step_factor(eta * nodes[i].item<double>());
+  }
+  return q;
+}
+
+}  // namespace
+
+StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, double eta,
+                                 const QuadratureOptions& options) {
+  StepFactor out;
+  const at::Tensor u = f.gradient_and_hvp(theta).hvp;
+  const double u_norm = u.norm().item<double>();
+  if (!(u_norm > 0.0) || !std::isfinite(u_norm)) {
+    out.factor = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+  out.weight = u_norm * u_norm;
+  std::vector<double> alpha, beta;
+  at::Tensor previous;  // q_{j-1}
+  at::Tensor q = u / u_norm;
+  double value = 0.0, scale = 0.0;
+  for (std::int64_t j = 1; j <= options.max_steps; ++j) {
+    out.steps = j;
+    at::Tensor w = f.hvp(theta, q);
+    if (previous.defined()) w = w - beta.back() * previous;
+    alpha.push_back(at::dot(q, w).item<double>());
+    w = w - alpha.back() * q;
+    const double b = w.norm().item<double>();
+    scale = std::max({scale, std::abs(alpha.back()), b});
+    const double next = gauss_quadrature(alpha, beta, eta);
+    const bool settled = j > 1 && std::abs(next - value) <= options.tolerance * std::abs(next);
+    value = next;
+    // beta = 0: the Krylov space is invariant and the quadrature is exact.
+    if (settled || !(b > 1e-14 * scale)) {
+      out.converged = true;
+      break;
+    }
+    beta.push_back(b);
+    previous = q;
+    q = w / b;
+  }
+  out.factor = value;
+  return out;
+}
+
+double pooled_step_factor(std::span<const StepFactor> rows) {
+  double num = 0.0, den = 0.0;
+  for (const StepFactor& r : rows)
+    if (std::isfinite(r.factor) && r.weight > 0.0) {
+      num += r.weight * r.factor;
+      den += r.weight;
+    }
+  return den > 0.0 ? num / den : std::numeric_limits<double>::quiet_NaN();
 }
 
 }  // namespace gradmatch::training

@@ -15,7 +15,20 @@
 //   r(x) = 2 (e^{-x} - 1 + x) / x^2  (r(0) = 1, r decreasing, r(2) = 0.57).
 // finite_step_factor(eta * s_eff) is therefore the ratio lambda-hat / (eta p/4)
 // expected from curvature alone.
+//
+// With a spread of curvatures one s_eff is an approximation. On a quadratic
+// with Hessian H the flow-vs-GD target of a step from theta is exactly
+// (eta^2/2) r(eta H) H g, so the Eq. 6 fit of rows u_t = H g_t returns
+//   lambda-hat / (eta p/4) = sum_t <u_t, r(eta H) u_t> / sum_t ||u_t||^2,
+// which quadratic_step_factor() computes at one row by Lanczos (Gauss)
+// quadrature started at u and pooled_step_factor() pools over rows. r(x) =
+// 2 int_0^1 (1 - s) e^{-x s} ds is a mixture of exponentials, hence convex,
+// and s_eff is the mean of H's spectrum weighted by u's components, so by
+// Jensen <u, r(eta H) u>/||u||^2 >= r(eta s_eff): the spread alone can only
+// raise the predicted ratio. What the measured ratio leaves to this spectral
+// factor is the objective's departure from a quadratic over the probe.
 #include <cstdint>
+#include <span>
 
 #include "training/objective.hpp"
 
@@ -37,6 +50,31 @@ struct Curvature {
 /// parameters are restored. Costs one gradient-and-HVP pass plus one HVP per
 /// power-iteration step.
 Curvature curvature(const Objective& f, const at::Tensor& theta, const CurvatureOptions& options = {});
+
+struct QuadratureOptions {
+  std::int64_t max_steps = 40;  ///< Lanczos steps (each one HVP)
+  double tolerance = 1e-10;     ///< relative change of the quadrature between steps
+};
+
+struct StepFactor {
+  double factor = 0.0;  ///< <u, r(eta H) u> / ||u||^2 (NaN when u = H g = 0)
+  double weight = 0.0;  ///< ||u||^2: the row's weight in the pooled Eq. 6 fit
+  std::int64_t steps = 0;  ///< Lanczos steps taken
+  bool converged = false;  ///< the quadrature settled (or the Krylov space closed)
+};
+
+/// The finite-step factor an exact quadratic with H = H(theta) gives the
+/// Eq. 6 row at theta (see the top), by Gauss quadrature on the Lanczos
+/// tridiagonal of H started at u = H g: e_1^T r(eta T_k) e_1 for k = 1, 2, ...
+/// until two successive values agree to `tolerance` relative. No
+/// reorthogonalization: three vectors of size p. Costs one gradient-and-HVP
+/// pass plus one HVP per step; the model's parameters are restored.
+StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, double eta,
+                                 const QuadratureOptions& options = {});
+
+/// sum_t weight_t factor_t / sum_t weight_t over the rows whose factor is
+/// finite (NaN when none is): the factor of the pooled Eq. 6 fit.
+double pooled_step_factor(std::span<const StepFactor> rows);
 
 /// r(x) = 2 (e^{-x} - 1 + x) / x^2, accurate for every x >= 0 (a series
 /// below x = 1e-2, where the closed form cancels).

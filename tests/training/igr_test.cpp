@@ -6,6 +6,7 @@
 #include "core/errors.hpp"
 #include "core/fit.hpp"
 #include "igr_problems.hpp"
+#include "training/curvature.hpp"
 #include "training/tensor_bridge.hpp"
 #include "training/trajectory.hpp"
 
@@ -88,6 +89,31 @@ TEST(Igr, ProbeRecoversEtaPOverFourOnLinearRegression) {
   const Objective f(model, data, LossKind::mse);
   EXPECT_NEAR(probe.r_ig, f.gradient(start).square().sum().item<double>() / 10.0, 1e-12 * probe.r_ig);
   EXPECT_NEAR(probe.loss, f.value(start), 1e-14);
+}
+
+TEST(Igr, ProbeRatioOnLinearRegressionIsThePooledSpectralStepFactorNearTheStabilityLimit) {
+  // A quadratic: each row's target is exactly (eta^2/2) r(eta H) H g, so the
+  // fit's ratio is the pooled spectral factor (curvature.hpp) -- not r at the
+  // first row's average curvature, which differs from it by 2e-3 here.
+  const Dataset data = regression_data(200, 10, 61);
+  const ModelHandle model = linear_model(10);
+  const Objective f(model, data, LossKind::mse);
+  const at::Tensor x = data.x.to(at::kDouble);
+  const double top = std::get<0>(at::linalg_eigh(2.0 * x.t().mm(x) / 200.0)).max().item<double>();
+  IgrProbeOptions o;
+  o.loss = LossKind::mse;
+  o.eta = 1.6 / top;
+  o.steps = 5;
+  o.substeps = 10;
+  const IgrProbe probe = igr_probe(model, data, o);
+  const double ratio = probe.estimate.lambda_hat / igr_theory(o.eta, 10);
+  std::vector<StepFactor> rows;
+  for (std::int64_t t = 0; t < probe.theta.rows(); ++t)
+    rows.push_back(quadratic_step_factor(f, to_tensor(probe.theta.row(t), {10}), o.eta));
+  const double spectral = pooled_step_factor(rows);
+  EXPECT_NEAR(ratio, spectral, 1e-5);  // RK4 with 10 substeps at eta lambda_max / 10 = 0.16
+  const double at_s_eff = finite_step_factor(o.eta * curvature(f, flat_parameters(model, true)).s_eff);
+  EXPECT_GT(std::abs(ratio - at_s_eff), 1e-3);
 }
 
 TEST(Igr, ProbeOnATanhClassifierIsCloseToTheTheoryAndEulerIsBiased) {
