@@ -709,6 +709,16 @@ Report igr_calibration_report(const json& s) {
                  row_is("eta"), cols, col_is("width", widths), make("ratio"));
   t.digits = 3;
   r.tables.push_back(std::move(t));
+  // What curvature predicts for that ratio: r at one average curvature, and
+  // r over the Hessian's whole spectrum (exact on a quadratic).
+  Table f = grid("finite-step factor r(η s_eff) (mean over seeds)", "η", runs, etas, row_is("eta"), cols,
+                 col_is("width", widths), make("finite_step_factor"));
+  f.digits = 3;
+  r.tables.push_back(std::move(f));
+  Table spectral = grid("spectral finite-step factor, r over H's spectrum along Hg (mean over seeds)", "η", runs, etas,
+                        row_is("eta"), cols, col_is("width", widths), make("finite_step_factor_spectral"));
+  spectral.digits = 3;
+  r.tables.push_back(std::move(spectral));
   Table acc = grid("test accuracy at the selected checkpoint (mean over seeds)", "η", runs, etas, row_is("eta"), cols,
                    col_is("width", widths), make("test_accuracy"));
   r.tables.push_back(std::move(acc));

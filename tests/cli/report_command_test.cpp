@@ -357,6 +357,26 @@ TEST_F(ReportCommand, LongHorizonPrintsBothDistancesAndTheirRatioPerStepSize) {
   }
 }
 
+TEST_F(ReportCommand, IgrCalibrationPrintsTheFiniteStepFactorsBesideTheRatios) {
+  if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  const fs::path dir = StudyOutputs::of("igr_calibration");
+  const json s = summary_of(dir);
+  const std::string out = report(dir).out;
+  const PrintedTable single = table(out, "finite-step factor r(η s_eff) (mean over seeds");
+  const PrintedTable spectral = table(out, "spectral finite-step factor");
+  for (const json& run : s.at("runs")) {
+    if (!(run.at("status") == "ok" || run.at("status") == 0)) continue;
+    const std::string w = "width " + g(run.at("width").get<double>(), 6);
+    std::size_t col = 1;
+    while (col < single.header.size() && single.header[col] != w) ++col;
+    ASSERT_LT(col, single.header.size()) << w;
+    const std::string eta = g(run.at("eta").get<double>(), 6);
+    const std::string mark = run.at("residual_ratio").get<double>() <= 0.5 ? "" : "*";
+    EXPECT_EQ(single.row(eta).at(col), g(run.at("finite_step_factor").get<double>()) + mark);
+    EXPECT_EQ(spectral.row(eta).at(col), g(run.at("finite_step_factor_spectral").get<double>()) + mark);
+  }
+}
+
 TEST_F(ReportCommand, IgrCalibrationPrintsAStepSizeByWidthTableOfRatios) {
   if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
   const fs::path dir = StudyOutputs::of("igr_calibration");
