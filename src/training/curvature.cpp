@@ -92,6 +92,10 @@ StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, do
     alpha.push_back(at::dot(q, w).item<double>());
     w = w - alpha.back() * q;
     const double b = w.norm().item<double>();
+    if (!std::isfinite(alpha.back()) || !std::isfinite(b)) {  // H overflowed along the Krylov space
+      out.factor = std::numeric_limits<double>::quiet_NaN();
+      return out;
+    }
     scale = std::max({scale, std::abs(alpha.back()), b});
     const double next = gauss_quadrature(alpha, beta, eta);
     const bool settled = j > 1 && std::abs(next - value) <= options.tolerance * std::abs(next);

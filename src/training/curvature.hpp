@@ -57,7 +57,7 @@ struct QuadratureOptions {
 };
 
 struct StepFactor {
-  double factor = 0.0;  ///< <u, r(eta H) u> / ||u||^2 (NaN when u = H g = 0)
+  double factor = 0.0;  ///< <u, r(eta H) u> / ||u||^2 (NaN when u = H g = 0 or H overflows)
   double weight = 0.0;  ///< ||u||^2: the row's weight in the pooled Eq. 6 fit
   std::int64_t steps = 0;  ///< Lanczos steps taken
   bool converged = false;  ///< the quadrature settled (or the Krylov space closed)
