@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <set>
+#include <vector>
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
@@ -17,8 +18,11 @@
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
 #include "core/statistics.hpp"
+#include "training/curvature.hpp"
 #include "training/data.hpp"
 #include "training/models.hpp"
+#include "training/objective.hpp"
+#include "training/tensor_bridge.hpp"
 #include "training/trajectory.hpp"
 
 namespace gradmatch::studies {
@@ -46,6 +50,9 @@ std::vector<Field<IgrSyntheticResult>> run_fields(std::int64_t checkpoints) {
           scalar("lambda_hat", &R::estimate, &IgrEstimate::lambda_hat, "", "Eq. 6 pooled over every step"),
           scalar("lambda_theory", &R::lambda_theory, "", "eta p / 4"),
           scalar("ratio", &R::ratio, "", "lambda_hat / lambda_theory"),
+          scalar("finite_step_factor_spectral", &R::finite_step_factor_spectral, "",
+                 "sum_t <u_t, r(eta H) u_t> / sum_t ||u_t||^2 over the rows, u_t = H g_t, r(x) = 2 (e^-x - 1 + x) / x^2: "
+                 "the exact ratio on this quadratic (Lanczos quadrature)"),
           scalar("residual_ratio", &R::estimate, &IgrEstimate::residual_ratio, "", "||T - lambda-hat (2/p) H g|| / ||T||"),
           scalar("cosine", &R::estimate, &IgrEstimate::cosine, "", "cosine between T and (2/p) H g"),
           scalar("rows", &R::estimate, &IgrEstimate::rows, "steps", "trajectory rows pooled"),
@@ -182,8 +189,15 @@ IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const Igr
     const double nan = std::numeric_limits<double>::quiet_NaN();
     out.estimate = {nan, nan, nan, nan, rows.hvp.rows(), p};
     out.lambda_checkpoints.assign(checkpoints.size(), nan);
+    out.finite_step_factor_spectral = nan;
   } else {
     out.estimate = igr_closed_form(rows.hvp, *rows.equations.target);
+    const Objective objective(model, data.data.to(device, at::kDouble), LossKind::mse);
+    std::vector<StepFactor> factors;
+    for (std::int64_t t = 0; t < rows.equations.theta.rows(); ++t)
+      factors.push_back(quadratic_step_factor(
+          objective, to_tensor(rows.equations.theta.row(t), {p}).to(device, at::kDouble), eta));
+    out.finite_step_factor_spectral = pooled_step_factor(factors);
     for (const std::int64_t t : checkpoints)
       out.lambda_checkpoints.push_back(
           igr_closed_form(rows.hvp.row_block(t, t + 1), rows.equations.target->row_block(t, t + 1)).lambda_hat);

@@ -17,7 +17,9 @@
 // e = theta - theta*, b = (exp(-eta H) - I + eta H) e / eta and H g = H^2 e,
 // so for S = s I, lambda-hat / (eta p / 4) = 2 (e^{-x} - 1 + x) / x^2 with
 // x = 2 eta s: 1 - x/3 + x^2/12 ~ 0.993 at eta = 0.01, 0.98 at eta = 0.03
-// (the authors saw ~0.99 and 0.97).
+// (the authors saw ~0.99 and 0.97). For any S the pooled fit's exact ratio
+// is the spectral finite-step factor sum_t <u_t, r(eta H) u_t> / sum_t
+// ||u_t||^2 (u_t = H g_t), which every run also reports.
 //
 // Estimates: lambda-hat pooled over all the rows of a run (Eq. 6, constant
 // Lambda; the headline), and per row at log-spaced checkpoints (Lambda(t)).
@@ -85,6 +87,9 @@ struct IgrSyntheticResult {
   std::int64_t seed = 0;
   bool diverged = false;                    ///< the loss did not fall: estimates are NaN
   double lambda_theory = 0.0, ratio = 0.0;  ///< eta p / 4 and lambda_hat / it
+  /// The exact ratio of this quadratic: sum_t <u_t, r(eta H) u_t> / sum_t
+  /// ||u_t||^2 over the rows, u_t = H g_t (training/curvature.hpp)
+  double finite_step_factor_spectral = 0.0;
   std::vector<double> ratio_checkpoints;    ///< lambda_checkpoints / lambda_theory
   training::IgrEstimate estimate;           ///< pooled over every row
   std::vector<double> lambda_checkpoints;   ///< per-row estimate at the log-spaced checkpoints

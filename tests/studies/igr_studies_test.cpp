@@ -91,6 +91,9 @@ TEST_F(IgrStudies, SyntheticSmokeRecoversEtaPOverFourAndFitReproducesIt) {
     EXPECT_NEAR(run.at("lambda_theory").get<double>(),
                 run.at("eta").get<double>() * run.at("p").get<double>() / 4.0, 1e-15);
     EXPECT_LT(run.at("residual_ratio").get<double>(), 0.01);
+    // A quadratic: the ratio is the spectral finite-step factor, up to RK4's
+    // error at 10 substeps (eta lambda_max / 10 <= 5e-3 here).
+    EXPECT_NEAR(ratio, run.at("finite_step_factor_spectral").get<double>(), 1e-8) << run.dump();
   }
   // The equation file of a run: `gradmatch fit --family features` gives lambda-hat.
   const nlohmann::json& run = s.at("runs").at(3);
