@@ -122,6 +122,12 @@ struct PrintedTable {
     static const std::vector<std::string> none;
     return none;
   }
+  /// The index of the column headed `label` (header.size() when none is).
+  std::size_t column(const std::string& label) const {
+    std::size_t col = 1;
+    while (col < header.size() && header[col] != label) ++col;
+    return col;
+  }
 };
 
 std::vector<std::string> split_cells(const std::string& line) {
@@ -253,8 +259,7 @@ TEST_F(ReportCommand, DropoutPrintsARateByArchitectureTableMarkedByTheStoredTrus
   bool untrusted = false;
   for (const json& cell : s.at("cells")) {
     const std::string arch = g(cell.at("depth").get<double>(), 6) + "×" + g(cell.at("width").get<double>(), 6);
-    std::size_t col = 1;
-    while (col < t.header.size() && t.header[col] != arch) ++col;
+    const std::size_t col = t.column(arch);
     ASSERT_LT(col, t.header.size()) << arch;
     const std::string shown = t.row(g(cell.at("rate").get<double>(), 6)).at(col);
     const bool trusted = cell.at("trusted").get<bool>();
@@ -334,8 +339,7 @@ TEST_F(ReportCommand, IgrSyntheticPrintsTheRatioToEtaPOver4ByStepSizeAndDimensio
   const PrintedTable t = table(report(dir).out, "λ estimate / (ηp/4), mean over seeds");
   for (const json& cell : s.at("cells")) {
     const std::string p = "p = " + g(cell.at("p").get<double>(), 6);
-    std::size_t col = 1;
-    while (col < t.header.size() && t.header[col] != p) ++col;
+    const std::size_t col = t.column(p);
     ASSERT_LT(col, t.header.size()) << p;
     EXPECT_EQ(t.row(g(cell.at("eta").get<double>(), 6)).at(col), g(cell.at("ratio_mean").get<double>(), 4) + " (" +
                                                                      g(cell.at("ratio_min").get<double>(), 4) + " to " +
@@ -367,8 +371,7 @@ TEST_F(ReportCommand, IgrCalibrationPrintsTheFiniteStepFactorsBesideTheRatios) {
   for (const json& run : s.at("runs")) {
     if (!(run.at("status") == "ok" || run.at("status") == 0)) continue;
     const std::string w = "width " + g(run.at("width").get<double>(), 6);
-    std::size_t col = 1;
-    while (col < single.header.size() && single.header[col] != w) ++col;
+    const std::size_t col = single.column(w);
     ASSERT_LT(col, single.header.size()) << w;
     const std::string eta = g(run.at("eta").get<double>(), 6);
     const std::string mark = run.at("residual_ratio").get<double>() <= 0.5 ? "" : "*";
@@ -384,8 +387,7 @@ TEST_F(ReportCommand, IgrCalibrationPrintsAStepSizeByWidthTableOfRatios) {
   const PrintedTable t = table(report(dir).out, "λ estimate / (ηp/4) (mean over seeds");
   for (const json& run : s.at("runs")) {
     const std::string w = "width " + g(run.at("width").get<double>(), 6);
-    std::size_t col = 1;
-    while (col < t.header.size() && t.header[col] != w) ++col;
+    const std::size_t col = t.column(w);
     ASSERT_LT(col, t.header.size()) << w;
     const std::string shown = t.row(g(run.at("eta").get<double>(), 6)).at(col);
     // One seed per cell in the smoke config; a status is a word or the code 0 (ok).
