@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -344,6 +345,25 @@ TEST_F(ReportCommand, IgrSyntheticPrintsTheRatioToEtaPOver4ByStepSizeAndDimensio
     EXPECT_EQ(t.row(g(cell.at("eta").get<double>(), 6)).at(col), g(cell.at("ratio_mean").get<double>(), 4) + " (" +
                                                                      g(cell.at("ratio_min").get<double>(), 4) + " to " +
                                                                      g(cell.at("ratio_max").get<double>(), 4) + ")");
+  }
+}
+
+TEST_F(ReportCommand, IgrSyntheticPrintsTheLargestGapToTheSpectralFactorPerCell) {
+  const fs::path dir = StudyOutputs::of("igr_synthetic");
+  const json s = summary_of(dir);
+  const PrintedTable t = table(report(dir).out, "largest |ratio - spectral finite-step factor|");
+  std::map<std::pair<double, double>, double> largest;  // (eta, p) -> max over seeds
+  for (const json& run : s.at("runs")) {
+    double& m = largest[{run.at("eta").get<double>(), run.at("p").get<double>()}];
+    m = std::max(m, std::abs(run.at("ratio").get<double>() - run.at("finite_step_factor_spectral").get<double>()));
+  }
+  ASSERT_FALSE(largest.empty());
+  for (const auto& [cell, gap] : largest) {
+    const std::string p = "p = " + g(cell.second, 6);
+    const std::size_t col = t.column(p);
+    ASSERT_LT(col, t.header.size()) << p;
+    EXPECT_EQ(t.row(g(cell.first, 6)).at(col), g(gap, 2));
+    EXPECT_LT(gap, 1e-8);  // a quadratic: the ratio is the spectral factor
   }
 }
 
