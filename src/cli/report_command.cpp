@@ -737,6 +737,10 @@ Report igr_calibration_report(const json& s) {
                         row_is("eta"), cols, col_is("width", widths), make("finite_step_factor_spectral"));
   spectral.digits = 3;
   r.tables.push_back(std::move(spectral));
+  Table third = grid("third-order term, the leading part beyond any quadratic (mean over seeds)", "η", runs, etas,
+                     row_is("eta"), cols, col_is("width", widths), make("third_order_term"));
+  third.digits = 2;
+  r.tables.push_back(std::move(third));
   Table acc = grid("test accuracy at the selected checkpoint (mean over seeds)", "η", runs, etas, row_is("eta"), cols,
                    col_is("width", widths), make("test_accuracy"));
   r.tables.push_back(std::move(acc));

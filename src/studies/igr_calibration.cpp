@@ -107,6 +107,9 @@ Schema<IgrCalibrationResult> run_schema(std::int64_t probe_steps) {
           scalar("finite_step_factor_spectral", &R::finite_step_factor_spectral, "",
                  "sum_t <u_t, r(eta H) u_t> / sum_t ||u_t||^2 over the probe rows, u_t = H g at theta_t: the ratio "
                  "of an exact quadratic with the probe's curvature (Lanczos quadrature)"),
+          scalar("third_order_term", &R::third_order_term, "",
+                 "-(eta/3) sum_t <u_t, D3L[g_t, g_t]> / sum_t ||u_t||^2: the leading part of the ratio beyond "
+                 "finite_step_factor_spectral (the loss's third derivative along g)"),
           scalar("residual_ratio", &R::residual_ratio, "", "||b - lambda-hat (2/p) H g|| / ||b||"),
           scalar("cosine", &R::cosine, "", "cosine between the target and the gradient-penalty feature"),
           scalar("r_ig", &R::r_ig, "", "R_IG = ||grad L(theta*)||^2 / p on the probe set"),
@@ -297,12 +300,15 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   out.lambda_max = k.lambda_max;
   out.finite_step_factor = training::finite_step_factor(eta * k.s_eff);
   // The same ratio with H's whole spectrum, at every probe row, pooled as Eq. 6 pools them.
-  std::vector<training::StepFactor> rows;
+  // And the leading part beyond any quadratic: the third derivative along g.
+  std::vector<training::StepFactor> rows, third;
   for (std::int64_t t = 0; t < probe.theta.rows(); ++t) {
     const at::Tensor theta_t = training::to_tensor(probe.theta.row(t), {out.p}).to(device, probe_dtype);
     rows.push_back(training::quadratic_step_factor(probe_objective, theta_t, eta));
+    third.push_back(training::third_order_step_term(probe_objective, theta_t, eta));
   }
   out.finite_step_factor_spectral = training::pooled_step_factor(rows);
+  out.third_order_term = training::pooled_step_factor(third);
   return out;
 }
 

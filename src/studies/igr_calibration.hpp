@@ -117,6 +117,9 @@ struct IgrCalibrationResult {
   /// The ratio an exact quadratic with the probe rows' Hessians gives: r over
   /// H's spectrum along H g, pooled over the rows (training/curvature.hpp)
   double finite_step_factor_spectral = 0.0;
+  /// The leading non-quadratic part of the ratio, -(eta/3) <u, D3L[g, g]> /
+  /// ||u||^2 pooled over the rows (training/curvature.hpp)
+  double third_order_term = 0.0;
   std::vector<double> lambda_step;  ///< [probe_steps] Eq. 6 on each probe row alone
 };
 

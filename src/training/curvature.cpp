@@ -113,6 +113,23 @@ StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, do
   return out;
 }
 
+StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, double eta, double relative_step) {
+  StepFactor out;
+  const GradientAndHvp gh = f.gradient_and_hvp(theta);
+  const double u_norm = gh.hvp.norm().item<double>(), g_norm = gh.gradient.norm().item<double>();
+  if (!(u_norm > 0.0) || !std::isfinite(u_norm) || !(g_norm > 0.0)) {
+    out.factor = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+  const double e = relative_step * std::max(theta.norm().item<double>(), 1.0) / g_norm;
+  const at::Tensor third = (f.hvp(theta + e * gh.gradient, gh.gradient) - f.hvp(theta - e * gh.gradient, gh.gradient)) / (2.0 * e);
+  out.weight = u_norm * u_norm;
+  out.factor = -(eta / 3.0) * at::dot(gh.hvp, third).item<double>() / out.weight;
+  out.steps = 2;
+  out.converged = std::isfinite(out.factor);
+  return out;
+}
+
 double pooled_step_factor(std::span<const StepFactor> rows) {
   double num = 0.0, den = 0.0;
   for (const StepFactor& r : rows)

@@ -17,8 +17,9 @@
 // expected from curvature alone.
 //
 // With a spread of curvatures one s_eff is an approximation. On a quadratic
-// with Hessian H the flow-vs-GD target of a step from theta is exactly
-// (eta^2/2) r(eta H) H g, so the Eq. 6 fit of rows u_t = H g_t returns
+// with Hessian H the flow-vs-GD target of a step from theta (the two
+// displacements' difference over eta) is exactly (eta/2) r(eta H) H g, so
+// the Eq. 6 fit of rows u_t = H g_t returns
 //   lambda-hat / (eta p/4) = sum_t <u_t, r(eta H) u_t> / sum_t ||u_t||^2,
 // which quadratic_step_factor() computes at one row by Lanczos (Gauss)
 // quadrature started at u and pooled_step_factor() pools over rows. r(x) =
@@ -75,6 +76,19 @@ StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, do
 /// sum_t weight_t factor_t / sum_t weight_t over the rows whose factor is
 /// finite (NaN when none is): the factor of the pooled Eq. 6 fit.
 double pooled_step_factor(std::span<const StepFactor> rows);
+
+/// The leading part of the Eq. 6 row at theta that no quadratic has. The
+/// flow over time eta expands as theta - eta g + (eta^2/2) H g
+/// - (eta^3/6) (H^2 g + D3L[g, g]) + O(eta^4), so the row's target is
+/// (eta/2) r(eta H) H g - (eta^2/6) D3L[g, g] + O(eta^3) and its ratio moves
+/// by -(eta/3) <u, D3L[g, g]> / ||u||^2 (u = H g) beyond the quadratic's.
+/// Returned as a StepFactor: factor = that term, weight = ||u||^2 (pool with
+/// pooled_step_factor; the pooled term adds to the pooled spectral factor).
+/// D3L[g, g] = d/de H(theta + e g) g at e = 0, by a central difference of two
+/// HVPs with e ||g|| = relative_step * max(||theta||, 1). Costs one
+/// gradient-and-HVP pass and two HVPs; the model's parameters are restored.
+StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, double eta,
+                                 double relative_step = 1e-4);
 
 /// r(x) = 2 (e^{-x} - 1 + x) / x^2, accurate for every x >= 0 (a series
 /// below x = 1e-2, where the closed form cancels).

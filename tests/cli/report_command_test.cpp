@@ -388,6 +388,7 @@ TEST_F(ReportCommand, IgrCalibrationPrintsTheFiniteStepFactorsBesideTheRatios) {
   const std::string out = report(dir).out;
   const PrintedTable single = table(out, "finite-step factor r(η s_eff) (mean over seeds");
   const PrintedTable spectral = table(out, "spectral finite-step factor");
+  const PrintedTable third = table(out, "third-order term");
   for (const json& run : s.at("runs")) {
     if (!(run.at("status") == "ok" || run.at("status") == 0)) continue;
     const std::string w = "width " + g(run.at("width").get<double>(), 6);
@@ -397,6 +398,7 @@ TEST_F(ReportCommand, IgrCalibrationPrintsTheFiniteStepFactorsBesideTheRatios) {
     const std::string mark = run.at("residual_ratio").get<double>() <= 0.5 ? "" : "*";
     EXPECT_EQ(single.row(eta).at(col), g(run.at("finite_step_factor").get<double>()) + mark);
     EXPECT_EQ(spectral.row(eta).at(col), g(run.at("finite_step_factor_spectral").get<double>()) + mark);
+    EXPECT_EQ(third.row(eta).at(col), g(run.at("third_order_term").get<double>(), 2) + mark);
   }
 }
 

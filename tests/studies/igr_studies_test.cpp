@@ -199,6 +199,7 @@ TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
     // moved the ratio by at most 0.053 in every run measured (docs/results.md).
     const double spectral = run.at("finite_step_factor_spectral").get<double>();
     EXPECT_NEAR(ratio, spectral, 0.06);
+    EXPECT_TRUE(std::isfinite(run.at("third_order_term").get<double>()));  // its value: training/curvature_test
   }
   EXPECT_EQ(s.at("runs_ok").get<std::int64_t>(), ok);
   EXPECT_GE(ok, 2);

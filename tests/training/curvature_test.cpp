@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <limits>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "igr_problems.hpp"
+#include "training/losses.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -149,6 +151,48 @@ TEST_F(CurvatureOfLinearRegression, AlongAnEigenvectorTheStepFactorIsRAtItsEigen
   EXPECT_NEAR(q.factor, finite_step_factor(1.5), 1e-9);
   EXPECT_NEAR(q.factor, finite_step_factor(eta * curvature(f, theta).s_eff), 1e-9);
   EXPECT_LE(q.steps, 2);
+}
+
+TEST_F(CurvatureOfLinearRegression, AQuadraticHasNoThirdOrderTerm) {
+  const Objective f(model_, data_, LossKind::mse);
+  const StepFactor t = third_order_step_term(f, at::full({6}, 0.3, at::kDouble), 0.05);
+  EXPECT_TRUE(t.converged);
+  EXPECT_NEAR(t.factor, 0.0, 1e-10);
+}
+
+// D3L[g, g] by triple backprop through the model: the serial reference of
+// the central difference of HVPs.
+at::Tensor third_derivative_along_gradient(const ModelHandle& model, const Dataset& data, const at::Tensor& theta) {
+  const std::vector<at::Tensor> saved = snapshot_parameters(model);
+  set_flat_parameters(model, theta);
+  for (const at::Tensor& p : model.parameters) p.requires_grad_(true);
+  const auto flat = [](const std::vector<at::Tensor>& parts) {
+    std::vector<at::Tensor> v;
+    for (const at::Tensor& t : parts) v.push_back(t.reshape({-1}));
+    return at::cat(v);
+  };
+  const at::Tensor loss = mean_loss(LossKind::cross_entropy, model.forward(data.x), data.y);
+  const at::Tensor g = flat(torch::autograd::grad({loss}, model.parameters, {}, true, true));
+  const at::Tensor gc = g.detach();
+  const at::Tensor hg = flat(torch::autograd::grad({at::dot(g, gc)}, model.parameters, {}, true, true));
+  const at::Tensor t = flat(torch::autograd::grad({at::dot(hg, gc)}, model.parameters));
+  restore_parameters(model, saved);
+  return t.detach();
+}
+
+TEST(ThirdOrderStepTerm, EqualsTripleBackpropOnATanhClassifier) {
+  const Dataset data = testing::class_data(64, 5, 3, 62);
+  const ModelHandle model = testing::tanh_classifier(5, {8, 8}, 3);
+  const Objective f(model, data, LossKind::cross_entropy);
+  const at::Tensor theta = f.current();
+  const double eta = 0.1;
+  const GradientAndHvp gh = f.gradient_and_hvp(theta);
+  const at::Tensor t = third_derivative_along_gradient(model, data, theta);
+  const double expected = -(eta / 3.0) * at::dot(gh.hvp, t).item<double>() / at::dot(gh.hvp, gh.hvp).item<double>();
+  const StepFactor term = third_order_step_term(f, theta, eta);
+  EXPECT_NEAR(term.factor, expected, 1e-6 * std::abs(expected));
+  EXPECT_GT(std::abs(expected), 1e-4);  // a tanh network is not a quadratic
+  EXPECT_TRUE(at::equal(f.current(), theta));  // the model's parameters are restored
 }
 
 TEST(PooledStepFactor, WeighsRowsByTheirSquaredHgAndSkipsRowsWithoutADirection) {

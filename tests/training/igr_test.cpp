@@ -92,7 +92,7 @@ TEST(Igr, ProbeRecoversEtaPOverFourOnLinearRegression) {
 }
 
 TEST(Igr, ProbeRatioOnLinearRegressionIsThePooledSpectralStepFactorNearTheStabilityLimit) {
-  // A quadratic: each row's target is exactly (eta^2/2) r(eta H) H g, so the
+  // A quadratic: each row's target is exactly (eta/2) r(eta H) H g, so the
   // fit's ratio is the pooled spectral factor (curvature.hpp) -- not r at the
   // first row's average curvature, which differs from it by 2e-3 here.
   const Dataset data = regression_data(200, 10, 61);
@@ -114,6 +114,31 @@ TEST(Igr, ProbeRatioOnLinearRegressionIsThePooledSpectralStepFactorNearTheStabil
   EXPECT_NEAR(ratio, spectral, 1e-5);  // RK4 with 10 substeps at eta lambda_max / 10 = 0.16
   const double at_s_eff = finite_step_factor(o.eta * curvature(f, flat_parameters(model, true)).s_eff);
   EXPECT_GT(std::abs(ratio - at_s_eff), 1e-3);
+}
+
+TEST(Igr, BeyondTheSpectralFactorAProbeRowMovesByTheThirdOrderTermAsEtaShrinks) {
+  // Target = (eta/2) r(eta H) H g - (eta^2/6) D3L[g, g] + O(eta^3): what the
+  // spectral factor leaves is the third-order term, up to a relative O(eta).
+  const Dataset data = class_data(64, 5, 3, 62);
+  const ModelHandle model = tanh_classifier(5, {8, 8}, 3);
+  const Objective f(model, data, LossKind::cross_entropy);
+  const at::Tensor theta = f.current();
+  std::vector<double> misfit;
+  for (double eta : {0.4, 0.2, 0.1}) {
+    IgrProbeOptions o;
+    o.loss = LossKind::cross_entropy;
+    o.eta = eta;
+    o.steps = 1;
+    o.substeps = 20;
+    const IgrProbe probe = igr_probe(model, data, o);
+    const double beyond = probe.estimate.lambda_hat / igr_theory(eta, model.parameter_count()) -
+                          quadratic_step_factor(f, theta, eta).factor;
+    const double term = third_order_step_term(f, theta, eta).factor;
+    misfit.push_back(std::abs(beyond / term - 1.0));
+  }
+  EXPECT_LT(misfit[2], 0.1);  // measured 0.14, 0.078, 0.041 at eta = 0.4, 0.2, 0.1
+  EXPECT_LT(misfit[2], 0.6 * misfit[1]);  // O(eta): halves with eta
+  EXPECT_LT(misfit[1], 0.6 * misfit[0]);
 }
 
 TEST(Igr, ProbeOnATanhClassifierIsCloseToTheTheoryAndEulerIsBiased) {
