@@ -117,7 +117,7 @@ StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, do
   StepFactor out;
   const GradientAndHvp gh = f.gradient_and_hvp(theta);
   const double u_norm = gh.hvp.norm().item<double>(), g_norm = gh.gradient.norm().item<double>();
-  if (!(u_norm > 0.0) || !std::isfinite(u_norm) || !(g_norm > 0.0)) {
+  if (!(u_norm > 0.0) || !std::isfinite(u_norm) || !(g_norm > 0.0) || !std::isfinite(g_norm)) {
     out.factor = std::numeric_limits<double>::quiet_NaN();
     return out;
   }
