@@ -50,7 +50,14 @@ def main(out):
     if ok.any():
         lo, hi = min(theory[ok].min(), lam[ok].min()) / 1.5, max(theory[ok].max(), lam[ok].max()) * 1.5
         axes[2].plot([lo, hi], [lo, hi], "k--", lw=1, label="$\\hat\\lambda = \\eta p / 4$")
-    axes[3].plot([0, 1.05], [0, 1.05], "k--", lw=1, label="ratio = $r(\\eta s_{eff})$")
+    # Zoomed to the kept runs' values (they lie in about [0.5, 1]).
+    shown = [a[ok] for a in (ratio, factor) + ((spectral,) if spectral is not None else ())]
+    values = np.concatenate(shown) if ok.any() else np.array([0.0, 1.0])
+    values = values[np.isfinite(values)]
+    lo, hi = (values.min() - 0.03, values.max() + 0.03) if values.size else (0.0, 1.05)
+    axes[3].plot([lo, hi], [lo, hi], "k--", lw=1, label="ratio = $r(\\eta s_{eff})$")
+    axes[3].set_xlim(lo, hi)
+    axes[3].set_ylim(lo, hi)
     if spectral is not None:
         axes[3].scatter([], [], facecolors="none", edgecolors="k", marker="s", s=34,
                         label="open: spectral factor (r over H's spectrum)")
