@@ -301,11 +301,16 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   out.finite_step_factor = training::finite_step_factor(eta * k.s_eff);
   // The same ratio with H's whole spectrum, at every probe row, pooled as Eq. 6 pools them.
   // And the leading part beyond any quadratic: the third derivative along g.
+  // Each probe row already holds theta_t, g_t and H g_t.
   std::vector<training::StepFactor> rows, third;
+  const auto row_tensor = [&](const Matrix& m, std::int64_t t) {
+    return training::to_tensor(m.row(t), {out.p}).to(device, probe_dtype);
+  };
   for (std::int64_t t = 0; t < probe.theta.rows(); ++t) {
-    const at::Tensor theta_t = training::to_tensor(probe.theta.row(t), {out.p}).to(device, probe_dtype);
-    rows.push_back(training::quadratic_step_factor(probe_objective, theta_t, eta));
-    third.push_back(training::third_order_step_term(probe_objective, theta_t, eta));
+    const at::Tensor theta_t = row_tensor(probe.theta, t);
+    const training::GradientAndHvp at_theta{row_tensor(probe.grad_loss, t), row_tensor(probe.hvp, t)};
+    rows.push_back(training::quadratic_step_factor(probe_objective, theta_t, at_theta.hvp, eta));
+    third.push_back(training::third_order_step_term(probe_objective, theta_t, at_theta, eta));
   }
   out.finite_step_factor_spectral = training::pooled_step_factor(rows);
   out.third_order_term = training::pooled_step_factor(third);

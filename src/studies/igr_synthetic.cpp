@@ -194,9 +194,9 @@ IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const Igr
     out.estimate = igr_closed_form(rows.hvp, *rows.equations.target);
     const Objective objective(model, data.data.to(device, at::kDouble), LossKind::mse);
     std::vector<StepFactor> factors;
-    for (std::int64_t t = 0; t < rows.equations.theta.rows(); ++t)
-      factors.push_back(quadratic_step_factor(
-          objective, to_tensor(rows.equations.theta.row(t), {p}).to(device, at::kDouble), eta));
+    for (std::int64_t t = 0; t < rows.equations.theta.rows(); ++t)  // each row already holds theta_t and H g_t
+      factors.push_back(quadratic_step_factor(objective, to_tensor(rows.equations.theta.row(t), {p}).to(device, at::kDouble),
+                                              to_tensor(rows.hvp.row(t), {p}).to(device, at::kDouble), eta));
     out.finite_step_factor_spectral = pooled_step_factor(factors);
     for (const std::int64_t t : checkpoints)
       out.lambda_checkpoints.push_back(

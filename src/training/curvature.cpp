@@ -73,8 +73,12 @@ double gauss_quadrature(const std::vector<double>& alpha, const std::vector<doub
 
 StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, double eta,
                                  const QuadratureOptions& options) {
+  return quadratic_step_factor(f, theta, f.gradient_and_hvp(theta).hvp, eta, options);
+}
+
+StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, const at::Tensor& u, double eta,
+                                 const QuadratureOptions& options) {
   StepFactor out;
-  const at::Tensor u = f.gradient_and_hvp(theta).hvp;
   const double u_norm = u.norm().item<double>();
   if (!(u_norm > 0.0) || !std::isfinite(u_norm)) {
     out.factor = std::numeric_limits<double>::quiet_NaN();
@@ -114,8 +118,12 @@ StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, do
 }
 
 StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, double eta, double relative_step) {
+  return third_order_step_term(f, theta, f.gradient_and_hvp(theta), eta, relative_step);
+}
+
+StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, const GradientAndHvp& gh, double eta,
+                                 double relative_step) {
   StepFactor out;
-  const GradientAndHvp gh = f.gradient_and_hvp(theta);
   const double u_norm = gh.hvp.norm().item<double>(), g_norm = gh.gradient.norm().item<double>();
   if (!(u_norm > 0.0) || !std::isfinite(u_norm) || !(g_norm > 0.0) || !std::isfinite(g_norm)) {
     out.factor = std::numeric_limits<double>::quiet_NaN();

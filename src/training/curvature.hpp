@@ -72,6 +72,9 @@ struct StepFactor {
 /// pass plus one HVP per step; the model's parameters are restored.
 StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, double eta,
                                  const QuadratureOptions& options = {});
+/// The same with u = H g at theta already at hand (a probe row has it).
+StepFactor quadratic_step_factor(const Objective& f, const at::Tensor& theta, const at::Tensor& u, double eta,
+                                 const QuadratureOptions& options = {});
 
 /// sum_t weight_t factor_t / sum_t weight_t over the rows whose factor is
 /// finite (NaN when none is): the factor of the pooled Eq. 6 fit.
@@ -89,6 +92,9 @@ double pooled_step_factor(std::span<const StepFactor> rows);
 /// gradient-and-HVP pass and two HVPs; the model's parameters are restored.
 StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, double eta,
                                  double relative_step = 1e-4);
+/// The same with g and H g at theta already at hand (two HVPs).
+StepFactor third_order_step_term(const Objective& f, const at::Tensor& theta, const GradientAndHvp& at_theta,
+                                 double eta, double relative_step = 1e-4);
 
 /// r(x) = 2 (e^{-x} - 1 + x) / x^2, accurate for every x >= 0 (a series
 /// below x = 1e-2, where the closed form cancels).
