@@ -170,7 +170,8 @@ IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const Igr
   std::iota(o.checkpoints.begin(), o.checkpoints.end(), std::int64_t{0});
   o.integrator = c.integrator;
   o.substeps = c.substeps;
-  TrajectoryRows rows = trajectory_rows(model, data.data.to(device, at::kDouble), o);
+  const Dataset on_device = data.data.to(device, at::kDouble);
+  TrajectoryRows rows = trajectory_rows(model, on_device, o);
 
   IgrSyntheticResult out;
   out.p = p;
@@ -192,7 +193,7 @@ IgrSyntheticResult run_igr_synthetic_task(const IgrSyntheticConfig& c, const Igr
     out.finite_step_factor_spectral = nan;
   } else {
     out.estimate = igr_closed_form(rows.hvp, *rows.equations.target);
-    const Objective objective(model, data.data.to(device, at::kDouble), LossKind::mse);
+    const Objective objective(model, on_device, LossKind::mse);
     std::vector<StepFactor> factors;
     for (std::int64_t t = 0; t < rows.equations.theta.rows(); ++t)  // each row already holds theta_t and H g_t
       factors.push_back(quadratic_step_factor(objective, to_tensor(rows.equations.theta.row(t), {p}).to(device, at::kDouble),

@@ -25,9 +25,11 @@
 // quadrature started at u and pooled_step_factor() pools over rows. r(x) =
 // 2 int_0^1 (1 - s) e^{-x s} ds is a mixture of exponentials, hence convex,
 // and s_eff is the mean of H's spectrum weighted by u's components, so by
-// Jensen <u, r(eta H) u>/||u||^2 >= r(eta s_eff): the spread alone can only
-// raise the predicted ratio. What the measured ratio leaves to this spectral
-// factor is the objective's departure from a quadratic over the probe.
+// Jensen <u, r(eta H) u>/||u||^2 >= r(eta s_eff): at one row the spread alone
+// can only raise the predicted ratio (pooled over rows whose curvature
+// differs, the factor can fall below r at theta*'s s_eff). What the
+// measured ratio leaves to this spectral factor is the objective's
+// departure from a quadratic over the probe.
 #include <cstdint>
 #include <span>
 
@@ -60,7 +62,7 @@ struct QuadratureOptions {
 struct StepFactor {
   double factor = 0.0;  ///< <u, r(eta H) u> / ||u||^2 (NaN when u = H g = 0 or H overflows)
   double weight = 0.0;  ///< ||u||^2: the row's weight in the pooled Eq. 6 fit
-  std::int64_t steps = 0;  ///< Lanczos steps taken
+  std::int64_t steps = 0;  ///< HVPs after u: Lanczos steps (2 for third_order_step_term)
   bool converged = false;  ///< the quadrature settled (or the Krylov space closed)
 };
 
