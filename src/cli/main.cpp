@@ -174,7 +174,12 @@ Example:
 Resume: run the same command on the same --out after an interruption (Ctrl-C,
 a killed rank, a cancelled job): finished tasks are kept in OUT/store.h5 and
 only the rest run; a complete directory says "nothing to do"; another config
-on an existing directory is refused, naming the keys that differ.)";
+on an existing directory is refused, naming the keys that differ.
+
+One task alone: --dry-run numbers the tasks (with what each is, where the
+study says); --tasks 6 (or 1-3,7) runs just those, with the random draws a
+whole run gives them -- a cell rerun into a fresh --out, or a run done in
+parts. The outputs are written by the run that finishes the last task.)";
 }
 
 static std::string version_text() {
@@ -253,6 +258,9 @@ int main(int argc, char** argv) {
                     "nothing");
   run_cmd->add_flag("--ignore-resource-check", run.ignore_resource_check,
                     "Start even when the estimated memory or disk exceeds what this machine has");
+  run_cmd->add_option("--tasks", run.tasks,
+                      "Run only these tasks, numbered as --dry-run lists them (e.g. 6 or 1-3,7), with the draws a "
+                      "whole run gives them; the outputs are written once every task is done");
   run_cmd->footer(run_footer());
 
   auto* studies_cmd = app.add_subcommand("studies", "List the studies `gradmatch run` runs, one line each");

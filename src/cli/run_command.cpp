@@ -9,8 +9,8 @@ int run_command(const RunArgs& args, const mpi::Communicator& comm) {
     // The output directory is left out: two runs into different directories
     // write byte-identical files.
     io::set_created_by("gradmatch run " + args.config);
-    if (args.dry_run) studies::dry_run_study(args.config, args.out, comm);
-    else studies::run_study(args.config, args.out, comm);
+    if (args.dry_run) studies::dry_run_study(args.config, args.out, comm, args.tasks);
+    else studies::run_study(args.config, args.out, comm, studies::RunOptions{args.tasks});
     return 0;
   } catch (const std::exception& e) {
     return report_failure("run", e, comm, args.config + " --out " + args.out);

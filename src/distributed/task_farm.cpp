@@ -10,6 +10,7 @@
 #include <ctime>
 #include <cmath>
 #include <exception>
+#include <iterator>
 #include <numeric>
 
 #include "io/run_store.hpp"
@@ -238,8 +239,17 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
 FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t table,
                      const std::function<std::vector<double>(std::int64_t row)>& compute, FarmOptions options) {
   if (options.stage == FarmOptions{}.stage) options.stage = store.table_name(table);
-  const std::vector<std::int64_t>& rows = store.pending(table);
+  std::vector<std::int64_t> rows = store.pending(table);
   options.resumed = store.rows(table) - static_cast<std::int64_t>(rows.size());
+  if (options.only_rows) {
+    // Progress counts the selection alone ("runs (selected) 1/2 tasks").
+    std::vector<std::int64_t> kept;
+    std::set_intersection(rows.begin(), rows.end(), options.only_rows->begin(), options.only_rows->end(),
+                          std::back_inserter(kept));
+    rows = std::move(kept);
+    options.resumed = 0;
+    options.stage += " (selected)";
+  }
   std::int64_t diverged = 0;
   FarmStats stats = run_task_farm(
       comm, static_cast<std::int64_t>(rows.size()),

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ struct FarmOptions {
   double heartbeat_s = 10.0;
   std::int64_t resumed = 0;             ///< items done before this run (shown in D/T)
   std::FILE* progress_stream = stderr;  ///< rank 0 prints here
+  /// farm_table only: run just the pending rows that are in this list (rows
+  /// of the table, ascending); nullopt: every pending row.
+  std::optional<std::vector<std::int64_t>> only_rows;
 };
 
 /// What a farm did, identical on every rank.
@@ -77,7 +81,7 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
                         const FarmOptions& options = {});
 
 /// Collective: runs the rows of `table` that were pending when `store` was
-/// opened: compute(row) returns the row's result (store.width(table)
+/// opened (those of them in options.only_rows, when given): compute(row) returns the row's result (store.width(table)
 /// values), which the rank that computed it writes to the store at once
 /// (status diverged when a value is not finite). Stage name: the table's.
 FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t table,

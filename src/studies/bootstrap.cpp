@@ -466,6 +466,11 @@ class BootstrapStudy final : public Study {
     for (std::int64_t r = 0; r < config_.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
     return {table};
   }
+  std::vector<std::string> task_labels() const override {
+    std::vector<std::string> labels;
+    for (std::int64_t r = 0; r < config_.replicates; ++r) labels.push_back(cat("bootstrap replicate ", std::to_string(r)));
+    return labels;
+  }
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     return run_replicate(config_, shared_, row, buffers_);
   }

@@ -738,6 +738,28 @@ class DropoutStudy final : public Study {
     for (const DropoutChunk& ch : chunks_) table.ids.push_back(ch.id());
     return {table};
   }
+  std::vector<std::string> task_labels() const override {
+    const DropoutConfig& c = config_;
+    const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);
+    const auto per_cell = static_cast<std::int64_t>(c.rates.size()) * c.seeds;
+    const auto classifier = [&](std::int64_t k) {
+      const DropoutTask& t = tasks[sz(k)];
+      return cat("rate ", label_number(c.rates[sz(t.rate_index)]), " seed ", std::to_string(t.seed_index));
+    };
+    std::vector<std::string> labels;
+    for (const DropoutChunk& ch : enumerate_dropout_chunks(c)) {
+      std::string label = cat("depth ", std::to_string(ch.depth), ", width ", std::to_string(ch.width), ": ");
+      if (ch.count == per_cell)
+        label += cat("all ", std::to_string(per_cell), " classifiers");
+      else if (ch.count == 1)
+        label += classifier(ch.first);
+      else
+        label += cat(classifier(ch.first), " to ", classifier(ch.first + ch.count - 1), " (", std::to_string(ch.count),
+                     " classifiers)");
+      labels.push_back(std::move(label));
+    }
+    return labels;
+  }
   std::string describe() const override {
     return cat(std::to_string(tasks_.size()), " classifiers (", std::to_string(config_.depths.size()), " depths x ",
                std::to_string(config_.widths.size()), " widths x ", std::to_string(config_.rates.size()),

@@ -407,6 +407,20 @@ class ElasticNetStudy final : public Study {
     for (const ElasticNetTask& t : tasks_) table.ids.push_back(t.id());
     return {table};
   }
+  std::vector<std::string> task_labels() const override {
+    const ElasticNetConfig& c = config_;
+    const auto cell_text = [&](std::int64_t cell) {
+      return cat("(", label_number(c.lambda1[sz(cell_i1(c, cell))]), ", ", label_number(c.lambda2[sz(cell_i2(c, cell))]), ")");
+    };
+    std::vector<std::string> labels;
+    for (const ElasticNetTask& t : enumerate_elastic_net_tasks(c)) {
+      const std::int64_t first = t.block * c.block_size(), last = std::min(c.cells(), first + c.block_size()) - 1;
+      labels.push_back(cat("seed ", std::to_string(t.seed_index), ", (lambda1, lambda2) ", cell_text(first),
+                           last > first ? cat(" to ", cell_text(last), " (", std::to_string(last - first + 1), " cells)")
+                                        : std::string()));
+    }
+    return labels;
+  }
   std::string describe() const override {
     return cat(std::to_string(config_.cells()), " cells x ", std::to_string(config_.seeds), " seeds as ",
                std::to_string(tasks_.size()), " tasks of ", std::to_string(config_.block_size()),

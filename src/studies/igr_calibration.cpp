@@ -367,6 +367,13 @@ class IgrCalibrationStudy final : public Study {
     for (const auto& t : tasks_) table.ids.push_back(t.id(config_));
     return {table};
   }
+  std::vector<std::string> task_labels() const override {
+    std::vector<std::string> labels;
+    for (const IgrCalibrationTask& t : enumerate_igr_calibration_tasks(config_))
+      labels.push_back(cat("width ", std::to_string(config_.widths[sz(t.width_index)]), ", eta ",
+                           label_number(config_.learning_rates[sz(t.eta_index)]), ", seed ", std::to_string(t.replicate)));
+    return labels;
+  }
   /// Memory: the images (bytes and float32) and the widest MLP with its
   /// gradients and Hessian-vector products (~6 copies); disk: the run rows.
   /// Time unknown.

@@ -273,6 +273,14 @@ class IgrSyntheticStudy final : public Study {
     }
     return out;
   }
+  std::vector<std::string> task_labels() const override {
+    std::vector<std::string> labels;  // p-major like the tables
+    for (const IgrSyntheticTask& t : enumerate_igr_synthetic_tasks(config_))
+      labels.push_back(cat("p ", std::to_string(config_.dims[sz(t.p_index)]), ", eta ",
+                           label_number(config_.learning_rates[sz(t.eta_index)]), ", replicate ",
+                           std::to_string(t.replicate)));
+    return labels;
+  }
   /// Disk: each run's [steps, p] equations, in the store and again as its
   /// equation file; memory: the data and one run's trajectory. Time unknown.
   ResourceEstimate estimate() const override {

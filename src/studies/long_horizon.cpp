@@ -117,6 +117,11 @@ class LongHorizonStudy final : public Study {
     for (std::size_t i = 0; i < config_.learning_rates.size(); ++i) table.ids.push_back(i + 1);
     return {table};
   }
+  std::vector<std::string> task_labels() const override {
+    std::vector<std::string> labels;
+    for (const double eta : config_.learning_rates) labels.push_back(cat("eta ", label_number(eta)));
+    return labels;
+  }
   /// One run per step size; memory: the data and one run's rows. Time unknown.
   ResourceEstimate estimate() const override {
     ResourceEstimate e;

@@ -59,12 +59,13 @@ const StudyEntry& entry_for(const std::string& config_path, const mpi::Communica
 
 }  // namespace
 
-void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+void run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm,
+               const RunOptions& options) {
   std::string name;
   const StudyEntry& entry = entry_for(config_path, comm, name);
   io::set_study(name);
   const std::unique_ptr<Study> study = entry.make();
-  run_study(*study, name, config_path, out_dir, comm);
+  run_study(*study, name, config_path, out_dir, comm, options);
 }
 
 void check_study_config(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
@@ -79,7 +80,8 @@ void check_study_config(const std::string& config_path, const std::string& out_d
   });
 }
 
-void dry_run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm) {
+void dry_run_study(const std::string& config_path, const std::string& out_dir, const mpi::Communicator& comm,
+                   const std::string& tasks) {
   std::string name;
   const StudyEntry& entry = entry_for(config_path, comm, name);
   const std::unique_ptr<Study> study = entry.make();
@@ -89,8 +91,40 @@ void dry_run_study(const std::string& config_path, const std::string& out_dir, c
     study->configure(reader);
     reader.finish();
     report = dry_run_report(study->estimate(), name, config_path, out_dir, comm.size());
+    const std::vector<std::string> labels = study->task_labels();
+    report += task_list_text(labels);
+    if (!tasks.empty() && labels.empty()) {
+      report += "  --tasks: checked against the task count when the run starts (this study does not list its tasks)\n";
+    } else if (!tasks.empty()) {
+      const std::vector<std::int64_t> selected = parse_task_selection(tasks, static_cast<std::int64_t>(labels.size()));
+      std::vector<std::string> chosen;
+      for (const std::int64_t k : selected) chosen.push_back(cat(std::to_string(k + 1), "  ", labels[static_cast<std::size_t>(k)]));
+      report += "  --tasks " + tasks + " selects:\n";
+      for (const std::string& c : chosen) report += "    " + c + "\n";
+    }
   });
   if (comm.is_root()) std::fputs(report.c_str(), stdout);
+}
+
+std::string task_list_text(const std::vector<std::string>& labels, std::size_t head, std::size_t tail) {
+  if (labels.empty()) return {};
+  const std::size_t n = labels.size();
+  const int digits = static_cast<int>(std::to_string(n).size());
+  std::string out = "  tasks by number (for --tasks):\n";
+  const auto line = [&](std::size_t k) {
+    char number[32];
+    std::snprintf(number, sizeof number, "    %*zu  ", digits, k + 1);
+    out += cat(number, labels[k], "\n");
+  };
+  if (n <= head + tail + 1) {
+    for (std::size_t k = 0; k < n; ++k) line(k);
+  } else {
+    for (std::size_t k = 0; k < head; ++k) line(k);
+    out += cat("    ", std::string(static_cast<std::size_t>(digits), ' '), "  ... ", std::to_string(n - head - tail),
+               " more in the same order\n");
+    for (std::size_t k = n - tail; k < n; ++k) line(k);
+  }
+  return out;
 }
 
 }  // namespace gradmatch::studies

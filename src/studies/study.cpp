@@ -12,6 +12,8 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
+#include <charconv>
 #include <stdexcept>
 
 #include "core/errors.hpp"
@@ -123,6 +125,37 @@ bool outputs_complete(const std::filesystem::path& dir) {
   });
 }
 
+/// "running the selected tasks: 6 (width 1600, eta 0.1, seed 0), 7 (...)"
+/// and which of them an earlier run already did; at most 8 named.
+std::string selection_line(const std::vector<std::int64_t>& selection, const std::vector<std::string>& labels,
+                           const std::vector<TaskTable>& tables, const io::RunStore& store) {
+  std::vector<char> pending;
+  for (std::size_t t = 0; t < tables.size(); ++t) {
+    std::vector<char> p(tables[t].ids.size(), 0);
+    for (const std::int64_t row : store.pending(t)) p[static_cast<std::size_t>(row)] = 1;
+    pending.insert(pending.end(), p.begin(), p.end());
+  }
+  std::string run, done;
+  std::int64_t n_run = 0, n_done = 0;
+  constexpr std::int64_t kNamed = 8;
+  for (const std::int64_t k : selection) {
+    const bool todo = pending[static_cast<std::size_t>(k)] != 0;
+    std::string& list = todo ? run : done;
+    std::int64_t& n = todo ? n_run : n_done;
+    if (n < kNamed) {
+      list += cat(list.empty() ? "" : ", ", std::to_string(k + 1));
+      if (!labels.empty()) list += cat(" (", labels[static_cast<std::size_t>(k)], ")");
+    } else if (n == kNamed) {
+      list += ", ...";
+    }
+    ++n;
+  }
+  std::string line = n_run > 0 ? cat("running ", std::to_string(n_run), " selected task(s): ", run)
+                               : std::string("nothing to run: the selected tasks are done");
+  if (n_done > 0) line += cat("; already done: ", done);
+  return line;
+}
+
 }  // namespace
 
 std::string OutputDir::path(const std::string& file) {
@@ -151,8 +184,54 @@ std::string short_number(double value) {
   return buffer;
 }
 
+std::string label_number(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.6g", value);
+  return buffer;
+}
+
+std::vector<std::int64_t> parse_task_selection(const std::string& text, std::int64_t total) {
+  const std::string how = "give task numbers as `gradmatch run CONFIG --out DIR --dry-run` lists them, e.g. 6 or 1-3,7";
+  const auto number = [&](std::string_view part, const std::string& whole) {
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+    if (part.empty() || part.front() < '0' || part.front() > '9' || ec != std::errc() || end != part.data() + part.size())
+      throw InputError(cat("--tasks: '", text::clip(whole), "' is not a task number or a range a-b; ", how));
+    if (v < 1 || v > total)
+      throw InputError(cat("--tasks: task ", text::clip(std::string(part)), " does not exist: this run has ",
+                           std::to_string(total), total == 1 ? " task, number 1" : " tasks, numbered 1-" + std::to_string(total),
+                           " (--dry-run lists them)"));
+    return v - 1;
+  };
+  std::vector<std::int64_t> out;
+  std::size_t begin = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', begin);
+    std::string part = text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+    part.erase(0, part.find_first_not_of(" \t"));
+    part.erase(part.find_last_not_of(" \t") + 1);
+    if (part.empty()) throw InputError(cat("--tasks: '", text::clip(text), "' has an empty entry; ", how));
+    const std::size_t dash = part.find('-', 1);
+    if (dash == std::string::npos) {
+      out.push_back(number(part, part));
+    } else {
+      const std::int64_t first = number(std::string_view(part).substr(0, dash), part);
+      const std::int64_t last = number(std::string_view(part).substr(dash + 1), part);
+      if (last < first)
+        throw InputError(cat("--tasks: the range '", part, "' runs backwards; write ", std::to_string(last + 1), "-",
+                             std::to_string(first + 1)));
+      for (std::int64_t k = first; k <= last; ++k) out.push_back(k);
+    }
+    if (comma == std::string::npos) break;
+    begin = comma + 1;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
-               const mpi::Communicator& comm) {
+               const mpi::Communicator& comm, const RunOptions& options) {
   using mpi::collective;
   const auto t0 = Clock::now();
   const bool root = comm.is_root();
@@ -166,6 +245,8 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   StudyContext context;
   std::string effective;
   std::vector<TaskTable> tables;
+  std::vector<std::string> labels;                    // study.task_labels(): one per task, or none
+  std::optional<std::vector<std::int64_t>> selection;  // --tasks: 0-based task indices
   double shared_s = 0.0;
   collective(comm, [&] {
     io::ConfigReader peek(config_path);
@@ -182,9 +263,27 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     study.prepare(context);
     shared_s = seconds_since(t);
     tables = study.tables();
+    std::int64_t total = 0;
+    for (const TaskTable& table : tables) total += static_cast<std::int64_t>(table.ids.size());
+    labels = study.task_labels();
+    if (!labels.empty() && static_cast<std::int64_t>(labels.size()) != total)
+      throw std::logic_error(cat(name, ": task_labels() gives ", std::to_string(labels.size()), " labels for ",
+                                 std::to_string(total), " tasks"));
+    if (!options.tasks.empty()) selection = parse_task_selection(options.tasks, total);
     check_store_size(tables, config_path, out_dir);
   });
   if (const std::string line = study.describe(); !line.empty()) say(line);
+  // The selection as rows per table (global task k is table t's row k - offset(t)).
+  std::vector<std::vector<std::int64_t>> selected_rows(tables.size());
+  if (selection) {
+    std::int64_t offset = 0;
+    std::size_t k = 0;
+    for (std::size_t t = 0; t < tables.size(); ++t) {
+      const auto rows = static_cast<std::int64_t>(tables[t].ids.size());
+      for (; k < selection->size() && (*selection)[k] < offset + rows; ++k) selected_rows[t].push_back((*selection)[k] - offset);
+      offset += rows;
+    }
+  }
 
   // 2. The run store: one table per task table, rows in table order.
   io::RunStoreSpec spec{name, effective, {}};
@@ -207,14 +306,30 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     if (const int removed = remove_leftovers(dir); removed > 0)
       say(cat("removed ", std::to_string(removed), " half-written output file(s) of an interrupted run"));
   const InterruptNotice notice(root, out_dir);
+  if (selection) say(selection_line(*selection, labels, tables, *store));
 
   // 3. The task farm, one stage per table; each result lands in the store.
   auto t = Clock::now();
   std::vector<distributed::FarmStats> stages;
-  for (std::size_t k = 0; k < tables.size(); ++k)
+  for (std::size_t k = 0; k < tables.size(); ++k) {
+    distributed::FarmOptions farm;
+    if (selection) farm.only_rows = selected_rows[k];
     stages.push_back(
-        distributed::farm_table(comm, *store, k, [&](std::int64_t row) { return study.compute(k, row); }));
+        distributed::farm_table(comm, *store, k, [&](std::int64_t row) { return study.compute(k, row); }, farm));
+  }
   const double tasks_s = seconds_since(t);
+  if (selection) {
+    // The outputs need every row: with tasks still pending, stop here.
+    std::int64_t finished = resumed;
+    for (const distributed::FarmStats& s : stages) finished += s.items;
+    if (finished < total) {
+      say(cat(std::to_string(finished), " of ", std::to_string(total), " tasks are done (", distributed::clock_time(tasks_s),
+              " this run); the outputs are written once every task is done: run the same command without --tasks, or "
+              "with the tasks left"));
+      store->close();
+      return;
+    }
+  }
 
   // 4. Rank 0 reads every row back (this run's and earlier runs').
   std::vector<std::vector<double>> rows(tables.size());

@@ -27,7 +27,11 @@
 // finished run holds are the ones write() actually wrote (OutputDir records
 // them, run_info.json lists them), so "nothing to do" never depends on a list
 // kept by hand. Failures are agreed: every rank throws the same
-// CollectiveFailure.
+// CollectiveFailure. A run given a task selection (RunOptions::tasks) farms
+// only the selected pending rows; it writes the outputs only when that
+// completes the store, and otherwise says how many tasks are left -- the
+// same rows with the same keyed draws as a whole run, so a cell can be rerun
+// alone into a fresh DIR, or a run done in parts.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -139,18 +143,39 @@ class Study {
   /// ResourceEstimate). The default knows nothing; the runner still checks
   /// the run store's size against the disk once tables() are known.
   virtual ResourceEstimate estimate() const { return {}; }
+  /// After configure(): one short line per task, in table order (table 0's
+  /// rows first), saying what the task is ("width 1600, eta 0.1, seed 0"):
+  /// `gradmatch run --dry-run` numbers them from 1 for `--tasks`. Empty: the
+  /// study does not label its tasks (they are still numbered in table order).
+  virtual std::vector<std::string> task_labels() const { return {}; }
 };
+
+/// How `gradmatch run` runs a study beyond its config.
+struct RunOptions {
+  /// `--tasks`: 1-based task numbers over all tables in order, "6" or
+  /// "1-3,7"; empty: every task. With a selection only the selected tasks
+  /// that are not yet done run, and the outputs are written once every task
+  /// of the run is done (by this or an earlier run).
+  std::string tasks;
+};
+
+/// "6", "1-3,7" -> the distinct 0-based task indices, ascending. InputError
+/// "--tasks: ..." naming the part that is malformed or outside 1..total.
+std::vector<std::int64_t> parse_task_selection(const std::string& text, std::int64_t total);
 
 /// `gradmatch run CONFIG --out DIR` for one study; collective over `comm`
 /// (see the top). `name` is the config's `study` value.
 void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
-               const mpi::Communicator& comm);
+               const mpi::Communicator& comm, const RunOptions& options = {});
 
 // ---- helpers the studies share ----------------------------------------------
 
 /// The shortest "%g" form that reads back as the same double ("0.001",
 /// "3e-05"): numbers in output file names.
 std::string short_number(double value);
+
+/// "%.6g" ("10", "0.0005", "1e-07"): numbers in task labels.
+std::string label_number(double value);
 
 using text::cat;
 using text::sz;

@@ -236,6 +236,27 @@ TEST(Cli, RunDryRunPrintsTasksMemoryDiskTimeAndFilesAndWritesNothing) {
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
 }
 
+TEST(Cli, RunDryRunNumbersTheTasksAndABadSelectionExitsTwoWritingNothing) {
+  const fs::path out = fs::temp_directory_path() / ("gradmatch_tasks_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  const std::string config = std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/igr_calibration.toml";
+  CommandRun r = run("run " + config + " --out " + out.string() + " --dry-run --tasks 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  // configs/smoke: widths [8, 16] x learning_rates [0.05, 0.2], one seed, width-major.
+  EXPECT_NE(r.output.find("  tasks by number (for --tasks):\n    1  width 8, eta 0.05, seed 0\n"
+                          "    2  width 8, eta 0.2, seed 0\n    3  width 16, eta 0.05, seed 0\n"
+                          "    4  width 16, eta 0.2, seed 0\n  --tasks 2 selects:\n    2  width 8, eta 0.2, seed 0\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(out));
+  for (const std::string flags : {"--dry-run --tasks 5", "--tasks 5", "--tasks 1-x"}) {
+    r = run("run " + config + " --out " + out.string() + " " + flags);
+    EXPECT_EQ(r.exit_code, 2) << flags << ": " << r.output;
+    EXPECT_NE(r.output.find("gradmatch run: error: --tasks: "), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(out)) << flags;
+  }
+}
+
 TEST(Cli, AnUnknownCommandIsOneLineWithTheCommandsAndTheClosestOne) {
   CommandRun r = run("fitt");
   EXPECT_EQ(r.exit_code, 2);

@@ -146,6 +146,25 @@ TEST_F(IgrStudies, SyntheticResumesExactlyTheForgottenRows) {
   EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 4 - reset);
 }
 
+TEST_F(IgrStudies, SyntheticRunInSelectedPartsWritesTheWholeRunsOutputs) {
+  // Tasks 1-2 are table p3, 3-4 table p5: task 3 alone first (a cell rerun
+  // with the whole run's draws), then the rest across both tables.
+  run_both(smoke("igr_synthetic"));
+  const fs::path parts = root_ / "parts";
+  run_study(smoke("igr_synthetic"), parts.string(), world_, RunOptions{"3"});
+  if (world_.is_root()) {
+    EXPECT_TRUE(fs::exists(parts / "store.h5"));
+    EXPECT_FALSE(fs::exists(parts / "summary.json"));
+    EXPECT_FALSE(fs::exists(parts / "run_info.json"));
+  }
+  run_study(smoke("igr_synthetic"), parts.string(), world_, RunOptions{"1-2,4"});
+  if (!world_.is_root()) return;
+  EXPECT_EQ(outputs(parts), outputs(root_ / "one"));
+  const nlohmann::json tasks = json_of(parts / "run_info.json").at("tasks");
+  EXPECT_EQ(tasks.at("resumed"), 1);
+  EXPECT_EQ(tasks.at("run"), 3);
+}
+
 TEST_F(IgrStudies, LongHorizonSmokeModifiedFlowStaysFarCloserToGradientDescent) {
   run_both(smoke("long_horizon"));
   if (!world_.is_root()) return;

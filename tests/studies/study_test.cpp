@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <set>
 
 #include <torch/cuda.h>
@@ -29,6 +30,12 @@ class Squares final : public Study {
     read_study_seed(reader, "squares", 0);
     n_ = reader.get_int("n", 1, 1000);
     extra_ = reader.get_bool("extra", false);
+    labels_ = reader.get_int("labels", n_, 0, 1000);
+  }
+  std::vector<std::string> task_labels() const override {
+    std::vector<std::string> labels;
+    for (std::int64_t i = 0; i < labels_; ++i) labels.push_back("the square of " + std::to_string(i));
+    return labels;
   }
   void prepare(const StudyContext& context) override { device_ = context.device; }
   std::vector<TaskTable> tables() const override {
@@ -53,6 +60,7 @@ class Squares final : public Study {
  private:
   std::int64_t n_ = 0;
   bool extra_ = false;
+  std::int64_t labels_ = 0;  ///< how many task labels it gives (n unless the config says)
 };
 
 class StudyRunner : public ::testing::Test {
@@ -164,6 +172,90 @@ TEST_F(StudyRunner, DeviceCpuAndAutoRunOnTheCpuHere) {
     const nlohmann::json info = json_of(root_ / d / "run_info.json");
     EXPECT_EQ(info.at("devices").at(0).get<std::string>().rfind("cpu", 0), 0u) << info.at("devices");
   }
+}
+
+TEST_F(StudyRunner, SelectedTasksRunAloneAndTheRunThatFinishesTheLastWritesTheOutputs) {
+  const std::string c = config("n = 5\n");
+  const std::string out = (root_ / "parts").string();
+  Squares first;
+  run_study(first, "squares", c, out, world_, RunOptions{"2,4"});  // rows 1 and 3
+  EXPECT_EQ(first.computed, 2);
+  EXPECT_EQ(first.writes, 0);
+  EXPECT_TRUE(fs::exists(root_ / "parts" / "store.h5"));
+  EXPECT_FALSE(fs::exists(root_ / "parts" / "squares.json"));
+  EXPECT_FALSE(fs::exists(root_ / "parts" / "run_info.json"));
+  Squares again;  // the same selection: done already, nothing runs, still incomplete
+  run_study(again, "squares", c, out, world_, RunOptions{"4,2"});
+  EXPECT_EQ(again.computed, 0);
+  EXPECT_EQ(again.writes, 0);
+  Squares rest;  // overlapping the done ones: only the 3 pending run, then the outputs
+  run_study(rest, "squares", c, out, world_, RunOptions{"1-5"});
+  EXPECT_EQ(rest.computed, 3);
+  EXPECT_EQ(rest.writes, 1);
+  EXPECT_EQ(json_of(root_ / "parts" / "squares.json"), nlohmann::json({0.0, 1.0, 4.0, 9.0, 16.0}));
+  const nlohmann::json tasks = json_of(root_ / "parts" / "run_info.json").at("tasks");
+  EXPECT_EQ(tasks.at("resumed"), 2);
+  EXPECT_EQ(tasks.at("run"), 3);
+}
+
+TEST_F(StudyRunner, ABadTaskSelectionIsAnInputErrorAndNothingIsWritten) {
+  for (const char* bad : {"6", "0", "2-9", "x", "1,,2", "", "3-1"}) {
+    if (std::string(bad).empty()) continue;  // empty means every task (the CLI never passes it)
+    Squares s;
+    try {
+      run_study(s, "squares", config("n = 5\n"), (root_ / "out").string(), world_, RunOptions{bad});
+      FAIL() << bad << " accepted";
+    } catch (const mpi::CollectiveFailure& f) {
+      EXPECT_EQ(f.exit_code(), 2) << bad;
+      EXPECT_NE(std::string(f.what()).find("--tasks: "), std::string::npos) << f.what();
+    }
+    EXPECT_EQ(s.computed, 0);
+    EXPECT_FALSE(fs::exists(root_ / "out")) << bad;
+  }
+}
+
+TEST_F(StudyRunner, LabelsThatDoNotNumberEveryTaskAreRefusedBeforeAnythingRuns) {
+  Squares s;
+  EXPECT_THROW(run_study(s, "squares", config("n = 5\nlabels = 4\n"), (root_ / "out").string(), world_),
+               mpi::CollectiveFailure);
+  EXPECT_EQ(s.computed, 0);
+  EXPECT_FALSE(fs::exists(root_ / "out"));
+}
+
+TEST(TaskSelection, NumbersAndRangesBecomeSortedDistinctZeroBasedIndices) {
+  EXPECT_EQ(parse_task_selection("6", 7), (std::vector<std::int64_t>{5}));
+  EXPECT_EQ(parse_task_selection(" 7, 1-3 ,2", 7), (std::vector<std::int64_t>{0, 1, 2, 6}));
+  EXPECT_EQ(parse_task_selection("4-4", 4), (std::vector<std::int64_t>{3}));
+  const auto message = [](const std::string& text, std::int64_t total) {
+    try {
+      parse_task_selection(text, total);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message("8", 7), "--tasks: task 8 does not exist: this run has 7 tasks, numbered 1-7 (--dry-run lists them)");
+  EXPECT_EQ(message("2", 1), "--tasks: task 2 does not exist: this run has 1 task, number 1 (--dry-run lists them)");
+  EXPECT_EQ(message("0", 7), "--tasks: task 0 does not exist: this run has 7 tasks, numbered 1-7 (--dry-run lists them)");
+  EXPECT_EQ(message("5-2", 7), "--tasks: the range '5-2' runs backwards; write 2-5");
+  for (const char* bad : {"a", "1-", "-3", "1-2-3", "2.5", "1;2"})
+    EXPECT_EQ(message(bad, 7).rfind(std::string("--tasks: '") + bad + "' is not a task number or a range a-b", 0), 0u)
+        << bad << ": " << message(bad, 7);
+  EXPECT_EQ(message("1,,2", 7).rfind("--tasks: '1,,2' has an empty entry", 0), 0u) << message("1,,2", 7);
+  EXPECT_EQ(message("", 7).rfind("--tasks: '' has an empty entry", 0), 0u);
+}
+
+TEST(TaskSelection, TheDryRunListShowsTheEndsOfALongListAndTheCountBetween) {
+  std::vector<std::string> labels;
+  for (int i = 0; i < 40; ++i) labels.push_back("cell " + std::to_string(i));
+  EXPECT_EQ(task_list_text({}), "");
+  EXPECT_EQ(task_list_text({"a", "b"}), "  tasks by number (for --tasks):\n    1  a\n    2  b\n");
+  const std::string text = task_list_text(labels, 3, 2);
+  EXPECT_EQ(text,
+            "  tasks by number (for --tasks):\n     1  cell 0\n     2  cell 1\n     3  cell 2\n"
+            "        ... 35 more in the same order\n    39  cell 38\n    40  cell 39\n");
+  const std::string whole = task_list_text(labels, 34, 5);  // one line left out would say nothing: all 40
+  EXPECT_EQ(std::count(whole.begin(), whole.end(), '\n'), 41);
 }
 
 TEST(StudyRegistry, EveryNameIsListedOnceAndUnknownStudiesAreRefused) {
