@@ -20,6 +20,7 @@
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "io/equation_file.hpp"
+#include "io/run_store.hpp"
 
 namespace gradmatch::cli {
 namespace {
@@ -786,9 +787,40 @@ std::string output_files(const std::filesystem::path& dir) {
   return out;
 }
 
+/// A directory with a run store but no summary.json: a run that was stopped,
+/// is still running, or ran with --tasks. How far it got, from store.h5.
+void describe_unfinished_run(const std::filesystem::path& dir, bool as_json) {
+  const io::RunStoreProgress p = io::inspect_run_store((dir / "store.h5").string());
+  std::int64_t diverged = 0;
+  for (const auto& t : p.tables) diverged += t.diverged;
+  if (as_json) {
+    json tables = json::array();
+    for (const auto& t : p.tables)
+      tables.push_back({{"name", t.name}, {"tasks", t.rows}, {"done", t.done}, {"diverged", t.diverged}});
+    std::cout << json{{"path", dir.string()},
+                      {"study", p.study},
+                      {"finished", false},
+                      {"tasks", {{"total", p.rows()}, {"finished", p.finished()}, {"diverged", diverged}}},
+                      {"tables", tables}}
+                     .dump(2)
+              << std::endl;
+    return;
+  }
+  std::cout << dir.string() << ": " << p.study << ", not finished: " << p.finished() << " of " << p.rows()
+            << " tasks done" << (diverged > 0 ? " (" + std::to_string(diverged) + " diverged)" : std::string()) << "\n";
+  if (p.tables.size() > 1)
+    for (const auto& t : p.tables)
+      std::cout << "  table " << t.name << ": " << t.done + t.diverged << " of " << t.rows << " done\n";
+  std::cout << "  no outputs yet: summary.json and results.h5 are written once every task is done, by a run still "
+               "going on here or by the same 'gradmatch run CONFIG --out "
+            << dir.string() << "' again (without --tasks, or with the tasks left); finished tasks are kept\n"
+            << "  files: " << output_files(dir) << std::endl;
+}
+
 void describe_study(const std::filesystem::path& dir, bool as_json) {
   const auto summary = dir / "summary.json";
   std::ifstream in(summary);
+  if (!in && std::filesystem::exists(dir / "store.h5")) return describe_unfinished_run(dir, as_json);
   if (!in)
     throw InputError(dir.string() +
                      ": no summary.json here; is this a finished study output directory? (run "

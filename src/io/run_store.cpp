@@ -183,6 +183,59 @@ void write_row_values(hid_t dataset, hid_t mem_type, std::int64_t row, hsize_t c
 
 }  // namespace
 
+std::int64_t RunStoreProgress::rows() const {
+  std::int64_t n = 0;
+  for (const Table& t : tables) n += t.rows;
+  return n;
+}
+
+std::int64_t RunStoreProgress::finished() const {
+  std::int64_t n = 0;
+  for (const Table& t : tables) n += t.done + t.diverged;
+  return n;
+}
+
+RunStoreProgress inspect_run_store(const std::string& path) {
+  const auto not_a_store = [&](const std::string& why) {
+    throw InputError(cat(path, ": not a gradmatch run store (", why, ")"));
+  };
+  const QuietHdf5 quiet;
+  const PropListHandle fapl = serial_fapl();
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
+  if (id < 0) not_a_store("HDF5 cannot open it");
+  const FileHandle file(id, "H5Fopen");
+  std::string format;
+  std::int64_t version = 0;
+  if (!read_text_attribute(file, "format", format) || format != kFormat || !read_int_attribute(file, "version", version))
+    not_a_store("no format attribute \"gradmatch.run_store\"");
+  if (version != kVersion)
+    not_a_store(cat("run-store version ", version, "; this gradmatch reads version ", kVersion));
+  RunStoreProgress progress;
+  read_text_attribute(file, "study", progress.study);
+  if (checked(H5Lexists(file, "tables", H5P_DEFAULT), "H5Lexists") <= 0) not_a_store("no group 'tables'");
+  const GroupHandle group(H5Gopen2(file, "tables", H5P_DEFAULT), "H5Gopen2(tables)");
+  H5G_info_t info;
+  checked(H5Gget_info(group, &info), "H5Gget_info");
+  for (hsize_t k = 0; k < info.nlinks; ++k) {
+    // Creation order is not tracked: names come in alphabetical order.
+    const ssize_t size = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, k, nullptr, 0, H5P_DEFAULT);
+    std::string name(static_cast<std::size_t>(checked(static_cast<int>(size), "H5Lget_name_by_idx")), '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, k, name.data(), name.size() + 1, H5P_DEFAULT);
+    const GroupHandle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), "H5Gopen2(table)");
+    if (checked(H5Lexists(g, "status", H5P_DEFAULT), "H5Lexists") <= 0) not_a_store(cat("table '", name, "' has no status"));
+    const DatasetHandle status(H5Dopen2(g, "status", H5P_DEFAULT), "H5Dopen2(status)");
+    RunStoreProgress::Table t;
+    t.name = name;
+    t.rows = extent(status, 0);
+    for (const std::int8_t code : read_all<std::int8_t>(status, H5T_NATIVE_INT8, static_cast<std::size_t>(t.rows))) {
+      if (code == static_cast<std::int8_t>(TaskStatus::done)) ++t.done;
+      if (code == static_cast<std::int8_t>(TaskStatus::diverged)) ++t.diverged;
+    }
+    progress.tables.push_back(std::move(t));
+  }
+  return progress;
+}
+
 std::string store_fingerprint(const std::string& study, const std::string& config) {
   std::uint64_t h = 14695981039346656037ULL;
   h = fnv1a(h, std::to_string(kVersion));

@@ -73,6 +73,23 @@ std::string store_fingerprint(const std::string& study, const std::string& confi
 /// configs, as "key: A there, B now" (at most `limit`, then "...").
 std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit = 3);
 
+/// What a run store holds, read without MPI and without knowing the study's
+/// config (for `gradmatch report` on a directory whose run has not finished).
+struct RunStoreProgress {
+  struct Table {
+    std::string name;
+    std::int64_t rows = 0, done = 0, diverged = 0;  ///< done excludes diverged
+  };
+  std::string study;
+  std::vector<Table> tables;
+  std::int64_t rows() const;      ///< every table's rows
+  std::int64_t finished() const;  ///< done or diverged, every table
+};
+
+/// Reads DIR/store.h5 (`path`) read-only with the serial HDF5 driver.
+/// InputError naming the file when it is not a gradmatch run store.
+RunStoreProgress inspect_run_store(const std::string& path);
+
 class RunStore {
  public:
   /// Collective over `comm`. Opens DIR/store.h5 for `spec`, creating DIR and

@@ -431,6 +431,37 @@ TEST_F(ReportCommand, AnEquationFileIsDescribedAsJson) {
   EXPECT_EQ(j.at("target"), false);
 }
 
+TEST_F(ReportCommand, AnUnfinishedRunSaysHowManyTasksOfEachTableAreDone) {
+  // igr_synthetic's smoke config: tables p3 (tasks 1-2) and p5 (tasks 3-4).
+  const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_parts_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  const std::string run =
+      "run " + std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/igr_synthetic.toml --out " + dir.string();
+  ASSERT_EQ(gradmatch(run + " --tasks 3").exit_code, 0);
+  CommandRun r = gradmatch("report " + dir.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(dir.string() + ": igr_synthetic, not finished: 1 of 4 tasks done\n  table p3: 0 of 2 done\n"
+                                      "  table p5: 1 of 2 done\n  no outputs yet"),
+            std::string::npos)
+      << r.out;
+  r = gradmatch("report " + dir.string() + " --json");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const json doc = json::parse(r.out);
+  EXPECT_EQ(doc.at("finished"), false);
+  EXPECT_EQ(doc.at("tasks"), json({{"total", 4}, {"finished", 1}, {"diverged", 0}}));
+  ASSERT_EQ(gradmatch(run).exit_code, 0);  // the rest: now a finished run with its tables
+  r = gradmatch("report " + dir.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("not finished"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "store.h5") << "not HDF5";
+  r = gradmatch("report " + dir.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find((dir / "store.h5").string() + ": not a gradmatch run store"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
 TEST_F(ReportCommand, ADirectoryWithoutASummaryIsBadInputNamingIt) {
   const fs::path empty = fs::temp_directory_path() / ("gradmatch_report_empty_" + std::to_string(::getpid()));
   fs::create_directories(empty);
