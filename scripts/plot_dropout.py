@@ -91,6 +91,7 @@ def figure5(h, out):
             ax.plot(rates, nonstationary[i, j], color=color, linestyle="--", marker="x", markersize=3,
                     label=f"$\\lambda_{{ns}}$, width {width}")
         ax.axhline(0.0, color="gray", linewidth=0.8, linestyle=":")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))  # "1e-5" above the axis, short tick labels
         ax.set_title(f"depth {depth}: $\\hat\\lambda = \\lambda_R + \\lambda_{{ns}}$ (medians)", fontsize=10)
         if i == len(depths) - 1:
             ax.set_xlabel("dropout rate")
