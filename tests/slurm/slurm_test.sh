@@ -278,4 +278,22 @@ assert info["ranks"] == 2
 assert t["total"] == total and t["resumed"] == done and t["run"] == total - done, t
 EOF
 say "job $id resumed ($done_at_cancel kept, $((total - done_at_cancel)) run) and matches the uninterrupted run"
+
+# ---- 4. the generic study script passes run options on: --tasks, then the rest ------
+syn=$src/configs/smoke/igr_synthetic.toml
+"$gradmatch" run "$syn" --out "$tmp/out/syn-1rank" 2> /dev/null || fail "the igr_synthetic reference run failed"
+id=$(submit part mpi_jobs/study.sbatch "$syn" "$tmp/out/syn" --tasks 3) || fail "sbatch failed"
+job_ids+=("$id")
+state=$(wait_job "$id" 60)
+[[ $state == COMPLETED && $(job_field "$id" ExitCode) == 0:0 ]] || fail "job $id (--tasks 3) ended $state"
+read -r done total < <(store_done "$tmp/out/syn/store.h5")
+[[ $done == 1 && $total == 4 && ! -e $tmp/out/syn/summary.json ]] ||
+  fail "job $id with --tasks 3 left $done of $total tasks done (1 of 4 expected, no summary)"
+"$gradmatch" report "$tmp/out/syn" | grep -q "not finished: 1 of 4 tasks done" || fail "report does not show 1 of 4"
+id=$(submit rest mpi_jobs/study.sbatch "$syn" "$tmp/out/syn") || fail "sbatch failed"
+job_ids+=("$id")
+state=$(wait_job "$id" 60)
+[[ $state == COMPLETED && $(job_field "$id" ExitCode) == 0:0 ]] || fail "job $id (the rest) ended $state"
+same_outputs "$tmp/out/syn-1rank" "$tmp/out/syn"
+say "study.sbatch ran task 3 alone (job options --tasks 3), then the rest; outputs equal the 1-rank run's"
 echo "PASS"
