@@ -96,11 +96,9 @@ void dry_run_study(const std::string& config_path, const std::string& out_dir, c
     if (!tasks.empty() && labels.empty()) {
       report += "  --tasks: checked against the task count when the run starts (this study does not list its tasks)\n";
     } else if (!tasks.empty()) {
-      const std::vector<std::int64_t> selected = parse_task_selection(tasks, static_cast<std::int64_t>(labels.size()));
-      std::vector<std::string> chosen;
-      for (const std::int64_t k : selected) chosen.push_back(cat(std::to_string(k + 1), "  ", labels[static_cast<std::size_t>(k)]));
       report += "  --tasks " + tasks + " selects:\n";
-      for (const std::string& c : chosen) report += "    " + c + "\n";
+      for (const std::int64_t k : parse_task_selection(tasks, static_cast<std::int64_t>(labels.size())))
+        report += cat("    ", std::to_string(k + 1), "  ", labels[static_cast<std::size_t>(k)], "\n");
     }
   });
   if (comm.is_root()) std::fputs(report.c_str(), stdout);
