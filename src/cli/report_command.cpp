@@ -791,8 +791,7 @@ std::string output_files(const std::filesystem::path& dir) {
 /// is still running, or ran with --tasks. How far it got, from store.h5.
 void describe_unfinished_run(const std::filesystem::path& dir, bool as_json) {
   const io::RunStoreProgress p = io::inspect_run_store((dir / "store.h5").string());
-  std::int64_t diverged = 0;
-  for (const auto& t : p.tables) diverged += t.diverged;
+  const std::int64_t diverged = p.diverged();
   if (as_json) {
     json tables = json::array();
     for (const auto& t : p.tables)

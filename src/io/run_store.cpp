@@ -195,6 +195,12 @@ std::int64_t RunStoreProgress::finished() const {
   return n;
 }
 
+std::int64_t RunStoreProgress::diverged() const {
+  std::int64_t n = 0;
+  for (const Table& t : tables) n += t.diverged;
+  return n;
+}
+
 RunStoreProgress inspect_run_store(const std::string& path) {
   const auto not_a_store = [&](const std::string& why) {
     throw InputError(cat(path, ": not a gradmatch run store (", why, ")"));

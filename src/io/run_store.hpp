@@ -84,6 +84,7 @@ struct RunStoreProgress {
   std::vector<Table> tables;
   std::int64_t rows() const;      ///< every table's rows
   std::int64_t finished() const;  ///< done or diverged, every table
+  std::int64_t diverged() const;  ///< diverged, every table
 };
 
 /// Reads DIR/store.h5 (`path`) read-only with the serial HDF5 driver.

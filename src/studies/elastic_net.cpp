@@ -137,8 +137,7 @@ std::vector<ElasticNetEndpoint> run_elastic_net_task(const ElasticNetConfig& c, 
   const Split parts{drawn.train.to(device, drawn.train.x.scalar_type()),
                     drawn.validation.to(device, drawn.validation.x.scalar_type())};
 
-  const std::int64_t first = task.block * c.block_size();
-  const std::int64_t last = std::min(c.cells(), first + c.block_size());
+  const std::int64_t first = c.block_first(task.block), last = c.block_end(task.block);
   std::vector<ReplicateSpec> specs;
   for (std::int64_t cell = first; cell < last; ++cell) {
     ReplicateSpec spec;
@@ -414,7 +413,7 @@ class ElasticNetStudy final : public Study {
     };
     std::vector<std::string> labels;
     for (const ElasticNetTask& t : enumerate_elastic_net_tasks(c)) {
-      const std::int64_t first = t.block * c.block_size(), last = std::min(c.cells(), first + c.block_size()) - 1;
+      const std::int64_t first = c.block_first(t.block), last = c.block_end(t.block) - 1;
       labels.push_back(cat("seed ", std::to_string(t.seed_index), ", (lambda1, lambda2) ", cell_text(first),
                            last > first ? cat(" to ", cell_text(last), " (", std::to_string(last - first + 1), " cells)")
                                         : std::string()));
@@ -462,8 +461,7 @@ class ElasticNetStudy final : public Study {
                                                            std::vector<ElasticNetEndpoint>(sz(config_.seeds)));
     for (std::size_t row = 0; row < tasks_.size(); ++row) {
       const std::span<const double> values = table_row(rows.front(), width, row);
-      const std::int64_t first = tasks_[row].block * config_.block_size();
-      const std::int64_t last = std::min(config_.cells(), first + config_.block_size());
+      const std::int64_t first = config_.block_first(tasks_[row].block), last = config_.block_end(tasks_[row].block);
       for (std::int64_t cell = first; cell < last; ++cell)
         endpoints[sz(cell)][sz(tasks_[row].seed_index)] =
             schema_.decode(values.subspan(sz((cell - first) * schema_.width()), sz(schema_.width())));

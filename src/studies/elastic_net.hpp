@@ -27,6 +27,7 @@
 // error over seeds are Figure 3's points) and one pooled fit over the
 // cell's endpoints (m = seeds rows), the latter reproducible with
 // `gradmatch fit DIR/equations_l1_<i>_l2_<j>.h5 --family elastic-net:beta=B`.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -78,6 +79,9 @@ struct ElasticNetConfig {
   std::int64_t cells() const { return static_cast<std::int64_t>(lambda1.size() * lambda2.size()); }
   std::int64_t block_size() const { return cells_per_task > 0 ? std::min(cells_per_task, cells()) : cells(); }
   std::int64_t blocks() const { return (cells() + block_size() - 1) / block_size(); }
+  /// Task block `b` trains cells [block_first(b), block_end(b)).
+  std::int64_t block_first(std::int64_t b) const { return b * block_size(); }
+  std::int64_t block_end(std::int64_t b) const { return std::min(cells(), block_first(b) + block_size()); }
   /// Flat parameter count of the network: d*hidden + hidden + hidden + 1.
   std::int64_t parameters() const { return d * hidden + 2 * hidden + 1; }
 };
