@@ -456,8 +456,11 @@ Report dropout_report(const json& s) {
     add("the authors' Adam fit of λ (parity only), median over seeds", "adam_lambda_median", 3, false);
   const auto trends = records(s, "trends");
   if (!trends.empty()) {
-    Table t = titled("trend of the λ estimate with the dropout rate", "depth×width",
-                     {"Spearman(λ, rate)", "monotone increasing"});
+    Table t = titled("trend with the dropout rate: Spearman of the medians; within seeds, the mean Spearman and "
+                     "its one-sided permutation p-value for a rise",
+                     "depth×width",
+                     {"Spearman(λ, rate)", "monotone increasing", "λ within seeds", "p (λ rises)",
+                      "λ_R within seeds", "p (λ_R rises)"});
     for (const json& tr : trends) {
       t.labels.push_back(fmt(num(tr, "depth"), 6) + "×" + fmt(num(tr, "width"), 6));
       Cell rho;
@@ -467,7 +470,15 @@ Report dropout_report(const json& s) {
       mono.value = mono.text == "true" ? 1.0 : mono.text == "false" ? 0.0 : kNaN;
       if (mono.text == "true") mono.text = "yes";
       if (mono.text == "false") mono.text = "no";
-      t.rows.push_back({rho, mono});
+      std::vector<Cell> row{rho, mono};
+      for (const char* key : {"seed_trend", "seed_trend_penalty"}) {  // NaN (shown as such) in older summaries
+        Cell within, p;
+        within.value = num(member(tr, key), "statistic");
+        p.value = num(member(tr, key), "p_increasing");
+        row.push_back(within);
+        row.push_back(p);
+      }
+      t.rows.push_back(std::move(row));
     }
     t.digits = 2;
     r.tables.push_back(std::move(t));

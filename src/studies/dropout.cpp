@@ -35,7 +35,7 @@ namespace {
 constexpr const char* kStudy = "dropout";
 // Stream kinds (bits 56..63 of a Philox stream id).
 constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6,
-                        kAdamKind = 7, kMatchOrderKind = 8;
+                        kAdamKind = 7, kMatchOrderKind = 8, kTrendKind = 9;
 // Offsets of the diagnostics' and matching rounds' mask keys from a replicate's training key.
 constexpr std::uint64_t kDiagnosticMasks = 0x6469616700000000ULL, kMatchMasks = 0x6d61746300000000ULL;
 constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
@@ -539,41 +539,37 @@ std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vec
 }
 
 namespace {
+const Schema<DropoutCell>& cell_schema();  // with the store's codec below
+}  // namespace
 
-// Spearman rank correlation of (x, y) (no ties in x; ties in y get mean ranks).
-double spearman(const std::vector<double>& x, const std::vector<double>& y) {
-  const auto ranks = [](const std::vector<double>& v) {
-    std::vector<std::size_t> order(v.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-    std::vector<double> r(v.size());
-    for (std::size_t i = 0; i < order.size();) {
-      std::size_t j = i;
-      while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-      for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * static_cast<double>(i + j);
-      i = j + 1;
-    }
-    return r;
-  };
-  const std::vector<double> rx = ranks(x), ry = ranks(y);
-  const double n = static_cast<double>(x.size());
-  const double mean = (n - 1.0) / 2.0;
-  double sxy = 0.0, sxx = 0.0, syy = 0.0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    sxy += (rx[i] - mean) * (ry[i] - mean);
-    sxx += (rx[i] - mean) * (rx[i] - mean);
-    syy += (ry[i] - mean) * (ry[i] - mean);
+namespace {
+
+// The within-seed trend test of one endpoint quantity against the rate, per
+// (depth, width): one block per seed (its rates share the initial weights and
+// batch order), a diverged endpoint left out; Monte Carlo draws keyed by
+// (study seed, depth, width, quantity).
+nlohmann::json seed_trend(const DropoutConfig& c, const std::vector<DropoutTask>& tasks,
+                          const std::vector<DropoutEndpoint>& endpoints, std::int64_t depth, std::int64_t width,
+                          double DropoutEndpoint::*quantity, std::uint64_t quantity_index) {
+  std::vector<stats::TrendBlock> blocks(sz(c.seeds));
+  for (std::size_t k = 0; k < tasks.size(); ++k) {
+    const DropoutTask& t = tasks[k];
+    if (t.depth != depth || t.width != width) continue;
+    const DropoutEndpoint& e = endpoints[k];
+    blocks[sz(t.seed_index)].x.push_back(c.rates[sz(t.rate_index)]);
+    blocks[sz(t.seed_index)].y.push_back(e.diverged ? std::nan("") : e.*quantity);
   }
-  return sxx > 0.0 && syy > 0.0 ? sxy / std::sqrt(sxx * syy) : std::nan("");
+  const std::uint64_t stream = kTrendKind << 56 | static_cast<std::uint64_t>(depth) << 48 |
+                               static_cast<std::uint64_t>(width) << 32 | quantity_index;
+  const stats::TrendTest test = stats::blocked_trend_test(blocks, c.seed, stream);
+  return {{"statistic", test.statistic}, {"p_increasing", test.p_increasing}, {"p_decreasing", test.p_decreasing},
+          {"seeds", test.blocks},        {"permutations", test.permutations},  {"exact", test.exact}};
 }
 
 }  // namespace
 
-namespace {
-const Schema<DropoutCell>& cell_schema();  // with the store's codec below
-}  // namespace
-
-nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<DropoutCell>& cells) {
+nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<DropoutTask>& tasks,
+                               const std::vector<DropoutEndpoint>& endpoints, const std::vector<DropoutCell>& cells) {
   nlohmann::json out_cells = nlohmann::json::array();
   std::map<std::pair<std::int64_t, std::int64_t>, std::vector<const DropoutCell*>> by_architecture;
   std::int64_t untrusted = 0;
@@ -595,9 +591,14 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
     for (std::size_t i = 1; i < lambda.size(); ++i) monotone = monotone && lambda[i] > lambda[i - 1];
     trends.push_back({{"depth", arch.first},
                       {"width", arch.second},
-                      {"spearman", spearman(rate, lambda)},
-                      {"spearman_penalty", spearman(rate, penalty)},
-                      {"spearman_nonstationary", spearman(rate, nonstationary)},
+                      {"spearman", stats::spearman(rate, lambda)},
+                      {"spearman_penalty", stats::spearman(rate, penalty)},
+                      {"spearman_nonstationary", stats::spearman(rate, nonstationary)},
+                      {"seed_trend", seed_trend(c, tasks, endpoints, arch.first, arch.second, &DropoutEndpoint::lambda_hat, 0)},
+                      {"seed_trend_penalty",
+                       seed_trend(c, tasks, endpoints, arch.first, arch.second, &DropoutEndpoint::lambda_penalty, 1)},
+                      {"seed_trend_nonstationary", seed_trend(c, tasks, endpoints, arch.first, arch.second,
+                                                              &DropoutEndpoint::lambda_nonstationary, 2)},
                       {"monotone_increasing", monotone},
                       {"lambda_hat_median_first_rate", lambda.front()},
                       {"lambda_hat_median_last_rate", lambda.back()}});
@@ -842,7 +843,7 @@ class DropoutStudy final : public Study {
     }
     const std::vector<DropoutCell> cells = assemble_dropout(config_, tasks_, endpoints);
     write_results(out.path("results.h5"), config_, config_text_, endpoints, cells, data_);
-    io::write_json_file(out.path("summary.json"), dropout_summary(config_, cells));
+    io::write_json_file(out.path("summary.json"), dropout_summary(config_, tasks_, endpoints, cells));
     // Equation files were written by the tasks themselves; list those that exist.
     if (config_.save_equations)
       for (const DropoutTask& t : tasks_)

@@ -233,8 +233,15 @@ struct DropoutCell {
 /// The summary.json document: `cells` (one object per (depth, width, rate))
 /// and, per architecture (`trends`), the Spearman correlation with the rate
 /// of the medians of lambda-hat (`spearman`), lambda_penalty and
-/// lambda_nonstationary, and whether lambda-hat increases monotonically.
-nlohmann::json dropout_summary(const DropoutConfig& config, const std::vector<DropoutCell>& cells);
+/// lambda_nonstationary, whether lambda-hat increases monotonically, and
+/// for each of the three a test of the trend within seeds (`seed_trend`,
+/// `seed_trend_penalty`, `seed_trend_nonstationary`: the mean over seeds of
+/// the Spearman correlation with the rate, and its one-sided permutation
+/// p-values, stats::blocked_trend_test). The medians' Spearman takes one
+/// number per rate; the seed trend uses every endpoint and says whether a
+/// trend stands out from the spread between seeds.
+nlohmann::json dropout_summary(const DropoutConfig& config, const std::vector<DropoutTask>& tasks,
+                               const std::vector<DropoutEndpoint>& endpoints, const std::vector<DropoutCell>& cells);
 
 /// Medians per cell from the endpoints (in enumerate_dropout_tasks order).
 std::vector<DropoutCell> assemble_dropout(const DropoutConfig& config, const std::vector<DropoutTask>& tasks,

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace gradmatch::stats {
@@ -65,6 +68,90 @@ TEST(ColumnBand, IsMeanPlusMinusTTimesTheStandardErrorPerColumn) {
   const Band single = column_band(Matrix(1, 2, {0.5, -1.0}));
   EXPECT_EQ(single.ci_low, single.mean);
   EXPECT_EQ(single.ci_high, (std::vector<double>{0.5, -1.0}));
+}
+
+TEST(Spearman, IsThePearsonCorrelationOfRanksWithTiesSharingTheirMeanRank) {
+  const std::vector<double> x{1.0, 2.0, 3.0, 4.0, 5.0};
+  EXPECT_DOUBLE_EQ(spearman(x, std::vector<double>{1.0, 8.0, 27.0, 64.0, 125.0}), 1.0);
+  EXPECT_DOUBLE_EQ(spearman(x, std::vector<double>{9.0, 7.0, 3.0, 0.0, -4.0}), -1.0);
+  // No ties: 1 - 6 sum d^2 / (n (n^2 - 1)) with d = (-1, 1, -1, 1, 0): 1 - 24/120.
+  EXPECT_DOUBLE_EQ(spearman(x, std::vector<double>{2.0, 1.0, 4.0, 3.0, 5.0}), 0.8);
+  // Ties in y: ranks (0.5, 0.5, 2.5, 2.5) against (0, 1, 2, 3): 4 / sqrt(5 * 4).
+  EXPECT_NEAR(spearman(std::vector<double>{1.0, 2.0, 3.0, 4.0}, std::vector<double>{1.0, 1.0, 2.0, 2.0}),
+              4.0 / std::sqrt(20.0), 1e-15);
+  EXPECT_TRUE(std::isnan(spearman(x, std::vector<double>{3.0, 3.0, 3.0, 3.0, 3.0})));
+  EXPECT_TRUE(std::isnan(spearman(std::vector<double>{1.0}, std::vector<double>{2.0})));
+  EXPECT_THROW(spearman(x, std::vector<double>{1.0, 2.0}), std::invalid_argument);
+}
+
+TEST(BlockedTrendTest, CountsEveryPermutationWhenTheyAreFew) {
+  // One block of three increasing points: T = 1, reached by 1 of the 3! orders.
+  const TrendTest one = blocked_trend_test({{{0.0, 1.0, 2.0}, {1.0, 2.0, 3.0}}}, 1, 1);
+  EXPECT_TRUE(one.exact);
+  EXPECT_EQ(one.permutations, 6);
+  EXPECT_EQ(one.blocks, 1);
+  EXPECT_DOUBLE_EQ(one.statistic, 1.0);
+  EXPECT_DOUBLE_EQ(one.p_increasing, 1.0 / 6.0);
+  EXPECT_DOUBLE_EQ(one.p_decreasing, 1.0);
+  // Two blocks, rho = 1 and 0.5: T = 0.75. A block's rho over its 6 orders is
+  // 1, 0.5, 0.5, -0.5, -0.5, -1, so the mean of two is >= 0.75 in 5 of 36
+  // pairs ((1, 1) and four with 1 and 0.5) and <= 0.75 in all but (1, 1).
+  const TrendTest two = blocked_trend_test({{{0.0, 1.0, 2.0}, {1.0, 2.0, 3.0}}, {{0.0, 1.0, 2.0}, {1.0, 3.0, 2.0}}}, 1, 1);
+  EXPECT_TRUE(two.exact);
+  EXPECT_EQ(two.permutations, 36);
+  EXPECT_DOUBLE_EQ(two.statistic, 0.75);
+  EXPECT_DOUBLE_EQ(two.p_increasing, 5.0 / 36.0);
+  EXPECT_DOUBLE_EQ(two.p_decreasing, 35.0 / 36.0);
+}
+
+TEST(BlockedTrendTest, LeavesOutNonFinitePointsAndBlocksWithoutATrendToTest) {
+  // A NaN point drops out (three increasing points remain); a constant block
+  // and a one-point block do not count: the one-block answer above.
+  const TrendTest t = blocked_trend_test({{{0.0, 1.0, 2.0, 3.0}, {1.0, kNaN, 2.0, 3.0}},
+                                          {{0.0, 1.0, 2.0}, {5.0, 5.0, 5.0}},
+                                          {{0.0, 1.0}, {kInf, 4.0}}},
+                                         1, 1);
+  EXPECT_EQ(t.blocks, 1);
+  EXPECT_EQ(t.permutations, 6);
+  EXPECT_DOUBLE_EQ(t.statistic, 1.0);
+  EXPECT_DOUBLE_EQ(t.p_increasing, 1.0 / 6.0);
+  const TrendTest none = blocked_trend_test({{{0.0, 1.0}, {kNaN, 2.0}}}, 1, 1);
+  EXPECT_EQ(none.blocks, 0);
+  EXPECT_TRUE(std::isnan(none.statistic));
+  EXPECT_TRUE(std::isnan(none.p_increasing));
+  EXPECT_THROW(blocked_trend_test({{{0.0, 1.0}, {1.0}}}, 1, 1), std::invalid_argument);
+}
+
+TEST(BlockedTrendTest, DrawsPermutationsWhenTheyAreManyAndAgreesWithTheExactCount) {
+  // Ten seeds of eight rates, every one increasing: no draw reaches T = 1
+  // (chance 8!^-10), so p is its floor 1 / (1 + draws).
+  std::vector<TrendBlock> rising(10, TrendBlock{{0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5}, {1, 2, 3, 4, 5, 6, 7, 8}});
+  const TrendTest mc = blocked_trend_test(rising, 7, 3, 2000);
+  EXPECT_FALSE(mc.exact);
+  EXPECT_EQ(mc.permutations, 2000);
+  EXPECT_EQ(mc.blocks, 10);
+  EXPECT_DOUBLE_EQ(mc.statistic, 1.0);
+  EXPECT_DOUBLE_EQ(mc.p_increasing, 1.0 / 2001.0);
+  EXPECT_DOUBLE_EQ(mc.p_decreasing, 1.0);
+  // Three blocks of four (4!^3 = 13,824 joint orders): the draws estimate the
+  // exact p within four binomial standard errors, and repeat with the key.
+  const std::vector<TrendBlock> mixed{{{0, 1, 2, 3}, {0.2, 0.1, 0.5, 0.4}},
+                                      {{0, 1, 2, 3}, {1.0, 3.0, 2.0, 4.0}},
+                                      {{0, 1, 2, 3}, {3.0, 1.0, 2.0, 0.5}}};
+  const TrendTest exact = blocked_trend_test(mixed, 7, 3);
+  ASSERT_TRUE(exact.exact);
+  EXPECT_EQ(exact.permutations, 13824);
+  EXPECT_GT(exact.p_increasing, 0.05);  // a weak trend: the test has to measure, not floor
+  EXPECT_LT(exact.p_increasing, 0.95);
+  const std::int64_t draws = 20000;
+  const TrendTest drawn = blocked_trend_test(mixed, 7, 3, draws, 0);
+  ASSERT_FALSE(drawn.exact);
+  EXPECT_DOUBLE_EQ(drawn.statistic, exact.statistic);
+  for (const auto& [p_mc, p] : {std::pair{drawn.p_increasing, exact.p_increasing},
+                                std::pair{drawn.p_decreasing, exact.p_decreasing}})
+    EXPECT_NEAR(p_mc, p, 4.0 * std::sqrt(p * (1.0 - p) / draws) + 1.0 / draws);
+  const TrendTest again = blocked_trend_test(mixed, 7, 3, draws, 0);
+  EXPECT_EQ(again.p_increasing, drawn.p_increasing);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -315,6 +316,28 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
     FitOptions o;
     o.family = FamilySpec::parse("ridge");
     EXPECT_NEAR(fit(eq, o).coefficient(), lambda[k], 1e-15) << files[k];
+  }
+
+  // The trend within seeds, from the endpoints above (index rate * 2 + seed):
+  // two rates per seed make each seed's Spearman the sign of its rise, and
+  // the 2 x 2 joint orders are counted exactly.
+  for (const auto& [key, values] : {std::pair{"seed_trend", lambda}, std::pair{"seed_trend_penalty", penalty}}) {
+    const auto sign = [](double d) { return d > 0.0 ? 1.0 : -1.0; };
+    const double rho0 = sign(values[2] - values[0]), rho1 = sign(values[3] - values[1]);
+    const double t = 0.5 * (rho0 + rho1);
+    int at_least = 0, at_most = 0;
+    for (const double a : {rho0, -rho0})
+      for (const double b : {rho1, -rho1}) {
+        at_least += 0.5 * (a + b) >= t;
+        at_most += 0.5 * (a + b) <= t;
+      }
+    const auto& trend = s.at("trends")[0].at(key);
+    EXPECT_EQ(trend.at("statistic").get<double>(), t) << key;
+    EXPECT_EQ(trend.at("p_increasing").get<double>(), at_least / 4.0) << key;
+    EXPECT_EQ(trend.at("p_decreasing").get<double>(), at_most / 4.0) << key;
+    EXPECT_EQ(trend.at("seeds").get<std::int64_t>(), 2) << key;
+    EXPECT_EQ(trend.at("permutations").get<std::int64_t>(), 4) << key;
+    EXPECT_TRUE(trend.at("exact").get<bool>()) << key;
   }
 }
 
