@@ -12,7 +12,11 @@ reads DIR/results.h5 and writes
                            gradient is), the median over seeds as a line; a
                            panel whose cells fail the trust rule (the dropout
                            objective's unbiased ||g_p|| / ||theta|| too large)
-                           is shaded and says which rates are untrusted; a
+                           is shaded and says which rates are untrusted; the
+                           trend test within seeds from DIR/summary.json
+                           (mean within-seed Spearman with the rate and its
+                           permutation p-value for a rise) is written in
+                           each panel's top corner; a
                            last column per depth splits the medians into
                            lambda_R (dropout's own penalty, solid) and
                            lambda_ns (non-stationarity, dashed);
@@ -28,6 +32,7 @@ any other config line. The figures then go to OUTDIR.
 Needs Debian's python3-h5py and python3-matplotlib only.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -69,6 +74,10 @@ def figure5(h, out):
                 scatter = ax.scatter(rate + jitter, lam[i, j, k], c=cosine[i, j, k], cmap="viridis", norm=norm,
                                      s=22, edgecolors="black", linewidths=0.3, zorder=3)
             ax.plot(rates, median[i, j], color="tab:red", linewidth=1.2, label="median over seeds", zorder=2)
+            trend = h.get("trends", {}).get((int(depth), int(width)), {}).get("seed_trend")
+            if trend and trend.get("statistic") is not None:
+                ax.text(0.02, 0.90, f"within seeds: Spearman {trend['statistic']:.2f}, "
+                        f"p(rise) {trend['p_increasing']:.2g}", transform=ax.transAxes, fontsize=7, va="top")
             ax.axhline(0.0, color="gray", linewidth=0.8, linestyle=":")
             untrusted = [f"{r:g}" for r, t in zip(rates, trusted[i, j]) if t == 0]
             if untrusted:
@@ -146,7 +155,8 @@ def diagnostics(h, out):
 
 
 def load_run(directory):
-    """Every dataset of DIR/results.h5 as numpy arrays, plus its config text."""
+    """Every dataset of DIR/results.h5 as numpy arrays, its config text, and
+    (`trends`, keyed by (depth, width)) the trends of DIR/summary.json."""
     run = {}
     with h5py.File(Path(directory) / "results.h5", "r") as h:
         for group in ("grid", "cells", "endpoints"):
@@ -154,6 +164,9 @@ def load_run(directory):
                 run[f"{group}/{key}"] = dataset[()]
         config = h["config"][()]
         run["config"] = config.decode() if isinstance(config, bytes) else str(config)
+    summary = Path(directory) / "summary.json"
+    trends = json.loads(summary.read_text()).get("trends", []) if summary.exists() else []
+    run["trends"] = {(int(t["depth"]), int(t["width"])): t for t in trends}
     return run
 
 
@@ -190,7 +203,8 @@ def merge_runs(runs, names):
     depths = sorted({int(d) for run in runs for d in run["grid/depths"]})
     widths = sorted({int(w) for run in runs for w in run["grid/widths"]})
     merged = {"grid/depths": np.array(depths), "grid/widths": np.array(widths),
-              "grid/rates": first["grid/rates"], "config": first["config"]}
+              "grid/rates": first["grid/rates"], "config": first["config"],
+              "trends": {cell: trend for run in runs for cell, trend in run.get("trends", {}).items()}}
     owner = {}
     for run, name in zip(runs, names):
         for d in run["grid/depths"]:

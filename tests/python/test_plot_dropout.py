@@ -50,6 +50,10 @@ class MergeRuns(TempDirTest):
         for key in keys:
             # Draws are keyed by (depth, width, rate, seed), not by grid position: equal to the last bit.
             np.testing.assert_array_equal(merged[key], reference[key].astype(float), err_msg=key)
+        # So are the trend tests within seeds (their draws are keyed by (depth, width)).
+        self.assertEqual(sorted(merged["trends"]), [(2, 16), (2, 32)])
+        self.assertEqual(merged["trends"], reference["trends"])
+        self.assertIn("p_increasing", merged["trends"][2, 32]["seed_trend"])
 
         # The figures from the merged runs, and from a grid with a cell nobody ran.
         out = self.path("figures")
