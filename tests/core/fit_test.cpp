@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "core/errors.hpp"
 #include "core/lapack.hpp"
@@ -436,6 +438,39 @@ Equations exact_ridge(Rng& rng, std::int64_t m, std::int64_t p, double lambda) {
   return eq;
 }
 
+// Ordinary least squares on a full-rank design d [n, q]: the solution, its
+// residual sum of squares and diag((d^T d)^-1), by the eigendecomposition of
+// d^T d -- a reference independent of the QR and structured solvers.
+struct OlsReference {
+  std::vector<double> x, inverse_diag;
+  double rss = 0.0;
+};
+OlsReference ols_reference(const Matrix& d, const std::vector<double>& b) {
+  const std::int64_t n = d.rows(), q = d.cols();
+  Matrix v = matmul(d.transposed(), d);
+  const auto mu = lapack::syevd(q, v.data(), q);  // row e of v: the eigenvector of mu[e]
+  const auto inverse = [&](std::int64_t c, std::int64_t e2) {
+    double s = 0.0;
+    for (std::int64_t e = 0; e < q; ++e) s += v.data()[e * q + c] * v.data()[e * q + e2] / mu[static_cast<std::size_t>(e)];
+    return s;
+  };
+  std::vector<double> dtb(static_cast<std::size_t>(q), 0.0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t c = 0; c < q; ++c) dtb[static_cast<std::size_t>(c)] += d(i, c) * b[static_cast<std::size_t>(i)];
+  OlsReference r;
+  r.x.assign(static_cast<std::size_t>(q), 0.0);
+  for (std::int64_t c = 0; c < q; ++c) {
+    r.inverse_diag.push_back(inverse(c, c));
+    for (std::int64_t e = 0; e < q; ++e) r.x[static_cast<std::size_t>(c)] += inverse(c, e) * dtb[static_cast<std::size_t>(e)];
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    double pred = 0.0;
+    for (std::int64_t c = 0; c < q; ++c) pred += d(i, c) * r.x[static_cast<std::size_t>(c)];
+    r.rss += (b[static_cast<std::size_t>(i)] - pred) * (b[static_cast<std::size_t>(i)] - pred);
+  }
+  return r;
+}
+
 TEST(FitWarnings, AnExactFitHasNone) {
   Rng rng(41, 0);
   const Equations eq = exact_ridge(rng, 3, 6, 0.3);
@@ -485,9 +520,28 @@ TEST(FitWarnings, RankDeficientFeaturesGetNullStandardErrorsForTheUnidentifiedCo
   EXPECT_TRUE(std::isnan(r.standard_errors[0]));
   EXPECT_TRUE(std::isnan(r.standard_errors[1]));
   EXPECT_TRUE(std::isnan(r.standard_errors[2]));
-  EXPECT_TRUE(std::isfinite(r.standard_errors[3]));
-  EXPECT_GT(r.standard_errors[3], 0.0);
+  // Against the full-rank design [a, b, c] (20 x 3): c's coefficient and its
+  // standard error are estimable, so any generalized inverse gives them;
+  // sigma2 = RSS / (20 - rank 3); the minimum-norm split of a's and b's
+  // coefficients over (a, b, a + b) is (g_a - s, g_b - s, s), s = (g_a + g_b) / 3.
+  Matrix reduced(m * p, 3);
+  std::vector<double> target(static_cast<std::size_t>(m * p));
+  for (std::int64_t i = 0; i < m * p; ++i) {
+    reduced(i, 0) = a.data()[i];
+    reduced(i, 1) = b.data()[i];
+    reduced(i, 2) = c.data()[i];
+    target[static_cast<std::size_t>(i)] = -eq.grad_loss.data()[i];
+  }
+  const OlsReference ref = ols_reference(reduced, target);
+  const double sigma2 = ref.rss / 17.0, split = (ref.x[0] + ref.x[1]) / 3.0;
+  EXPECT_NEAR(r.sigma2, sigma2, 1e-10 * sigma2);
+  EXPECT_NEAR(r.coefficients[0], ref.x[0] - split, 1e-10);
+  EXPECT_NEAR(r.coefficients[1], ref.x[1] - split, 1e-10);
+  EXPECT_NEAR(r.coefficients[2], split, 1e-10);
+  EXPECT_NEAR(r.coefficients[3], ref.x[2], 1e-10);
   EXPECT_NEAR(r.coefficients[3], 2.0, 0.05);
+  const double se_c = std::sqrt(sigma2 * ref.inverse_diag[2]);
+  EXPECT_NEAR(r.standard_errors[3], se_c, 1e-9 * se_c);
   EXPECT_EQ(warnings_with(r, "rank-deficient (rank 3 of 4 coefficients): 3 coefficient(s) are not identified"), 1u);
   EXPECT_EQ(warnings_with(r, "(a, b, ab)"), 1u);
 }
@@ -500,7 +554,31 @@ TEST(FitWarnings, DiagGivesNullStandardErrorToACoordinateThatIsZeroAtEveryPoint)
   const FitResult r = fit(eq, options("diag"));
   EXPECT_EQ(r.rank, 3);
   EXPECT_TRUE(std::isnan(r.standard_errors[2]));
-  for (int j : {0, 1, 3}) EXPECT_TRUE(std::isfinite(r.standard_errors[static_cast<std::size_t>(j)])) << j;
+  // Each coordinate alone: q_j = sum_k a b / sum_k a^2 with a = 2 theta_kj,
+  // sigma2 = RSS over all 12 equations / (12 - rank 3), se_j = sqrt(sigma2 / sum_k a^2).
+  double rss = 0.0;
+  std::vector<double> q(4, 0.0), aa(4, 0.0);
+  for (std::int64_t j = 0; j < 4; ++j) {
+    double ab = 0.0;
+    for (std::int64_t k = 0; k < 3; ++k) {
+      const double ak = 2.0 * eq.theta(k, j);
+      aa[static_cast<std::size_t>(j)] += ak * ak;
+      ab += ak * eq.b(k, j);
+    }
+    if (j != 2) q[static_cast<std::size_t>(j)] = ab / aa[static_cast<std::size_t>(j)];
+    for (std::int64_t k = 0; k < 3; ++k) {
+      const double res = eq.b(k, j) - 2.0 * eq.theta(k, j) * q[static_cast<std::size_t>(j)];
+      rss += res * res;
+    }
+  }
+  EXPECT_NEAR(q[1], 0.2, 1e-12);  // untouched coordinates keep the exact ridge
+  EXPECT_NEAR(r.sigma2, rss / 9.0, 1e-12 * rss / 9.0);
+  for (int j : {0, 1, 3}) {
+    const auto u = static_cast<std::size_t>(j);
+    EXPECT_NEAR(r.coefficients[u], q[u], 1e-12 * std::abs(q[u])) << j;
+    const double se = std::sqrt(rss / 9.0 / aa[u]);
+    EXPECT_NEAR(r.standard_errors[u], se, 1e-12 * se) << j;
+  }
   EXPECT_EQ(warnings_with(r, "1 coefficient(s) are not identified"), 1u);
 }
 
@@ -533,8 +611,35 @@ TEST(FitWarnings, SymGivesNullStandardErrorsToEntriesOutsideTheSpanOfTheThetas) 
   const FitResult r = fit(eq, options("sym"));
   EXPECT_EQ(r.rank, 5);  // 6 unknowns, Lambda_22 unidentified
   ASSERT_EQ(r.standard_errors.size(), 9u);
-  EXPECT_TRUE(std::isfinite(r.standard_errors[0]));
   EXPECT_TRUE(std::isnan(r.standard_errors[8]));
+  // Against the plain vech design of the 5 identified entries (12 x 5; the
+  // column of Lambda_22 is zero): entries and their standard errors are
+  // estimable, so any generalized inverse gives them; sigma2 = RSS / (12 - 5);
+  // the minimum-norm solution leaves Lambda_22 at 0.
+  const std::vector<std::pair<std::int64_t, std::int64_t>> entries{{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}};
+  Matrix d(12, 5);
+  std::vector<double> target(12);
+  for (std::int64_t k = 0; k < 4; ++k)
+    for (std::int64_t i = 0; i < 3; ++i) {
+      target[static_cast<std::size_t>(k * 3 + i)] = eq.b(k, i);
+      for (std::int64_t c = 0; c < 5; ++c) {  // (2 Theta Lambda)_ki = 2 sum_j theta_kj Lambda_ji
+        const auto [e, f] = entries[static_cast<std::size_t>(c)];
+        if (e == i) d(k * 3 + i, c) += 2.0 * eq.theta(k, f);
+        if (f == i && e != f) d(k * 3 + i, c) += 2.0 * eq.theta(k, e);
+      }
+    }
+  const OlsReference ref = ols_reference(d, target);
+  const double sigma2 = ref.rss / 7.0;
+  EXPECT_NEAR(r.sigma2, sigma2, 1e-10 * sigma2);
+  EXPECT_NEAR(r.coefficients[8], 0.0, 1e-12);
+  for (std::size_t c = 0; c < entries.size(); ++c) {
+    const auto [e, f] = entries[c];
+    const double se = std::sqrt(sigma2 * ref.inverse_diag[c]);
+    for (const std::int64_t at : {e * 3 + f, f * 3 + e}) {
+      EXPECT_NEAR(r.coefficients[static_cast<std::size_t>(at)], ref.x[c], 1e-10) << e << "," << f;
+      EXPECT_NEAR(r.standard_errors[static_cast<std::size_t>(at)], se, 1e-9 * se) << e << "," << f;
+    }
+  }
 }
 
 TEST(FitWarnings, AllWeightsZeroSaysSoAndNothingElse) {

@@ -131,6 +131,23 @@ TEST(SymmetricSolver, StandardErrorsMatchTheExplicitVechCovariance) {
   // Invert by eigendecomposition.
   Matrix v = dtd;
   const auto mu = lapack::syevd(q, v.data(), q);
+  // sigma2 from this design's own least squares: RSS / (m p - q), m p = 36 equations, q = 10 unknowns.
+  std::vector<double> dtb(static_cast<std::size_t>(q), 0.0), x(static_cast<std::size_t>(q), 0.0);
+  for (std::int64_t i = 0; i < m * p; ++i)
+    for (std::int64_t c = 0; c < q; ++c) dtb[static_cast<std::size_t>(c)] += d(i, c) * eq.b(i / p, i % p);
+  for (std::int64_t c = 0; c < q; ++c)
+    for (std::int64_t e = 0; e < q; ++e) {
+      const double proj = v.data()[e * q + c] / mu[static_cast<std::size_t>(e)];
+      for (std::int64_t c2 = 0; c2 < q; ++c2)
+        x[static_cast<std::size_t>(c)] += proj * v.data()[e * q + c2] * dtb[static_cast<std::size_t>(c2)];
+    }
+  double rss = 0.0;
+  for (std::int64_t i = 0; i < m * p; ++i) {
+    double pred = 0.0;
+    for (std::int64_t c = 0; c < q; ++c) pred += d(i, c) * x[static_cast<std::size_t>(c)];
+    rss += (eq.b(i / p, i % p) - pred) * (eq.b(i / p, i % p) - pred);
+  }
+  EXPECT_NEAR(res.sigma2, rss / static_cast<double>(m * p - q), 1e-10 * res.sigma2);
   for (std::int64_t c = 0; c < q; ++c) {
     double var = 0.0;
     for (std::int64_t e = 0; e < q; ++e) var += v.data()[e * q + c] * v.data()[e * q + c] / mu[static_cast<std::size_t>(e)];

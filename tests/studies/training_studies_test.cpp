@@ -268,7 +268,6 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
     EXPECT_LT(cell.at("margin_identity_max_error").get<double>(), 1e-8);
   }
   ASSERT_EQ(s.at("trends").size(), 1u);
-  EXPECT_TRUE(s.at("trends")[0].at("spearman").is_number());
 
   // Measured: lambda-hat median -7.8e-4 at rate 0 and 3.1e-3 at rate 0.5 (ratio
   // -0.26): the estimate grows with the rate and rate 0 stays near 0 against it.
@@ -276,6 +275,12 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   const double at5 = cell_of(s, {{"rate", 0.5}}).at("lambda_hat_median").get<double>();
   EXPECT_GT(at5, 0.0);
   EXPECT_LT(std::abs(at0), 0.5 * at5);
+  // So the trend over two rates is a rise: Spearman 1 exactly, monotone, and its end points are those medians.
+  const auto& trend = s.at("trends")[0];
+  EXPECT_EQ(trend.at("spearman").get<double>(), 1.0);
+  EXPECT_TRUE(trend.at("monotone_increasing").get<bool>());
+  EXPECT_EQ(trend.at("lambda_hat_median_first_rate").get<double>(), at0);
+  EXPECT_EQ(trend.at("lambda_hat_median_last_rate").get<double>(), at5);
   // ... and the stationarity diagnostics say not to trust either: the
   // unbiased ||g_p|| / ||theta|| of the dropout objective is 0.05-0.15 at
   // these endpoints (the trust rule's bound is 1e-3).
