@@ -5,14 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <vector>
 
 #include "core/fit.hpp"
+#include "core/ols.hpp"
 #include "training/data.hpp"
 #include "training/endpoint.hpp"
 #include "training/idx.hpp"
 #include "training/models.hpp"
 #include "training/retrain.hpp"
 #include "training/stationarity.hpp"
+#include "training/tensor_bridge.hpp"
 #include "training/trainer.hpp"
 
 namespace gradmatch::training {
@@ -92,7 +95,21 @@ TEST(Retrain, EarlyStoppingIsCloserToItsFittedRidgeThanToNoPenalty) {
   std::printf("GD early-stopped at t = 15 (lr 0.01), fitted ridge lambda-hat = %.6g\n", r.coefficient());
   print("retrained with lambda-hat", with_ridge.comparison);
   print("retrained without penalty", without.comparison);
-  EXPECT_GT(r.coefficient(), 0.0);
+  // Full-batch GD on the mean squared error with lr eta is core/ols.hpp's GD
+  // with epsilon = 2 eta, whose endpoint satisfies -grad L = 2 Lambda(t) theta
+  // (Ali et al.): the scalar ridge fit is theta^T Lambda(15) theta / ||theta||^2.
+  const Matrix x = to_matrix(data.x);
+  const ols::Moments moments = ols::moments(x, std::vector<double>(static_cast<std::size_t>(x.rows()), 0.0));
+  const Matrix lambda = ols::ali_lambda(ols::spectrum(moments.gram), 2.0 * 0.01, 15);
+  const std::vector<double> theta = to_vector(flat_parameters(stopped));
+  ASSERT_EQ(theta.size(), 10u);
+  double quadratic = 0.0, norm2 = 0.0;
+  for (std::size_t a = 0; a < 10; ++a) {
+    norm2 += theta[a] * theta[a];
+    for (std::size_t b = 0; b < 10; ++b)
+      quadratic += theta[a] * lambda(static_cast<std::int64_t>(a), static_cast<std::int64_t>(b)) * theta[b];
+  }
+  EXPECT_NEAR(r.coefficient(), quadratic / norm2, 1e-9 * quadratic / norm2);
   EXPECT_LT(with_ridge.comparison.relative_parameter_distance, 0.5 * without.comparison.relative_parameter_distance);
   EXPECT_GT(with_ridge.comparison.prediction_agreement, without.comparison.prediction_agreement);
 }
