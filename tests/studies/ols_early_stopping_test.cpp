@@ -13,6 +13,7 @@
 
 #include "core/errors.hpp"
 #include "core/fit.hpp"
+#include "core/ols.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
@@ -109,6 +110,29 @@ TEST_F(OlsEarlyStoppingStudy, SmokeRunMeetsTheExactTheoryTargetsAndWritesEveryOu
     EXPECT_GT(closed[i] / theory[i], 0.5);
     EXPECT_LT(closed[i] / theory[i], 2.0);
     EXPECT_NEAR(iterative[i], closed[i], 1e-3 * closed[i]);
+  }
+  // ... and each is its closed form: the GD iterate theta_t satisfies -grad L =
+  // 2 Lambda(t) theta_t, so the scalar ridge fit is theta^T Lambda(t) theta /
+  // ||theta||^2; theory is tr(Lambda(t)) / p.
+  io::ConfigReader reader(kSmokeConfig);
+  const OlsEarlyStoppingConfig config = read_ols_config(reader);
+  const OlsShared shared = prepare_shared(config);
+  const auto steps = trace.at("t").get<std::vector<std::int64_t>>();
+  ASSERT_EQ(steps.size(), closed.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::vector<double> theta = ols::gradient_descent(shared.moments, config.learning_rate, steps[i]).theta;
+    const Matrix lambda = ols::ali_lambda(shared.spectrum, config.learning_rate, steps[i]);
+    const auto p = static_cast<std::int64_t>(theta.size());
+    double quadratic = 0.0, norm2 = 0.0;
+    for (std::int64_t a = 0; a < p; ++a) {
+      norm2 += theta[static_cast<std::size_t>(a)] * theta[static_cast<std::size_t>(a)];
+      for (std::int64_t b = 0; b < p; ++b)
+        quadratic += theta[static_cast<std::size_t>(a)] * lambda(a, b) * theta[static_cast<std::size_t>(b)];
+    }
+    EXPECT_NEAR(closed[i], quadratic / norm2, 1e-9 * closed[i]) << "t = " << steps[i];
+    double trace_sum = 0.0;
+    for (std::int64_t a = 0; a < p; ++a) trace_sum += lambda(a, a);
+    EXPECT_NEAR(theory[i], trace_sum / static_cast<double>(p), 1e-12 * theory[i]) << "t = " << steps[i];
   }
   EXPECT_LT(closed.back(), 1e-3 * closed.front());
 
