@@ -66,6 +66,13 @@ class Fit(TempDirTest):
             result = gradmatch.fit(path, "ridge", executable=gradmatch_executable())
         issued = [str(w.message) for w in caught if issubclass(w.category, gradmatch.GradmatchWarning)]
         self.assertEqual(issued, result["warnings"])
+        self.assertEqual(sum("explains little" in w for w in issued), 1, issued)
+        # The residual ratio is the one-column least squares of b = -grad L on a = 2 theta.
+        eq = gradmatch.read_equations(path)
+        a, b = 2 * eq["theta"].ravel(), -eq["grad_loss"].ravel()
+        lam = a @ b / (a @ a)
+        self.assertAlmostEqual(result["lambda"], lam, delta=1e-12)
+        self.assertAlmostEqual(result["residual_ratio"], np.linalg.norm(b - lam * a) / np.linalg.norm(b), delta=1e-12)
         self.assertGreater(result["residual_ratio"], 0.9)
 
     def test_bad_input_raises_gradmatch_error_with_exit_status_two(self):
