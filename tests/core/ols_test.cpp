@@ -349,7 +349,6 @@ TEST(OlsAdam, MinibatchParityFitReachesTheExactMinimiserWithoutEpsilonAndStallsA
   o.patience = 100;
   const ols::MinibatchAdamFit stalled = ols::fit_ridge_adam_minibatch(t, o);
   EXPECT_GT(stalled.lambda, 2.0 * stalled.lambda_exact);
-  EXPECT_LE(stalled.epochs, 2000);
 }
 
 }  // namespace
