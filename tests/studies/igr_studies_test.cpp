@@ -208,8 +208,12 @@ TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
     EXPECT_GT(ratio, 0.4);
     EXPECT_LT(ratio, 1.1);
     EXPECT_GT(run.at("r_ig").get<double>(), 0.0);
-    // The curvature diagnostics: r(eta s_eff) is what the summary says it is.
+    // The ratio is lambda-hat over the theory's eta p / 4.
     const double s_eff = run.at("s_eff").get<double>(), eta = run.at("eta").get<double>();
+    const double theory = run.at("lambda_theory").get<double>();
+    EXPECT_NEAR(theory, eta * run.at("p").get<double>() / 4.0, 1e-15 * theory);
+    EXPECT_NEAR(ratio, run.at("lambda_hat").get<double>() / theory, 1e-15 * std::abs(ratio));
+    // The curvature diagnostics: r(eta s_eff) is what the summary says it is.
     EXPECT_GT(s_eff, 0.0);
     EXPECT_GT(std::abs(run.at("lambda_max").get<double>()), 0.0);
     EXPECT_NEAR(run.at("finite_step_factor").get<double>(), training::finite_step_factor(eta * s_eff), 1e-15);
