@@ -202,6 +202,20 @@ TEST_F(TrainingStudies, ElasticNetGivesByteIdenticalOutputsToOneRankAndRecoversT
       io::read_doubles((root_ / "one" / "results.h5").string(), "endpoints/lambda2_hat", &shape);
   EXPECT_EQ(shape, (std::vector<std::int64_t>{2, 2, 2}));
   EXPECT_NEAR(0.5 * (l2[2] + l2[3]), ridge.at("lambda2_hat_mean").get<double>(), 1e-15);
+  // Every cell's mean and standard error from its two seeds: se = |x0 - x1| / 2.
+  const std::vector<double> l1 = io::read_doubles((root_ / "one" / "results.h5").string(), "endpoints/lambda1_hat");
+  const std::vector<double> grid1{1e-3, 1.0}, grid2{1e-3, 0.1};
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t j = 0; j < 2; ++j) {
+      const nlohmann::json& cell = cell_of(s, {{"lambda1", grid1[i]}, {"lambda2", grid2[j]}});
+      const std::size_t at = (i * 2 + j) * 2;
+      for (const auto& [values, name] : {std::pair{&l1, std::string("lambda1_hat")}, std::pair{&l2, std::string("lambda2_hat")}}) {
+        const double x0 = (*values)[at], x1 = (*values)[at + 1];
+        const double mean = cell.at(name + "_mean").get<double>(), se = cell.at(name + "_se").get<double>();
+        EXPECT_NEAR(mean, 0.5 * (x0 + x1), 1e-12 * std::abs(mean)) << name << " " << i << j;
+        EXPECT_NEAR(se, 0.5 * std::abs(x0 - x1), 1e-12 * se) << name << " " << i << j;
+      }
+    }
 }
 
 TEST_F(TrainingStudies, ElasticNetTaskIdsAndDrawsDoNotDependOnTheGrid) {
