@@ -84,24 +84,24 @@ TEST(Spearman, IsThePearsonCorrelationOfRanksWithTiesSharingTheirMeanRank) {
   EXPECT_THROW(spearman(x, std::vector<double>{1.0, 2.0}), std::invalid_argument);
 }
 
+void expect_trend_test(const TrendTest& got, const TrendTest& want) {
+  EXPECT_DOUBLE_EQ(got.statistic, want.statistic);
+  EXPECT_DOUBLE_EQ(got.p_increasing, want.p_increasing);
+  EXPECT_DOUBLE_EQ(got.p_decreasing, want.p_decreasing);
+  EXPECT_EQ(got.blocks, want.blocks);
+  EXPECT_EQ(got.permutations, want.permutations);
+  EXPECT_EQ(got.exact, want.exact);
+}
+
 TEST(BlockedTrendTest, CountsEveryPermutationWhenTheyAreFew) {
   // One block of three increasing points: T = 1, reached by 1 of the 3! orders.
-  const TrendTest one = blocked_trend_test({{{0.0, 1.0, 2.0}, {1.0, 2.0, 3.0}}}, 1, 1);
-  EXPECT_TRUE(one.exact);
-  EXPECT_EQ(one.permutations, 6);
-  EXPECT_EQ(one.blocks, 1);
-  EXPECT_DOUBLE_EQ(one.statistic, 1.0);
-  EXPECT_DOUBLE_EQ(one.p_increasing, 1.0 / 6.0);
-  EXPECT_DOUBLE_EQ(one.p_decreasing, 1.0);
+  expect_trend_test(blocked_trend_test({{{0.0, 1.0, 2.0}, {1.0, 2.0, 3.0}}}, 1, 1), {1.0, 1.0 / 6.0, 1.0, 1, 6, true});
   // Two blocks, rho = 1 and 0.5: T = 0.75. A block's rho over its 6 orders is
   // 1, 0.5, 0.5, -0.5, -0.5, -1, so the mean of two is >= 0.75 in 5 of 36
   // pairs ((1, 1) and four with 1 and 0.5) and <= 0.75 in all but (1, 1).
-  const TrendTest two = blocked_trend_test({{{0.0, 1.0, 2.0}, {1.0, 2.0, 3.0}}, {{0.0, 1.0, 2.0}, {1.0, 3.0, 2.0}}}, 1, 1);
-  EXPECT_TRUE(two.exact);
-  EXPECT_EQ(two.permutations, 36);
-  EXPECT_DOUBLE_EQ(two.statistic, 0.75);
-  EXPECT_DOUBLE_EQ(two.p_increasing, 5.0 / 36.0);
-  EXPECT_DOUBLE_EQ(two.p_decreasing, 35.0 / 36.0);
+  expect_trend_test(
+      blocked_trend_test({{{0.0, 1.0, 2.0}, {1.0, 2.0, 3.0}}, {{0.0, 1.0, 2.0}, {1.0, 3.0, 2.0}}}, 1, 1),
+      {0.75, 5.0 / 36.0, 35.0 / 36.0, 2, 36, true});
 }
 
 TEST(BlockedTrendTest, LeavesOutNonFinitePointsAndBlocksWithoutATrendToTest) {
@@ -126,13 +126,7 @@ TEST(BlockedTrendTest, DrawsPermutationsWhenTheyAreManyAndAgreesWithTheExactCoun
   // Ten seeds of eight rates, every one increasing: no draw reaches T = 1
   // (chance 8!^-10), so p is its floor 1 / (1 + draws).
   std::vector<TrendBlock> rising(10, TrendBlock{{0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5}, {1, 2, 3, 4, 5, 6, 7, 8}});
-  const TrendTest mc = blocked_trend_test(rising, 7, 3, 2000);
-  EXPECT_FALSE(mc.exact);
-  EXPECT_EQ(mc.permutations, 2000);
-  EXPECT_EQ(mc.blocks, 10);
-  EXPECT_DOUBLE_EQ(mc.statistic, 1.0);
-  EXPECT_DOUBLE_EQ(mc.p_increasing, 1.0 / 2001.0);
-  EXPECT_DOUBLE_EQ(mc.p_decreasing, 1.0);
+  expect_trend_test(blocked_trend_test(rising, 7, 3, 2000), {1.0, 1.0 / 2001.0, 1.0, 10, 2000, false});
   // Three blocks of four (4!^3 = 13,824 joint orders): the draws estimate the
   // exact p within four binomial standard errors, and repeat with the key.
   const std::vector<TrendBlock> mixed{{{0, 1, 2, 3}, {0.2, 0.1, 0.5, 0.4}},
