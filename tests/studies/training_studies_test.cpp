@@ -350,13 +350,13 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
         at_least += 0.5 * (a + b) >= t;
         at_most += 0.5 * (a + b) <= t;
       }
-    const auto& trend = s.at("trends")[0].at(key);
-    EXPECT_EQ(trend.at("statistic").get<double>(), t) << key;
-    EXPECT_EQ(trend.at("p_increasing").get<double>(), at_least / 4.0) << key;
-    EXPECT_EQ(trend.at("p_decreasing").get<double>(), at_most / 4.0) << key;
-    EXPECT_EQ(trend.at("seeds").get<std::int64_t>(), 2) << key;
-    EXPECT_EQ(trend.at("permutations").get<std::int64_t>(), 4) << key;
-    EXPECT_TRUE(trend.at("exact").get<bool>()) << key;
+    const auto& within = s.at("trends")[0].at(key);
+    EXPECT_EQ(within.at("statistic").get<double>(), t) << key;
+    EXPECT_EQ(within.at("p_increasing").get<double>(), at_least / 4.0) << key;
+    EXPECT_EQ(within.at("p_decreasing").get<double>(), at_most / 4.0) << key;
+    EXPECT_EQ(within.at("seeds").get<std::int64_t>(), 2) << key;
+    EXPECT_EQ(within.at("permutations").get<std::int64_t>(), 4) << key;
+    EXPECT_TRUE(within.at("exact").get<bool>()) << key;
   }
 }
 
