@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -457,10 +458,10 @@ Report dropout_report(const json& s) {
   const auto trends = records(s, "trends");
   if (!trends.empty()) {
     Table t = titled("trend with the dropout rate: Spearman of the medians; within seeds, the mean Spearman and "
-                     "its one-sided permutation p-value for a rise",
+                     "its one-sided permutation p-values",
                      "depth×width",
                      {"Spearman(λ, rate)", "monotone increasing", "λ within seeds", "p (λ rises)",
-                      "λ_R within seeds", "p (λ_R rises)"});
+                      "λ_R within seeds", "p (λ_R rises)", "λ_ns within seeds", "p (λ_ns falls)"});
     for (const json& tr : trends) {
       t.labels.push_back(fmt(num(tr, "depth"), 6) + "×" + fmt(num(tr, "width"), 6));
       Cell rho;
@@ -471,10 +472,11 @@ Report dropout_report(const json& s) {
       if (mono.text == "true") mono.text = "yes";
       if (mono.text == "false") mono.text = "no";
       std::vector<Cell> row{rho, mono};
-      for (const char* key : {"seed_trend", "seed_trend_penalty"}) {  // NaN (shown as such) in older summaries
+      for (const auto& [key, p_key] : {std::pair{"seed_trend", "p_increasing"}, std::pair{"seed_trend_penalty", "p_increasing"},
+                                         std::pair{"seed_trend_nonstationary", "p_decreasing"}}) {  // n/a in older summaries
         Cell within, p;
         within.value = num(member(tr, key), "statistic");
-        p.value = num(member(tr, key), "p_increasing");
+        p.value = num(member(tr, key), p_key);
         row.push_back(within);
         row.push_back(p);
       }

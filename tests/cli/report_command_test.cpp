@@ -16,6 +16,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -269,6 +270,26 @@ TEST_F(ReportCommand, DropoutPrintsARateByArchitectureTableMarkedByTheStoredTrus
   }
   if (untrusted) {
     EXPECT_NE(text.find(" * untrusted: the endpoints are not stationary for the objective dropout trains on"), std::string::npos) << text;
+  }
+}
+
+TEST_F(ReportCommand, DropoutPrintsTheTrendTestsWithinSeedsOfTheSummary) {
+  if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  const fs::path dir = StudyOutputs::of("dropout");
+  const json s = summary_of(dir);
+  const PrintedTable t = table(report(dir).out, "trend with the dropout rate");
+  ASSERT_EQ(t.rows.size(), s.at("trends").size());
+  for (const json& trend : s.at("trends")) {
+    const auto& row = t.row(g(trend.at("depth").get<double>(), 6) + "×" + g(trend.at("width").get<double>(), 6));
+    ASSERT_EQ(row.size(), t.header.size());
+    EXPECT_EQ(row.at(t.column("Spearman(λ, rate)")), g(trend.at("spearman").get<double>(), 2));
+    for (const auto& [key, label, p_key, p_label] :
+         {std::tuple{"seed_trend", "λ within seeds", "p_increasing", "p (λ rises)"},
+          std::tuple{"seed_trend_penalty", "λ_R within seeds", "p_increasing", "p (λ_R rises)"},
+          std::tuple{"seed_trend_nonstationary", "λ_ns within seeds", "p_decreasing", "p (λ_ns falls)"}}) {
+      EXPECT_EQ(row.at(t.column(label)), g(trend.at(key).at("statistic").get<double>(), 2)) << key;
+      EXPECT_EQ(row.at(t.column(p_label)), g(trend.at(key).at(p_key).get<double>(), 2)) << key;
+    }
   }
 }
 
