@@ -12,6 +12,7 @@
 #include "core/problems.hpp"
 #include "core/regularizers.hpp"
 #include "core/rng.hpp"
+#include "least_squares_reference.hpp"
 
 namespace gradmatch {
 namespace {
@@ -438,39 +439,6 @@ Equations exact_ridge(Rng& rng, std::int64_t m, std::int64_t p, double lambda) {
   return eq;
 }
 
-// Ordinary least squares on a full-rank design d [n, q]: the solution, its
-// residual sum of squares and diag((d^T d)^-1), by the eigendecomposition of
-// d^T d -- a reference independent of the QR and structured solvers.
-struct OlsReference {
-  std::vector<double> x, inverse_diag;
-  double rss = 0.0;
-};
-OlsReference ols_reference(const Matrix& d, const std::vector<double>& b) {
-  const std::int64_t n = d.rows(), q = d.cols();
-  Matrix v = matmul(d.transposed(), d);
-  const auto mu = lapack::syevd(q, v.data(), q);  // row e of v: the eigenvector of mu[e]
-  const auto inverse = [&](std::int64_t c, std::int64_t e2) {
-    double s = 0.0;
-    for (std::int64_t e = 0; e < q; ++e) s += v.data()[e * q + c] * v.data()[e * q + e2] / mu[static_cast<std::size_t>(e)];
-    return s;
-  };
-  std::vector<double> dtb(static_cast<std::size_t>(q), 0.0);
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t c = 0; c < q; ++c) dtb[static_cast<std::size_t>(c)] += d(i, c) * b[static_cast<std::size_t>(i)];
-  OlsReference r;
-  r.x.assign(static_cast<std::size_t>(q), 0.0);
-  for (std::int64_t c = 0; c < q; ++c) {
-    r.inverse_diag.push_back(inverse(c, c));
-    for (std::int64_t e = 0; e < q; ++e) r.x[static_cast<std::size_t>(c)] += inverse(c, e) * dtb[static_cast<std::size_t>(e)];
-  }
-  for (std::int64_t i = 0; i < n; ++i) {
-    double pred = 0.0;
-    for (std::int64_t c = 0; c < q; ++c) pred += d(i, c) * r.x[static_cast<std::size_t>(c)];
-    r.rss += (b[static_cast<std::size_t>(i)] - pred) * (b[static_cast<std::size_t>(i)] - pred);
-  }
-  return r;
-}
-
 TEST(FitWarnings, AnExactFitHasNone) {
   Rng rng(41, 0);
   const Equations eq = exact_ridge(rng, 3, 6, 0.3);
@@ -532,7 +500,7 @@ TEST(FitWarnings, RankDeficientFeaturesGetNullStandardErrorsForTheUnidentifiedCo
     reduced(i, 2) = c.data()[i];
     target[static_cast<std::size_t>(i)] = -eq.grad_loss.data()[i];
   }
-  const OlsReference ref = ols_reference(reduced, target);
+  const reference::OlsReference ref = reference::ols_reference(reduced, target);
   const double sigma2 = ref.rss / 17.0, split = (ref.x[0] + ref.x[1]) / 3.0;
   EXPECT_NEAR(r.sigma2, sigma2, 1e-10 * sigma2);
   EXPECT_NEAR(r.coefficients[0], ref.x[0] - split, 1e-10);
@@ -617,18 +585,8 @@ TEST(FitWarnings, SymGivesNullStandardErrorsToEntriesOutsideTheSpanOfTheThetas) 
   // estimable, so any generalized inverse gives them; sigma2 = RSS / (12 - 5);
   // the minimum-norm solution leaves Lambda_22 at 0.
   const std::vector<std::pair<std::int64_t, std::int64_t>> entries{{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}};
-  Matrix d(12, 5);
-  std::vector<double> target(12);
-  for (std::int64_t k = 0; k < 4; ++k)
-    for (std::int64_t i = 0; i < 3; ++i) {
-      target[static_cast<std::size_t>(k * 3 + i)] = eq.b(k, i);
-      for (std::int64_t c = 0; c < 5; ++c) {  // (2 Theta Lambda)_ki = 2 sum_j theta_kj Lambda_ji
-        const auto [e, f] = entries[static_cast<std::size_t>(c)];
-        if (e == i) d(k * 3 + i, c) += 2.0 * eq.theta(k, f);
-        if (f == i && e != f) d(k * 3 + i, c) += 2.0 * eq.theta(k, e);
-      }
-    }
-  const OlsReference ref = ols_reference(d, target);
+  const reference::OlsReference ref =
+      reference::ols_reference(reference::vech_design(eq, entries), reference::stacked_targets(eq));
   const double sigma2 = ref.rss / 7.0;
   EXPECT_NEAR(r.sigma2, sigma2, 1e-10 * sigma2);
   EXPECT_NEAR(r.coefficients[8], 0.0, 1e-12);

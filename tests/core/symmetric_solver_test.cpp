@@ -5,9 +5,9 @@
 #include <cmath>
 
 #include "core/fit.hpp"
-#include "core/lapack.hpp"
 #include "core/problems.hpp"
 #include "core/rng.hpp"
+#include "least_squares_reference.hpp"
 
 namespace gradmatch {
 namespace {
@@ -119,40 +119,13 @@ TEST(SymmetricSolver, StandardErrorsMatchTheExplicitVechCovariance) {
   std::vector<std::pair<std::int64_t, std::int64_t>> pairs;
   for (std::int64_t i = 0; i < p; ++i)
     for (std::int64_t j = i; j < p; ++j) pairs.emplace_back(i, j);
-  Matrix d(m * p, q);
-  for (std::int64_t k = 0; k < m; ++k)
-    for (std::int64_t i = 0; i < p; ++i)
-      for (std::int64_t c = 0; c < q; ++c) {
-        const auto [a, b] = pairs[static_cast<std::size_t>(c)];
-        if (a == i) d(k * p + i, c) += 2.0 * eq.theta(k, b);
-        if (b == i && a != b) d(k * p + i, c) += 2.0 * eq.theta(k, a);
-      }
-  Matrix dtd = matmul(d.transposed(), d);
-  // Invert by eigendecomposition.
-  Matrix v = dtd;
-  const auto mu = lapack::syevd(q, v.data(), q);
+  const reference::OlsReference ref =
+      reference::ols_reference(reference::vech_design(eq, pairs), reference::stacked_targets(eq));
   // sigma2 from this design's own least squares: RSS / (m p - q), m p = 36 equations, q = 10 unknowns.
-  std::vector<double> dtb(static_cast<std::size_t>(q), 0.0), x(static_cast<std::size_t>(q), 0.0);
-  for (std::int64_t i = 0; i < m * p; ++i)
-    for (std::int64_t c = 0; c < q; ++c) dtb[static_cast<std::size_t>(c)] += d(i, c) * eq.b(i / p, i % p);
-  for (std::int64_t c = 0; c < q; ++c)
-    for (std::int64_t e = 0; e < q; ++e) {
-      const double proj = v.data()[e * q + c] / mu[static_cast<std::size_t>(e)];
-      for (std::int64_t c2 = 0; c2 < q; ++c2)
-        x[static_cast<std::size_t>(c)] += proj * v.data()[e * q + c2] * dtb[static_cast<std::size_t>(c2)];
-    }
-  double rss = 0.0;
-  for (std::int64_t i = 0; i < m * p; ++i) {
-    double pred = 0.0;
-    for (std::int64_t c = 0; c < q; ++c) pred += d(i, c) * x[static_cast<std::size_t>(c)];
-    rss += (eq.b(i / p, i % p) - pred) * (eq.b(i / p, i % p) - pred);
-  }
-  EXPECT_NEAR(res.sigma2, rss / static_cast<double>(m * p - q), 1e-10 * res.sigma2);
+  EXPECT_NEAR(res.sigma2, ref.rss / static_cast<double>(m * p - q), 1e-10 * res.sigma2);
   for (std::int64_t c = 0; c < q; ++c) {
-    double var = 0.0;
-    for (std::int64_t e = 0; e < q; ++e) var += v.data()[e * q + c] * v.data()[e * q + c] / mu[static_cast<std::size_t>(e)];
     const auto [a, b] = pairs[static_cast<std::size_t>(c)];
-    const double se = std::sqrt(res.sigma2 * var);
+    const double se = std::sqrt(res.sigma2 * ref.inverse_diag[static_cast<std::size_t>(c)]);
     EXPECT_NEAR(res.standard_errors[static_cast<std::size_t>(a * p + b)], se, 1e-10 * se) << a << "," << b;
     EXPECT_NEAR(res.standard_errors[static_cast<std::size_t>(b * p + a)], se, 1e-10 * se);
   }
