@@ -174,7 +174,8 @@ Example:
 Resume: run the same command on the same --out after an interruption (Ctrl-C,
 a killed rank, a cancelled job): finished tasks are kept in OUT/store.h5 and
 only the rest run; a complete directory says "nothing to do"; another config
-on an existing directory is refused, naming the keys that differ.
+on an existing directory is refused, naming the keys that differ (keys that a
+newer gradmatch added since the run began are fine at their defaults).
 
 One task alone: --dry-run numbers the tasks (with what each is, where the
 study says); --tasks 6 (or 1-3,7) runs just those, with the random draws a

@@ -100,11 +100,19 @@ struct ConfigReader::Impl {
   toml::table root;
   std::set<std::string> asked;  ///< every key a getter asked for, found or not
   std::map<std::string, std::string> used;  ///< key -> the value a getter returned, as text (effective())
+  std::map<std::string, std::string> fallbacks;  ///< key -> the fallback of a defaulted getter, as text (defaults())
 
   template <class T>
   T record(const std::string& key, T value) {
     used[key] = value_text(value);
     return value;
+  }
+  /// A defaulted getter: remembers its fallback, then returns the value found
+  /// (`n` present) or the fallback, recorded as the value.
+  template <class T, class Read>
+  T record_defaulted(const std::string& key, const toml::node* n, const T& fallback, Read read) {
+    fallbacks[key] = value_text(fallback);
+    return record(key, n ? read(*n) : fallback);
   }
   static std::string value_text(const std::string& v) { return nlohmann::json(v).dump(); }
   static std::string value_text(double v) { return text::num(v); }
@@ -277,26 +285,26 @@ std::string ConfigReader::get_string(const std::string& key) {
 }
 
 std::string ConfigReader::get_string(const std::string& key, const std::string& fallback) {
-  const toml::node* n = impl_->lookup(key);
-  return impl_->record(key, n ? impl_->string_value(*n, key) : fallback);
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback,
+                                 [&](const toml::node& n) { return impl_->string_value(n, key); });
 }
 
 std::string ConfigReader::get_choice(const std::string& key, const std::string& fallback,
                                      const std::vector<std::string>& choices) {
-  const toml::node* n = impl_->lookup(key);
-  if (!n) return impl_->record(key, fallback);
-  std::string v = impl_->string_value(*n, key);
-  if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
-    std::string list;
-    for (const std::string& c : choices) list += cat(list.empty() ? "" : ", ", "\"", c, "\"");
-    impl_->fail(line_of(*n), key, cat("\"", text::clip(v), "\" is not a valid choice; write one of ", list));
-  }
-  return impl_->record(key, v);
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback, [&](const toml::node& n) {
+    std::string v = impl_->string_value(n, key);
+    if (std::find(choices.begin(), choices.end(), v) == choices.end()) {
+      std::string list;
+      for (const std::string& c : choices) list += cat(list.empty() ? "" : ", ", "\"", c, "\"");
+      impl_->fail(line_of(n), key, cat("\"", text::clip(v), "\" is not a valid choice; write one of ", list));
+    }
+    return v;
+  });
 }
 
 std::int64_t ConfigReader::get_int(const std::string& key, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
-  const toml::node* n = impl_->lookup(key);
-  return impl_->record(key, n ? impl_->int_value(*n, key, lo, hi) : fallback);
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback,
+                                 [&](const toml::node& n) { return impl_->int_value(n, key, lo, hi); });
 }
 
 std::int64_t ConfigReader::get_int(const std::string& key, std::int64_t lo, std::int64_t hi) {
@@ -304,8 +312,8 @@ std::int64_t ConfigReader::get_int(const std::string& key, std::int64_t lo, std:
 }
 
 double ConfigReader::get_double(const std::string& key, double fallback, double lo, double hi) {
-  const toml::node* n = impl_->lookup(key);
-  return impl_->record(key, n ? impl_->double_value(*n, key, lo, hi) : fallback);
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback,
+                                 [&](const toml::node& n) { return impl_->double_value(n, key, lo, hi); });
 }
 
 double ConfigReader::get_double(const std::string& key, double lo, double hi) {
@@ -313,39 +321,38 @@ double ConfigReader::get_double(const std::string& key, double lo, double hi) {
 }
 
 bool ConfigReader::get_bool(const std::string& key, bool fallback) {
-  const toml::node* n = impl_->lookup(key);
-  if (!n) return impl_->record(key, fallback);
-  if (auto b = n->as_boolean()) return impl_->record(key, b->get());
-  impl_->wrong_type(*n, key, "true or false");
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback, [&](const toml::node& n) -> bool {
+    if (auto b = n.as_boolean()) return b->get();
+    impl_->wrong_type(n, key, "true or false");
+  });
 }
 
 std::vector<double> ConfigReader::get_doubles(const std::string& key, const std::vector<double>& fallback, double lo,
                                               double hi) {
-  const toml::node* n = impl_->lookup(key);
-  if (!n) return impl_->record(key, fallback);
-  return impl_->record(key, impl_->array_value<double>(*n, key, cat("numbers (", double_kind(lo, hi), ")"),
-                                                       [&](const toml::node& e, const std::string& what) {
-                                                         return impl_->double_value(e, key, lo, hi, what);
-                                                       }));
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback, [&](const toml::node& n) {
+    return impl_->array_value<double>(n, key, cat("numbers (", double_kind(lo, hi), ")"),
+                                      [&](const toml::node& e, const std::string& what) {
+                                        return impl_->double_value(e, key, lo, hi, what);
+                                      });
+  });
 }
 
 std::vector<std::int64_t> ConfigReader::get_ints(const std::string& key, const std::vector<std::int64_t>& fallback,
                                                  std::int64_t lo, std::int64_t hi) {
-  const toml::node* n = impl_->lookup(key);
-  if (!n) return impl_->record(key, fallback);
-  return impl_->record(key, impl_->array_value<std::int64_t>(*n, key, cat("integers (", int_kind(lo, hi), ")"),
-                                                             [&](const toml::node& e, const std::string& what) {
-                                                               return impl_->int_value(e, key, lo, hi, what);
-                                                             }));
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback, [&](const toml::node& n) {
+    return impl_->array_value<std::int64_t>(n, key, cat("integers (", int_kind(lo, hi), ")"),
+                                            [&](const toml::node& e, const std::string& what) {
+                                              return impl_->int_value(e, key, lo, hi, what);
+                                            });
+  });
 }
 
 std::vector<std::string> ConfigReader::get_strings(const std::string& key, const std::vector<std::string>& fallback) {
-  const toml::node* n = impl_->lookup(key);
-  if (!n) return impl_->record(key, fallback);
-  return impl_->record(key, impl_->array_value<std::string>(*n, key, "quoted strings",
-                                                            [&](const toml::node& e, const std::string&) {
-                                                              return impl_->string_value(e, key);
-                                                            }));
+  return impl_->record_defaulted(key, impl_->lookup(key), fallback, [&](const toml::node& n) {
+    return impl_->array_value<std::string>(n, key, "quoted strings", [&](const toml::node& e, const std::string&) {
+      return impl_->string_value(e, key);
+    });
+  });
 }
 
 void ConfigReader::finish() const { impl_->check_all_read(impl_->root, ""); }
@@ -353,6 +360,12 @@ void ConfigReader::finish() const { impl_->check_all_read(impl_->root, ""); }
 std::string ConfigReader::effective() const {
   std::string out;
   for (const auto& [key, value] : impl_->used) out += cat(key, " = ", value, "\n");
+  return out;
+}
+
+std::string ConfigReader::defaults() const {
+  std::string out;
+  for (const auto& [key, value] : impl_->fallbacks) out += cat(key, " = ", value, "\n");
   return out;
 }
 

@@ -55,6 +55,12 @@ class ConfigReader {
   /// so run stores fingerprint it to tell "the same study" from "another".
   std::string effective() const;
 
+  /// The fallback of every key a defaulted getter was asked for (whether or
+  /// not the file sets it), in effective()'s form. A run store made before a
+  /// key existed resumes when the key is at this default now: a key's default
+  /// is, by rule, what gradmatch did before the key was added.
+  std::string defaults() const;
+
  private:
   struct Impl;
   std::string path_;

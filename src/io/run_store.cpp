@@ -271,6 +271,21 @@ std::string describe_config_difference(const std::string& there, const std::stri
   return out;
 }
 
+std::optional<std::vector<std::string>> keys_added_at_default(const std::string& there, const std::string& now,
+                                                              const std::string& defaults) {
+  const auto a = parse_effective(there), b = parse_effective(now), d = parse_effective(defaults);
+  std::vector<std::string> added;
+  for (const auto& [key, value] : a)
+    if (const auto it = b.find(key); it == b.end() || it->second != value) return std::nullopt;
+  for (const auto& [key, value] : b) {
+    if (a.count(key)) continue;
+    const auto it = d.find(key);
+    if (it == d.end() || it->second != value) return std::nullopt;
+    added.push_back(key);
+  }
+  return added;
+}
+
 struct RunStore::Impl {
   struct Table {
     std::string name;
@@ -284,6 +299,8 @@ struct RunStore::Impl {
   std::string dir, path;
   bool created = false;
   std::int32_t attempt = 1;
+  std::string fingerprint;              ///< the store's own (its study and config)
+  std::vector<std::string> keys_added;  ///< keys_added_at_default(store's config, spec's)
   std::int64_t total = 0, finished = 0;
   FileHandle file;  // declared before the datasets: they close first (mpio closes files "semi")
   std::vector<Table> tables;
@@ -422,9 +439,15 @@ struct RunStore::Impl {
     read_text_dataset(file, "config", config);
     if (study != spec.study)
       input_error(cat("was made by study '", study, "', not '", spec.study, "'; use a new --out or delete DIR"));
-    if (config != spec.config)
-      input_error(cat("was made by a different config (", describe_config_difference(config, spec.config),
-                      "); use a new --out or delete DIR"));
+    keys_added.clear();
+    if (config != spec.config) {
+      const auto added = keys_added_at_default(config, spec.config, spec.defaults);
+      if (!added)
+        input_error(cat("was made by a different config (", describe_config_difference(config, spec.config),
+                        "); use a new --out or delete DIR"));
+      keys_added = *added;
+    }
+    fingerprint = store_fingerprint(study, config);
 
     const auto layout_error = [&](const std::string& what) {
       input_error(cat("its run store has a different task layout for this config (", what,
@@ -563,6 +586,8 @@ const std::string& RunStore::dir() const { return impl_->dir; }
 const std::string& RunStore::path() const { return impl_->path; }
 bool RunStore::created() const { return impl_->created; }
 std::int32_t RunStore::attempt() const { return impl_->attempt; }
+const std::string& RunStore::fingerprint() const { return impl_->fingerprint; }
+const std::vector<std::string>& RunStore::keys_added() const { return impl_->keys_added; }
 std::size_t RunStore::table_count() const { return impl_->tables.size(); }
 
 std::size_t RunStore::table_index(const std::string& name) const {

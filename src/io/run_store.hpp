@@ -29,8 +29,12 @@
 // last rows written, which are then simply pending.
 //
 // Reopening. The same study with the same effective config resumes (comments,
-// key order and spelled-out defaults do not matter). Another study or config
-// is an InputError naming the keys that differ; another task layout for the
+// key order and spelled-out defaults do not matter). A store made by an
+// earlier gradmatch, before some config keys existed, also resumes when each
+// of those keys is at its default now (by rule a new key's default is what
+// gradmatch did before the key existed); the store keeps the config it was
+// made with. Another study or config is an InputError naming the keys that
+// differ; another task layout for the
 // same config (another gradmatch version) likewise. A directory that holds
 // study outputs but no store is refused rather than overwritten. Rank 0 holds
 // an flock on DIR/store.lock while the store is open, so a second run on the
@@ -44,6 +48,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -63,6 +68,9 @@ struct TaskTableSpec {
 struct RunStoreSpec {
   std::string study;   ///< study name, e.g. "ols_early_stopping"
   std::string config;  ///< the effective config text (ConfigReader::effective())
+  /// Every defaulted key's default (ConfigReader::defaults()); empty: a store
+  /// resumes only with exactly the same config.
+  std::string defaults;
   std::vector<TaskTableSpec> tables;
 };
 
@@ -72,6 +80,14 @@ std::string store_fingerprint(const std::string& study, const std::string& confi
 /// The names of the lines `key = value` that differ between two effective
 /// configs, as "key: A there, B now" (at most `limit`, then "...").
 std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit = 3);
+
+/// The keys of `now` that `there` lacks, when they are all that differs and
+/// each is at its default in `defaults` (the three in effective()'s form):
+/// a store made with `there` may resume under `now`. std::nullopt otherwise
+/// (a key changed or removed, or an added key away from its default or with
+/// no default). Empty when the two are the same.
+std::optional<std::vector<std::string>> keys_added_at_default(const std::string& there, const std::string& now,
+                                                              const std::string& defaults);
 
 /// What a run store holds, read without MPI and without knowing the study's
 /// config (for `gradmatch report` on a directory whose run has not finished).
@@ -111,6 +127,12 @@ class RunStore {
   /// This invocation's number: 1 for a new store, else one more than the
   /// highest attempt recorded in it. Rows this invocation finishes record it.
   std::int32_t attempt() const;
+  /// The fingerprint the store was made with (store_fingerprint of its own
+  /// study and config).
+  const std::string& fingerprint() const;
+  /// Config keys the store's config lacks and that are at their default now
+  /// (keys_added_at_default); empty for a store made with this config.
+  const std::vector<std::string>& keys_added() const;
 
   std::size_t table_count() const;
   /// Index of the table called `name`; std::out_of_range when there is none.

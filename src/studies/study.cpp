@@ -243,7 +243,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   //    of every product), then the config and the shared inputs. Nothing is
   //    written unless all of it succeeds on every rank.
   StudyContext context;
-  std::string effective;
+  std::string effective, defaults;
   std::vector<TaskTable> tables;
   std::vector<std::string> labels;                    // study.task_labels(): one per task, or none
   std::optional<std::vector<std::int64_t>> selection;  // --tasks: 0-based task indices
@@ -258,6 +258,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     study.configure(reader);
     reader.finish();
     effective = reader.effective();
+    defaults = reader.defaults();
     check_estimate(study.estimate(), config_path, out_dir, comm.local_size());  // before prepare() allocates
     const auto t = Clock::now();
     study.prepare(context);
@@ -286,7 +287,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   }
 
   // 2. The run store: one table per task table, rows in table order.
-  io::RunStoreSpec spec{name, effective, {}};
+  io::RunStoreSpec spec{name, effective, defaults, {}};
   for (const TaskTable& t : tables) spec.tables.push_back({t.name, t.width, t.ids});
   std::unique_ptr<io::RunStore> store;
   collective(comm, [&] { store = std::make_unique<io::RunStore>(comm.get(), out_dir, spec); });
@@ -302,6 +303,12 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   if (resumed > 0)
     say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
             " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
+  if (!store->keys_added().empty()) {
+    std::string keys;
+    for (const std::string& k : store->keys_added()) keys += cat(keys.empty() ? "" : ", ", k);
+    say(cat("the run store predates the config key(s) ", keys,
+            "; each is at its default, which is what the gradmatch that made the store did"));
+  }
   if (root)
     if (const int removed = remove_leftovers(dir); removed > 0)
       say(cat("removed ", std::to_string(removed), " half-written output file(s) of an interrupted run"));
@@ -351,6 +358,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     }
   });
   const std::int32_t attempt = store->attempt();
+  const std::string store_fingerprint = store->fingerprint();
   const std::vector<std::string> hosts = comm.gather(mpi::processor_name());
   const std::vector<std::string> devices = comm.gather(context.description);
 
@@ -384,7 +392,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
         {"hosts", hosts},
         {"devices", devices},
         {"blas", context.rank.blas},
-        {"store", {{"attempt", attempt}, {"fingerprint", io::store_fingerprint(name, effective)}}},
+        {"store", {{"attempt", attempt}, {"fingerprint", store_fingerprint}}},
         {"tasks",
          {{"total", total}, {"resumed", resumed}, {"run", run_now}, {"diverged", diverged}, {"by_attempt", attempts}}},
         {"stages", stage_info},

@@ -192,7 +192,7 @@ TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
       (std::filesystem::temp_directory_path() / ("gradmatch-farm-" + std::to_string(::getpid()))).string());
   if (world.is_root()) std::filesystem::remove_all(dir);
   world.barrier();
-  io::RunStoreSpec spec{"toy", "seed = 1\n", {{"rows", 2, {}}}};
+  io::RunStoreSpec spec{"toy", "seed = 1\n", "", {{"rows", 2, {}}}};
   for (std::uint64_t i = 0; i < 50; ++i) spec.tables[0].ids.push_back(i);
   FarmOptions quiet;
   quiet.progress_interval_s = 0;

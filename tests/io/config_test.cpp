@@ -87,6 +87,24 @@ TEST(ConfigReader, AppliesFallbacksForAbsentOptionalKeys) {
   EXPECT_NO_THROW(c.finish());
 }
 
+TEST(ConfigReader, DefaultsListEveryDefaultedKeyWithItsFallbackWhetherOrNotTheFileSetsIt) {
+  TestDir dir;
+  ConfigReader c(write_config(dir, "[data]\nn = 3\nm = 7\n[train]\nflag = true\n"));
+  c.get_int("data.n", 1, 10);       // required: no default
+  c.get_int("data.m", 5, 1, 10);    // set in the file: its default still listed
+  c.get_double("train.lr", 0.25, 0.0, 1.0);
+  c.get_choice("train.loss", "mse", {"mse", "ce"});
+  c.get_bool("train.flag", false);
+  c.get_doubles("train.rates", {0.5, 1.0}, 0.0, 1.0);
+  c.get_strings("train.names", {"a"});
+  EXPECT_EQ(c.defaults(),
+            "data.m = 5\ntrain.flag = false\ntrain.loss = \"mse\"\ntrain.lr = 0.25\ntrain.names = [\"a\"]\n"
+            "train.rates = [0.5, 1]\n");
+  EXPECT_EQ(c.effective(),
+            "data.m = 7\ndata.n = 3\ntrain.flag = true\ntrain.loss = \"mse\"\ntrain.lr = 0.25\ntrain.names = [\"a\"]\n"
+            "train.rates = [0.5, 1]\n");
+}
+
 TEST(ConfigReader, AcceptsIntegerWhereNumberExpected) {
   TestDir dir;
   ConfigReader c(write_config(dir, "lr = 1\nrates = [0, 0.5, 1]\n"));

@@ -194,6 +194,42 @@ TEST_F(RunStoreTest, ADifferentConfigIsRefusedNamingTheKeysThatDiffer) {
   EXPECT_EQ(store.pending(0).size(), 5u);
 }
 
+TEST_F(RunStoreTest, AStoreMadeBeforeAKeyExistedResumesItsRowsWhenTheKeyIsAtItsDefault) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    if (world_.is_root()) store.write(0, 1, row_values(1, 3));
+  }
+  RunStoreSpec newer = toy_spec(kConfig + "training.tf32 = false\n");
+  newer.defaults = "data.n = 100\ntraining.tf32 = false\n";  // data.n set away from its default: unchanged, fine
+  RunStore store(world_.get(), dir(), newer);
+  EXPECT_FALSE(store.created());
+  EXPECT_EQ(store.keys_added(), std::vector<std::string>{"training.tf32"});
+  EXPECT_EQ(store.finished_at_open(), 1);
+  EXPECT_EQ(store.pending(0), (std::vector<std::int64_t>{0, 2, 3, 4}));
+  EXPECT_EQ(store.attempt(), 2);
+  EXPECT_EQ(store.fingerprint(), store_fingerprint("toy", kConfig));  // the store keeps the config it was made with
+  EXPECT_EQ(store.read_data(0)[3], row_values(1, 3)[0]);
+}
+
+TEST_F(RunStoreTest, AStoreMadeBeforeAKeyExistedIsRefusedWhenTheKeyIsAwayFromItsDefaultOrAnotherKeyChanged) {
+  { RunStore store(world_.get(), dir(), toy_spec()); }
+  RunStoreSpec set = toy_spec(kConfig + "training.tf32 = true\n");
+  set.defaults = "training.tf32 = false\n";
+  EXPECT_EQ(open_error(world_.get(), dir(), set),
+            dir() + ": was made by a different config (training.tf32: absent there, true now); use a new --out or "
+                    "delete DIR");
+  RunStoreSpec changed = toy_spec("data.n = 300\nseed = 56\nstudy = \"toy\"\ntraining.tf32 = false\n");
+  changed.defaults = "training.tf32 = false\n";
+  EXPECT_NE(open_error(world_.get(), dir(), changed).find("(data.n: 200 there, 300 now; training.tf32: absent there"),
+            std::string::npos);
+  RunStoreSpec no_default = toy_spec(kConfig + "training.tf32 = false\n");  // a required key is never "at its default"
+  EXPECT_NE(open_error(world_.get(), dir(), no_default).find("training.tf32: absent there, false now"),
+            std::string::npos);
+  RunStore store(world_.get(), dir(), toy_spec());  // nothing was written: the store opens as made
+  EXPECT_TRUE(store.keys_added().empty());
+  EXPECT_EQ(store.attempt(), 1);
+}
+
 TEST_F(RunStoreTest, AnotherStudyOrTaskLayoutIsRefused) {
   { RunStore store(world_.get(), dir(), toy_spec()); }
   RunStoreSpec other = toy_spec();
@@ -249,6 +285,19 @@ TEST(RunStoreFingerprint, DependsOnStudyAndConfigOnly) {
   EXPECT_NE(a, store_fingerprint("toy2", kConfig));
   EXPECT_NE(a, store_fingerprint("toy", "data.n = 201\n"));
   EXPECT_NE(store_fingerprint("ab", "c"), store_fingerprint("a", "bc"));
+}
+
+TEST(RunStoreFingerprint, OnlyKeysAddedAtTheirDefaultLetAStoreResumeUnderAnotherConfig) {
+  const std::string there = "a = 1\nb = 2\n";
+  const std::string defaults = "b = 7\nc = 3\nd = \"x\"\n";
+  EXPECT_EQ(keys_added_at_default(there, there, defaults), std::vector<std::string>{});
+  EXPECT_EQ(keys_added_at_default(there, "a = 1\nb = 2\nc = 3\nd = \"x\"\n", defaults),
+            (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(keys_added_at_default(there, "a = 1\nb = 2\nc = 4\n", defaults), std::nullopt);  // away from default
+  EXPECT_EQ(keys_added_at_default(there, "a = 1\nb = 2\ne = 3\n", defaults), std::nullopt);  // no default
+  EXPECT_EQ(keys_added_at_default(there, "a = 1\nb = 7\nc = 3\n", defaults), std::nullopt);  // b changed
+  EXPECT_EQ(keys_added_at_default(there, "a = 1\n", defaults), std::nullopt);                  // b removed
+  EXPECT_EQ(keys_added_at_default(there, "a = 1\nb = 2\nc = 3\n", ""), std::nullopt);       // no defaults given
 }
 
 TEST(RunStoreFingerprint, ConfigDifferencesListAddedRemovedAndChangedKeys) {

@@ -16,6 +16,7 @@
 #include "core/errors.hpp"
 #include "io/config.hpp"
 #include "io/json_output.hpp"
+#include "io/run_store.hpp"
 #include "studies/catalog.hpp"
 #include "studies/registry.hpp"
 
@@ -29,7 +30,7 @@ class Squares final : public Study {
   void configure(io::ConfigReader& reader) override {
     read_study_seed(reader, "squares", 0);
     n_ = reader.get_int("n", 1, 1000);
-    extra_ = reader.get_bool("extra", false);
+    if (knows_extra) extra_ = reader.get_bool("extra", false);
     labels_ = reader.get_int("labels", n_, 0, 1000);
   }
   std::vector<std::string> task_labels() const override {
@@ -55,6 +56,7 @@ class Squares final : public Study {
   }
 
   int computed = 0, writes = 0;
+  bool knows_extra = true;  ///< false: as a gradmatch from before the key `extra` existed
   torch::Device device_ = torch::Device(torch::kCPU);
 
  private:
@@ -136,6 +138,35 @@ TEST_F(StudyRunner, AResumedRunRemovesHalfWrittenOutputsOfAnInterruptedOne) {
     EXPECT_FALSE(fs::exists(root_ / "out" / f)) << f;
   EXPECT_TRUE(fs::exists(root_ / "out" / "notes.tmp-draft"));  // not a writer's temporary name
   EXPECT_TRUE(fs::exists(root_ / "out" / "squares.json"));
+}
+
+TEST_F(StudyRunner, AStoreFromBeforeAKeyExistedResumesWithTheKeyAtItsDefaultAndIsRefusedWithItSet) {
+  const std::string out = (root_ / "older").string();
+  Squares older;  // the earlier build: its config has no `extra`
+  older.knows_extra = false;
+  run_study(older, "squares", config("n = 4\n"), out, world_, RunOptions{"1-2"});
+  EXPECT_EQ(older.computed, 2);
+  Squares set;  // the newer build with the key away from its default: another config
+  try {
+    run_study(set, "squares", config("n = 4\nextra = true\n"), out, world_);
+    FAIL() << "a store made without `extra` resumed with extra = true";
+  } catch (const mpi::CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_NE(std::string(f.what()).find("extra: absent there, true now"), std::string::npos) << f.what();
+  }
+  EXPECT_EQ(set.computed, 0);
+  Squares newer;  // spelled out at its default or left out: the same run, resumed
+  run_study(newer, "squares", config("n = 4\nextra = false\n"), out, world_);
+  EXPECT_EQ(newer.computed, 2);
+  EXPECT_EQ(json_of(root_ / "older" / "squares.json"), nlohmann::json({0.0, 1.0, 4.0, 9.0}));
+  const nlohmann::json info = json_of(root_ / "older" / "run_info.json");
+  EXPECT_EQ(info.at("tasks").at("resumed"), 2);
+  io::ConfigReader reader(config("n = 4\n"));  // the store's own config, as the older build read it
+  Squares probe;
+  probe.knows_extra = false;
+  probe.configure(reader);
+  EXPECT_EQ(reader.effective().find("extra"), std::string::npos);
+  EXPECT_EQ(info.at("store").at("fingerprint"), io::store_fingerprint("squares", reader.effective()));
 }
 
 TEST_F(StudyRunner, AnUnknownKeyIsAnInputErrorAndNothingIsWritten) {
