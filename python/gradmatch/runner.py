@@ -7,6 +7,7 @@ import tempfile
 import warnings
 
 import h5py
+import numpy as np
 
 
 class GradmatchError(RuntimeError):
@@ -39,10 +40,22 @@ def find_executable(executable=None):
     return candidate
 
 
+#: ``gradmatch fit``'s on/off flags: True gives the bare flag, False or None
+#: leaves it out, anything else (0, 1, "no") is a TypeError.
+BOOLEAN_FLAGS = ("normalize", "nonneg", "include_frozen", "ignore_resource_check", "quiet")
+
+
 def _option_arguments(options):
     args = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
+        if key in BOOLEAN_FLAGS:
+            if value is not None and not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"fit: {key}={value!r} ({type(value).__name__}); {key} is the on/off flag {flag}: "
+                                f"pass {key}=True or {key}=False")
+            if value and key != "quiet":  # fit() always passes --quiet
+                args.append(flag)
+            continue
         if value is None or value is False:
             continue
         if value is True:
@@ -63,7 +76,10 @@ def fit(path, family, executable=None, **options):
     gradmatch executable (default: GRADMATCH_EXECUTABLE, then PATH).
     ``options``: further ``gradmatch fit`` flags by name, underscores for
     dashes: ``method="qr"``, ``normalize=True``, ``nonneg=True``,
-    ``rcond=1e-12`` (True gives a bare flag, False/None leaves it out).
+    ``rcond=1e-12``. The on/off flags (``normalize``, ``nonneg``,
+    ``include_frozen``, ``ignore_resource_check``) take True (the bare flag)
+    or False/None (left out); any other value, 0 or 1 included, is a
+    TypeError.
 
     The result is the JSON document as a dict (``lambda``, ``residual_ratio``,
     ``cosine``, ``condition_number``, ...); its ``warnings`` list (empty when
@@ -75,10 +91,11 @@ def fit(path, family, executable=None, **options):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such equation file")
+    flags = _option_arguments(options)
     exe = find_executable(executable)
     with tempfile.TemporaryDirectory(prefix="gradmatch-fit-") as tmp:
         out = os.path.join(tmp, "fit.json")
-        cmd = [exe, "fit", path, "--family", family, "--output", out, "--quiet"] + _option_arguments(options)
+        cmd = [exe, "fit", path, "--family", family, "--output", out, "--quiet"] + flags
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise GradmatchError(f"gradmatch fit failed (exit {proc.returncode}): {proc.stderr.strip()}",
@@ -124,7 +141,10 @@ class StudyResults:
 def read_results(directory):
     """Opens the outputs of ``gradmatch run CONFIG --out DIRECTORY``:
     summary.json, run_info.json and results.h5 (see ``StudyResults``).
-    FileNotFoundError when the directory holds none of them."""
+    FileNotFoundError when the directory holds none of them; ValueError,
+    naming the file, when one of them is unreadable (an interrupted study,
+    a truncated copy): delete it and re-run the study, which writes the
+    outputs again from its run store."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory}: no such study output directory")
@@ -137,24 +157,29 @@ def read_results(directory):
             try:
                 return json.load(f)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{p}: not valid JSON ({e}); was the study interrupted?") from e
+                raise ValueError(f"{p}: not valid JSON ({e}); was the study interrupted? "
+                                 f"{_rewrite_advice(directory)}") from e
 
     summary, run_info = load_json("summary.json"), load_json("run_info.json")
     results, attributes = {}, {}
     h5 = os.path.join(directory, "results.h5")
     if os.path.exists(h5):
-        with h5py.File(h5, "r") as f:
-            attributes["/"] = _attrs(f)
+        try:
+            with h5py.File(h5, "r") as f:
+                attributes["/"] = _attrs(f)
 
-            def visit(name, obj):
-                if isinstance(obj, h5py.Dataset):
-                    value = obj[()]
-                    if isinstance(value, bytes):
-                        value = value.decode()
-                    results[name] = value
-                if obj.attrs:
-                    attributes[name] = _attrs(obj)
-            f.visititems(visit)
+                def visit(name, obj):
+                    if isinstance(obj, h5py.Dataset):
+                        value = obj[()]
+                        if isinstance(value, bytes):
+                            value = value.decode()
+                        results[name] = value
+                    if obj.attrs:
+                        attributes[name] = _attrs(obj)
+                f.visititems(visit)
+        except (OSError, KeyError, RuntimeError) as e:
+            raise ValueError(f"{h5}: cannot be read: the HDF5 file is truncated or corrupt ({e}); "
+                             f"{_rewrite_advice(directory)}") from e
     if summary is None and run_info is None and not results:
         raise FileNotFoundError(f"{directory}: holds none of summary.json, run_info.json, results.h5")
     return StudyResults(directory, summary, run_info, results, attributes)
@@ -162,3 +187,20 @@ def read_results(directory):
 
 def _attrs(obj):
     return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in obj.attrs.items()}
+
+
+def _rewrite_advice(directory):
+    """How to get a damaged output back: a re-run rewrites only missing outputs."""
+    made_by = None
+    try:
+        with open(os.path.join(directory, "run_info.json")) as f:
+            made_by = json.load(f).get("created_by")
+    except (OSError, ValueError, AttributeError):
+        pass
+    if isinstance(made_by, str) and made_by.startswith("gradmatch run "):
+        command = f"`{made_by} --out {directory}`"
+    else:
+        command = f"`gradmatch run CONFIG --out {directory}` with the study's config"
+    store = (" from the run store store.h5 without recomputing any task"
+             if os.path.exists(os.path.join(directory, "store.h5")) else "")
+    return f"delete it and re-run {command}, which writes the outputs again{store}"

@@ -100,8 +100,13 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
       if (!args.models.empty() && args.data.empty())
         throw InputError("--model needs --data (an IDX directory or an HDF5 file)");
       if (args.models.empty() && (!args.data.empty() || !args.save_equations.empty() || !args.candidates.empty() ||
-                                  !args.params.empty() || args.include_frozen))
-        throw InputError("--data, --save-equations, --candidates, --params and --include-frozen go with --model");
+                                  !args.params.empty() || args.include_frozen || args.model_only_given))
+        throw InputError(
+            "--data, --loss, --batch-size, --save-equations, --candidates, --params and --include-frozen go with "
+            "--model (an equation file already holds the gradients)");
+      if (!args.candidates.empty() && args.family.rfind("features", 0) != 0)
+        throw InputError(text::cat("--candidates adds the columns of --family features; with --family ", args.family,
+                             " they would be ignored: drop --candidates or use --family features"));
       options.family = FamilySpec::parse(args.family);
       options.method = parse_method(args.method);
       options.normalize = args.normalize;

@@ -261,7 +261,14 @@ int main(int argc, char** argv) {
                     "Start even when the estimated memory or disk exceeds what this machine has");
   run_cmd->add_option("--tasks", run.tasks,
                       "Run only these tasks, numbered as --dry-run lists them (e.g. 6 or 1-3,7), with the draws a "
-                      "whole run gives them; the outputs are written once every task is done");
+                      "whole run gives them; the outputs are written once every task is done")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            // An unset shell variable (--tasks "$TASKS") must not run the whole study.
+            return value.empty() ? "is empty; give task numbers (e.g. 6 or 1-3,7), or leave --tasks out to run every task"
+                                 : "";
+          },
+          "TASKS"));
   run_cmd->footer(run_footer());
 
   auto* studies_cmd = app.add_subcommand("studies", "List the studies `gradmatch run` runs, one line each");
@@ -288,6 +295,7 @@ int main(int argc, char** argv) {
     std::fputs(gradmatch::studies::study_list().c_str(), stdout);
     return 0;
   }
+  fit.model_only_given = fit_cmd->count("--loss") > 0 || fit_cmd->count("--batch-size") > 0;
 #if GRADMATCH_TORCH_COMMANDS
   // Without a launcher, fit and run --dry-run need no MPI, and a run's config
   // is checked in the one-rank world before MPI starts: bad input is

@@ -355,6 +355,13 @@ std::vector<std::string> ConfigReader::get_strings(const std::string& key, const
   });
 }
 
+std::string ConfigReader::where(const std::string& key) const {
+  std::int64_t unused = 0;
+  const toml::node* n = impl_->find(key, unused, false);
+  const std::int64_t line = n ? line_of(*n) : 0;
+  return line > 0 ? cat(path_, ":", line, ": key '", text::clip(key), "'") : cat(path_, ": key '", text::clip(key), "'");
+}
+
 void ConfigReader::finish() const { impl_->check_all_read(impl_->root, ""); }
 
 std::string ConfigReader::effective() const {

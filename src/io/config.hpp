@@ -42,6 +42,11 @@ class ConfigReader {
   /// An array of quoted strings (`["a", "b"]`); `fallback` when absent.
   std::vector<std::string> get_strings(const std::string& key, const std::vector<std::string>& fallback);
 
+  /// "FILE:LINE: key 'k'" (the key's line; "FILE: key 'k'" when the file
+  /// does not set it): the start of a message about a key's value that is
+  /// found wrong after reading it (a file it names is missing, ...).
+  std::string where(const std::string& key) const;
+
   /// Throws for the first key in the file that no getter asked for.
   void finish() const;
 

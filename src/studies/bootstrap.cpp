@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -65,7 +66,8 @@ struct Shared {
 };
 
 training::ModelHandle load_model(const BootstrapConfig& c) {
-  return training::load_torchscript(c.model_file, at::Device(at::kCPU), /*to_double=*/false);
+  return at_key(c.model_where,
+                [&] { return training::load_torchscript(c.model_file, at::Device(at::kCPU), /*to_double=*/false); });
 }
 
 /// The handle restricted to the scope parameters (same tensors).
@@ -109,20 +111,26 @@ double data_bytes(const BootstrapConfig& c) {
 Shared build_shared(const BootstrapConfig& c) {
   Shared s;
   const training::LossKind loss = training::parse_loss(c.loss);
-  if (!c.data_dir.empty()) {
-    if (loss != training::LossKind::cross_entropy)
-      throw InputError(c.data_dir + ": an IDX directory holds class labels; use loss = \"ce\"");
-    s.sets.push_back(training::load_idx(c.data_dir, training::IdxPart::train));
-  } else {
+  at_key(c.data_where, [&] {
+    if (!c.data_dir.empty()) {
+      if (loss != training::LossKind::cross_entropy)
+        throw InputError(c.data_dir + ": an IDX directory holds class labels; use loss = \"ce\"");
+      s.sets.push_back(training::load_idx(c.data_dir, training::IdxPart::train));
+      return;
+    }
     for (const std::string& file : c.data_files) {
       training::HostArray x, y;
       x.values = io::read_doubles(file, "X", &x.shape);
       y.values = io::read_doubles(file, "y", &y.shape);
-      s.sets.push_back(training::dataset_from_arrays(x, y, loss));
+      try {
+        s.sets.push_back(training::dataset_from_arrays(x, y, loss));
+      } catch (const InputError& e) {
+        throw InputError(cat(file, ": ", e.what(), " (loss = \"", c.loss, "\")"));
+      }
       if (s.sets.back().x.sizes() != s.sets.front().x.sizes() || s.sets.back().y.sizes() != s.sets.front().y.sizes())
         throw InputError(cat(file, ": X and y must have the shapes of ", c.data_files.front(), "'s"));
     }
-  }
+  });
   const training::ModelHandle model = load_model(c);
   for (training::Dataset& d : s.sets) {
     d.x = d.x.to(model.parameters.front().scalar_type());
@@ -136,7 +144,8 @@ Shared build_shared(const BootstrapConfig& c) {
   if (s.scope.empty()) {
     std::string names;
     for (const auto& n : model.parameter_names) names += (names.empty() ? "" : ", ") + n;
-    throw InputError(cat(c.model_file, ": scope selects none of the trainable parameters (", names, ")"));
+    throw InputError(cat(c.model_where, ": ", c.model_file, ": scope selects none of the trainable parameters (", names,
+                         "); change scope"));
   }
   for (const std::string& text : c.candidates) s.candidates.push_back(training::Candidate::parse(text));
   if (!s.candidates.empty()) {
@@ -145,16 +154,27 @@ Shared build_shared(const BootstrapConfig& c) {
   }
   if (c.penalty_family != "none") {
     std::vector<std::int64_t> shape;
-    const std::vector<double> values = io::read_doubles(c.penalty_file, "lambda", &shape);
+    const std::vector<double> values =
+        at_key(c.penalty_where, [&] { return io::read_doubles(c.penalty_file, "lambda", &shape); });
     std::int64_t count = 1;
     for (std::int64_t d : shape) count *= d;
     const bool ok = (c.penalty_family == "ridge" && count == 1) ||
                     (c.penalty_family == "diag" && shape.size() == 1 && shape[0] == s.p) ||
                     (c.penalty_family == "sym" && shape.size() == 2 && shape[0] == s.p && shape[1] == s.p);
+    const auto bad = [&](const std::string& what) {
+      throw InputError(cat(c.penalty_where, ": ", c.penalty_file, ": dataset 'lambda' ", what));
+    };
     if (!ok)
-      throw InputError(cat(c.penalty_file, ": dataset 'lambda' has ", count, " values but penalty.family = \"",
-                           c.penalty_family, "\" over a scope of p = ", s.p,
-                           " parameters needs a scalar (ridge), [p] (diag) or [p, p] (sym)"));
+      bad(cat("has ", count, " values but penalty.family = \"", c.penalty_family, "\" over a scope of p = ", s.p,
+              " parameters needs a scalar (ridge), [p] (diag) or [p, p] (sym)"));
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) bad(cat("holds ", values[i], " at index ", i, "; write finite values"));
+      // A negative ridge or diag entry rewards large weights: the training
+      // objective is unbounded below along that direction.
+      if (c.penalty_family != "sym" && values[i] < 0.0)
+        bad(cat("holds ", values[i], " at index ", i, "; a ", c.penalty_family,
+                " penalty needs lambda >= 0 (a negative one makes the training objective unbounded below)"));
+    }
     s.lambda = training::to_tensor(values, {count});
     if (c.penalty_family == "sym") s.lambda = s.lambda.reshape({s.p, s.p});
   }
@@ -376,6 +396,13 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
     config_error(r, "data.file",
                  "give exactly one of data.file (HDF5 with X and y), data.files (a list of them: replicate r trains "
                  "on file r mod count) and data.dir (an IDX directory)");
+  // Relative paths are read beside the config file.
+  check_input_file(r, "model.file", c.model_file);
+  c.model_where = r.where("model.file");
+  const std::string data_key = !c.data_dir.empty() ? "data.dir" : !file.empty() ? "data.file" : "data.files";
+  c.data_where = r.where(data_key);
+  if (!c.data_dir.empty()) check_idx_directory(r, data_key, c.data_dir, /*test=*/false);
+  for (const std::string& f : c.data_files) check_input_file(r, data_key, f);
   c.loss = r.get_choice("loss", c.loss, {"mse", "ce", "bce"});
   c.replicates = r.get_int("replicates", c.replicates, 1, std::int64_t{1} << 30);
   c.resample = r.get_choice("resample", c.resample, {"bootstrap", "none"});
@@ -399,8 +426,19 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   if ((c.penalty_family == "none") != c.penalty_file.empty())
     config_error(r, "penalty.file",
                  "give penalty.file (HDF5 with dataset lambda) exactly when penalty.family is ridge, diag or sym");
+  if (!c.penalty_file.empty()) {
+    check_input_file(r, "penalty.file", c.penalty_file);
+    c.penalty_where = r.where("penalty.file");
+  }
   c.families = r.get_strings("fit.families", c.families);
   c.candidates = r.get_strings("fit.candidates", c.candidates);
+  for (const std::string& text : c.candidates) {
+    try {
+      training::Candidate::parse(text);
+    } catch (const InputError& e) {
+      config_error(r, "fit.candidates", e.what());
+    }
+  }
   c.scalapack_min_p = r.get_int("fit.scalapack_min_p", c.scalapack_min_p, 0, std::int64_t{1} << 40);
   if (c.families.empty()) config_error(r, "fit.families", "is empty; list at least one family, e.g. [\"ridge\"]");
   for (const std::string& f : c.families) {
@@ -607,8 +645,16 @@ nlohmann::json BootstrapStudy::write(const std::vector<std::vector<double>>& dat
   w.commit();
   nlohmann::json scope = nlohmann::json::array();
   for (const auto& b : shared_.blocks) scope.push_back({{"name", b.name}, {"shape", b.shape}});
-  const nlohmann::json summary = {{"study", kStudy},  {"replicates", c.replicates}, {"diverged", c.replicates - m},
-                                  {"p_scope", shared_.p}, {"scope", scope},          {"fits", fits}};
+  nlohmann::json warnings = nlohmann::json::array();
+  if (m == 0)
+    warnings.push_back(cat("all ", c.replicates, " replicates diverged: no equations and no fits; lower ",
+                           "training.learning_rate (or check penalty.file and the data) and run again into a new --out"));
+  else if (m < c.replicates)
+    warnings.push_back(cat(c.replicates - m, " of ", c.replicates,
+                           " replicates diverged; the equations and fits leave them out"));
+  const nlohmann::json summary = {{"study", kStudy},      {"replicates", c.replicates}, {"diverged", c.replicates - m},
+                                  {"p_scope", shared_.p}, {"scope", scope},             {"fits", fits},
+                                  {"warnings", warnings}};
   io::write_json_file(out.path("summary.json"), summary);
   // Timings belong to run_info.json: the fits' wall seconds, and on how many
   // ranks sym was solved.

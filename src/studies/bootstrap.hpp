@@ -98,6 +98,10 @@ struct BootstrapConfig {
   /// layerwise-ridge was added to `candidates` for the family of that name
   /// only; the family "features" leaves its columns out.
   bool features_skip_layerwise = false;
+  /// ConfigReader::where of the keys that name the model, the data and the
+  /// penalty ("FILE:LINE: key 'model.file'"): a file found wrong once read
+  /// is reported at its key.
+  std::string model_where, data_where, penalty_where;
 };
 
 /// Reads every key (top-level `study = "bootstrap"`), checks values and the

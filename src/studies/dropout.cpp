@@ -84,6 +84,7 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.seeds = r.get_int("grid.seeds", c.seeds, 1, 65535);
 
   c.data_dir = r.get_string("data.dir", c.data_dir);
+  check_idx_directory(r, "data.dir", c.data_dir, /*test=*/true);  // here, so that --dry-run checks it too
   c.train_subset = r.get_int("data.train_subset", c.train_subset, 0, 100'000'000);
   c.test_subset = r.get_int("data.test_subset", c.test_subset, 0, 100'000'000);
   c.validation_fraction = r.get_double("data.validation_fraction", c.validation_fraction, 1e-6, 0.9);

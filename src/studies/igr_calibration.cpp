@@ -172,9 +172,9 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   c.standardize = r.get_bool("data.standardize", c.standardize);
   c.curvature_iterations = r.get_int("probe.power_iterations", c.curvature_iterations, 1, 100'000);
   if (c.widths.empty()) config_error(r, "model.widths", "is empty; give at least one width");
-  if (std::set<std::int64_t>(c.widths.begin(), c.widths.end()).size() != c.widths.size())
-    config_error(r, "model.widths", "holds a width twice; list each width once");
+  reject_repeats(r, "model.widths", c.widths, "width");
   if (c.learning_rates.empty()) config_error(r, "training.learning_rates", "is empty; give at least one step size");
+  reject_repeats(r, "training.learning_rates", c.learning_rates, "step size");
   if (static_cast<std::int64_t>(c.learning_rates.size()) > kMaxField)
     config_error(r, "training.learning_rates", "holds too many values");
   if (c.probe > c.train)

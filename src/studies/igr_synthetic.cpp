@@ -109,9 +109,9 @@ IgrSyntheticConfig read_igr_synthetic_config(io::ConfigReader& r) {
   c.replicates = r.get_int("gd.seeds", c.replicates, 1, kMaxField);
   c.checkpoints = r.get_int("output.checkpoints", c.checkpoints, 2, 10'000);
   if (c.dims.empty()) config_error(r, "data.p", "is empty; give at least one dimension");
-  if (std::set<std::int64_t>(c.dims.begin(), c.dims.end()).size() != c.dims.size())
-    config_error(r, "data.p", "holds a dimension twice; list each p once");
+  reject_repeats(r, "data.p", c.dims, "p");
   if (c.learning_rates.empty()) config_error(r, "gd.learning_rates", "is empty; give at least one step size");
+  reject_repeats(r, "gd.learning_rates", c.learning_rates, "step size");
   if (static_cast<std::int64_t>(c.learning_rates.size()) > kMaxField)
     config_error(r, "gd.learning_rates", "holds too many values");
   r.finish();

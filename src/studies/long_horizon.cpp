@@ -38,6 +38,7 @@ LongHorizonConfig read_long_horizon_config(io::ConfigReader& r) {
       r.get_choice("reference.integrator", training::to_string(c.integrator), {"rk4", "euler"}));
   c.substeps = r.get_int("reference.substeps", c.substeps, 1, 1'000'000);
   if (c.learning_rates.empty()) config_error(r, "gd.learning_rates", "is empty; give at least one step size");
+  reject_repeats(r, "gd.learning_rates", c.learning_rates, "step size");
   r.finish();
   return c;
 }

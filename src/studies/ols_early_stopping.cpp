@@ -166,7 +166,9 @@ OlsEarlyStoppingConfig read_ols_config(io::ConfigReader& r) {
   for (std::size_t i = 1; i < c.trace_steps.size(); ++i)
     if (c.trace_steps[i] <= c.trace_steps[i - 1])
       config_error(r, "lambda_trace.steps", "must be strictly increasing (one GD trajectory is read at each step)");
+  reject_repeats(r, "bootstrap.show_m", c.bootstrap_show_m, "m");
   if (c.sweep_sigmas.empty()) config_error(r, "sigma_sweep.sigmas", "is empty; give at least one noise level");
+  reject_repeats(r, "sigma_sweep.sigmas", c.sweep_sigmas, "noise level");
   if (static_cast<std::int64_t>(c.sweep_sigmas.size()) > kMaxSigmas)
     config_error(r, "sigma_sweep.sigmas", cat("holds more than ", std::to_string(kMaxSigmas), " values"));
   r.finish();

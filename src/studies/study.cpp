@@ -24,6 +24,7 @@
 #include "io/run_store.hpp"
 #include "studies/estimate.hpp"
 #include "training/device.hpp"
+#include "training/idx.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -164,7 +165,25 @@ std::string OutputDir::path(const std::string& file) {
 }
 
 void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what) {
-  throw InputError(cat(reader.path(), ": key '", key, "': ", what));
+  throw InputError(cat(reader.where(key), ": ", what));
+}
+
+void check_input_file(const io::ConfigReader& reader, const std::string& key, const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    config_error(reader, key, cat(path, " does not exist; check the path"));
+  if (!std::filesystem::is_regular_file(path, ec)) config_error(reader, key, cat(path, " is not a file"));
+}
+
+void check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir, bool test) {
+  try {
+    training::find_idx_files(dir, training::IdxPart::train);
+    if (test) training::find_idx_files(dir, training::IdxPart::test);
+  } catch (const InputError& e) {
+    config_error(reader, key,
+                 cat(e.what(), "; install Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or point ",
+                     key, " at an MNIST-format directory"));
+  }
 }
 
 std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback) {
@@ -412,6 +431,11 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     if (study.has_figures())
       next += cat("\n        /usr/bin/python3 scripts/plot_", name, ".py ", out_dir, "   (figures, from the source tree)");
     const double total_s = seconds_since(t0);
+    if (diverged > 0)
+      say(cat("warning: ", std::to_string(diverged), " of ", std::to_string(total), " tasks diverged",
+              diverged == total ? ": the outputs hold no estimate; lower the learning rate (or check the inputs)"
+                                : " and are recorded as such in the outputs",
+              " (run_info.json: tasks.diverged)"));
     say(cat("done in ", distributed::clock_time(total_s), " (", short_number(std::round(total_s * 10.0) / 10.0),
             " s). Outputs in ", out_dir, ": ", files, ", run_info.json", next));
   });

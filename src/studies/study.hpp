@@ -44,6 +44,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/errors.hpp"
 #include "core/text.hpp"
 #include "distributed/device.hpp"
 #include "mpi/mpi.hpp"
@@ -180,8 +181,40 @@ std::string label_number(double value);
 using text::cat;
 using text::sz;
 
-/// InputError "FILE: key 'KEY': WHAT".
+/// InputError "FILE:LINE: key 'KEY': WHAT" (ConfigReader::where).
 [[noreturn]] void config_error(const io::ConfigReader& reader, const std::string& key, const std::string& what);
+
+/// config_error at `key` when `values` holds a value twice ("holds 0.01
+/// twice; list each WHAT once"): a repeated grid value would repeat its
+/// tasks and give two rows (and files) for one value.
+template <class T>
+void reject_repeats(const io::ConfigReader& reader, const std::string& key, const std::vector<T>& values,
+                    const std::string& what) {
+  for (std::size_t i = 0; i < values.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (values[j] == values[i])
+        config_error(reader, key, cat("holds ", values[i], " twice; list each ", what, " once"));
+}
+
+/// config_error at `key` unless `path` (the key's value, resolved) is a
+/// regular file: read at configure time, so that --dry-run catches it too.
+void check_input_file(const io::ConfigReader& reader, const std::string& key, const std::string& path);
+
+/// config_error at `key` unless `dir` is an MNIST-format IDX directory with
+/// the training files (and the t10k files when `test`).
+void check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir, bool test);
+
+/// Runs `f`; an InputError it throws (about a file a key names, found wrong
+/// once read) comes out prefixed with `where` (ConfigReader::where(key)).
+template <class F>
+auto at_key(const std::string& where, F&& f) -> decltype(f()) {
+  if (where.empty()) return f();
+  try {
+    return f();
+  } catch (const InputError& e) {
+    throw InputError(cat(where, ": ", e.what()));
+  }
+}
 
 /// The keys every study config starts with: checks that `study` names
 /// `study`, checks `device` ("auto", "cpu" or "cuda"; the runner applies it),

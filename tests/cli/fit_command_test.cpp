@@ -355,5 +355,18 @@ TEST(Cli, RunHelpListsTheStudiesWithAnExampleAndSaysHowResumeWorks) {
   EXPECT_NE(r.output.find("Resume:"), std::string::npos) << r.output;
 }
 
+TEST(Cli, AnEmptyTaskSelectionIsRefusedRatherThanRunningEveryTask) {
+  // `--tasks "$TASKS"` with TASKS unset in a job script.
+  const fs::path out = fs::temp_directory_path() / ("gradmatch_cli_tasks_" + std::to_string(::getpid()));
+  const CommandRun r =
+      run(std::string("run ") + GRADMATCH_SOURCE_DIR + "/configs/smoke/ols_early_stopping.toml --out " + out.string() +
+          " --tasks ''");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--tasks: is empty; give task numbers (e.g. 6 or 1-3,7), or leave --tasks out"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 }  // namespace
 }  // namespace gradmatch

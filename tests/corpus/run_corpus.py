@@ -202,6 +202,9 @@ def make_fixtures(fx):
     data("d5_noX.h5", None, y)
     data("d5_noy.h5", x, None)
     data("d0.h5", np.zeros((0, 5)), np.zeros(0))
+    for name, value in (("pen_nan.h5", np.nan), ("pen_neg.h5", -1.0)):  # bootstrap penalty files (dataset lambda)
+        with h5py.File(os.path.join(fx, name), "w") as f:
+            f["lambda"] = np.array([value])
     with open(os.path.join(fx, "notes.txt"), "w") as f:
         f.write("not a model\n")
     script = os.path.join(fx, "models.py")

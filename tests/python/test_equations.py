@@ -234,6 +234,68 @@ class WriterErrors(TempDirTest):
                         w.add_row(**args)
                 self.assertEqual(os.listdir(self.dir), [])
 
+    def test_a_two_dimensional_theta_or_gradient_is_refused_rather_than_flattened(self):
+        theta, grad = np.arange(6.0).reshape(2, 3), -np.arange(6.0).reshape(2, 3)
+        cases = [
+            (dict(theta=theta, grad_loss=grad), r"theta has shape \(2, 3\).*once per point"),
+            (dict(theta=torch.tensor(theta), grad_loss=grad), r"theta has shape \(2, 3\).*once per point"),
+            (dict(theta=theta.tolist(), grad_loss=grad.tolist()), r"theta has shape \(2, 3\)"),
+            (dict(theta=theta[0], grad_loss=grad.T[:3, :1]), r"grad_loss has shape \(3, 1\).*reshape\(-1\)"),
+            (dict(theta=theta[:1], grad_loss=grad[:1]), r"theta has shape \(1, 3\).*one-dimensional \[p\]"),
+            (dict(theta=theta[0], grad_loss=grad[0], target=grad[:, :1]), r"target has shape \(2, 1\)"),
+            (dict(theta=theta[0], grad_loss=grad[0], features={"mine": theta}), r"feature 'mine' has shape \(2, 3\)"),
+            (dict(theta=1.0, grad_loss=-1.0), r"theta has shape \(\); it must be one-dimensional"),
+            (dict(theta=theta[0], grad_loss=grad[0], target=np.ones(2)), "target has 2 entries but theta has p = 3"),
+        ]
+        for kw, message in cases:
+            with self.subTest(message=message):
+                with self.assertRaisesRegex(ValueError, "add_row: " + message):
+                    with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+                        w.add_row(**kw)
+                self.assertEqual(os.listdir(self.dir), [])
+
+    def test_one_dimensional_arrays_lists_and_tensors_give_the_same_row(self):
+        theta, grad = np.array([1.0, -2.0, 0.5]), np.array([0.25, 0.0, -1.0])
+        with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+            w.add_row(theta, grad, features={"ridge": 2 * theta})
+            w.add_row(theta.tolist(), grad.tolist(), features=[("ridge", (2 * theta).tolist())])
+            w.add_row(torch.tensor(theta, dtype=torch.float32), torch.tensor(grad), features={"ridge": torch.tensor(2 * theta)})
+        eq = gradmatch.read_equations(self.path("eq.h5"))
+        np.testing.assert_array_equal(eq["theta"], np.stack([theta] * 3))
+        np.testing.assert_array_equal(eq["grad_loss"], np.stack([grad] * 3))
+        np.testing.assert_array_equal(eq["features"]["ridge"], np.stack([2 * theta] * 3))
+
+    def test_parameters_gradmatch_fit_would_refuse_are_refused_before_writing(self):
+        one = np.ones(1)
+        cases = [
+            (dict(names=["a", "a"], shapes=[(1,), (1,)], theta=np.ones(2), grad_loss=np.ones(2)),
+             "parameter name 'a' is given twice"),
+            (dict(theta=[], grad_loss=[]), r"theta is empty \(p = 0\)"),
+            (dict(theta=np.ones((0,)), grad_loss=np.ones((0,)), names=["w"], shapes=[(0,)]), r"p = 0"),
+            (dict(names=[""], shapes=[(1,)]), "non-empty string"),
+            (dict(names=[3], shapes=[(1,)]), "non-empty string"),
+            (dict(names="w", shapes=[(1,)]), "give both names and shapes"),
+            (dict(names=["w", "b"], shapes=[(1,)]), r"2 names but 1 shapes"),
+            (dict(names=["w"], shapes=[1]), "not a shape"),
+            (dict(names=["w"], shapes=[(1.5,)]), "dimensions must be integers"),
+            (dict(names=["w", "b"], shapes=[(-1,), (2,)]), "negative dimension -1"),
+        ]
+        for kw, message in cases:
+            with self.subTest(message=message):
+                args = dict(theta=one, grad_loss=one)
+                args.update(kw)
+                with self.assertRaisesRegex(ValueError, message):
+                    with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+                        w.add_row(**args)
+                self.assertEqual(os.listdir(self.dir), [])
+        # What add_row accepts gradmatch fit reads: a scalar, an empty and a matrix tensor.
+        theta = np.array([0.5, 1.0, -1.0, 2.0, 0.25])
+        with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+            w.add_row(theta, -0.2 * theta, names=["scale", "empty", "w"], shapes=[(), (0, 3), torch.Size([2, 2])])
+        self.assertEqual(gradmatch.read_equations(self.path("eq.h5"))["shapes"], [(), (0, 3), (2, 2)])
+        result = gradmatch.fit(self.path("eq.h5"), "ridge", executable=gradmatch_executable())
+        self.assertAlmostEqual(result["lambda"], 0.1, delta=1e-12)
+
     def test_an_empty_writer_or_missing_directory_is_an_error(self):
         with self.assertRaisesRegex(ValueError, "no rows were added"):
             with gradmatch.EquationWriter(self.path("eq.h5")):
@@ -253,6 +315,157 @@ class WriterErrors(TempDirTest):
         with open(self.path("eq.h5"), "rb") as f:
             self.assertEqual(f.read(), before)
         self.assertEqual(os.listdir(self.dir), ["eq.h5"])
+
+
+class ReaderErrors(TempDirTest):
+    """read_equations refuses exactly what `gradmatch fit` refuses, with one
+    exception type (ValueError) whose message names the file and the fix."""
+
+    def write(self, name, change=None, m=2, p=3):
+        """A valid file (with parameters, features, target and weights), then ``change(f)``."""
+        path = self.path(name)
+        rng = np.random.default_rng(0)
+        with h5py.File(path, "w") as f:
+            f.attrs["format"] = "gradmatch.equations"
+            f.attrs.create("version", 1, dtype=np.int64)
+            for key in ("theta", "grad_loss", "target", "features/ridge"):
+                f[key] = rng.standard_normal((m, p))
+            f["weights"] = np.ones(m)
+            f["parameters/names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
+            f["parameters/shapes"] = np.array([2, 1], dtype=np.int64)
+            f["parameters/offsets"] = np.array([0, 1, 2], dtype=np.int64)
+            if change:
+                change(f)
+        return path
+
+    @staticmethod
+    def replace(key, value, **kw):
+        def change(f):
+            del f[key]
+            f.create_dataset(key, data=value, **kw)
+        return change
+
+    @staticmethod
+    def set_value(key, index, value):
+        def change(f):
+            f[key][index] = value
+        return change
+
+    def cases(self):
+        def attr(name, value, **kw):
+            return lambda f: f.attrs.create(name, value, **kw) if kw else f.attrs.__setitem__(name, value)
+
+        def group_instead(key):
+            def change(f):
+                del f[key]
+                f.create_group(key).create_dataset("x", data=np.zeros((2, 3)))
+            return change
+
+        def dataset_instead(key, value):
+            def change(f):
+                del f[key]
+                f[key] = value
+            return change
+
+        def no_points(f):
+            for key in ("theta", "grad_loss", "target", "features", "weights"):
+                del f[key]
+            f["theta"] = f["grad_loss"] = np.zeros((0, 3))
+
+        return [
+            ("no_format", lambda f: f.attrs.__delitem__("format"), "no root attribute 'format'"),
+            ("other_format", attr("format", "hdf5.table"), "has format = \"hdf5.table\""),
+            ("no_version", lambda f: f.attrs.__delitem__("version"), "no root attribute 'version'"),
+            ("string_version", attr("version", "1"), r"'version' is not a single integer \(string\)"),
+            ("array_version", attr("version", np.array([1, 1], dtype=np.int64)), "'version' is not a single integer"),
+            ("float_version", attr("version", 1.0), r"'version' is not a single integer \(float64\)"),
+            ("version_two", attr("version", 2, dtype=np.int64), "has version = 2 but this gradmatch reads version 1"),
+            ("unknown_root", lambda f: f.create_dataset("targets", data=np.zeros((2, 3))),
+             "unexpected object 'targets' at the root"),
+            ("no_grad_loss", lambda f: f.__delitem__("grad_loss"), "missing the required dataset 'grad_loss'"),
+            ("no_theta", lambda f: f.__delitem__("theta"), "missing the required dataset 'theta'"),
+            ("float32_theta", self.replace("theta", np.zeros((2, 3), dtype=np.float32)),
+             "dataset 'theta' has element type float32; version 1 requires float64"),
+            ("int_grad", self.replace("grad_loss", np.zeros((2, 3), dtype=np.int64)), "'grad_loss' has element type int64"),
+            ("theta_group", group_instead("theta"), "'theta' is not a dataset"),
+            ("theta_1d", self.replace("theta", np.zeros(3)), r"'theta' has 1 dimension\(s\) \[3\]"),
+            ("no_points", no_points, r"'theta' has shape \[0, 3\]; at least one point"),
+            ("target_shape", self.replace("target", np.zeros((3, 2))), r"'target' has shape \[3, 2\] but 'theta'"),
+            ("features_dataset", dataset_instead("features", np.zeros((2, 3))), "'features' is not a group"),
+            ("feature_shape", self.replace("features/ridge", np.zeros((2, 4))), "'features/ridge' has shape"),
+            ("weights_length", self.replace("weights", np.ones(3)), "'weights' has 3 entries but 'theta' has m = 2"),
+            ("negative_weight", self.set_value("weights", 1, -0.5), "'weights' has the negative value -0.5 at point 1"),
+            ("nan_theta", self.set_value("theta", (1, 2), np.nan), r"'theta' holds a non-finite value \(nan\) at point "
+             "1, parameter 2"),
+            ("inf_feature", self.set_value("features/ridge", (0, 0), np.inf), "'features/ridge' holds a non-finite"),
+            ("nan_weight", self.set_value("weights", 0, np.nan), "'weights' holds a non-finite value"),
+            ("parameters_dataset", dataset_instead("parameters", np.zeros(2)), "'parameters' is not a group"),
+            ("parameters_extra", lambda f: f.create_dataset("parameters/sizes", data=np.ones(2)),
+             "unexpected object 'parameters/sizes'"),
+            ("no_offsets", lambda f: f.__delitem__("parameters/offsets"), "without the dataset 'parameters/offsets'"),
+            ("float_shapes", self.replace("parameters/shapes", np.array([2.0, 1.0])),
+             "'parameters/shapes' has element type float64"),
+            ("int_names", self.replace("parameters/names", np.array([1, 2])), "'parameters/names' has element type int64"),
+            ("sizes_not_p", self.replace("parameters/shapes", np.array([2, 2], dtype=np.int64)),
+             "hold 4 scalars but 'theta' has p = 3"),
+            ("duplicate_names", self.replace("parameters/names", np.array(["w", "w"], dtype=h5py.string_dtype())),
+             "parameter name 'w' .* is empty or repeats"),
+            ("offsets_length", self.replace("parameters/offsets", np.array([0, 2], dtype=np.int64)),
+             "'parameters/offsets' has 2 entries but 'parameters/names' has 2"),
+            ("offsets_end", self.replace("parameters/offsets", np.array([0, 1, 3], dtype=np.int64)),
+             "must start at 0 and end at the length"),
+            ("negative_dim", self.replace("parameters/shapes", np.array([-1, 4], dtype=np.int64)),
+             "negative dimension -1"),  # sizes -1 + 4 = p
+        ]
+
+    def test_a_file_gradmatch_fit_refuses_raises_value_error_naming_the_file_and_the_problem(self):
+        for name, change, message in self.cases():
+            with self.subTest(name):
+                path = self.write(name + ".h5", change)
+                with self.assertRaisesRegex(ValueError, message) as e:
+                    gradmatch.read_equations(path)
+                self.assertTrue(str(e.exception).startswith(path + ": "), str(e.exception))
+
+    def test_read_equations_and_gradmatch_fit_agree_on_every_bad_file(self):
+        exe = gradmatch_executable()
+        for name, change, _ in self.cases():
+            with self.subTest(name):
+                path = self.write(name + ".h5", change)
+                proc = subprocess.run([exe, "fit", path, "--family", "ridge", "--quiet"], capture_output=True, text=True)
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+        ok = self.write("ok.h5")
+        self.assertEqual(gradmatch.read_equations(ok)["names"], ["w", "b"])
+        subprocess.run([exe, "fit", ok, "--family", "ridge", "--quiet"], check=True, capture_output=True)
+
+    def test_a_file_that_is_not_a_complete_hdf5_file_raises_value_error_saying_to_write_it_again(self):
+        good = self.write("good.h5")
+        with open(good, "rb") as f:
+            data = f.read()
+        cases = [("empty.h5", b"", "is empty"), ("text.h5", b"theta,grad_loss\n", "is not an HDF5 file"),
+                 ("truncated.h5", data[:len(data) // 2], "write it again")]
+        for name, content, message in cases:
+            with self.subTest(name):
+                with open(self.path(name), "wb") as f:
+                    f.write(content)
+                with self.assertRaisesRegex(ValueError, message) as e:
+                    gradmatch.read_equations(self.path(name))
+                self.assertIn(self.path(name), str(e.exception))
+        self.assertRaisesRegex(ValueError, "is a directory", gradmatch.read_equations, self.dir)
+        self.assertRaisesRegex(FileNotFoundError, "no such equation file", gradmatch.read_equations,
+                               self.path("missing.h5"))
+
+    def test_files_gradmatch_fit_accepts_read_back_as_float64_arrays(self):
+        def variants(f):
+            del f["theta"]
+            f.create_dataset("theta", data=np.arange(6.0).reshape(2, 3), dtype=">f8")  # big-endian float64
+            f.attrs.create("version", np.array([1], dtype=np.int32))  # one integer, any width
+            f.attrs["format"] = np.bytes_("gradmatch.equations")  # fixed-length string
+        eq = gradmatch.read_equations(self.write("variants.h5", variants))
+        self.assertEqual(eq["theta"].dtype, np.float64)
+        np.testing.assert_array_equal(eq["theta"], np.arange(6.0).reshape(2, 3))
+        self.assertEqual((eq["names"], eq["shapes"]), (["w", "b"], [(2,), (1,)]))
+        subprocess.run([gradmatch_executable(), "fit", self.path("variants.h5"), "--family", "ridge", "--quiet"],
+                       check=True, capture_output=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""fit() and read_results(): the gradmatch executable from Python."""
+"""fit() and read_results(): the gradmatch executable from Python; and the
+Python helper scripts of the study tests."""
 import contextlib
 import io
 import json
 import os
 import re
 import subprocess
+import sys
 import unittest
 import warnings
 
@@ -91,6 +93,20 @@ class Fit(TempDirTest):
                                "ridge", executable=gradmatch_executable())
         self.assertRaisesRegex(ValueError, "family", gradmatch.fit, path, "", executable=gradmatch_executable())
 
+    def test_on_off_flags_take_true_or_false_and_refuse_other_values(self):
+        path = self.write_ridge_rows(0.1)
+        for key in ("nonneg", "normalize", "include_frozen", "ignore_resource_check", "quiet"):
+            for value in (0, 1, "no", 1.0):
+                with self.subTest(key=key, value=value):
+                    with self.assertRaisesRegex(TypeError, f"{key}={value!r}.*on/off flag --{key.replace('_', '-')}"
+                                                           f": pass {key}=True or {key}=False"):
+                        gradmatch.fit(path, "ridge", executable=self.path("never-run"), **{key: value})
+        exe = gradmatch_executable()
+        for value in (True, np.True_):
+            self.assertEqual(gradmatch.fit(path, "ridge", executable=exe, nonneg=value, normalize=value)["nonneg"], True)
+        for value in (False, np.False_, None):
+            self.assertEqual(gradmatch.fit(path, "ridge", executable=exe, nonneg=value)["nonneg"], False)
+
 
 class ReadResults(TempDirTest):
     def test_a_smoke_study_reads_back_as_json_and_arrays(self):
@@ -110,10 +126,50 @@ class ReadResults(TempDirTest):
         eq = gradmatch.read_equations(os.path.join(out, "equations_canonical.h5"))
         self.assertEqual(eq["theta"].shape[1], 5)
 
+    def test_a_truncated_results_file_raises_naming_it_and_deleting_it_and_re_running_rewrites_it(self):
+        out = self.path("study")
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        command = [gradmatch_executable(), "run", os.path.join(ROOT, "configs/smoke/ols_early_stopping.toml"), "--out", out]
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        results = os.path.join(out, "results.h5")
+        with open(results, "rb") as f:
+            whole = f.read()
+        with open(results, "wb") as f:
+            f.write(whole[:len(whole) // 2])
+        with self.assertRaises(ValueError) as e:
+            gradmatch.read_results(out)
+        message = str(e.exception)
+        self.assertTrue(message.startswith(results + ": cannot be read"), message)
+        self.assertIn("truncated or corrupt", message)
+        self.assertIn(f"delete it and re-run `gradmatch run {command[2]} --out {out}`", message)
+        self.assertIn("from the run store store.h5 without recomputing any task", message)
+        # The advice works: the re-run writes the same file again.
+        os.remove(results)
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        self.assertEqual(gradmatch.read_results(out)["canonical/beta"].shape, (5,))
+        with open(results, "rb") as f:
+            self.assertEqual(f.read(), whole)
+
+    def test_a_half_written_summary_raises_naming_it_and_saying_to_delete_it_and_re_run(self):
+        with open(self.path("summary.json"), "w") as f:
+            f.write('{"study": "ols_early')
+        with self.assertRaisesRegex(ValueError, re.escape(self.path("summary.json")) + ": not valid JSON .*"
+                                    "delete it and re-run `gradmatch run CONFIG --out " + re.escape(self.dir) + "`"):
+            gradmatch.read_results(self.dir)
+
     def test_a_directory_without_outputs_is_an_error(self):
         self.assertRaisesRegex(FileNotFoundError, "none of summary.json", gradmatch.read_results, self.dir)
         self.assertRaisesRegex(FileNotFoundError, "no such study output", gradmatch.read_results,
                                self.path("missing"))
+
+
+class StudyInputScripts(TempDirTest):
+    def test_make_bootstrap_inputs_creates_a_missing_output_directory(self):
+        out = self.path("runs/bs")  # as the README runs it in a fresh checkout
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests/studies/make_bootstrap_inputs.py"), out],
+                       check=True, capture_output=True)
+        self.assertEqual(sorted(os.listdir(out)), sorted(["linear.pt", "linear.h5", "sym.h5", "mlp.pt", "ridge.h5",
+                                                          "zero.pt"] + [f"fresh{k}.h5" for k in range(6)]))
 
 
 class DocsExamples(TempDirTest):

@@ -229,6 +229,85 @@ TEST_F(BootstrapStudy, DryRunEstimateBoundsTheStoreAndOutputsOfTheSmokeRun) {
   EXPECT_GE(e.memory_bytes, 2.0 * static_cast<double>(fs::file_size(dir_ / "linear.h5")));
 }
 
+/// The smoke config with `from` replaced by `to` (each once).
+std::string smoke_with(std::initializer_list<std::pair<std::string, std::string>> edits) {
+  std::ifstream in(smoke("bootstrap"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& [from, to] : edits) {
+    const auto at = text.find(from);
+    if (at == std::string::npos) ADD_FAILURE() << "'" << from << "' is not in the smoke config";
+    else text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+/// The message of the run's refusal (exit 2 on every rank); "" when it ran.
+std::string refusal(const fs::path& config, const fs::path& out) {
+  try {
+    run_study(config.string(), out.string(), mpi::Communicator());
+  } catch (const mpi::CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2) << f.what();
+    return f.what();
+  }
+  return "";
+}
+
+TEST_F(BootstrapStudy, AFileTheConfigNamesIsCheckedAtItsKeyAndLineAndNothingIsWritten) {
+  struct Case {
+    std::string from, to, expected;
+  };
+  const std::vector<Case> cases{
+      // Missing: found while reading the config (so --dry-run finds it too).
+      {"file = \"linear.h5\"", "file = \"nope.h5\"", ":18: key 'data.file': " + (dir_ / "nope.h5").string() + " does not exist"},
+      {"file = \"mlp.pt\"", "file = \"nope.pt\"", ":15: key 'model.file': " + (dir_ / "nope.pt").string() + " does not exist"},
+      {"file = \"ridge.h5\"", "file = \"nope.h5\"", ":38: key 'penalty.file': " + (dir_ / "nope.h5").string() + " does not exist"},
+      // There but wrong: found when read, reported at the key that named it.
+      {"file = \"linear.h5\"", "file = \"mlp.pt\"", ":18: key 'data.file': " + (dir_ / "mlp.pt").string() + ": is not an HDF5 file"},
+      {"file = \"mlp.pt\"", "file = \"linear.h5\"", ":15: key 'model.file': " + (dir_ / "linear.h5").string() + ": is not a TorchScript module"},
+      {"loss = \"mse\"", "loss = \"ce\"", ":18: key 'data.file': " + (dir_ / "linear.h5").string() + ": data: the ce loss needs y as class indices"},
+      {"candidates = [\"ridge\", \"nuclear\"]", "candidates = [\"frob\"]", ":42: key 'fit.candidates': candidate: unknown regularizer 'frob'"},
+  };
+  for (const Case& c : cases) {
+    const fs::path config = dir_ / "bad_file.toml";
+    std::ofstream(config) << smoke_with({{c.from, c.to}});
+    const std::string msg = refusal(config, dir_ / "bad_file_out");
+    EXPECT_EQ(msg.rfind(config.string() + c.expected, 0), 0u) << c.to << "\n" << msg;
+    EXPECT_FALSE(fs::exists(dir_ / "bad_file_out")) << c.to;
+  }
+}
+
+TEST_F(BootstrapStudy, APenaltyWithANonFiniteOrANegativeRidgeLambdaIsRefusedAtItsKey) {
+  const std::string cmd = "/usr/bin/python3 -c \"import h5py, numpy as np\n"
+                          "for name, v in [('nan', np.nan), ('inf', np.inf), ('neg', -1.0)]:\n"
+                          "    h5py.File('" + dir_.string() + "/lambda_' + name + '.h5', 'w')['lambda'] = np.array([v])\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  for (const char* name : {"nan", "inf", "neg"}) {
+    const fs::path config = dir_ / "bad_penalty.toml";
+    std::ofstream(config) << smoke_with({{"file = \"ridge.h5\"", std::string("file = \"lambda_") + name + ".h5\""}});
+    const std::string msg = refusal(config, dir_ / "bad_penalty_out");
+    EXPECT_EQ(msg.rfind(config.string() + ":38: key 'penalty.file': " + (dir_ / "lambda_").string() + name +
+                            ".h5: dataset 'lambda' holds ",
+                        0),
+              0u)
+        << msg;
+    EXPECT_NE(msg.find(std::string(name) == "neg" ? "needs lambda >= 0" : "write finite values"), std::string::npos) << msg;
+    EXPECT_FALSE(fs::exists(dir_ / "bad_penalty_out"));
+  }
+}
+
+TEST_F(BootstrapStudy, ARunWhoseEveryReplicateDivergedSaysSoInItsSummaryAndFitsNothing) {
+  const fs::path out = run("all_diverged", smoke_with({{"learning_rate = 0.05", "learning_rate = 500.0"},
+                                                        {"stop = \"early_stopping\"", "stop = \"epochs\""}}));
+  const nlohmann::json summary = json_of(out / "summary.json");
+  EXPECT_EQ(summary.at("diverged"), 4);
+  EXPECT_TRUE(summary.at("fits").empty());
+  ASSERT_EQ(summary.at("warnings").size(), 1u);
+  EXPECT_EQ(summary.at("warnings").at(0).get<std::string>().rfind("all 4 replicates diverged: no equations and no fits", 0),
+            0u);
+  EXPECT_FALSE(fs::exists(out / "equations.h5"));
+  EXPECT_EQ(json_of(out / "run_info.json").at("tasks").at("diverged"), 4);
+}
+
 TEST_F(BootstrapStudy, ConfigErrorsNameTheKey) {
   const fs::path config = dir_ / "bad.toml";
   std::ofstream(config) << "study = \"bootstrap\"\n[model]\nfile = \"linear.pt\"\n[data]\nfile = \"linear.h5\"\n"

@@ -9,8 +9,9 @@
   OUT/zero.pt        the linear model with zero weights (gradient descent from 0)
   OUT/fresh{0..5}.h5 six data sets with linear.h5's X and fresh y = X beta + noise
 
-Usage: make_bootstrap_inputs.py OUT
+Usage: make_bootstrap_inputs.py OUT   (OUT is created if it does not exist)
 """
+import os
 import sys
 
 import h5py
@@ -29,7 +30,11 @@ class Net(torch.nn.Module):
 
 
 def main() -> int:
+    if len(sys.argv) != 2:
+        print("usage: make_bootstrap_inputs.py OUT (the directory to write the inputs to)", file=sys.stderr)
+        return 2
     out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 4))

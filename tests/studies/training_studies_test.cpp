@@ -585,6 +585,37 @@ TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesN
   EXPECT_FALSE(fs::exists(out / "summary.json"));
 }
 
+TEST_F(TrainingStudies, DropoutDataDirWithoutTheTrainingAndTestFilesIsRefusedAtItsKeyAlsoByTheDryRun) {
+  const std::string fmnist = "/usr/share/datasets/fashion-mnist";
+  if (!fs::exists(fmnist)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  const fs::path half = root_ / "train-only";
+  if (world_.is_root()) {
+    fs::create_directories(half);
+    for (const char* f : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"})
+      fs::create_symlink(fs::path(fmnist) / f, half / f);
+  }
+  world_.barrier();
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {(root_ / "absent").string(), ": is not a directory of IDX files"},
+      {half.string(), ": has no t10k-images-idx3-ubyte[.gz]"}};
+  for (const auto& [dir, what] : cases) {
+    const std::string config = config_replacing("dropout", "dir = \"" + fmnist + "\"", "dir = \"" + dir + "\"");
+    // configure() is what --dry-run runs before it estimates anything.
+    const std::unique_ptr<Study> study = make_dropout_study();
+    io::ConfigReader reader(config);
+    try {
+      study->configure(reader);
+      ADD_FAILURE() << dir << " was accepted";
+    } catch (const InputError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(config + ":14: key 'data.dir': " + dir + what, 0), 0u) << e.what();
+      EXPECT_NE(std::string(e.what()).find("install Debian's dataset-fashion-mnist"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(exit_code_of([&] { run_study(config, (root_ / "never").string(), world_); }), 2);
+    world_.barrier();
+    EXPECT_FALSE(fs::exists(root_ / "never"));
+  }
+}
+
 TEST_F(TrainingStudies, DropoutTf32WithFloat64TrainingIsRefusedNamingTheKeyAndWritesNothing) {
   const std::string both = config_replacing("dropout", "float64 = false", "float64 = true\ntf32 = true");
   {
