@@ -209,10 +209,13 @@ std::vector<double> ali_lambda_eigenvalues(const Spectrum& sp, double learning_r
   for (std::size_t i = 0; i < sp.s.size(); ++i) {
     const double s = std::max(sp.s[i], 0.0);  // rounding can leave a null eigenvalue at -1e-17
     const double es = learning_rate * s;
-    if (es >= 1.0)
-      throw InputError("ali_lambda(): learning rate " + std::to_string(learning_rate) +
-                       " times the eigenvalue " + std::to_string(s) +
-                       " of X^T X / n is >= 1; Ali et al.'s Lambda(t) needs epsilon * s_max < 1, lower the learning rate");
+    if (es >= 1.0) {
+      const double s_max = *std::max_element(sp.s.begin(), sp.s.end());
+      throw InputError(text::cat("the learning rate ", text::num(learning_rate), " times s_max = ", text::num(s_max),
+                                 ", the largest eigenvalue of X^T X / n, is >= 1, and Ali et al.'s Lambda(t) needs ",
+                                 "epsilon * s_max < 1: lower the learning rate below 1 / s_max = ",
+                                 text::num(1.0 / s_max)));
+    }
     if (sp.s[i] < -1e-12 * std::max(1.0, sp.s.back()))
       throw std::invalid_argument("ali_lambda(): S has a negative eigenvalue");
     if (s == 0.0) {

@@ -561,7 +561,7 @@ class OlsEarlyStoppingStudy final : public Study {
   void configure(io::ConfigReader& reader) override {
     config_ = read_ols_config(reader);
     config_text_ = reader.text();
-    config_path_ = reader.path();
+    learning_rate_where_ = reader.where("data.learning_rate");
     schema_ = task_schema(config_.p);
   }
 
@@ -569,8 +569,7 @@ class OlsEarlyStoppingStudy final : public Study {
     try {
       shared_ = prepare_shared(config_);
     } catch (const InputError& e) {  // the step size breaks Ali et al.'s condition: name the key
-      throw InputError(cat(config_path_, ": key 'data.learning_rate': ", e.what(),
-                           "; lower data.learning_rate below 1 / s_max of X^T X / n"));
+      throw InputError(cat(learning_rate_where_, ": ", e.what()));
     }
     tasks_ = enumerate_tasks(config_);
     members_.assign(std::size(kKinds), {});
@@ -585,6 +584,22 @@ class OlsEarlyStoppingStudy final : public Study {
       out.push_back(std::move(table));
     }
     return out;
+  }
+
+  /// In table order (fixed_iterate, variable_stop, bootstrap, sigma_sweep),
+  /// from the config alone, so that --dry-run numbers them.
+  std::vector<std::string> task_labels() const override {
+    const std::vector<OlsTask> tasks = enumerate_tasks(config_);
+    std::vector<std::string> labels;
+    for (OlsTaskKind kind : kKinds)
+      for (const OlsTask& t : tasks) {
+        if (t.kind != kind) continue;
+        std::string label = table_name(kind);
+        if (kind == OlsTaskKind::sigma_sweep)
+          label += cat(" sigma ", label_number(config_.sweep_sigmas[sz(t.sigma_index)]), ",");
+        labels.push_back(cat(label, " pool ", std::to_string(t.pool), ", endpoint ", std::to_string(t.endpoint)));
+      }
+    return labels;
   }
 
   std::string describe() const override {
@@ -655,7 +670,7 @@ class OlsEarlyStoppingStudy final : public Study {
 
  private:
   OlsEarlyStoppingConfig config_;
-  std::string config_text_, config_path_;
+  std::string config_text_, learning_rate_where_;  ///< where: ConfigReader::where("data.learning_rate")
   OlsShared shared_;
   std::vector<OlsTask> tasks_;
   std::vector<std::vector<std::size_t>> members_;  ///< task indices per table, row order

@@ -227,5 +227,24 @@ TEST_F(OlsEarlyStoppingStudy, LearningRateBeyondAliStabilityIsAnInputErrorAndWri
   EXPECT_FALSE(fs::exists(root_ / "out"));
 }
 
+TEST_F(OlsEarlyStoppingStudy, TaskLabelsNumberEveryTaskInTableOrderFromTheConfigAlone) {
+  const std::unique_ptr<Study> study = make_ols_early_stopping_study();
+  io::ConfigReader reader(kSmokeConfig);
+  study->configure(reader);
+  const std::vector<std::string> labels = study->task_labels();  // what --dry-run prints: no prepare()
+  study->prepare(StudyContext{});
+  std::size_t k = 0;
+  for (const TaskTable& table : study->tables())
+    for (std::size_t row = 0; row < table.ids.size(); ++row, ++k) {
+      ASSERT_LT(k, labels.size());
+      EXPECT_EQ(labels[k].rfind(table.name + " ", 0), 0u) << k << ": " << labels[k];
+    }
+  EXPECT_EQ(k, labels.size());
+  // Smoke: 2 pools of 20 endpoints per kind; the sweep's sigmas are 1, 4, 10.
+  EXPECT_EQ(labels.front(), "fixed_iterate pool 0, endpoint 0");
+  EXPECT_EQ(labels[40], "variable_stop pool 0, endpoint 0");
+  EXPECT_EQ(labels.back(), "sigma_sweep sigma 10, pool 1, endpoint 19");
+}
+
 }  // namespace
 }  // namespace gradmatch::studies
