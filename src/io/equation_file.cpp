@@ -172,9 +172,13 @@ class Reader {
         bad(cat("root attribute 'format' is not a single string (", type_name(type), "); set format = \"",
                 kEquationFormat, "\""));
       const std::string format = read_string_attribute(attr, type);
+      if (format == "gradmatch.results" || format == "gradmatch.run_store")
+        bad(cat("is a study's ", format == "gradmatch.results" ? "results file" : "run store", " (format = \"", format,
+                "\"), not an equation file: `gradmatch report DIR` reads the study's directory, and its equation "
+                "files are DIR/equations_*.h5"));
       if (format != kEquationFormat)
         bad(cat("has format = \"", format, "\", not \"", kEquationFormat,
-                "\": it is not a gradmatch equation file; write one as ", kWhere, " fixes it"));
+                "\": it is not a gradmatch equation file; write one as described in ", kWhere));
     }
     if (checked(H5Aexists(file_, "version"), "H5Aexists") <= 0)
       bad(cat("has no root attribute 'version'; set version = ", kEquationVersion, " (an integer) ", kWhere));

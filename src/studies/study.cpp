@@ -121,8 +121,17 @@ bool outputs_complete(const std::filesystem::path& dir) {
   if (!in) return false;
   const nlohmann::json info = nlohmann::json::parse(in, nullptr, false);
   if (info.is_discarded() || !info.contains("outputs") || !info["outputs"].is_array()) return false;
+  // Each recorded output exists and, where run_info.json records its size,
+  // has it: a truncated copy (a full disk, an interrupted rsync) is rewritten.
+  const nlohmann::json sizes = info.value("output_bytes", nlohmann::json::object());
   return std::all_of(info["outputs"].begin(), info["outputs"].end(), [&](const nlohmann::json& f) {
-    return f.is_string() && std::filesystem::exists(dir / f.get<std::string>());
+    if (!f.is_string()) return false;
+    const std::filesystem::path file = dir / f.get<std::string>();
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return false;
+    const auto size = sizes.find(f.get<std::string>());
+    return size == sizes.end() || !size->is_number_unsigned() ||
+           std::filesystem::file_size(file, ec) == size->get<std::uintmax_t>();
   });
 }
 
@@ -404,9 +413,12 @@ void run_study(Study& study, const std::string& name, const std::string& config_
       stage_info[tables[k].name] = stage_json(stages[k]);
       run_now += stages[k].items;
     }
+    nlohmann::json output_bytes = nlohmann::json::object();
+    for (const std::string& f : out.files()) output_bytes[f] = std::filesystem::file_size(dir / f);
     nlohmann::json info = {
         {"study", name},
         {"outputs", out.files()},
+        {"output_bytes", output_bytes},
         {"ranks", comm.size()},
         {"hosts", hosts},
         {"devices", devices},

@@ -282,6 +282,17 @@ TEST(EquationFile, RejectsWrongFormatAttribute) {
   expect_rejected(dir.file("eq.h5"), {"format", "something.else", "not a gradmatch equation file"});
 }
 
+TEST(EquationFile, AStudysResultsFileOrRunStoreIsRefusedPointingAtTheStudysDirectory) {
+  TestDir dir;
+  for (const char* format : {"gradmatch.results", "gradmatch.run_store"}) {
+    RawFile(dir.file("out.h5")).string_attr("format", format).number_attr("version", 1);
+    expect_rejected(dir.file("out.h5"),
+                    {std::string(format) == "gradmatch.results" ? "is a study's results file" : "is a study's run store",
+                     "not an equation file", "`gradmatch report DIR` reads the study's directory",
+                     "DIR/equations_*.h5"});
+  }
+}
+
 TEST(EquationFile, RejectsMissingFormatAttribute) {
   TestDir dir;
   RawFile(dir.file("eq.h5")).number_attr("version", 1).dataset("theta", {3, 4}).dataset("grad_loss", {3, 4});

@@ -122,6 +122,21 @@ TEST_F(StudyRunner, AMissingRecordedOutputIsWrittenAgainWithoutRecomputing) {
   EXPECT_TRUE(fs::exists(root_ / "out" / "extra.json"));
 }
 
+TEST_F(StudyRunner, AnOutputCutShortIsWrittenAgainWithoutRecomputing) {
+  const std::string c = config("n = 3\n");
+  Squares first;
+  run_study(first, "squares", c, (root_ / "out").string(), world_);
+  const nlohmann::json before = json_of(root_ / "out" / "squares.json");
+  EXPECT_EQ(json_of(root_ / "out" / "run_info.json").at("output_bytes").at("squares.json"),
+            fs::file_size(root_ / "out" / "squares.json"));
+  fs::resize_file(root_ / "out" / "squares.json", 3);  // as a full disk or an interrupted copy leaves it
+  Squares second;
+  run_study(second, "squares", c, (root_ / "out").string(), world_);
+  EXPECT_EQ(second.computed, 0);
+  EXPECT_EQ(second.writes, 1);
+  EXPECT_EQ(json_of(root_ / "out" / "squares.json"), before);
+}
+
 TEST_F(StudyRunner, AResumedRunRemovesHalfWrittenOutputsOfAnInterruptedOne) {
   const std::string c = config("n = 3\n");
   Squares first;
