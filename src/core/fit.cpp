@@ -392,7 +392,9 @@ FitResult Fitter::result(std::span<const double> s) const {
   if (out.overflow) std::fill(out.coefficients.begin(), out.coefficients.end(), kNaN);
   const double rss = s[0], btb = s[1];
   out.residual_ratio = btb > 0.0 ? std::sqrt(rss / btb) : (rss > 0.0 ? std::numeric_limits<double>::infinity() : 0.0);
-  out.cosine = (btb > 0.0 && s[3] > 0.0) ? s[2] / std::sqrt(btb * s[3]) : kNaN;
+  // sqrt of each factor, not of the product: with weights or values far from
+  // 1 (1e200, 1e-200) the product over- or underflows where each sum does not.
+  out.cosine = (btb > 0.0 && s[3] > 0.0) ? s[2] / std::sqrt(btb) / std::sqrt(s[3]) : kNaN;
   const double dof = static_cast<double>(out.n_equations - rank_);
   out.sigma2 = dof > 0.0 ? rss / dof : kNaN;
   if (f.is_column_family()) {

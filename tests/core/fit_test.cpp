@@ -295,6 +295,21 @@ TEST(Weights, AnIntegerWeightEqualsRepeatingThePoint) {
   }
 }
 
+TEST(Weights, UniformWeightsFarFromOneChangeNeitherTheFitNorItsCosineAndResidualRatio) {
+  Rng rng(30, 0);
+  const Equations plain{problems::gaussian(rng, 6, 3), problems::gaussian(rng, 6, 3), {}, {}, {}, {}};
+  const FitResult a = fit(plain, options("ridge"));
+  for (const double w : {1e200, 1e-200}) {
+    Equations weighted = plain;
+    weighted.weights.assign(6, w);
+    const FitResult b = fit(weighted, options("ridge"));
+    EXPECT_NEAR(b.coefficients[0], a.coefficients[0], 1e-12 * std::abs(a.coefficients[0])) << w;
+    EXPECT_NEAR(b.residual_ratio, a.residual_ratio, 1e-12) << w;
+    EXPECT_NEAR(b.cosine, a.cosine, 1e-12) << w;  // was 0 (1e200) and NaN (1e-200): the product of the sums
+    EXPECT_EQ(b.warnings, a.warnings) << w;
+  }
+}
+
 TEST(Fitter, SummingStatisticsOverRowBlocksEqualsTheSerialFit) {
   Rng rng(29, 0);
   const Equations eq = problems::random_sym(rng, 17, 5);
