@@ -800,6 +800,33 @@ std::string output_files(const std::filesystem::path& dir) {
   return out;
 }
 
+/// The outputs run_info.json lists that are missing or not the size it
+/// records (a deleted or truncated results.h5): "" when all are there.
+std::string damaged_outputs(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "run_info.json");
+  const json info = in ? json::parse(in, nullptr, false) : json();
+  if (!info.is_object() || !info.contains("outputs") || !info["outputs"].is_array()) return "";
+  const json sizes = info.value("output_bytes", json::object());
+  std::string out;
+  for (const json& f : info["outputs"]) {
+    if (!f.is_string()) continue;
+    const std::string name = f.get<std::string>();
+    std::error_code ec;
+    const bool there = std::filesystem::exists(dir / name, ec);
+    const auto size = sizes.find(name);
+    const bool short_ = there && size != sizes.end() && size->is_number_unsigned() &&
+                        std::filesystem::file_size(dir / name, ec) != size->get<std::uintmax_t>();
+    if (!there || short_) out += (out.empty() ? "" : ", ") + name + (there ? " (cut short)" : " (missing)");
+  }
+  return out;
+}
+
+void print_damage_note(const std::filesystem::path& dir) {
+  if (const std::string damaged = damaged_outputs(dir); !damaged.empty())
+    std::cout << "  note: " << damaged << "; run the study's command (run_info.json: created_by) on this "
+              << "directory again to write its outputs from the run store" << std::endl;
+}
+
 /// A directory with a run store but no summary.json: a run that was stopped,
 /// is still running, or ran with --tasks. How far it got, from store.h5.
 void describe_unfinished_run(const std::filesystem::path& dir, bool as_json) {
@@ -855,6 +882,7 @@ void describe_study(const std::filesystem::path& dir, bool as_json) {
     std::cout << dir.string() << ": " << study << "\n";
     print_items(std::cout, doc, "  ");
     std::cout << "  files: " << output_files(dir) << std::endl;
+    print_damage_note(dir);
     return;
   }
   Report report = layout->second(doc);
@@ -868,6 +896,7 @@ void describe_study(const std::filesystem::path& dir, bool as_json) {
   print_report(std::cout, dir.string(), report);
   std::cout << "\n  files: " << output_files(dir) << "\n  every number: " << (dir / "summary.json").string()
             << " and results.h5; this report as JSON: gradmatch report " << dir.string() << " --json" << std::endl;
+  print_damage_note(dir);
 }
 
 void describe_equation_file(const std::string& path, bool as_json) {

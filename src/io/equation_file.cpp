@@ -344,9 +344,18 @@ class Reader {
       if (b.name.empty() || !seen.insert(b.name).second)
         bad(cat("parameter name '", b.name, "' (entry ", i, " of 'parameters/names') is empty or repeats"));
       b.shape.assign(shapes.begin() + offsets[i], shapes.begin() + offsets[i + 1]);
-      for (std::int64_t dim : b.shape)
+      // The product and the running sum are checked against p before they
+      // could overflow (a shape like [2^62, 4] would wrap around).
+      std::int64_t size = 1;
+      for (std::int64_t dim : b.shape) {
         if (dim < 0) bad(cat("parameter '", b.name, "' has the negative dimension ", dim, " in 'parameters/shapes'"));
-      total += b.size();
+        if (dim != 0 && size > p_ / dim) size = p_ + 1;  // already more than p
+        else size *= dim;
+      }
+      if (size > p_ - total)
+        bad(cat("the parameters recorded under 'parameters' hold more than p = ", p_, " scalars (at '", b.name,
+                "'); their sizes must sum to p, the columns of 'theta'"));
+      total += size;
       info.parameters.push_back(std::move(b));
     }
     if (total != p_)

@@ -483,6 +483,23 @@ TEST_F(ReportCommand, AnUnfinishedRunSaysHowManyTasksOfEachTableAreDone) {
   fs::remove_all(dir);
 }
 
+TEST_F(ReportCommand, AMissingOrCutShortOutputIsNotedWithHowToWriteItAgain) {
+  const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_damaged_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  ASSERT_EQ(gradmatch("run " + std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/igr_synthetic.toml --out " +
+                      dir.string())
+                .exit_code,
+            0);
+  EXPECT_EQ(report(dir).out.find("note:"), std::string::npos);
+  fs::resize_file(dir / "results.h5", 100);
+  const std::string note = "  note: results.h5 (cut short); run the study's command (run_info.json: created_by) on "
+                           "this directory again to write its outputs from the run store\n";
+  EXPECT_NE(report(dir).out.find(note), std::string::npos);
+  fs::remove(dir / "results.h5");
+  EXPECT_NE(report(dir).out.find("  note: results.h5 (missing); run the study's command"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST_F(ReportCommand, ADirectoryWithoutASummaryIsBadInputNamingIt) {
   const fs::path empty = fs::temp_directory_path() / ("gradmatch_report_empty_" + std::to_string(::getpid()));
   fs::create_directories(empty);
