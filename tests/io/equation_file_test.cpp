@@ -564,8 +564,9 @@ with h5py.File(sys.argv[1], "w") as f:
     EXPECT_EQ(eq.parameters[2].name, "s");
     EXPECT_TRUE(eq.parameters[2].shape.empty());
   }
-  // Shapes that do not sum to p are rejected with the counts.
-  ASSERT_TRUE(run_python(dir, R"(
+  // Two parameters w, b over p = 10 with the dimensions `shapes` (w: the first two, b: the third).
+  const auto two_parameters = [&](const std::string& shapes) {
+    return run_python(dir, R"(
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "w") as f:
     f.attrs["format"] = "gradmatch.equations"
@@ -573,24 +574,16 @@ with h5py.File(sys.argv[1], "w") as f:
     f["theta"] = np.ones((2, 10))
     f["grad_loss"] = np.zeros((2, 10))
     f["parameters/names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
-    f["parameters/shapes"] = np.array([2, 3, 3], dtype=np.int64)
+    f["parameters/shapes"] = np.array()" + shapes + R"(, dtype=np.int64)
     f["parameters/offsets"] = np.array([0, 2, 3], dtype=np.int64)
 )",
-                         dir.file("eq.h5")));
+                      dir.file("eq.h5"));
+  };
+  // Shapes that do not sum to p are rejected with the counts.
+  ASSERT_TRUE(two_parameters("[2, 3, 3]"));
   expect_rejected(dir.file("eq.h5"), {"hold 9 scalars", "p = 10"});
   // A shape whose product wraps around int64 (2^62 x 4 = 2^64 = 0) is too big, not "0 scalars".
-  ASSERT_TRUE(run_python(dir, R"(
-import sys, h5py, numpy as np
-with h5py.File(sys.argv[1], "w") as f:
-    f.attrs["format"] = "gradmatch.equations"
-    f.attrs["version"] = 1
-    f["theta"] = np.ones((2, 10))
-    f["grad_loss"] = np.zeros((2, 10))
-    f["parameters/names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
-    f["parameters/shapes"] = np.array([2**62, 4, 10], dtype=np.int64)
-    f["parameters/offsets"] = np.array([0, 2, 3], dtype=np.int64)
-)",
-                         dir.file("eq.h5")));
+  ASSERT_TRUE(two_parameters("[2**62, 4, 10]"));
   expect_rejected(dir.file("eq.h5"), {"hold more than p = 10 scalars (at 'w')"});
 }
 
