@@ -31,6 +31,7 @@ struct FitArgs {
   std::int64_t batch_size = 0;          ///< batches of the full-batch gradient; 0: one batch
   std::vector<std::string> params;      ///< parameter name globs; empty: every parameter
   bool include_frozen = false;          ///< also parameters with requires_grad false
+  std::vector<std::string> columns;     ///< --columns: the features/ columns --family features uses (globs)
   bool model_only_given = false;        ///< --loss or --batch-size was on the command line (they need --model)
   bool ignore_resource_check = false;   ///< --ignore-resource-check (core/resources.hpp)
 };

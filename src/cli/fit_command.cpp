@@ -104,6 +104,11 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
         throw InputError(
             "--data, --loss, --batch-size, --save-equations, --candidates, --params and --include-frozen go with "
             "--model (an equation file already holds the gradients)");
+      if (!args.columns.empty() && args.family.rfind("features", 0) != 0)
+        throw InputError(text::cat("--columns selects the feature columns of --family features; with --family ",
+                                   args.family, " it would be ignored: drop --columns or use --family features"));
+      if (!args.columns.empty() && !args.models.empty())
+        throw InputError("--columns selects columns of an equation file; with --model, choose them with --candidates");
       if (!args.candidates.empty() && args.family.rfind("features", 0) != 0)
         throw InputError(text::cat("--candidates adds the columns of --family features; with --family ", args.family,
                              " they would be ignored: drop --candidates or use --family features"));
@@ -130,8 +135,12 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
     // --reduce nccl: distributed.
     FitResult result;
     if (comm.size() == 1 && tuning.reduce == distributed::ReduceBackend::mpi)
-      mpi::collective(comm, [&] { result = fit(io::read_equation_file(args.input), options); });
-    else result = distributed::fit_equation_file(comm, args.input, options, tuning);
+      mpi::collective(comm, [&] {
+        Equations eq = io::read_equation_file(args.input);
+        eq.keep_features(args.columns);
+        result = fit(eq, options);
+      });
+    else result = distributed::fit_equation_file(comm, args.input, options, tuning, args.columns);
     const nlohmann::json doc = io::fit_result_json(result, comm.size());
     mpi::collective(comm, [&] {
       if (!comm.is_root()) return;

@@ -236,6 +236,11 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   fit_cmd->add_flag("--include-frozen", fit.include_frozen,
                     "With --model: also the parameters with requires_grad false (left out by default)");
+  fit_cmd
+      ->add_option("--columns", fit.columns,
+                    "With --family features on an equation file: the features/ columns to fit, comma-separated "
+                    "names or globs (e.g. 'ridge,nuclear.*'; default: all)")
+      ->delimiter(',');
   fit_cmd->add_option("--data", fit.data, "With --model: an MNIST-format IDX directory, or HDF5 with X [n, d] and y");
   fit_cmd->add_option("--loss", fit.loss, "With --model: mse, ce or bce")->capture_default_str();
   fit_cmd->add_option("--save-equations", fit.save_equations, "With --model: also write the equations (version 1)");

@@ -1,5 +1,9 @@
 #include "core/equations.hpp"
 
+#include <fnmatch.h>
+
+#include <algorithm>
+
 #include <cmath>
 #include <set>
 #include <string>
@@ -82,6 +86,22 @@ void Equations::validate(const std::string& where) const {
                        " scalars but 'theta' has p = " + std::to_string(p_) +
                        " columns; their sizes must sum to p (or record no parameters)");
   }
+}
+
+void Equations::keep_features(const std::vector<std::string>& globs) {
+  if (globs.empty()) return;
+  std::string names;
+  for (const auto& f : features) names += (names.empty() ? "" : ", ") + f.first;
+  const auto matches = [](const std::string& glob, const std::string& name) {
+    return ::fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+  };
+  for (const std::string& glob : globs)
+    if (std::none_of(features.begin(), features.end(), [&](const auto& f) { return matches(glob, f.first); }))
+      throw InputError("--columns: '" + glob + "' matches none of the feature columns (" +
+                       (names.empty() ? std::string("there are none") : names) + ")");
+  std::erase_if(features, [&](const auto& f) {
+    return std::none_of(globs.begin(), globs.end(), [&](const std::string& g) { return matches(g, f.first); });
+  });
 }
 
 Equations Equations::rows(std::int64_t begin, std::int64_t end) const {

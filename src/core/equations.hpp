@@ -50,6 +50,11 @@ struct Equations {
 
   /// Points [begin, end) as their own equations (used to split rows among ranks).
   Equations rows(std::int64_t begin, std::int64_t end) const;
+
+  /// Keeps the feature columns whose names match one of `globs` (shell
+  /// patterns: * ? [...]), in their order; nothing changes when `globs` is
+  /// empty. InputError naming the columns there are when a glob matches none.
+  void keep_features(const std::vector<std::string>& globs);
 };
 
 }  // namespace gradmatch

@@ -51,7 +51,7 @@ FitResult fit_blocks(const Communicator& comm, NcclReducer* nccl, Fitter& fitter
 }  // namespace
 
 FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options,
-                            const SolverTuning& tuning) {
+                            const SolverTuning& tuning, const std::vector<std::string>& feature_columns) {
   // NCCL first: a build without it refuses before reading anything.
   std::unique_ptr<NcclReducer> nccl;
   if (tuning.reduce == ReduceBackend::nccl) nccl = std::make_unique<NcclReducer>(comm);
@@ -62,10 +62,12 @@ FitResult fit_equation_file(const Communicator& comm, const std::string& path, c
   std::optional<Fitter> fitter;
   collective(comm, [&] {
     // The first row fixes p and the feature names for the Fitter.
-    const Equations layout = io::read_equation_rows(path, 0, std::min<std::int64_t>(1, info.m));
+    Equations layout = io::read_equation_rows(path, 0, std::min<std::int64_t>(1, info.m));
+    layout.keep_features(feature_columns);
     fitter.emplace(options, layout, info.m);
     const auto [begin, end] = point_block(info.m, comm.rank(), comm.size());
     block = io::read_equation_rows(path, begin, end);
+    block.keep_features(feature_columns);
   });
   return fit_blocks(comm, nccl.get(), *fitter, block, info.m, info.p, options, tuning);
 }

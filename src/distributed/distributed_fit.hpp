@@ -24,8 +24,9 @@
 
 namespace gradmatch::distributed {
 
+/// `feature_columns`: Equations::keep_features globs (empty: every column).
 FitResult fit_equation_file(const Communicator& comm, const std::string& path, const FitOptions& options,
-                            const SolverTuning& tuning = {});
+                            const SolverTuning& tuning = {}, const std::vector<std::string>& feature_columns = {});
 
 /// The same fit of equations already in memory: `block` holds this rank's
 /// points (point_block of m_total, e.g. from scatter_points), `layout` any

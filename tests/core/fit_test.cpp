@@ -412,6 +412,30 @@ TEST(Rcond, NanAndValuesOfOneOrMoreAreRejectedNamingTheFlag) {
   EXPECT_DOUBLE_EQ(fit(eq, o).rcond, default_rcond(1));
 }
 
+TEST(Equations, KeepFeaturesKeepsTheColumnsAGlobMatchesInTheirOrderAndNamesTheColumnsWhenOneMatchesNone) {
+  Rng rng(31, 0);
+  Equations eq{problems::gaussian(rng, 2, 3), problems::gaussian(rng, 2, 3), {}, {}, {}, {}};
+  for (const char* name : {"ridge", "nuclear.fc1", "nuclear.fc2", "layerwise_ridge.fc1"})
+    eq.features.emplace_back(name, problems::gaussian(rng, 2, 3));
+  const Matrix fc2 = eq.features[2].second;
+  Equations all = eq;
+  all.keep_features({});
+  EXPECT_EQ(all.features.size(), 4u);
+  eq.keep_features({"nuclear.*", "ridge"});
+  ASSERT_EQ(eq.features.size(), 3u);
+  EXPECT_EQ(eq.features[0].first, "ridge");
+  EXPECT_EQ(eq.features[1].first, "nuclear.fc1");
+  EXPECT_EQ(eq.features[2].first, "nuclear.fc2");
+  EXPECT_EQ(eq.features[2].second(1, 2), fc2(1, 2));
+  try {
+    eq.keep_features({"ridge", "frob*"});
+    ADD_FAILURE() << "a glob that matches nothing was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--columns: 'frob*' matches none of the feature columns (ridge, nuclear.fc1, nuclear.fc2)");
+  }
+}
+
 TEST(Equations, ValidationRejectsNonFiniteValuesAndNegativeWeights) {
   Rng rng(31, 0);
   Equations eq = problems::random_sym(rng, 3, 3);

@@ -67,6 +67,24 @@ TEST(DistributedFit, EveryFamilyAndMethodMatchesTheSerialSolve) {
   if (world.is_root()) std::filesystem::remove(path);
 }
 
+TEST(DistributedFit, SelectedFeatureColumnsMatchTheSerialFitOfThoseColumnsAlone) {
+  const Communicator world;
+  const Equations eq = problem_with_features();
+  const std::string path = shared_file(world, eq, "columns");
+  FitOptions o;
+  o.family = FamilySpec::parse("features");
+  o.method = Method::normal;
+  Equations only_b = eq;
+  only_b.features.erase(only_b.features.begin());  // "a" out
+  const FitResult serial = fit(only_b, o), dist = fit_equation_file(world, path, o, {}, {"b"});
+  EXPECT_EQ(dist.names, std::vector<std::string>{"b"});
+  ASSERT_EQ(dist.coefficients.size(), 1u);
+  EXPECT_NEAR(dist.coefficients[0], serial.coefficients[0], 1e-10 * std::abs(serial.coefficients[0]));
+  EXPECT_NEAR(dist.residual_ratio, serial.residual_ratio, 1e-10);
+  world.barrier();
+  if (world.is_root()) std::filesystem::remove(path);
+}
+
 TEST(DistributedFit, RowsHeldByRank0ScatteredAndFittedMatchTheSerialSymFitOnBothPaths) {
   // How a study fits pooled rows it holds on rank 0: scatter_rows cuts them
   // into point blocks, fit_distributed solves them. Both sides of the

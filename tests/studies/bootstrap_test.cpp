@@ -3,6 +3,7 @@
 // by the study on bootstrap resamples, the pooled endpoint equations fitted.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.hpp"
+#include "core/family.hpp"
+#include "core/fit.hpp"
 #include "core/ols.hpp"
 #include "mpi/mpi.hpp"
 #include "io/config.hpp"
@@ -175,6 +178,23 @@ TEST_F(BootstrapStudy, SmokeConfigWithEveryKeyWritesEveryOutput) {
   EXPECT_EQ(json_of(out / "fit_features.json").at("lambda").size(), 2u);
   const Equations eq = io::read_equation_file((out / "equations.h5").string());
   EXPECT_EQ(eq.features.size(), 3u);  // ridge, nuclear.*, layerwise_ridge.out
+  // Both column fits refit from equations.h5 with the columns they name
+  // (`gradmatch fit equations.h5 --family features --columns ...`).
+  for (const char* family : {"features", "layerwise-ridge"}) {
+    const nlohmann::json stored = json_of(out / (std::string("fit_") + family + ".json"));
+    std::vector<std::string> names = stored.at("names").get<std::vector<std::string>>();
+    Equations selected = eq;
+    selected.keep_features(names);
+    FitOptions o;
+    o.family = FamilySpec::parse("features");
+    const FitResult refit = fit(selected, o);
+    ASSERT_EQ(refit.names.size(), names.size()) << family;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const auto at = std::find(refit.names.begin(), refit.names.end(), names[i]) - refit.names.begin();
+      const double want = stored.at("lambda")[i].get<double>();
+      EXPECT_NEAR(refit.coefficients[static_cast<std::size_t>(at)], want, 1e-9 * std::abs(want)) << family << " " << names[i];
+    }
+  }
 }
 
 TEST_F(BootstrapStudy, ResultsH5HoldsEveryReplicateFieldTypedAndDescribedAndEqualToTheEquations) {
