@@ -35,7 +35,9 @@ std::string fit_headline(const FitResult& r) {
       if (i < r.standard_errors.size()) os << " (se " << r.standard_errors[i] << ")";
     }
   } else {
-    os << r.coefficients.size() << " coefficients";
+    // A symmetric [p, p] matrix has p(p+1)/2 free entries: say both counts.
+    if (r.shape.size() == 2) os << r.shape[0] << " x " << r.shape[1] << " symmetric matrix (" << r.unknowns << " unknowns)";
+    else os << r.coefficients.size() << " coefficients";
   }
   os << "; residual ratio " << r.residual_ratio << ", cosine " << r.cosine << ", condition " << r.condition_number
      << ", rank " << r.rank << "/" << r.unknowns << ", m = " << r.m << ", p = " << r.p;

@@ -13,6 +13,7 @@
 #include "io/fit_output.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
+#include "io/provenance.hpp"
 #include "training/model_equations.hpp"
 
 namespace gradmatch::cli {
@@ -45,7 +46,13 @@ int model_fit_command(const FitArgs& args, const std::vector<std::string>& model
         y.values = io::read_doubles(args.data, "y", &y.shape);
         me = training::torchscript_equations(models, x, y, mo);
       }
-      if (!args.save_equations.empty()) io::write_equation_file(args.save_equations, me.equations);
+      if (!args.save_equations.empty()) {
+        // The file says how it was made: the models, data and loss it came from.
+        std::string command = "gradmatch fit";
+        for (const std::string& m : models) command += " --model " + m;
+        io::set_created_by(command + " --data " + args.data + " --loss " + args.loss);
+        io::write_equation_file(args.save_equations, me.equations);
+      }
 
       const FitResult result = fit(me.equations, options);
       nlohmann::json doc = io::fit_result_json(result, 1);  // solved serially on rank 0

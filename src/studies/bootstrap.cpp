@@ -24,6 +24,7 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
+#include "io/provenance.hpp"
 #include "studies/schema.hpp"
 #include "training/endpoint.hpp"
 #include "training/host_data.hpp"
@@ -652,7 +653,8 @@ nlohmann::json BootstrapStudy::write(const std::vector<std::vector<double>>& dat
   else if (m < c.replicates)
     warnings.push_back(cat(c.replicates - m, " of ", c.replicates,
                            " replicates diverged; the equations and fits leave them out"));
-  const nlohmann::json summary = {{"study", kStudy},      {"replicates", c.replicates}, {"diverged", c.replicates - m},
+  const nlohmann::json summary = {{"study", kStudy},      {"gradmatch_version", io::gradmatch_version()},
+                                  {"replicates", c.replicates}, {"diverged", c.replicates - m},
                                   {"p_scope", shared_.p}, {"scope", scope},             {"fits", fits},
                                   {"warnings", warnings}};
   io::write_json_file(out.path("summary.json"), summary);

@@ -20,6 +20,7 @@
 #include "io/equation_file.hpp"
 #include "io/hdf5_file.hpp"
 #include "io/json_output.hpp"
+#include "io/provenance.hpp"
 #include "studies/schema.hpp"
 #include "studies/study.hpp"
 #include "training/dropout_diagnostics.hpp"
@@ -606,6 +607,7 @@ nlohmann::json dropout_summary(const DropoutConfig& c, const std::vector<Dropout
   }
   return {
       {"study", kStudy},
+      {"gradmatch_version", io::gradmatch_version()},
       {"data_dir", c.data_dir},
       {"seeds", c.seeds},
       {"depths", c.depths},
