@@ -617,7 +617,7 @@ TEST_F(TrainingStudies, DropoutDataDirWithoutTheTrainingAndTestFilesIsRefusedAtI
 }
 
 TEST_F(TrainingStudies, DropoutTf32WithFloat64TrainingIsRefusedNamingTheKeyAndWritesNothing) {
-  const std::string both = config_replacing("dropout", "float64 = false", "float64 = true\ntf32 = true");
+  const std::string both = config_replacing("dropout", "float64 = false\ntf32 = false", "float64 = true\ntf32 = true");
   {
     io::ConfigReader reader(both);
     try {
@@ -632,7 +632,7 @@ TEST_F(TrainingStudies, DropoutTf32WithFloat64TrainingIsRefusedNamingTheKeyAndWr
   world_.barrier();
   EXPECT_FALSE(fs::exists(root_ / "never"));
   // float32 with TF32 is a valid config (it matters only on a GPU).
-  const std::string tf32 = config_replacing("dropout", "float64 = false", "float64 = false\ntf32 = true");
+  const std::string tf32 = config_replacing("dropout", "tf32 = false", "tf32 = true");
   io::ConfigReader reader(tf32);
   EXPECT_TRUE(read_dropout_config(reader).tf32);
 }
