@@ -232,7 +232,9 @@ TEST_F(OlsEarlyStoppingStudy, TaskLabelsNumberEveryTaskInTableOrderFromTheConfig
   io::ConfigReader reader(kSmokeConfig);
   study->configure(reader);
   const std::vector<std::string> labels = study->task_labels();  // what --dry-run prints: no prepare()
-  study->prepare(StudyContext{});
+  StudyContext context;
+  context.rank.blas = "reference";
+  study->prepare(context);
   std::size_t k = 0;
   for (const TaskTable& table : study->tables())
     for (std::size_t row = 0; row < table.ids.size(); ++row, ++k) {
