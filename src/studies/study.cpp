@@ -414,7 +414,11 @@ void run_study(Study& study, const std::string& name, const std::string& config_
       run_now += stages[k].items;
     }
     nlohmann::json output_bytes = nlohmann::json::object();
-    for (const std::string& f : out.files()) output_bytes[f] = std::filesystem::file_size(dir / f);
+    for (const std::string& f : out.files()) {
+      std::error_code ec;
+      const std::uintmax_t bytes = std::filesystem::file_size(dir / f, ec);
+      if (!ec) output_bytes[f] = bytes;  // a file without a size is checked for existence only
+    }
     nlohmann::json info = {
         {"study", name},
         {"outputs", out.files()},
