@@ -21,6 +21,7 @@
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "io/equation_file.hpp"
+#include "io/json_output.hpp"
 #include "io/run_store.hpp"
 
 namespace gradmatch::cli {
@@ -800,30 +801,12 @@ std::string output_files(const std::filesystem::path& dir) {
   return out;
 }
 
-/// The outputs run_info.json lists that are missing or not the size it
-/// records (a deleted or truncated results.h5): "" when all are there.
-std::string damaged_outputs(const std::filesystem::path& dir) {
-  std::ifstream in(dir / "run_info.json");
-  const json info = in ? json::parse(in, nullptr, false) : json();
-  if (!info.is_object() || !info.contains("outputs") || !info["outputs"].is_array()) return "";
-  const json sizes = info.value("output_bytes", json::object());
-  std::string out;
-  for (const json& f : info["outputs"]) {
-    if (!f.is_string()) continue;
-    const std::string name = f.get<std::string>();
-    std::error_code ec;
-    const bool there = std::filesystem::exists(dir / name, ec);
-    const auto size = sizes.find(name);
-    const bool short_ = there && size != sizes.end() && size->is_number_unsigned() &&
-                        std::filesystem::file_size(dir / name, ec) != size->get<std::uintmax_t>();
-    if (!there || short_) out += (out.empty() ? "" : ", ") + name + (there ? " (cut short)" : " (missing)");
-  }
-  return out;
-}
-
 void print_damage_note(const std::filesystem::path& dir) {
-  if (const std::string damaged = damaged_outputs(dir); !damaged.empty())
-    std::cout << "  note: " << damaged << "; run the study's command (run_info.json: created_by) on this "
+  const auto damaged = io::damaged_outputs(dir);
+  if (!damaged || damaged->empty()) return;
+  std::string list;
+  for (const std::string& d : *damaged) list += (list.empty() ? "" : ", ") + d;
+  std::cout << "  note: " << list << "; run the study's command (run_info.json: created_by) on this "
               << "directory again to write its outputs from the run store" << std::endl;
 }
 

@@ -76,4 +76,28 @@ void write_json_file(const std::string& path, const nlohmann::json& value) {
   }
 }
 
+std::optional<std::vector<std::string>> damaged_outputs(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "run_info.json");
+  if (!in) return std::nullopt;
+  const nlohmann::json info = nlohmann::json::parse(in, nullptr, false);
+  if (info.is_discarded() || !info.is_object() || !info.contains("outputs") || !info["outputs"].is_array())
+    return std::nullopt;
+  const nlohmann::json sizes = info.value("output_bytes", nlohmann::json::object());
+  std::vector<std::string> damaged;
+  for (const nlohmann::json& f : info["outputs"]) {
+    if (!f.is_string()) return std::nullopt;
+    const std::string name = f.get<std::string>();
+    std::error_code ec;
+    if (!std::filesystem::exists(dir / name, ec)) {
+      damaged.push_back(name + " (missing)");
+      continue;
+    }
+    const auto size = sizes.find(name);
+    if (size != sizes.end() && size->is_number_unsigned() &&
+        std::filesystem::file_size(dir / name, ec) != size->get<std::uintmax_t>())
+      damaged.push_back(name + " (cut short)");
+  }
+  return damaged;
+}
+
 }  // namespace gradmatch::io

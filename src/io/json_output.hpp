@@ -4,7 +4,10 @@
 // Non-finite numbers (an infinite condition number, an undefined standard
 // error) are written as null, which every JSON reader accepts. Files are
 // written to a temporary name and renamed, so a reader never sees half a file.
+#include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -22,5 +25,11 @@ nlohmann::json fit_result_json(const FitResult& result, int ranks);
 
 /// Writes `value` (indented, trailing newline) to `path` atomically.
 void write_json_file(const std::string& path, const nlohmann::json& value);
+
+/// A finished study directory's outputs that are not as its run_info.json
+/// recorded them: "results.h5 (missing)", "summary.json (cut short)" (size
+/// differs from `output_bytes`, where recorded). std::nullopt when DIR has no
+/// readable run_info.json listing `outputs`.
+std::optional<std::vector<std::string>> damaged_outputs(const std::filesystem::path& dir);
 
 }  // namespace gradmatch::io

@@ -117,22 +117,10 @@ class InterruptNotice {
 
 /// Whether DIR holds run_info.json and every output it lists.
 bool outputs_complete(const std::filesystem::path& dir) {
-  std::ifstream in(dir / kRunInfo);
-  if (!in) return false;
-  const nlohmann::json info = nlohmann::json::parse(in, nullptr, false);
-  if (info.is_discarded() || !info.contains("outputs") || !info["outputs"].is_array()) return false;
   // Each recorded output exists and, where run_info.json records its size,
   // has it: a truncated copy (a full disk, an interrupted rsync) is rewritten.
-  const nlohmann::json sizes = info.value("output_bytes", nlohmann::json::object());
-  return std::all_of(info["outputs"].begin(), info["outputs"].end(), [&](const nlohmann::json& f) {
-    if (!f.is_string()) return false;
-    const std::filesystem::path file = dir / f.get<std::string>();
-    std::error_code ec;
-    if (!std::filesystem::exists(file, ec)) return false;
-    const auto size = sizes.find(f.get<std::string>());
-    return size == sizes.end() || !size->is_number_unsigned() ||
-           std::filesystem::file_size(file, ec) == size->get<std::uintmax_t>();
-  });
+  const auto damaged = io::damaged_outputs(dir);
+  return damaged && damaged->empty();
 }
 
 /// "running the selected tasks: 6 (width 1600, eta 0.1, seed 0), 7 (...)"
