@@ -717,6 +717,37 @@ Report long_horizon_report(const json& s) {
   return r;
 }
 
+Report bootstrap_report(const json& s) {
+  Report r;
+  r.facts.push_back({"replicates", s.value("replicates", json())});
+  if (num(s, "diverged") > 0.0) r.facts.push_back({"diverged replicates (left out of the equations)", s.at("diverged")});
+  std::string scope;
+  for (const json& b : records(s, "scope"))
+    scope += (scope.empty() ? "" : ", ") + text_of(b, "name") + " " + text_of(b, "shape");
+  r.facts.push_back({"scope (p = " + fmt(num(s, "p_scope"), 12) + ")", scope});
+  if (s.contains("warnings") && s.at("warnings").is_array())
+    for (const json& w : s.at("warnings")) r.facts.push_back({"warning", w});
+  Table t = titled("fits of the pooled equations (each Λ: fit_<family>.json)", "family",
+                   {"residual ratio", "cosine", "rank / unknowns", "warnings"});
+  const json& fits = member(s, "fits");
+  for (auto it = fits.begin(); it != fits.end(); ++it) {
+    const json& f = it.value();
+    const std::size_t warnings = f.contains("warnings") && f.at("warnings").is_array() ? f.at("warnings").size() : 0;
+    Cell ratio, cosine, rank, count;
+    ratio.value = num(f, "residual_ratio");
+    cosine.value = num(f, "cosine");
+    rank.text = fmt(num(f, "rank"), 12) + " / " + fmt(num(f, "unknowns"), 12);
+    count.text = std::to_string(warnings);
+    ratio.trusted = cosine.trusted = warnings == 0;
+    t.labels.push_back(it.key());
+    t.rows.push_back({ratio, cosine, rank, count});
+  }
+  if (!t.rows.empty()) r.tables.push_back(std::move(t));
+  r.trust_rules.push_back("the fit carries warnings (a family that explains little, a rank-deficient or "
+                          "underdetermined design): its fit_<family>.json lists them");
+  return r;
+}
+
 Report igr_calibration_report(const json& s) {
   Report r;
   const auto runs = records(s, "runs");
@@ -786,7 +817,7 @@ void print_items(std::ostream& os, const json& doc, const std::string& indent) {
 
 const std::map<std::string, std::function<Report(const json&)>>& layouts() {
   static const std::map<std::string, std::function<Report(const json&)>> m{
-      {"elastic_net", elastic_net_report},   {"dropout", dropout_report},
+      {"elastic_net", elastic_net_report},   {"dropout", dropout_report},  {"bootstrap", bootstrap_report},
       {"ols_early_stopping", ols_report},    {"igr_synthetic", igr_synthetic_report},
       {"long_horizon", long_horizon_report}, {"igr_calibration", igr_calibration_report}};
   return m;

@@ -483,6 +483,34 @@ TEST_F(ReportCommand, AnUnfinishedRunSaysHowManyTasksOfEachTableAreDone) {
   fs::remove_all(dir);
 }
 
+TEST_F(ReportCommand, BootstrapPrintsEachFitsResidualRatioCosineAndRankFromTheSummary) {
+  if (std::system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "Debian's python3-torch and python3-h5py are needed";
+  const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_bootstrap_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + std::string(GRADMATCH_SOURCE_DIR) +
+                         "/tests/studies/make_bootstrap_inputs.py " + (dir / "in").string() + " > /dev/null")
+                            .c_str()),
+            0);
+  fs::copy_file(std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/bootstrap.toml", dir / "in" / "bootstrap.toml");
+  ASSERT_EQ(gradmatch("run " + (dir / "in" / "bootstrap.toml").string() + " --out " + (dir / "out").string()).exit_code,
+            0);
+  const json s = summary_of(dir / "out");
+  const std::string text = report(dir / "out").out;
+  EXPECT_NE(text.find("  replicates: 4\n  scope (p = 6): out.weight [1,5], out.bias [1]\n"), std::string::npos) << text;
+  const PrintedTable t = table(text, "fits of the pooled equations");
+  ASSERT_EQ(t.rows.size(), s.at("fits").size());
+  for (const auto& [family, fit] : s.at("fits").items()) {
+    const auto& row = t.row(family);
+    ASSERT_EQ(row.size(), 5u) << text;
+    EXPECT_EQ(row[1], g(fit.at("residual_ratio").get<double>()));
+    EXPECT_EQ(row[2], g(fit.at("cosine").get<double>()));
+    EXPECT_EQ(row[3], std::to_string(fit.at("rank").get<int>()) + " / " + std::to_string(fit.at("unknowns").get<int>()));
+    EXPECT_EQ(row[4], std::to_string(fit.at("warnings").size()));
+  }
+  fs::remove_all(dir);
+}
+
 TEST_F(ReportCommand, AMissingOrCutShortOutputIsNotedWithHowToWriteItAgain) {
   const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_damaged_" + std::to_string(::getpid()));
   fs::remove_all(dir);
