@@ -342,9 +342,13 @@ class _EquationReader:
         if t.get_class() != h5py.h5t.STRING or n != 1:
             self.bad(f"root attribute 'format' is not a single string ({_type_name(t)}); set format = \"{FORMAT}\"")
         fmt = _single_value(attrs["format"])
+        if fmt in ("gradmatch.results", "gradmatch.run_store"):
+            kind = "results file" if fmt == "gradmatch.results" else "run store"
+            self.bad(f"is a study's {kind} (format = \"{fmt}\"), not an equation file: read the study's directory "
+                     "with read_results(DIR); its equation files are DIR/equations_*.h5")
         if fmt != FORMAT:
             self.bad(f"has format = \"{fmt}\", not \"{FORMAT}\": it is not a gradmatch equation file; "
-                     f"write one as {_WHERE} fixes it")
+                     f"write one as described in {_WHERE}")
         if "version" not in attrs:
             self.bad(f"has no root attribute 'version'; set version = {VERSION} (an integer) {_WHERE}")
         t, n = self.attribute("version")

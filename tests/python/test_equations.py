@@ -375,6 +375,9 @@ class ReaderErrors(TempDirTest):
         return [
             ("no_format", lambda f: f.attrs.__delitem__("format"), "no root attribute 'format'"),
             ("other_format", attr("format", "hdf5.table"), "has format = \"hdf5.table\""),
+            ("results_file", attr("format", "gradmatch.results"),
+             r"is a study's results file \(format = \"gradmatch.results\"\), not an equation file: read the study's "
+             r"directory with read_results\(DIR\)"),
             ("no_version", lambda f: f.attrs.__delitem__("version"), "no root attribute 'version'"),
             ("string_version", attr("version", "1"), r"'version' is not a single integer \(string\)"),
             ("array_version", attr("version", np.array([1, 1], dtype=np.int64)), "'version' is not a single integer"),
