@@ -915,6 +915,12 @@ void describe_study(const std::filesystem::path& dir, bool as_json) {
 
 void describe_equation_file(const std::string& path, bool as_json) {
   const io::EquationFileInfo info = io::inspect_equation_file(path);
+  // The values too (finite, weights >= 0), as `gradmatch fit` checks them,
+  // unless reading them all would take more than 1 GiB.
+  const double bytes = 8.0 * static_cast<double>(info.m) * static_cast<double>(info.p) *
+                       (2.0 + (info.has_target ? 1.0 : 0.0) + static_cast<double>(info.features.size()));
+  const bool values_checked = bytes <= 1024.0 * 1024.0 * 1024.0;
+  if (values_checked) io::read_equation_file(path);  // InputError naming the point and column
   if (as_json) {
     std::cout << json{{"path", path},
                       {"format", "gradmatch.equations"},
@@ -923,7 +929,8 @@ void describe_equation_file(const std::string& path, bool as_json) {
                       {"parameters", info.p},
                       {"target", info.has_target},
                       {"weights", info.has_weights},
-                      {"features", info.features}}
+                      {"features", info.features},
+                      {"values_checked", values_checked}}
                      .dump(2)
               << std::endl;
     return;
@@ -935,7 +942,10 @@ void describe_equation_file(const std::string& path, bool as_json) {
             << "  features: ";
   if (info.features.empty()) std::cout << "none";
   for (std::size_t i = 0; i < info.features.size(); ++i) std::cout << (i ? ", " : "") << info.features[i];
-  std::cout << std::endl;
+  std::cout << "\n  values: "
+            << (values_checked ? "finite, weights non-negative"
+                               : "not read (more than 1 GiB; gradmatch fit checks them as it reads them)")
+            << std::endl;
 }
 
 }  // namespace

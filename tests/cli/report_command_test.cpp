@@ -450,6 +450,7 @@ TEST_F(ReportCommand, AnEquationFileIsDescribedAsJson) {
   EXPECT_EQ(j.at("points").get<double>(), s.at("fixed_iterate_distance_by_m").at("m").back().get<double>());
   EXPECT_EQ(j.at("parameters").get<int>(), 5);  // configs/smoke/ols_early_stopping.toml: p = 5
   EXPECT_EQ(j.at("target"), false);
+  EXPECT_EQ(j.at("values_checked"), true);  // small: read and found finite, as fit reads it
 }
 
 TEST_F(ReportCommand, AnUnfinishedRunSaysHowManyTasksOfEachTableAreDone) {
