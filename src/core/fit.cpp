@@ -105,6 +105,10 @@ Fitter::Fitter(FitOptions options, const Equations& layout, std::int64_t m_total
                                ": the relative singular-value cut must lie in [0, 1); leave it out for the default ",
                                default_rcond(r_)));
   rcond_ = options_.rcond >= 0.0 ? options_.rcond : default_rcond(r_);
+  double b_max = 0.0;
+  if (layout.m() > 0)
+    for (std::int64_t j = 0; j < p_; ++j) b_max = std::max(b_max, std::abs(layout.b(0, j)));
+  if (b_max > 0.0 && std::isfinite(b_max)) std::frexp(b_max, &stat_exponent_);
 }
 
 std::vector<double> Fitter::statistics(const Equations& block) const {
@@ -354,12 +358,12 @@ Matrix Fitter::predicted_gradients(const Equations& block) const {
 
 std::vector<double> Fitter::residual_sums(const Equations& block) const {
   const Matrix pred = predicted_gradients(block);
-  std::vector<double> s(5, 0.0);  // rss, btb, <pred, b>, ||pred||^2, n_equations
+  std::vector<double> s(5, 0.0);  // rss, btb, <pred, b>, ||pred||^2 (each times 2^-2e), n_equations
   for (std::int64_t k = 0; k < block.m(); ++k) {
     const double w = block.weight(k);
     if (w > 0.0) s[4] += static_cast<double>(p_);
     for (std::int64_t j = 0; j < p_; ++j) {
-      const double b = block.b(k, j), a = pred(k, j);
+      const double b = std::ldexp(block.b(k, j), -stat_exponent_), a = std::ldexp(pred(k, j), -stat_exponent_);
       s[0] += w * (b - a) * (b - a);
       s[1] += w * b * b;
       s[2] += w * a * b;
@@ -396,7 +400,7 @@ FitResult Fitter::result(std::span<const double> s) const {
   // 1 (1e200, 1e-200) the product over- or underflows where each sum does not.
   out.cosine = (btb > 0.0 && s[3] > 0.0) ? s[2] / std::sqrt(btb) / std::sqrt(s[3]) : kNaN;
   const double dof = static_cast<double>(out.n_equations - rank_);
-  out.sigma2 = dof > 0.0 ? rss / dof : kNaN;
+  out.sigma2 = dof > 0.0 ? std::ldexp(rss / dof, 2 * stat_exponent_) : kNaN;  // the sums' scale undone
   if (f.is_column_family()) {
     out.names = names_;
     out.shape = (f.kind == FamilyKind::ridge || f.kind == FamilyKind::huber) ? std::vector<std::int64_t>{}

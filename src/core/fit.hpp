@@ -124,6 +124,11 @@ class Fitter {
   std::vector<std::string> names_;
   std::vector<ParameterBlock> parameters_;
   double rcond_;
+  /// residual_sums() works on b and the prediction times 2^-stat_exponent_
+  /// (from row 0's largest |b|, the same on every rank): sums of squares of
+  /// gradients near 1e-200 or 1e200 neither under- nor overflow, and a power
+  /// of two leaves every ratio exact.
+  int stat_exponent_ = 0;
   // Solution state.
   bool solved_ = false;
   bool overflow_ = false;  // a summed statistic was non-finite

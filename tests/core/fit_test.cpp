@@ -310,6 +310,24 @@ TEST(Weights, UniformWeightsFarFromOneChangeNeitherTheFitNorItsCosineAndResidual
   }
 }
 
+TEST(Fitter, EquationsScaledBy1eMinus200Or1e200KeepTheirResidualRatioAndCosine) {
+  Rng rng(32, 0);
+  Equations plain{problems::gaussian(rng, 6, 3), problems::gaussian(rng, 6, 3), {}, {}, {}, {}};
+  for (std::int64_t k = 0; k < 6; ++k)  // b = theta + noise: ridge explains most of it
+    for (std::int64_t j = 0; j < 3; ++j) plain.grad_loss(k, j) = -plain.theta(k, j) + 0.1 * plain.grad_loss(k, j);
+  const FitResult a = fit(plain, options("ridge"));
+  for (const double scale : {1e-200, 1e200}) {
+    Equations scaled = plain;
+    for (double& v : scaled.theta.values()) v *= scale;
+    for (double& v : scaled.grad_loss.values()) v *= scale;
+    const FitResult b = fit(scaled, options("ridge"));
+    EXPECT_NEAR(b.coefficients[0], a.coefficients[0], 1e-12 * std::abs(a.coefficients[0])) << scale;
+    EXPECT_NEAR(b.residual_ratio, a.residual_ratio, 1e-12) << scale;  // was 0 at 1e-200 (squares underflow)
+    EXPECT_NEAR(b.cosine, a.cosine, 1e-12) << scale;                  // was NaN at 1e-200
+    EXPECT_EQ(b.warnings, a.warnings) << scale;
+  }
+}
+
 TEST(Fitter, SummingStatisticsOverRowBlocksEqualsTheSerialFit) {
   Rng rng(29, 0);
   const Equations eq = problems::random_sym(rng, 17, 5);
