@@ -132,7 +132,10 @@ def feature_columns(evaluator, features):
         name, column = item
         if isinstance(column, torch.Tensor):
             column = column.detach().cpu().to(torch.float64).numpy()
-        column = np.asarray(column, dtype=np.float64).reshape(-1)
+        column = np.asarray(column, dtype=np.float64)
+        if column.ndim != 1:  # never flattened: a [p, k] or per-tensor array would pair entries wrongly
+            raise ValueError(f"feature '{name}' has shape {list(column.shape)}; give one column [p] (the selected "
+                             f"parameters flattened in registration order, p = {evaluator.p})")
         if column.shape[0] != evaluator.p:
             raise ValueError(f"feature '{name}' has {column.shape[0]} entries but the selected parameters "
                              f"have p = {evaluator.p}")

@@ -205,6 +205,8 @@ class WriterErrors(TempDirTest):
             (dict(features=["huber:beta=-1"]), ValueError, "beta must be a positive number"),
             (dict(features=["elastic-net:beta=1", "ridge"]), ValueError, "repeats"),
             (dict(features={"mine": np.zeros(3)}), ValueError, "p = 11"),
+            # p = 11 entries, but as a [11, 1] array: refused, never flattened.
+            (dict(features={"mine": np.zeros((11, 1))}), ValueError, r"feature 'mine' has shape \[11, 1\]; give one column"),
             (dict(targets=self.y[:5]), ValueError, "targets have 5 rows"),
             (dict(batch_size=0), ValueError, "batch_size"),
             (dict(model="not a model"), TypeError, "torch.nn.Module"),
