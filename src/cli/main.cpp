@@ -132,9 +132,15 @@ CLI::Validator integer_at_least(std::int64_t lo, const std::string& what) {
 /// CLI11's errors as one line naming the subcommand, not the whole help.
 std::string failure_line(const CLI::App* app, const CLI::Error& e) {
   std::string command = app->get_name();
-  if (const auto subs = app->get_subcommands(); !subs.empty()) command += " " + subs.front()->get_name();
-  return gradmatch::text::cat(command, ": error: ", e.what(), "\nRun '", command,
-                              " --help' for the options.\n");
+  const auto subs = app->get_subcommands();
+  if (!subs.empty()) command += " " + subs.front()->get_name();
+  // `gradmatch fit` with nothing to fit: say what it takes, not only the first missing option.
+  std::string what = e.what();
+  if (!subs.empty() && subs.front()->get_name() == "fit" && subs.front()->count("equations") == 0 &&
+      subs.front()->count("--model") == 0 && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr)
+    what += "; give an equation file and a family (gradmatch fit equations.h5 --family ridge) or a model and its "
+            "data (gradmatch fit --model model.pt --data data.h5 --family ridge)";
+  return gradmatch::text::cat(command, ": error: ", what, "\nRun '", command, " --help' for the options.\n");
 }
 
 #if !GRADMATCH_TORCH_COMMANDS
