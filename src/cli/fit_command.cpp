@@ -106,12 +106,13 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
         throw InputError(
             "--data, --loss, --batch-size, --save-equations, --candidates, --params and --include-frozen go with "
             "--model (an equation file already holds the gradients)");
-      if (!args.columns.empty() && args.family.rfind("features", 0) != 0)
+      const bool features_family = args.family.rfind("features", 0) == 0;  // the columns options apply only there
+      if (!args.columns.empty() && !features_family)
         throw InputError(text::cat("--columns selects the feature columns of --family features; with --family ",
                                    args.family, " it would be ignored: drop --columns or use --family features"));
       if (!args.columns.empty() && !args.models.empty())
         throw InputError("--columns selects columns of an equation file; with --model, choose them with --candidates");
-      if (!args.candidates.empty() && args.family.rfind("features", 0) != 0)
+      if (!args.candidates.empty() && !features_family)
         throw InputError(text::cat("--candidates adds the columns of --family features; with --family ", args.family,
                              " they would be ignored: drop --candidates or use --family features"));
       options.family = FamilySpec::parse(args.family);
