@@ -146,10 +146,7 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   IgrCalibrationConfig c;
   c.seed = read_study_seed(r, kStudy, c.seed);
   c.data_dir = r.get_string("data.dir", training::kFashionMnistDir);
-  if (!training::is_idx_directory(c.data_dir))
-    config_error(r, "data.dir",
-                 cat("\"", text::clip(c.data_dir), "\" is not an MNIST-format directory (it needs train-images-idx3-ubyte",
-                     "[.gz] and its labels); install Debian's dataset-fashion-mnist or point data.dir at one"));
+  check_idx_directory(r, "data.dir", c.data_dir, /*test=*/true);  // here, so that --dry-run checks it too
   c.train = r.get_int("data.train", c.train, 1, 10'000'000);
   c.validation = r.get_int("data.validation", c.validation, 1, 10'000'000);
   c.test = r.get_int("data.test", c.test, 1, 10'000'000);

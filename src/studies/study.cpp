@@ -177,8 +177,13 @@ void check_idx_directory(const io::ConfigReader& reader, const std::string& key,
     training::find_idx_files(dir, training::IdxPart::train);
     if (test) training::find_idx_files(dir, training::IdxPart::test);
   } catch (const InputError& e) {
+    // The reader's message starts with the folder; a path longer than any file
+    // system allows is shown clipped, the rest of the message whole.
+    constexpr std::size_t kLongestPath = 1024;  // longer than any real dataset path
+    std::string reason = e.what();
+    if (reason.compare(0, dir.size(), dir) == 0) reason = cat(text::clip(dir, kLongestPath), reason.substr(dir.size()));
     config_error(reader, key,
-                 cat(e.what(), "; install Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or point ",
+                 cat(reason, "; install Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or point ",
                      key, " at an MNIST-format directory"));
   }
 }
