@@ -12,11 +12,18 @@ your parameters before and after your step; the reference depends on the mode:
   flow     the gradient flow of the full-batch loss L over time eta from
            theta-hat_t (RK4, ``substeps`` substeps): observed = one
            full-batch GD step gives b = (eta/2) H g + O(eta^2).
-  sgd      a coupled full-batch GD trajectory from the same start with the
-           same step (advanced by the recorder at every step, recorded or not):
-           b = grad L(theta-hat_t, D_t) - grad L(theta_t, D) for plain SGD.
+  sgd      the full-batch GD step from theta-hat_t (Eq. 4): b = observed
+           direction - grad L(theta-hat_t, D). For plain SGD this is
+           grad L(theta-hat_t, D_t) - grad L(theta-hat_t, D), mean zero given
+           the past; a step that descends L + R (weight decay, a penalty)
+           gives grad R(theta-hat_t) plus that noise.
   dropout  the same step on the same batch without dropout masks (eval mode)
            from theta-hat_t: b = g_dropout - grad L(theta-hat_t, D_t).
+  coupled  a coupled full-batch GD trajectory from the same start with the
+           same step (advanced by the recorder at every step, recorded or not;
+           appendix C's SGD example): b = grad L(theta-hat_t, D_t)
+           - grad L(theta_t, D) for plain SGD. Its predictable part holds the
+           drift grad L(theta-hat_t) - grad L(theta_t) between the two paths.
 
 Each row also holds theta-hat_t, the full-batch grad L(theta-hat_t)
 (``grad_loss``) and the feature ``gradient_penalty`` = (2/p) H g: the gradient
@@ -35,7 +42,7 @@ from ._model import Evaluator, as_float64, selected_names, summed_loss_function
 from .equations import EquationWriter
 
 GRADIENT_PENALTY = "gradient_penalty"
-MODES = ("flow", "sgd", "dropout")
+MODES = ("flow", "sgd", "dropout", "coupled")
 
 
 def log_spaced_steps(steps, count):
@@ -98,7 +105,7 @@ class TrajectoryRecorder:
         mean loss (as for ``EquationWriter.add_endpoint``).
         ``inputs``, ``targets``: the FULL training set (the full-batch loss L).
         ``lr``: the step eta of your optimizer.
-        ``mode``: "flow", "sgd" or "dropout" (see the module documentation).
+        ``mode``: "flow", "sgd", "dropout" or "coupled" (see the module documentation).
         ``params``: the parameters theta covers (None: requires_grad ones).
         ``checkpoints``: the steps (counting from 0 at the first ``step()``)
         whose rows are recorded; None: every step.
@@ -109,7 +116,7 @@ class TrajectoryRecorder:
         (``EquationWriter.add_endpoint``), after gradient_penalty.
         """
         if mode not in MODES:
-            raise ValueError(f"mode: unknown mode '{mode}'; use flow, sgd or dropout")
+            raise ValueError(f"mode: unknown mode '{mode}'; use flow, sgd, dropout or coupled")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr must be a positive finite number, not {lr!r}")
         if not isinstance(substeps, int) or substeps < 1:
@@ -136,7 +143,7 @@ class TrajectoryRecorder:
             raise TypeError("the model cannot be deep-copied; the recorder evaluates references on a copy") from e
         self._full = Evaluator(self._work, self.names, self._summed, as_float64(inputs, "inputs"),
                                as_float64(targets, "targets"), batch_size)
-        self._reference = self._full.current() if mode == "sgd" else None
+        self._reference = self._full.current() if mode == "coupled" else None
         self._t = 0
         self._writer_rows = []
         self.steps = []  # the step index of each recorded row
@@ -155,8 +162,8 @@ class TrajectoryRecorder:
 
         ``inputs``, ``targets``: the mini-batch of this step, needed in
         dropout mode only (the reference is the step on this batch without
-        masks). Records a row if this step is a checkpoint; in sgd mode it
-        also advances the coupled GD reference (one full-batch gradient).
+        masks). Records a row if this step is a checkpoint; in coupled mode
+        it also advances the coupled GD reference (one full-batch gradient).
         """
         return _Step(self, inputs, targets)
 
@@ -166,7 +173,7 @@ class TrajectoryRecorder:
         if self.mode == "dropout" and record and (inputs is None or targets is None):
             raise ValueError("dropout mode: pass the step's mini-batch, recorder.step(inputs, targets)")
         state = {"record": record, "theta": self._observed_theta(), "reference": self._reference}
-        if self.mode == "sgd":
+        if self.mode == "coupled":
             # The coupled reference: theta_{t+1} = theta_t - eta grad L(theta_t, D).
             self._full.set(self._reference)
             state["reference_gradient"] = self._full.gradient()
@@ -192,6 +199,8 @@ class TrajectoryRecorder:
             batch = Evaluator(self._work, self.names, self._summed, as_float64(inputs, "inputs"),
                               as_float64(targets, "targets"))
             state["reference_direction"] = batch.gradient()
+        elif self.mode == "sgd":
+            state["reference_direction"] = g  # the full-batch GD step from theta-hat_t
         else:
             state["reference_direction"] = state["reference_gradient"]
         return state
@@ -247,6 +256,6 @@ class _Step:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.recorder._after(self.state)
-        else:  # the step failed: no row, and the sgd reference stays where it was
+        else:  # the step failed: no row, and the coupled reference stays where it was
             self.recorder._reference = self.state["reference"]
         return False

@@ -72,9 +72,10 @@ TrajectoryMode parse_trajectory_mode(std::string_view text) {
   if (text == "flow") return TrajectoryMode::flow;
   if (text == "dropout") return TrajectoryMode::dropout;
   if (text == "sgd") return TrajectoryMode::sgd;
+  if (text == "coupled") return TrajectoryMode::coupled;
   std::string msg = "trajectory: unknown mode '";
   msg += text;
-  msg += "'; use flow, dropout or sgd";
+  msg += "'; use flow, dropout, sgd or coupled";
   throw InputError(msg);
 }
 
@@ -83,6 +84,7 @@ std::string to_string(TrajectoryMode mode) {
     case TrajectoryMode::flow: return "flow";
     case TrajectoryMode::dropout: return "dropout";
     case TrajectoryMode::sgd: return "sgd";
+    case TrajectoryMode::coupled: return "coupled";
   }
   return "?";
 }
@@ -147,7 +149,7 @@ TrajectoryRows trajectory_rows(const ModelHandle& model, const Dataset& data_in,
   if (o.mode != TrajectoryMode::flow) batches.emplace(data.size(), o.batch_size, o.seed, o.stream);
 
   at::Tensor theta = full.current();   // theta-hat_t, also held by the model
-  at::Tensor reference = theta.clone();  // sgd mode: the coupled GD iterate theta_t
+  at::Tensor reference = theta.clone();  // coupled mode: the GD iterate theta_t
   std::size_t next_row = 0;
   for (std::int64_t t = 0; t < o.steps; ++t) {
     const bool row = next_row < checkpoints.size() && checkpoints[next_row] == t;
@@ -173,6 +175,22 @@ TrajectoryRows trajectory_rows(const ModelHandle& model, const Dataset& data_in,
         break;
       }
       case TrajectoryMode::sgd: {
+        const Dataset batch = data.take(batches->next());
+        const at::Tensor observed = Objective(model, batch, o.loss).gradient(theta);
+        if (row) {  // the reference direction is the row's grad L(theta-hat_t) itself
+          if (o.gradient_penalty) {
+            const GradientAndHvp gh = full.gradient_and_hvp(theta);
+            grad_loss = gh.gradient;
+            hvp = gh.hvp;
+          } else {
+            grad_loss = full.gradient(theta);
+          }
+          target = observed - grad_loss;
+        }
+        next = theta - eta * observed;
+        break;
+      }
+      case TrajectoryMode::coupled: {
         const Dataset batch = data.take(batches->next());
         const at::Tensor observed = Objective(model, batch, o.loss).gradient(theta);
         const at::Tensor reference_gradient = full.gradient(reference);

@@ -5,10 +5,12 @@
 // Appendix C: with the observed (implicitly biased) iterates theta-hat_t, a
 // reference procedure's iterates theta_t and step eta,
 //   b_t = (theta-hat_t - theta-hat_{t+1}) / eta - (theta_t - theta_{t+1}) / eta,
-// the observed update direction minus the reference's. If the observed
-// procedure descends L + R and the reference L, b_t = grad R(theta-hat_t): each
-// step is one row of equations grad R(theta-hat_t; Lambda) = b_t, regressed
-// per checkpoint (a time-varying Lambda(t)) or pooled (a constant Lambda).
+// the observed update direction minus the reference's. When the reference step
+// is taken from the observed point (theta_t = theta-hat_t: modes flow, dropout,
+// sgd) and the observed procedure descends L + R, this is Eq. 4,
+// b_t = grad R(theta-hat_t): each step is one row of equations
+// grad R(theta-hat_t; Lambda) = b_t, regressed per checkpoint (a time-varying
+// Lambda(t)) or pooled (a constant Lambda).
 // Modes:
 //   flow    observed: one full-batch GD step theta' = theta - eta g; reference:
 //           the gradient flow of L over the same time eta from the same theta
@@ -17,9 +19,23 @@
 //   dropout observed: an SGD step with dropout on batch D_t; reference: the
 //           plain step (eval mode) on the same batch from the same point.
 //           b_t = g_dropout(theta-hat_t, D_t) - grad L(theta-hat_t, D_t).
-//   sgd     observed: mini-batch SGD; reference: a coupled full-batch GD
-//           trajectory (same start, same step). b_t = grad L(theta-hat_t, D_t)
-//           - grad L(theta_t, D).
+//   sgd     observed: mini-batch SGD; reference: the full-batch GD step from
+//           the same point (Eq. 4). b_t = grad L(theta-hat_t, D_t)
+//           - grad L(theta-hat_t, D). Its conditional mean given the past is
+//           0 for plain SGD (a uniform batch's gradient is unbiased), so a fit
+//           returns noise around 0: one SGD step carries no bias of its own at
+//           its point. A step that does descend L + R (weight decay, a
+//           penalty) gives E[b_t] = grad R(theta-hat_t), which the fit
+//           recovers.
+//   coupled observed: mini-batch SGD; reference: a coupled full-batch GD
+//           trajectory (same start, same step), appendix C's SGD example:
+//           b_t = grad L(theta-hat_t, D_t) - grad L(theta_t, D). Its
+//           predictable part is grad L(theta-hat_t) - grad L(theta_t), the
+//           drift between the two paths, which grows with t; the fit gives
+//           the R whose gradient at theta-hat_t best approximates that drift
+//           (appendix C's "predictable bias"), not an R the observed steps
+//           descend: were they to descend L + R, b_t would hold grad
+//           R(theta-hat_t) plus grad L(theta-hat_t) - grad L(theta_t).
 //
 // Backward-error analysis of the flow mode (Barrett & Dherin). The gradient
 // flow from theta, expanded in time: theta(s) = theta - s g + (s^2/2) H g +
@@ -62,8 +78,8 @@ namespace gradmatch::training {
 /// The feature name of the gradient-penalty column (2/p) H g.
 inline constexpr const char* kGradientPenaltyFeature = "gradient_penalty";
 
-enum class TrajectoryMode { flow, dropout, sgd };
-/// "flow", "dropout", "sgd"; InputError otherwise.
+enum class TrajectoryMode { flow, dropout, sgd, coupled };
+/// "flow", "dropout", "sgd", "coupled"; InputError otherwise.
 TrajectoryMode parse_trajectory_mode(std::string_view text);
 std::string to_string(TrajectoryMode mode);
 
@@ -102,7 +118,7 @@ struct TrajectoryOptions {
   // flow mode
   Integrator integrator = Integrator::rk4;
   std::int64_t substeps = 10;  ///< k: reference steps h = eta / k
-  // dropout and sgd modes: mini-batches of a fresh permutation each epoch,
+  // dropout, sgd and coupled modes: mini-batches of a fresh permutation each epoch,
   // drawn from Rng(seed, stream) (the last batch of an epoch may be smaller).
   // Dropout masks come from the model's own generator (Mlp::seed_dropout).
   std::int64_t batch_size = 128;

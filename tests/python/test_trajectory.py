@@ -124,6 +124,76 @@ class MatchesTheCppTrajectoryRows(TempDirTest):
     def test_dropout_rows_match(self):
         self.check("dropout")
 
+    def test_coupled_rows_match(self):
+        self.check("coupled")
+
+
+def weight_decay_rows(mode, x, y, lam, eta, steps, batch=None, seed=0):
+    """SGD with step eta and weight decay 2 lam (the gradient of R = lam ||theta||^2)
+    on a bias-free linear model from 0, a row with the ridge column at every step."""
+    model = torch.nn.Linear(x.shape[1], 1, bias=False).double()
+    torch.nn.init.zeros_(model.weight)
+    loss_fn = torch.nn.MSELoss()
+    opt = torch.optim.SGD(model.parameters(), lr=eta, weight_decay=2 * lam)
+    rec = gradmatch.TrajectoryRecorder(model, loss_fn, x, y, lr=eta, mode=mode, gradient_penalty=False,
+                                       features=["ridge"])
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        rows = torch.randperm(len(x), generator=g)[:batch] if batch else torch.arange(len(x))
+        with rec.step():
+            opt.zero_grad()
+            loss_fn(model(x[rows]), y[rows]).backward()
+            opt.step()
+    return rec
+
+
+def mse_gradient(x, y, theta):
+    """grad of (1/n) ||y - x theta||^2."""
+    return 2 * x.T @ (x @ theta - y) / len(x)
+
+
+class SgdModeIsEquationFour(TempDirTest):
+    """sgd mode: b_t = -dtheta-hat_t / eta - grad L(theta-hat_t, D), the full-batch
+    step from the observed point (Eq. 4); coupled mode: appendix C's coupled GD run."""
+
+    lam, eta = 0.05, 0.05
+
+    def test_weight_decay_of_full_batch_steps_is_recovered_exactly(self):
+        x, y = linear_regression(200, 5, seed=41)
+        rec = weight_decay_rows("sgd", x, y, self.lam, self.eta, steps=40)
+        rec.write(self.path("rows.h5"))
+        result = gradmatch.fit(self.path("rows.h5"), "features", executable=gradmatch_executable())
+        self.assertAlmostEqual(np.atleast_1d(result["lambda"])[0] / self.lam, 1.0, delta=1e-9)
+        self.assertLess(result["residual_ratio"], 1e-8)
+
+    def test_mini_batch_targets_are_the_weight_decay_plus_the_batch_gradients_deviation(self):
+        x, y = linear_regression(200, 5, seed=42)
+        rec = weight_decay_rows("sgd", x, y, self.lam, self.eta, steps=15, batch=20, seed=43)
+        rows = rec.equations()
+        xn, yn = x.numpy(), y.numpy()
+        g = torch.Generator().manual_seed(43)
+        for theta, target in zip(rows["theta"], rows["target"]):
+            batch = torch.randperm(len(x), generator=g)[:20].numpy()
+            t = theta.reshape(-1, 1)
+            noise = mse_gradient(xn[batch], yn[batch], t) - mse_gradient(xn, yn, t)
+            np.testing.assert_allclose(target, (2 * self.lam * t + noise)[:, 0], rtol=0, atol=1e-12)
+
+    def test_coupled_targets_add_the_drift_between_the_observed_and_the_gd_paths(self):
+        x, y = linear_regression(200, 5, seed=41)
+        rec = weight_decay_rows("coupled", x, y, self.lam, self.eta, steps=40)
+        rows = rec.equations()
+        xn, yn = x.numpy(), y.numpy()
+        reference = np.zeros((5, 1))
+        for theta, target in zip(rows["theta"], rows["target"]):
+            t = theta.reshape(-1, 1)
+            drift = mse_gradient(xn, yn, t) - mse_gradient(xn, yn, reference)
+            np.testing.assert_allclose(target, (2 * self.lam * t + drift)[:, 0], rtol=0, atol=1e-12)
+            reference = reference - self.eta * mse_gradient(xn, yn, reference)
+        # The drift is not a ridge gradient at theta-hat_t: the fit misses lambda by far.
+        rec.write(self.path("rows.h5"))
+        result = gradmatch.fit(self.path("rows.h5"), "features", executable=gradmatch_executable())
+        self.assertLess(np.atleast_1d(result["lambda"])[0] / self.lam, 0.5)
+
 
 class RecorderBehaviour(TempDirTest):
     def setUp(self):

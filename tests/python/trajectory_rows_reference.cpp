@@ -6,7 +6,7 @@
 // DATA.h5 holds X [n, d] and y [n, k] (float64). Runs training::trajectory_rows
 // with a row at every step t in [0, STEPS) from the model's parameters (MSE,
 // RK4 reference with SUBSTEPS substeps in flow mode; mini-batches of BATCH
-// from (SEED, stream 0) in sgd and dropout modes; torch's generator seeded
+// from (SEED, stream 0) in sgd, coupled and dropout modes; torch's generator seeded
 // with SEED first, for the dropout masks) and writes OUT.h5 with the rows
 // (theta, grad_loss, target, gradient_penalty [rows, p]) and, for the Python
 // side to replay the same steps, the batches' example indices

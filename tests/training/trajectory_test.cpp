@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/errors.hpp"
+#include "core/rng.hpp"
 #include "igr_problems.hpp"
 #include "training/igr.hpp"
 #include "training/tensor_bridge.hpp"
@@ -113,12 +114,72 @@ TEST(Trajectory, FlowRowsAreEquationsThatTheFeaturesFitSolvesAsEquationSix) {
             1e-13);
 }
 
-TEST(Trajectory, SgdTargetsAreBatchGradientsMinusTheCoupledGdGradients) {
+TEST(Trajectory, SgdTargetsAreBatchGradientsMinusTheFullBatchGradientAtTheSameIterate) {
+  // Eq. 4: b_t = -dtheta-hat_t / eta - grad L(theta-hat_t, D), both at theta-hat_t.
   const Dataset data = regression_data(50, 4, 54);
   const ModelHandle model = linear_model(4);
   const at::Tensor start = flat_parameters(model, true);
   TrajectoryOptions o;
   o.mode = TrajectoryMode::sgd;
+  o.learning_rate = 0.05;
+  o.steps = 6;
+  o.checkpoints = {0, 2, 3, 5};
+  o.batch_size = 16;
+  o.seed = 7;
+  o.candidates = {Candidate::parse("ridge")};
+  const TrajectoryRows rows = trajectory_rows(model, data, o);
+  const Equations& eq = rows.equations;
+  ASSERT_EQ(eq.m(), 4);
+  ASSERT_EQ(eq.features.size(), 2u);
+  const Objective f(model, data, LossKind::mse);
+  // Replay the mini-batch steps (batches of 16 from a fresh permutation of
+  // the 50 examples each epoch, drawn from Rng(seed 7, stream 0)) and check each row.
+  Rng rng(7, 0);
+  std::vector<std::int64_t> order;
+  std::int64_t position = 50;
+  const auto next_batch = [&] {
+    if (position >= 50) {
+      order = permutation(50, rng);
+      position = 0;
+    }
+    const std::int64_t end = std::min<std::int64_t>(50, position + 16);
+    std::vector<std::int64_t> batch(order.begin() + position, order.begin() + end);
+    position = end;
+    return batch;
+  };
+  at::Tensor theta = start;
+  std::int64_t k = 0;
+  for (std::int64_t t = 0; t < 6; ++t) {
+    const at::Tensor batch_gradient = Objective(model, data.take(next_batch()), LossKind::mse).gradient(theta);
+    if (t == 0 || t == 2 || t == 3 || t == 5) {
+      const at::Tensor full_gradient = f.gradient(theta);
+      EXPECT_LT(relative_error(to_tensor(eq.theta.row(k), {4}), theta), 1e-14) << "t = " << t;
+      EXPECT_LT(relative_error(to_tensor(eq.grad_loss.row(k), {4}), full_gradient), 1e-13) << "t = " << t;
+      EXPECT_LT(relative_error(to_tensor(eq.target->row(k), {4}), batch_gradient - full_gradient), 1e-12) << "t = " << t;
+      // gradient_penalty = (2/p) H g with H = 2 X^T X / n for the MSE of a linear model.
+      const at::Tensor x = data.x.to(at::kDouble);
+      const at::Tensor hessian = 2.0 * x.t().matmul(x) / 50.0;
+      EXPECT_LT(relative_error(to_tensor(eq.features[0].second.row(k), {4}), hessian.matmul(full_gradient) * 0.5),
+                1e-12);
+      EXPECT_GT(to_tensor(eq.target->row(k), {4}).norm().item<double>(), 0.0);
+      ++k;
+    }
+    theta = theta - 0.05 * batch_gradient;
+  }
+  EXPECT_LT(relative_error(flat_parameters(model, true), theta), 1e-13);
+  // Full batches: every target vanishes (up to summation order).
+  set_flat_parameters(model, start);
+  o.batch_size = 50;
+  const TrajectoryRows full = trajectory_rows(model, data, o);
+  for (double v : full.equations.target->values()) EXPECT_NEAR(v, 0.0, 1e-13);
+}
+
+TEST(Trajectory, CoupledTargetsAreBatchGradientsMinusTheCoupledGdGradients) {
+  const Dataset data = regression_data(50, 4, 54);
+  const ModelHandle model = linear_model(4);
+  const at::Tensor start = flat_parameters(model, true);
+  TrajectoryOptions o;
+  o.mode = TrajectoryMode::coupled;
   o.learning_rate = 0.05;
   o.steps = 6;
   o.checkpoints = {0, 1, 2, 3, 4, 5};
@@ -193,6 +254,8 @@ TEST(Trajectory, RejectsBadOptions) {
   EXPECT_THROW(trajectory_rows(model, data, o), InputError);
   EXPECT_THROW(parse_trajectory_mode("adam"), InputError);
   EXPECT_EQ(parse_trajectory_mode("sgd"), TrajectoryMode::sgd);
+  EXPECT_EQ(parse_trajectory_mode("coupled"), TrajectoryMode::coupled);
+  EXPECT_EQ(to_string(TrajectoryMode::coupled), "coupled");
 }
 
 }  // namespace
