@@ -101,6 +101,7 @@ struct ConfigReader::Impl {
   std::set<std::string> asked;  ///< every key a getter asked for, found or not
   std::map<std::string, std::string> used;  ///< key -> the value a getter returned, as text (effective())
   std::map<std::string, std::string> fallbacks;  ///< key -> the fallback of a defaulted getter, as text (defaults())
+  std::map<std::string, std::string> before;     ///< key -> key_existed_since()'s value, as text (defaults())
 
   template <class T>
   T record(const std::string& key, T value) {
@@ -372,8 +373,19 @@ std::string ConfigReader::effective() const {
 
 std::string ConfigReader::defaults() const {
   std::string out;
-  for (const auto& [key, value] : impl_->fallbacks) out += cat(key, " = ", value, "\n");
+  for (const auto& [key, value] : impl_->fallbacks) {
+    const auto it = impl_->before.find(key);
+    out += cat(key, " = ", it == impl_->before.end() ? value : it->second, "\n");
+  }
   return out;
+}
+
+void ConfigReader::key_existed_since(const std::string& key, const std::string& before) {
+  impl_->before[key] = Impl::value_text(before);
+}
+
+void ConfigReader::key_existed_since(const std::string& key, bool before) {
+  impl_->before[key] = Impl::value_text(before);
 }
 
 }  // namespace gradmatch::io

@@ -60,11 +60,19 @@ class ConfigReader {
   /// so run stores fingerprint it to tell "the same study" from "another".
   std::string effective() const;
 
-  /// The fallback of every key a defaulted getter was asked for (whether or
-  /// not the file sets it), in effective()'s form. A run store made before a
-  /// key existed resumes when the key is at this default now: a key's default
-  /// is, by rule, what gradmatch did before the key was added.
+  /// What gradmatch did before each key a defaulted getter was asked for
+  /// existed (whether or not the file sets it), in effective()'s form: the
+  /// key's fallback, by rule, or the value given to key_existed_since(). A run
+  /// store made before a key existed resumes when the key has this value now.
   std::string defaults() const;
+
+  /// Declares that gradmatch behaved as `key = before` until the key was
+  /// added, where its default now differs (a fix that changes results on
+  /// purpose): a run store made before then resumes only with `key = before`
+  /// written in the config, never mixing rows of the two behaviours.
+  void key_existed_since(const std::string& key, const std::string& before);
+  void key_existed_since(const std::string& key, const char* before) { key_existed_since(key, std::string(before)); }
+  void key_existed_since(const std::string& key, bool before);
 
  private:
   struct Impl;

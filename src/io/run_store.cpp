@@ -252,8 +252,9 @@ std::string store_fingerprint(const std::string& study, const std::string& confi
   return buf;
 }
 
-std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit) {
-  const auto a = parse_effective(there), b = parse_effective(now);
+std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit,
+                                       const std::string& defaults) {
+  const auto a = parse_effective(there), b = parse_effective(now), d = parse_effective(defaults);
   std::vector<std::string> diffs;
   for (const auto& [key, value] : a) {
     const auto it = b.find(key);
@@ -262,8 +263,15 @@ std::string describe_config_difference(const std::string& there, const std::stri
     else if (it->second != value)
       diffs.push_back(cat(key, ": ", value, " there, ", it->second, " now"));
   }
-  for (const auto& [key, value] : b)
-    if (!a.count(key)) diffs.push_back(cat(key, ": absent there, ", value, " now"));
+  for (const auto& [key, value] : b) {
+    if (a.count(key)) continue;
+    const auto before = d.find(key);
+    if (before != d.end() && before->second != value)
+      diffs.push_back(cat(key, ": absent there (made before the key existed, when gradmatch did ", key, " = ",
+                          before->second, "; write that to resume it), ", value, " now"));
+    else
+      diffs.push_back(cat(key, ": absent there, ", value, " now"));
+  }
   std::sort(diffs.begin(), diffs.end());
   std::string out;
   for (std::size_t i = 0; i < diffs.size() && i < limit; ++i) out += cat(i ? "; " : "", diffs[i]);
@@ -443,7 +451,7 @@ struct RunStore::Impl {
     if (config != spec.config) {
       const auto added = keys_added_at_default(config, spec.config, spec.defaults);
       if (!added)
-        input_error(cat("was made by a different config (", describe_config_difference(config, spec.config),
+        input_error(cat("was made by a different config (", describe_config_difference(config, spec.config, 3, spec.defaults),
                         "); use a new --out or delete DIR"));
       keys_added = *added;
     }

@@ -31,9 +31,9 @@
 // Reopening. The same study with the same effective config resumes (comments,
 // key order and spelled-out defaults do not matter). A store made by an
 // earlier gradmatch, before some config keys existed, also resumes when each
-// of those keys is at its default now (by rule a new key's default is what
-// gradmatch did before the key existed); the store keeps the config it was
-// made with. Another study or config is an InputError naming the keys that
+// of those keys has what gradmatch did before it existed (by rule its
+// default, unless the study declared otherwise: ConfigReader::key_existed_since);
+// the store keeps the config it was made with. Another study or config is an InputError naming the keys that
 // differ; another task layout for the
 // same config (another gradmatch version) likewise. A directory that holds
 // study outputs but no store is refused rather than overwritten. Rank 0 holds
@@ -79,7 +79,10 @@ std::string store_fingerprint(const std::string& study, const std::string& confi
 
 /// The names of the lines `key = value` that differ between two effective
 /// configs, as "key: A there, B now" (at most `limit`, then "...").
-std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit = 3);
+/// A key absent there whose `defaults` value (what gradmatch did before the
+/// key existed) differs from now's says so and how to resume.
+std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit = 3,
+                                       const std::string& defaults = "");
 
 /// The keys of `now` that `there` lacks, when they are all that differs and
 /// each is at its default in `defaults` (the three in effective()'s form):

@@ -312,24 +312,10 @@ std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std
 
   const training::Dataset& data = s.sets[sz(r % static_cast<std::int64_t>(s.sets.size()))];
   const std::int64_t n = data.size();
-  std::vector<std::int64_t> sample(sz(n));
-  if (c.resample == "bootstrap") {
-    Rng rng(c.seed, stream(kResampleStream, r));
-    for (auto& i : sample) i = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) sample[sz(i)] = i;
-  }
-  training::Dataset train = data, validation;  // resample = "none" trains on the data itself
-  if (c.stop == "early_stopping") {
-    Rng rng(c.seed, stream(kSplitStream, r));
-    for (std::int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
-      std::swap(sample[sz(i)], sample[rng.below(static_cast<std::uint64_t>(i + 1))]);
-    const auto held = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.validation_fraction * static_cast<double>(n)));
-    validation = take_into(data, std::vector<std::int64_t>(sample.end() - held, sample.end()), buffers.validation);
-    train = take_into(data, std::vector<std::int64_t>(sample.begin(), sample.end() - held), buffers.train);
-  } else if (c.resample == "bootstrap") {
-    train = take_into(data, std::move(sample), buffers.train);
-  }
+  ReplicateSample sample = replicate_sample(c, n, r);
+  training::Dataset train = data, validation;  // sample.whole: the data itself
+  if (!sample.validation.empty()) validation = take_into(data, std::move(sample.validation), buffers.validation);
+  if (!sample.whole) train = take_into(data, std::move(sample.train), buffers.train);
 
   training::TrainOptions o;
   o.loss = loss;
@@ -382,6 +368,38 @@ std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std
 
 }  // namespace
 
+ReplicateSample replicate_sample(const BootstrapConfig& c, std::int64_t n, std::int64_t r) {
+  // Algorithm 1: replicate 0 is the procedure on the data itself.
+  const bool resample = c.resample == "bootstrap" && !(c.include_original && r == 0);
+  const auto draws_from = [&](const std::vector<std::int64_t>& rows, std::int64_t count) {
+    Rng rng(c.seed, stream(kResampleStream, r));
+    std::vector<std::int64_t> out(sz(count));
+    for (auto& i : out) i = rows[sz(static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(rows.size()))))];
+    return out;
+  };
+  std::vector<std::int64_t> rows(sz(n));
+  for (std::int64_t i = 0; i < n; ++i) rows[sz(i)] = i;
+  ReplicateSample out;
+  if (c.stop == "early_stopping") {
+    // "rows": shuffle the rows, hold out the last `held`, resample the rest;
+    // "draws": resample n draws, shuffle them, hold out the last `held`.
+    std::vector<std::int64_t> sample = resample && c.validation_split == "draws" ? draws_from(rows, n) : rows;
+    Rng rng(c.seed, stream(kSplitStream, r));
+    for (std::int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
+      std::swap(sample[sz(i)], sample[rng.below(static_cast<std::uint64_t>(i + 1))]);
+    const auto held = std::max<std::int64_t>(1, static_cast<std::int64_t>(c.validation_fraction * static_cast<double>(n)));
+    out.validation.assign(sample.end() - held, sample.end());
+    out.train.assign(sample.begin(), sample.end() - held);
+    if (resample && c.validation_split == "rows") out.train = draws_from(out.train, n - held);
+  } else if (resample) {
+    out.train = draws_from(rows, n);
+  } else {
+    out.train = std::move(rows);
+    out.whole = true;
+  }
+  return out;
+}
+
 BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   BootstrapConfig c;
   c.seed = read_study_seed(r, kStudy, c.seed);
@@ -406,6 +424,14 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   c.loss = r.get_choice("loss", c.loss, {"mse", "ce", "bce"});
   c.replicates = r.get_int("replicates", c.replicates, 1, std::int64_t{1} << 30);
   c.resample = r.get_choice("resample", c.resample, {"bootstrap", "none"});
+  // Keys that change results on purpose: a store made before they existed
+  // resumes only with their former behaviour written out (design.md, 6).
+  // Each is read where it matters or is written, so that stores of configs
+  // it does not affect resume as before.
+  if (c.resample == "bootstrap" || r.has("include_original")) {
+    c.include_original = r.get_bool("include_original", c.include_original);
+    r.key_existed_since("include_original", false);
+  }
   c.init = r.get_choice("init", c.init, {"keyed", "file"});
   c.scope = r.get_strings("scope", c.scope);
   c.optimizer = r.get_choice("training.optimizer", c.optimizer, {"sgd", "adam", "lbfgs"});
@@ -420,6 +446,10 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   c.stop = r.get_choice("training.stop", c.stop, {"epochs", "early_stopping", "gradient_norm"});
   c.patience = r.get_int("training.patience", c.patience, 1, 1'000'000'000);
   c.validation_fraction = r.get_double("training.validation_fraction", c.validation_fraction, 1e-6, 0.9);
+  if ((c.resample == "bootstrap" && c.stop == "early_stopping") || r.has("training.validation_split")) {
+    c.validation_split = r.get_choice("training.validation_split", c.validation_split, {"rows", "draws"});
+    r.key_existed_since("training.validation_split", "draws");
+  }
   c.gradient_tolerance = r.get_double("training.gradient_tolerance", c.gradient_tolerance, 0.0, 1e300);
   c.penalty_family = r.get_choice("penalty.family", c.penalty_family, {"none", "ridge", "diag", "sym"});
   c.penalty_file = beside(path, r.get_string("penalty.file", ""));
@@ -506,7 +536,10 @@ class BootstrapStudy final : public Study {
   }
   std::vector<std::string> task_labels() const override {
     std::vector<std::string> labels;
-    for (std::int64_t r = 0; r < config_.replicates; ++r) labels.push_back(cat("bootstrap replicate ", std::to_string(r)));
+    for (std::int64_t r = 0; r < config_.replicates; ++r) {
+      const bool original = config_.resample == "bootstrap" && config_.include_original && r == 0;
+      labels.push_back(cat("bootstrap replicate ", std::to_string(r), original ? " (the data set itself)" : ""));
+    }
     return labels;
   }
   std::vector<double> compute(std::size_t, std::int64_t row) override {

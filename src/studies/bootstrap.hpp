@@ -15,9 +15,13 @@
 //   - its data set: data.file, data.dir, or data.files[r mod count] (fresh
 //     data sets of one shape, e.g. new responses for one design);
 //   - its training sample: n draws with replacement from the data (resample =
-//     "bootstrap", keyed by (seed, r)) or the whole data (resample = "none");
-//     with stop = "early_stopping" a keyed validation_fraction of the sample
-//     is held out for the monitor;
+//     "bootstrap", keyed by (seed, r); replicate 0 trains on the data itself,
+//     Algorithm 1's theta-hat(D), unless include_original = false) or the
+//     whole data (resample = "none"); with stop = "early_stopping" a keyed
+//     validation_fraction of the data set's rows is held out for the monitor
+//     first and the rest resampled (n - held draws), so that no row is on
+//     both sides (validation_split = "rows"; "draws" splits the resample's
+//     draws instead, as gradmatch did before the key existed);
 //   - training (training/trainer.hpp: sgd with momentum, adam, full-batch
 //     lbfgs; step schedule; weight decay as the ridge (weight_decay / 2) sum
 //     theta^2 over every trainable parameter, which is what torch's SGD
@@ -70,6 +74,9 @@ struct BootstrapConfig {
   std::string loss = "mse";      ///< mse | ce | bce
   std::int64_t replicates = 100;
   std::string resample = "bootstrap";  ///< bootstrap | none
+  /// resample = "bootstrap": replicate 0 trains on the data set itself
+  /// (Algorithm 1's theta-hat(D)), the others on resamples.
+  bool include_original = true;
   std::string init = "keyed";          ///< keyed | file
   std::vector<std::string> scope;      ///< parameter name globs; empty: every trainable parameter
   // training.*
@@ -85,6 +92,11 @@ struct BootstrapConfig {
   std::string stop = "epochs";  ///< epochs | early_stopping | gradient_norm
   std::int64_t patience = 5;
   double validation_fraction = 0.1;
+  /// early stopping with resample = "bootstrap": "rows" holds out a keyed
+  /// share of the data set's rows and resamples the rest (no row on both
+  /// sides); "draws" holds out a share of the resample's draws (a row drawn
+  /// twice can land on both sides: about 55-60% of the held-out draws).
+  std::string validation_split = "rows";
   double gradient_tolerance = 1e-8;
   // penalty.*
   std::string penalty_family = "none";  ///< none | ridge | diag | sym
@@ -103,6 +115,14 @@ struct BootstrapConfig {
   /// is reported at its key.
   std::string model_where, data_where, penalty_where;
 };
+
+/// The rows of a data set of n examples that replicate r trains on (with
+/// repeats when resampled) and holds out for early stopping.
+struct ReplicateSample {
+  std::vector<std::int64_t> train, validation;
+  bool whole = false;  ///< train is every row once, in order: the data set itself
+};
+ReplicateSample replicate_sample(const BootstrapConfig& c, std::int64_t n, std::int64_t r);
 
 /// Reads every key (top-level `study = "bootstrap"`), checks values and the
 /// files' existence, then reader.finish(). InputError naming file and key.

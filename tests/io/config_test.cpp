@@ -105,6 +105,18 @@ TEST(ConfigReader, DefaultsListEveryDefaultedKeyWithItsFallbackWhetherOrNotTheFi
             "train.rates = [0.5, 1]\n");
 }
 
+TEST(ConfigReader, DefaultsGiveWhatGradmatchDidBeforeAKeyWhoseDefaultChangedBehaviour) {
+  TestDir dir;
+  ConfigReader c(write_config(dir, "[train]\nsplit = \"rows\"\n"));
+  c.get_choice("train.split", "rows", {"rows", "draws"});
+  c.key_existed_since("train.split", "draws");
+  c.get_bool("train.original", true);
+  c.key_existed_since("train.original", false);
+  c.get_int("train.epochs", 3, 1, 9);
+  EXPECT_EQ(c.defaults(), "train.epochs = 3\ntrain.original = false\ntrain.split = \"draws\"\n");
+  EXPECT_EQ(c.effective(), "train.epochs = 3\ntrain.original = true\ntrain.split = \"rows\"\n");
+}
+
 TEST(ConfigReader, AcceptsIntegerWhereNumberExpected) {
   TestDir dir;
   ConfigReader c(write_config(dir, "lr = 1\nrates = [0, 0.5, 1]\n"));

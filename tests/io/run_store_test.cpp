@@ -216,7 +216,8 @@ TEST_F(RunStoreTest, AStoreMadeBeforeAKeyExistedIsRefusedWhenTheKeyIsAwayFromIts
   RunStoreSpec set = toy_spec(kConfig + "training.tf32 = true\n");
   set.defaults = "training.tf32 = false\n";
   EXPECT_EQ(open_error(world_.get(), dir(), set),
-            dir() + ": was made by a different config (training.tf32: absent there, true now); use a new --out or "
+            dir() + ": was made by a different config (training.tf32: absent there (made before the key existed, when "
+                    "gradmatch did training.tf32 = false; write that to resume it), true now); use a new --out or "
                     "delete DIR");
   RunStoreSpec changed = toy_spec("data.n = 300\nseed = 56\nstudy = \"toy\"\ntraining.tf32 = false\n");
   changed.defaults = "training.tf32 = false\n";

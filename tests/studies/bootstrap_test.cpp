@@ -16,6 +16,7 @@
 #include "core/family.hpp"
 #include "core/fit.hpp"
 #include "core/ols.hpp"
+#include "core/rng.hpp"
 #include "mpi/mpi.hpp"
 #include "io/config.hpp"
 #include "io/equation_file.hpp"
@@ -60,6 +61,98 @@ class BootstrapStudy : public ::testing::Test {
   static inline fs::path dir_;
   static inline std::string skip_;
 };
+
+// ---- the replicates' samples (Algorithm 1) ------------------------------------
+
+BootstrapConfig sampling_config(const std::string& stop, const std::string& split = "rows") {
+  BootstrapConfig c;
+  c.seed = 17;
+  c.stop = stop;
+  c.validation_fraction = 0.1;
+  c.validation_split = split;
+  return c;
+}
+
+std::vector<std::int64_t> sorted(std::vector<std::int64_t> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::size_t distinct(const std::vector<std::int64_t>& v) {
+  std::vector<std::int64_t> s = sorted(v);
+  return static_cast<std::size_t>(std::unique(s.begin(), s.end()) - s.begin());
+}
+
+std::vector<std::int64_t> all_rows(std::int64_t n) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+  return v;
+}
+
+TEST(ReplicateSample, ReplicateZeroTrainsOnTheDataSetItselfAndTheOthersOnResamples) {
+  BootstrapConfig c = sampling_config("epochs");
+  const ReplicateSample original = replicate_sample(c, 500, 0);
+  EXPECT_TRUE(original.whole);
+  EXPECT_EQ(original.train, all_rows(500));
+  EXPECT_TRUE(original.validation.empty());
+  for (std::int64_t r : {1, 2}) {
+    const ReplicateSample resample = replicate_sample(c, 500, r);
+    EXPECT_FALSE(resample.whole);
+    ASSERT_EQ(resample.train.size(), 500u);
+    // n draws with replacement hold about (1 - 1/e) n = 316 distinct rows.
+    EXPECT_GT(distinct(resample.train), 280u);
+    EXPECT_LT(distinct(resample.train), 350u);
+  }
+  c.include_original = false;  // every replicate a resample, as gradmatch did before the key existed
+  EXPECT_FALSE(replicate_sample(c, 500, 0).whole);
+  EXPECT_LT(distinct(replicate_sample(c, 500, 0).train), 350u);
+  c.resample = "none";  // every replicate trains on the data set
+  for (std::int64_t r : {0, 3}) EXPECT_TRUE(replicate_sample(c, 500, r).whole);
+}
+
+TEST(ReplicateSample, WithEarlyStoppingNoHeldOutRowIsTrainedOnAndTheRestIsResampled) {
+  const BootstrapConfig c = sampling_config("early_stopping");
+  for (std::int64_t r : {0, 1, 5}) {
+    const ReplicateSample s = replicate_sample(c, 1000, r);
+    ASSERT_EQ(s.validation.size(), 100u) << "r = " << r;
+    EXPECT_EQ(distinct(s.validation), 100u);
+    ASSERT_EQ(s.train.size(), 900u);
+    std::vector<bool> held(1000, false);
+    for (std::int64_t i : s.validation) held[static_cast<std::size_t>(i)] = true;
+    for (std::int64_t i : s.train) EXPECT_FALSE(held[static_cast<std::size_t>(i)]) << "row " << i << ", r = " << r;
+    if (r == 0) {  // the data set itself: every kept row once
+      EXPECT_EQ(distinct(s.train), 900u);
+    } else {  // 900 draws from the 900 kept rows: about 569 distinct
+      EXPECT_GT(distinct(s.train), 520u);
+      EXPECT_LT(distinct(s.train), 620u);
+    }
+  }
+}
+
+TEST(ReplicateSample, TheDrawsSplitIsTheFormerSampleBitForBitAndSharesRowsBetweenTheSides) {
+  BootstrapConfig c = sampling_config("early_stopping", "draws");
+  c.include_original = false;
+  const std::int64_t n = 5000;
+  double shared = 0.0, held = 0.0;
+  for (std::int64_t r : {0, 1, 2}) {
+    // The former sample: n keyed draws, shuffled by the split stream, the last tenth held out.
+    Rng draw(17, (std::uint64_t{2} << 40) | static_cast<std::uint64_t>(r));
+    std::vector<std::int64_t> sample(static_cast<std::size_t>(n));
+    for (auto& i : sample) i = static_cast<std::int64_t>(draw.below(static_cast<std::uint64_t>(n)));
+    Rng split(17, (std::uint64_t{3} << 40) | static_cast<std::uint64_t>(r));
+    for (std::int64_t i = n - 1; i > 0; --i)
+      std::swap(sample[static_cast<std::size_t>(i)], sample[split.below(static_cast<std::uint64_t>(i + 1))]);
+    const ReplicateSample s = replicate_sample(c, n, r);
+    EXPECT_EQ(s.train, std::vector<std::int64_t>(sample.begin(), sample.end() - 500));
+    EXPECT_EQ(s.validation, std::vector<std::int64_t>(sample.end() - 500, sample.end()));
+    std::vector<bool> trained(static_cast<std::size_t>(n), false);
+    for (std::int64_t i : s.train) trained[static_cast<std::size_t>(i)] = true;
+    for (std::int64_t i : s.validation) shared += trained[static_cast<std::size_t>(i)] ? 1.0 : 0.0;
+    held += 500.0;
+  }
+  // A held-out draw's row is among the 0.9 n training draws with probability 1 - e^{-0.9} = 0.593.
+  EXPECT_NEAR(shared / held, 1.0 - std::exp(-0.9), 0.03);
+}
 
 TEST_F(BootstrapStudy, ExplicitSymmetricPenaltyOnBootstrapResamplesIsRecoveredTo1e6) {
   // Linear model (p = 4), L_r = mse on resample r, trained by full-batch L-BFGS
@@ -278,14 +371,14 @@ TEST_F(BootstrapStudy, AFileTheConfigNamesIsCheckedAtItsKeyAndLineAndNothingIsWr
   };
   const std::vector<Case> cases{
       // Missing: found while reading the config (so --dry-run finds it too).
-      {"file = \"linear.h5\"", "file = \"nope.h5\"", ":18: key 'data.file': " + (dir_ / "nope.h5").string() + " does not exist"},
-      {"file = \"mlp.pt\"", "file = \"nope.pt\"", ":15: key 'model.file': " + (dir_ / "nope.pt").string() + " does not exist"},
-      {"file = \"ridge.h5\"", "file = \"nope.h5\"", ":38: key 'penalty.file': " + (dir_ / "nope.h5").string() + " does not exist"},
+      {"file = \"linear.h5\"", "file = \"nope.h5\"", ":19: key 'data.file': " + (dir_ / "nope.h5").string() + " does not exist"},
+      {"file = \"mlp.pt\"", "file = \"nope.pt\"", ":16: key 'model.file': " + (dir_ / "nope.pt").string() + " does not exist"},
+      {"file = \"ridge.h5\"", "file = \"nope.h5\"", ":40: key 'penalty.file': " + (dir_ / "nope.h5").string() + " does not exist"},
       // There but wrong: found when read, reported at the key that named it.
-      {"file = \"linear.h5\"", "file = \"mlp.pt\"", ":18: key 'data.file': " + (dir_ / "mlp.pt").string() + ": is not an HDF5 file"},
-      {"file = \"mlp.pt\"", "file = \"linear.h5\"", ":15: key 'model.file': " + (dir_ / "linear.h5").string() + ": is not a TorchScript module"},
-      {"loss = \"mse\"", "loss = \"ce\"", ":18: key 'data.file': " + (dir_ / "linear.h5").string() + ": data: the ce loss needs y as class indices"},
-      {"candidates = [\"ridge\", \"nuclear\"]", "candidates = [\"frob\"]", ":42: key 'fit.candidates': candidate: unknown regularizer 'frob'"},
+      {"file = \"linear.h5\"", "file = \"mlp.pt\"", ":19: key 'data.file': " + (dir_ / "mlp.pt").string() + ": is not an HDF5 file"},
+      {"file = \"mlp.pt\"", "file = \"linear.h5\"", ":16: key 'model.file': " + (dir_ / "linear.h5").string() + ": is not a TorchScript module"},
+      {"loss = \"mse\"", "loss = \"ce\"", ":19: key 'data.file': " + (dir_ / "linear.h5").string() + ": data: the ce loss needs y as class indices"},
+      {"candidates = [\"ridge\", \"nuclear\"]", "candidates = [\"frob\"]", ":44: key 'fit.candidates': candidate: unknown regularizer 'frob'"},
   };
   for (const Case& c : cases) {
     const fs::path config = dir_ / "bad_file.toml";
@@ -305,7 +398,7 @@ TEST_F(BootstrapStudy, APenaltyWithANonFiniteOrANegativeRidgeLambdaIsRefusedAtIt
     const fs::path config = dir_ / "bad_penalty.toml";
     std::ofstream(config) << smoke_with({{"file = \"ridge.h5\"", std::string("file = \"lambda_") + name + ".h5\""}});
     const std::string msg = refusal(config, dir_ / "bad_penalty_out");
-    EXPECT_EQ(msg.rfind(config.string() + ":38: key 'penalty.file': " + (dir_ / "lambda_").string() + name +
+    EXPECT_EQ(msg.rfind(config.string() + ":40: key 'penalty.file': " + (dir_ / "lambda_").string() + name +
                             ".h5: dataset 'lambda' holds ",
                         0),
               0u)

@@ -31,6 +31,10 @@ class Squares final : public Study {
     read_study_seed(reader, "squares", 0);
     n_ = reader.get_int("n", 1, 1000);
     if (knows_extra) extra_ = reader.get_bool("extra", false);
+    if (knows_fix) {  // a fix that changed results: its default is not what the earlier build did
+      fix = reader.get_bool("fix", true);
+      reader.key_existed_since("fix", false);
+    }
     labels_ = reader.get_int("labels", n_, 0, 1000);
   }
   std::vector<std::string> task_labels() const override {
@@ -46,7 +50,7 @@ class Squares final : public Study {
   }
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     ++computed;
-    return {static_cast<double>(row * row)};
+    return {static_cast<double>(row * row + (fix ? 0 : 1))};
   }
   nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
     ++writes;
@@ -56,6 +60,8 @@ class Squares final : public Study {
   }
 
   int computed = 0, writes = 0;
+  bool knows_fix = false;  ///< false: as a gradmatch from before the key `fix` existed
+  bool fix = true;         ///< the earlier build computed without the fix
   bool knows_extra = true;  ///< false: as a gradmatch from before the key `extra` existed
   torch::Device device_ = torch::Device(torch::kCPU);
 
@@ -167,7 +173,10 @@ TEST_F(StudyRunner, AStoreFromBeforeAKeyExistedResumesWithTheKeyAtItsDefaultAndI
     FAIL() << "a store made without `extra` resumed with extra = true";
   } catch (const mpi::CollectiveFailure& f) {
     EXPECT_EQ(f.exit_code(), 2);
-    EXPECT_NE(std::string(f.what()).find("extra: absent there, true now"), std::string::npos) << f.what();
+    EXPECT_NE(std::string(f.what()).find("extra: absent there (made before the key existed, when gradmatch did extra = "
+                                         "false; write that to resume it), true now"),
+              std::string::npos)
+        << f.what();
   }
   EXPECT_EQ(set.computed, 0);
   Squares newer;  // spelled out at its default or left out: the same run, resumed
@@ -182,6 +191,32 @@ TEST_F(StudyRunner, AStoreFromBeforeAKeyExistedResumesWithTheKeyAtItsDefaultAndI
   probe.configure(reader);
   EXPECT_EQ(reader.effective().find("extra"), std::string::npos);
   EXPECT_EQ(info.at("store").at("fingerprint"), io::store_fingerprint("squares", reader.effective()));
+}
+
+TEST_F(StudyRunner, AStoreFromBeforeAFixThatChangedResultsResumesOnlyWithTheFormerBehaviourWrittenOut) {
+  const std::string out = (root_ / "before_fix").string();
+  Squares older;  // the earlier build: no key `fix`, and it computed row^2 + 1
+  older.fix = false;
+  run_study(older, "squares", config("n = 4\n"), out, world_, RunOptions{"1-2"});
+  EXPECT_EQ(older.computed, 2);
+  Squares fixed;  // the newer build at its default (fix = true) would mix rows of both behaviours
+  fixed.knows_fix = true;
+  try {
+    run_study(fixed, "squares", config("n = 4\n"), out, world_);
+    FAIL() << "a store made before `fix` resumed with fix = true";
+  } catch (const mpi::CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    EXPECT_NE(std::string(f.what()).find("fix: absent there (made before the key existed, when gradmatch did fix = "
+                                         "false; write that to resume it), true now"),
+              std::string::npos)
+        << f.what();
+  }
+  EXPECT_EQ(fixed.computed, 0);
+  Squares former;  // the former behaviour written out: the same run, resumed
+  former.knows_fix = true;
+  run_study(former, "squares", config("n = 4\nfix = false\n"), out, world_);
+  EXPECT_EQ(former.computed, 2);
+  EXPECT_EQ(json_of(root_ / "before_fix" / "squares.json"), nlohmann::json({1.0, 2.0, 5.0, 10.0}));
 }
 
 TEST_F(StudyRunner, AnUnknownKeyIsAnInputErrorAndNothingIsWritten) {
