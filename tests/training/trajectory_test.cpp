@@ -114,19 +114,25 @@ TEST(Trajectory, FlowRowsAreEquationsThatTheFeaturesFitSolvesAsEquationSix) {
             1e-13);
 }
 
+/// Six mini-batch steps of 16 of 50 examples (seed 7) at eta = 0.05, with the ridge column.
+TrajectoryOptions mini_batch_options(TrajectoryMode mode) {
+  TrajectoryOptions o;
+  o.mode = mode;
+  o.learning_rate = 0.05;
+  o.steps = 6;
+  o.batch_size = 16;
+  o.seed = 7;
+  o.candidates = {Candidate::parse("ridge")};
+  return o;
+}
+
 TEST(Trajectory, SgdTargetsAreBatchGradientsMinusTheFullBatchGradientAtTheSameIterate) {
   // Eq. 4: b_t = -dtheta-hat_t / eta - grad L(theta-hat_t, D), both at theta-hat_t.
   const Dataset data = regression_data(50, 4, 54);
   const ModelHandle model = linear_model(4);
   const at::Tensor start = flat_parameters(model, true);
-  TrajectoryOptions o;
-  o.mode = TrajectoryMode::sgd;
-  o.learning_rate = 0.05;
-  o.steps = 6;
+  TrajectoryOptions o = mini_batch_options(TrajectoryMode::sgd);
   o.checkpoints = {0, 2, 3, 5};
-  o.batch_size = 16;
-  o.seed = 7;
-  o.candidates = {Candidate::parse("ridge")};
   const TrajectoryRows rows = trajectory_rows(model, data, o);
   const Equations& eq = rows.equations;
   ASSERT_EQ(eq.m(), 4);
@@ -178,15 +184,9 @@ TEST(Trajectory, CoupledTargetsAreBatchGradientsMinusTheCoupledGdGradients) {
   const Dataset data = regression_data(50, 4, 54);
   const ModelHandle model = linear_model(4);
   const at::Tensor start = flat_parameters(model, true);
-  TrajectoryOptions o;
-  o.mode = TrajectoryMode::coupled;
-  o.learning_rate = 0.05;
-  o.steps = 6;
+  TrajectoryOptions o = mini_batch_options(TrajectoryMode::coupled);
   o.checkpoints = {0, 1, 2, 3, 4, 5};
-  o.batch_size = 16;
-  o.seed = 7;
   o.gradient_penalty = false;
-  o.candidates = {Candidate::parse("ridge")};
   const TrajectoryRows rows = trajectory_rows(model, data, o);
   const Equations& eq = rows.equations;
   ASSERT_EQ(eq.m(), 6);
