@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <stdexcept>
 
@@ -97,6 +98,16 @@ void write_text_attribute(hid_t obj, const char* key, const std::string& value) 
   DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
   AttributeHandle attr(H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2");
   checked(H5Awrite(attr, type, padded(value).data()), "H5Awrite");
+}
+
+/// A scalar fixed-length string dataset (collective; rank 0 writes the text).
+void write_text_dataset(hid_t file, const char* name, const std::string& value, int rank) {
+  DatatypeHandle type = text_type(value.size());
+  DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
+  PropListHandle dcpl = untimed_create_plist(H5P_DATASET_CREATE);
+  checked(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
+  DatasetHandle d(H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), "H5Dcreate2");
+  if (rank == 0) checked(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, padded(value).data()), "H5Dwrite");
 }
 
 /// A scalar fixed-length string dataset's text; false when absent or not one.
@@ -252,6 +263,27 @@ std::string store_fingerprint(const std::string& study, const std::string& confi
   return buf;
 }
 
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(cat(path, ": cannot read it to record its digest"));
+  std::uint64_t h = 14695981039346656037ULL;
+  std::uint64_t bytes = 0;
+  std::vector<char> buffer(std::size_t{1} << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < got; ++i) {
+      h ^= static_cast<unsigned char>(buffer[i]);
+      h *= 1099511628211ULL;
+    }
+    bytes += got;
+  }
+  if (in.bad()) throw std::runtime_error(cat(path, ": reading it to record its digest failed"));
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "fnv1a64:%016llx, ", static_cast<unsigned long long>(h));
+  return cat(buf, bytes, " bytes");
+}
+
 std::string describe_config_difference(const std::string& there, const std::string& now, std::size_t limit,
                                        const std::string& defaults) {
   const auto a = parse_effective(there), b = parse_effective(now), d = parse_effective(defaults);
@@ -309,6 +341,7 @@ struct RunStore::Impl {
   std::int32_t attempt = 1;
   std::string fingerprint;              ///< the store's own (its study and config)
   std::vector<std::string> keys_added;  ///< keys_added_at_default(store's config, spec's)
+  std::string made_with;                ///< the store's `compute` attribute ("" before it existed)
   std::int64_t total = 0, finished = 0;
   FileHandle file;  // declared before the datasets: they close first (mpio closes files "semi")
   std::vector<Table> tables;
@@ -377,18 +410,10 @@ struct RunStore::Impl {
       write_text_attribute(f, "format", kFormat);
       write_int_attribute(f, "version", kVersion);
       write_text_attribute(f, "study", spec.study);
-      {  // a dataset, not an attribute: attributes hold at most 64 KiB
-        DatatypeHandle type = text_type(spec.config.size());
-        DataspaceHandle space(H5Screate(H5S_SCALAR), "H5Screate(SCALAR)");
-        PropListHandle dcpl = untimed_create_plist(H5P_DATASET_CREATE);
-        checked(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
-        DatasetHandle config(H5Dcreate2(f, "config", type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                             "H5Dcreate2(config)");
-        if (rank == 0)
-          checked(H5Dwrite(config, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, padded(spec.config).data()),
-                  "H5Dwrite(config)");
-      }
+      write_text_dataset(f, "config", spec.config, rank);  // a dataset, not an attribute: attributes hold at most 64 KiB
       write_text_attribute(f, "fingerprint", store_fingerprint(spec.study, spec.config));
+      write_text_attribute(f, "compute", spec.compute);
+      if (!spec.inputs.empty()) write_text_dataset(f, "inputs", spec.inputs, rank);
       std::int64_t total_rows = 0;
       for (const auto& t : spec.tables) total_rows += static_cast<std::int64_t>(t.ids.size());
       write_int_attribute(f, "tasks", total_rows);
@@ -456,6 +481,12 @@ struct RunStore::Impl {
       keys_added = *added;
     }
     fingerprint = store_fingerprint(study, config);
+    if (std::string there; read_text_dataset(file, "inputs", there) && there != spec.inputs)
+      input_error(cat("an input file changed since the store was made (",
+                      describe_config_difference(there, spec.inputs),
+                      "); its rows so far come from the former file: restore it, or use a new --out or delete DIR"));
+    made_with.clear();
+    read_text_attribute(file, "compute", made_with);
 
     const auto layout_error = [&](const std::string& what) {
       input_error(cat("its run store has a different task layout for this config (", what,
@@ -596,6 +627,7 @@ bool RunStore::created() const { return impl_->created; }
 std::int32_t RunStore::attempt() const { return impl_->attempt; }
 const std::string& RunStore::fingerprint() const { return impl_->fingerprint; }
 const std::vector<std::string>& RunStore::keys_added() const { return impl_->keys_added; }
+const std::string& RunStore::made_with() const { return impl_->made_with; }
 std::size_t RunStore::table_count() const { return impl_->tables.size(); }
 
 std::size_t RunStore::table_index(const std::string& name) const {

@@ -72,7 +72,19 @@ struct RunStoreSpec {
   /// resumes only with exactly the same config.
   std::string defaults;
   std::vector<TaskTableSpec> tables;
+  /// The files the config names, one `key = "digest"` line each (file_digest();
+  /// effective()'s form, sorted). A store that recorded them refuses to resume
+  /// when one changed, naming it: rows of two inputs never mix. Older stores
+  /// recorded none and are not checked.
+  std::string inputs{};
+  /// How this run computes (gradmatch commit, a rank's device and threads);
+  /// recorded at creation, reported by made_with() for the runner to compare.
+  std::string compute{};
 };
+
+/// "fnv1a64:<16 hex digits>, <N> bytes" of a file's content (read in 1 MiB
+/// pieces); std::runtime_error naming the file when it cannot be read.
+std::string file_digest(const std::string& path);
 
 /// "fnv1a64:<16 hex digits>" over the store format version, study and config.
 std::string store_fingerprint(const std::string& study, const std::string& config);
@@ -136,6 +148,9 @@ class RunStore {
   /// Config keys the store's config lacks and that are at their default now
   /// (keys_added_at_default); empty for a store made with this config.
   const std::vector<std::string>& keys_added() const;
+  /// The `compute` the store was made with ("" for a store from before it
+  /// was recorded).
+  const std::string& made_with() const;
 
   std::size_t table_count() const;
   /// Index of the table called `name`; std::out_of_range when there is none.

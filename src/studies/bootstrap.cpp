@@ -418,6 +418,7 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
   check_input_file(r, "model.file", c.model_file);
   c.model_where = r.where("model.file");
   const std::string data_key = !c.data_dir.empty() ? "data.dir" : !file.empty() ? "data.file" : "data.files";
+  c.data_files_key = data_key;
   c.data_where = r.where(data_key);
   if (!c.data_dir.empty()) check_idx_directory(r, data_key, c.data_dir, /*test=*/false);
   for (const std::string& f : c.data_files) check_input_file(r, data_key, f);
@@ -533,6 +534,15 @@ class BootstrapStudy final : public Study {
     TaskTable table{"replicates", schema_->width(), {}};
     for (std::int64_t r = 0; r < config_.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
     return {table};
+  }
+  std::vector<std::pair<std::string, std::string>> input_files() const override {
+    const BootstrapConfig& c = config_;
+    std::vector<std::pair<std::string, std::string>> out{{"model.file", c.model_file}};
+    if (!c.data_dir.empty()) add_idx_inputs(out, "data.dir", c.data_dir, /*test=*/false);
+    for (std::size_t i = 0; i < c.data_files.size(); ++i)
+      out.emplace_back(c.data_files_key == "data.file" ? "data.file" : cat("data.files[", i, "]"), c.data_files[i]);
+    if (!c.penalty_file.empty()) out.emplace_back("penalty.file", c.penalty_file);
+    return out;
   }
   std::vector<std::string> task_labels() const override {
     std::vector<std::string> labels;

@@ -71,6 +71,7 @@ struct BootstrapConfig {
   std::string model_file;        ///< model.file (TorchScript)
   std::vector<std::string> data_files;  ///< data.file (one) or data.files: HDF5 with X [n, d] and y
   std::string data_dir;          ///< data.dir: IDX directory (training split)
+  std::string data_files_key;    ///< which of data.file, data.files, data.dir the config gave
   std::string loss = "mse";      ///< mse | ce | bce
   std::int64_t replicates = 100;
   std::string resample = "bootstrap";  ///< bootstrap | none

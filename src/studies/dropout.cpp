@@ -742,6 +742,11 @@ class DropoutStudy final : public Study {
     for (const DropoutChunk& ch : chunks_) table.ids.push_back(ch.id());
     return {table};
   }
+  std::vector<std::pair<std::string, std::string>> input_files() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    add_idx_inputs(out, "data.dir", config_.data_dir, /*test=*/true);
+    return out;
+  }
   std::vector<std::string> task_labels() const override {
     const DropoutConfig& c = config_;
     const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);

@@ -364,6 +364,11 @@ class IgrCalibrationStudy final : public Study {
     for (const auto& t : tasks_) table.ids.push_back(t.id(config_));
     return {table};
   }
+  std::vector<std::pair<std::string, std::string>> input_files() const override {
+    std::vector<std::pair<std::string, std::string>> out;
+    add_idx_inputs(out, "data.dir", config_.data_dir, /*test=*/true);
+    return out;
+  }
   std::vector<std::string> task_labels() const override {
     std::vector<std::string> labels;
     for (const IgrCalibrationTask& t : enumerate_igr_calibration_tasks(config_))

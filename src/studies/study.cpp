@@ -16,6 +16,7 @@
 #include <charconv>
 #include <stdexcept>
 
+#include "core/build_info.hpp"
 #include "core/errors.hpp"
 #include "distributed/task_farm.hpp"
 #include "io/config.hpp"
@@ -188,6 +189,16 @@ void check_idx_directory(const io::ConfigReader& reader, const std::string& key,
   }
 }
 
+void add_idx_inputs(std::vector<std::pair<std::string, std::string>>& out, const std::string& key,
+                    const std::string& dir, bool test) {
+  for (const training::IdxPart part : {training::IdxPart::train, training::IdxPart::test}) {
+    if (part == training::IdxPart::test && !test) break;
+    const training::IdxFiles files = training::find_idx_files(dir, part);
+    for (const std::string& f : {files.images, files.labels})
+      out.emplace_back(cat(key, "/", std::filesystem::path(f).filename().string()), f);
+  }
+}
+
 std::uint64_t read_study_seed(io::ConfigReader& reader, const char* study, std::uint64_t fallback) {
   const std::string name = reader.get_string("study");
   if (name != study) config_error(reader, "study", cat("this reader is for study \"", study, "\", not \"", text::clip(name), "\""));
@@ -310,6 +321,17 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   // 2. The run store: one table per task table, rows in table order.
   io::RunStoreSpec spec{name, effective, defaults, {}};
   for (const TaskTable& t : tables) spec.tables.push_back({t.name, t.width, t.ids});
+  collective(comm, [&] {  // rank 0 reads the inputs once; every rank compares the same text
+    std::string inputs;
+    if (root) {
+      std::map<std::string, std::string> lines;
+      for (const auto& [key, path] : study.input_files()) lines[key] = io::file_digest(path);
+      for (const auto& [key, digest] : lines) inputs += cat(key, " = ", nlohmann::json(digest).dump(), "\n");
+    }
+    spec.inputs = comm.broadcast(inputs);
+  });
+  const std::string commit(build_info::git_commit());
+  spec.compute = cat("gradmatch ", commit.empty() ? std::string(build_info::version) : commit, ", ", context.description);
   std::unique_ptr<io::RunStore> store;
   collective(comm, [&] { store = std::make_unique<io::RunStore>(comm.get(), out_dir, spec); });
 
@@ -324,6 +346,9 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   if (resumed > 0)
     say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
             " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
+  if (!store->made_with().empty() && store->made_with() != spec.compute)
+    say(cat("warning: the run store's rows so far were computed with ", store->made_with(), "; this run computes with ",
+            spec.compute, ": the outputs can differ in the last bits from those of an uninterrupted run"));
   if (!store->keys_added().empty()) {
     std::string keys;
     for (const std::string& k : store->keys_added()) keys += cat(keys.empty() ? "" : ", ", k);
@@ -379,7 +404,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     }
   });
   const std::int32_t attempt = store->attempt();
-  const std::string store_fingerprint = store->fingerprint();
+  const std::string store_fingerprint = store->fingerprint(), made_with = store->made_with();
   const std::vector<std::string> hosts = comm.gather(mpi::processor_name());
   const std::vector<std::string> devices = comm.gather(context.description);
 
@@ -420,7 +445,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
         {"hosts", hosts},
         {"devices", devices},
         {"blas", context.rank.blas},
-        {"store", {{"attempt", attempt}, {"fingerprint", store_fingerprint}}},
+        {"store", {{"attempt", attempt}, {"fingerprint", store_fingerprint}, {"made_with", made_with}}},
         {"tasks",
          {{"total", total}, {"resumed", resumed}, {"run", run_now}, {"diverged", diverged}, {"by_attempt", attempts}}},
         {"stages", stage_info},

@@ -149,6 +149,11 @@ class Study {
   /// `gradmatch run --dry-run` numbers them from 1 for `--tasks`. Empty: the
   /// study does not label its tasks (they are still numbered in table order).
   virtual std::vector<std::string> task_labels() const { return {}; }
+  /// After configure(): the files the tasks read, as (name, path), the name
+  /// the config key ("data.file", "data.files[3]", "data.dir/train-images-
+  /// idx3-ubyte.gz"). The run store records their digests and refuses to
+  /// resume when one changed.
+  virtual std::vector<std::pair<std::string, std::string>> input_files() const { return {}; }
 };
 
 /// How `gradmatch run` runs a study beyond its config.
@@ -203,6 +208,11 @@ void check_input_file(const io::ConfigReader& reader, const std::string& key, co
 /// config_error at `key` unless `dir` is an MNIST-format IDX directory with
 /// the training files (and the t10k files when `test`).
 void check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir, bool test);
+
+/// The IDX files of `dir` a study reads (training split; with `test`, t10k
+/// too) as Study::input_files() entries named "<key>/<file name>".
+void add_idx_inputs(std::vector<std::pair<std::string, std::string>>& out, const std::string& key,
+                    const std::string& dir, bool test);
 
 /// Runs `f`; an InputError it throws (about a file a key names, found wrong
 /// once read) comes out prefixed with `where` (ConfigReader::where(key)).

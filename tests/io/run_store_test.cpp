@@ -245,6 +245,45 @@ TEST_F(RunStoreTest, AnotherStudyOrTaskLayoutIsRefused) {
   EXPECT_NE(open_error(world_.get(), dir(), width).find("table 'alpha' is 5 x 3, expected 5 x 4"), std::string::npos);
 }
 
+TEST_F(RunStoreTest, AStoreThatRecordedItsInputsRefusesToResumeWhenOneChangedAndReportsHowItComputed) {
+  RunStoreSpec made = toy_spec();
+  made.inputs = "data.file = \"fnv1a64:0000000000000001, 10 bytes\"\nmodel.file = \"fnv1a64:0000000000000002, 5 bytes\"\n";
+  made.compute = "gradmatch abc, cpu (1 thread)";
+  {
+    RunStore store(world_.get(), dir(), made);
+    EXPECT_EQ(store.made_with(), "gradmatch abc, cpu (1 thread)");
+  }
+  RunStoreSpec changed = made;
+  changed.inputs = "data.file = \"fnv1a64:00000000000000ff, 10 bytes\"\nmodel.file = \"fnv1a64:0000000000000002, 5 bytes\"\n";
+  EXPECT_EQ(open_error(world_.get(), dir(), changed),
+            dir() + ": an input file changed since the store was made (data.file: \"fnv1a64:0000000000000001, 10 "
+                    "bytes\" there, \"fnv1a64:00000000000000ff, 10 bytes\" now); its rows so far come from the former "
+                    "file: restore it, or use a new --out or delete DIR");
+  RunStoreSpec elsewhere = made;  // the same inputs, computed another way: opens, and says how it was made
+  elsewhere.compute = "gradmatch def, cpu (2 threads)";
+  RunStore store(world_.get(), dir(), elsewhere);
+  EXPECT_EQ(store.made_with(), "gradmatch abc, cpu (1 thread)");
+}
+
+TEST_F(RunStoreTest, AStoreFromBeforeInputsWereRecordedResumesUnchecked) {
+  { RunStore store(world_.get(), dir(), toy_spec()); }
+  RunStoreSpec now = toy_spec();
+  now.inputs = "data.file = \"fnv1a64:0000000000000001, 10 bytes\"\n";
+  RunStore store(world_.get(), dir(), now);
+  EXPECT_FALSE(store.created());
+  EXPECT_EQ(store.made_with(), "");
+}
+
+TEST(FileDigest, IsTheFnv1a64OfTheBytesAndTheirCount) {
+  const fs::path file = fs::temp_directory_path() / ("gradmatch_digest_" + std::to_string(::getpid()));
+  std::ofstream(file, std::ios::binary) << "abc";
+  EXPECT_EQ(file_digest(file.string()), "fnv1a64:e71fa2190541574b, 3 bytes");
+  std::ofstream(file, std::ios::binary) << "";
+  EXPECT_EQ(file_digest(file.string()), "fnv1a64:cbf29ce484222325, 0 bytes");  // the offset basis
+  fs::remove(file);
+  EXPECT_THROW(file_digest(file.string()), std::runtime_error);
+}
+
 TEST_F(RunStoreTest, ADirectoryWithResultsButNoStoreIsRefusedUntouched) {
   if (world_.is_root()) {
     fs::create_directories(dir());

@@ -365,6 +365,25 @@ std::string refusal(const fs::path& config, const fs::path& out) {
   return "";
 }
 
+TEST_F(BootstrapStudy, AResumeAfterAnInputFileChangedIsRefusedNamingItAndGoesOnOnceItIsRestored) {
+  const fs::path config = dir_ / "inputs_change.toml", out = dir_ / "inputs_change";
+  std::ofstream(config) << smoke_with({{"file = \"ridge.h5\"", "file = \"ridge_copy.h5\""}});
+  fs::copy_file(dir_ / "ridge.h5", dir_ / "ridge_copy.h5", fs::copy_options::overwrite_existing);
+  run_study(config.string(), out.string(), mpi::Communicator(), RunOptions{"1-2"});
+  // Regenerated in place with another lambda (ridge.h5's is 0.05).
+  const std::string cmd = "/usr/bin/python3 -c \"import h5py, numpy as np\n"
+                          "h5py.File('" + (dir_ / "ridge_copy.h5").string() + "', 'w')['lambda'] = np.array([0.5])\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string msg = refusal(config, out);
+  EXPECT_NE(msg.find("an input file changed since the store was made (penalty.file: "), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(out / "summary.json"));
+  fs::copy_file(dir_ / "ridge.h5", dir_ / "ridge_copy.h5", fs::copy_options::overwrite_existing);
+  run_study(config.string(), out.string(), mpi::Communicator());
+  EXPECT_TRUE(fs::exists(out / "summary.json"));
+  const nlohmann::json info = nlohmann::json::parse(std::ifstream(out / "run_info.json"));
+  EXPECT_NE(info.at("store").at("made_with").get<std::string>().find("cpu ("), std::string::npos);
+}
+
 TEST_F(BootstrapStudy, AFileTheConfigNamesIsCheckedAtItsKeyAndLineAndNothingIsWritten) {
   struct Case {
     std::string from, to, expected;
