@@ -42,13 +42,31 @@ void check_estimate(const ResourceEstimate& e, const std::string& config_path, c
             ranks > 1 ? cat(" (", ranks_on_node, " ranks on this node x ", bytes_text(e.memory_bytes), ")") : std::string()),
         e.memory_bytes * ranks, cat("lower ", e.memory_keys.empty() ? std::string("the sizes") : e.memory_keys));
   }
-  const double store = store_exists(out_dir) ? 0.0 : std::max(0.0, e.store_bytes);
-  const double disk = store + std::max(0.0, e.output_bytes);
+  const bool resuming = store_exists(out_dir);
+  const double store = resuming ? 0.0 : std::max(0.0, e.store_bytes);
+  double outputs = std::max(0.0, e.output_bytes);
+  if (resuming) {
+    // Outputs already written (an earlier attempt's, or the tasks' own files)
+    // are replaced, not added: count what is still to come, plus the largest
+    // of them once, since a file is rewritten beside the old one and renamed.
+    double present = 0.0, largest = 0.0;
+    std::error_code ec;
+    for (const auto& entry : fs::recursive_directory_iterator(out_dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name == "store.h5" || name == "store.lock" || !entry.is_regular_file(ec)) continue;
+      const auto bytes = static_cast<double>(entry.file_size(ec));
+      if (ec) continue;
+      present += bytes;
+      largest = std::max(largest, bytes);
+    }
+    outputs = std::max(0.0, outputs - present) + std::min(largest, outputs);
+  }
   if (e.store_bytes >= 0.0 || e.output_bytes >= 0.0)
     resources::require_disk(
         cat(config_path, ": ", keys_text(e.disk_keys), ": the run store (", bytes_text(store), ") plus the outputs (",
-            bytes_text(std::max(0.0, e.output_bytes)), ")"),
-        disk, out_dir, cat("lower ", e.disk_keys.empty() ? std::string("the sizes") : e.disk_keys, " or choose another --out"));
+            bytes_text(outputs), resuming && outputs < e.output_bytes ? " still to write" : "", ")"),
+        store + outputs, out_dir,
+        cat("lower ", e.disk_keys.empty() ? std::string("the sizes") : e.disk_keys, " or choose another --out"));
 }
 
 void check_store_size(const std::vector<TaskTable>& tables, const std::string& config_path, const fs::path& out_dir) {
