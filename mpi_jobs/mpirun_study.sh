@@ -26,4 +26,9 @@ export OMP_NUM_THREADS=$GRADMATCH_THREADS_PER_RANK OPENBLAS_NUM_THREADS=$GRADMAT
 opts=()
 [[ $EUID -eq 0 ]] && opts+=(--allow-run-as-root)
 ((np > cores)) && opts+=(--oversubscribe)
+# A rank with several threads gets that many cores (Open MPI binds each rank
+# to one core otherwise, and its threads would share it).
+((GRADMATCH_THREADS_PER_RANK > 1 && np * GRADMATCH_THREADS_PER_RANK <= cores)) &&
+  opts+=(--map-by "slot:PE=$GRADMATCH_THREADS_PER_RANK")
+((np * GRADMATCH_THREADS_PER_RANK > cores)) && opts+=(--bind-to none)
 exec mpirun "${opts[@]}" -n "$np" "$gradmatch" run "$config" --out "$out"
