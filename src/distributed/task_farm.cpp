@@ -125,12 +125,13 @@ class ProgressMeter {
   }
   void finish(std::int64_t done) {
     stop_heartbeat();
-    if (enabled_) print(done);
+    if (enabled_ && printed_ != done) print(done);  // the last line once
   }
 
  private:
   void print(std::int64_t done) {
     last_ = Clock::now();
+    printed_ = done;
     std::fprintf(options_.progress_stream, "%s\n",
                  progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed).c_str());
     std::fflush(options_.progress_stream);
@@ -140,6 +141,7 @@ class ProgressMeter {
   bool enabled_;
   Clock::time_point start_;
   std::atomic<Clock::time_point> last_;
+  std::atomic<std::int64_t> printed_{-1};  ///< `done` of the last line printed
   std::thread heartbeat_;
   std::mutex mutex_;
   std::condition_variable stop_;
@@ -176,9 +178,19 @@ std::string progress_line(const std::string& stage, std::int64_t done, std::int6
   } else {
     const double rate = static_cast<double>(done) / elapsed_s;
     const double eta = static_cast<double>(total - done) / rate;
-    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %.1f tasks/s, %s elapsed, ETA %s",
-                  static_cast<long long>(shown), static_cast<long long>(of), percent, rate,
-                  clock_time(elapsed_s).c_str(), clock_time(eta).c_str());
+    // Below one task a second, the time per task ("0.0 tasks/s" reads as stalled).
+    char speed[48];
+    const double per_task = 1.0 / rate;
+    if (rate >= 1.0)
+      std::snprintf(speed, sizeof speed, "%.1f tasks/s", rate);
+    else if (per_task < 60.0)
+      std::snprintf(speed, sizeof speed, "%.1f s/task", per_task);
+    else if (per_task < 3600.0)
+      std::snprintf(speed, sizeof speed, "%.1f min/task", per_task / 60.0);
+    else
+      std::snprintf(speed, sizeof speed, "%.1f h/task", per_task / 3600.0);
+    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %s, %s elapsed, ETA %s", static_cast<long long>(shown),
+                  static_cast<long long>(of), percent, speed, clock_time(elapsed_s).c_str(), clock_time(eta).c_str());
   }
   std::string line = "gradmatch: ";
   line += stage;

@@ -129,8 +129,15 @@ TEST(TaskFarm, ProgressLinesShowDoneTotalRateAndEta) {
 TEST(TaskFarm, ProgressLinesCountResumedTasksButTimeOnlyThisRun) {
   // 3 of 8 were done before; 1 of the remaining 5 took 10 s: 4 left at 0.1/s.
   EXPECT_EQ(progress_line("endpoints", 1, 5, 10.0, 3),
-            "gradmatch: endpoints 4/8 tasks (50.0%), 0.1 tasks/s, 0:00:10 elapsed, ETA 0:00:40");
+            "gradmatch: endpoints 4/8 tasks (50.0%), 10.0 s/task, 0:00:10 elapsed, ETA 0:00:40");
   EXPECT_EQ(clock_time(3 * 3600 + 25 * 60 + 7.9), "3:25:07");
+}
+
+TEST(TaskFarm, ProgressLinesOfSlowTasksGiveTheTimePerTask) {
+  EXPECT_EQ(progress_line("chunks", 3, 80, 3 * 150.0, 0),
+            "gradmatch: chunks 3/80 tasks (3.8%), 2.5 min/task, 0:07:30 elapsed, ETA 3:12:30");
+  EXPECT_EQ(progress_line("cells", 2, 4, 2 * 5400.0, 0),
+            "gradmatch: cells 2/4 tasks (50.0%), 1.5 h/task, 3:00:00 elapsed, ETA 3:00:00");
   EXPECT_EQ(clock_time(-1.0), "0:00:00");
 }
 
