@@ -92,7 +92,7 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
 /// than 300 s unless heartbeat_s is larger -- long tasks do not flood the log.
 double heartbeat_interval(double heartbeat_s, double elapsed_s);
 
-/// "gradmatch: <stage> D/T tasks (P%), R tasks/s, H:MM:SS elapsed, ETA H:MM:SS"
+/// "gradmatch: <stage> D/T tasks (P%), R tasks/s (below 1/s: "S s/task", "M min/task", "H h/task"), H:MM:SS elapsed, ETA H:MM:SS"
 /// with D = resumed + done and T = resumed + total; the rate and ETA from
 /// this run's `done`, left out while it is 0.
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
