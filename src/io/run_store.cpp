@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/errors.hpp"
@@ -342,6 +344,7 @@ struct RunStore::Impl {
   std::string fingerprint;              ///< the store's own (its study and config)
   std::vector<std::string> keys_added;  ///< keys_added_at_default(store's config, spec's)
   std::string made_with;                ///< the store's `compute` attribute ("" before it existed)
+  std::vector<std::string> reopened;    ///< rows set pending again at open (reopen_stale)
   std::int64_t total = 0, finished = 0;
   FileHandle file;  // declared before the datasets: they close first (mpio closes files "semi")
   std::vector<Table> tables;
@@ -533,6 +536,61 @@ struct RunStore::Impl {
     attempt = last_attempt + 1;
   }
 
+  /// After open_and_check(): rank 0 finds the done rows to run again
+  /// (spec.redo's; done rows whose data are not all finite), and, when there
+  /// are any, reopens the file for writing and sets them pending. Collective;
+  /// true when it changed the file (the caller reads the statuses anew).
+  bool reopen_stale(const RunStoreSpec& spec) {
+    std::string found;  // "table row why" lines
+    std::set<std::pair<std::size_t, std::int64_t>> listed;
+    if (rank == 0) {
+      for (std::size_t k = 0; k < tables.size(); ++k) {
+        const Table& t = tables[k];
+        std::vector<char> pending_row(static_cast<std::size_t>(t.rows), 0);
+        for (const std::int64_t r : t.pending) pending_row[static_cast<std::size_t>(r)] = 1;
+        if (static_cast<std::int64_t>(t.pending.size()) < t.rows) {
+          const auto status = read_all<std::int8_t>(t.status, H5T_NATIVE_INT8, static_cast<std::size_t>(t.rows));
+          const auto data = read_all<double>(t.data, H5T_NATIVE_DOUBLE, static_cast<std::size_t>(t.rows * t.width));
+          for (std::int64_t r = 0; r < t.rows; ++r) {
+            if (status[static_cast<std::size_t>(r)] != static_cast<std::int8_t>(TaskStatus::done)) continue;
+            const auto first = data.begin() + static_cast<std::ptrdiff_t>(r * t.width);
+            if (!std::all_of(first, first + t.width, [](double v) { return std::isfinite(v); })) {
+              found += cat(k, " ", r, " it was marked done but its values never reached the store (a crash between "
+                                      "the writes?)\n");
+              listed.insert({k, r});
+            }
+          }
+        }
+        for (const RunStoreSpec::Redo& redo : spec.redo)
+          if (redo.table == k && redo.row >= 0 && redo.row < t.rows && !pending_row[static_cast<std::size_t>(redo.row)] &&
+              listed.insert({k, redo.row}).second)
+            found += cat(k, " ", redo.row, " ", redo.why, "\n");
+      }
+    }
+    found = mpi::Communicator(comm).broadcast(found);
+    reopened.clear();
+    if (found.empty()) return false;
+    close_file();
+    open_and_check(spec, true);
+    std::istringstream lines(found);
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::size_t k = 0;
+      std::int64_t row = 0;
+      fields >> k >> row;
+      std::string why;
+      std::getline(fields >> std::ws, why);
+      reopened.push_back(cat("task ", row, " of table '", tables[k].name, "': ", why));
+      if (rank == 0) {
+        const auto code = static_cast<std::int8_t>(TaskStatus::pending);
+        write_row_values(tables[k].status, H5T_NATIVE_INT8, row, 1, &code);
+      }
+    }
+    mpi::Communicator(comm).barrier();
+    return true;
+  }
+
   void close_file() {
     for (auto& t : tables) {
       t.data.reset();
@@ -583,6 +641,10 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
       s.created = true;
     }
     s.open_and_check(spec, false);
+    if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
+      s.close_file();
+      s.open_and_check(spec, false);
+    }
     if (s.finished != s.total) {  // work to do: reopen for writing
       s.close_file();
       s.open_and_check(spec, true);
@@ -628,6 +690,7 @@ std::int32_t RunStore::attempt() const { return impl_->attempt; }
 const std::string& RunStore::fingerprint() const { return impl_->fingerprint; }
 const std::vector<std::string>& RunStore::keys_added() const { return impl_->keys_added; }
 const std::string& RunStore::made_with() const { return impl_->made_with; }
+const std::vector<std::string>& RunStore::reopened() const { return impl_->reopened; }
 std::size_t RunStore::table_count() const { return impl_->tables.size(); }
 
 std::size_t RunStore::table_index(const std::string& name) const {

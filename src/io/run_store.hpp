@@ -80,6 +80,15 @@ struct RunStoreSpec {
   /// How this run computes (gradmatch commit, a rank's device and threads);
   /// recorded at creation, reported by made_with() for the runner to compare.
   std::string compute{};
+  /// Rows to run again although the store may have them done, as (table,
+  /// row, why): a task whose own files in DIR are missing or cut short. The
+  /// store sets them pending when it opens (reopened() lists them).
+  struct Redo {
+    std::size_t table = 0;
+    std::int64_t row = 0;
+    std::string why;
+  };
+  std::vector<Redo> redo{};
 };
 
 /// "fnv1a64:<16 hex digits>, <N> bytes" of a file's content (read in 1 MiB
@@ -151,6 +160,11 @@ class RunStore {
   /// The `compute` the store was made with ("" for a store from before it
   /// was recorded).
   const std::string& made_with() const;
+  /// Rows that were done and were set pending again when the store opened:
+  /// spec.redo's, and rows marked done whose values are not all finite (the
+  /// status byte reached the disk, the data did not: a node crash). One line
+  /// each, "task R of table 'T': why".
+  const std::vector<std::string>& reopened() const;
 
   std::size_t table_count() const;
   /// Index of the table called `name`; std::out_of_range when there is none.

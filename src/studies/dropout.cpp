@@ -747,6 +747,15 @@ class DropoutStudy final : public Study {
     add_idx_inputs(out, "data.dir", config_.data_dir, /*test=*/true);
     return out;
   }
+  std::vector<TaskFile> task_files() const override {
+    std::vector<TaskFile> out;
+    if (!config_.save_equations) return out;
+    for (std::size_t row = 0; row < chunks_.size(); ++row)
+      for (std::int64_t k = 0; k < chunks_[row].count; ++k)
+        out.push_back({0, static_cast<std::int64_t>(row),
+                       cat("equations_", tasks_[sz(chunks_[row].first + k)].label(), ".h5")});
+    return out;
+  }
   std::vector<std::string> task_labels() const override {
     const DropoutConfig& c = config_;
     const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);

@@ -117,6 +117,34 @@ class InterruptNotice {
 };
 
 /// Whether DIR holds run_info.json and every output it lists.
+/// The tasks whose own files (Study::task_files) a re-run must write again:
+/// missing while the store exists, or of another size than run_info.json
+/// recorded.
+std::vector<io::RunStoreSpec::Redo> task_files_to_redo(const Study& study, const std::filesystem::path& dir) {
+  std::vector<io::RunStoreSpec::Redo> out;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir / "store.h5", ec)) return out;
+  nlohmann::json recorded = nlohmann::json::object();
+  try {
+    std::ifstream in(dir / "run_info.json");
+    if (in) {
+      const nlohmann::json info = nlohmann::json::parse(in);
+      if (info.contains("output_bytes") && info.at("output_bytes").is_object()) recorded = info.at("output_bytes");
+    }
+  } catch (const nlohmann::json::exception&) {  // a damaged run_info.json is rewritten anyway
+  }
+  for (const Study::TaskFile& f : study.task_files()) {
+    const std::filesystem::path path = dir / f.name;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      out.push_back({f.table, f.row, cat("its file ", f.name, " is missing")});
+    } else if (recorded.contains(f.name) && recorded.at(f.name).is_number_unsigned() &&
+               std::filesystem::file_size(path, ec) != recorded.at(f.name).get<std::uintmax_t>()) {
+      out.push_back({f.table, f.row, cat("its file ", f.name, " is cut short")});
+    }
+  }
+  return out;
+}
+
 bool outputs_complete(const std::filesystem::path& dir) {
   // Each recorded output exists and, where run_info.json records its size,
   // has it: a truncated copy (a full disk, an interrupted rsync) is rewritten.
@@ -329,6 +357,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
       for (const auto& [key, digest] : lines) inputs += cat(key, " = ", nlohmann::json(digest).dump(), "\n");
     }
     spec.inputs = comm.broadcast(inputs);
+    if (root) spec.redo = task_files_to_redo(study, std::filesystem::path(out_dir));  // rank 0 decides them
   });
   const std::string commit(build_info::git_commit());
   spec.compute = cat("gradmatch ", commit.empty() ? std::string(build_info::version) : commit, ", ", context.description);
@@ -346,6 +375,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   if (resumed > 0)
     say(cat("resuming ", out_dir, ": ", std::to_string(resumed), " of ", std::to_string(total),
             " tasks already done (attempt ", std::to_string(store->attempt()), ")"));
+  for (const std::string& line : store->reopened()) say(cat("running again ", line));
   if (!store->made_with().empty() && store->made_with() != spec.compute)
     say(cat("warning: the run store's rows so far were computed with ", store->made_with(), "; this run computes with ",
             spec.compute, ": the outputs can differ in the last bits from those of an uninterrupted run"));

@@ -154,6 +154,17 @@ class Study {
   /// idx3-ubyte.gz"). The run store records their digests and refuses to
   /// resume when one changed.
   virtual std::vector<std::pair<std::string, std::string>> input_files() const { return {}; }
+  /// A file a task writes into DIR itself (an equation file): its table,
+  /// row and name. A re-run finds a done task's missing or cut-short file
+  /// and runs the task again.
+  struct TaskFile {
+    std::size_t table = 0;
+    std::int64_t row = 0;
+    std::string name;
+  };
+  /// After prepare(): every file the tasks write themselves; empty when the
+  /// outputs are all written from the store.
+  virtual std::vector<TaskFile> task_files() const { return {}; }
 };
 
 /// How `gradmatch run` runs a study beyond its config.

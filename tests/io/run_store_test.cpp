@@ -4,6 +4,7 @@
 #include "io/run_store.hpp"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -272,6 +273,61 @@ TEST_F(RunStoreTest, AStoreFromBeforeInputsWereRecordedResumesUnchecked) {
   RunStore store(world_.get(), dir(), now);
   EXPECT_FALSE(store.created());
   EXPECT_EQ(store.made_with(), "");
+}
+
+TEST_F(RunStoreTest, ADoneTaskWhoseFilesAreDamagedIsPendingAgainAndSaysWhy) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    if (world_.is_root()) {
+      for (std::int64_t r = 0; r < 5; ++r) store.write(0, r, row_values(r, 3));
+      for (std::int64_t r = 0; r < 7; ++r) store.write(2, r, row_values(r, 1));
+    }
+  }
+  RunStoreSpec spec = toy_spec();
+  spec.redo = {{0, 3, "its file eq_3.h5 is missing"}, {2, 6, "its file eq_b6.h5 is cut short"}};
+  {
+    RunStore store(world_.get(), dir(), spec);
+    EXPECT_EQ(store.reopened(), (std::vector<std::string>{"task 3 of table 'alpha': its file eq_3.h5 is missing",
+                                                          "task 6 of table 'beta': its file eq_b6.h5 is cut short"}));
+    EXPECT_EQ(store.pending(0), std::vector<std::int64_t>{3});
+    EXPECT_EQ(store.pending(2), std::vector<std::int64_t>{6});
+    EXPECT_EQ(store.finished_at_open(), 10);
+    if (world_.is_root()) store.write(0, 3, row_values(3, 3));
+  }
+  RunStoreSpec pending_already = toy_spec();  // a redo of a pending row changes nothing
+  pending_already.redo = {{2, 6, "its file eq_b6.h5 is missing"}};
+  RunStore store(world_.get(), dir(), pending_already);
+  EXPECT_TRUE(store.reopened().empty());
+  EXPECT_EQ(store.pending(2), std::vector<std::int64_t>{6});
+  EXPECT_EQ(store.read_data(0)[3 * 3], row_values(3, 3)[0]);
+}
+
+TEST_F(RunStoreTest, ARowMarkedDoneWhoseValuesNeverReachedTheFileIsPendingAgain) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    if (world_.is_root()) store.write(0, 1, row_values(1, 3));
+  }
+  if (world_.is_root()) {  // the status byte of row 2 on disk, its data not (a node crash between the writes)
+    const hid_t file = H5Fopen((fs::path(dir()) / "store.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t status = H5Dopen2(file, "tables/alpha/status", H5P_DEFAULT);
+    const hid_t space = H5Dget_space(status);
+    const hsize_t start = 2, count = 1;
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+    const hid_t one = H5Screate_simple(1, &count, nullptr);
+    const std::int8_t done = 1;
+    EXPECT_GE(H5Dwrite(status, H5T_NATIVE_INT8, one, space, H5P_DEFAULT, &done), 0);
+    H5Sclose(one);
+    H5Sclose(space);
+    H5Dclose(status);
+    H5Fclose(file);
+  }
+  world_.barrier();
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_EQ(store.reopened(),
+            std::vector<std::string>{"task 2 of table 'alpha': it was marked done but its values never reached the "
+                                     "store (a crash between the writes?)"});
+  EXPECT_EQ(store.pending(0), (std::vector<std::int64_t>{0, 2, 3, 4}));
+  EXPECT_EQ(store.finished_at_open(), 1);
 }
 
 TEST(FileDigest, IsTheFnv1a64OfTheBytesAndTheirCount) {

@@ -443,6 +443,28 @@ TEST_F(TrainingStudies, DropoutResumesExactlyTheUnfinishedTasksToTheSameFiles) {
   EXPECT_EQ(tasks.at("by_attempt"), nlohmann::json({{"1", 1}, {"2", 1}}));
 }
 
+TEST_F(TrainingStudies, DropoutRunsAgainTheTasksWhoseEquationFilesAreMissingOrCutShortToTheSameFiles) {
+  run_reference(smoke("dropout"), root_ / "one");
+  const fs::path out = root_ / "damaged";
+  run_study(smoke("dropout"), out.string(), world_);
+  if (world_.is_root()) {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(out))
+      if (e.path().filename().string().starts_with("equations_")) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    ASSERT_GE(files.size(), 2u);
+    fs::remove(files.front());                          // deleted by mistake
+    fs::resize_file(files.back(), fs::file_size(files.back()) / 2);  // an interrupted copy
+  }
+  world_.barrier();
+  run_study(smoke("dropout"), out.string(), world_);
+  if (!world_.is_root()) return;
+  EXPECT_EQ(outputs(out), outputs(root_ / "one"));
+  const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
+  EXPECT_GE(tasks.at("run").get<std::int64_t>(), 1);
+  EXPECT_LE(tasks.at("run").get<std::int64_t>(), 2);
+}
+
 TEST_F(TrainingStudies, DropoutOnADirectoryOfAnotherConfigIsRefusedWithExitCode2) {
   const fs::path out = root_ / "run";
   run_study(smoke("dropout"), out.string(), world_);
