@@ -349,12 +349,14 @@ struct RunStore::Impl {
   FileHandle file;  // declared before the datasets: they close first (mpio closes files "semi")
   std::vector<Table> tables;
   int lock_fd = -1;
+  bool read_only = false;  ///< DIR cannot be written (a finished run on read-only space)
   bool open = false;
 
   [[noreturn]] void input_error(const std::string& what) const { throw InputError(cat(dir, ": ", what)); }
 
   /// Rank 0: creates DIR, refuses foreign directories, takes the lock.
-  /// Returns (0 store exists | 1 create it | 2 refuse, message).
+  /// Returns (0 store exists | 1 create it | 2 refuse | 3 store exists on
+  /// read-only space, message).
   std::pair<int, std::string> inspect_directory() {
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -369,6 +371,16 @@ struct RunStore::Impl {
                          "): it is not a resumable gradmatch run; use a new --out or delete DIR")};
     const std::string lock = (fs::path(dir) / kLockName).string();
     lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 && exists && (errno == EROFS || errno == EACCES)) {
+      // A finished run kept on read-only space: it may still say "nothing
+      // to do" (a shared flock works on a read-only descriptor); a run with
+      // work left is refused once the statuses are read.
+      read_only = true;
+      lock_fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+      if (lock_fd >= 0 && ::flock(lock_fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        return {2, cat("is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out")};
+      return {3, ""};
+    }
     if (lock_fd < 0) return {2, cat("cannot create ", lock, "; choose a writable --out")};
     // Only "held by someone else" refuses: a file system without flock
     // support (some parallel file systems) runs unguarded.
@@ -641,7 +653,12 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
       s.created = true;
     }
     s.open_and_check(spec, false);
-    if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
+    s.read_only = state == 3;
+    if (s.read_only) {
+      if (s.finished != s.total)
+        throw InputError(cat(dir, ": cannot be written, and ", s.total - s.finished, " of ", s.total,
+                             " tasks are not done; choose a writable --out (a copy of DIR resumes there)"));
+    } else if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
       s.close_file();
       s.open_and_check(spec, false);
     }
