@@ -3,7 +3,12 @@
 // key that is missing shows as n/a rather than failing), or an equation file
 // described. Values that fail their study's trust rule are marked `*`; the
 // lower end of an interval of a distance is never printed below 0.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -870,10 +875,27 @@ void describe_unfinished_run(const std::filesystem::path& dir, bool as_json) {
             << "  files: " << output_files(dir) << std::endl;
 }
 
+/// Whether a running gradmatch holds DIR/store.lock (its flock).
+bool lock_is_held(const std::filesystem::path& lock) {
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return held;
+}
+
 void describe_study(const std::filesystem::path& dir, bool as_json) {
   const auto summary = dir / "summary.json";
   std::ifstream in(summary);
   if (!in && std::filesystem::exists(dir / "store.h5")) return describe_unfinished_run(dir, as_json);
+  if (!in && lock_is_held(dir / "store.lock")) {
+    // A run that is still creating its store (which fills the whole file first).
+    if (as_json)
+      std::cout << json{{"path", dir.string()}, {"finished", false}, {"starting", true}}.dump(2) << std::endl;
+    else
+      std::cout << dir.string() << ": a run is creating its run store here; no task is done yet\n";
+    return;
+  }
   if (!in)
     throw InputError(dir.string() +
                      ": no summary.json here; is this a finished study output directory? (run "

@@ -3,6 +3,8 @@
 // summary.json value it stands for, marks must follow the trust rules, and no
 // distance is ever printed with a negative bound.
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -451,6 +453,28 @@ TEST_F(ReportCommand, AnEquationFileIsDescribedAsJson) {
   EXPECT_EQ(j.at("parameters").get<int>(), 5);  // configs/smoke/ols_early_stopping.toml: p = 5
   EXPECT_EQ(j.at("target"), false);
   EXPECT_EQ(j.at("values_checked"), true);  // small: read and found finite, as fit reads it
+}
+
+TEST_F(ReportCommand, ARunStillCreatingItsStoreIsReportedAsStarting) {
+  const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_starting_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // What a starting run holds: the lock (flock), and the store being filled.
+  const int lock = ::open((dir / "store.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX | LOCK_NB), 0);
+  std::ofstream(dir / "store.h5.partial") << "";
+  CommandRun r = gradmatch("report " + dir.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, dir.string() + ": a run is creating its run store here; no task is done yet\n");
+  r = gradmatch("report --json " + dir.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out).at("starting"), true);
+  ::close(lock);  // the run stopped before its store was made: the lock file stays, held by no one
+  r = gradmatch("report " + dir.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no summary.json here"), std::string::npos) << r.err;
+  fs::remove_all(dir);
 }
 
 TEST_F(ReportCommand, AnUnfinishedRunSaysHowManyTasksOfEachTableAreDone) {
