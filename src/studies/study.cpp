@@ -116,7 +116,6 @@ class InterruptNotice {
   void (*previous_term_)(int) = SIG_DFL;
 };
 
-/// Whether DIR holds run_info.json and every output it lists.
 /// The tasks whose own files (Study::task_files) a re-run must write again:
 /// missing while the store exists, or of another size than run_info.json
 /// recorded.
@@ -145,6 +144,7 @@ std::vector<io::RunStoreSpec::Redo> task_files_to_redo(const Study& study, const
   return out;
 }
 
+/// Whether DIR holds run_info.json and every output it lists.
 bool outputs_complete(const std::filesystem::path& dir) {
   // Each recorded output exists and, where run_info.json records its size,
   // has it: a truncated copy (a full disk, an interrupted rsync) is rewritten.
