@@ -381,7 +381,9 @@ TEST_F(BootstrapStudy, AResumeAfterAnInputFileChangedIsRefusedNamingItAndGoesOnO
   run_study(config.string(), out.string(), mpi::Communicator());
   EXPECT_TRUE(fs::exists(out / "summary.json"));
   const nlohmann::json info = nlohmann::json::parse(std::ifstream(out / "run_info.json"));
-  EXPECT_NE(info.at("store").at("made_with").get<std::string>().find("cpu ("), std::string::npos);
+  const std::string made_with = info.at("store").at("made_with").get<std::string>();
+  EXPECT_EQ(made_with.rfind("gradmatch ", 0), 0u) << made_with;
+  EXPECT_EQ(made_with.substr(made_with.find(", ") + 2), info.at("devices").at(0).get<std::string>());
 }
 
 TEST_F(BootstrapStudy, AFileTheConfigNamesIsCheckedAtItsKeyAndLineAndNothingIsWritten) {

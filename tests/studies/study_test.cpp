@@ -94,7 +94,7 @@ class StudyRunner : public ::testing::Test {
 
 TEST_F(StudyRunner, RunsEveryTaskOnceAndRecordsWhatWriteWrote) {
   Squares s;
-  run_study(s, "squares", config("n = 5\n"), (root_ / "out").string(), world_);
+  run_study(s, "squares", config("device = \"cpu\"\nn = 5\n"), (root_ / "out").string(), world_);
   EXPECT_EQ(s.computed, 5);
   EXPECT_EQ(json_of(root_ / "out" / "squares.json"), nlohmann::json({0.0, 1.0, 4.0, 9.0, 16.0}));
   const nlohmann::json info = json_of(root_ / "out" / "run_info.json");
