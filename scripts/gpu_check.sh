@@ -79,10 +79,12 @@ torch_lib=$(cd "$torch_lib" 2>/dev/null && pwd || echo "$torch_lib")
 # its time waiting for LibTorch's headers and libraries (300 s for a third of
 # the objects, then 61 s for all of them once read). Reading them in parallel
 # while the packages unpack takes that wait off the compiler's path.
-(for dirs in "$torch_prefix/../../include /usr/local/cuda/include /usr/include /usr/lib/gcc" "$torch_lib /usr/local/cuda/lib64"; do
-   # shellcheck disable=SC2086
-   find $dirs -type f -print0 2> /dev/null | xargs -0 -P 32 -n 64 cat > /dev/null 2>&1
- done) &  # headers first, then the libraries the links read
+# Its own process group (setsid), so that stopping it stops its readers too;
+# shared libraries only (the CUDA static archives are gigabytes no link reads).
+setsid bash -c 'for dirs in "$1/../../include /usr/local/cuda/include /usr/include /usr/lib/gcc" "$2 /usr/local/cuda/lib64"; do
+   find $dirs -type f \( -name "*.h*" -o -name "*.cuh" -o -name "*.so*" -o ! -name "*.*" \) -print0 2> /dev/null |
+     xargs -0 -P 32 -n 64 cat > /dev/null 2>&1
+ done' prefetch "$torch_prefix" "$torch_lib" &  # headers first, then the libraries the links read
 prefetch=$!
 
 # ---- 1. what the machine lacks: parallel HDF5, ScaLAPACK, toml++, Fashion-MNIST ---------
@@ -109,7 +111,8 @@ if [ -z "${CUDACXX:-}" ] && ! command -v nvcc > /dev/null && [ -x /usr/local/cud
   export CUDACXX=/usr/local/cuda/bin/nvcc
 fi
 generator=()
-command -v ninja > /dev/null && generator=(-G Ninja)
+keep_going=(-- -k)  # make: keep going after errors; ninja needs a count (0: no limit)
+command -v ninja > /dev/null && { generator=(-G Ninja); keep_going=(-- -k 0); }
 # A compiler without a shared libstdc++ (libstdc++.so) links it statically, and
 # programs that also load LibTorch then crash in std::filesystem (seen on a GPU
 # image whose CXX was such a g++): take the system's g++ instead.
@@ -132,9 +135,9 @@ grep -E "gradmatch: LibTorch" "$logs/configure.log" | sed 's/^-- //' | while rea
 # What the GPU evidence needs first (the CLI, the gpu tests, the benchmark), so
 # that a slow first build still leaves time for it; the rest of the tree after.
 gpu_targets=(gradmatch gradmatch-torch gpu_training_tests gpu_studies_tests nccl_tests dropout_gpu_bench)
-step build_gpu_targets 420 cmake --build "$build" --parallel "$(nproc)" --target "${gpu_targets[@]}" -- -k 0 ||
+step build_gpu_targets 420 cmake --build "$build" --parallel "$(nproc)" --target "${gpu_targets[@]}" "${keep_going[@]}" ||
   grep -E 'error' "$logs/build_gpu_targets.log" | head -40 >&2
-kill "$prefetch" 2> /dev/null
+kill -- -"$prefetch" 2> /dev/null
 # The gpu tests, the benchmark and the kernel profile as soon as their targets exist.
 if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
@@ -155,15 +158,16 @@ if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   fi
   gpu_done=1
 fi
-# -k 0: every compile error in one log. If the build fails, the CUDA kernel and
+# -k: every compile error in one log. If the build fails, the CUDA kernel and
 # NCCL (the parts only a CUDA machine compiles) are left out and it is tried
-# once more, so the rest of the check still runs; summary.txt says so.
-if ! step build 420 cmake --build "$build" --parallel "$(nproc)" -- -k 0; then
+# once more, so the rest of the check still runs; summary.txt says so. From
+# here on the CPU work runs niced: a study may be using the GPU beside it.
+if ! step build 420 nice -n 10 cmake --build "$build" --parallel "$(nproc)" "${keep_going[@]}"; then
   grep -E 'error|Error' "$logs/build.log" | head -40 >&2
   say "build failed; building again without the CUDA kernel and NCCL (build_fallback.log)"
   step configure_fallback 120 cmake "$build" -DGRADMATCH_CUDA_KERNELS_REQUEST=OFF -DGRADMATCH_WITH_NCCL=OFF ||
     { say "configure without CUDA kernel and NCCL failed"; exit 1; }
-  step build_fallback 300 cmake --build "$build" --parallel "$(nproc)" -- -k 0 ||
+  step build_fallback 300 nice -n 10 cmake --build "$build" --parallel "$(nproc)" "${keep_going[@]}" ||
     { say "build failed without the CUDA kernel and NCCL too (build_fallback.log)"; grep -E 'error|Error' "$logs/build_fallback.log" | head -40 >&2; exit 1; }
 fi
 
@@ -203,7 +207,10 @@ if [ "${gpu_done:-0}" != 1 ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
   grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
 fi
-if ! step ctest 300 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 240; then
+# The whole suite but the gpu tests when they ran above (once is enough).
+exclude=()
+[ "${gpu_done:-0}" = 1 ] && exclude=(-LE gpu)
+if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$(nproc)" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
   step ctest_preload 200 env LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)" \
