@@ -14,6 +14,7 @@
 
 #if GRADMATCH_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include "training/dropout_masks_cuda.hpp"
 #endif
@@ -130,9 +131,12 @@ at::Tensor DropoutStreams::multipliers(std::int64_t step, std::int64_t layer, st
     const std::int64_t per = rows * cols;
 #if GRADMATCH_CUDA_KERNELS
     if (keys_.is_cuda()) {
+      // On the tensors' GPU and its current stream, whatever the thread's current device.
+      const c10::cuda::CUDAGuard guard(keys_.device());
       const int rc = cuda_kernels::dropout_multipliers(lk.data_ptr<std::int32_t>(), th.data_ptr<std::int32_t>(),
                                                        sc.data_ptr(), sc.scalar_type() == at::kDouble, per, r * per,
-                                                       out.data_ptr(), at::cuda::getCurrentCUDAStream().stream());
+                                                       out.data_ptr(),
+                                                       at::cuda::getCurrentCUDAStream(keys_.device().index()).stream());
       if (rc != 0) throw std::runtime_error("dropout masks: CUDA kernel launch failed (error " + std::to_string(rc) + ")");
       return out;
     }

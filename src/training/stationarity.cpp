@@ -43,7 +43,10 @@ double refine_stationary_point(const ModelHandle& model, const Dataset& data, Lo
       h.select(1, j).copy_(hessian_vector_product(model, data, loss, penalty, e).detach());
     }
     h = 0.5 * (h + h.t());
-    const at::Tensor step = std::get<0>(at::linalg_lstsq(h, g.unsqueeze(1))).squeeze(1);
+    // On the host: CUDA's lstsq (gels) assumes full rank, and a ReLU net's
+    // Hessian with dead units is singular; the CPU default (gelsy) is not.
+    const at::Tensor step =
+        std::get<0>(at::linalg_lstsq(h.cpu(), g.cpu().unsqueeze(1))).squeeze(1).to(g.options());
     set_flat_parameters(model, flat_parameters(model, /*keep_dtype=*/true) - step);
   }
   const at::Tensor g = objective_gradient(model, data, loss, penalty).detach();
