@@ -20,7 +20,9 @@ endif()
 #                         the dropout masks' one-pass kernel (training/
 #                         dropout_masks_cuda.cu); without it the same masks come
 #                         from elementwise tensor code. -DGRADMATCH_CUDA_KERNELS_REQUEST=OFF
-#                         leaves it out; CMAKE_CUDA_ARCHITECTURES defaults to "native".
+#                         leaves it out. Architectures: "native" where nothing set
+#                         CMAKE_CUDA_ARCHITECTURES; with Torch's CMake package
+#                         found first it is OFF and Torch's -gencode flags decide.
 set(GRADMATCH_CUDA_KERNELS_REQUEST ON CACHE BOOL "Build the CUDA kernel of the dropout masks when a CUDA compiler is found")
 set(GRADMATCH_CUDA_KERNELS OFF)
 if(GRADMATCH_TORCH_CUDA AND GRADMATCH_CUDA_KERNELS_REQUEST)
