@@ -19,9 +19,20 @@ at::Tensor index_tensor(const std::vector<std::int64_t>& indices, const at::Devi
 }  // namespace
 
 Dataset Dataset::to(const at::Device& device, at::ScalarType dtype) const {
+  // Onto a GPU, copy in the stored dtype and convert there: ATen converts a
+  // host tensor on the host first (one thread per rank here) and then copies
+  // twice the bytes for float32 -> float64. Conversions are exact or IEEE
+  // rounded on both sides, so the values are the same.
+  const auto move = [&](const at::Tensor& t, bool convert) {
+    if (device.is_cuda() && t.device() != device) {
+      const at::Tensor moved = t.to(device);
+      return convert ? moved.to(dtype) : moved;
+    }
+    return convert ? t.to(device, dtype) : t.to(device);
+  };
   Dataset out;
-  out.x = x.to(device, dtype);
-  out.y = at::isFloatingType(y.scalar_type()) ? y.to(device, dtype) : y.to(device);
+  out.x = move(x, true);
+  out.y = move(y, at::isFloatingType(y.scalar_type()));
   return out;
 }
 
