@@ -30,12 +30,19 @@ failed=0
 : > "$logs/summary.txt"
 say() { printf 'gpu_check [%4ss]: %s\n' "$(($(date +%s) - t0))" "$*" | tee -a "$logs/summary.txt" >&2; }
 # step NAME TIMEOUT CMD...: runs CMD with its output in LOGDIR/NAME.log.
+# `timeout` puts CMD in a process group of its own, which a TERM sent to this
+# script (an outer time limit) does not reach: the trap passes it on.
+step_pid=
+trap '[ -n "$step_pid" ] && { kill -TERM -- -"$step_pid" || kill -TERM "$step_pid"; } 2> /dev/null; exit 143' TERM INT
 step() {
   local name=$1 limit=$2
   shift 2
   local s=$(date +%s)
-  timeout "$limit" "$@" > "$logs/$name.log" 2>&1
+  timeout "$limit" "$@" > "$logs/$name.log" 2>&1 &
+  step_pid=$!
+  wait "$step_pid"
   local rc=$?
+  step_pid=
   say "$name: exit $rc in $(($(date +%s) - s)) s (log: $name.log)"
   [ $rc -eq 0 ] || failed=1
   return $rc
