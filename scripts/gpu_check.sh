@@ -47,6 +47,10 @@ step() {
   [ $rc -eq 0 ] || failed=1
   return $rc
 }
+# The machine's cores for builds and ctest: nproc honours OMP_NUM_THREADS, which
+# is 1 here (and often in the caller's environment), so count without it. (An
+# H100 run once built with --parallel 1 on 16 cores and ran out of time.)
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 # ---- 0. the machine ------------------------------------------------------------
@@ -142,7 +146,7 @@ grep -E "gradmatch: LibTorch" "$logs/configure.log" | sed 's/^-- //' | while rea
 # What the GPU evidence needs first (the CLI, the gpu tests, the benchmark), so
 # that a slow first build still leaves time for it; the rest of the tree after.
 gpu_targets=(gradmatch gradmatch-torch gpu_training_tests gpu_studies_tests nccl_tests dropout_gpu_bench)
-step build_gpu_targets 420 cmake --build "$build" --parallel "$(nproc)" --target "${gpu_targets[@]}" "${keep_going[@]}" ||
+step build_gpu_targets 420 cmake --build "$build" --parallel "$cores" --target "${gpu_targets[@]}" "${keep_going[@]}" ||
   grep -E 'error' "$logs/build_gpu_targets.log" | head -40 >&2
 kill -- -"$prefetch" 2> /dev/null
 # The gpu tests, the benchmark and the kernel profile as soon as their targets exist.
@@ -169,12 +173,12 @@ fi
 # NCCL (the parts only a CUDA machine compiles) are left out and it is tried
 # once more, so the rest of the check still runs; summary.txt says so. From
 # here on the CPU work runs niced: a study may be using the GPU beside it.
-if ! step build 420 nice -n 10 cmake --build "$build" --parallel "$(nproc)" "${keep_going[@]}"; then
+if ! step build 420 nice -n 10 cmake --build "$build" --parallel "$cores" "${keep_going[@]}"; then
   grep -E 'error|Error' "$logs/build.log" | head -40 >&2
   say "build failed; building again without the CUDA kernel and NCCL (build_fallback.log)"
   step configure_fallback 120 cmake "$build" -DGRADMATCH_CUDA_KERNELS_REQUEST=OFF -DGRADMATCH_WITH_NCCL=OFF ||
     { say "configure without CUDA kernel and NCCL failed"; exit 1; }
-  step build_fallback 300 nice -n 10 cmake --build "$build" --parallel "$(nproc)" "${keep_going[@]}" ||
+  step build_fallback 300 nice -n 10 cmake --build "$build" --parallel "$cores" "${keep_going[@]}" ||
     { say "build failed without the CUDA kernel and NCCL too (build_fallback.log)"; grep -E 'error|Error' "$logs/build_fallback.log" | head -40 >&2; exit 1; }
 fi
 
@@ -217,11 +221,11 @@ fi
 # The whole suite but the gpu tests when they ran above (once is enough).
 exclude=()
 [ "${gpu_done:-0}" = 1 ] && exclude=(-LE gpu)
-if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$(nproc)" --timeout 240; then
+if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
   step ctest_preload 200 env LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)" \
-    ctest --test-dir "$build" --rerun-failed --output-on-failure -j "$(nproc)" --timeout 180
+    ctest --test-dir "$build" --rerun-failed --output-on-failure -j "$cores" --timeout 180
   failed=1
 fi
 grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2

@@ -70,5 +70,5 @@ elif [ "$werror" = ON ]; then
   cmake "$build_dir" -DGRADMATCH_WERROR=ON >/dev/null
 fi
 log "building (this takes a few minutes the first time)"
-cmake --build "$build_dir" --parallel "$(nproc)"
+cmake --build "$build_dir" --parallel "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"  # nproc honours OMP_NUM_THREADS
 log "built $build_dir/src/cli/gradmatch"

@@ -6,5 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${GRADMATCH_BUILD_DIR:-$root/build}"
 # Tests run MPI jobs as whatever user runs them (root on CI machines).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# The machine's cores, counted before OMP_NUM_THREADS=1 (which nproc honours).
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-ctest --test-dir "$build_dir" --output-on-failure --parallel "$(nproc)" "$@"
+ctest --test-dir "$build_dir" --output-on-failure --parallel "$cores" "$@"
