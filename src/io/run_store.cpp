@@ -48,11 +48,18 @@ std::pair<int, std::string> broadcast_verdict(const mpi::Communicator& comm, int
   return {agreed, comm.broadcast(text)};
 }
 
-std::uint64_t fnv1a(std::uint64_t h, const std::string& s) {
-  for (unsigned char c : s) {
-    h ^= c;
+constexpr std::uint64_t kFnvOffset = 14695981039346656037ULL;
+
+std::uint64_t fnv1a_bytes(std::uint64_t h, const char* bytes, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(bytes[i]);
     h *= 1099511628211ULL;
   }
+  return h;
+}
+
+std::uint64_t fnv1a(std::uint64_t h, const std::string& s) {
+  h = fnv1a_bytes(h, s.data(), s.size());
   // A separator byte that no text contains, so ("ab", "c") != ("a", "bc").
   h ^= 0xff;
   h *= 1099511628211ULL;
@@ -256,7 +263,7 @@ RunStoreProgress inspect_run_store(const std::string& path) {
 }
 
 std::string store_fingerprint(const std::string& study, const std::string& config) {
-  std::uint64_t h = 14695981039346656037ULL;
+  std::uint64_t h = kFnvOffset;
   h = fnv1a(h, std::to_string(kVersion));
   h = fnv1a(h, study);
   h = fnv1a(h, config);
@@ -268,16 +275,13 @@ std::string store_fingerprint(const std::string& study, const std::string& confi
 std::string file_digest(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(cat(path, ": cannot read it to record its digest"));
-  std::uint64_t h = 14695981039346656037ULL;
+  std::uint64_t h = kFnvOffset;
   std::uint64_t bytes = 0;
   std::vector<char> buffer(std::size_t{1} << 20);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     const auto got = static_cast<std::size_t>(in.gcount());
-    for (std::size_t i = 0; i < got; ++i) {
-      h ^= static_cast<unsigned char>(buffer[i]);
-      h *= 1099511628211ULL;
-    }
+    h = fnv1a_bytes(h, buffer.data(), got);
     bytes += got;
   }
   if (in.bad()) throw std::runtime_error(cat(path, ": reading it to record its digest failed"));
