@@ -9,9 +9,8 @@
 #
 #   scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide|bootstrap ...]
 #
-# bootstrap: scripts/bench_bootstrap.sh at 4,096 replicates on one rank;
-# GPU_STUDIES_REPLICATES changes the count. The bootstrap study trains on the
-# CPU whatever the device, so this measures one CPU rank, not the GPU.
+# bootstrap: scripts/bench_bootstrap.sh at 4,096 replicates on one rank (its
+# GPU); GPU_STUDIES_REPLICATES changes the count.
 # Default: dropout. Environment: GPU_CHECK_BUILD (the build directory of
 # scripts/gpu_check.sh, default /tmp/gradmatch-gpu-build), GPU_STUDIES_LIMIT
 # (seconds per study, default 540), GPU_STUDIES_PYTHON (the python3 with h5py

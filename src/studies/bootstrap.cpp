@@ -62,12 +62,12 @@ struct Shared {
   std::int64_t p = 0;                          ///< scalars in the scope
   std::vector<training::Candidate> candidates;
   std::vector<std::string> feature_names;      ///< candidate columns, in order
-  at::Tensor lambda;                           ///< explicit penalty (float64), undefined without
+  at::Tensor lambda;                           ///< explicit penalty (float64, on the device), undefined without
+  at::Device device = at::Device(at::kCPU);    ///< the rank's device: model, samples and training live there
 };
 
-training::ModelHandle load_model(const BootstrapConfig& c) {
-  return at_key(c.model_where,
-                [&] { return training::load_torchscript(c.model_file, at::Device(at::kCPU), /*to_double=*/false); });
+training::ModelHandle load_model(const BootstrapConfig& c, const at::Device& device = at::Device(at::kCPU)) {
+  return at_key(c.model_where, [&] { return training::load_torchscript(c.model_file, device, /*to_double=*/false); });
 }
 
 /// The handle restricted to the scope parameters (same tensors).
@@ -108,8 +108,9 @@ double data_bytes(const BootstrapConfig& c) {
   return bytes;
 }
 
-Shared build_shared(const BootstrapConfig& c) {
+Shared build_shared(const BootstrapConfig& c, const at::Device& device) {
   Shared s;
+  s.device = device;
   const training::LossKind loss = training::parse_loss(c.loss);
   at_key(c.data_where, [&] {
     if (!c.data_dir.empty()) {
@@ -131,11 +132,8 @@ Shared build_shared(const BootstrapConfig& c) {
         throw InputError(cat(file, ": X and y must have the shapes of ", c.data_files.front(), "'s"));
     }
   });
-  const training::ModelHandle model = load_model(c);
-  for (training::Dataset& d : s.sets) {
-    d.x = d.x.to(model.parameters.front().scalar_type());
-    if (d.y.is_floating_point()) d.y = d.y.to(model.parameters.front().scalar_type());
-  }
+  const training::ModelHandle model = load_model(c, device);
+  for (training::Dataset& d : s.sets) d = d.to(device, model.parameters.front().scalar_type());
   for (std::size_t i : scope_indices(model, c)) {
     s.scope.push_back(i);
     s.blocks.push_back({model.parameter_names[i], model.parameters[i].sizes().vec()});
@@ -175,7 +173,7 @@ Shared build_shared(const BootstrapConfig& c) {
         bad(cat("holds ", values[i], " at index ", i, "; a ", c.penalty_family,
                 " penalty needs lambda >= 0 (a negative one makes the training objective unbounded below)"));
     }
-    s.lambda = training::to_tensor(values, {count});
+    s.lambda = training::to_tensor(values, {count}).to(device);
     if (c.penalty_family == "sym") s.lambda = s.lambda.reshape({s.p, s.p});
   }
   return s;
@@ -307,7 +305,7 @@ training::Dataset take_into(const training::Dataset& data, std::vector<std::int6
 
 std::vector<double> run_replicate(const BootstrapConfig& c, const Shared& s, std::int64_t r, SampleBuffers& buffers) {
   const training::LossKind loss = training::parse_loss(c.loss);
-  const training::ModelHandle model = load_model(c);
+  const training::ModelHandle model = load_model(c, s.device);
   if (c.init == "keyed") keyed_init(model, c.seed, r);
 
   const training::Dataset& data = s.sets[sz(r % static_cast<std::int64_t>(s.sets.size()))];
@@ -526,8 +524,8 @@ class BootstrapStudy final : public Study {
     config_ = read_bootstrap_config(reader);
     config_text_ = reader.text();
   }
-  void prepare(const StudyContext&) override {
-    shared_ = build_shared(config_);
+  void prepare(const StudyContext& context) override {
+    shared_ = build_shared(config_, context.device);
     schema_ = std::make_unique<Schema<Replicate>>(replicate_schema(shared_));
   }
   std::vector<TaskTable> tables() const override {
