@@ -129,12 +129,14 @@ command -v ninja > /dev/null && { generator=(-G Ninja); keep_going=(-- -k 0); }
 # image whose CXX was such a g++): take the system's g++ instead.
 # (Where none has one, configure links the system's libstdc++.so.6 by path.)
 compilers=()
+build_cxx=${CXX:-c++}  # the compiler the build uses (its libstdc++ is the one to preload below)
 if [[ "$("${CXX:-c++}" -print-file-name=libstdc++.so 2>/dev/null)" != /* ]]; then
   for cxx in /usr/bin/g++ /usr/bin/g++-13 /usr/bin/g++-14 /usr/bin/g++-12; do
     if [ -x "$cxx" ] && [[ "$("$cxx" -print-file-name=libstdc++.so 2>/dev/null)" == /* ]]; then
       cc=${cxx/g++/gcc}
       say "CXX=${CXX:-c++} has no shared libstdc++; building with $cxx"
       compilers=(-DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" -DCMAKE_CUDA_HOST_COMPILER="$cxx")
+      build_cxx=$cxx
       break
     fi
   done
@@ -152,7 +154,7 @@ kill -- -"$prefetch" 2> /dev/null
 # The gpu tests, the benchmark and the kernel profile as soon as their targets exist.
 if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
-  grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
+  grep -E "SKIPPED|Passed|Failed|device:|cuda run" "$logs/ctest_gpu.log" | head -20 >&2
   # shellcheck disable=SC2086
   step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
   tail -32 "$logs/bench.log" >&2
@@ -216,7 +218,7 @@ say "symbols: $(grep -m1 'filesystem symbols' "$logs/symbols.txt"); bindings in 
 # ---- 4. the gpu tests (unless run above), then the whole suite ---------------------------
 if [ "${gpu_done:-0}" != 1 ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
-  grep -E "SKIPPED|Passed|Failed|device:|cuda run:" "$logs/ctest_gpu.log" | head -20 >&2
+  grep -E "SKIPPED|Passed|Failed|device:|cuda run" "$logs/ctest_gpu.log" | head -20 >&2
 fi
 # The whole suite but the gpu tests when they ran above (once is enough).
 exclude=()
@@ -224,7 +226,7 @@ exclude=()
 if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
-  step ctest_preload 200 env LD_PRELOAD="$(g++ -print-file-name=libstdc++.so.6)" \
+  step ctest_preload 200 env LD_PRELOAD="$("$build_cxx" -print-file-name=libstdc++.so.6)" \
     ctest --test-dir "$build" --rerun-failed --output-on-failure -j "$cores" --timeout 180
   failed=1
 fi
