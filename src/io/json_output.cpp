@@ -87,17 +87,28 @@ std::optional<std::vector<std::string>> damaged_outputs(const std::filesystem::p
   for (const nlohmann::json& f : info["outputs"]) {
     if (!f.is_string()) return std::nullopt;
     const std::string name = f.get<std::string>();
-    std::error_code ec;
-    if (!std::filesystem::exists(dir / name, ec)) {
-      damaged.push_back(name + " (missing)");
-      continue;
-    }
-    const auto size = sizes.find(name);
-    if (size != sizes.end() && size->is_number_unsigned() &&
-        std::filesystem::file_size(dir / name, ec) != size->get<std::uintmax_t>())
-      damaged.push_back(name + " (cut short)");
+    if (const std::string what = output_damage(dir, name, sizes); !what.empty()) damaged.push_back(name + " (" + what + ")");
   }
   return damaged;
+}
+
+nlohmann::json recorded_output_bytes(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "run_info.json");
+  if (!in) return nlohmann::json::object();
+  const nlohmann::json info = nlohmann::json::parse(in, nullptr, false);
+  if (info.is_discarded() || !info.is_object() || !info.contains("output_bytes") || !info["output_bytes"].is_object())
+    return nlohmann::json::object();
+  return info["output_bytes"];
+}
+
+std::string output_damage(const std::filesystem::path& dir, const std::string& name, const nlohmann::json& sizes) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir / name, ec)) return "missing";
+  const auto size = sizes.is_object() ? sizes.find(name) : sizes.end();
+  if (size != sizes.end() && size->is_number_unsigned() &&
+      std::filesystem::file_size(dir / name, ec) != size->get<std::uintmax_t>())
+    return "cut short";
+  return "";
 }
 
 }  // namespace gradmatch::io

@@ -32,4 +32,12 @@ void write_json_file(const std::string& path, const nlohmann::json& value);
 /// readable run_info.json listing `outputs`.
 std::optional<std::vector<std::string>> damaged_outputs(const std::filesystem::path& dir);
 
+/// run_info.json's `output_bytes` ({file: size}); an empty object when DIR
+/// has no readable run_info.json or it records none.
+nlohmann::json recorded_output_bytes(const std::filesystem::path& dir);
+
+/// What is wrong with DIR/name: "missing", "cut short" (its size differs
+/// from `sizes[name]`, where recorded), or "" when nothing.
+std::string output_damage(const std::filesystem::path& dir, const std::string& name, const nlohmann::json& sizes);
+
 }  // namespace gradmatch::io

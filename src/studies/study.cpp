@@ -123,24 +123,10 @@ std::vector<io::RunStoreSpec::Redo> task_files_to_redo(const Study& study, const
   std::vector<io::RunStoreSpec::Redo> out;
   std::error_code ec;
   if (!std::filesystem::exists(dir / "store.h5", ec)) return out;
-  nlohmann::json recorded = nlohmann::json::object();
-  try {
-    std::ifstream in(dir / "run_info.json");
-    if (in) {
-      const nlohmann::json info = nlohmann::json::parse(in);
-      if (info.contains("output_bytes") && info.at("output_bytes").is_object()) recorded = info.at("output_bytes");
-    }
-  } catch (const nlohmann::json::exception&) {  // a damaged run_info.json is rewritten anyway
-  }
-  for (const Study::TaskFile& f : study.task_files()) {
-    const std::filesystem::path path = dir / f.name;
-    if (!std::filesystem::is_regular_file(path, ec)) {
-      out.push_back({f.table, f.row, cat("its file ", f.name, " is missing")});
-    } else if (recorded.contains(f.name) && recorded.at(f.name).is_number_unsigned() &&
-               std::filesystem::file_size(path, ec) != recorded.at(f.name).get<std::uintmax_t>()) {
-      out.push_back({f.table, f.row, cat("its file ", f.name, " is cut short")});
-    }
-  }
+  const nlohmann::json sizes = io::recorded_output_bytes(dir);
+  for (const Study::TaskFile& f : study.task_files())
+    if (const std::string what = io::output_damage(dir, f.name, sizes); !what.empty())
+      out.push_back({f.table, f.row, cat("its file ", f.name, " is ", what)});
   return out;
 }
 
