@@ -299,46 +299,82 @@ AdamRidgeFit fit_ridge_adam(const Equations& eq, const AdamOptions& o) {
 }
 
 MinibatchAdamFit fit_ridge_adam_minibatch(const MinibatchTargets& t, const MinibatchAdamOptions& o) {
-  const std::size_t k = t.theta_dot_b.size();
-  if (k == 0 || t.b_squared.size() != k || t.p < 1 || !(t.theta_squared > 0.0))
-    throw InputError("fit_ridge_adam_minibatch(): need one <theta, b> and one ||b||^2 per mini-batch, p >= 1 and theta != 0");
+  const std::size_t all = t.theta_dot_b.size();
+  if (all == 0 || t.b_squared.size() != all)
+    throw InputError("fit_ridge_adam_minibatch(): need one <theta, b> and one ||b||^2 per mini-batch");
+  if (t.partitions < 1 || all % static_cast<std::size_t>(t.partitions) != 0)
+    throw InputError("fit_ridge_adam_minibatch(): the mini-batches must be whole partitions of equally many batches");
+  const std::size_t k = all / static_cast<std::size_t>(t.partitions);
+  const auto source = [&](std::int64_t index, std::vector<double>& tb, std::vector<double>& bb) {
+    const auto first = static_cast<std::ptrdiff_t>(static_cast<std::size_t>(index) * k);
+    tb.assign(t.theta_dot_b.begin() + first, t.theta_dot_b.begin() + first + static_cast<std::ptrdiff_t>(k));
+    bb.assign(t.b_squared.begin() + first, t.b_squared.begin() + first + static_cast<std::ptrdiff_t>(k));
+  };
+  return fit_ridge_adam_minibatch(t.theta_squared, t.p, t.partitions, source, o);
+}
+
+MinibatchAdamFit fit_ridge_adam_minibatch(double theta_squared, std::int64_t p_count, std::int64_t partitions,
+                                          const MinibatchPartitionSource& source, const MinibatchAdamOptions& o) {
+  if (p_count < 1 || !(theta_squared > 0.0) || partitions < 1)
+    throw InputError("fit_ridge_adam_minibatch(): need p >= 1, theta != 0 and at least one partition");
   if (!(o.learning_rate > 0.0) || o.max_epochs < 1 || o.patience < 1 || !(o.plateau_factor > 0.0 && o.plateau_factor < 1.0) ||
       o.plateau_patience < 0)
     throw InputError("fit_ridge_adam_minibatch(): learning rate, epochs and patience must be positive, the plateau factor in (0, 1)");
-  const double p = static_cast<double>(t.p);
-  double mean_tb = 0.0;
-  for (double v : t.theta_dot_b) mean_tb += v;
-  mean_tb /= static_cast<double>(k);
+  const double p = static_cast<double>(p_count);
+  // Partitions made so far, in the order asked for.
+  std::vector<std::vector<double>> tb, bb;
+  double sum_tb = 0.0;
+  std::size_t batches_seen = 0;
+  const auto partition = [&](std::int64_t index) -> std::size_t {
+    const auto i = static_cast<std::size_t>(index);
+    if (i == tb.size()) {
+      tb.emplace_back();
+      bb.emplace_back();
+      source(index, tb.back(), bb.back());
+      if (tb.back().empty() || bb.back().size() != tb.back().size() || tb.back().size() != tb.front().size())
+        throw InputError("fit_ridge_adam_minibatch(): every partition needs as many mini-batches as the first, each "
+                         "with its <theta, b> and ||b||^2");
+      for (double v : tb.back()) sum_tb += v;
+      batches_seen += tb.back().size();
+    }
+    return i;
+  };
 
   MinibatchAdamFit out;
-  out.lambda_exact = mean_tb / (2.0 * t.theta_squared);
   double u = o.init_log_lambda, lr = o.learning_rate;
   ScalarAdam adam{o.beta1, o.beta2, o.epsilon};
   EarlyStopping stopping(o.patience, 0.0);
   double plateau_best = std::numeric_limits<double>::infinity();
   std::int64_t plateau_bad = 0;
   for (std::int64_t epoch = 1; epoch <= o.max_epochs; ++epoch) {
-    double epoch_loss = 0.0;
+    const std::size_t at = partition((epoch - 1) % partitions);
+    const std::vector<double>& theta_dot_b = tb[at];
+    const std::vector<double>& b_squared = bb[at];
+    const std::size_t k = theta_dot_b.size();
+    double epoch_loss = 0.0, batch_loss = 0.0;
     for (std::size_t b = 0; b < k; ++b) {
       const double lambda = std::exp(u);
-      epoch_loss += (4.0 * lambda * lambda * t.theta_squared - 4.0 * lambda * t.theta_dot_b[b] + t.b_squared[b]) / p;
-      const double grad = lambda * (8.0 * lambda * t.theta_squared - 4.0 * t.theta_dot_b[b]) / p;  // d l_k / du
+      batch_loss = (4.0 * lambda * lambda * theta_squared - 4.0 * lambda * theta_dot_b[b] + b_squared[b]) / p;
+      epoch_loss += batch_loss;
+      const double grad = lambda * (8.0 * lambda * theta_squared - 4.0 * theta_dot_b[b]) / p;  // d l_k / du
       u -= adam.step(grad, lr);
     }
-    epoch_loss /= static_cast<double>(k);
+    const double monitored = o.monitor == AdamMonitor::last_batch ? batch_loss : epoch_loss / static_cast<double>(k);
     out.epochs = epoch;
-    out.loss = epoch_loss;
+    out.loss = monitored;
     // ReduceLROnPlateau (mode min, threshold_mode rel, cooldown 0).
-    if (epoch_loss < plateau_best * (1.0 - o.plateau_threshold)) {
-      plateau_best = epoch_loss;
+    if (monitored < plateau_best * (1.0 - o.plateau_threshold)) {
+      plateau_best = monitored;
       plateau_bad = 0;
     } else if (++plateau_bad > o.plateau_patience) {
       if (lr - lr * o.plateau_factor > 1e-8) lr *= o.plateau_factor;  // PyTorch's eps: no change below 1e-8
       plateau_bad = 0;
     }
-    if (stopping.update(epoch_loss)) break;
+    if (stopping.update(monitored)) break;
   }
   out.lambda = std::exp(u);
+  out.lambda_exact = sum_tb / static_cast<double>(batches_seen) / (2.0 * theta_squared);
+  out.partitions_used = static_cast<std::int64_t>(tb.size());
   out.final_learning_rate = lr;
   return out;
 }

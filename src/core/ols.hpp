@@ -38,6 +38,7 @@
 // loss, mode "min", with one full-batch step per epoch (see EarlyStopping and
 // gradient_descent below for the exact step indexing).
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <span>
 #include <vector>
@@ -175,26 +176,43 @@ AdamRidgeFit fit_ridge_adam(const Equations& eq, const AdamOptions& options);
 
 /// The scalar-ridge fit the authors' dropout code runs (the paper's Figure 5
 /// estimates), reproduced for parity: one endpoint theta (p parameters),
-/// targets b_k = -grad L_k of K fixed mini-batches, Adam on u = log lambda
-/// over the MEAN-reduced loss of each mini-batch in turn,
+/// targets b_k = -grad L_k of mini-batches, Adam on u = log lambda over the
+/// MEAN-reduced loss of each mini-batch in turn,
 ///   l_k(u) = (1/p) sum_j (2 e^u theta_j - b_kj)^2
 ///          = (4 lambda^2 ||theta||^2 - 4 lambda <theta, b_k> + ||b_k||^2) / p,
 /// one Adam step per mini-batch (epsilon 1e-8 against gradients that the mean
-/// reduction makes p times smaller), the epoch loss the mean of the K
-/// mini-batch losses seen before their steps; PyTorch's
-/// ReduceLROnPlateau(mode "min", factor, patience, threshold 1e-4 relative)
-/// on the epoch loss; early stopping (any decrease counts) after `patience`
-/// epochs without improvement or `max_epochs`. u starts at `init_log_lambda`
-/// (the authors draw 0.1 N(0, 1)). The exact minimiser of the mean of the
-/// l_k is lambda* = mean_k <theta, b_k> / (2 ||theta||^2); the returned
-/// lambda is where Adam stopped (e^u after the last step), which is what the
-/// parity column shows next to lambda*.
+/// reduction makes p times smaller). The mini-batches come as `partitions`
+/// partitions of the data of equally many batches each; epoch e runs
+/// partition (e - 1) mod partitions in order, as a data loader that
+/// reshuffles each epoch would with that many distinct shuffles (one
+/// partition: the same batches every epoch; at least as many as epochs: a
+/// fresh shuffle every epoch). The monitored loss is the last
+/// mini-batch's loss seen before its step (`last_batch`: what PyTorch
+/// Lightning's monitors read of a loss logged in training_step with the
+/// default flags, on_step only) or the mean of the epoch's mini-batch losses
+/// (`epoch_mean`). On it: PyTorch's ReduceLROnPlateau(mode "min", factor,
+/// patience, threshold 1e-4 relative) and early stopping (any decrease counts)
+/// after `patience` epochs without improvement or `max_epochs`. u starts at
+/// `init_log_lambda` (the authors draw 0.1 N(0, 1)). The exact minimiser of
+/// the mean of the l_k of every partition the fit ran is
+/// lambda* = mean_k <theta, b_k> / (2 ||theta||^2); the returned lambda is
+/// where Adam stopped (e^u after the last step), which is what the parity
+/// column shows next to lambda*.
 struct MinibatchTargets {
   std::vector<double> theta_dot_b;  ///< <theta, b_k> per mini-batch
   std::vector<double> b_squared;    ///< ||b_k||^2 per mini-batch
   double theta_squared = 0.0;       ///< ||theta||^2
   std::int64_t p = 0;               ///< parameters (the mean reduction's divisor)
+  std::int64_t partitions = 1;      ///< the batches are this many partitions' (partition-major)
 };
+
+/// Partition `index` (0, 1, 2, ... in turn, each asked for once, when an
+/// epoch first needs it) as its mini-batches' <theta, b_k> and ||b_k||^2:
+/// partitions that cost a pass over the data are made only if used.
+using MinibatchPartitionSource =
+    std::function<void(std::int64_t index, std::vector<double>& theta_dot_b, std::vector<double>& b_squared)>;
+
+enum class AdamMonitor { last_batch, epoch_mean };
 
 struct MinibatchAdamOptions {
   double learning_rate = 0.05;
@@ -207,16 +225,22 @@ struct MinibatchAdamOptions {
   double beta1 = 0.9;
   double beta2 = 0.999;
   double epsilon = 1e-8;
+  AdamMonitor monitor = AdamMonitor::last_batch;
 };
 
 struct MinibatchAdamFit {
   double lambda = 0.0;       ///< e^u where the fit stopped
-  double loss = 0.0;         ///< the last epoch loss
+  double loss = 0.0;         ///< the last monitored loss
   double lambda_exact = 0.0; ///< lambda* (see above)
   std::int64_t epochs = 0;
+  std::int64_t partitions_used = 0;  ///< partitions made (min(epochs, partitions))
   double final_learning_rate = 0.0;
 };
 
 MinibatchAdamFit fit_ridge_adam_minibatch(const MinibatchTargets& targets, const MinibatchAdamOptions& options);
+/// The same over `partitions` partitions made on demand by `source` (every
+/// partition must have as many mini-batches as the first).
+MinibatchAdamFit fit_ridge_adam_minibatch(double theta_squared, std::int64_t p, std::int64_t partitions,
+                                          const MinibatchPartitionSource& source, const MinibatchAdamOptions& options);
 
 }  // namespace gradmatch::ols

@@ -7,6 +7,10 @@
 #if GRADMATCH_WITH_NCCL
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
 #endif
 
 namespace gradmatch::distributed {
@@ -70,9 +74,52 @@ NcclReducer::NcclReducer(const Communicator& comm) : state_(std::make_unique<Sta
     if (comm.is_root()) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
   });
   GRADMATCH_MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm.get()));
-  // Blocks until every rank has joined; a failure here is reported by the
-  // rank that sees it (NCCL cannot agree on failures without a communicator).
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+  // Non-blocking: a rank whose init fails cannot leave the others waiting
+  // for it forever. Each rank polls its communicator until it is ready,
+  // failed, or the deadline passed (GRADMATCH_NCCL_INIT_TIMEOUT seconds,
+  // default 300); then the ranks agree over MPI, and on any failure every
+  // rank aborts its communicator and throws the same error.
+  double timeout_s = 300.0;
+  if (const char* env = std::getenv("GRADMATCH_NCCL_INIT_TIMEOUT")) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end != env && v > 0.0) timeout_s = v;
+  }
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclResult_t state = ncclCommInitRankConfig(&s.comm, comm.size(), id, comm.rank(), &config);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  bool timed_out = false;
+  while (state == ncclInProgress || (state == ncclSuccess && s.comm != nullptr)) {
+    if (ncclCommGetAsyncError(s.comm, &state) != ncclSuccess) state = ncclInternalError;
+    if (state != ncclInProgress) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  try {
+    collective(comm, [&] {
+      if (timed_out)
+        throw std::runtime_error("nccl reduce: the NCCL communicator was not ready after " + std::to_string(timeout_s) +
+                                 " s (another rank failed, or the ranks cannot reach each other; NCCL_DEBUG=INFO says "
+                                 "which; GRADMATCH_NCCL_INIT_TIMEOUT sets the wait); use --reduce mpi");
+      nccl_check(state, "ncclCommInitRankConfig");
+    });
+  } catch (...) {
+    if (s.comm) ncclCommAbort(s.comm);
+    s.comm = nullptr;
+    cudaStreamDestroy(s.stream);
+    s.stream = nullptr;
+    throw;
+  }
+#else
+  // NCCL before 2.14 has no non-blocking init: this blocks until every rank
+  // has joined, and a rank whose init fails leaves the others waiting.
   nccl_check(ncclCommInitRank(&s.comm, comm.size(), id, comm.rank()), "ncclCommInitRank");
+#endif
 }
 
 NcclReducer::~NcclReducer() {

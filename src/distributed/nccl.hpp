@@ -5,8 +5,12 @@
 //   nccl  ncclAllReduce on device buffers: each rank computes on CUDA device
 //         local_rank mod G (as distributed::assign_device), rank 0 creates
 //         the NCCL unique id and MPI broadcasts it, every rank joins with
-//         ncclCommInitRank. A sum is copied to the device, all-reduced in
-//         place (ncclDouble, ncclSum) on the rank's stream and copied back.
+//         a non-blocking ncclCommInitRankConfig (NCCL >= 2.14) and polls it
+//         for at most GRADMATCH_NCCL_INIT_TIMEOUT seconds (300); the ranks
+//         then agree over MPI, so a rank whose init fails makes every rank
+//         fail with its message instead of leaving them waiting. A sum is
+//         copied to the device, all-reduced in place (ncclDouble, ncclSum)
+//         on the rank's stream and copied back.
 //
 // The fits' statistics (the Gram matrix of --method normal; G and C of the
 // structured sym solve; the residual sums) are computed on the host, so the

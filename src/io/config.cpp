@@ -388,4 +388,8 @@ void ConfigReader::key_existed_since(const std::string& key, bool before) {
   impl_->before[key] = Impl::value_text(before);
 }
 
+void ConfigReader::key_existed_since(const std::string& key, std::int64_t before) {
+  impl_->before[key] = Impl::value_text(before);
+}
+
 }  // namespace gradmatch::io

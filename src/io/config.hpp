@@ -73,6 +73,7 @@ class ConfigReader {
   void key_existed_since(const std::string& key, const std::string& before);
   void key_existed_since(const std::string& key, const char* before) { key_existed_since(key, std::string(before)); }
   void key_existed_since(const std::string& key, bool before);
+  void key_existed_since(const std::string& key, std::int64_t before);
 
  private:
   struct Impl;

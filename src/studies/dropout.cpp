@@ -36,7 +36,7 @@ namespace {
 constexpr const char* kStudy = "dropout";
 // Stream kinds (bits 56..63 of a Philox stream id).
 constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6,
-                        kAdamKind = 7, kMatchOrderKind = 8, kTrendKind = 9;
+                        kAdamKind = 7, kMatchOrderKind = 8, kTrendKind = 9, kAdamShuffleKind = 10;
 // Offsets of the diagnostics' and matching rounds' mask keys from a replicate's training key.
 constexpr std::uint64_t kDiagnosticMasks = 0x6469616700000000ULL, kMatchMasks = 0x6d61746300000000ULL;
 constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
@@ -118,6 +118,17 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.adam_epsilon = r.get_double("fit.adam_epsilon", c.adam_epsilon, 0.0, 1.0);
   c.adam_plateau_factor = r.get_double("fit.adam_plateau_factor", c.adam_plateau_factor, 1e-6, 0.999999);
   c.adam_plateau_patience = r.get_int("fit.adam_plateau_patience", c.adam_plateau_patience, 0, 100'000'000);
+  // Until these keys existed the parity fit monitored the epoch mean of
+  // one fixed partition of the rows (results differ: a store from then
+  // resumes with both written out).
+  if (c.adam_parity || r.has("fit.adam_monitor")) {
+    c.adam_monitor = r.get_choice("fit.adam_monitor", c.adam_monitor, {"last_batch", "epoch_mean"});
+    r.key_existed_since("fit.adam_monitor", "epoch_mean");
+  }
+  if (c.adam_parity || r.has("fit.adam_shuffles")) {
+    c.adam_shuffles = r.get_int("fit.adam_shuffles", c.adam_shuffles, 0, 100'000);
+    r.key_existed_since("fit.adam_shuffles", std::int64_t{0});
+  }
   c.max_dropout_grad_norm =
       r.get_double("diagnostics.max_dropout_grad_norm", c.max_dropout_grad_norm, 0.0, 1e300);
   c.match_stationarity = r.get_bool("stationarity.match", c.match_stationarity);
@@ -293,12 +304,20 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
 
   e.lambda_adam = e.lambda_adam_exact = std::nan("");
   if (c.adam_parity) {
-    const MinibatchGradients mb = minibatch_gradients(model, train, LossKind::cross_entropy, c.adam_batch_size);
-    ols::MinibatchTargets targets;
-    for (double v : mb.theta_dot_grad) targets.theta_dot_b.push_back(-v);  // b_k = -g_k
-    targets.b_squared = mb.grad_squared;
-    targets.theta_squared = mb.theta_squared;
-    targets.p = mb.parameters;
+    // The mini-batches of a shuffle of the rows per epoch, adam_shuffles
+    // distinct shuffles in turn (the authors' loader reshuffles every epoch:
+    // adam_shuffles >= adam_max_epochs is that), each made when first used;
+    // or the rows in order (0). Shuffle i is the i-th of the task's stream,
+    // whatever adam_shuffles is.
+    Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
+    const auto source = [&](std::int64_t, std::vector<double>& theta_dot_b, std::vector<double>& b_squared) {
+      const std::vector<std::int64_t> order =
+          c.adam_shuffles == 0 ? std::vector<std::int64_t>{} : training::permutation(train.size(), shuffles);
+      const MinibatchGradients mb = minibatch_gradients(model, train, LossKind::cross_entropy, c.adam_batch_size, order);
+      theta_dot_b.clear();
+      for (double v : mb.theta_dot_grad) theta_dot_b.push_back(-v);  // b_k = -g_k
+      b_squared = mb.grad_squared;
+    };
     ols::MinibatchAdamOptions ao;
     ao.learning_rate = c.adam_learning_rate;
     ao.max_epochs = c.adam_max_epochs;
@@ -306,9 +325,12 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     ao.epsilon = c.adam_epsilon;
     ao.plateau_factor = c.adam_plateau_factor;
     ao.plateau_patience = c.adam_plateau_patience;
+    ao.monitor = c.adam_monitor == "epoch_mean" ? ols::AdamMonitor::epoch_mean : ols::AdamMonitor::last_batch;
     Rng start(c.seed, replicate_stream(kAdamKind, task));
     ao.init_log_lambda = c.adam_init_sd * start.normal();
-    const ols::MinibatchAdamFit adam = ols::fit_ridge_adam_minibatch(targets, ao);
+    const at::Tensor flat = flat_parameters(model);  // ||theta||^2 as minibatch_gradients() takes it
+    const ols::MinibatchAdamFit adam = ols::fit_ridge_adam_minibatch(
+        flat.dot(flat).item<double>(), flat.numel(), std::max<std::int64_t>(1, c.adam_shuffles), source, ao);
     e.lambda_adam = adam.lambda;
     e.lambda_adam_exact = adam.lambda_exact;
     e.adam_epochs = adam.epochs;

@@ -17,16 +17,21 @@
 namespace gradmatch::training {
 
 MinibatchGradients minibatch_gradients(const ModelHandle& model, const Dataset& data, LossKind loss,
-                                       std::int64_t batch_size) {
+                                       std::int64_t batch_size, const std::vector<std::int64_t>& order) {
   validate_dataset(data, "minibatch_gradients()");
   if (batch_size < 1) throw InputError("minibatch_gradients(): the batch size must be positive");
+  if (!order.empty() && static_cast<std::int64_t>(order.size()) != data.size())
+    throw InputError("minibatch_gradients(): the order must list every row once");
   const at::Tensor theta = flat_parameters(model);
   MinibatchGradients out;
   out.parameters = theta.numel();
   out.theta_squared = theta.dot(theta).item<double>();
   const std::int64_t n = data.size();
   for (std::int64_t begin = 0; begin < n; begin += batch_size) {
-    const Dataset batch = data.slice(begin, std::min(n, begin + batch_size));
+    const std::int64_t end = std::min(n, begin + batch_size);
+    const Dataset batch =
+        order.empty() ? data.slice(begin, end)
+                      : data.take(std::vector<std::int64_t>(order.begin() + begin, order.begin() + end));
     const at::Tensor g = full_batch_gradient(model, batch, loss);
     out.theta_dot_grad.push_back(theta.dot(g).item<double>());
     out.grad_squared.push_back(g.dot(g).item<double>());

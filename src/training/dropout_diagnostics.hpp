@@ -50,7 +50,8 @@ namespace gradmatch::training {
 
 /// Per mini-batch eval-mode mean-loss gradients g_k of consecutive batches
 /// of `batch_size` rows (the last may be shorter), reduced to what a scalar
-/// ridge fit needs.
+/// ridge fit needs. With `order` (a permutation of the rows) the batches are
+/// consecutive runs of it, as a data loader that shuffles makes them.
 struct MinibatchGradients {
   std::vector<double> theta_dot_grad;  ///< <theta, g_k>
   std::vector<double> grad_squared;    ///< ||g_k||^2
@@ -58,7 +59,7 @@ struct MinibatchGradients {
   std::int64_t parameters = 0;
 };
 MinibatchGradients minibatch_gradients(const ModelHandle& model, const Dataset& data, LossKind loss,
-                                       std::int64_t batch_size);
+                                       std::int64_t batch_size, const std::vector<std::int64_t>& order = {});
 
 /// g_A and g_B of (1) above: flat float64 on the CPU.
 struct DropoutObjectiveGradient {

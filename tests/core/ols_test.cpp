@@ -351,5 +351,85 @@ TEST(OlsAdam, MinibatchParityFitReachesTheExactMinimiserWithoutEpsilonAndStallsA
   EXPECT_GT(stalled.lambda, 2.0 * stalled.lambda_exact);
 }
 
+TEST(OlsAdam, MinibatchParityFitOnTheLastBatchsLossStopsPatienceEpochsAfterThatLossLastFell) {
+  // Batch 1 pulls lambda up (its optimum <theta, b>/2 = 50), batch 2's loss
+  // (4 lambda^2 + 1) only grows with lambda > 0. From lambda = 1 Adam raises
+  // lambda every epoch for dozens of epochs (u moves about lr per step), so
+  // the last batch's loss is lowest at epoch 1: early stopping with patience
+  // 10 on it ends at epoch 11, while the epoch mean keeps falling.
+  ols::MinibatchTargets t;
+  t.theta_squared = 1.0;
+  t.theta_dot_b = {100.0, 0.0};
+  t.b_squared = {2600.0, 1.0};
+  t.p = 1;
+  ols::MinibatchAdamOptions o;
+  o.patience = 10;
+  o.plateau_patience = 100'000'000;
+  o.monitor = ols::AdamMonitor::last_batch;
+  const ols::MinibatchAdamFit last = ols::fit_ridge_adam_minibatch(t, o);
+  EXPECT_EQ(last.epochs, 11);
+  EXPECT_GT(last.lambda, 1.0);
+  o.monitor = ols::AdamMonitor::epoch_mean;
+  const ols::MinibatchAdamFit mean = ols::fit_ridge_adam_minibatch(t, o);
+  EXPECT_GT(mean.epochs, 30);
+}
+
+TEST(OlsAdam, MinibatchParityFitRunsOnePartitionPerEpochInTurn) {
+  // Two partitions of one batch each, two epochs, take the same Adam steps
+  // as one partition of both batches for one epoch.
+  ols::MinibatchTargets one;
+  one.theta_squared = 3.0;
+  one.theta_dot_b = {0.4, -0.1};
+  one.b_squared = {2.0, 1.5};
+  one.p = 7;
+  ols::MinibatchTargets two = one;
+  two.partitions = 2;
+  ols::MinibatchAdamOptions o;
+  o.max_epochs = 1;
+  const ols::MinibatchAdamFit a = ols::fit_ridge_adam_minibatch(one, o);
+  o.max_epochs = 2;
+  const ols::MinibatchAdamFit b = ols::fit_ridge_adam_minibatch(two, o);
+  EXPECT_EQ(a.lambda, b.lambda);
+  EXPECT_EQ(a.loss, b.loss);  // the last batch's loss before its step
+  EXPECT_EQ(b.epochs, 2);
+  EXPECT_DOUBLE_EQ(b.lambda_exact, 0.15 / (2.0 * 3.0));  // the mean over every batch of every partition
+  // After one epoch the two-partition fit has seen batch 1 only.
+  o.max_epochs = 1;
+  ols::MinibatchTargets first = one;
+  first.theta_dot_b = {0.4};
+  first.b_squared = {2.0};
+  EXPECT_EQ(ols::fit_ridge_adam_minibatch(two, o).lambda, ols::fit_ridge_adam_minibatch(first, o).lambda);
+  two.partitions = 3;
+  EXPECT_THROW(ols::fit_ridge_adam_minibatch(two, o), InputError);
+}
+
+TEST(OlsAdam, MinibatchParityFitMakesEachPartitionOnceInTurnAndOnlyIfAnEpochUsesIt) {
+  // A thousand partitions and five epochs: five partitions are made, one per
+  // epoch (a fresh shuffle every epoch); three partitions and seven epochs:
+  // three, reused in turn.
+  std::vector<std::int64_t> asked;
+  const auto source = [&](std::int64_t index, std::vector<double>& tb, std::vector<double>& bb) {
+    asked.push_back(index);
+    tb = {0.1 * static_cast<double>(index + 1), 0.2};
+    bb = {1.0, 2.0};
+  };
+  ols::MinibatchAdamOptions o;
+  o.max_epochs = 5;
+  const ols::MinibatchAdamFit fresh = ols::fit_ridge_adam_minibatch(2.0, 10, 1000, source, o);
+  EXPECT_EQ(asked, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(fresh.partitions_used, 5);
+  // lambda* over the batches run: mean <theta, b> = (0.1 + ... + 0.5 + 5 * 0.2) / 10 = 0.25.
+  EXPECT_DOUBLE_EQ(fresh.lambda_exact, 0.25 / (2.0 * 2.0));
+  asked.clear();
+  o.max_epochs = 7;
+  EXPECT_EQ(ols::fit_ridge_adam_minibatch(2.0, 10, 3, source, o).partitions_used, 3);
+  EXPECT_EQ(asked, (std::vector<std::int64_t>{0, 1, 2}));
+  const auto ragged = [](std::int64_t index, std::vector<double>& tb, std::vector<double>& bb) {
+    tb.assign(static_cast<std::size_t>(index + 1), 0.1);
+    bb.assign(static_cast<std::size_t>(index + 1), 1.0);
+  };
+  EXPECT_THROW(ols::fit_ridge_adam_minibatch(2.0, 10, 3, ragged, o), InputError);
+}
+
 }  // namespace
 }  // namespace gradmatch

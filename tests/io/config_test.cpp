@@ -113,8 +113,10 @@ TEST(ConfigReader, DefaultsGiveWhatGradmatchDidBeforeAKeyWhoseDefaultChangedBeha
   c.get_bool("train.original", true);
   c.key_existed_since("train.original", false);
   c.get_int("train.epochs", 3, 1, 9);
-  EXPECT_EQ(c.defaults(), "train.epochs = 3\ntrain.original = false\ntrain.split = \"draws\"\n");
-  EXPECT_EQ(c.effective(), "train.epochs = 3\ntrain.original = true\ntrain.split = \"rows\"\n");
+  c.get_int("train.shuffles", 10, 0, 99);
+  c.key_existed_since("train.shuffles", std::int64_t{0});
+  EXPECT_EQ(c.defaults(), "train.epochs = 3\ntrain.original = false\ntrain.shuffles = 0\ntrain.split = \"draws\"\n");
+  EXPECT_EQ(c.effective(), "train.epochs = 3\ntrain.original = true\ntrain.shuffles = 10\ntrain.split = \"rows\"\n");
 }
 
 TEST(ConfigReader, AcceptsIntegerWhereNumberExpected) {

@@ -659,6 +659,29 @@ TEST_F(TrainingStudies, DropoutTf32WithFloat64TrainingIsRefusedNamingTheKeyAndWr
   EXPECT_TRUE(read_dropout_config(reader).tf32);
 }
 
+TEST_F(TrainingStudies, DropoutParityFitDeclaresItsFormerMonitorAndPartitionSoThatOlderStoresResumeOnlyWithThem) {
+  // Until fit.adam_monitor and fit.adam_shuffles existed the parity fit read
+  // the epoch mean over one fixed partition; a store from then must not mix
+  // with rows of the Lightning reading (the runner compares defaults()).
+  io::ConfigReader reader(smoke("dropout"));
+  const DropoutConfig c = read_dropout_config(reader);
+  EXPECT_EQ(c.adam_monitor, "last_batch");
+  EXPECT_EQ(c.adam_shuffles, 10);
+  EXPECT_NE(reader.defaults().find("fit.adam_monitor = \"epoch_mean\"\n"), std::string::npos) << reader.defaults();
+  EXPECT_NE(reader.defaults().find("fit.adam_shuffles = 0\n"), std::string::npos) << reader.defaults();
+  EXPECT_NE(reader.effective().find("fit.adam_monitor = \"last_batch\"\n"), std::string::npos);
+  // Without the parity column neither key matters, so neither is asked for.
+  const std::string without = config_replacing_all("dropout",
+                                                   {{"adam_parity = true", "adam_parity = false"},
+                                                    {"adam_monitor = \"last_batch\"", ""},
+                                                    {"adam_shuffles = 10", ""}},
+                                                   "dropout_no_parity");
+  io::ConfigReader plain(without);
+  read_dropout_config(plain);
+  EXPECT_EQ(plain.effective().find("adam_monitor"), std::string::npos);
+  EXPECT_EQ(plain.effective().find("adam_shuffles"), std::string::npos);
+}
+
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {
   DropoutConfig c;
   const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/errors.hpp"
+#include "training/data.hpp"
 #include "training/dropout_diagnostics.hpp"
 #include "training/endpoint.hpp"
 #include "training/models.hpp"
@@ -112,6 +113,27 @@ TEST(DropoutDiagnostics, MinibatchGradientsAverageToTheFullBatchGradient) {
   EXPECT_NEAR(weighted, theta.dot(full).item<double>(), 1e-12);
   EXPECT_NEAR(m.theta_squared, theta.dot(theta).item<double>(), 1e-12);
   EXPECT_EQ(m.parameters, theta.numel());
+}
+
+TEST(DropoutDiagnostics, ShuffledMinibatchGradientsAreThoseOfTheRowsInThatOrderAndStillAverageToTheFullGradient) {
+  const Dataset data = classification_data(70, 6, 4, 4);
+  Mlp mlp = classifier(2, 10, 0.0);
+  const ModelHandle h = make_handle(mlp);
+  const std::vector<std::int64_t> order = permutation(70, 11, 3);
+  const MinibatchGradients m = minibatch_gradients(h, data, LossKind::cross_entropy, 32, order);
+  ASSERT_EQ(m.theta_dot_grad.size(), 3u);
+  const at::Tensor theta = flat_parameters(h);
+  // The last batch is the permutation's last 6 rows.
+  const Dataset last = data.take(std::vector<std::int64_t>(order.begin() + 64, order.end()));
+  const at::Tensor g_last = full_batch_gradient(h, last, LossKind::cross_entropy);
+  EXPECT_NEAR(m.theta_dot_grad[2], theta.dot(g_last).item<double>(), 1e-13);
+  EXPECT_NEAR(m.grad_squared[2], g_last.dot(g_last).item<double>(), 1e-13);
+  const MinibatchGradients plain = minibatch_gradients(h, data, LossKind::cross_entropy, 32);
+  EXPECT_GT(std::abs(m.grad_squared[2] - plain.grad_squared[2]), 1e-6);  // other rows than rows 64-69
+  const at::Tensor full = full_batch_gradient(h, data, LossKind::cross_entropy);
+  const double weighted = (32.0 * m.theta_dot_grad[0] + 32.0 * m.theta_dot_grad[1] + 6.0 * m.theta_dot_grad[2]) / 70.0;
+  EXPECT_NEAR(weighted, theta.dot(full).item<double>(), 1e-12);
+  EXPECT_THROW(minibatch_gradients(h, data, LossKind::cross_entropy, 32, std::vector<std::int64_t>(69, 0)), InputError);
 }
 
 TEST(DropoutDiagnostics, MatchedStationarityTrainsUntilTheUnbiasedNormReachesTheTarget) {
