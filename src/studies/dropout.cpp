@@ -36,7 +36,8 @@ namespace {
 constexpr const char* kStudy = "dropout";
 // Stream kinds (bits 56..63 of a Philox stream id).
 constexpr std::uint64_t kTaskKind = 1, kSplitKind = 2, kInitKind = 3, kOrderKind = 4, kSubsetKind = 5, kChunkKind = 6,
-                        kAdamKind = 7, kMatchOrderKind = 8, kTrendKind = 9, kAdamShuffleKind = 10;
+                        kAdamKind = 7, kMatchOrderKind = 8, kTrendKind = 9, kAdamShuffleKind = 10,
+                        kAdamTailKind = 11;
 // Offsets of the diagnostics' and matching rounds' mask keys from a replicate's training key.
 constexpr std::uint64_t kDiagnosticMasks = 0x6469616700000000ULL, kMatchMasks = 0x6d61746300000000ULL;
 constexpr std::int64_t kRateUnits = 10000;  // rates are stored in units of 1e-4
@@ -125,10 +126,12 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
     c.adam_monitor = r.get_choice("fit.adam_monitor", c.adam_monitor, {"last_batch", "epoch_mean"});
     r.key_existed_since("fit.adam_monitor", "epoch_mean");
   }
-  if (c.adam_parity || r.has("fit.adam_shuffles")) {
-    c.adam_shuffles = r.get_int("fit.adam_shuffles", c.adam_shuffles, 0, 100'000);
-    r.key_existed_since("fit.adam_shuffles", std::int64_t{0});
+  if (c.adam_parity || r.has("fit.adam_batches")) {
+    c.adam_batches = r.get_choice("fit.adam_batches", c.adam_batches, {"fresh", "pool", "fixed"});
+    r.key_existed_since("fit.adam_batches", "fixed");
   }
+  if ((c.adam_parity && c.adam_batches == "pool") || r.has("fit.adam_shuffles"))
+    c.adam_shuffles = r.get_int("fit.adam_shuffles", c.adam_shuffles, 1, 100'000);
   c.max_dropout_grad_norm =
       r.get_double("diagnostics.max_dropout_grad_norm", c.max_dropout_grad_norm, 0.0, 1e300);
   c.match_stationarity = r.get_bool("stationarity.match", c.match_stationarity);
@@ -304,19 +307,40 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
 
   e.lambda_adam = e.lambda_adam_exact = std::nan("");
   if (c.adam_parity) {
-    // The mini-batches of a shuffle of the rows per epoch, adam_shuffles
-    // distinct shuffles in turn (the authors' loader reshuffles every epoch:
-    // adam_shuffles >= adam_max_epochs is that), each made when first used;
-    // or the rows in order (0). Shuffle i is the i-th of the task's stream,
-    // whatever adam_shuffles is.
+    // Each epoch's mini-batches (see fit.adam_batches): `fresh` a new
+    // shuffle of the rows (the authors' loader), `pool` the first K - 1
+    // batches of one of adam_shuffles shuffles in turn and a last batch of
+    // rows drawn afresh (the monitored loss keeps its epoch-to-epoch noise at
+    // a small part of a pass's cost), `fixed` the rows in order. Epochs are
+    // made when first run; the draws are the task's, in epoch order.
+    const std::int64_t n = train.size(), batch = c.adam_batch_size;
+    const std::int64_t tail = n % batch == 0 ? std::min(n, batch) : n % batch;  // rows of the last batch
     Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
-    const auto source = [&](std::int64_t, std::vector<double>& theta_dot_b, std::vector<double>& b_squared) {
-      const std::vector<std::int64_t> order =
-          c.adam_shuffles == 0 ? std::vector<std::int64_t>{} : training::permutation(train.size(), shuffles);
-      const MinibatchGradients mb = minibatch_gradients(model, train, LossKind::cross_entropy, c.adam_batch_size, order);
+    Rng tails(c.seed, replicate_stream(kAdamTailKind, task));
+    std::vector<std::vector<double>> pool_tb, pool_bb;  // the first K - 1 batches of each pool shuffle
+    const auto append = [&](const std::vector<std::int64_t>& order, std::vector<double>& tb, std::vector<double>& bb) {
+      const MinibatchGradients mb = minibatch_gradients(model, train, LossKind::cross_entropy, batch, order);
+      for (double v : mb.theta_dot_grad) tb.push_back(-v);  // b_k = -g_k
+      bb.insert(bb.end(), mb.grad_squared.begin(), mb.grad_squared.end());
+    };
+    const auto source = [&](std::int64_t epoch, std::vector<double>& theta_dot_b, std::vector<double>& b_squared) {
       theta_dot_b.clear();
-      for (double v : mb.theta_dot_grad) theta_dot_b.push_back(-v);  // b_k = -g_k
-      b_squared = mb.grad_squared;
+      b_squared.clear();
+      if (c.adam_batches == "fixed") return append({}, theta_dot_b, b_squared);
+      if (c.adam_batches == "fresh") return append(training::permutation(n, shuffles), theta_dot_b, b_squared);
+      const auto r = static_cast<std::size_t>(epoch % c.adam_shuffles);
+      if (r == pool_tb.size()) {
+        std::vector<std::int64_t> order = training::permutation(n, shuffles);
+        order.resize(static_cast<std::size_t>(n - tail));
+        pool_tb.emplace_back();
+        pool_bb.emplace_back();
+        if (!order.empty()) append(order, pool_tb.back(), pool_bb.back());
+      }
+      theta_dot_b = pool_tb[r];
+      b_squared = pool_bb[r];
+      std::vector<std::int64_t> last = training::permutation(n, tails);
+      last.resize(static_cast<std::size_t>(tail));
+      append(last, theta_dot_b, b_squared);
     };
     ols::MinibatchAdamOptions ao;
     ao.learning_rate = c.adam_learning_rate;
@@ -330,7 +354,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     ao.init_log_lambda = c.adam_init_sd * start.normal();
     const at::Tensor flat = flat_parameters(model);  // ||theta||^2 as minibatch_gradients() takes it
     const ols::MinibatchAdamFit adam = ols::fit_ridge_adam_minibatch(
-        flat.dot(flat).item<double>(), flat.numel(), std::max<std::int64_t>(1, c.adam_shuffles), source, ao);
+        flat.dot(flat).item<double>(), flat.numel(), c.adam_batches == "fixed" ? 1 : c.adam_max_epochs, source, ao);
     e.lambda_adam = adam.lambda;
     e.lambda_adam_exact = adam.lambda_exact;
     e.adam_epochs = adam.epochs;

@@ -28,11 +28,12 @@
 //     relative error, M and ||theta||^2 are reported;
 //   the authors' Adam fit as a parity column (core ols::fit_ridge_adam_minibatch:
 //     mean reduction over parameters, epsilon 1e-8, u = log lambda started
-//     at 0.1 N(0, 1), targets of mini-batches of 2048 of a reshuffled
-//     training split (fit.adam_shuffles distinct shuffles, one per epoch in
-//     turn), ReduceLROnPlateau(0.5, 10) and early stopping (patience 100) on
-//     the last mini-batch's loss, as Lightning's monitors read the authors'
-//     training_step log, at most 2000 epochs).
+//     at 0.1 N(0, 1), targets of mini-batches of 2048 of the training split
+//     reshuffled every epoch (fit.adam_batches: fresh, or a pool of
+//     shuffles with the last batch drawn afresh), ReduceLROnPlateau(0.5, 10)
+//     and early stopping (patience 100) on the last mini-batch's loss, as
+//     Lightning's monitors read the authors' training_step log, at most
+//     2000 epochs).
 // Trust rule: a cell is trusted when its median dropout_grad_norm is at
 // most diagnostics.max_dropout_grad_norm -- stationarity judged on the
 // objective dropout trains on, not on ||g_eval||, which is nonzero even at
@@ -123,7 +124,8 @@ struct DropoutConfig {
   double adam_plateau_factor = 0.5;         ///< ReduceLROnPlateau(factor, patience)
   std::int64_t adam_plateau_patience = 10;
   std::string adam_monitor = "last_batch";  ///< loss the plateau and stopping rules read: last_batch | epoch_mean
-  std::int64_t adam_shuffles = 10;          ///< distinct shuffles of the split the epochs cycle through (0: rows in order)
+  std::string adam_batches = "pool";        ///< each epoch's mini-batches: fresh | pool | fixed (see fit.adam_batches)
+  std::int64_t adam_shuffles = 10;          ///< shuffles of the pool (adam_batches = "pool")
   double max_dropout_grad_norm = 1e-3;      ///< a cell is trusted when its median dropout_grad_norm is at most this
 
   // Matched stationarity (training/dropout_diagnostics.hpp).

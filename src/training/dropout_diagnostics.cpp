@@ -20,13 +20,13 @@ MinibatchGradients minibatch_gradients(const ModelHandle& model, const Dataset& 
                                        std::int64_t batch_size, const std::vector<std::int64_t>& order) {
   validate_dataset(data, "minibatch_gradients()");
   if (batch_size < 1) throw InputError("minibatch_gradients(): the batch size must be positive");
-  if (!order.empty() && static_cast<std::int64_t>(order.size()) != data.size())
-    throw InputError("minibatch_gradients(): the order must list every row once");
+  if (static_cast<std::int64_t>(order.size()) > data.size())
+    throw InputError("minibatch_gradients(): the order lists more rows than the data has");
   const at::Tensor theta = flat_parameters(model);
   MinibatchGradients out;
   out.parameters = theta.numel();
   out.theta_squared = theta.dot(theta).item<double>();
-  const std::int64_t n = data.size();
+  const std::int64_t n = order.empty() ? data.size() : static_cast<std::int64_t>(order.size());
   for (std::int64_t begin = 0; begin < n; begin += batch_size) {
     const std::int64_t end = std::min(n, begin + batch_size);
     const Dataset batch =

@@ -50,8 +50,9 @@ namespace gradmatch::training {
 
 /// Per mini-batch eval-mode mean-loss gradients g_k of consecutive batches
 /// of `batch_size` rows (the last may be shorter), reduced to what a scalar
-/// ridge fit needs. With `order` (a permutation of the rows) the batches are
-/// consecutive runs of it, as a data loader that shuffles makes them.
+/// ridge fit needs. With `order` (rows of the data, each at most once: a
+/// permutation, or part of one) the batches are consecutive runs of it, as a
+/// data loader that shuffles makes them.
 struct MinibatchGradients {
   std::vector<double> theta_dot_grad;  ///< <theta, g_k>
   std::vector<double> grad_squared;    ///< ||g_k||^2

@@ -659,27 +659,60 @@ TEST_F(TrainingStudies, DropoutTf32WithFloat64TrainingIsRefusedNamingTheKeyAndWr
   EXPECT_TRUE(read_dropout_config(reader).tf32);
 }
 
-TEST_F(TrainingStudies, DropoutParityFitDeclaresItsFormerMonitorAndPartitionSoThatOlderStoresResumeOnlyWithThem) {
-  // Until fit.adam_monitor and fit.adam_shuffles existed the parity fit read
-  // the epoch mean over one fixed partition; a store from then must not mix
+TEST_F(TrainingStudies, DropoutParityFitDeclaresItsFormerMonitorAndBatchesSoThatOlderStoresResumeOnlyWithThem) {
+  // Until fit.adam_monitor and fit.adam_batches existed the parity fit read
+  // the epoch mean over the rows in order; a store from then must not mix
   // with rows of the Lightning reading (the runner compares defaults()).
   io::ConfigReader reader(smoke("dropout"));
   const DropoutConfig c = read_dropout_config(reader);
   EXPECT_EQ(c.adam_monitor, "last_batch");
-  EXPECT_EQ(c.adam_shuffles, 10);
+  EXPECT_EQ(c.adam_batches, "pool");
   EXPECT_NE(reader.defaults().find("fit.adam_monitor = \"epoch_mean\"\n"), std::string::npos) << reader.defaults();
-  EXPECT_NE(reader.defaults().find("fit.adam_shuffles = 0\n"), std::string::npos) << reader.defaults();
+  EXPECT_NE(reader.defaults().find("fit.adam_batches = \"fixed\"\n"), std::string::npos) << reader.defaults();
   EXPECT_NE(reader.effective().find("fit.adam_monitor = \"last_batch\"\n"), std::string::npos);
-  // Without the parity column neither key matters, so neither is asked for.
+  EXPECT_NE(reader.effective().find("fit.adam_shuffles = 10\n"), std::string::npos);
+  // Without the parity column none of them matters, so none is asked for.
   const std::string without = config_replacing_all("dropout",
                                                    {{"adam_parity = true", "adam_parity = false"},
                                                     {"adam_monitor = \"last_batch\"", ""},
+                                                    {"adam_batches = \"pool\"", ""},
                                                     {"adam_shuffles = 10", ""}},
                                                    "dropout_no_parity");
   io::ConfigReader plain(without);
   read_dropout_config(plain);
   EXPECT_EQ(plain.effective().find("adam_monitor"), std::string::npos);
   EXPECT_EQ(plain.effective().find("adam_shuffles"), std::string::npos);
+}
+
+TEST_F(TrainingStudies, DropoutParityFitWithEachKindOfBatchesGivesTheSameFitOnOneRankAndTwo) {
+  // Several mini-batches per epoch (batch 256 of the 900 training rows: the
+  // last has 132), so the monitor, the shuffles and the fresh last batches
+  // all matter; every draw is the task's, so the rank count does not.
+  std::map<std::string, std::vector<double>> fits;
+  for (const std::string batches : {"fresh", "pool", "fixed"}) {
+    const std::string cfg = config_replacing_all("dropout",
+                                                 {{"adam_batch_size = 2048", "adam_batch_size = 256"},
+                                                  {"adam_batches = \"pool\"", "adam_batches = \"" + batches + "\""},
+                                                  {"adam_max_epochs = 2000", "adam_max_epochs = 300"}},
+                                                 "dropout_" + batches);
+    const fs::path one = root_ / ("one_" + batches), two = root_ / ("two_" + batches);
+    if (world_.is_root()) run_study(cfg, one.string(), Communicator(MPI_COMM_SELF));
+    run_study(cfg, two.string(), world_);
+    if (!world_.is_root()) continue;
+    const auto a = io::read_doubles((one / "results.h5").string(), "endpoints/lambda_adam");
+    const auto b = io::read_doubles((two / "results.h5").string(), "endpoints/lambda_adam");
+    const auto epochs = io::read_doubles((two / "results.h5").string(), "endpoints/adam_epochs");
+    EXPECT_EQ(a, b) << batches;
+    for (std::size_t k = 0; k < b.size(); ++k) {
+      EXPECT_TRUE(std::isfinite(b[k]) && b[k] > 0.0) << batches << " " << k;
+      EXPECT_GE(epochs[k], 1.0);
+      EXPECT_LE(epochs[k], 300.0);
+    }
+    fits[batches] = b;
+  }
+  if (!world_.is_root()) return;
+  EXPECT_NE(fits["fresh"], fits["pool"]);
+  EXPECT_NE(fits["pool"], fits["fixed"]);
 }
 
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {

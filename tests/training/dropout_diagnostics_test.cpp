@@ -133,7 +133,12 @@ TEST(DropoutDiagnostics, ShuffledMinibatchGradientsAreThoseOfTheRowsInThatOrderA
   const at::Tensor full = full_batch_gradient(h, data, LossKind::cross_entropy);
   const double weighted = (32.0 * m.theta_dot_grad[0] + 32.0 * m.theta_dot_grad[1] + 6.0 * m.theta_dot_grad[2]) / 70.0;
   EXPECT_NEAR(weighted, theta.dot(full).item<double>(), 1e-12);
-  EXPECT_THROW(minibatch_gradients(h, data, LossKind::cross_entropy, 32, std::vector<std::int64_t>(69, 0)), InputError);
+  // Part of a permutation: the batches of just those rows.
+  const MinibatchGradients part =
+      minibatch_gradients(h, data, LossKind::cross_entropy, 32, std::vector<std::int64_t>(order.begin() + 64, order.end()));
+  ASSERT_EQ(part.grad_squared.size(), 1u);
+  EXPECT_EQ(part.grad_squared[0], m.grad_squared[2]);
+  EXPECT_THROW(minibatch_gradients(h, data, LossKind::cross_entropy, 32, std::vector<std::int64_t>(71, 0)), InputError);
 }
 
 TEST(DropoutDiagnostics, MatchedStationarityTrainsUntilTheUnbiasedNormReachesTheTarget) {
