@@ -67,6 +67,21 @@ std::vector<std::int64_t> subset(std::int64_t available, std::int64_t wanted, st
   return perm;
 }
 
+// Float64 gradient passes over the training split after training, per
+// replicate (the estimate's upper bound): the endpoint gradient, the margin
+// identity, the mask draws, and the parity fit's mini-batches (a pass per
+// shuffle; a fresh last batch of `tail` rows per epoch of the pool).
+double estimate_passes(const DropoutConfig& c, double n_train) {
+  double passes = static_cast<double>(c.mask_draws) + 2.0;
+  if (!c.adam_parity) return passes;
+  const double epochs = static_cast<double>(c.adam_max_epochs), batch = static_cast<double>(c.adam_batch_size);
+  if (c.adam_batches == "fixed" || n_train <= batch) return passes + 1.0;  // one batch holds every row: one pass
+  if (c.adam_batches == "fresh") return passes + epochs;
+  const double rem = std::fmod(n_train, batch);
+  const double tail = rem == 0.0 ? batch : rem;
+  return passes + static_cast<double>(c.adam_shuffles) + epochs * tail / n_train;
+}
+
 FitOptions ridge() {
   FitOptions o;
   o.family.kind = FamilyKind::ridge;
@@ -315,6 +330,8 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     // made when first run; the draws are the task's, in epoch order.
     const std::int64_t n = train.size(), batch = c.adam_batch_size;
     const std::int64_t tail = n % batch == 0 ? std::min(n, batch) : n % batch;  // rows of the last batch
+    // One batch that holds every row is the same batch in every order.
+    const bool one_partition = c.adam_batches == "fixed" || n <= batch;
     Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
     Rng tails(c.seed, replicate_stream(kAdamTailKind, task));
     std::vector<std::vector<double>> pool_tb, pool_bb;  // the first K - 1 batches of each pool shuffle
@@ -326,7 +343,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     const auto source = [&](std::int64_t epoch, std::vector<double>& theta_dot_b, std::vector<double>& b_squared) {
       theta_dot_b.clear();
       b_squared.clear();
-      if (c.adam_batches == "fixed") return append({}, theta_dot_b, b_squared);
+      if (one_partition) return append({}, theta_dot_b, b_squared);
       if (c.adam_batches == "fresh") return append(training::permutation(n, shuffles), theta_dot_b, b_squared);
       const auto r = static_cast<std::size_t>(epoch % c.adam_shuffles);
       if (r == pool_tb.size()) {
@@ -354,7 +371,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     ao.init_log_lambda = c.adam_init_sd * start.normal();
     const at::Tensor flat = flat_parameters(model);  // ||theta||^2 as minibatch_gradients() takes it
     const ols::MinibatchAdamFit adam = ols::fit_ridge_adam_minibatch(
-        flat.dot(flat).item<double>(), flat.numel(), c.adam_batches == "fixed" ? 1 : c.adam_max_epochs, source, ao);
+        flat.dot(flat).item<double>(), flat.numel(), one_partition ? 1 : c.adam_max_epochs, source, ao);
     e.lambda_adam = adam.lambda;
     e.lambda_adam_exact = adam.lambda_exact;
     e.adam_epochs = adam.epochs;
@@ -839,7 +856,7 @@ class DropoutStudy final : public Study {
     const double n = static_cast<double>(c.train_subset > 0 ? std::min<std::int64_t>(c.train_subset, 60000) : 60000);
     const double n_test = static_cast<double>(c.test_subset > 0 ? std::min<std::int64_t>(c.test_subset, 10000) : 10000);
     const double inputs = 784.0, classes = 10.0;
-    double p_max = 0.0, flops = 0.0;
+    double p_max = 0.0, flops = 0.0, flops64 = 0.0;
     for (std::int64_t depth : c.depths)
       for (std::int64_t width : c.widths) {
         const double w = static_cast<double>(width), d = static_cast<double>(depth);
@@ -850,6 +867,11 @@ class DropoutStudy final : public Study {
         const double epochs = static_cast<double>(c.max_epochs) +
                               (c.match_stationarity ? static_cast<double>(c.match_max_rounds * c.match_round_epochs) : 0.0);
         flops += 6.0 * n * (1.0 - c.validation_fraction) * p * epochs * static_cast<double>(c.rates.size() * sz(c.seeds));
+        // The estimates: float64 gradient passes over the training split (the
+        // endpoint's, the margin identity's, the mask draws' and the parity
+        // fit's), counted at twice float32's cost.
+        flops64 += 6.0 * n * (1.0 - c.validation_fraction) * p * estimate_passes(c, n * (1.0 - c.validation_fraction)) *
+                   static_cast<double>(c.rates.size() * sz(c.seeds));
       }
     const double replicates = static_cast<double>(c.depths.size() * c.widths.size() * c.rates.size() * sz(c.seeds));
     const double w_max = static_cast<double>(*std::max_element(c.widths.begin(), c.widths.end()));
@@ -872,12 +894,17 @@ class DropoutStudy final : public Study {
     e.disk_keys = c.save_equations ? "outputs.save_equations, grid sizes" : "grid sizes";
     // Batched float32 training ran at 5-6e10 flop/s on one core of a 2-core x86 machine (depth 3 and 5,
     // widths 128-256, the full training set); most networks stop long before max_epochs.
-    e.seconds_per_task = flops / 5e10 / static_cast<double>(chunks.size());
-    e.time_basis = c.match_stationarity
-                       ? "an upper bound: every replicate runs training.max_epochs and stationarity.max_rounds x "
-                         "round_epochs epochs at 6 n p flops each, 5e10 flop/s per CPU core (a GPU is faster)"
-                       : "an upper bound: every replicate runs training.max_epochs at 6 n p flops each, 5e10 flop/s "
-                         "per CPU core (a GPU is faster)";
+    e.seconds_per_task = (flops / 5e10 + flops64 / 2.5e10) / static_cast<double>(chunks.size());
+    e.time_basis = cat(c.match_stationarity
+                           ? "an upper bound: every replicate runs training.max_epochs and stationarity.max_rounds x "
+                             "round_epochs epochs at 6 n p flops each, 5e10 flop/s per CPU core (a GPU is faster)"
+                           : "an upper bound: every replicate runs training.max_epochs at 6 n p flops each, 5e10 flop/s "
+                             "per CPU core (a GPU is faster)",
+                       "; then fit.mask_draws + 2 float64 gradient passes for the estimates",
+                       c.adam_parity ? (c.adam_batches == "fresh" ? " and up to fit.adam_max_epochs for the parity fit"
+                                                                  : " and a few for the parity fit")
+                                     : "",
+                       ", at 2.5e10 flop/s");
     e.outputs = {"results.h5", "summary.json"};
     if (c.save_equations) e.outputs.push_back(cat("equations_d*_w*_r*_s*.h5 (", static_cast<std::int64_t>(replicates), " files)"));
     return e;

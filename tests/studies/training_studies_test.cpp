@@ -579,7 +579,7 @@ TEST_F(TrainingStudies, DropoutTaskOneClassifierAtATimeEndsWhereTheBatchEnds) {
 
 // run --dry-run's time bound: every replicate's epochs at 6 n p flops each,
 // the matching rounds' epochs included when stationarity.match is on.
-TEST_F(TrainingStudies, DropoutDryRunTimeBoundCountsEveryEpochTheRunMayTrain) {
+TEST_F(TrainingStudies, DropoutDryRunTimeBoundCountsEveryEpochTheRunMayTrainAndEveryGradientPassOfTheEstimates) {
   const auto estimate = [&](const std::string& config) {
     const std::unique_ptr<Study> study = make_dropout_study();
     io::ConfigReader reader(config);
@@ -587,14 +587,35 @@ TEST_F(TrainingStudies, DropoutDryRunTimeBoundCountsEveryEpochTheRunMayTrain) {
     return study->estimate();
   };
   const ResourceEstimate plain = estimate(smoke("dropout"));
-  // Smoke grid: depth 2, width 32, 2 rates x 2 seeds on 1,000 images (900 trained), 30 epochs.
+  // Smoke grid: depth 2, width 32, 2 rates x 2 seeds on 1,000 images (900 trained), 30 epochs;
+  // then 16 mask draws + 2 float64 passes, and one for the parity fit (its
+  // one batch of 2048 holds all 900 rows, the same batch in every order).
   const double p = 784.0 * 32 + 32 + (32.0 * 32 + 32) + 10.0 * 32 + 10;
+  const double training = 6.0 * 900 * p * 30 * 4 / 5e10;
+  const double estimates = 6.0 * 900 * p * (16 + 2 + 1) * 4 / 2.5e10;
   EXPECT_EQ(plain.tasks, 2);
-  EXPECT_NEAR(plain.seconds_per_task * plain.tasks, 6.0 * 900 * p * 30 * 4 / 5e10, 1e-12);
+  EXPECT_NEAR(plain.seconds_per_task * plain.tasks, training + estimates, 1e-12);
   const ResourceEstimate matched =
       estimate(config_replacing_all("dropout", {{"match = false", "match = true"}}, "dropout-matched-estimate"));
-  EXPECT_NEAR(matched.seconds_per_task / plain.seconds_per_task, (30.0 + 10 * 20) / 30.0, 1e-12);
+  EXPECT_NEAR(matched.seconds_per_task * matched.tasks, training * (30.0 + 10 * 20) / 30.0 + estimates, 1e-12);
   EXPECT_NE(matched.time_basis.find("stationarity.max_rounds"), std::string::npos) << matched.time_basis;
+  // Batches of 256 (3 of 256 and a last of 132 rows): the pool's 10 shuffles
+  // and 2000 fresh last batches of 132/900 of a pass; fresh: a pass per epoch;
+  // fixed: one; no parity fit: none.
+  const auto with = [&](const std::string& batches) {
+    return estimate(config_replacing_all("dropout",
+                                         {{"adam_batch_size = 2048", "adam_batch_size = 256"},
+                                          {"adam_batches = \"pool\"", "adam_batches = \"" + batches + "\""}},
+                                         "dropout-estimate-" + batches));
+  };
+  const auto total = [](const ResourceEstimate& e) { return e.seconds_per_task * static_cast<double>(e.tasks); };
+  EXPECT_NEAR(total(with("pool")), training + 6.0 * 900 * p * (18 + 10 + 2000.0 * 132 / 900) * 4 / 2.5e10, 1e-12);
+  EXPECT_NEAR(total(with("fresh")), training + 6.0 * 900 * p * (18 + 2000) * 4 / 2.5e10, 1e-12);
+  EXPECT_NEAR(total(with("fixed")), training + 6.0 * 900 * p * (18 + 1) * 4 / 2.5e10, 1e-12);
+  EXPECT_NE(with("fresh").time_basis.find("fit.adam_max_epochs"), std::string::npos);
+  const ResourceEstimate none =
+      estimate(config_replacing_all("dropout", {{"adam_parity = true", "adam_parity = false"}}, "dropout-no-parity"));
+  EXPECT_NEAR(none.seconds_per_task * none.tasks, training + 6.0 * 900 * p * (16 + 2) * 4 / 2.5e10, 1e-12);
 }
 
 TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesNothing) {
@@ -693,7 +714,7 @@ TEST_F(TrainingStudies, DropoutParityFitWithEachKindOfBatchesGivesTheSameFitOnOn
     const std::string cfg = config_replacing_all("dropout",
                                                  {{"adam_batch_size = 2048", "adam_batch_size = 256"},
                                                   {"adam_batches = \"pool\"", "adam_batches = \"" + batches + "\""},
-                                                  {"adam_max_epochs = 2000", "adam_max_epochs = 300"}},
+                                                  {"adam_max_epochs = 2000", "adam_max_epochs = 150"}},
                                                  "dropout_" + batches);
     const fs::path one = root_ / ("one_" + batches), two = root_ / ("two_" + batches);
     if (world_.is_root()) run_study(cfg, one.string(), Communicator(MPI_COMM_SELF));
@@ -706,7 +727,7 @@ TEST_F(TrainingStudies, DropoutParityFitWithEachKindOfBatchesGivesTheSameFitOnOn
     for (std::size_t k = 0; k < b.size(); ++k) {
       EXPECT_TRUE(std::isfinite(b[k]) && b[k] > 0.0) << batches << " " << k;
       EXPECT_GE(epochs[k], 1.0);
-      EXPECT_LE(epochs[k], 300.0);
+      EXPECT_LE(epochs[k], 150.0);
     }
     fits[batches] = b;
   }
