@@ -235,6 +235,16 @@ grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" |
 # GPU): with NCCL built in the flag is taken and the missing file is the error.
 "$build/src/cli/gradmatch" fit /nonexistent/eq.h5 --family ridge --method normal --reduce nccl > "$logs/fit_nccl.log" 2>&1
 say "fit --reduce nccl on a missing file: exit $? ($(head -c 160 "$logs/fit_nccl.log" | tr '\n' ' '))"
+# Two ranks on one GPU: NCCL refuses them, and every rank must learn it and
+# stop (the non-blocking setup with its deadline) instead of waiting for the
+# other; 124 would be that hang. The test then skips with NCCL's message.
+if [ $gpu -eq 1 ] && [ -x "$build/tests/distributed/nccl_tests" ]; then
+  t_nccl=$(date +%s)
+  GRADMATCH_NCCL_INIT_TIMEOUT=30 timeout 90 mpirun -n 2 --oversubscribe "$build/tests/distributed/nccl_tests" \
+    --gtest_filter='NcclReduce.SumsAndFitsEqualTheMpiPath' > "$logs/nccl_two_ranks.log" 2>&1
+  rc_nccl=$?
+  say "nccl, two ranks on one GPU: exit $rc_nccl in $(($(date +%s) - t_nccl)) s (124: the ranks hung); $(grep -m1 -oE 'nccl reduce: [^]]{0,160}' "$logs/nccl_two_ranks.log")"
+fi
 
 # ---- 5. the benchmark (unless run above) ---------------------------------------------------
 if [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ]; then
