@@ -329,7 +329,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     // a small part of a pass's cost), `fixed` the rows in order. Epochs are
     // made when first run; the draws are the task's, in epoch order.
     const std::int64_t n = train.size(), batch = c.adam_batch_size;
-    const std::int64_t tail = n % batch == 0 ? std::min(n, batch) : n % batch;  // rows of the last batch
+    const std::int64_t tail = n % batch == 0 ? batch : n % batch;  // rows of the last batch (n > batch where used)
     // One batch that holds every row is the same batch in every order.
     const bool one_partition = c.adam_batches == "fixed" || n <= batch;
     Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
