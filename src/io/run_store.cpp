@@ -662,13 +662,21 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
       if (s.finished != s.total)
         throw InputError(cat(dir, ": cannot be written, and ", s.total - s.finished, " of ", s.total,
                              " tasks are not done; choose a writable --out (a copy of DIR resumes there)"));
-    } else if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
-      s.close_file();
-      s.open_and_check(spec, false);
+    } else {
+      // The attempt counts the runs that did work, the rows about to run
+      // again included: a run that redoes every row is still a new attempt.
+      const std::int32_t attempt = s.attempt;
+      if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
+        s.close_file();
+        s.open_and_check(spec, false);
+        s.attempt = std::max(s.attempt, attempt);
+      }
     }
     if (s.finished != s.total) {  // work to do: reopen for writing
+      const std::int32_t attempt = s.attempt;
       s.close_file();
       s.open_and_check(spec, true);
+      s.attempt = std::max(s.attempt, attempt);
     }
     // No rank may record a task before every rank has read the statuses:
     // all must see the same pending rows and the same attempt number.

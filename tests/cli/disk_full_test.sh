@@ -31,8 +31,8 @@ grep -q "of disk; .* free; .*--ignore-resource-check" <<<"$out" || fail "resourc
 # 2. Forced past the check: the outputs hit ENOSPC.
 out=$("$gradmatch" run "$config" --out "$mnt/ols" --ignore-resource-check 2>&1); rc=$?
 [ $rc -eq 1 ] || fail "disk full: exit $rc (expected 1): $out"
-grep -q "^gradmatch run: error: disk full while writing $mnt/ols/.*; free space and re-run the same command to resume$" <<<"$out" ||
-  fail "disk-full message: $out"
+[ "$(grep -c "^gradmatch run: error: disk full while writing $mnt/ols/.*; free space and re-run the same command to resume$" <<<"$out")" -eq 1 ] ||
+  fail "not one disk-full message: $out"
 grep -qi "segmentation\|signal" <<<"$out" && fail "crash: $out"
 check_no_leftovers "$mnt/ols"
 
@@ -50,6 +50,6 @@ done
 umount "$mnt" && mount -t tmpfs -o size=20k tmpfs "$mnt" || fail "remount 20k"
 out=$(timeout 120 $mpiexec2 "$gradmatch" run "$config" --out "$mnt/ols2" --ignore-resource-check 2>&1); rc=$?
 [ $rc -eq 1 ] || fail "store on a full disk under 2 ranks: exit $rc: $out"
-grep -q "disk full while writing $mnt/ols2/store.h5" <<<"$out" || fail "store message: $out"
+[ "$(grep -c "disk full while writing $mnt/ols2/store.h5" <<<"$out")" -eq 1 ] || fail "not one store message: $out"
 check_no_leftovers "$mnt/ols2"
 echo "disk full: exit 1 with one message, resumed to identical outputs; 2 ranks: no hang"

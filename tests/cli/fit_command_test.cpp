@@ -15,6 +15,7 @@
 #include "core/rng.hpp"
 #include "io/equation_file.hpp"
 #include "studies/catalog.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch {
 namespace {
@@ -294,7 +295,7 @@ TEST_F(FitCommand, WarningsAreInTheJsonAndOnStderrAndTheExitCodeStaysZero) {
 }
 
 TEST_F(FitCommand, H5OutputHoldsLambdaAsADatasetAndStatisticsAsAttributes) {
-  if (std::system("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") != 0) GTEST_SKIP() << "needs python3-h5py";
+  GRADMATCH_NEEDS_PYTHON3("h5py");
   const std::vector<double> q{0.1, 0.2, 0.3};
   const auto eq = exact(2, 3, 1.0, [&](auto t, auto g) { reg::diag_gradient(t, q, g); });
   const std::string file = write("diag.h5", eq), out = (dir_ / "fit.h5").string();

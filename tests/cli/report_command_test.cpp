@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include "../required_inputs.hpp"
 
 namespace gradmatch {
 namespace {
@@ -65,7 +66,6 @@ std::string shrunk_config(const std::string& study, const std::map<std::string, 
   return text;
 }
 
-bool has_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist"); }
 
 /// One output directory per study for the whole test program, run on first use.
 class StudyOutputs {
@@ -253,7 +253,7 @@ TEST_F(ReportCommand, JsonCarriesTheSummaryNumbersUnrounded) {
 }
 
 TEST_F(ReportCommand, DropoutPrintsARateByArchitectureTableMarkedByTheStoredTrustFlag) {
-  if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const fs::path dir = StudyOutputs::of("dropout");
   const json s = summary_of(dir);
   const std::string text = report(dir).out;
@@ -276,7 +276,7 @@ TEST_F(ReportCommand, DropoutPrintsARateByArchitectureTableMarkedByTheStoredTrus
 }
 
 TEST_F(ReportCommand, DropoutPrintsTheTrendTestsWithinSeedsOfTheSummary) {
-  if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const fs::path dir = StudyOutputs::of("dropout");
   const json s = summary_of(dir);
   const PrintedTable t = table(report(dir).out, "trend with the dropout rate");
@@ -405,7 +405,7 @@ TEST_F(ReportCommand, LongHorizonPrintsBothDistancesAndTheirRatioPerStepSize) {
 }
 
 TEST_F(ReportCommand, IgrCalibrationPrintsTheFiniteStepFactorsBesideTheRatios) {
-  if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const fs::path dir = StudyOutputs::of("igr_calibration");
   const json s = summary_of(dir);
   const std::string out = report(dir).out;
@@ -426,7 +426,7 @@ TEST_F(ReportCommand, IgrCalibrationPrintsTheFiniteStepFactorsBesideTheRatios) {
 }
 
 TEST_F(ReportCommand, IgrCalibrationPrintsAStepSizeByWidthTableOfRatios) {
-  if (!has_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const fs::path dir = StudyOutputs::of("igr_calibration");
   const json s = summary_of(dir);
   const PrintedTable t = table(report(dir).out, "λ estimate / (ηp/4) (mean over seeds");
@@ -509,8 +509,7 @@ TEST_F(ReportCommand, AnUnfinishedRunSaysHowManyTasksOfEachTableAreDone) {
 }
 
 TEST_F(ReportCommand, BootstrapPrintsEachFitsResidualRatioCosineAndRankFromTheSummary) {
-  if (std::system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "Debian's python3-torch and python3-h5py are needed";
+  GRADMATCH_NEEDS_PYTHON3("torch, h5py");
   const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_bootstrap_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   ASSERT_EQ(std::system(("/usr/bin/python3 " + std::string(GRADMATCH_SOURCE_DIR) +

@@ -14,6 +14,7 @@
 #include "core/errors.hpp"
 #include "io/hdf5_handle.hpp"
 #include "test_dir.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::io {
 namespace {
@@ -484,7 +485,7 @@ bool run_python(const TestDir& dir, const std::string& script, const std::string
 }
 
 TEST(EquationFile, WrittenFileReadsInH5py) {
-  if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
+  GRADMATCH_NEEDS_PYTHON3("h5py");
   TestDir dir;
   Equations eq;
   eq.theta = filled(5, 3, 0.25);
@@ -509,7 +510,7 @@ with h5py.File(sys.argv[1], "r") as f:
 }
 
 TEST(EquationFile, ReadsFileWrittenByH5py) {
-  if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
+  GRADMATCH_NEEDS_PYTHON3("h5py");
   TestDir dir;
   ASSERT_TRUE(run_python(dir, R"(
 import sys, h5py, numpy as np
@@ -540,7 +541,7 @@ with h5py.File(sys.argv[1], "w") as f:
 }
 
 TEST(EquationFile, ReadsParameterNamesAndShapesWrittenByH5py) {
-  if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
+  GRADMATCH_NEEDS_PYTHON3("h5py");
   TestDir dir;
   // Variable-length names (h5py's str) in one file, fixed-length bytes in the other.
   for (const char* names : {"np.array(['w', 'b', 's'], dtype=h5py.string_dtype())", "np.array([b'w', b'b', b's'])"}) {

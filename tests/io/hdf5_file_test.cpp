@@ -12,6 +12,7 @@
 #include "core/errors.hpp"
 #include "io/equation_file.hpp"
 #include "test_dir.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::io {
 namespace {
@@ -115,7 +116,7 @@ TEST(ResultsWriter, CreatingInMissingDirectoryIsAnInputError) {
 }
 
 TEST(ResultsWriter, StringsAndAttributesReadInH5py) {
-  if (!testing::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py";
+  GRADMATCH_NEEDS_PYTHON3("h5py");
   TestDir dir;
   const std::string path = dir.file("results.h5");
   ResultsWriter w(path, "test");

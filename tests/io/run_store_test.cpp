@@ -302,6 +302,25 @@ TEST_F(RunStoreTest, ADoneTaskWhoseFilesAreDamagedIsPendingAgainAndSaysWhy) {
   EXPECT_EQ(store.read_data(0)[3 * 3], row_values(3, 3)[0]);
 }
 
+TEST_F(RunStoreTest, ARunThatRedoesEveryDoneTaskIsStillTheNextAttempt) {
+  {
+    RunStore store(world_.get(), dir(), toy_spec());
+    EXPECT_EQ(store.attempt(), 1);
+    if (world_.is_root()) store.write(0, 3, row_values(3, 3));  // the only task done
+  }
+  RunStoreSpec spec = toy_spec();
+  spec.redo = {{0, 3, "its file eq_3.h5 is missing"}};
+  {
+    RunStore store(world_.get(), dir(), spec);
+    EXPECT_EQ(store.finished_at_open(), 0);
+    EXPECT_EQ(store.attempt(), 2);
+    if (world_.is_root()) store.write(0, 3, row_values(3, 3));
+  }
+  RunStore store(world_.get(), dir(), toy_spec());
+  EXPECT_EQ(store.read_attempts(0)[3], 2);
+  EXPECT_EQ(store.attempt(), 3);
+}
+
 TEST_F(RunStoreTest, ARowMarkedDoneWhoseValuesNeverReachedTheFileIsPendingAgain) {
   {
     RunStore store(world_.get(), dir(), toy_spec());

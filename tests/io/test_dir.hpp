@@ -43,7 +43,4 @@ class TestDir {
   std::filesystem::path path_;
 };
 
-/// Debian's python3 with h5py, the cross-check the design asks for.
-inline bool have_h5py() { return std::system("/usr/bin/python3 -c 'import h5py' >/dev/null 2>&1") == 0; }
-
 }  // namespace gradmatch::io::testing

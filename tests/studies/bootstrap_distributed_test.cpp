@@ -21,6 +21,7 @@
 #include "studies/registry.hpp"
 #include "bootstrap_configs.hpp"
 #include "study_files.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -48,7 +49,7 @@ class BootstrapOverRanks : public ::testing::Test {
     name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
     name += "-" + std::to_string(::getpid());
     root_ = world_.broadcast((fs::temp_directory_path() / name).string());
-    std::string skip;
+    std::string skip, error;
     if (world_.is_root()) {
       fs::remove_all(root_);
       fs::create_directories(root_);
@@ -57,10 +58,12 @@ class BootstrapOverRanks : public ::testing::Test {
       else if (std::system(("/usr/bin/python3 " + std::string(GRADMATCH_SOURCE_DIR) +
                             "/tests/studies/make_bootstrap_inputs.py " + root_.string())
                                .c_str()) != 0)
-        skip = "make_bootstrap_inputs.py failed";
+        error = "make_bootstrap_inputs.py failed (its output is above)";
     }
     skip_ = world_.broadcast(skip);
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
+    const std::string failed = world_.broadcast(error);
+    GRADMATCH_NEEDS(skip_.empty(), skip_);
+    ASSERT_TRUE(failed.empty()) << failed;
   }
   void TearDown() override {
     world_.barrier();

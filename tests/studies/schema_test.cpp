@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/hdf5_file.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -122,7 +123,9 @@ TEST(Schema, ResultsDatasetsAreShapedByTheAxesWithIntegerTypesAndAttributes) {
   EXPECT_EQ(shape, (std::vector<std::int64_t>{3, 2, 3}));
   io::read_doubles(path, "runs/theta", &shape);
   EXPECT_EQ(shape, (std::vector<std::int64_t>{3, 2, 2, 2}));
-  if (std::system("/usr/bin/python3 -c 'import h5py' 2>/dev/null") == 0) {
+  // The types and attributes, read as a user reads them (h5py).
+  const bool h5py = test_inputs::python3_imports("h5py");
+  if (h5py) {
     std::ofstream(dir / "check.py") << R"(
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:
@@ -138,6 +141,7 @@ with h5py.File(sys.argv[1], "r") as f:
     EXPECT_EQ(std::system(("/usr/bin/python3 " + (dir / "check.py").string() + " " + path).c_str()), 0);
   }
   fs::remove_all(dir);
+  GRADMATCH_NEEDS(h5py, "python3 with h5py");
 }
 
 TEST(Schema, WritingRecordsThatDoNotFillTheAxesIsAnError) {

@@ -32,6 +32,7 @@
 #include "studies/elastic_net.hpp"
 #include "studies/registry.hpp"
 #include "training/device.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -226,6 +227,37 @@ TEST_F(TrainingStudies, ElasticNetTaskIdsAndDrawsDoNotDependOnTheGrid) {
   EXPECT_EQ(c.blocks(), 8);
   EXPECT_EQ(enumerate_elastic_net_tasks(c).size(), 80u);
   EXPECT_EQ(c.parameters(), 10 * 200 + 200 + 200 + 1);
+
+  // One cell, (lambda1, lambda2) = (1e-3, 0.1), alone and inside a 2 x 2 grid
+  // trained as one batch (a small float64 network, seed 1): the same data,
+  // initial weights, batch order and therefore the same endpoint.
+  ElasticNetConfig alone;
+  alone.n = 200;
+  alone.hidden = 16;
+  alone.max_epochs = 4;
+  alone.seeds = 2;
+  alone.float64 = true;
+  alone.lambda1 = {1e-3};
+  alone.lambda2 = {0.1};
+  ElasticNetConfig grid = alone;
+  grid.lambda1 = {1e-3, 1.0};
+  grid.lambda2 = {1e-3, 0.1};
+  const std::vector<ElasticNetEndpoint> a = run_elastic_net_task(alone, ElasticNetTask{1, 0});
+  const std::vector<ElasticNetEndpoint> g = run_elastic_net_task(grid, ElasticNetTask{1, 0});
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(g.size(), 4u);  // lambda1-major: the cell is the second
+  EXPECT_EQ(g[1].theta, a[0].theta);
+  EXPECT_EQ(g[1].grad_loss, a[0].grad_loss);
+  EXPECT_EQ(g[1].lambda2_hat, a[0].lambda2_hat);
+  EXPECT_EQ(g[1].epochs, a[0].epochs);
+  // ... and in a grid cut into blocks of one cell, where it is block 1.
+  grid.cells_per_task = 1;
+  const std::vector<ElasticNetEndpoint> b = run_elastic_net_task(grid, ElasticNetTask{1, 1});
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(b[0].theta, a[0].theta);
+  // Another seed's data and start differ.
+  const std::vector<ElasticNetEndpoint> other = run_elastic_net_task(alone, ElasticNetTask{0, 0});
+  EXPECT_NE(other[0].theta, a[0].theta);
 }
 
 TEST_F(TrainingStudies, ElasticNetConfigErrorsNameTheFileAndKey) {
@@ -453,6 +485,8 @@ TEST_F(TrainingStudies, DropoutRunsAgainTheTasksWhoseEquationFilesAreMissingOrCu
       if (e.path().filename().string().starts_with("equations_")) files.push_back(e.path());
     std::sort(files.begin(), files.end());
     ASSERT_GE(files.size(), 2u);
+    ASSERT_EQ(files.front().filename().string().find("_r0000_s0"), files.front().filename().string().size() - 12);
+    ASSERT_EQ(files.back().filename().string().find("_r5000_s1"), files.back().filename().string().size() - 12);
     fs::remove(files.front());                          // deleted by mistake
     fs::resize_file(files.back(), fs::file_size(files.back()) / 2);  // an interrupted copy
   }
@@ -460,9 +494,13 @@ TEST_F(TrainingStudies, DropoutRunsAgainTheTasksWhoseEquationFilesAreMissingOrCu
   run_study(smoke("dropout"), out.string(), world_);
   if (!world_.is_root()) return;
   EXPECT_EQ(outputs(out), outputs(root_ / "one"));
+  // The smoke grid's two tasks are its rates (2 seeds each): the deleted
+  // file (rate 0, seed 0) is the first task's, the cut one (rate 0.5, seed 1)
+  // the second's, so both run again and nothing is resumed.
   const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
-  EXPECT_GE(tasks.at("run").get<std::int64_t>(), 1);
-  EXPECT_LE(tasks.at("run").get<std::int64_t>(), 2);
+  EXPECT_EQ(tasks.at("run").get<std::int64_t>(), 2);
+  EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 0);
+  EXPECT_EQ(tasks.at("by_attempt"), nlohmann::json({{"2", 2}}));
 }
 
 TEST_F(TrainingStudies, DropoutOnADirectoryOfAnotherConfigIsRefusedWithExitCode2) {
@@ -505,7 +543,7 @@ DropoutConfig with_matching(DropoutConfig c) {
 // matched stationarity too, where the batch goes through the rounds together.
 TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) {
   const DropoutConfig c = small_float64_cell();
-  if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const DropoutData data = load_dropout_data(c);
   const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);
   const std::vector<DropoutChunk> chunks = enumerate_dropout_chunks(c);
@@ -544,7 +582,7 @@ TEST_F(TrainingStudies, DropoutBatchedTaskAgreesWithEachClassifierTrainedAlone) 
 // and the progress lines count classifiers.
 TEST_F(TrainingStudies, DropoutTaskOneClassifierAtATimeEndsWhereTheBatchEnds) {
   const DropoutConfig c = with_matching(small_float64_cell());
-  if (!fs::exists(c.data_dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   EXPECT_EQ(chunk_training_for(at::kCPU), ChunkTraining::one_at_a_time);
   EXPECT_EQ(chunk_training_for(at::Device(at::kCUDA, 0)), ChunkTraining::batched);
   const DropoutData data = load_dropout_data(c);
@@ -630,7 +668,7 @@ TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesN
 
 TEST_F(TrainingStudies, DropoutDataDirWithoutTheTrainingAndTestFilesIsRefusedAtItsKeyAlsoByTheDryRun) {
   const std::string fmnist = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(fmnist)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const fs::path half = root_ / "train-only";
   if (world_.is_root()) {
     fs::create_directories(half);

@@ -12,6 +12,7 @@
 #include "core/errors.hpp"
 #include "test_support.hpp"
 #include "training/idx.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -52,7 +53,7 @@ void expect_error(F&& f, const std::string& file, const std::string& what) {
 
 TEST(Idx, ReadsDebiansFashionMnist) {
   const std::string dir = kFashionMnistDir;
-  if (!is_idx_directory(dir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const IdxArray images = read_idx(dir + "/train-images-idx3-ubyte.gz", 3);
   EXPECT_EQ(images.dims, (std::vector<std::int64_t>{60000, 28, 28}));
   const Dataset train = load_idx(dir, IdxPart::train);

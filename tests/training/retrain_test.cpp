@@ -17,6 +17,7 @@
 #include "training/stationarity.hpp"
 #include "training/tensor_bridge.hpp"
 #include "training/trainer.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -118,7 +119,7 @@ TEST(Retrain, DropoutIsCloserToItsFittedRidgeThanToNoPenalty) {
   // Appendix H.4 in miniature: an MLP classifier with dropout on a slice of
   // Fashion-MNIST; retrain from the same start and batch order without dropout,
   // with the fitted ridge and with nothing.
-  if (!is_idx_directory(kFashionMnistDir)) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  GRADMATCH_NEEDS_FASHION_MNIST();
   const Dataset all = load_idx(kFashionMnistDir, IdxPart::train);
   const Dataset data = all.slice(0, 2000);
   const std::int64_t depth = 2, width = 32;

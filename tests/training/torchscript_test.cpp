@@ -24,6 +24,7 @@
 #include "training/model_equations.hpp"
 #include "training/tensor_bridge.hpp"
 #include "training/torchscript.hpp"
+#include "../required_inputs.hpp"
 
 namespace gradmatch::training {
 namespace {
@@ -74,7 +75,7 @@ class TorchScriptModel : public ::testing::Test {
     if (owned_) fs::remove_all(inputs_);
   }
   void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
+    GRADMATCH_NEEDS(skip_.empty(), skip_);
     ASSERT_TRUE(script_error_.empty()) << script_error_;
     lambda_ = io::read_doubles(file("data.h5"), "lambda").at(0);
   }

@@ -6,6 +6,7 @@
 #include "core/errors.hpp"
 #include "core/rng.hpp"
 #include "igr_problems.hpp"
+#include "training/curvature.hpp"
 #include "training/igr.hpp"
 #include "training/tensor_bridge.hpp"
 
@@ -98,13 +99,20 @@ TEST(Trajectory, FlowRowsAreEquationsThatTheFeaturesFitSolvesAsEquationSix) {
   const IgrEstimate closed = igr_closed_form(rows.hvp, *eq.target);
   EXPECT_NEAR(pooled.coefficient(), closed.lambda_hat, 1e-12 * closed.lambda_hat);
   EXPECT_NEAR(pooled.residual_ratio, closed.residual_ratio, 1e-9);
-  // H = 2S ~ 2I: lambda-hat / (eta p / 4) ~ 2 (e^{-x} - 1 + x) / x^2 at x = 2 eta s.
-  EXPECT_NEAR(closed.lambda_hat / igr_theory(0.01, 6), 0.993, 0.01);
-  for (const FitResult& r : fit_per_checkpoint(eq, features_family()))
-    EXPECT_NEAR(r.coefficient() / igr_theory(0.01, 6), 0.993, 0.01);
+  // A quadratic loss: each row's ratio to eta p / 4 is the finite-step factor
+  // r(eta H) averaged over H's spectrum along H g (curvature.hpp), and the
+  // pooled fit's is those factors pooled by ||H g||^2.
+  const Objective f(model, data, LossKind::mse);
+  std::vector<StepFactor> factors;
+  for (std::int64_t t = 0; t < eq.m(); ++t)
+    factors.push_back(quadratic_step_factor(f, to_tensor(eq.theta.row(t), {6}), 0.01));
+  EXPECT_NEAR(closed.lambda_hat / igr_theory(0.01, 6), pooled_step_factor(factors), 1e-7);
+  const std::vector<FitResult> per_row = fit_per_checkpoint(eq, features_family());
+  ASSERT_EQ(per_row.size(), factors.size());
+  for (std::size_t t = 0; t < per_row.size(); ++t)
+    EXPECT_NEAR(per_row[t].coefficient() / igr_theory(0.01, 6), factors[t].factor, 1e-7) << t;
 
   // The model ends at theta-hat_T: 40 GD steps from the start.
-  const Objective f(model, data, LossKind::mse);
   at::Tensor theta = start;
   for (int t = 0; t < 40; ++t) theta = theta - 0.01 * f.gradient(theta);
   EXPECT_LT(relative_error(flat_parameters(model, true), theta), 1e-13);
