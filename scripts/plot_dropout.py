@@ -36,12 +36,14 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: plot_common
+from plot_common import open_results  # noqa: E402
 
 
 def figure5(h, out):
@@ -158,7 +160,7 @@ def load_run(directory):
     """Every dataset of DIR/results.h5 as numpy arrays, its config text, and
     (`trends`, keyed by (depth, width)) the trends of DIR/summary.json."""
     run = {}
-    with h5py.File(Path(directory) / "results.h5", "r") as h:
+    with open_results(directory, "dropout", "plot_dropout.py") as h:
         for group in ("grid", "cells", "endpoints"):
             for key, dataset in h[group].items():
                 run[f"{group}/{key}"] = dataset[()]

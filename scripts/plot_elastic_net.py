@@ -22,12 +22,14 @@ python3-matplotlib only.
 import sys
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: plot_common
+from plot_common import open_results  # noqa: E402
 
 
 def recovery_panel(ax, truth, mean, se, other, other_name, name):
@@ -115,7 +117,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: plot_elastic_net.py DIR  (a finished `gradmatch run` of configs/elastic_net.toml)")
     out = Path(sys.argv[1])
-    with h5py.File(out / "results.h5", "r") as h:
+    with open_results(out, "elastic_net", "plot_elastic_net.py") as h:
         figure3(h, out)
         diagnostics(h, out)
     print(f"wrote {out / 'figure3.png'} and {out / 'elastic_net_diagnostics.png'}")

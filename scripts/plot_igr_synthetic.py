@@ -14,16 +14,18 @@ python3-h5py and python3-matplotlib only.
 import sys
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: plot_common
+from plot_common import open_results  # noqa: E402
+
 
 def main(out):
-    with h5py.File(out / "results.h5", "r") as f:
+    with open_results(out, "igr_synthetic", "plot_igr_synthetic.py") as f:
         p = f["runs/p"][()]
         eta = f["runs/eta"][()]
         lam = f["runs/lambda_hat"][()]

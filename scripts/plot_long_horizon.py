@@ -12,16 +12,18 @@ Debian's python3-h5py and python3-matplotlib only.
 import sys
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: plot_common
+from plot_common import open_results  # noqa: E402
+
 
 def main(out):
-    with h5py.File(out / "results.h5", "r") as f:
+    with open_results(out, "long_horizon", "plot_long_horizon.py") as f:
         step = f["step"][()]
         etas = f["eta"][()]
         flow = f["dist_flow"][()]

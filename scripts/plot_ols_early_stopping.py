@@ -11,12 +11,14 @@ python3-matplotlib only.
 import sys
 from pathlib import Path
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: plot_common
+from plot_common import open_results  # noqa: E402
 
 
 def heatmap(fig, ax, matrix, title, vmax=None):
@@ -162,7 +164,7 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     run = Path(argv[1])
-    with h5py.File(run / "results.h5", "r") as h:
+    with open_results(run, "ols_early_stopping", "plot_ols_early_stopping.py") as h:
         figure4(h, run / "figure4.png")
         figure7(h, run / "figure7.png")
     print(f"wrote {run / 'figure4.png'} and {run / 'figure7.png'}")
