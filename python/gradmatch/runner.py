@@ -42,7 +42,7 @@ def find_executable(executable=None):
 
 #: ``gradmatch fit``'s on/off flags: True gives the bare flag, False or None
 #: leaves it out, anything else (0, 1, "no") is a TypeError.
-BOOLEAN_FLAGS = ("normalize", "nonneg", "include_frozen", "ignore_resource_check", "quiet")
+BOOLEAN_FLAGS = ("normalize", "nonneg", "ignore_resource_check", "quiet")
 
 
 def _option_arguments(options):
@@ -77,7 +77,7 @@ def fit(path, family, executable=None, **options):
     ``options``: further ``gradmatch fit`` flags by name, underscores for
     dashes: ``method="qr"``, ``normalize=True``, ``nonneg=True``,
     ``rcond=1e-12``. The on/off flags (``normalize``, ``nonneg``,
-    ``include_frozen``, ``ignore_resource_check``) take True (the bare flag)
+    ``ignore_resource_check``) take True (the bare flag)
     or False/None (left out); any other value, 0 or 1 included, is a
     TypeError.
 
@@ -191,14 +191,19 @@ def _attrs(obj):
 
 def _rewrite_advice(directory):
     """How to get a damaged output back: a re-run rewrites only missing outputs."""
-    made_by = None
+    made_by = started_in = None
     try:
         with open(os.path.join(directory, "run_info.json")) as f:
-            made_by = json.load(f).get("created_by")
+            info = json.load(f)
+        made_by, started_in = info.get("created_by"), info.get("working_directory")
     except (OSError, ValueError, AttributeError):
         pass
     if isinstance(made_by, str) and made_by.startswith("gradmatch run "):
-        command = f"`{made_by} --out {directory}`"
+        out = os.path.abspath(directory)
+        if isinstance(started_in, str) and started_in and started_in != os.getcwd():
+            command = f"`cd {started_in} && {made_by} --out {out}`"
+        else:
+            command = f"`{made_by} --out {directory}`"
     else:
         command = f"`gradmatch run CONFIG --out {directory}` with the study's config"
     store = (" from the run store store.h5 without recomputing any task"

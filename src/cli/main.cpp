@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   fit_cmd
       ->add_option("--columns", fit.columns,
                     "With --family features on an equation file: the features/ columns to fit, comma-separated "
-                    "names or globs (e.g. 'ridge,nuclear.*'; default: all)")
+                    "names or globs (e.g. 'ridge,nuclear*'; kept in that order; default: all)")
       ->delimiter(',');
   fit_cmd->add_option("--data", fit.data, "With --model: an MNIST-format IDX directory, or HDF5 with X [n, d] and y");
   fit_cmd->add_option("--loss", fit.loss, "With --model: mse, ce or bce")->capture_default_str();
@@ -266,8 +266,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("config", run.config, "Study config, e.g. configs/smoke/ols_early_stopping.toml")->required();
   run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")->required();
   run_cmd->add_flag("--dry-run", run.dry_run,
-                    "Print the tasks, the estimated memory, disk and time and the files a run would write; write "
-                    "nothing");
+                    "Print the tasks, the estimated memory, disk and time and the files a run would write, and "
+                    "check DIR as the run would (a run there of another config is refused alike); write nothing");
   run_cmd->add_flag("--ignore-resource-check", run.ignore_resource_check,
                     "Start even when the estimated memory or disk exceeds what this machine has");
   run_cmd->add_option("--tasks", run.tasks,

@@ -25,6 +25,7 @@
 
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
+#include "core/text.hpp"
 #include "io/equation_file.hpp"
 #include "io/json_output.hpp"
 #include "io/run_store.hpp"
@@ -977,8 +978,12 @@ int report_command(const ReportArgs& args, const mpi::Communicator& comm) {
     mpi::collective(comm, [&] {
       if (!comm.is_root()) return;
       const std::filesystem::path path(args.path);
+      const std::string file = path.filename().string();
       if (std::filesystem::is_directory(path))
         describe_study(path, args.json);
+      else if (file == "summary.json" || file == "results.h5" || file == "run_info.json" || file == "store.h5")
+        throw InputError(text::cat(args.path, ": ", file, " is one of a study's outputs; report reads the study's directory: "
+                             "gradmatch report ", path.parent_path().empty() ? std::string(".") : path.parent_path().string()));
       else if (std::filesystem::exists(path))
         describe_equation_file(args.path, args.json);
       else

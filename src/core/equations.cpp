@@ -99,9 +99,15 @@ void Equations::keep_features(const std::vector<std::string>& globs) {
     if (std::none_of(features.begin(), features.end(), [&](const auto& f) { return matches(glob, f.first); }))
       throw InputError("--columns: '" + glob + "' matches none of the feature columns (" +
                        (names.empty() ? std::string("there are none") : names) + ")");
-  std::erase_if(features, [&](const auto& f) {
-    return std::none_of(globs.begin(), globs.end(), [&](const std::string& g) { return matches(g, f.first); });
-  });
+  // Kept in the order of the globs (the file's order among one glob's matches).
+  const auto first_glob = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find_if(globs.begin(), globs.end(),
+                                                 [&](const std::string& g) { return matches(g, name); }) -
+                                    globs.begin());
+  };
+  std::erase_if(features, [&](const auto& f) { return first_glob(f.first) == globs.size(); });
+  std::stable_sort(features.begin(), features.end(),
+                   [&](const auto& a, const auto& b) { return first_glob(a.first) < first_glob(b.first); });
 }
 
 Equations Equations::rows(std::int64_t begin, std::int64_t end) const {

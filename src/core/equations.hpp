@@ -52,7 +52,9 @@ struct Equations {
   Equations rows(std::int64_t begin, std::int64_t end) const;
 
   /// Keeps the feature columns whose names match one of `globs` (shell
-  /// patterns: * ? [...]), in their order; nothing changes when `globs` is
+  /// patterns: * ? [...]), in the order of the globs (a glob's matches in
+  /// their order in the file), so that coefficients come out as the user
+  /// listed the columns; nothing changes when `globs` is
   /// empty. InputError naming the columns there are when a glob matches none.
   void keep_features(const std::vector<std::string>& globs);
 };

@@ -40,6 +40,9 @@ FamilySpec FamilySpec::parse(std::string_view text) {
   else if (name == "features") spec.kind = FamilyKind::features;
   else if (name == "huber") spec.kind = FamilyKind::huber;
   else if (name == "elastic-net") spec.kind = FamilyKind::elastic_net;
+  else if (name == "layerwise-ridge")
+    throw InputError("--family layerwise-ridge names the bootstrap study's per-layer ridge fit; on its equation file "
+                     "fit the same columns with --family features --columns 'layerwise_ridge.*'");
   else throw InputError("--family '" + std::string(text) + "' is not a family; " + kAccepted);
 
   const bool needs_beta = spec.kind == FamilyKind::huber || spec.kind == FamilyKind::elastic_net;

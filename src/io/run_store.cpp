@@ -221,6 +221,76 @@ std::int64_t RunStoreProgress::diverged() const {
   return n;
 }
 
+namespace {
+
+std::string read_config(hid_t file) {
+  std::string config;
+  read_text_dataset(file, "config", config);
+  return config;
+}
+
+/// The checks a run makes of an existing store before it resumes: a gradmatch
+/// run store of this format version, made by the same study with the same
+/// config (or one that lacks only keys now at their defaults) from the same
+/// input files. InputError naming DIR and what to do otherwise; returns the
+/// keys the store's config lacks.
+std::vector<std::string> check_store_header(hid_t file, const RunStoreSpec& spec, const std::string& dir) {
+  const auto input_error = [&](const std::string& what) { throw InputError(cat(dir, ": ", what)); };
+  std::string format, study;
+  std::int64_t version = 0;
+  if (!read_text_attribute(file, "format", format) || format != kFormat || !read_int_attribute(file, "version", version))
+    input_error(cat(kStoreName, " is not a gradmatch run store; use a new --out or delete DIR"));
+  if (version != kVersion)
+    input_error(cat(kStoreName, " has run-store version ", version, ", this gradmatch reads version ", kVersion,
+                    "; use a new --out or delete DIR"));
+  read_text_attribute(file, "study", study);
+  const std::string config = read_config(file);
+  if (study != spec.study)
+    input_error(cat("was made by study '", study, "', not '", spec.study, "'; use a new --out or delete DIR"));
+  std::vector<std::string> keys_added;
+  if (config != spec.config) {
+    const auto added = keys_added_at_default(config, spec.config, spec.defaults);
+    if (!added)
+      input_error(cat("was made by a different config (", describe_config_difference(config, spec.config, 3, spec.defaults),
+                      "); use a new --out or delete DIR"));
+    keys_added = *added;
+  }
+  if (std::string there; read_text_dataset(file, "inputs", there) && there != spec.inputs)
+    input_error(cat("an input file changed since the store was made (", describe_config_difference(there, spec.inputs),
+                    "); its rows so far come from the former file: restore it, or use a new --out or delete DIR"));
+  return keys_added;
+}
+
+}  // namespace
+
+StoreCheck check_run_store(const std::string& dir, const RunStoreSpec& spec) {
+  const fs::path d(dir), store = d / kStoreName;
+  StoreCheck out;
+  std::error_code ec;
+  if (fs::exists(d, ec) && !fs::is_directory(d, ec))
+    throw InputError(cat(dir, ": cannot create the output directory (not a directory); choose a writable --out"));
+  if (!fs::exists(store, ec)) {
+    for (const char* name : kStudyOutputs)
+      if (fs::exists(d / name, ec))
+        throw InputError(cat(dir, ": holds ", name, " but no run store (", kStoreName,
+                             "): it is not a resumable gradmatch run; use a new --out or delete DIR"));
+    return out;
+  }
+  out.exists = true;
+  const QuietHdf5 quiet;
+  {
+    const hid_t id = H5Fopen(store.c_str(), H5F_ACC_RDONLY, serial_fapl());
+    if (id < 0)
+      throw InputError(cat(dir, ": ", kStoreName, " cannot be opened; if it is damaged, delete DIR and run again"));
+    const FileHandle file(id, "H5Fopen");
+    out.keys_added = check_store_header(file, spec, dir);
+  }
+  const RunStoreProgress progress = inspect_run_store(store.string());
+  out.total = progress.rows();
+  out.finished = progress.finished();
+  return out;
+}
+
 RunStoreProgress inspect_run_store(const std::string& path) {
   const auto not_a_store = [&](const std::string& why) {
     throw InputError(cat(path, ": not a gradmatch run store (", why, ")"));
@@ -479,31 +549,8 @@ struct RunStore::Impl {
   /// statuses. Read-only unless `writable`.
   void open_and_check(const RunStoreSpec& spec, bool writable) {
     file = FileHandle(H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, mpio_fapl(comm)), "H5Fopen");
-    std::string format, study, config;
-    std::int64_t version = 0;
-    if (!read_text_attribute(file, "format", format) || format != kFormat ||
-        !read_int_attribute(file, "version", version))
-      input_error(cat(kStoreName, " is not a gradmatch run store; use a new --out or delete DIR"));
-    if (version != kVersion)
-      input_error(cat(kStoreName, " has run-store version ", version, ", this gradmatch reads version ", kVersion,
-                      "; use a new --out or delete DIR"));
-    read_text_attribute(file, "study", study);
-    read_text_dataset(file, "config", config);
-    if (study != spec.study)
-      input_error(cat("was made by study '", study, "', not '", spec.study, "'; use a new --out or delete DIR"));
-    keys_added.clear();
-    if (config != spec.config) {
-      const auto added = keys_added_at_default(config, spec.config, spec.defaults);
-      if (!added)
-        input_error(cat("was made by a different config (", describe_config_difference(config, spec.config, 3, spec.defaults),
-                        "); use a new --out or delete DIR"));
-      keys_added = *added;
-    }
-    fingerprint = store_fingerprint(study, config);
-    if (std::string there; read_text_dataset(file, "inputs", there) && there != spec.inputs)
-      input_error(cat("an input file changed since the store was made (",
-                      describe_config_difference(there, spec.inputs),
-                      "); its rows so far come from the former file: restore it, or use a new --out or delete DIR"));
+    keys_added = check_store_header(file, spec, dir);
+    fingerprint = store_fingerprint(spec.study, read_config(file));
     made_with.clear();
     read_text_attribute(file, "compute", made_with);
 

@@ -131,6 +131,19 @@ struct RunStoreProgress {
 /// InputError naming the file when it is not a gradmatch run store.
 RunStoreProgress inspect_run_store(const std::string& path);
 
+/// What a run into DIR would find there, checked as RunStore's constructor
+/// checks it -- the directory, the store's format, study, config (or keys
+/// added at their defaults) and input files -- but read-only, on one
+/// process, without taking the lock or knowing the task tables: for
+/// `gradmatch run --dry-run`. InputError with the run's own message where
+/// the run would refuse.
+struct StoreCheck {
+  bool exists = false;                  ///< DIR/store.h5 exists (the run resumes it)
+  std::int64_t total = 0, finished = 0; ///< its tasks, done or diverged
+  std::vector<std::string> keys_added;  ///< keys the store's config lacks, now at their defaults
+};
+StoreCheck check_run_store(const std::string& dir, const RunStoreSpec& spec);
+
 class RunStore {
  public:
   /// Collective over `comm`. Opens DIR/store.h5 for `spec`, creating DIR and

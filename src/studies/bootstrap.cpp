@@ -475,7 +475,13 @@ BootstrapConfig read_bootstrap_config(io::ConfigReader& r) {
     try {
       FamilySpec::parse(f);
     } catch (const InputError& e) {
-      config_error(r, "fit.families", e.what());
+      // The fit command's words without its flag; the list with the study's own family.
+      std::string why = e.what();
+      if (why.rfind("--family ", 0) == 0) why.erase(0, 9);
+      if (why.find("is not a family") != std::string::npos)
+        why = cat("'", f, "' is not a family; the families: ridge, diag, sym, features, huber:beta=B, elastic-net:beta=B, "
+                          "layerwise-ridge");
+      config_error(r, "fit.families", why);
     }
   }
   if (std::find(c.families.begin(), c.families.end(), "features") != c.families.end() && c.candidates.empty())
@@ -662,7 +668,11 @@ nlohmann::json BootstrapStudy::write(const std::vector<std::vector<double>>& dat
       }
       const bool distributed = family == "sym" && distributed_sym_.has_value();
       const auto t0 = std::chrono::steady_clock::now();
-      const FitResult result = distributed ? *distributed_sym_ : fit(view, fo);
+      FitResult result = distributed ? *distributed_sym_ : fit(view, fo);
+      if (family == "layerwise-ridge")  // its warnings name the study's family, not the features fit it runs
+        for (std::string& w : result.warnings)
+          if (const auto at = w.find("the features family"); at != std::string::npos)
+            w.replace(at, std::string("the features family").size(), "the layerwise-ridge family");
       fit_seconds[family] = distributed ? sym_seconds_
                                         : std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       nlohmann::json doc = io::fit_result_json(result, distributed ? sym_ranks_ : 1);

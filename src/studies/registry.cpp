@@ -5,6 +5,7 @@
 #include "core/errors.hpp"
 #include "io/config.hpp"
 #include "io/provenance.hpp"
+#include "io/run_store.hpp"
 #include "studies/bootstrap.hpp"
 #include "studies/estimate.hpp"
 #include "studies/dropout.hpp"
@@ -50,7 +51,7 @@ const StudyEntry& entry_for(const std::string& config_path, const mpi::Communica
       std::string list;
       for (const StudyEntry& e : study_registry()) list += cat(list.empty() ? "" : ", ", e.name);
       const std::string close = text::closest(name, study_names());
-      throw InputError(cat(config_path, ": key 'study': unknown study '", text::clip(name), "'; known studies: ", list,
+      throw InputError(cat(peek.where("study"), ": unknown study '", text::clip(name), "'; known studies: ", list,
                            close.empty() ? "" : cat(" (did you mean ", close, "?)")));
     }
   });
@@ -90,7 +91,23 @@ void dry_run_study(const std::string& config_path, const std::string& out_dir, c
     io::ConfigReader reader(config_path);
     study->configure(reader);
     reader.finish();
-    report = dry_run_report(study->estimate(), name, config_path, out_dir, comm.size());
+    // What the run would find in DIR: the same refusals, read-only (no
+    // lock, nothing created); the task layout is checked when the run starts.
+    std::string resume;
+    if (comm.is_root()) {
+      io::RunStoreSpec spec{name, reader.effective(), reader.defaults(), {}};
+      spec.inputs = input_digest_lines(*study);
+      const io::StoreCheck found = io::check_run_store(out_dir, spec);
+      if (found.exists) {
+        std::string lacks;
+        for (const std::string& key : found.keys_added) lacks += cat(lacks.empty() ? "" : ", ", key);
+        resume = cat("  resume:  ", out_dir, "/store.h5 has ", std::to_string(found.finished), " of ",
+                     std::to_string(found.total), " tasks done; ",
+                     found.finished == found.total ? "the run only writes outputs that are missing" : "the run does the rest",
+                     lacks.empty() ? std::string() : cat(" (its config lacks ", lacks, ", now at their defaults)"), "\n");
+      }
+    }
+    report = dry_run_report(study->estimate(), name, config_path, out_dir, comm.size()) + resume;
     const std::vector<std::string> labels = study->task_labels();
     report += task_list_text(labels);
     if (!tasks.empty() && labels.empty()) {

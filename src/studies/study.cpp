@@ -276,6 +276,14 @@ std::vector<std::int64_t> parse_task_selection(const std::string& text, std::int
   return out;
 }
 
+std::string input_digest_lines(const Study& study) {
+  std::map<std::string, std::string> lines;
+  for (const auto& [key, path] : study.input_files()) lines[key] = io::file_digest(path);
+  std::string out;
+  for (const auto& [key, digest] : lines) out += cat(key, " = ", nlohmann::json(digest).dump(), "\n");
+  return out;
+}
+
 void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,
                const mpi::Communicator& comm, const RunOptions& options) {
   using mpi::collective;
@@ -336,13 +344,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   io::RunStoreSpec spec{name, effective, defaults, {}};
   for (const TaskTable& t : tables) spec.tables.push_back({t.name, t.width, t.ids});
   collective(comm, [&] {  // rank 0 reads the inputs once; every rank compares the same text
-    std::string inputs;
-    if (root) {
-      std::map<std::string, std::string> lines;
-      for (const auto& [key, path] : study.input_files()) lines[key] = io::file_digest(path);
-      for (const auto& [key, digest] : lines) inputs += cat(key, " = ", nlohmann::json(digest).dump(), "\n");
-    }
-    spec.inputs = comm.broadcast(inputs);
+    spec.inputs = comm.broadcast(root ? input_digest_lines(study) : std::string());
     if (root) spec.redo = task_files_to_redo(study, std::filesystem::path(out_dir));  // rank 0 decides them
   });
   const std::string commit(build_info::git_commit());
@@ -453,8 +455,12 @@ void run_study(Study& study, const std::string& name, const std::string& config_
       const std::uintmax_t bytes = std::filesystem::file_size(dir / f, ec);
       if (!ec) output_bytes[f] = bytes;  // a file without a size is checked for existence only
     }
+    std::error_code cwd_error;
+    const std::filesystem::path cwd = std::filesystem::current_path(cwd_error);
     nlohmann::json info = {
         {"study", name},
+        // Where the run was started: created_by's relative paths are relative to it.
+        {"working_directory", cwd_error ? std::string() : cwd.string()},
         {"outputs", out.files()},
         {"output_bytes", output_bytes},
         {"ranks", comm.size()},

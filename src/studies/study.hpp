@@ -180,6 +180,10 @@ struct RunOptions {
 /// "--tasks: ..." naming the part that is malformed or outside 1..total.
 std::vector<std::int64_t> parse_task_selection(const std::string& text, std::int64_t total);
 
+/// The run store's record of the study's input files (Study::input_files()):
+/// one `name = "digest"` line each, sorted. Reads every file; one process.
+std::string input_digest_lines(const Study& study);
+
 /// `gradmatch run CONFIG --out DIR` for one study; collective over `comm`
 /// (see the top). `name` is the config's `study` value.
 void run_study(Study& study, const std::string& name, const std::string& config_path, const std::string& out_dir,

@@ -237,6 +237,50 @@ TEST(Cli, RunDryRunPrintsTasksMemoryDiskTimeAndFilesAndWritesNothing) {
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
 }
 
+TEST(Cli, RunDryRunOnAnExistingDirectoryRefusesWhatTheRunRefusesAndCountsWhatItResumes) {
+  const fs::path root = fs::temp_directory_path() / ("gradmatch_dry_resume_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const std::string smoke = std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/";
+  const fs::path done = root / "ols";
+  ASSERT_EQ(run("run " + smoke + "ols_early_stopping.toml --out " + done.string()).exit_code, 0);
+  const auto listing = [](const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string() + " " +
+                                                                   std::to_string(fs::last_write_time(e).time_since_epoch().count()));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<std::string> before = listing(done);
+  // The same config: a resume with every task done.
+  CommandRun r = run("run " + smoke + "ols_early_stopping.toml --out " + done.string() + " --dry-run");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("  resume:  " + done.string() + "/store.h5 has 232 of 232 tasks done; the run only writes "
+                          "outputs that are missing\n"),
+            std::string::npos)
+      << r.output;
+  // Another study, another seed, a file as --out: the run's own refusals, exit code 2.
+  std::ofstream(root / "seed57.toml") << [&] {
+    std::ifstream in(smoke + "ols_early_stopping.toml");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    text.replace(text.find("seed = 56"), 9, "seed = 57");
+    return text;
+  }();
+  std::ofstream(root / "a_file") << "x";
+  const std::vector<std::pair<std::string, std::string>> refused{
+      {smoke + "igr_synthetic.toml --out " + done.string(), "was made by study 'ols_early_stopping', not 'igr_synthetic'"},
+      {(root / "seed57.toml").string() + " --out " + done.string(), "was made by a different config (seed: 56 there, 57 now)"},
+      {smoke + "ols_early_stopping.toml --out " + (root / "a_file").string(), "cannot create the output directory (not a directory)"}};
+  for (const auto& [args, message] : refused) {
+    r = run("run " + args + " --dry-run");
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << r.output;
+    EXPECT_EQ(r.exit_code, run("run " + args).exit_code) << args;  // the run refuses alike
+  }
+  EXPECT_EQ(listing(done), before);  // nothing written, not even the lock
+  fs::remove_all(root);
+}
+
 TEST(Cli, RunDryRunNumbersTheTasksAndABadSelectionExitsTwoWritingNothing) {
   const fs::path out = fs::temp_directory_path() / ("gradmatch_tasks_" + std::to_string(::getpid()));
   fs::remove_all(out);

@@ -563,5 +563,18 @@ TEST_F(ReportCommand, ADirectoryWithoutASummaryIsBadInputNamingIt) {
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
+TEST_F(ReportCommand, AStudysOwnOutputFileIsBadInputPointingAtItsDirectory) {
+  const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_file_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "summary.json") << "{}";
+  const CommandRun r = gradmatch("report " + (dir / "summary.json").string());
+  fs::remove_all(dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find((dir / "summary.json").string() + ": summary.json is one of a study's outputs; report reads "
+                       "the study's directory: gradmatch report " + dir.string()),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace gradmatch

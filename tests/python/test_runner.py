@@ -95,7 +95,7 @@ class Fit(TempDirTest):
 
     def test_on_off_flags_take_true_or_false_and_refuse_other_values(self):
         path = self.write_ridge_rows(0.1)
-        for key in ("nonneg", "normalize", "include_frozen", "ignore_resource_check", "quiet"):
+        for key in ("nonneg", "normalize", "ignore_resource_check", "quiet"):
             for value in (0, 1, "no", 1.0):
                 with self.subTest(key=key, value=value):
                     with self.assertRaisesRegex(TypeError, f"{key}={value!r}.*on/off flag --{key.replace('_', '-')}"
@@ -149,6 +149,25 @@ class ReadResults(TempDirTest):
         self.assertEqual(gradmatch.read_results(out)["canonical/beta"].shape, (5,))
         with open(results, "rb") as f:
             self.assertEqual(f.read(), whole)
+
+    def test_the_re_run_advice_for_a_run_started_elsewhere_with_a_relative_config_says_where_to_run_it(self):
+        out = self.path("elsewhere")
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        subprocess.run([gradmatch_executable(), "run", "configs/smoke/ols_early_stopping.toml", "--out", out],
+                       check=True, env=env, capture_output=True, cwd=ROOT)
+        self.assertNotEqual(os.getcwd(), ROOT)
+        results = os.path.join(out, "results.h5")
+        with open(results, "wb") as f:
+            f.write(b"not HDF5")
+        with self.assertRaises(ValueError) as e:
+            gradmatch.read_results(out)
+        advice = f"`cd {ROOT} && gradmatch run configs/smoke/ols_early_stopping.toml --out {out}`"
+        self.assertIn("delete it and re-run " + advice, str(e.exception))
+        # Typed as given (with the built executable for `gradmatch`), it writes the file again.
+        os.remove(results)
+        subprocess.run(advice.strip("`").replace("gradmatch run", gradmatch_executable() + " run"), shell=True,
+                       check=True, env=env, capture_output=True)
+        self.assertEqual(gradmatch.read_results(out)["canonical/beta"].shape, (5,))
 
     def test_a_half_written_summary_raises_naming_it_and_saying_to_delete_it_and_re_run(self):
         with open(self.path("summary.json"), "w") as f:
