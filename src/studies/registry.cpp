@@ -1,6 +1,7 @@
 #include "studies/registry.hpp"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
@@ -96,7 +97,9 @@ void dry_run_study(const std::string& config_path, const std::string& out_dir, c
     std::string resume;
     if (comm.is_root()) {
       io::RunStoreSpec spec{name, reader.effective(), reader.defaults(), {}};
-      spec.inputs = input_digest_lines(*study);
+      // The input files' digests matter only against an existing store (they read every file).
+      std::error_code ec;
+      if (std::filesystem::exists(std::filesystem::path(out_dir) / "store.h5", ec)) spec.inputs = input_digest_lines(*study);
       const io::StoreCheck found = io::check_run_store(out_dir, spec);
       if (found.exists) {
         std::string lacks;
