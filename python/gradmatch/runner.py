@@ -199,9 +199,8 @@ def _rewrite_advice(directory):
     except (OSError, ValueError, AttributeError):
         pass
     if isinstance(made_by, str) and made_by.startswith("gradmatch run "):
-        out = os.path.abspath(directory)
         if isinstance(started_in, str) and started_in and started_in != os.getcwd():
-            command = f"`cd {started_in} && {made_by} --out {out}`"
+            command = f"`cd {started_in} && {made_by} --out {os.path.abspath(directory)}`"
         else:
             command = f"`{made_by} --out {directory}`"
     else:

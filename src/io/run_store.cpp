@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -223,6 +224,17 @@ std::int64_t RunStoreProgress::diverged() const {
 
 namespace {
 
+/// A directory without a run store that holds a study's outputs is not a
+/// resumable run: the refusal, or "" when DIR holds none of them.
+std::string foreign_outputs(const fs::path& dir) {
+  std::error_code ec;
+  for (const char* name : kStudyOutputs)
+    if (fs::exists(dir / name, ec))
+      return cat("holds ", name, " but no run store (", kStoreName,
+                 "): it is not a resumable gradmatch run; use a new --out or delete DIR");
+  return {};
+}
+
 std::string read_config(hid_t file) {
   std::string config;
   read_text_dataset(file, "config", config);
@@ -263,20 +275,18 @@ std::vector<std::string> check_store_header(hid_t file, const RunStoreSpec& spec
 
 }  // namespace
 
-StoreCheck check_run_store(const std::string& dir, const RunStoreSpec& spec) {
+StoreCheck check_run_store(const std::string& dir, RunStoreSpec spec, const std::function<std::string()>& inputs) {
   const fs::path d(dir), store = d / kStoreName;
   StoreCheck out;
   std::error_code ec;
   if (fs::exists(d, ec) && !fs::is_directory(d, ec))
     throw InputError(cat(dir, ": cannot create the output directory (not a directory); choose a writable --out"));
   if (!fs::exists(store, ec)) {
-    for (const char* name : kStudyOutputs)
-      if (fs::exists(d / name, ec))
-        throw InputError(cat(dir, ": holds ", name, " but no run store (", kStoreName,
-                             "): it is not a resumable gradmatch run; use a new --out or delete DIR"));
+    if (const std::string refusal = foreign_outputs(d); !refusal.empty()) throw InputError(cat(dir, ": ", refusal));
     return out;
   }
   out.exists = true;
+  spec.inputs = inputs();
   const QuietHdf5 quiet;
   {
     const hid_t id = H5Fopen(store.c_str(), H5F_ACC_RDONLY, serial_fapl());
@@ -439,10 +449,7 @@ struct RunStore::Impl {
                      "); choose a writable --out")};
     const bool exists = fs::exists(path);
     if (!exists)
-      for (const char* name : kStudyOutputs)
-        if (fs::exists(fs::path(dir) / name))
-          return {2, cat("holds ", name, " but no run store (", kStoreName,
-                         "): it is not a resumable gradmatch run; use a new --out or delete DIR")};
+      if (std::string refusal = foreign_outputs(dir); !refusal.empty()) return {2, std::move(refusal)};
     const std::string lock = (fs::path(dir) / kLockName).string();
     lock_fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 && exists && (errno == EROFS || errno == EACCES)) {
@@ -596,7 +603,10 @@ struct RunStore::Impl {
       total += table.rows;
       tables.push_back(std::move(table));
     }
-    attempt = last_attempt + 1;
+    // The runs that did work, plus this one; never lower than an earlier
+    // read of this open, so rows set pending again (reopen_stale) still
+    // count their run: a run that redoes every row is a new attempt.
+    attempt = std::max(attempt, last_attempt + 1);
   }
 
   /// After open_and_check(): rank 0 finds the done rows to run again
@@ -709,21 +719,13 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
       if (s.finished != s.total)
         throw InputError(cat(dir, ": cannot be written, and ", s.total - s.finished, " of ", s.total,
                              " tasks are not done; choose a writable --out (a copy of DIR resumes there)"));
-    } else {
-      // The attempt counts the runs that did work, the rows about to run
-      // again included: a run that redoes every row is still a new attempt.
-      const std::int32_t attempt = s.attempt;
-      if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
-        s.close_file();
-        s.open_and_check(spec, false);
-        s.attempt = std::max(s.attempt, attempt);
-      }
+    } else if (s.reopen_stale(spec)) {  // rows to run again: set them pending, then read the statuses anew
+      s.close_file();
+      s.open_and_check(spec, false);
     }
     if (s.finished != s.total) {  // work to do: reopen for writing
-      const std::int32_t attempt = s.attempt;
       s.close_file();
       s.open_and_check(spec, true);
-      s.attempt = std::max(s.attempt, attempt);
     }
     // No rank may record a task before every rank has read the statuses:
     // all must see the same pending rows and the same attempt number.

@@ -47,6 +47,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -135,14 +136,16 @@ RunStoreProgress inspect_run_store(const std::string& path);
 /// checks it -- the directory, the store's format, study, config (or keys
 /// added at their defaults) and input files -- but read-only, on one
 /// process, without taking the lock or knowing the task tables: for
-/// `gradmatch run --dry-run`. InputError with the run's own message where
-/// the run would refuse.
+/// `gradmatch run --dry-run`. `inputs` gives spec.inputs (the input files'
+/// digests, which read every file) and is called only where a store exists
+/// to compare them with. InputError with the run's own message where the
+/// run would refuse.
 struct StoreCheck {
   bool exists = false;                  ///< DIR/store.h5 exists (the run resumes it)
   std::int64_t total = 0, finished = 0; ///< its tasks, done or diverged
   std::vector<std::string> keys_added;  ///< keys the store's config lacks, now at their defaults
 };
-StoreCheck check_run_store(const std::string& dir, const RunStoreSpec& spec);
+StoreCheck check_run_store(const std::string& dir, RunStoreSpec spec, const std::function<std::string()>& inputs);
 
 class RunStore {
  public:

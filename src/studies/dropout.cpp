@@ -67,19 +67,28 @@ std::vector<std::int64_t> subset(std::int64_t available, std::int64_t wanted, st
   return perm;
 }
 
+// The parity fit's mini-batches over n training rows: whether every epoch
+// runs the same batches (fixed order, or one batch holding every row: the
+// same batch in every order), and the rows of the last batch.
+bool adam_one_partition(const DropoutConfig& c, std::int64_t n) {
+  return c.adam_batches == "fixed" || n <= c.adam_batch_size;
+}
+std::int64_t adam_last_batch_rows(const DropoutConfig& c, std::int64_t n) {
+  return n % c.adam_batch_size == 0 ? c.adam_batch_size : n % c.adam_batch_size;
+}
+
 // Float64 gradient passes over the training split after training, per
 // replicate (the estimate's upper bound): the endpoint gradient, the margin
 // identity, the mask draws, and the parity fit's mini-batches (a pass per
-// shuffle; a fresh last batch of `tail` rows per epoch of the pool).
-double estimate_passes(const DropoutConfig& c, double n_train) {
+// shuffle; a fresh last batch per epoch of the pool).
+double estimate_passes(const DropoutConfig& c, std::int64_t n_train) {
   double passes = static_cast<double>(c.mask_draws) + 2.0;
   if (!c.adam_parity) return passes;
-  const double epochs = static_cast<double>(c.adam_max_epochs), batch = static_cast<double>(c.adam_batch_size);
-  if (c.adam_batches == "fixed" || n_train <= batch) return passes + 1.0;  // one batch holds every row: one pass
+  const double epochs = static_cast<double>(c.adam_max_epochs);
+  if (adam_one_partition(c, n_train)) return passes + 1.0;
   if (c.adam_batches == "fresh") return passes + epochs;
-  const double rem = std::fmod(n_train, batch);
-  const double tail = rem == 0.0 ? batch : rem;
-  return passes + static_cast<double>(c.adam_shuffles) + epochs * tail / n_train;
+  return passes + static_cast<double>(c.adam_shuffles) +
+         epochs * static_cast<double>(adam_last_batch_rows(c, n_train)) / static_cast<double>(n_train);
 }
 
 FitOptions ridge() {
@@ -329,9 +338,8 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     // a small part of a pass's cost), `fixed` the rows in order. Epochs are
     // made when first run; the draws are the task's, in epoch order.
     const std::int64_t n = train.size(), batch = c.adam_batch_size;
-    const std::int64_t tail = n % batch == 0 ? batch : n % batch;  // rows of the last batch (n > batch where used)
-    // One batch that holds every row is the same batch in every order.
-    const bool one_partition = c.adam_batches == "fixed" || n <= batch;
+    const std::int64_t tail = adam_last_batch_rows(c, n);  // used where n > batch
+    const bool one_partition = adam_one_partition(c, n);
     Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
     Rng tails(c.seed, replicate_stream(kAdamTailKind, task));
     std::vector<std::vector<double>> pool_tb, pool_bb;  // the first K - 1 batches of each pool shuffle
@@ -870,7 +878,8 @@ class DropoutStudy final : public Study {
         // The estimates: float64 gradient passes over the training split (the
         // endpoint's, the margin identity's, the mask draws' and the parity
         // fit's), counted at twice float32's cost.
-        flops64 += 6.0 * n * (1.0 - c.validation_fraction) * p * estimate_passes(c, n * (1.0 - c.validation_fraction)) *
+        const double n_train = n * (1.0 - c.validation_fraction);
+        flops64 += 6.0 * n_train * p * estimate_passes(c, std::llround(n_train)) *
                    static_cast<double>(c.rates.size() * sz(c.seeds));
       }
     const double replicates = static_cast<double>(c.depths.size() * c.widths.size() * c.rates.size() * sz(c.seeds));

@@ -1,7 +1,6 @@
 #include "studies/registry.hpp"
 
 #include <cstdio>
-#include <filesystem>
 
 #include "core/errors.hpp"
 #include "io/config.hpp"
@@ -96,11 +95,8 @@ void dry_run_study(const std::string& config_path, const std::string& out_dir, c
     // lock, nothing created); the task layout is checked when the run starts.
     std::string resume;
     if (comm.is_root()) {
-      io::RunStoreSpec spec{name, reader.effective(), reader.defaults(), {}};
-      // The input files' digests matter only against an existing store (they read every file).
-      std::error_code ec;
-      if (std::filesystem::exists(std::filesystem::path(out_dir) / "store.h5", ec)) spec.inputs = input_digest_lines(*study);
-      const io::StoreCheck found = io::check_run_store(out_dir, spec);
+      const io::StoreCheck found = io::check_run_store(out_dir, {name, reader.effective(), reader.defaults(), {}},
+                                                       [&] { return input_digest_lines(*study); });
       if (found.exists) {
         std::string lacks;
         for (const std::string& key : found.keys_added) lacks += cat(lacks.empty() ? "" : ", ", key);
