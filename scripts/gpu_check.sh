@@ -16,7 +16,9 @@
 # GPU_CHECK_TORCH_PREFIX (a LibTorch's CMake prefix instead of python's torch),
 # GPU_CHECK_FORCE=1 (go on without a GPU: a dry run of the build and the
 # suite, the gpu tests then skip), GPU_CHECK_BENCH_ARGS (extra
-# scripts/bench_dropout_gpu.sh arguments).
+# scripts/bench_dropout_gpu.sh arguments), GPU_CHECK_PROFILE=0 (no Nsight
+# Systems kernel summaries even where nsys is installed; the benchmark's
+# phase table splits a step without a profiler).
 # Exit status: 0 all passed; 1 a step failed (see LOGDIR/summary.txt);
 # 77 no NVIDIA GPU visible (nothing was built; LOGDIR/env.txt says why).
 set -uo pipefail
@@ -161,7 +163,9 @@ if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   # Where the time of a batched step goes, when Nsight Systems is installed:
   # the kernel and memory-copy summaries of gradmatch's and PyTorch's batch.
   nsys_bin=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2> /dev/null | head -1)
-  if [ -n "$nsys_bin" ]; then
+  if [ "${GPU_CHECK_PROFILE:-1}" = 0 ]; then
+    say "GPU_CHECK_PROFILE=0: no kernel profile"
+  elif [ -n "$nsys_bin" ]; then
     step profile_gradmatch 120 "$nsys_bin" profile --stats=true --force-overwrite=true -o /tmp/gm_profile \
       "$build/tests/benchmarks/dropout_gpu_bench" --device cuda --depth 3 --width 128 --epochs 2
     step profile_pytorch 120 "$nsys_bin" profile --stats=true --force-overwrite=true -o /tmp/pt_profile \
