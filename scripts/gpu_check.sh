@@ -145,7 +145,8 @@ if [[ "$("${CXX:-c++}" -print-file-name=libstdc++.so 2>/dev/null)" != /* ]]; the
 fi
 step configure 120 cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "${compilers[@]}" \
   -DCMAKE_PREFIX_PATH="$torch_prefix" -DHDF5_C_COMPILER_EXECUTABLE=/usr/bin/h5pcc.openmpi \
-  -DGRADMATCH_WITH_NCCL=AUTO -DGRADMATCH_BUILD_BENCHMARKS=ON || { say "configure failed"; tail -20 "$logs/configure.log" >&2; exit 1; }
+  -DGRADMATCH_WITH_NCCL=AUTO -DGRADMATCH_BUILD_BENCHMARKS=ON -DGRADMATCH_TEST_PYTHON="$(command -v "$py")" ||
+  { say "configure failed"; tail -20 "$logs/configure.log" >&2; exit 1; }
 grep -E "gradmatch: LibTorch" "$logs/configure.log" | sed 's/^-- //' | while read -r line; do say "$line"; done
 # What the GPU evidence needs first (the CLI, the gpu tests, the benchmark), so
 # that a slow first build still leaves time for it; the rest of the tree after.
@@ -202,6 +203,8 @@ fi
   for exe in tests/training/training_tests tests/studies/studies_tests src/cli/gradmatch-torch; do
     echo "-- $exe"; readelf -d "$build/$exe" 2>/dev/null | grep NEEDED | head -12
   done
+  echo "== the link command of training_tests (libstdc++.so.6 by its path before the objects)"
+  command -v ninja > /dev/null && ninja -C "$build" -t commands tests/training/training_tests 2>/dev/null | tail -1 | tr ' ' '\n' | head -40
   echo "== ldd training_tests"; ldd "$build/tests/training/training_tests" 2>&1 | grep -E 'torch|c10|stdc\+\+|libz|hdf5|gomp|cuda|nccl'
   echo "== which library std::filesystem binds to in a test that used to segfault"
   LD_DEBUG=bindings LD_DEBUG_OUTPUT="$logs/ld_bindings" \

@@ -1,7 +1,8 @@
 #pragma once
 // What some tests need beyond the build, which scripts/setup.sh installs:
-// Debian's dataset-fashion-mnist and a /usr/bin/python3 with h5py and torch
-// (python3-h5py, python3-torch). A test that needs a missing one is skipped,
+// Debian's dataset-fashion-mnist and a python3 with h5py and torch
+// (python3-h5py, python3-torch): Debian's /usr/bin/python3 unless CMake's
+// GRADMATCH_TEST_PYTHON names another (a GPU host's PyTorch venv, say). A test that needs a missing one is skipped,
 // saying what is missing -- except where GRADMATCH_TESTS_REQUIRE_INPUTS=1,
 // which scripts/test.sh (the README's test command, CI) sets: there the test
 // fails, so a broken install cannot pass as a row of skipped tests. Other
@@ -12,16 +13,23 @@
 #include <filesystem>
 #include <string>
 
+#ifndef GRADMATCH_TEST_PYTHON
+#define GRADMATCH_TEST_PYTHON "/usr/bin/python3"
+#endif
+
 namespace gradmatch::test_inputs {
+
+/// The python3 the tests run, followed by a space: the start of a command line.
+inline std::string python_command() { return std::string(GRADMATCH_TEST_PYTHON) + " "; }
 
 inline bool required() {
   const char* v = std::getenv("GRADMATCH_TESTS_REQUIRE_INPUTS");
   return v != nullptr && std::string(v) == "1";
 }
 
-/// Whether /usr/bin/python3 imports every module of `modules` ("torch, h5py").
+/// Whether the tests' python3 imports every module of `modules` ("torch, h5py").
 inline bool python3_imports(const std::string& modules) {
-  return std::system(("/usr/bin/python3 -c 'import " + modules + "' > /dev/null 2>&1").c_str()) == 0;
+  return std::system((python_command() + "-c 'import " + modules + "' > /dev/null 2>&1").c_str()) == 0;
 }
 
 inline constexpr const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";

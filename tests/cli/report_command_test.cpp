@@ -512,7 +512,7 @@ TEST_F(ReportCommand, BootstrapPrintsEachFitsResidualRatioCosineAndRankFromTheSu
   GRADMATCH_NEEDS_PYTHON3("torch, h5py");
   const fs::path dir = fs::temp_directory_path() / ("gradmatch_report_bootstrap_" + std::to_string(::getpid()));
   fs::remove_all(dir);
-  ASSERT_EQ(std::system(("/usr/bin/python3 " + std::string(GRADMATCH_SOURCE_DIR) +
+  ASSERT_EQ(std::system((gradmatch::test_inputs::python_command() + std::string(GRADMATCH_SOURCE_DIR) +
                          "/tests/studies/make_bootstrap_inputs.py " + (dir / "in").string() + " > /dev/null")
                             .c_str()),
             0);

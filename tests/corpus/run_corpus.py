@@ -222,7 +222,7 @@ def make_fixtures(fx):
             "for name, i, h, o in [('m784', 784, 8, 10), ('m5', 5, 8, 1), ('m5h4', 5, 4, 1), ('m5x3', 5, 8, 3),\n"
             "                      ('m5x10', 5, 8, 10)]:\n"
             "    torch.jit.script(M(i, h, o)).save(sys.argv[1] + '/' + name + '.pt')\n")
-    subprocess.run(["/usr/bin/python3", script, fx], check=True)
+    subprocess.run([sys.executable, script, fx], check=True)
     for kind in ("one_pixel", "declares_4e9", "overflow", "truncated", "trailing", "bad_magic", "count_mismatch",
                  "zero_images", "labels_2d", "big_label", "no_labels", "gz_corrupt", "short_header"):
         idx_dir(os.path.join(fx, "idx_" + kind), kind)

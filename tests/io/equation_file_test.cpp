@@ -481,7 +481,7 @@ TEST(EquationFile, FailedWriteKeepsThePreviousFile) {
 /// Runs a Python snippet under Debian's python3; true when it exits 0.
 bool run_python(const TestDir& dir, const std::string& script, const std::string& arg) {
   std::ofstream(dir.file("check.py")) << script;
-  return std::system(("/usr/bin/python3 " + dir.file("check.py") + " " + arg).c_str()) == 0;
+  return std::system((gradmatch::test_inputs::python_command() + dir.file("check.py") + " " + arg).c_str()) == 0;
 }
 
 TEST(EquationFile, WrittenFileReadsInH5py) {

@@ -145,7 +145,7 @@ with h5py.File(sys.argv[1], "r") as f:
     assert f["label"].asstr()[()] == "λ sweep", repr(f["label"][()])
     assert f["curves/loss"].dtype == np.float64 and list(f["curves/loss"][()]) == [3, 2, 1]
 )";
-  EXPECT_EQ(std::system(("/usr/bin/python3 " + dir.file("check.py") + " " + path).c_str()), 0);
+  EXPECT_EQ(std::system((gradmatch::test_inputs::python_command() + dir.file("check.py") + " " + path).c_str()), 0);
 }
 
 // No object records when it was made: runs that write the same values write

@@ -5,6 +5,7 @@ summary.json that a script no longer reads fails here, not in a user's hands.
 import os
 import struct
 import subprocess
+import sys
 import unittest
 
 from support import TempDirTest, gradmatch_executable
@@ -38,7 +39,7 @@ class PlotScripts(TempDirTest):
                 out = self.path(study)
                 subprocess.run([gradmatch_executable(), "run", os.path.join(ROOT, "configs", "smoke", study + ".toml"),
                                 "--out", out], check=True, capture_output=True, env=env)
-                done = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", f"plot_{study}.py"), out],
+                done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", f"plot_{study}.py"), out],
                                       capture_output=True, text=True, env=env)
                 self.assertEqual(done.returncode, 0, done.stderr)
                 for name in figures:
@@ -54,13 +55,13 @@ class PlotScripts(TempDirTest):
         for study in list(FIGURES) + ["dropout"]:
             with self.subTest(study=study):
                 script = os.path.join(ROOT, "scripts", f"plot_{study}.py")
-                done = subprocess.run(["/usr/bin/python3", script, self.path("empty")], capture_output=True, text=True)
+                done = subprocess.run([sys.executable, script, self.path("empty")], capture_output=True, text=True)
                 self.assertEqual(done.returncode, 2, done.stderr)
                 self.assertIn(os.path.join(self.path("empty"), "results.h5") + " not found", done.stderr)
                 self.assertNotIn("Traceback", done.stderr)
                 if study == "long_horizon":
                     continue
-                done = subprocess.run(["/usr/bin/python3", script, other], capture_output=True, text=True)
+                done = subprocess.run([sys.executable, script, other], capture_output=True, text=True)
                 self.assertEqual(done.returncode, 2, done.stderr)
                 self.assertIn("holds the results of study 'long_horizon', not '%s': use scripts/plot_long_horizon.py"
                               % study, done.stderr)

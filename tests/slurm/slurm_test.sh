@@ -19,7 +19,7 @@ set -euo pipefail
 
 gradmatch=$(realpath "$1")
 src=$(realpath "$2")
-py=/usr/bin/python3
+py=${GRADMATCH_TEST_PYTHON:-/usr/bin/python3}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
 t0=$SECONDS
@@ -49,8 +49,15 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
     DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
       -o DPkg::Lock::Timeout=300 slurm-wlm munge > /dev/null
   }
-  install_packages || { timeout 300 apt-get update -qq -o DPkg::Lock::Timeout=300 > /dev/null && install_packages; } ||
-    { ((made_policy)) && rm -f /usr/sbin/policy-rc.d; fail "cannot install slurm-wlm munge"; }
+  # Where they cannot be installed (no package source reachable, as on an
+  # offline GPU host) the test skips, except under GRADMATCH_TESTS_REQUIRE_INPUTS=1
+  # (scripts/test.sh, CI), where a missing SLURM must not pass as a skip.
+  install_packages || { timeout 300 apt-get update -qq -o DPkg::Lock::Timeout=300 > /dev/null && install_packages; } || {
+    ((made_policy)) && rm -f /usr/sbin/policy-rc.d
+    [[ ${GRADMATCH_TESTS_REQUIRE_INPUTS:-0} == 1 ]] && fail "cannot install slurm-wlm munge"
+    echo "SKIP: slurm-wlm and munge are not installed and apt-get could not install them"
+    exit 77
+  }
   ((made_policy)) && rm -f /usr/sbin/policy-rc.d
 fi
 

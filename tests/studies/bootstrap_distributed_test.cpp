@@ -53,9 +53,9 @@ class BootstrapOverRanks : public ::testing::Test {
     if (world_.is_root()) {
       fs::remove_all(root_);
       fs::create_directories(root_);
-      if (std::system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0)
+      if (std::system((gradmatch::test_inputs::python_command() + "-c 'import torch, h5py' > /dev/null 2>&1").c_str()) != 0)
         skip = "Debian's python3-torch and python3-h5py are needed";
-      else if (std::system(("/usr/bin/python3 " + std::string(GRADMATCH_SOURCE_DIR) +
+      else if (std::system((gradmatch::test_inputs::python_command() + std::string(GRADMATCH_SOURCE_DIR) +
                             "/tests/studies/make_bootstrap_inputs.py " + root_.string())
                                .c_str()) != 0)
         error = "make_bootstrap_inputs.py failed (its output is above)";

@@ -39,11 +39,11 @@ class BootstrapStudy : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("gradmatch_bootstrap_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    if (std::system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0) {
+    if (std::system((gradmatch::test_inputs::python_command() + "-c 'import torch, h5py' > /dev/null 2>&1").c_str()) != 0) {
       skip_ = "Debian's python3-torch and python3-h5py are needed";
       return;
     }
-    const std::string cmd = std::string("/usr/bin/python3 ") + GRADMATCH_SOURCE_DIR +
+    const std::string cmd = gradmatch::test_inputs::python_command() + GRADMATCH_SOURCE_DIR +
                             "/tests/studies/make_bootstrap_inputs.py " + dir_.string();
     if (std::system(cmd.c_str()) != 0) error_ = "make_bootstrap_inputs.py failed (its output is above)";
   }
@@ -325,7 +325,7 @@ with h5py.File(out + "/results.h5", "r") as f, h5py.File(out + "/equations.h5", 
     for k, name in enumerate(names):
         assert np.array_equal(f["features"][:, k, :], e["features"][name][:]), name
 )";
-  EXPECT_EQ(std::system(("/usr/bin/python3 " + (dir_ / "check_results.py").string() + " " + out.string()).c_str()), 0);
+  EXPECT_EQ(std::system((gradmatch::test_inputs::python_command() + (dir_ / "check_results.py").string() + " " + out.string()).c_str()), 0);
 }
 
 TEST_F(BootstrapStudy, DryRunEstimateBoundsTheStoreAndOutputsOfTheSmokeRun) {
@@ -377,7 +377,7 @@ TEST_F(BootstrapStudy, AResumeAfterAnInputFileChangedIsRefusedNamingItAndGoesOnO
   fs::copy_file(dir_ / "ridge.h5", dir_ / "ridge_copy.h5", fs::copy_options::overwrite_existing);
   run_study(config.string(), out.string(), mpi::Communicator(), RunOptions{"1-2"});
   // Regenerated in place with another lambda (ridge.h5's is 0.05).
-  const std::string cmd = "/usr/bin/python3 -c \"import h5py, numpy as np\n"
+  const std::string cmd = gradmatch::test_inputs::python_command() + "-c \"import h5py, numpy as np\n"
                           "h5py.File('" + (dir_ / "ridge_copy.h5").string() + "', 'w')['lambda'] = np.array([0.5])\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const std::string msg = refusal(config, out);
@@ -417,7 +417,7 @@ TEST_F(BootstrapStudy, AFileTheConfigNamesIsCheckedAtItsKeyAndLineAndNothingIsWr
 }
 
 TEST_F(BootstrapStudy, APenaltyWithANonFiniteOrANegativeRidgeLambdaIsRefusedAtItsKey) {
-  const std::string cmd = "/usr/bin/python3 -c \"import h5py, numpy as np\n"
+  const std::string cmd = gradmatch::test_inputs::python_command() + "-c \"import h5py, numpy as np\n"
                           "for name, v in [('nan', np.nan), ('inf', np.inf), ('neg', -1.0)]:\n"
                           "    h5py.File('" + dir_.string() + "/lambda_' + name + '.h5', 'w')['lambda'] = np.array([v])\"";
   ASSERT_EQ(std::system(cmd.c_str()), 0);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../required_inputs.hpp"
 #include "study_files.hpp"
 #include "mpi/mpi.hpp"
 #include "studies/registry.hpp"
@@ -64,11 +65,12 @@ TEST(GpuStudies, DropoutSmokeOnCudaGivesTheCpuSummary) {
   fs::remove_all(root);
 }
 
-/// The first of python3 and /usr/bin/python3 that has torch and h5py (the
-/// bootstrap inputs' script needs both); "" when neither does.
+/// The first of the tests' python3 (GRADMATCH_TEST_PYTHON) and the python3 on
+/// PATH that has torch and h5py (the bootstrap inputs' script needs both); ""
+/// when neither does.
 std::string python_with_torch_and_h5py() {
-  for (const char* py : {"python3", "/usr/bin/python3"})
-    if (std::system((std::string(py) + " -c 'import torch, h5py' > /dev/null 2>&1").c_str()) == 0) return py;
+  for (const std::string py : {std::string(GRADMATCH_TEST_PYTHON), std::string("python3")})
+    if (std::system((py + " -c 'import torch, h5py' > /dev/null 2>&1").c_str()) == 0) return py;
   return "";
 }
 

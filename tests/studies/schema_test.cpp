@@ -138,7 +138,7 @@ with h5py.File(sys.argv[1], "r") as f:
     assert list(f["runs/curve"].attrs["dims"]) == ["width", "eta", "step"]
     assert f["runs/eta"].dtype == np.float64
 )";
-    EXPECT_EQ(std::system(("/usr/bin/python3 " + (dir / "check.py").string() + " " + path).c_str()), 0);
+    EXPECT_EQ(std::system((gradmatch::test_inputs::python_command() + (dir / "check.py").string() + " " + path).c_str()), 0);
   }
   fs::remove_all(dir);
   GRADMATCH_NEEDS(h5py, "python3 with h5py");

@@ -61,11 +61,11 @@ class TorchScriptModel : public ::testing::Test {
     owned_ = true;
     fs::remove_all(inputs_);
     fs::create_directories(inputs_);
-    if (std::system("/usr/bin/python3 -c 'import torch, h5py' > /dev/null 2>&1") != 0) {
+    if (std::system((gradmatch::test_inputs::python_command() + "-c 'import torch, h5py' > /dev/null 2>&1").c_str()) != 0) {
       skip_ = "Debian's python3-torch and python3-h5py are needed";
       return;
     }
-    std::string cmd = "/usr/bin/python3 ";
+    std::string cmd = gradmatch::test_inputs::python_command();
     cmd += GRADMATCH_TORCHSCRIPT_SCRIPT;
     cmd += " " + inputs_.string();
     const CommandRun r = run(cmd, inputs_);
