@@ -39,6 +39,75 @@ MinibatchGradients minibatch_gradients(const ModelHandle& model, const Dataset& 
   return out;
 }
 
+MinibatchGradients minibatch_gradients_batched(const Mlp& mlp, const Dataset& data, LossKind loss,
+                                               std::span<const std::vector<std::int64_t>> batches,
+                                               std::int64_t max_rows) {
+  validate_dataset(data, "minibatch_gradients_batched()");
+  const ModelHandle handle = make_handle(mlp);
+  const at::Tensor theta = flat_parameters(handle);
+  MinibatchGradients out;
+  out.parameters = theta.numel();
+  out.theta_squared = theta.dot(theta).item<double>();
+  if (batches.empty()) return out;
+  const auto b = static_cast<std::int64_t>(batches.front().size());
+  if (b < 1) throw InputError("minibatch_gradients_batched(): a batch must have rows");
+  for (const auto& batch : batches)
+    if (static_cast<std::int64_t>(batch.size()) != b)
+      throw InputError("minibatch_gradients_batched(): the batches must be of equal size");
+  const std::int64_t per_pass = std::max<std::int64_t>(1, max_rows / b);
+  const auto& layers = mlp->layers();
+  const at::Device device = layers.front()->weight.device();
+  const at::ScalarType dtype = layers.front()->weight.scalar_type();
+  const Activation activation = mlp->options().activation;
+  out.theta_dot_grad.reserve(batches.size());
+  out.grad_squared.reserve(batches.size());
+  for (std::size_t first = 0; first < batches.size(); first += static_cast<std::size_t>(per_pass)) {
+    const std::size_t count = std::min(batches.size() - first, static_cast<std::size_t>(per_pass));
+    const auto r = static_cast<std::int64_t>(count);
+    std::vector<std::int64_t> rows;
+    rows.reserve(count * static_cast<std::size_t>(b));
+    for (std::size_t k = first; k < first + count; ++k) rows.insert(rows.end(), batches[k].begin(), batches[k].end());
+    const Dataset pass = data.take(rows);
+    // The parameters once per batch: weights [r, out, in], biases [r, 1, out].
+    std::vector<at::Tensor> weights, biases;
+    for (const auto& layer : layers) {
+      weights.push_back(layer->weight.detach().unsqueeze(0).repeat({r, 1, 1}).requires_grad_(true));
+      biases.push_back(layer->bias.defined()
+                           ? layer->bias.detach().view({1, 1, -1}).repeat({r, 1, 1}).requires_grad_(true)
+                           : at::Tensor());
+    }
+    at::Tensor h = pass.x.to(device, dtype).reshape({r, b, -1});
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const at::Tensor wt = weights[l].transpose(1, 2);
+      h = biases[l].defined() ? at::baddbmm(biases[l], h, wt) : at::bmm(h, wt);
+      if (l + 1 < layers.size()) h = activate(activation, h);
+    }
+    // The sum over the batches of each batch's mean loss: batch k's gradient
+    // lands in the k-th copy of the parameters.
+    const at::Tensor total = summed_loss(loss, h.reshape({r * b, h.size(2)}), pass.y.to(device)) / static_cast<double>(b);
+    std::vector<at::Tensor> leaves;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      leaves.push_back(weights[l]);
+      if (biases[l].defined()) leaves.push_back(biases[l]);
+    }
+    const auto grads = torch::autograd::grad({total}, leaves);
+    at::Tensor dot = at::zeros({r}, at::TensorOptions().dtype(at::kDouble).device(device));
+    at::Tensor squared = at::zeros({r}, at::TensorOptions().dtype(at::kDouble).device(device));
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      const at::Tensor g = grads[i].to(at::kDouble).reshape({r, -1});
+      const at::Tensor value = leaves[i].detach()[0].to(at::kDouble).reshape({1, -1});
+      dot += (g * value).sum(1);
+      squared += g.square().sum(1);
+    }
+    const at::Tensor dot_host = dot.cpu(), squared_host = squared.cpu();
+    for (std::int64_t k = 0; k < r; ++k) {
+      out.theta_dot_grad.push_back(dot_host[k].item<double>());
+      out.grad_squared.push_back(squared_host[k].item<double>());
+    }
+  }
+  return out;
+}
+
 at::Tensor DropoutObjectiveGradient::mean() const { return 0.5 * (half_a + half_b); }
 double DropoutObjectiveGradient::unbiased_squared_norm() const { return half_a.dot(half_b).item<double>(); }
 double DropoutObjectiveGradient::plugin_squared_norm() const {

@@ -62,6 +62,18 @@ struct MinibatchGradients {
 MinibatchGradients minibatch_gradients(const ModelHandle& model, const Dataset& data, LossKind loss,
                                        std::int64_t batch_size, const std::vector<std::int64_t>& order = {});
 
+/// The same reduction for batches of equal size given by their rows
+/// (`batches[k]` the rows of batch k), computed for many batches in one pass:
+/// the network's parameters are repeated once per batch in that pass (as the
+/// replicates of a BatchedMlp), so one backward gives every batch's gradient.
+/// Each pass holds at most `max_rows` rows (at least one batch). Equal to
+/// minibatch_gradients() over the batches one at a time up to rounding; on a
+/// GPU, where the one-at-a-time loop is bound by launching small kernels and
+/// copying each gradient to the host, many times faster.
+MinibatchGradients minibatch_gradients_batched(const Mlp& mlp, const Dataset& data, LossKind loss,
+                                               std::span<const std::vector<std::int64_t>> batches,
+                                               std::int64_t max_rows);
+
 /// g_A and g_B of (1) above: flat float64 on the CPU.
 struct DropoutObjectiveGradient {
   at::Tensor half_a, half_b;

@@ -774,6 +774,38 @@ TEST_F(TrainingStudies, DropoutParityFitWithEachKindOfBatchesGivesTheSameFitOnOn
   EXPECT_NE(fits["pool"], fits["fixed"]);
 }
 
+TEST_F(TrainingStudies, DropoutParityFitFromBatchedGradientsEqualsTheFitFromOneBatchAtATime) {
+  // fit.batched_gradients = on computes the parity fit's mini-batch gradients
+  // many per pass (as on a GPU) and draws the pool's last batches several at
+  // a time; with 600 rows a pass, the 256-row batches go two to a pass (one
+  // short pass) and the 132-row last batches four to a pass. Every kind of
+  // batches gives the one-at-a-time fit to rounding: the same draws, in order.
+  for (const std::string batches : {"fresh", "pool", "fixed"}) {
+    std::map<std::string, std::vector<double>> lambda, epochs;
+    for (const std::string mode : {"off", "on"}) {
+      const std::string cfg = config_replacing_all(
+          "dropout",
+          {{"adam_batch_size = 2048", "adam_batch_size = 256"},
+           {"adam_batches = \"pool\"", "adam_batches = \"" + batches + "\""},
+           {"adam_max_epochs = 2000", "adam_max_epochs = 150"},
+           {"gradient_batch_size = 8192", "gradient_batch_size = 600"},
+           {"batched_gradients = \"auto\"", "batched_gradients = \"" + mode + "\""}},
+          "dropout_" + batches + "_" + mode);
+      const fs::path out = root_ / ("batched_" + batches + "_" + mode);
+      run_study(cfg, out.string(), world_);
+      if (!world_.is_root()) continue;
+      lambda[mode] = io::read_doubles((out / "results.h5").string(), "endpoints/lambda_adam");
+      epochs[mode] = io::read_doubles((out / "results.h5").string(), "endpoints/adam_epochs");
+    }
+    if (!world_.is_root()) continue;
+    ASSERT_EQ(lambda["on"].size(), lambda["off"].size());
+    ASSERT_FALSE(lambda["on"].empty());
+    EXPECT_EQ(epochs["on"], epochs["off"]) << batches;
+    for (std::size_t k = 0; k < lambda["on"].size(); ++k)
+      EXPECT_NEAR(lambda["on"][k], lambda["off"][k], 1e-9 * std::abs(lambda["off"][k])) << batches << " " << k;
+  }
+}
+
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {
   DropoutConfig c;
   const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);

@@ -141,6 +141,46 @@ TEST(DropoutDiagnostics, ShuffledMinibatchGradientsAreThoseOfTheRowsInThatOrderA
   EXPECT_THROW(minibatch_gradients(h, data, LossKind::cross_entropy, 32, std::vector<std::int64_t>(71, 0)), InputError);
 }
 
+TEST(DropoutDiagnostics, BatchedMinibatchGradientsEqualTheBatchesOneAtATimeWhateverThePassSize) {
+  // Batches drawn as the dropout study's parity fit draws them (the first
+  // rows of shuffles), a network with a rate (eval mode: no masks), and pass
+  // sizes of one batch, three batches (a short last pass) and all of them.
+  const Dataset data = classification_data(90, 6, 4, 5);
+  Mlp mlp = classifier(3, 12, 0.3);
+  const ModelHandle h = make_handle(mlp);
+  std::vector<std::vector<std::int64_t>> batches;
+  for (std::uint64_t k = 0; k < 7; ++k) {
+    std::vector<std::int64_t> rows = permutation(90, 17, k);
+    rows.resize(13);
+    batches.push_back(rows);
+  }
+  std::vector<double> dot, squared;
+  for (const auto& rows : batches) {
+    const MinibatchGradients one = minibatch_gradients(h, data, LossKind::cross_entropy, 13, rows);
+    ASSERT_EQ(one.theta_dot_grad.size(), 1u);
+    dot.push_back(one.theta_dot_grad[0]);
+    squared.push_back(one.grad_squared[0]);
+  }
+  const at::Tensor theta = flat_parameters(h);
+  for (std::int64_t max_rows : {1, 13, 39, 1000}) {
+    const MinibatchGradients all = minibatch_gradients_batched(mlp, data, LossKind::cross_entropy, batches, max_rows);
+    ASSERT_EQ(all.theta_dot_grad.size(), batches.size());
+    EXPECT_NEAR(all.theta_squared, theta.dot(theta).item<double>(), 1e-12);
+    EXPECT_EQ(all.parameters, theta.numel());
+    for (std::size_t k = 0; k < batches.size(); ++k) {
+      EXPECT_NEAR(all.theta_dot_grad[k], dot[k], 1e-12 * std::abs(dot[k])) << "batch " << k << ", max_rows " << max_rows;
+      EXPECT_NEAR(all.grad_squared[k], squared[k], 1e-12 * squared[k]) << "batch " << k << ", max_rows " << max_rows;
+    }
+  }
+  // The batches differ, so the comparison above is not of one number.
+  EXPECT_GT(std::abs(squared[0] - squared[1]), 1e-6 * squared[0]);
+  // The parameters are left as they were.
+  EXPECT_TRUE(flat_parameters(h).equal(theta));
+  std::vector<std::vector<std::int64_t>> uneven = batches;
+  uneven.back().pop_back();
+  EXPECT_THROW(minibatch_gradients_batched(mlp, data, LossKind::cross_entropy, uneven, 100), InputError);
+}
+
 TEST(DropoutDiagnostics, MatchedStationarityTrainsUntilTheUnbiasedNormReachesTheTarget) {
   // Rate 0, full batch: the measurement is ||grad L|| / ||theta|| exactly.
   const Dataset data = classification_data(80, 6, 4, 5);
