@@ -69,7 +69,7 @@ TEST(GpuStudies, DropoutSmokeOnCudaGivesTheCpuSummary) {
 /// PATH that has torch and h5py (the bootstrap inputs' script needs both); ""
 /// when neither does.
 std::string python_with_torch_and_h5py() {
-  for (const std::string py : {std::string(GRADMATCH_TEST_PYTHON), std::string("python3")})
+  for (const std::string& py : {std::string(GRADMATCH_TEST_PYTHON), std::string("python3")})
     if (std::system((py + " -c 'import torch, h5py' > /dev/null 2>&1").c_str()) == 0) return py;
   return "";
 }
