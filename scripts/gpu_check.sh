@@ -118,6 +118,28 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo[@]}" ldconfig
 fi
 
+# The NCCL checks (seconds): `fit --reduce nccl` through the CLI and two ranks
+# on one GPU; run as soon as their programs exist, before the whole suite,
+# whose failures could otherwise use up the time they need.
+nccl_checks() {
+  [ -x "$build/src/cli/gradmatch" ] || return 0
+  # `fit --reduce nccl` through the CLI, one rank (NCCL refuses two ranks on one
+  # GPU): with NCCL built in the flag is taken and the missing file is the error.
+  "$build/src/cli/gradmatch" fit /nonexistent/eq.h5 --family ridge --method normal --reduce nccl > "$logs/fit_nccl.log" 2>&1
+  say "fit --reduce nccl on a missing file: exit $? ($(head -c 160 "$logs/fit_nccl.log" | tr '\n' ' '))"
+  # Two ranks on one GPU: NCCL refuses them, and every rank must learn it and
+  # stop (the non-blocking setup with its deadline) instead of waiting for the
+  # other; 124 would be that hang. The test then skips with NCCL's message.
+  if [ $gpu -eq 1 ] && [ -x "$build/tests/distributed/nccl_tests" ]; then
+    t_nccl=$(date +%s)
+    GRADMATCH_NCCL_INIT_TIMEOUT=30 timeout 90 mpirun -n 2 --oversubscribe "$build/tests/distributed/nccl_tests" \
+      --gtest_filter='NcclReduce.SumsAndFitsEqualTheMpiPath' > "$logs/nccl_two_ranks.log" 2>&1
+    rc_nccl=$?
+    say "nccl, two ranks on one GPU: exit $rc_nccl in $(($(date +%s) - t_nccl)) s (124: the ranks hung); $(grep -m1 -oE 'nccl reduce: [^]]{0,160}' "$logs/nccl_two_ranks.log")"
+  fi
+  nccl_done=1
+}
+
 # ---- 2. configure and build ------------------------------------------------------------
 # nvcc for the dropout masks' CUDA kernel (cmake/gpu.cmake's check_language(CUDA)).
 if [ -z "${CUDACXX:-}" ] && ! command -v nvcc > /dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
@@ -174,6 +196,7 @@ if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   else
     say "no nsys: no kernel profile"
   fi
+  nccl_checks
   gpu_done=1
 fi
 # -k: every compile error in one log. If the build fails, the CUDA kernel and
@@ -227,32 +250,18 @@ if [ "${gpu_done:-0}" != 1 ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
   grep -E "SKIPPED|Passed|Failed|device:|cuda run" "$logs/ctest_gpu.log" | head -20 >&2
 fi
+[ "${nccl_done:-0}" = 1 ] || nccl_checks
 # The whole suite but the gpu tests when they ran above (once is enough).
 exclude=()
 [ "${gpu_done:-0}" = 1 ] && exclude=(-LE gpu)
 if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
-  step ctest_preload 200 env LD_PRELOAD="$("$build_cxx" -print-file-name=libstdc++.so.6)" \
+  step ctest_preload 150 env LD_PRELOAD="$("$build_cxx" -print-file-name=libstdc++.so.6)" \
     ctest --test-dir "$build" --rerun-failed --output-on-failure -j "$cores" --timeout 180
   failed=1
 fi
 grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
-# `fit --reduce nccl` through the CLI, one rank (NCCL refuses two ranks on one
-# GPU): with NCCL built in the flag is taken and the missing file is the error.
-"$build/src/cli/gradmatch" fit /nonexistent/eq.h5 --family ridge --method normal --reduce nccl > "$logs/fit_nccl.log" 2>&1
-say "fit --reduce nccl on a missing file: exit $? ($(head -c 160 "$logs/fit_nccl.log" | tr '\n' ' '))"
-# Two ranks on one GPU: NCCL refuses them, and every rank must learn it and
-# stop (the non-blocking setup with its deadline) instead of waiting for the
-# other; 124 would be that hang. The test then skips with NCCL's message.
-if [ $gpu -eq 1 ] && [ -x "$build/tests/distributed/nccl_tests" ]; then
-  t_nccl=$(date +%s)
-  GRADMATCH_NCCL_INIT_TIMEOUT=30 timeout 90 mpirun -n 2 --oversubscribe "$build/tests/distributed/nccl_tests" \
-    --gtest_filter='NcclReduce.SumsAndFitsEqualTheMpiPath' > "$logs/nccl_two_ranks.log" 2>&1
-  rc_nccl=$?
-  say "nccl, two ranks on one GPU: exit $rc_nccl in $(($(date +%s) - t_nccl)) s (124: the ranks hung); $(grep -m1 -oE 'nccl reduce: [^]]{0,160}' "$logs/nccl_two_ranks.log")"
-fi
-
 # ---- 5. the benchmark (unless run above) ---------------------------------------------------
 if [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ]; then
   # shellcheck disable=SC2086
