@@ -58,7 +58,6 @@ MinibatchGradients minibatch_gradients_batched(const Mlp& mlp, const Dataset& da
   const auto& layers = mlp->layers();
   const at::Device device = layers.front()->weight.device();
   const at::ScalarType dtype = layers.front()->weight.scalar_type();
-  const Activation activation = mlp->options().activation;
   out.theta_dot_grad.reserve(batches.size());
   out.grad_squared.reserve(batches.size());
   for (std::size_t first = 0; first < batches.size(); first += static_cast<std::size_t>(per_pass)) {
@@ -68,28 +67,16 @@ MinibatchGradients minibatch_gradients_batched(const Mlp& mlp, const Dataset& da
     rows.reserve(count * static_cast<std::size_t>(b));
     for (std::size_t k = first; k < first + count; ++k) rows.insert(rows.end(), batches[k].begin(), batches[k].end());
     const Dataset pass = data.take(rows);
-    // The parameters once per batch: weights [r, out, in], biases [r, 1, out].
-    std::vector<at::Tensor> weights, biases;
-    for (const auto& layer : layers) {
-      weights.push_back(layer->weight.detach().unsqueeze(0).repeat({r, 1, 1}).requires_grad_(true));
-      biases.push_back(layer->bias.defined()
-                           ? layer->bias.detach().view({1, 1, -1}).repeat({r, 1, 1}).requires_grad_(true)
-                           : at::Tensor());
-    }
-    at::Tensor h = pass.x.to(device, dtype).reshape({r, b, -1});
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      const at::Tensor wt = weights[l].transpose(1, 2);
-      h = biases[l].defined() ? at::baddbmm(biases[l], h, wt) : at::bmm(h, wt);
-      if (l + 1 < layers.size()) h = activate(activation, h);
-    }
-    // The sum over the batches of each batch's mean loss: batch k's gradient
-    // lands in the k-th copy of the parameters.
-    const at::Tensor total = summed_loss(loss, h.reshape({r * b, h.size(2)}), pass.y.to(device)) / static_cast<double>(b);
+    // The parameters once per batch, as a BatchedMlp holds them (weights
+    // [r, out, in], biases [r, 1, out]): batch k's gradient lands in copy k.
     std::vector<at::Tensor> leaves;
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      leaves.push_back(weights[l]);
-      if (biases[l].defined()) leaves.push_back(biases[l]);
+    for (const auto& layer : layers) {
+      leaves.push_back(layer->weight.detach().unsqueeze(0).repeat({r, 1, 1}).requires_grad_(true));
+      if (layer->bias.defined()) leaves.push_back(layer->bias.detach().view({1, 1, -1}).repeat({r, 1, 1}).requires_grad_(true));
     }
+    const at::Tensor h = batched_mlp_forward(mlp->options(), leaves, pass.x.to(device, dtype).reshape({r, b, -1}));
+    // The sum over the batches of each batch's mean loss.
+    const at::Tensor total = summed_loss(loss, h.reshape({r * b, h.size(2)}), pass.y.to(device)) / static_cast<double>(b);
     const auto grads = torch::autograd::grad({total}, leaves);
     at::Tensor dot = at::zeros({r}, at::TensorOptions().dtype(at::kDouble).device(device));
     at::Tensor squared = at::zeros({r}, at::TensorOptions().dtype(at::kDouble).device(device));

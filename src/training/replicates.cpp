@@ -167,9 +167,11 @@ at::Tensor batched_forward(const MlpOptions& o, const Layout& lay, const std::ve
 
 }  // namespace
 
-at::Tensor BatchedMlpImpl::forward(const at::Tensor& x) {
-  return batched_forward(options_, layout_of(options_), params_, x, nullptr, 0);
+at::Tensor batched_mlp_forward(const MlpOptions& options, const std::vector<at::Tensor>& params, const at::Tensor& x) {
+  return batched_forward(options, layout_of(options), params, x, nullptr, 0);
 }
+
+at::Tensor BatchedMlpImpl::forward(const at::Tensor& x) { return batched_mlp_forward(options_, params_, x); }
 
 Mlp BatchedMlpImpl::replicate(std::int64_t r) const {
   MlpOptions o = options_;

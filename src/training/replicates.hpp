@@ -83,6 +83,12 @@ class BatchedMlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BatchedMlp);
 
+/// x [R, B, inputs] -> [R, B, outputs] for R networks of `options` (eval
+/// semantics: no dropout) whose parameters `params` are each [R, ...], in the
+/// single model's registration order: weights [R, out, in], biases
+/// [R, 1, out] where `options` has them. The forward pass of BatchedMlp.
+at::Tensor batched_mlp_forward(const MlpOptions& options, const std::vector<at::Tensor>& params, const at::Tensor& x);
+
 /// Stacks R data sets of equal size into x [R, n, d], y [R, n, ...].
 Dataset stack_datasets(std::span<const Dataset> sets);
 
