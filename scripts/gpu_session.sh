@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A GPU allocation of fixed length, used whole: scripts/gpu_check.sh (build,
+# gpu tests, benchmark, NCCL checks, whole suite) and, as soon as its
+# benchmark is done, scripts/gpu_studies.sh (default: the 480-network dropout
+# grid) on the GPU beside the CPU suite -- everything stopped SECONDS after
+# the start, every log and the studies' outputs packed into
+# OUTDIR/gpu_session.tgz (refreshed every 20 s, so a job killed at its limit
+# still leaves them), with OUTDIR/check_summary.txt, bench.log,
+# studies_summary.txt and session.log beside it. A study cut off resumes
+# from the packed run directory (unpack it where gpu_studies.sh's LOGDIR
+# was: /tmp/gpu_session/studies).
+#
+#   scripts/gpu_session.sh OUTDIR SECONDS [dropout|dropout_milestones|igr_wide|bootstrap ...]
+#
+# Environment: as scripts/gpu_check.sh and scripts/gpu_studies.sh;
+# GPU_SESSION_CHECK (another check script, to try this one without a GPU).
+set -uo pipefail
+[ $# -ge 2 ] || { echo "usage: scripts/gpu_session.sh OUTDIR SECONDS [studies ...]" >&2; exit 2; }
+out=$1 budget=$2
+shift 2
+mkdir -p "$out"
+build=${GPU_CHECK_BUILD:-/tmp/gradmatch-gpu-build}
+studies=("$@"); [ ${#studies[@]} -gt 0 ] || studies=(dropout)
+root=$(cd "$(dirname "$0")/.." && pwd)
+t0=$(date +%s) deadline=$(( $(date +%s) + budget ))
+base=/tmp/gpu_session
+mkdir -p "$base/check" "$base/studies"
+log() { echo "session [$(( $(date +%s) - t0 ))s] $*" | tee -a "$base/session.log"; }
+pack() {
+  cp "$base/check/summary.txt" "$out/check_summary.txt" 2>/dev/null
+  cp "$base/check/bench.log" "$out/bench.log" 2>/dev/null
+  cp "$base/studies/summary.txt" "$out/studies_summary.txt" 2>/dev/null
+  cp "$base/session.log" "$out/session.log" 2>/dev/null
+  tar czf "$out/.pack.tgz" -C /tmp --exclude='*.qdstrm' --exclude='*.nsys-rep' gpu_session 2>/dev/null
+  if [ "$(stat -c %s "$out/.pack.tgz" 2>/dev/null || echo 0)" -gt 15000000 ]; then
+    tar czf "$out/.pack.tgz" -C /tmp --exclude='*.h5' gpu_session 2>/dev/null
+  fi
+  mv -f "$out/.pack.tgz" "$out/gpu_session.tgz"
+}
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm --format=csv -l 2 > "$base/gpu_util.csv" 2>&1 &
+smi=$!
+( while sleep 20; do pack; done ) &
+packer=$!
+log "start; budget ${budget}s; studies: ${studies[*]}"
+GPU_CHECK_PROFILE=0 timeout -k 5 $(( budget - 25 )) "${GPU_SESSION_CHECK:-$root/scripts/gpu_check.sh}" "$base/check" > "$base/check/stdout.log" 2>&1 &
+check=$!
+started=0
+while :; do
+  now=$(date +%s)
+  [ "$now" -ge $(( deadline - 20 )) ] && break
+  check_alive=1; kill -0 "$check" 2>/dev/null || check_alive=0
+  if [ $started = 0 ] && { grep -q 'bench: exit' "$base/check/summary.txt" 2>/dev/null || [ $check_alive = 0 ]; }; then
+    left=$(( deadline - now - 25 ))
+    if [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
+      log "studies start with ${left}s left"
+      # A process group of its own: stopping it at the deadline stops its study too.
+      GPU_STUDIES_LIMIT=$left setsid "$root/scripts/gpu_studies.sh" "$base/studies" "${studies[@]}" > "$base/studies/stdout.log" 2>&1 &
+      studies_pid=$!
+    else
+      log "studies not started (${left}s left; gradmatch built: $([ -x "$build/src/cli/gradmatch" ] && echo yes || echo no))"
+    fi
+    started=1
+  fi
+  if [ $check_alive = 0 ] && { [ $started = 1 ] && ! kill -0 "${studies_pid:-0}" 2>/dev/null; }; then break; fi
+  sleep 3
+done
+wait "$check" 2>/dev/null; log "gpu_check exit $? (or still running at the deadline)"
+kill -TERM "$check" 2>/dev/null
+[ -n "${studies_pid:-}" ] && kill -TERM -- -"$studies_pid" 2>/dev/null
+sleep 2
+kill "$packer" "$smi" 2>/dev/null
+log "end"
+pack
+ls -l "$out"
