@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
 #include "core/statistics.hpp"
+#include "training/dropout_masks.hpp"
 #include "training/idx.hpp"
 #include "training/curvature.hpp"
 #include "training/igr.hpp"
@@ -168,6 +170,10 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   c.probe_float64 = r.get_choice("probe.dtype", "float64", {"float32", "float64"}) == "float64";
   c.standardize = r.get_bool("data.standardize", c.standardize);
   c.curvature_iterations = r.get_int("probe.power_iterations", c.curvature_iterations, 1, 100'000);
+  // Until this key existed the draws were keyed by the step size's position
+  // in the list (a store from then resumes with draw_key = "position").
+  c.draw_key = r.get_choice("training.draw_key", c.draw_key, {"value", "position"});
+  r.key_existed_since("training.draw_key", "position");
   if (c.widths.empty()) config_error(r, "model.widths", "is empty; give at least one width");
   reject_repeats(r, "model.widths", c.widths, "width");
   if (c.learning_rates.empty()) config_error(r, "training.learning_rates", "is empty; give at least one step size");
@@ -217,6 +223,13 @@ std::uint64_t IgrCalibrationTask::id(const IgrCalibrationConfig& c) const {
          (static_cast<std::uint64_t>(eta_index) << 20) | static_cast<std::uint64_t>(replicate);
 }
 
+std::uint64_t IgrCalibrationTask::draw_stream(const IgrCalibrationConfig& c) const {
+  if (c.draw_key == "position") return id(c);
+  const double eta = c.learning_rates[sz(eta_index)];
+  const auto key = (static_cast<std::uint64_t>(c.widths[sz(width_index)]) << 32) | static_cast<std::uint64_t>(replicate);
+  return training::splitmix64_mix(std::bit_cast<std::uint64_t>(eta) ^ training::splitmix64_mix(key));
+}
+
 std::vector<IgrCalibrationTask> enumerate_igr_calibration_tasks(const IgrCalibrationConfig& c) {
   std::vector<IgrCalibrationTask> tasks;
   for (std::int64_t w = 0; w < static_cast<std::int64_t>(c.widths.size()); ++w)
@@ -230,7 +243,7 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   using namespace training;
   const std::int64_t width = c.widths[sz(task.width_index)];
   const double eta = c.learning_rates[sz(task.eta_index)];
-  const std::uint64_t id = task.id(c);
+  const std::uint64_t id = task.draw_stream(c);
   const at::ScalarType train_dtype = c.train_float64 ? at::kDouble : at::kFloat;
   const MlpOptions options = network(c, s, width);
   const ModelHandle model = make_handle(make_mlp(options, c.seed, id, device, train_dtype));

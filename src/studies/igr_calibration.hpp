@@ -72,6 +72,11 @@ struct IgrCalibrationConfig {
   training::Integrator probe_integrator = training::Integrator::rk4;
   bool probe_float64 = true;  ///< probe.dtype: "float64" (default) or "float32"
   bool standardize = false;   ///< data.standardize: pixels to zero mean, unit sd (fitted on the training split)
+  /// training.draw_key: what keys a run's initial weights and batch order
+  /// besides the seed and width: the step size's "value" (a run trains the
+  /// same network whichever other step sizes the list holds) or its
+  /// "position" in learning_rates (before this key existed).
+  std::string draw_key = "value";
   std::int64_t curvature_iterations = 100;  ///< probe.power_iterations for lambda_max
 };
 
@@ -88,8 +93,12 @@ IgrCalibrationShared prepare_igr_calibration_shared(const IgrCalibrationConfig& 
 
 struct IgrCalibrationTask {
   std::int64_t width_index = 0, eta_index = 0, replicate = 0;
-  /// width << 40 | eta_index << 20 | replicate.
+  /// width << 40 | eta_index << 20 | replicate: the task's number in the run store.
   std::uint64_t id(const IgrCalibrationConfig& config) const;
+  /// The stream of the run's draws (initial weights, batch order): id() with
+  /// training.draw_key = "position"; else a mix of the width, the step size's
+  /// value and the replicate.
+  std::uint64_t draw_stream(const IgrCalibrationConfig& config) const;
 };
 std::vector<IgrCalibrationTask> enumerate_igr_calibration_tasks(const IgrCalibrationConfig& config);
 

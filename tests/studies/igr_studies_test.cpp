@@ -260,6 +260,56 @@ TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
   EXPECT_GE(ok, 2);
 }
 
+TEST_F(IgrStudies, CalibrationRunTrainsTheSameNetworkWhicheverOtherStepSizesTheListHolds) {
+  // A run's draws are keyed by its step size's value: eta 0.2 alone trains
+  // the networks the smoke grid (0.05 and 0.2) trains at 0.2, to the bit.
+  // Keyed by position (training.draw_key = "position", the behaviour before
+  // the key existed), 0.2 alone takes the draws of the grid's first step size.
+  const auto write = [&](const std::string& name, const std::string& rates, const std::string& key) {
+    std::string text = slurp(smoke("igr_calibration"));
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"learning_rates = [0.05, 0.2]", "learning_rates = " + rates},
+                                   {"draw_key = \"value\"", "draw_key = \"" + key + "\""}}) {
+      const auto at = text.find(from);
+      EXPECT_NE(at, std::string::npos) << from;
+      if (at != std::string::npos) text.replace(at, from.size(), to);
+    }
+    const fs::path path = root_ / (name + ".toml");
+    if (world_.is_root()) std::ofstream(path) << text;
+    world_.barrier();
+    return path.string();
+  };
+  const auto runs_at = [&](const std::string& dir) {
+    std::map<std::int64_t, nlohmann::json> by_width;  // the eta = 0.2 runs by width
+    const nlohmann::json summary = json_of(root_ / dir / "summary.json");
+    for (const auto& run : summary.at("runs"))
+      if (run.at("eta").get<double>() == 0.2) by_width[run.at("width").get<std::int64_t>()] = run;
+    return by_width;
+  };
+  for (const std::string key : {"value", "position"}) {
+    run_study(write("grid_" + key, "[0.05, 0.2]", key), (root_ / ("grid_" + key)).string(), world_);
+    run_study(write("alone_" + key, "[0.2]", key), (root_ / ("alone_" + key)).string(), world_);
+  }
+  if (!world_.is_root()) return;
+  for (const std::string key : {"value", "position"}) {
+    const auto grid = runs_at("grid_" + key), alone = runs_at("alone_" + key);
+    ASSERT_EQ(grid.size(), 2u);
+    ASSERT_EQ(alone.size(), 2u);
+    for (const auto& [width, run] : alone) {
+      const double a = run.at("lambda_hat").get<double>(), g = grid.at(width).at("lambda_hat").get<double>();
+      if (key == "value") {
+        EXPECT_EQ(a, g) << "width " << width;
+        EXPECT_EQ(run.at("selected_epoch"), grid.at(width).at("selected_epoch")) << "width " << width;
+      } else {
+        EXPECT_NE(a, g) << "width " << width;  // other initial weights and batch order
+      }
+    }
+  }
+  // The default is "value"; a store from before the key resumes only with "position".
+  io::ConfigReader reader(smoke("igr_calibration"));
+  EXPECT_EQ(read_igr_calibration_config(reader).draw_key, "value");
+  EXPECT_NE(reader.defaults().find("training.draw_key = \"position\""), std::string::npos) << reader.defaults();
+}
+
 TEST_F(IgrStudies, CalibrationStandardizesThePixelsWithTheTrainingSplitsMoments) {
   const std::string config = config_with("igr_calibration", "[data]", "standardize = true");
   if (world_.is_root()) {  // the smoke file spells out the default under [data]: drop that line
