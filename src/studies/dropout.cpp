@@ -349,13 +349,20 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     // (minibatch_gradients_batched, fit.gradient_batch_size rows a pass): one
     // batch at a time, the fit is bound by launching small kernels (about 1.2 s
     // of the parity fit per depth-3 x width-128 network on an H200, against
-    // 0.3 s for its training and every other estimate). On a CPU one at a time
-    // is no slower, and keeps the CPU's numbers to the bit (fit.batched_gradients:
-    // auto, the default, batches on a GPU only).
+    // 0.3 s for its training and every other estimate). fit.batched_gradients =
+    // auto, the default, keeps one batch at a time on a CPU, and with it the
+    // CPU's numbers to the bit.
     const bool batched = c.batched_gradients == "on" || (c.batched_gradients == "auto" && device.is_cuda());
     const auto reduce = [&](const MinibatchGradients& mb, std::vector<double>& tb, std::vector<double>& bb) {
       for (double v : mb.theta_dot_grad) tb.push_back(-v);  // b_k = -g_k
       bb.insert(bb.end(), mb.grad_squared.begin(), mb.grad_squared.end());
+    };
+    // The reduced gradients of batches given by their rows (of equal size).
+    const auto add_batches = [&](const std::vector<std::vector<std::int64_t>>& rows, std::vector<double>& tb,
+                                 std::vector<double>& bb) {
+      if (batched)
+        return reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, rows, c.gradient_batch_size), tb, bb);
+      for (const auto& one : rows) reduce(minibatch_gradients(model, train, LossKind::cross_entropy, batch, one), tb, bb);
     };
     const auto append = [&](const std::vector<std::int64_t>& order, std::vector<double>& tb, std::vector<double>& bb) {
       if (!batched) return reduce(minibatch_gradients(model, train, LossKind::cross_entropy, batch, order), tb, bb);
@@ -368,8 +375,8 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
           b[static_cast<std::size_t>(i - begin)] = order.empty() ? i : order[static_cast<std::size_t>(i)];
         (stop - begin == batch ? full : last).push_back(std::move(b));
       }
-      reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, full, c.gradient_batch_size), tb, bb);
-      reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, last, c.gradient_batch_size), tb, bb);
+      add_batches(full, tb, bb);
+      add_batches(last, tb, bb);
     };
     // The pool's last batches, drawn from their own stream in epoch order:
     // on a GPU as many at a time as one pass holds (the draws are those of
@@ -387,11 +394,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
         tail_tb.clear();
         tail_bb.clear();
         tail_next = 0;
-        if (batched)
-          reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, draws, c.gradient_batch_size),
-                 tail_tb, tail_bb);
-        else
-          append(draws.front(), tail_tb, tail_bb);
+        add_batches(draws, tail_tb, tail_bb);
       }
       tb.push_back(tail_tb[tail_next]);
       bb.push_back(tail_bb[tail_next]);

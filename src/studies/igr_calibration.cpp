@@ -243,10 +243,10 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   using namespace training;
   const std::int64_t width = c.widths[sz(task.width_index)];
   const double eta = c.learning_rates[sz(task.eta_index)];
-  const std::uint64_t id = task.draw_stream(c);
+  const std::uint64_t stream = task.draw_stream(c);
   const at::ScalarType train_dtype = c.train_float64 ? at::kDouble : at::kFloat;
   const MlpOptions options = network(c, s, width);
-  const ModelHandle model = make_handle(make_mlp(options, c.seed, id, device, train_dtype));
+  const ModelHandle model = make_handle(make_mlp(options, c.seed, stream, device, train_dtype));
   const Dataset train_data = s.train.to(device, train_dtype);
   const Dataset validation = s.validation.to(device, train_dtype);
 
@@ -257,7 +257,7 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
   o.max_epochs = c.epochs;
   o.batch_size = c.batch_size;
   o.seed = c.seed;
-  o.stream = id;
+  o.stream = stream;
   CheckpointSelector selector(model, train_data, validation, c.train_accuracy_threshold);
   training::Callback* callbacks[] = {&selector};
   const TrainResult trained = train(model, train_data, Dataset{}, o, callbacks);
@@ -282,7 +282,7 @@ IgrCalibrationResult run_igr_calibration_task(const IgrCalibrationConfig& c, con
 
   // theta* in the probe dtype: a fresh network of the same shape holding it.
   const at::ScalarType probe_dtype = c.probe_float64 ? at::kDouble : at::kFloat;
-  const ModelHandle probe_model = make_handle(make_mlp(options, c.seed, id, device, probe_dtype));
+  const ModelHandle probe_model = make_handle(make_mlp(options, c.seed, stream, device, probe_dtype));
   set_flat_parameters(probe_model, flat_parameters(model, /*keep_dtype=*/true).to(probe_dtype));
   out.test_accuracy = accuracy(probe_model, s.test.to(device, probe_dtype));
 

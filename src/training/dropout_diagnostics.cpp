@@ -43,11 +43,16 @@ MinibatchGradients minibatch_gradients_batched(const Mlp& mlp, const Dataset& da
                                                std::span<const std::vector<std::int64_t>> batches,
                                                std::int64_t max_rows) {
   validate_dataset(data, "minibatch_gradients_batched()");
-  const ModelHandle handle = make_handle(mlp);
-  const at::Tensor theta = flat_parameters(handle);
+  // ||theta||^2 on the parameters' device: the gradients' passes below never
+  // copy theta to the host (minibatch_gradients does, once a call).
   MinibatchGradients out;
-  out.parameters = theta.numel();
-  out.theta_squared = theta.dot(theta).item<double>();
+  at::Tensor theta_squared;
+  for (const auto& param : mlp->parameters()) {
+    out.parameters += param.numel();
+    const at::Tensor s = param.detach().to(at::kDouble).square().sum();
+    theta_squared = theta_squared.defined() ? theta_squared + s : s;
+  }
+  out.theta_squared = theta_squared.defined() ? theta_squared.item<double>() : 0.0;
   if (batches.empty()) return out;
   const auto b = static_cast<std::int64_t>(batches.front().size());
   if (b < 1) throw InputError("minibatch_gradients_batched(): a batch must have rows");
