@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -156,8 +157,7 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   }
   if ((c.adam_parity && c.adam_batches == "pool") || r.has("fit.adam_shuffles"))
     c.adam_shuffles = r.get_int("fit.adam_shuffles", c.adam_shuffles, 1, 100'000);
-  if (c.adam_parity || r.has("fit.batched_gradients"))
-    c.batched_gradients = r.get_choice("fit.batched_gradients", c.batched_gradients, {"auto", "on", "off"});
+  c.batched_gradients = r.get_choice("fit.batched_gradients", c.batched_gradients, {"auto", "on", "off"});
   c.max_dropout_grad_norm =
       r.get_double("diagnostics.max_dropout_grad_norm", c.max_dropout_grad_norm, 0.0, 1e300);
   c.match_stationarity = r.get_bool("stationarity.match", c.match_stationarity);
@@ -267,12 +267,51 @@ training::TrainOptions match_options(const DropoutConfig& c) {
   return base;
 }
 
+// A replicate's data for its endpoint: float64 on the model's device.
+struct EndpointSets {
+  training::Dataset train, validation, test;
+};
+
+// Wall seconds of an endpoint's parts, summed over the endpoints of a task
+// (each part ends by copying a result to the host, so on a GPU its kernels
+// are done when its clock stops).
+struct EndpointClock {
+  using Clock = std::chrono::steady_clock;
+  double gradient = 0, mask_draws = 0, margin = 0, parity = 0, evaluation = 0;
+  std::int64_t endpoints = 0;
+  // Adds the time since `since` to `part` and restarts `since`.
+  static void lap(double& part, Clock::time_point& since) {
+    const Clock::time_point now = Clock::now();
+    part += std::chrono::duration<double>(now - since).count();
+    since = now;
+  }
+  // "80 endpoints in 31.2 s: per endpoint gradient and fit 0.041 s, mask draws 0.120 s, ..."
+  std::string text() const {
+    const double n = static_cast<double>(std::max<std::int64_t>(endpoints, 1));
+    const auto fixed = [](double s, int digits) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.*f s", digits, s);
+      return std::string(text);
+    };
+    const auto each = [&](double s) { return fixed(s / n, 3); };
+    return cat(endpoints, " endpoints in ", fixed(gradient + mask_draws + margin + parity + evaluation, 1),
+               ": per endpoint gradient and fit ", each(gradient), ", mask draws ", each(mask_draws), ", margin ",
+               each(margin), ", parity fit ", each(parity), ", evaluation ", each(evaluation));
+  }
+};
+
+// Whether the many-per-pass gradients (mask draws, the parity fit's
+// mini-batches) are used on `device` (fit.batched_gradients).
+bool batched_gradients_on(const DropoutConfig& c, const at::Device& device) {
+  return c.batched_gradients == "on" || (c.batched_gradients == "auto" && device.is_cuda());
+}
+
 // The endpoint of one trained replicate: matched stationarity (when asked),
 // then every estimate in float64 on the model's device.
-DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, training::Mlp mlp,
-                            const training::Split& parts, const training::TrainResult& trained, const DropoutTask& task,
-                            std::uint64_t mask_key, const std::string& equations_path,
-                            const training::StationarityMatch* matched = nullptr) {
+DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, training::Mlp mlp,
+                            const training::TrainResult& trained, const DropoutTask& task, std::uint64_t mask_key,
+                            const std::string& equations_path, const training::StationarityMatch* matched = nullptr,
+                            EndpointClock* clock = nullptr) {
   using namespace gradmatch::training;
   DropoutEndpoint e;
   e.epochs = trained.epochs;
@@ -287,7 +326,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
       TrainOptions base = match_options(c);
       base.stream = replicate_stream(kMatchOrderKind, task);
       const at::ScalarType dtype = mlp->layers().front()->weight.scalar_type();
-      return train_to_dropout_stationarity(mlp, parts.train.to(device, dtype), base, match_target(c), mask_key + kMatchMasks);
+      return train_to_dropout_stationarity(mlp, sets.train.to(device, dtype), base, match_target(c), mask_key + kMatchMasks);
     };
     const StationarityMatch m = matched ? *matched : match_alone();
     e.matched = m.reached;
@@ -298,10 +337,21 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
       return e;
     }
   }
+  // On a GPU (fit.batched_gradients = auto) the mask draws and the parity
+  // fit's mini-batch gradients come many to a pass: one at a time they are
+  // bound by launching small kernels (the parity fit alone took about 1.2 s
+  // per depth-3 x width-128 network on an H200, against 0.3 s for its
+  // training and every other estimate). On a CPU, auto keeps one at a time,
+  // and with it the CPU's numbers to the bit.
+  const bool batched = batched_gradients_on(c, device);
+  EndpointClock::Clock::time_point since = EndpointClock::Clock::now();
+  EndpointClock ignored;
+  EndpointClock& laps = clock ? *clock : ignored;
+  ++laps.endpoints;
   mlp->to(at::kDouble);
   const ModelHandle model = make_handle(mlp);
   e.parameters = model.parameter_count();
-  const Dataset train = parts.train.to(device, at::kDouble);
+  const Dataset& train = sets.train;
   EndpointOptions eo;
   eo.loss = LossKind::cross_entropy;
   eo.batch_size = c.gradient_batch_size;
@@ -317,19 +367,26 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
   e.theta_squared = theta.dot(theta).item<double>();
   e.grad_norm = std::sqrt(g_eval.dot(g_eval).item<double>());
   e.theta_norm = std::sqrt(e.theta_squared);
+  EndpointClock::lap(laps.gradient, since);
 
   // The dropout objective's gradient and the decomposition lambda-hat = lambda_R + lambda_ns.
-  const DropoutObjectiveGradient gp = dropout_objective_gradient(mlp, train, LossKind::cross_entropy, c.mask_draws,
-                                                                 mask_key + kDiagnosticMasks, c.gradient_batch_size);
+  const DropoutObjectiveGradient gp =
+      batched ? dropout_objective_gradient_batched(mlp, train, LossKind::cross_entropy, c.mask_draws,
+                                                   mask_key + kDiagnosticMasks, c.gradient_batch_size,
+                                                   c.gradient_batch_size * (c.mask_draws / 2))
+              : dropout_objective_gradient(mlp, train, LossKind::cross_entropy, c.mask_draws,
+                                           mask_key + kDiagnosticMasks, c.gradient_batch_size);
   const at::Tensor g_p = gp.mean();
   e.dropout_grad_norm = dropout_relative_grad_norm(gp, e.theta_norm);
   e.dropout_grad_norm_plugin = std::sqrt(gp.plugin_squared_norm()) / e.theta_norm;
   e.lambda_penalty = (g_p - g_eval).dot(theta).item<double>() / (2.0 * e.theta_squared);
   e.lambda_nonstationary = -g_p.dot(theta).item<double>() / (2.0 * e.theta_squared);
+  EndpointClock::lap(laps.mask_draws, since);
 
   const MarginIdentity margin = margin_identity(mlp, train, end.grad_loss, c.gradient_batch_size);
   e.margin_mean = margin.margin_mean;
   e.margin_identity_error = margin.relative_error;
+  EndpointClock::lap(laps.margin, since);
 
   e.lambda_adam = e.lambda_adam_exact = std::nan("");
   if (c.adam_parity) {
@@ -345,14 +402,8 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
     Rng tails(c.seed, replicate_stream(kAdamTailKind, task));
     std::vector<std::vector<double>> pool_tb, pool_bb;  // the first K - 1 batches of each pool shuffle
-    // On a GPU the mini-batch gradients of many batches come from one pass
-    // (minibatch_gradients_batched, fit.gradient_batch_size rows a pass): one
-    // batch at a time, the fit is bound by launching small kernels (about 1.2 s
-    // of the parity fit per depth-3 x width-128 network on an H200, against
-    // 0.3 s for its training and every other estimate). fit.batched_gradients =
-    // auto, the default, keeps one batch at a time on a CPU, and with it the
-    // CPU's numbers to the bit.
-    const bool batched = c.batched_gradients == "on" || (c.batched_gradients == "auto" && device.is_cuda());
+    // Batched: many batches' gradients a pass (minibatch_gradients_batched,
+    // fit.gradient_batch_size rows a pass).
     const auto reduce = [&](const MinibatchGradients& mb, std::vector<double>& tb, std::vector<double>& bb) {
       for (double v : mb.theta_dot_grad) tb.push_back(-v);  // b_k = -g_k
       bb.insert(bb.end(), mb.grad_squared.begin(), mb.grad_squared.end());
@@ -434,14 +485,16 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const DropoutData& data, tra
     e.lambda_adam_exact = adam.lambda_exact;
     e.adam_epochs = adam.epochs;
   }
+  EndpointClock::lap(laps.parity, since);
   e.train_loss = end.loss;
   // Evaluation in the model's float64 (the trainer's helpers do not convert).
-  const Dataset validation = parts.validation.to(device, at::kDouble);
-  const Dataset test = data.test.to(device, at::kDouble);
+  const Dataset& validation = sets.validation;
+  const Dataset& test = sets.test;
   e.validation_loss = evaluate_loss(model, validation, LossKind::cross_entropy, c.gradient_batch_size);
   e.test_loss = evaluate_loss(model, test, LossKind::cross_entropy, c.gradient_batch_size);
   const at::Tensor predicted = predict(model, test.x, c.gradient_batch_size).argmax(1);
   e.test_accuracy = predicted.eq(test.y).to(at::kDouble).mean().item<double>();
+  EndpointClock::lap(laps.evaluation, since);
   if (c.save_equations && !equations_path.empty()) io::write_equation_file(equations_path, eq);
   return e;
 }
@@ -499,7 +552,9 @@ DropoutEndpoint run_dropout_task(const DropoutConfig& c, const DropoutData& data
   const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
   const TrainResult trained =
       train(make_handle(mlp), parts.train.to(device, dtype), parts.validation.to(device, dtype), o);
-  return endpoint_of(c, data, mlp, parts, trained, task, spec.dropout_key, equations_path);
+  const EndpointSets sets{parts.train.to(device, at::kDouble), parts.validation.to(device, at::kDouble),
+                          data.test.to(device, at::kDouble)};
+  return endpoint_of(c, sets, mlp, trained, task, spec.dropout_key, equations_path);
 }
 
 ChunkTraining chunk_training_for(const at::Device& device) {
@@ -513,16 +568,10 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
   using namespace gradmatch::training;
   const at::ScalarType dtype = c.float64 ? at::kDouble : at::kFloat;
   std::vector<ReplicateSpec> specs;
-  std::vector<Split> parts;
-  std::map<std::int64_t, std::size_t> split_of_seed;
   std::vector<at::Tensor> train_rows, validation_rows;
   for (std::int64_t k = 0; k < chunk.count; ++k) {
     const DropoutTask& t = tasks[sz(chunk.first + k)];
     specs.push_back(replicate_spec(c, t));
-    if (!split_of_seed.count(t.seed_index)) {
-      split_of_seed[t.seed_index] = parts.size();
-      parts.push_back(split_of(c, data, t.seed_index));
-    }
     // The same rows as split_of's, as indices into the shared pool.
     const SplitIndices rows =
         split_indices(data.train.size(), c.validation_fraction, c.seed, split_stream(t.seed_index));
@@ -590,8 +639,17 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
       epochs_before += groups.back().trained.front().epochs;
     }
   }
-  if (progress) progress->training_done();
+  if (progress) {
+    progress->summary(cat(chunk.count, chunk.count == 1 ? " classifier" : " classifiers", " trained"));
+    progress->training_done();
+  }
 
+  // The endpoints' data in float64 on the device, converted once for the
+  // chunk: each replicate's training and validation rows are taken from the
+  // pool there (the values of its split's, converted: float32 to float64 is exact).
+  const Dataset pool64 = data.train.to(device, at::kDouble);
+  const Dataset test64 = data.test.to(device, at::kDouble);
+  EndpointClock clock;
   std::vector<DropoutEndpoint> out;
   for (std::int64_t k = 0; k < chunk.count; ++k) {
     const DropoutTask& t = tasks[sz(chunk.first + k)];
@@ -599,10 +657,13 @@ std::vector<DropoutEndpoint> run_dropout_chunk(const DropoutConfig& c, const Dro
     const std::int64_t row = batched ? k : 0;
     const std::string equations =
         equations_dir.empty() ? std::string() : (std::filesystem::path(equations_dir) / ("equations_" + t.label() + ".h5")).string();
-    out.push_back(endpoint_of(c, data, g.model->replicate(row), parts[split_of_seed[t.seed_index]], g.trained[sz(row)], t,
-                              specs[sz(k)].dropout_key, equations, g.matched.empty() ? nullptr : &g.matched[sz(row)]));
+    const EndpointSets sets{pool64.take(train_rows[sz(k)].to(device)), pool64.take(validation_rows[sz(k)].to(device)),
+                            test64};
+    out.push_back(endpoint_of(c, sets, g.model->replicate(row), g.trained[sz(row)], t, specs[sz(k)].dropout_key,
+                              equations, g.matched.empty() ? nullptr : &g.matched[sz(row)], &clock));
     if (progress) progress->endpoint(k + 1, chunk.count);
   }
+  if (progress) progress->summary(clock.text());
   return out;
 }
 
@@ -942,11 +1003,18 @@ class DropoutStudy final : public Study {
     e.store_bytes = store_bytes(static_cast<double>(chunks.size()), static_cast<double>(endpoint_schema().width() * widest));
     const double batch = static_cast<double>(std::min<std::int64_t>(c.batch_size, static_cast<std::int64_t>(n)));
     e.memory_bytes = 4.0 * (n + n_test) * inputs * 2.0          // images (float32), with a split copy
-                     + 8.0 * (n + n_test) * inputs              // training split and test set in float64 for the endpoint
+                     + 8.0 * (2.0 * n + n_test) * inputs        // the pool and test set in float64 for the endpoints, and a split taken from it
                      + 256.0 * 1024.0 * 1024.0                  // LibTorch's own heap (measured ~250 MB)
                      + 16.0 * p_max * static_cast<double>(widest)  // weights, gradients, momentum, a copy
                      + 16.0 * batch * w_max * d_max * static_cast<double>(widest)  // activations and masks
-                     + 8.0 * 8.0 * p_max;                       // the endpoint's float64 vectors
+                     + 8.0 * 8.0 * p_max                        // the endpoint's float64 vectors
+                     // Batched gradients (fit.batched_gradients; a GPU's memory): a pass of the
+                     // mask draws holds mask_draws / 2 copies of a gradient batch's activations.
+                     + (batched_gradients_on(c, device_)
+                            ? 24.0 * static_cast<double>(c.mask_draws / 2) *
+                                  static_cast<double>(std::min<std::int64_t>(c.gradient_batch_size, static_cast<std::int64_t>(n))) *
+                                  w_max * d_max
+                            : 0.0);
     e.memory_keys = "data.train_subset, grid.widths, grid.depths, training.replicates_per_task";
     e.output_bytes = 8.0 * replicates * static_cast<double>(endpoint_schema().width()) + 65536.0 +
                      (c.save_equations ? 16.0 * p_max * replicates : 0.0);

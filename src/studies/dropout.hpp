@@ -126,7 +126,7 @@ struct DropoutConfig {
   std::string adam_monitor = "last_batch";  ///< loss the plateau and stopping rules read: last_batch | epoch_mean
   std::string adam_batches = "pool";        ///< each epoch's mini-batches: fresh | pool | fixed (see fit.adam_batches)
   std::int64_t adam_shuffles = 10;          ///< shuffles of the pool (adam_batches = "pool")
-  std::string batched_gradients = "auto";   ///< the parity fit's mini-batch gradients many per pass: auto (on a GPU) | on | off
+  std::string batched_gradients = "auto";   ///< the mask draws and the parity fit's mini-batch gradients many per pass: auto (on a GPU) | on | off
   double max_dropout_grad_norm = 1e-3;      ///< a cell is trusted when its median dropout_grad_norm is at most this
 
   // Matched stationarity (training/dropout_diagnostics.hpp).

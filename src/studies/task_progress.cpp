@@ -72,6 +72,10 @@ void TaskProgress::note(const std::string& text) {
   if (due()) print(text + ", " + clock_time(since(start_)) + " so far");
 }
 
+void TaskProgress::summary(const std::string& text) {
+  if (interval_s_ > 0.0) print(text + ", " + clock_time(since(start_)) + " so far");
+}
+
 void TaskProgress::training_done() { endpoints_start_ = Clock::now(); }
 
 void TaskProgress::endpoint(std::int64_t done, std::int64_t total) {

@@ -51,6 +51,8 @@ class TaskProgress {
   void training_done();
   /// After `done` of `total` endpoints.
   void endpoint(std::int64_t done, std::int64_t total);
+  /// A line at the end of a stage, printed whenever lines are (not held back by the interval).
+  void summary(const std::string& text);
 
  private:
   using Clock = std::chrono::steady_clock;

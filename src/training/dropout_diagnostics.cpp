@@ -134,6 +134,74 @@ DropoutObjectiveGradient dropout_objective_gradient(const Mlp& mlp, const Datase
   return out;
 }
 
+DropoutObjectiveGradient dropout_objective_gradient_batched(const Mlp& mlp, const Dataset& data, LossKind loss,
+                                                            std::int64_t draws, std::uint64_t key,
+                                                            std::int64_t batch_size, std::int64_t max_rows) {
+  if (draws < 2 || draws % 2 != 0)
+    throw InputError("dropout_objective_gradient_batched(): the mask draws must be even and >= 2");
+  validate_dataset(data, "dropout_objective_gradient_batched()");
+  const double rate = mlp->options().dropout;
+  const auto& layers = mlp->layers();
+  const std::size_t hidden = layers.size() - 1;
+  if (!(rate > 0.0 && hidden > 1)) return dropout_objective_gradient(mlp, data, loss, draws, key, batch_size);
+  Mlp model = mlp;  // shares the module
+  const ModelHandle handle = make_handle(model);
+  const at::Device device = layers.front()->weight.device();
+  const at::ScalarType dtype = layers.front()->weight.scalar_type();
+  const Activation activation = model->options().activation;
+  const std::int64_t n = data.size();
+  const std::int64_t b = batch_size <= 0 ? n : std::min(batch_size, n);
+  const std::int64_t half = draws / 2;
+  const std::int64_t per_pass = std::min(half, std::max<std::int64_t>(1, max_rows / b));
+  DropoutObjectiveGradient out;
+  out.draws = draws;
+  for (std::int64_t which = 0; which < 2; ++which) {
+    std::vector<at::Tensor> total;
+    for (const auto& p : handle.parameters) total.push_back(at::zeros(p.sizes(), p.options().dtype(at::kDouble)));
+    for (std::int64_t first = 0; first < half; first += per_pass) {
+      const std::int64_t count = std::min(per_pass, half - first);
+      // Draw d's masks: the stream dropout_objective_gradient() seeds for it.
+      std::vector<std::uint64_t> keys;
+      for (std::int64_t d = which * half + first; d < which * half + first + count; ++d)
+        keys.push_back(splitmix64_mix(key + static_cast<std::uint64_t>(d) + 1));
+      const std::vector<double> rates(keys.size(), rate);
+      const DropoutStreams streams(keys, rates, at::TensorOptions().dtype(dtype).device(device));
+      // Batch c is the c-th training forward pass of each draw: its masks are step c's.
+      std::int64_t step = 0;
+      for (std::int64_t begin = 0; begin < n; begin += b, ++step) {
+        const Dataset batch = data.slice(begin, std::min(n, begin + b));
+        const std::int64_t rows = batch.size();
+        // MlpImpl::forward with the draws along a leading dimension: the first
+        // layer's output is the same for every draw and is computed once.
+        at::Tensor h = batch.x.to(device, dtype);
+        for (std::size_t l = 0; l < layers.size(); ++l) {
+          h = at::linear(h, layers[l]->weight, layers[l]->bias);
+          if (l + 1 < layers.size()) {
+            h = activate(activation, h);
+            if (l + 1 < hidden) {
+              const std::int64_t cols = h.size(-1);
+              h = h * streams.multipliers(step, static_cast<std::int64_t>(l), rows, cols);  // [count, rows, cols]
+            }
+          }
+        }
+        const at::Tensor y = batch.y.to(device);
+        std::vector<std::int64_t> repeat(static_cast<std::size_t>(y.dim()), 1);
+        repeat.front() = count;
+        const at::Tensor s = summed_loss(loss, h.reshape({count * rows, h.size(-1)}), y.repeat(repeat));
+        const auto grads = torch::autograd::grad({s}, handle.parameters, /*grad_outputs=*/{}, /*retain_graph=*/false,
+                                                 /*create_graph=*/false, /*allow_unused=*/true);
+        for (std::size_t i = 0; i < grads.size(); ++i)
+          if (grads[i].defined()) total[i] += grads[i].to(at::kDouble);
+      }
+    }
+    std::vector<at::Tensor> flat;
+    for (auto& t : total) flat.push_back(t.reshape({-1}).cpu());
+    (which == 0 ? out.half_a : out.half_b) = at::cat(flat) / (static_cast<double>(n) * static_cast<double>(half));
+  }
+  model->seed_dropout(key);
+  return out;
+}
+
 double dropout_relative_grad_norm(const DropoutObjectiveGradient& g, double theta_norm) {
   return std::sqrt(std::max(g.unbiased_squared_norm(), 0.0)) / theta_norm;
 }

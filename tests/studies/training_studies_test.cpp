@@ -774,14 +774,19 @@ TEST_F(TrainingStudies, DropoutParityFitWithEachKindOfBatchesGivesTheSameFitOnOn
   EXPECT_NE(fits["pool"], fits["fixed"]);
 }
 
-TEST_F(TrainingStudies, DropoutParityFitFromBatchedGradientsEqualsTheFitFromOneBatchAtATime) {
+TEST_F(TrainingStudies, DropoutEstimatesFromBatchedGradientsEqualThoseFromOneAtATime) {
   // fit.batched_gradients = on computes the parity fit's mini-batch gradients
   // many per pass (as on a GPU) and draws the pool's last batches several at
   // a time; with 600 rows a pass, the 256-row batches go two to a pass (one
   // short pass) and the 132-row last batches four to a pass. Every kind of
   // batches gives the one-at-a-time fit to rounding: the same draws, in order.
+  // The mask draws of the dropout objective's gradient come a half's draws
+  // to a pass: the same masks, so the same decomposition to rounding.
+  const std::vector<std::string> draw_fields = {"dropout_grad_norm", "dropout_grad_norm_plugin", "lambda_penalty",
+                                                "lambda_nonstationary"};
   for (const std::string batches : {"fresh", "pool", "fixed"}) {
     std::map<std::string, std::vector<double>> lambda, epochs;
+    std::map<std::string, std::map<std::string, std::vector<double>>> drawn;
     for (const std::string mode : {"off", "on"}) {
       const std::string cfg = config_replacing_all(
           "dropout",
@@ -796,6 +801,8 @@ TEST_F(TrainingStudies, DropoutParityFitFromBatchedGradientsEqualsTheFitFromOneB
       if (!world_.is_root()) continue;
       lambda[mode] = io::read_doubles((out / "results.h5").string(), "endpoints/lambda_adam");
       epochs[mode] = io::read_doubles((out / "results.h5").string(), "endpoints/adam_epochs");
+      for (const std::string& field : draw_fields)
+        drawn[field][mode] = io::read_doubles((out / "results.h5").string(), "endpoints/" + field);
     }
     if (!world_.is_root()) continue;
     ASSERT_EQ(lambda["on"].size(), lambda["off"].size());
@@ -803,6 +810,17 @@ TEST_F(TrainingStudies, DropoutParityFitFromBatchedGradientsEqualsTheFitFromOneB
     EXPECT_EQ(epochs["on"], epochs["off"]) << batches;
     for (std::size_t k = 0; k < lambda["on"].size(); ++k)
       EXPECT_NEAR(lambda["on"][k], lambda["off"][k], 1e-9 * std::abs(lambda["off"][k])) << batches << " " << k;
+    for (const std::string& field : draw_fields) {
+      const std::vector<double>& on = drawn[field]["on"];
+      const std::vector<double>& off = drawn[field]["off"];
+      ASSERT_EQ(on.size(), off.size()) << field;
+      std::size_t nonzero = 0;
+      for (std::size_t k = 0; k < on.size(); ++k) {
+        EXPECT_NEAR(on[k], off[k], 1e-9 * std::abs(off[k]) + 1e-15) << field << " " << batches << " " << k;
+        nonzero += off[k] != 0.0 ? 1 : 0;
+      }
+      EXPECT_GT(nonzero, 0u) << field;  // not a comparison of zeros
+    }
   }
 }
 

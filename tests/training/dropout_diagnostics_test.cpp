@@ -101,6 +101,43 @@ TEST(DropoutDiagnostics, SplitHalfEstimateOfTheSquaredNormIsUnbiasedWherePlugInI
   EXPECT_GT(u + b - gp2, 8.0 * u_se);
 }
 
+TEST(DropoutDiagnostics, DrawsComputedTogetherGiveTheHalvesOfTheDrawsOneAtATime) {
+  // 70 rows in batches of 32 (a short last batch: three mask steps), K = 6
+  // draws, 1, 2 (an uneven last pass) and 3 draws a pass, depths 2 and 3.
+  const Dataset data = classification_data(70, 6, 4, 6);
+  for (std::int64_t depth : {2, 3}) {
+    Mlp mlp = classifier(depth, 12, 0.3, static_cast<std::uint64_t>(depth) + 10);
+    const at::Tensor theta = flat_parameters(make_handle(mlp));
+    const DropoutObjectiveGradient one = dropout_objective_gradient(mlp, data, LossKind::cross_entropy, 6, 41, 32);
+    for (std::int64_t max_rows : {32, 64, 96, 100000}) {
+      const DropoutObjectiveGradient together =
+          dropout_objective_gradient_batched(mlp, data, LossKind::cross_entropy, 6, 41, 32, max_rows);
+      EXPECT_EQ(together.draws, 6);
+      const double scale = one.half_a.abs().max().item<double>();
+      EXPECT_LT((together.half_a - one.half_a).abs().max().item<double>(), 1e-12 * scale)
+          << "depth " << depth << ", max_rows " << max_rows;
+      EXPECT_LT((together.half_b - one.half_b).abs().max().item<double>(), 1e-12 * scale)
+          << "depth " << depth << ", max_rows " << max_rows;
+      EXPECT_NEAR(together.unbiased_squared_norm(), one.unbiased_squared_norm(), 1e-10 * one.plugin_squared_norm());
+    }
+    // The halves differ (their masks do), so the comparison is not of one number.
+    EXPECT_GT((one.half_a - one.half_b).abs().max().item<double>(), 1e-6 * one.half_a.abs().max().item<double>());
+    // Another key draws other masks, which the comparison would see.
+    const DropoutObjectiveGradient other =
+        dropout_objective_gradient_batched(mlp, data, LossKind::cross_entropy, 6, 42, 32, 100000);
+    EXPECT_GT((other.half_a - one.half_a).abs().max().item<double>(), 1e-6 * one.half_a.abs().max().item<double>());
+    // The parameters are left as they were, the stream reseeded to the key.
+    EXPECT_TRUE(flat_parameters(make_handle(mlp)).equal(theta));
+    EXPECT_EQ(mlp->dropout_step(), 0);
+  }
+  // Without masks (rate 0) it is the eval-mode gradient, as one at a time.
+  Mlp plain = classifier(3, 12, 0.0);
+  const at::Tensor eval = full_batch_gradient(make_handle(plain), data, LossKind::cross_entropy, 32);
+  const DropoutObjectiveGradient g = dropout_objective_gradient_batched(plain, data, LossKind::cross_entropy, 4, 7, 32, 64);
+  EXPECT_TRUE(at::equal(g.half_a, eval));
+  EXPECT_THROW(dropout_objective_gradient_batched(plain, data, LossKind::cross_entropy, 3, 7, 32, 64), InputError);
+}
+
 TEST(DropoutDiagnostics, MinibatchGradientsAverageToTheFullBatchGradient) {
   const Dataset data = classification_data(70, 6, 4, 4);
   Mlp mlp = classifier(2, 10, 0.0);

@@ -1,6 +1,7 @@
 // The training layer on a CUDA device equals it on the CPU (float64): train(),
-// batched dropout replicates, endpoint gradients, HVPs and flows. Labelled
-// `gpu`; every test skips where LibTorch sees no GPU (CI).
+// batched dropout replicates, the dropout study's batched estimates, endpoint
+// gradients, HVPs and flows. Labelled `gpu`; every test skips where
+// LibTorch sees no GPU (CI).
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 
 #include "training/data.hpp"
 #include "training/device.hpp"
+#include "training/dropout_diagnostics.hpp"
 #include "training/dropout_masks.hpp"
 #include "training/endpoint.hpp"
 #include "training/flow.hpp"
@@ -116,6 +118,35 @@ TEST_F(Gpu, BatchedDropoutReplicatesOnCudaEqualTheCpu) {
     theta.push_back(at::cat(parts));
   }
   EXPECT_LT(relative_difference(theta[0], theta[1]), 1e-9);
+}
+
+// The dropout study's estimates on a GPU: the mask draws a half to a pass
+// and the mini-batch gradients many to a pass, on cuda, against one at a
+// time on the CPU (float64).
+TEST_F(Gpu, BatchedDropoutEstimatesOnCudaEqualTheCpuOneAtATime) {
+  Dataset data = regression_data();
+  data.y = data.x.slice(1, 0, 3).argmax(1);
+  Mlp cpu = make_mlp(classifier_options(5, 3, 24, 3, 0.3), 7, 1, cpu_, at::kDouble);
+  const DropoutObjectiveGradient one = dropout_objective_gradient(cpu, data, LossKind::cross_entropy, 8, 99, 50);
+  std::vector<std::vector<std::int64_t>> batches;
+  for (std::uint64_t k = 0; k < 5; ++k) {
+    std::vector<std::int64_t> rows = permutation(120, 3, k);
+    rows.resize(30);
+    batches.push_back(rows);
+  }
+  const MinibatchGradients mb_cpu = minibatch_gradients_batched(cpu, data, LossKind::cross_entropy, batches, 1);
+  Mlp cuda = make_mlp(classifier_options(5, 3, 24, 3, 0.3), 7, 1, cuda_, at::kDouble);
+  const Dataset on_gpu = data.to(cuda_, at::kDouble);
+  const DropoutObjectiveGradient together =
+      dropout_objective_gradient_batched(cuda, on_gpu, LossKind::cross_entropy, 8, 99, 50, 1000);
+  EXPECT_LT(relative_difference(one.half_a, together.half_a), 1e-9);
+  EXPECT_LT(relative_difference(one.half_b, together.half_b), 1e-9);
+  const MinibatchGradients mb_cuda = minibatch_gradients_batched(cuda, on_gpu, LossKind::cross_entropy, batches, 1000);
+  ASSERT_EQ(mb_cuda.grad_squared.size(), batches.size());
+  for (std::size_t k = 0; k < batches.size(); ++k) {
+    EXPECT_NEAR(mb_cuda.grad_squared[k], mb_cpu.grad_squared[k], 1e-9 * mb_cpu.grad_squared[k]) << k;
+    EXPECT_NEAR(mb_cuda.theta_dot_grad[k], mb_cpu.theta_dot_grad[k], 1e-9 * std::abs(mb_cpu.theta_dot_grad[k])) << k;
+  }
 }
 
 // TrainOptions::tf32: float32 training twice without TF32 gives the same
