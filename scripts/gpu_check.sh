@@ -18,7 +18,8 @@
 # suite, the gpu tests then skip), GPU_CHECK_BENCH_ARGS (extra
 # scripts/bench_dropout_gpu.sh arguments), GPU_CHECK_PROFILE=0 (no Nsight
 # Systems kernel summaries even where nsys is installed; the benchmark's
-# phase table splits a step without a profiler).
+# phase table splits a step without a profiler), GPU_CHECK_BENCH=0 (no
+# benchmark: where it has been measured, its minutes go to the studies).
 # Exit status: 0 all passed; 1 a step failed (see LOGDIR/summary.txt);
 # 77 no NVIDIA GPU visible (nothing was built; LOGDIR/env.txt says why).
 set -uo pipefail
@@ -180,9 +181,13 @@ kill -- -"$prefetch" 2> /dev/null
 if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140
   grep -E "SKIPPED|Passed|Failed|device:|cuda run" "$logs/ctest_gpu.log" | head -20 >&2
-  # shellcheck disable=SC2086
-  step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
-  tail -32 "$logs/bench.log" >&2
+  if [ "${GPU_CHECK_BENCH:-1}" = 0 ]; then
+    say "bench: skipped (GPU_CHECK_BENCH=0)"
+  else
+    # shellcheck disable=SC2086
+    step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
+    tail -32 "$logs/bench.log" >&2
+  fi
   # Where the time of a batched step goes, when Nsight Systems is installed:
   # the kernel and memory-copy summaries of gradmatch's and PyTorch's batch.
   nsys_bin=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2> /dev/null | head -1)
@@ -263,7 +268,7 @@ if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --outpu
 fi
 grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
 # ---- 5. the benchmark (unless run above) ---------------------------------------------------
-if [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ]; then
+if [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ] && [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   # shellcheck disable=SC2086
   step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}
   tail -8 "$logs/bench.log" >&2

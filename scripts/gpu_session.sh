@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A GPU allocation of fixed length, used whole: scripts/gpu_check.sh (build,
 # gpu tests, benchmark, NCCL checks, whole suite) and, as soon as its
-# benchmark is done, scripts/gpu_studies.sh (default: the 480-network dropout
+# benchmark is done (or skipped: GPU_CHECK_BENCH=0), scripts/gpu_studies.sh (default: the 480-network dropout
 # grid) on the GPU beside the CPU suite -- everything stopped SECONDS after
 # the start, every log and the studies' outputs packed into
 # OUTDIR/gpu_session.tgz (refreshed every 20 s, so a job killed at its limit
@@ -49,7 +49,7 @@ while :; do
   now=$(date +%s)
   [ "$now" -ge $(( deadline - 20 )) ] && break
   check_alive=1; kill -0 "$check" 2>/dev/null || check_alive=0
-  if [ $started = 0 ] && { grep -q 'bench: exit' "$base/check/summary.txt" 2>/dev/null || [ $check_alive = 0 ]; }; then
+  if [ $started = 0 ] && { grep -qE 'bench: (exit|skipped)' "$base/check/summary.txt" 2>/dev/null || [ $check_alive = 0 ]; }; then
     left=$(( deadline - now - 25 ))
     if [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
       log "studies start with ${left}s left"
