@@ -19,7 +19,10 @@
 # scripts/bench_dropout_gpu.sh arguments), GPU_CHECK_PROFILE=0 (no Nsight
 # Systems kernel summaries even where nsys is installed; the benchmark's
 # phase table splits a step without a profiler), GPU_CHECK_BENCH=0 (no
-# benchmark: where it has been measured, its minutes go to the studies).
+# benchmark: where it has been measured, its minutes go to the studies),
+# GPU_CHECK_STOP_AFTER=gpu_targets (stop once the CLI, gpu tests and
+# benchmark are built: a build for scripts/gpu_studies.sh alone; a second
+# call with the same build directory then goes on incrementally).
 # Exit status: 0 all passed; 1 a step failed (see LOGDIR/summary.txt);
 # 77 no NVIDIA GPU visible (nothing was built; LOGDIR/env.txt says why).
 set -uo pipefail
@@ -177,6 +180,10 @@ gpu_targets=(gradmatch gradmatch-torch gpu_training_tests gpu_studies_tests nccl
 step build_gpu_targets 420 cmake --build "$build" --parallel "$cores" --target "${gpu_targets[@]}" "${keep_going[@]}" ||
   grep -E 'error' "$logs/build_gpu_targets.log" | head -40 >&2
 kill -- -"$prefetch" 2> /dev/null
+if [ "${GPU_CHECK_STOP_AFTER:-}" = gpu_targets ]; then
+  say "stopping after the gpu targets (GPU_CHECK_STOP_AFTER=gpu_targets): $([ $failed -eq 0 ] && echo built || echo 'build FAILED')"
+  exit $failed
+fi
 # The gpu tests, the benchmark and the kernel profile as soon as their targets exist.
 if [ $gpu -eq 1 ] && [ -x "$build/tests/training/gpu_training_tests" ]; then
   step ctest_gpu 150 ctest --test-dir "$build" -L gpu --output-on-failure -V --timeout 140

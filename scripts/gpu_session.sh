@@ -10,7 +10,14 @@
 # from the packed run directory (unpack it where gpu_studies.sh's LOGDIR
 # was: /tmp/gpu_session/studies).
 #
-#   scripts/gpu_session.sh OUTDIR SECONDS [dropout|dropout_milestones|igr_wide|bootstrap ...]
+#   scripts/gpu_session.sh OUTDIR SECONDS [dropout|dropout_milestones|igr_wide|bootstrap ... | none]
+#
+# Two short allocations on one machine (the build directory kept between
+# them): first the studies alone, on a quiet machine,
+#   GPU_CHECK_STOP_AFTER=gpu_targets scripts/gpu_session.sh OUT1 SECONDS dropout
+# (build the CLI, then the studies until the deadline), then the check,
+#   GPU_CHECK_BENCH=0 scripts/gpu_session.sh OUT2 SECONDS none
+# (the rest of the build, gpu tests, NCCL checks, whole suite).
 #
 # Environment: as scripts/gpu_check.sh and scripts/gpu_studies.sh;
 # GPU_SESSION_CHECK (another check script, to try this one without a GPU).
@@ -51,7 +58,9 @@ while :; do
   check_alive=1; kill -0 "$check" 2>/dev/null || check_alive=0
   if [ $started = 0 ] && { grep -qE 'bench: (exit|skipped)' "$base/check/summary.txt" 2>/dev/null || [ $check_alive = 0 ]; }; then
     left=$(( deadline - now - 25 ))
-    if [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
+    if [ "${studies[*]}" = none ]; then
+      log "no studies (none asked for)"
+    elif [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
       log "studies start with ${left}s left"
       # A process group of its own: stopping it at the deadline stops its study too.
       GPU_STUDIES_LIMIT=$left setsid "$root/scripts/gpu_studies.sh" "$base/studies" "${studies[@]}" > "$base/studies/stdout.log" 2>&1 &
@@ -61,7 +70,10 @@ while :; do
     fi
     started=1
   fi
-  if [ $check_alive = 0 ] && { [ $started = 1 ] && ! kill -0 "${studies_pid:-0}" 2>/dev/null; }; then break; fi
+  if [ $check_alive = 0 ] && [ $started = 1 ] && { [ -z "${studies_pid:-}" ] || ! kill -0 "$studies_pid" 2>/dev/null; }; then
+    break
+  fi
+  # The studies ended first: the check goes on alone (its suite) to the deadline.
   sleep 3
 done
 wait "$check" 2>/dev/null; log "gpu_check exit $? (or still running at the deadline)"
