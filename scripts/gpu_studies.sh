@@ -13,7 +13,8 @@
 # GPU); GPU_STUDIES_REPLICATES changes the count.
 # Default: dropout. Environment: GPU_CHECK_BUILD (the build directory of
 # scripts/gpu_check.sh, default /tmp/gradmatch-gpu-build), GPU_STUDIES_LIMIT
-# (seconds per study, default 540), GPU_STUDIES_PYTHON (the python3 with h5py
+# (seconds per study, default 540), GPU_STUDIES_RANKS (ranks sharing the GPU
+# for the dropout grid, default 2), GPU_STUDIES_PYTHON (the python3 with h5py
 # and matplotlib for the figures, default the first of python3 and
 # /usr/bin/python3 that has them),
 # GPU_STUDIES_TORCH_PYTHON (the python3 with the CUDA torch, default python3), GPU_STUDIES_SMOKE=1 (the configs/smoke/
@@ -42,13 +43,13 @@ if [ -z "$plot_python" ]; then
 fi
 plot_python=${plot_python:-/usr/bin/python3}
 
-# run NAME CONFIG: one study into LOGDIR/NAME with its wall time, report and figures.
+# run NAME CONFIG [RANKS]: one study into LOGDIR/NAME with its wall time, report and figures.
 run() {
-  local name=$1 config=$2 out="$logs/$1"
+  local name=$1 config=$2 ranks=${3:-1} out="$logs/$1"
   local s=$(date +%s)
-  timeout "$limit" "$gm" run "$config" --out "$out" > "$logs/$name.log" 2>&1
+  timeout "$limit" mpirun -n "$ranks" --oversubscribe "$gm" run "$config" --out "$out" > "$logs/$name.log" 2>&1
   local rc=$?
-  echo "$name: exit $rc in $(($(date +%s) - s)) s on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
+  echo "$name: exit $rc in $(($(date +%s) - s)) s, $ranks rank(s), on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
   if [ $rc -eq 0 ]; then
     "$gm" report "$out" > "$logs/$name.report.txt" 2>&1
     "$plot_python" "$root/scripts/plot_$(sed -n 's/^study = "\(.*\)"/\1/p' "$config").py" "$out" >> "$logs/$name.log" 2>&1
@@ -59,15 +60,17 @@ run() {
 
 for study in "${studies[@]}"; do
   case $study in
-    # One rank on one GPU: each (depth, width) cell's 80 networks as one batch
-    # (replicates_per_task = 0) rather than eight batches of 10.
+    # Each (depth, width) cell's 80 networks as one batch (replicates_per_task
+    # = 0) rather than eight batches of 10; GPU_STUDIES_RANKS ranks (default
+    # 2) share the GPU, the dearest cell first, so that one rank's
+    # launch-bound small cells and host work overlap the other's large one.
     dropout)
       sed 's/^replicates_per_task = .*/replicates_per_task = 0/' "$config_dir/dropout.toml" > "$logs/dropout.toml"
-      run dropout "$logs/dropout.toml" ;;
+      run dropout "$logs/dropout.toml" "${GPU_STUDIES_RANKS:-2}" ;;
     dropout_milestones)
       sed 's/^milestones = \[\]/milestones = [60, 100, 200]/; s/^replicates_per_task = .*/replicates_per_task = 0/' \
         "$config_dir/dropout.toml" > "$logs/dropout_milestones.toml"
-      run dropout_milestones "$logs/dropout_milestones.toml" ;;
+      run dropout_milestones "$logs/dropout_milestones.toml" "${GPU_STUDIES_RANKS:-2}" ;;
     igr_wide)
       if [ "${GPU_STUDIES_SMOKE:-0}" = 1 ]; then
         cp "$config_dir/igr_calibration.toml" "$logs/igr_wide.toml"

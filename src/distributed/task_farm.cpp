@@ -12,6 +12,7 @@
 #include <exception>
 #include <iterator>
 #include <numeric>
+#include <stdexcept>
 
 #include "io/run_store.hpp"
 
@@ -261,6 +262,14 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
     rows = std::move(kept);
     options.resumed = 0;
     options.stage += " (selected)";
+  }
+  if (!options.row_costs.empty()) {
+    if (static_cast<std::int64_t>(options.row_costs.size()) != store.rows(table))
+      throw std::invalid_argument("farm_table: row_costs must give one cost per row of the table");
+    const std::vector<double>& cost = options.row_costs;
+    std::stable_sort(rows.begin(), rows.end(), [&](std::int64_t a, std::int64_t b) {
+      return cost[static_cast<std::size_t>(a)] > cost[static_cast<std::size_t>(b)];
+    });
   }
   std::int64_t diverged = 0;
   FarmStats stats = run_task_farm(

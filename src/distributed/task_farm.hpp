@@ -60,6 +60,12 @@ struct FarmOptions {
   /// farm_table only: run just the pending rows that are in this list (rows
   /// of the table, ascending); nullopt: every pending row.
   std::optional<std::vector<std::int64_t>> only_rows;
+  /// farm_table only: a relative cost for every row of the table. Pending
+  /// rows are then handed out dearest first, ties in row order (longest
+  /// processing time first: on a grid of unequal tasks the slow ones do not
+  /// start last while the other ranks run out of work). Empty: row order.
+  /// Only the order changes: each row's result is its own.
+  std::vector<double> row_costs;
 };
 
 /// What a farm did, identical on every rank.

@@ -535,7 +535,7 @@ class BootstrapStudy final : public Study {
     schema_ = std::make_unique<Schema<Replicate>>(replicate_schema(shared_));
   }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"replicates", schema_->width(), {}};
+    TaskTable table{"replicates", schema_->width(), {}, {}};
     for (std::int64_t r = 0; r < config_.replicates; ++r) table.ids.push_back(static_cast<std::uint64_t>(r));
     return {table};
   }

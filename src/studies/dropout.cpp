@@ -920,8 +920,15 @@ class DropoutStudy final : public Study {
     data_ = load_dropout_data(config_);
   }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"chunks", endpoint_schema().width() * widest_, {}};
-    for (const DropoutChunk& ch : chunks_) table.ids.push_back(ch.id());
+    TaskTable table{"chunks", endpoint_schema().width() * widest_, {}, {}};
+    for (const DropoutChunk& ch : chunks_) {
+      table.ids.push_back(ch.id());
+      // Networks x parameters: the widest, deepest cells are handed out first.
+      const auto w = static_cast<double>(ch.width), d = static_cast<double>(ch.depth);
+      const double p = static_cast<double>(data_.inputs) * w + w + (d - 1.0) * (w * w + w) +
+                       static_cast<double>(data_.classes) * (w + 1.0);
+      table.costs.push_back(static_cast<double>(ch.count) * p);
+    }
     return {table};
   }
   std::vector<std::pair<std::string, std::string>> input_files() const override {

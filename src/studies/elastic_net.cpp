@@ -402,7 +402,7 @@ class ElasticNetStudy final : public Study {
   /// A row holds block_size endpoints (cells past the grid's end in the last
   /// block: zeros).
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"endpoints", config_.block_size() * schema_.width(), {}};
+    TaskTable table{"endpoints", config_.block_size() * schema_.width(), {}, {}};
     for (const ElasticNetTask& t : tasks_) table.ids.push_back(t.id());
     return {table};
   }

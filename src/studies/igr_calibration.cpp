@@ -373,8 +373,12 @@ class IgrCalibrationStudy final : public Study {
     tasks_ = enumerate_igr_calibration_tasks(config_);
   }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"runs", run_schema(config_.probe_steps).width(), {}};
-    for (const auto& t : tasks_) table.ids.push_back(t.id(config_));
+    TaskTable table{"runs", run_schema(config_.probe_steps).width(), {}, {}};
+    for (const auto& t : tasks_) {
+      table.ids.push_back(t.id(config_));
+      // A run's parameters grow with its width: the widest runs are handed out first.
+      table.costs.push_back(static_cast<double>(config_.widths[sz(t.width_index)]));
+    }
     return {table};
   }
   std::vector<std::pair<std::string, std::string>> input_files() const override {

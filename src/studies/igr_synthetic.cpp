@@ -267,7 +267,7 @@ class IgrSyntheticStudy final : public Study {
   std::vector<TaskTable> tables() const override {
     std::vector<TaskTable> out;
     for (std::size_t k = 0; k < config_.dims.size(); ++k) {
-      TaskTable table{cat("p", std::to_string(config_.dims[k])), schema(k).width(), {}};
+      TaskTable table{cat("p", std::to_string(config_.dims[k])), schema(k).width(), {}, {}};
       for (std::size_t i : members_[k]) table.ids.push_back(tasks_[i].id(config_));
       out.push_back(std::move(table));
     }

@@ -114,7 +114,7 @@ class LongHorizonStudy final : public Study {
   }
   void prepare(const StudyContext& context) override { device_ = context.device; }
   std::vector<TaskTable> tables() const override {
-    TaskTable table{"runs", schema().width(), {}};
+    TaskTable table{"runs", schema().width(), {}, {}};
     for (std::size_t i = 0; i < config_.learning_rates.size(); ++i) table.ids.push_back(i + 1);
     return {table};
   }

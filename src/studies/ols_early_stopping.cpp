@@ -579,7 +579,7 @@ class OlsEarlyStoppingStudy final : public Study {
   std::vector<TaskTable> tables() const override {
     std::vector<TaskTable> out;
     for (OlsTaskKind kind : kKinds) {
-      TaskTable table{table_name(kind), schema_.width(), {}};
+      TaskTable table{table_name(kind), schema_.width(), {}, {}};
       for (std::size_t i : members_[kind_index(kind)]) table.ids.push_back(tasks_[i].id());
       out.push_back(std::move(table));
     }

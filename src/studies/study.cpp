@@ -385,6 +385,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   for (std::size_t k = 0; k < tables.size(); ++k) {
     distributed::FarmOptions farm;
     if (selection) farm.only_rows = selected_rows[k];
+    farm.row_costs = tables[k].costs;
     stages.push_back(
         distributed::farm_table(comm, *store, k, [&](std::int64_t row) { return study.compute(k, row); }, farm));
   }

@@ -70,6 +70,9 @@ struct TaskTable {
   std::string name;                ///< store table name (letters, digits, '_')
   std::int64_t width = 0;          ///< doubles per task result
   std::vector<std::uint64_t> ids;  ///< stable task ids, row order
+  /// A relative cost per row (row order), e.g. parameters x networks: the
+  /// farm hands out pending rows dearest first. Empty: row order.
+  std::vector<double> costs;
 };
 
 /// The output directory as write() sees it: every file goes through path(),

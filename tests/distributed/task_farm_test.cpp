@@ -1,6 +1,6 @@
 // The task farm at 1, 2 and 4 ranks: every item exactly once, balance under
 // unequal task costs, agreement on a failing task, and the farm over a run
-// store's pending rows.
+// store's pending rows, dearest first when the rows have costs.
 #include "distributed/task_farm.hpp"
 
 #include <gtest/gtest.h>
@@ -237,6 +237,58 @@ TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
   const auto attempts = store.read_attempts(0);
   EXPECT_EQ(attempts[0], 1);
   EXPECT_EQ(attempts[49], 2);
+  store.close();
+  world.barrier();
+  if (world.is_root()) std::filesystem::remove_all(dir);
+}
+
+TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
+  // 30 rows, the first 6 done before; costs with ties. Each rank claims
+  // items in the farm's order, so the rows a rank computes come dearest
+  // first (ties in row order); on one rank that is the whole order.
+  const Communicator world;
+  const std::string dir = world.broadcast(
+      (std::filesystem::temp_directory_path() / ("gradmatch-farm-order-" + std::to_string(::getpid()))).string());
+  if (world.is_root()) std::filesystem::remove_all(dir);
+  world.barrier();
+  io::RunStoreSpec spec{"toy", "seed = 1\n", "", {{"rows", 1, {}}}};
+  for (std::uint64_t i = 0; i < 30; ++i) spec.tables[0].ids.push_back(i);
+  FarmOptions options;
+  options.progress_interval_s = 0;
+  for (std::int64_t r = 0; r < 30; ++r) options.row_costs.push_back(static_cast<double>((r * 7) % 10));
+  {
+    io::RunStore store(world.get(), dir, spec);
+    const std::vector<double> zero{0.0};
+    const FarmStats done = run_task_farm(world, 6, [&](std::int64_t i) { store.write(0, i, zero); }, options);
+    EXPECT_EQ(done.items, 6);
+  }
+  io::RunStore store(world.get(), dir, spec);
+  std::vector<std::int64_t> mine;
+  farm_table(world, store, 0, [&](std::int64_t row) {
+    mine.push_back(row);
+    return std::vector<double>{1.0};
+  }, options);
+  const auto cost = [&](std::int64_t r) { return options.row_costs[static_cast<std::size_t>(r)]; };
+  for (std::size_t k = 1; k < mine.size(); ++k) {
+    EXPECT_GE(cost(mine[k - 1]), cost(mine[k])) << "rank " << world.rank() << ", claim " << k;
+    if (cost(mine[k - 1]) == cost(mine[k])) {
+      EXPECT_LT(mine[k - 1], mine[k]);
+    }
+  }
+  const std::vector<double> counts = run_counts(world, 30, mine);
+  for (std::int64_t r = 0; r < 30; ++r) EXPECT_EQ(counts[static_cast<std::size_t>(r)], r < 6 ? 0.0 : 1.0) << r;
+  if (world.size() == 1) {
+    std::vector<std::int64_t> expected;
+    for (int c = 9; c >= 0; --c)
+      for (std::int64_t r = 6; r < 30; ++r)
+        if (cost(r) == c) expected.push_back(r);
+    EXPECT_EQ(mine, expected);
+  }
+  // A cost list of the wrong length is a programming error, said as such.
+  FarmOptions wrong = options;
+  wrong.row_costs.pop_back();
+  EXPECT_THROW(farm_table(world, store, 0, [](std::int64_t) { return std::vector<double>{1.0}; }, wrong),
+               std::invalid_argument);
   store.close();
   world.barrier();
   if (world.is_root()) std::filesystem::remove_all(dir);

@@ -44,12 +44,13 @@ class Squares final : public Study {
   }
   void prepare(const StudyContext& context) override { device_ = context.device; }
   std::vector<TaskTable> tables() const override {
-    TaskTable t{"squares", 1, {}};
+    TaskTable t{"squares", 1, {}, costs};
     for (std::int64_t i = 0; i < n_; ++i) t.ids.push_back(static_cast<std::uint64_t>(i));
     return {t};
   }
   std::vector<double> compute(std::size_t, std::int64_t row) override {
     ++computed;
+    order.push_back(row);
     return {static_cast<double>(row * row + (fix ? 0 : 1))};
   }
   nlohmann::json write(const std::vector<std::vector<double>>& rows, OutputDir& out) override {
@@ -60,6 +61,8 @@ class Squares final : public Study {
   }
 
   int computed = 0, writes = 0;
+  std::vector<std::int64_t> order;  ///< the rows this rank computed, in turn
+  std::vector<double> costs;        ///< the table's task costs (empty: row order)
   bool knows_fix = false;  ///< false: as a gradmatch from before the key `fix` existed
   bool fix = true;         ///< the earlier build computed without the fix
   bool knows_extra = true;  ///< false: as a gradmatch from before the key `extra` existed
@@ -102,6 +105,19 @@ TEST_F(StudyRunner, RunsEveryTaskOnceAndRecordsWhatWriteWrote) {
   EXPECT_EQ(info.at("tasks").at("total"), 5);
   EXPECT_EQ(info.at("n"), 5);
   EXPECT_EQ(s.device_, torch::Device(torch::kCPU));
+}
+
+TEST_F(StudyRunner, TasksWithCostsRunDearestFirstAndGiveTheSameOutputs) {
+  Squares s;
+  s.costs = {1.0, 5.0, 2.0, 5.0, 3.0};
+  run_study(s, "squares", config("device = \"cpu\"\nn = 5\n"), (root_ / "out").string(), world_);
+  // Each rank claims tasks in the farm's order, so its own come dearest first.
+  for (std::size_t k = 1; k < s.order.size(); ++k)
+    EXPECT_GE(s.costs[static_cast<std::size_t>(s.order[k - 1])], s.costs[static_cast<std::size_t>(s.order[k])]);
+  if (world_.size() == 1) {
+    EXPECT_EQ(s.order, (std::vector<std::int64_t>{1, 3, 4, 2, 0}));
+  }
+  EXPECT_EQ(json_of(root_ / "out" / "squares.json"), nlohmann::json({0.0, 1.0, 4.0, 9.0, 16.0}));
 }
 
 TEST_F(StudyRunner, AFinishedRunIsNothingToDoWhateverFilesItWrote) {
