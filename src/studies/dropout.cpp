@@ -240,6 +240,12 @@ std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& c) {
   return chunks;
 }
 
+double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes) {
+  const auto w = static_cast<double>(chunk.width), d = static_cast<double>(chunk.depth);
+  const double p = static_cast<double>(inputs) * w + w + (d - 1.0) * (w * w + w) + static_cast<double>(classes) * (w + 1.0);
+  return static_cast<double>(chunk.count) * p;
+}
+
 std::uint64_t DropoutChunk::id() const {
   return kChunkKind << 56 | static_cast<std::uint64_t>(depth) << 48 | static_cast<std::uint64_t>(width) << 32 |
          static_cast<std::uint64_t>(first);
@@ -923,11 +929,7 @@ class DropoutStudy final : public Study {
     TaskTable table{"chunks", endpoint_schema().width() * widest_, {}, {}};
     for (const DropoutChunk& ch : chunks_) {
       table.ids.push_back(ch.id());
-      // Networks x parameters: the widest, deepest cells are handed out first.
-      const auto w = static_cast<double>(ch.width), d = static_cast<double>(ch.depth);
-      const double p = static_cast<double>(data_.inputs) * w + w + (d - 1.0) * (w * w + w) +
-                       static_cast<double>(data_.classes) * (w + 1.0);
-      table.costs.push_back(static_cast<double>(ch.count) * p);
+      table.costs.push_back(dropout_chunk_cost(ch, data_.inputs, data_.classes));  // the largest cells first
     }
     return {table};
   }

@@ -165,6 +165,9 @@ struct DropoutChunk {
 };
 /// Each cell split into chunks of config.replicates_per_task (the last may be shorter).
 std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& config);
+/// A chunk's relative cost for the task farm's order: its networks times
+/// the parameters of one (inputs -> depth x width ReLU -> classes, biases).
+double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes);
 
 /// Training and test images, loaded once per rank.
 struct DropoutData {

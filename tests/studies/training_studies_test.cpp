@@ -824,6 +824,28 @@ TEST_F(TrainingStudies, DropoutEstimatesFromBatchedGradientsEqualThoseFromOneAtA
   }
 }
 
+TEST_F(TrainingStudies, DropoutCellsCostTheirNetworksTimesTheParametersOfOneSoTheLargestGoesFirst) {
+  DropoutConfig c;  // paper scale: one chunk per (depth, width, rate) of 10 seeds
+  std::vector<std::pair<double, DropoutChunk>> by_cost;
+  for (const DropoutChunk& ch : enumerate_dropout_chunks(c)) by_cost.emplace_back(dropout_chunk_cost(ch, 784, 10), ch);
+  std::stable_sort(by_cost.begin(), by_cost.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  // 784 -> 5 x 512 -> 10: 784*512 + 512 + 4 (512^2 + 512) + 10*512 + 10 = 1,457,674 parameters.
+  EXPECT_EQ(by_cost.front().second.depth, 5);
+  EXPECT_EQ(by_cost.front().second.width, 512);
+  EXPECT_DOUBLE_EQ(by_cost.front().first, static_cast<double>(by_cost.front().second.count) * 1'457'674.0);
+  // 784 -> 3 x 128 -> 10: 134,794 parameters, the cheapest.
+  EXPECT_EQ(by_cost.back().second.depth, 3);
+  EXPECT_EQ(by_cost.back().second.width, 128);
+  EXPECT_DOUBLE_EQ(by_cost.back().first, static_cast<double>(by_cost.back().second.count) * 134'794.0);
+  // Depth 3 x width 512 (932,362) before depth 5 x width 256 (466,698).
+  const auto rank_of = [&](std::int64_t depth, std::int64_t width) {
+    for (std::size_t k = 0; k < by_cost.size(); ++k)
+      if (by_cost[k].second.depth == depth && by_cost[k].second.width == width) return k;
+    return by_cost.size();
+  };
+  EXPECT_LT(rank_of(3, 512), rank_of(5, 256));
+}
+
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {
   DropoutConfig c;
   const std::vector<DropoutTask> tasks = enumerate_dropout_tasks(c);
