@@ -1051,7 +1051,7 @@ class DropoutStudy final : public Study {
     std::vector<double> out(sz(endpoint_schema().width() * widest_), 0.0);
     const DropoutChunk& chunk = chunks_[sz(row)];
     TaskProgress progress("dropout", cat("task ", row + 1, "/", chunks_.size(), " (depth ", chunk.depth, ", width ",
-                                         chunk.width, ", ", chunk.count, " classifiers)"));
+                                         chunk.width, ", ", chunk.count, chunk.count == 1 ? " classifier)" : " classifiers)"));
     const std::vector<DropoutEndpoint> endpoints =
         run_dropout_chunk(config_, data_, tasks_, chunk, device_, config_.save_equations ? out_dir_.string() : std::string(),
                           &progress, chunk_training_for(device_));

@@ -14,7 +14,11 @@
 // average (replicates that stop make later epochs cheaper, so it is an upper
 // bound until a decay or a slower device intervenes); the endpoint estimate
 // is the mean time per endpoint so far times those left. Nothing is printed
-// before the first interval has passed, so short tasks stay quiet.
+// before the first interval has passed, so short tasks stay quiet -- except
+// the summary lines that end a stage, which say what it cost:
+//
+//   dropout: task 1/6 (depth 5, width 512, 80 classifiers): 80 classifiers trained, 0:02:31 so far
+//   dropout: task 1/6 (depth 5, width 512, 80 classifiers): 80 endpoints in 41.2 s: per endpoint gradient and fit ..., 0:03:12 so far
 #include <chrono>
 #include <cstdint>
 #include <cstdio>

@@ -1,5 +1,5 @@
-// Progress lines from inside a long task: the texts and their bounds, and
-// the rate limit that keeps short tasks quiet.
+// Progress lines from inside a long task: the texts and their bounds, the
+// rate limit that keeps short tasks quiet, and the summary lines it spares.
 #include "studies/task_progress.hpp"
 
 #include <gtest/gtest.h>
@@ -72,6 +72,22 @@ TEST(TaskProgress, PrintsPrefixedLinesOnlyOnceItsIntervalHasPassed) {
       << text;
   std::fclose(quiet_file);
   std::fclose(chatty_file);
+}
+
+TEST(TaskProgress, SummaryLinesPrintWithinTheIntervalButNeverWhenLinesAreOff) {
+  std::FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  {
+    TaskProgress long_interval("dropout", "task 1/6", 3600.0, file);
+    long_interval.epoch(1, 10, 4);  // within the interval: held back
+    long_interval.summary("80 classifiers trained");
+    long_interval.summary("80 endpoints in 2.0 s");
+    TaskProgress off("dropout", "task 2/6", 0.0, file);
+    off.summary("80 classifiers trained");
+  }
+  EXPECT_EQ(read_all(file), "dropout: task 1/6: 80 classifiers trained, 0:00:00 so far\n"
+                            "dropout: task 1/6: 80 endpoints in 2.0 s, 0:00:00 so far\n");
+  std::fclose(file);
 }
 
 }  // namespace
