@@ -300,7 +300,8 @@ struct EndpointClock {
       return std::string(text);
     };
     const auto each = [&](double s) { return fixed(s / n, 3); };
-    return cat(endpoints, " endpoints in ", fixed(gradient + mask_draws + margin + parity + evaluation, 1),
+    return cat(endpoints, endpoints == 1 ? " endpoint in " : " endpoints in ",
+               fixed(gradient + mask_draws + margin + parity + evaluation, 1),
                ": per endpoint gradient and fit ", each(gradient), ", mask draws ", each(mask_draws), ", margin ",
                each(margin), ", parity fit ", each(parity), ", evaluation ", each(evaluation));
   }
