@@ -37,6 +37,15 @@ class Philox {
   std::uint64_t stream_;
 };
 
+/// SplitMix64's finaliser (Steele, Lea and Flood, OOPSLA'14): a bijection of
+/// 64-bit words whose outputs look independent; mixes several keys into one
+/// stream id.
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
 /// Sequential draws from one Philox stream.
 class Rng {
  public:

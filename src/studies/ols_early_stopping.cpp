@@ -1,6 +1,7 @@
 #include "studies/ols_early_stopping.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "core/errors.hpp"
 #include "core/fit.hpp"
 #include "core/least_squares.hpp"
+#include "core/rng.hpp"
 #include "core/statistics.hpp"
 #include "core/symmetric_solver.hpp"
 #include "io/config.hpp"
@@ -151,6 +153,10 @@ OlsEarlyStoppingConfig read_ols_config(io::ConfigReader& r) {
   c.sweep_sigmas = r.get_doubles("sigma_sweep.sigmas", c.sweep_sigmas, 0.0, 1e150);
   c.sweep_steps = r.get_int("sigma_sweep.steps", c.sweep_steps, 1, 10'000'000);
   c.sweep = read_pools(r, "sigma_sweep", c.sweep);
+  // Until this key existed a resample's draws were keyed by its sigma's
+  // position in the list (a store from then resumes with draw_key = "position").
+  c.sweep_draw_key = r.get_choice("sigma_sweep.draw_key", c.sweep_draw_key, {"value", "position"});
+  r.key_existed_since("sigma_sweep.draw_key", "position");
 
   // Cross-field constraints.
   if (c.fixed_iterate_show_m > c.fixed_iterate.endpoints)
@@ -180,6 +186,13 @@ OlsEarlyStoppingConfig read_ols_config(io::ConfigReader& r) {
 std::uint64_t OlsTask::id() const {
   return (static_cast<std::uint64_t>(kind) << 56) | (static_cast<std::uint64_t>(sigma_index) << 40) |
          (static_cast<std::uint64_t>(pool) << 20) | static_cast<std::uint64_t>(endpoint);
+}
+
+std::uint64_t OlsTask::draw_stream(const OlsEarlyStoppingConfig& c) const {
+  if (kind != OlsTaskKind::sigma_sweep || c.sweep_draw_key == "position") return id();
+  const double sigma = c.sweep_sigmas.at(static_cast<std::size_t>(sigma_index));
+  const std::uint64_t rest = OlsTask{kind, 0, pool, endpoint}.id();
+  return mix64(std::bit_cast<std::uint64_t>(sigma) ^ mix64(rest));
 }
 
 std::vector<OlsTask> enumerate_tasks(const OlsEarlyStoppingConfig& c) {
@@ -218,7 +231,7 @@ OlsShared prepare_shared(const OlsEarlyStoppingConfig& c) {
 }
 
 OlsTaskResult run_task(const OlsEarlyStoppingConfig& c, const OlsShared& s, const OlsTask& task) {
-  Rng rng(c.seed, task.id());
+  Rng rng(c.seed, task.draw_stream(c));
   ols::Moments mo;
   ols::GradientDescentRun run;
   switch (task.kind) {

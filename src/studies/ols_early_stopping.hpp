@@ -16,8 +16,9 @@
 // Tasks (independent; any order, any rank): one per endpoint of a
 // fixed-iterate or variable-stop pool (new beta and noise on the shared X)
 // and one per bootstrap resample (Figure 7 pools and every sweep sigma).
-// A task's draws come from Rng(seed, task.id()), never from the order of
-// execution. A task returns its endpoint's equations (theta, grad L) and
+// A task's draws come from Rng(seed, task.draw_stream(config)) -- its id,
+// or for a sweep resample its sigma's value and (pool, endpoint) -- never
+// from the order of execution. A task returns its endpoint's equations (theta, grad L) and
 // step count; assemble() solves them: Lambda-hat_m for m = 1..M by
 // accumulating the Lyapunov sums G, C endpoint by endpoint (core
 // symmetric_solver) with fit()'s default rcond, so `gradmatch fit --family
@@ -74,6 +75,10 @@ struct OlsEarlyStoppingConfig {
 
   std::vector<double> sweep_sigmas{0.5, 1, 1.5, 2, 3, 4, 6, 8, 10, 14, 20};  ///< Figure 7 F
   std::int64_t sweep_steps = 500;
+  /// A sweep resample's draws keyed by its sigma's "value" (any sub-list of
+  /// sigmas gives the same endpoints) or its "position" in the list (before
+  /// sigma_sweep.draw_key existed).
+  std::string sweep_draw_key = "value";
   PoolSpec sweep{5, 100};
 };
 
@@ -90,8 +95,13 @@ struct OlsTask {
   std::int64_t pool = 0;
   std::int64_t endpoint = 0;     ///< index within its pool
   /// kind << 56 | sigma_index << 40 | pool << 20 | endpoint: a task keeps its
-  /// id (and its draws) whatever the other counts of the config are.
+  /// id whatever the other counts of the config are.
   std::uint64_t id() const;
+  /// The stream of its draws: id(), except for a sweep resample with
+  /// sweep_draw_key = "value", whose stream mixes its sigma's value with
+  /// (pool, endpoint), so that it draws the same resample whatever the other
+  /// sigmas of the list are.
+  std::uint64_t draw_stream(const OlsEarlyStoppingConfig& config) const;
 };
 
 /// Shared data and the canonical runs (see the top).

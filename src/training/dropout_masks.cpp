@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/errors.hpp"
+#include "core/rng.hpp"
 
 #if GRADMATCH_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
@@ -82,11 +83,7 @@ std::uint32_t lowbias32(std::uint32_t x) {
   return x ^ (x >> 16);
 }
 
-std::uint64_t splitmix64_mix(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * kMix1;
-  z = (z ^ (z >> 27)) * kMix2;
-  return z ^ (z >> 31);
-}
+std::uint64_t splitmix64_mix(std::uint64_t z) { return mix64(z); }
 
 bool dropout_keeps(std::uint64_t key, std::int64_t step, std::int64_t layer, std::int64_t element, double rate) {
   const std::uint64_t k = splitmix64_mix(key + layer_offset(step, layer));

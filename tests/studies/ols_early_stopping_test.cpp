@@ -195,6 +195,37 @@ TEST_F(OlsEarlyStoppingStudy, TaskResultsDependOnTheTaskIdNotOnOrderOrCounts) {
   EXPECT_NE(tasks[0].id(), tasks[1].id());
 }
 
+TEST_F(OlsEarlyStoppingStudy, SweepResamplesAreTheSameWhicheverOtherSigmasTheListHolds) {
+  // The smoke list is [1, 4, 10]; sigma 4 alone (position 0, not 1) draws
+  // the same resamples with draw_key = "value", other ones by position.
+  io::ConfigReader reader(kSmokeConfig);
+  const OlsEarlyStoppingConfig grid = read_ols_config(reader);
+  ASSERT_EQ(grid.sweep_draw_key, "value");
+  ASSERT_EQ(grid.sweep_sigmas.at(1), 4.0);
+  OlsEarlyStoppingConfig alone = grid;
+  alone.sweep_sigmas = {4.0};
+  const OlsShared shared_grid = prepare_shared(grid), shared_alone = prepare_shared(alone);
+  const OlsTask in_grid{OlsTaskKind::sigma_sweep, 1, 1, 3}, by_itself{OlsTaskKind::sigma_sweep, 0, 1, 3};
+  const OlsTaskResult a = run_task(grid, shared_grid, in_grid);
+  const OlsTaskResult b = run_task(alone, shared_alone, by_itself);
+  EXPECT_EQ(a.theta, b.theta);
+  EXPECT_EQ(a.grad_loss, b.grad_loss);
+  // Other resamples of the same sigma differ (the comparison is not of one number).
+  const OlsTaskResult other = run_task(grid, shared_grid, OlsTask{OlsTaskKind::sigma_sweep, 1, 1, 4});
+  EXPECT_NE(other.theta, a.theta);
+  // By position (the behaviour before the key) sigma 4 alone drew other resamples.
+  OlsEarlyStoppingConfig grid_position = grid, alone_position = alone;
+  grid_position.sweep_draw_key = alone_position.sweep_draw_key = "position";
+  const OlsTaskResult c = run_task(grid_position, shared_grid, in_grid);
+  const OlsTaskResult d = run_task(alone_position, shared_alone, by_itself);
+  EXPECT_NE(c.theta, d.theta);
+  // The other kinds keep their draws keyed by the task id either way.
+  const OlsTask bootstrap{OlsTaskKind::bootstrap, 0, 0, 2};
+  EXPECT_EQ(bootstrap.draw_stream(grid), bootstrap.id());
+  EXPECT_EQ(in_grid.draw_stream(grid_position), in_grid.id());
+  EXPECT_NE(in_grid.draw_stream(grid), in_grid.id());
+}
+
 TEST_F(OlsEarlyStoppingStudy, UnknownKeyIsAnInputErrorAndWritesNothing) {
   const std::string config = config_with("fixed_iterate", "endpoint = 20");
   EXPECT_EQ(exit_code_of([&] { run_one_rank(config, (root_ / "out").string()); }), 2);
