@@ -92,6 +92,19 @@ double estimate_passes(const DropoutConfig& c, std::int64_t n_train) {
          epochs * static_cast<double>(adam_last_batch_rows(c, n_train)) / static_cast<double>(n_train);
 }
 
+// What a batched pass holds beyond the one-at-a-time estimates (the dry
+// run's memory; a GPU's where fit.batched_gradients = auto): a pass of
+// mask_draws / 2 x gradient_batch_size rows keeps their activations (three
+// float64 tensors per hidden unit and row), and the parity fit's pass one
+// copy of the parameters, with its gradient, per mini-batch it holds.
+double batched_pass_rows_bytes(const DropoutConfig& c, std::int64_t n_train, double w_max, double d_max, double p_max) {
+  const double rows = static_cast<double>(std::min<std::int64_t>(c.gradient_batch_size, n_train) * (c.mask_draws / 2));
+  const double activations = 24.0 * rows * w_max * d_max;
+  if (!c.adam_parity) return activations;
+  const double smallest = static_cast<double>(std::min(adam_last_batch_rows(c, n_train), c.adam_batch_size));
+  return activations + 16.0 * p_max * std::max(1.0, std::floor(rows / smallest));
+}
+
 FitOptions ridge() {
   FitOptions o;
   o.family.kind = FamilyKind::ridge;
@@ -351,6 +364,9 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
   // training and every other estimate). On a CPU, auto keeps one at a time,
   // and with it the CPU's numbers to the bit.
   const bool batched = batched_gradients_on(c, device);
+  // Rows of one batched pass: a half's mask draws of a gradient batch each,
+  // and as many of the parity fit's mini-batches.
+  const std::int64_t pass_rows = c.gradient_batch_size * (c.mask_draws / 2);
   EndpointClock::Clock::time_point since = EndpointClock::Clock::now();
   EndpointClock ignored;
   EndpointClock& laps = clock ? *clock : ignored;
@@ -379,8 +395,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
   // The dropout objective's gradient and the decomposition lambda-hat = lambda_R + lambda_ns.
   const DropoutObjectiveGradient gp =
       batched ? dropout_objective_gradient_batched(mlp, train, LossKind::cross_entropy, c.mask_draws,
-                                                   mask_key + kDiagnosticMasks, c.gradient_batch_size,
-                                                   c.gradient_batch_size * (c.mask_draws / 2))
+                                                   mask_key + kDiagnosticMasks, c.gradient_batch_size, pass_rows)
               : dropout_objective_gradient(mlp, train, LossKind::cross_entropy, c.mask_draws,
                                            mask_key + kDiagnosticMasks, c.gradient_batch_size);
   const at::Tensor g_p = gp.mean();
@@ -410,7 +425,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
     Rng tails(c.seed, replicate_stream(kAdamTailKind, task));
     std::vector<std::vector<double>> pool_tb, pool_bb;  // the first K - 1 batches of each pool shuffle
     // Batched: many batches' gradients a pass (minibatch_gradients_batched,
-    // fit.gradient_batch_size rows a pass).
+    // pass_rows rows a pass).
     const auto reduce = [&](const MinibatchGradients& mb, std::vector<double>& tb, std::vector<double>& bb) {
       for (double v : mb.theta_dot_grad) tb.push_back(-v);  // b_k = -g_k
       bb.insert(bb.end(), mb.grad_squared.begin(), mb.grad_squared.end());
@@ -419,7 +434,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
     const auto add_batches = [&](const std::vector<std::vector<std::int64_t>>& rows, std::vector<double>& tb,
                                  std::vector<double>& bb) {
       if (batched)
-        return reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, rows, c.gradient_batch_size), tb, bb);
+        return reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, rows, pass_rows), tb, bb);
       for (const auto& one : rows) reduce(minibatch_gradients(model, train, LossKind::cross_entropy, batch, one), tb, bb);
     };
     const auto append = [&](const std::vector<std::int64_t>& order, std::vector<double>& tb, std::vector<double>& bb) {
@@ -443,7 +458,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
     std::size_t tail_next = 0;
     const auto next_tail = [&](std::vector<double>& tb, std::vector<double>& bb) {
       if (tail_next == tail_tb.size()) {
-        const std::int64_t count = batched ? std::max<std::int64_t>(1, c.gradient_batch_size / tail) : 1;
+        const std::int64_t count = batched ? std::max<std::int64_t>(1, pass_rows / tail) : 1;
         std::vector<std::vector<std::int64_t>> draws;
         for (std::int64_t k = 0; k < count; ++k) {
           draws.push_back(training::permutation(n, tails));
@@ -1018,12 +1033,8 @@ class DropoutStudy final : public Study {
                      + 16.0 * p_max * static_cast<double>(widest)  // weights, gradients, momentum, a copy
                      + 16.0 * batch * w_max * d_max * static_cast<double>(widest)  // activations and masks
                      + 8.0 * 8.0 * p_max                        // the endpoint's float64 vectors
-                     // Batched gradients (fit.batched_gradients; a GPU's memory): a pass of the
-                     // mask draws holds mask_draws / 2 copies of a gradient batch's activations.
                      + (batched_gradients_on(c, device_)
-                            ? 24.0 * static_cast<double>(c.mask_draws / 2) *
-                                  static_cast<double>(std::min<std::int64_t>(c.gradient_batch_size, static_cast<std::int64_t>(n))) *
-                                  w_max * d_max
+                            ? batched_pass_rows_bytes(c, std::llround(n * (1.0 - c.validation_fraction)), w_max, d_max, p_max)
                             : 0.0);
     e.memory_keys = "data.train_subset, grid.widths, grid.depths, training.replicates_per_task";
     e.output_bytes = 8.0 * replicates * static_cast<double>(endpoint_schema().width()) + 65536.0 +

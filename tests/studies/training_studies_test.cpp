@@ -777,8 +777,9 @@ TEST_F(TrainingStudies, DropoutParityFitWithEachKindOfBatchesGivesTheSameFitOnOn
 TEST_F(TrainingStudies, DropoutEstimatesFromBatchedGradientsEqualThoseFromOneAtATime) {
   // fit.batched_gradients = on computes the parity fit's mini-batch gradients
   // many per pass (as on a GPU) and draws the pool's last batches several at
-  // a time; with 600 rows a pass, the 256-row batches go two to a pass (one
-  // short pass) and the 132-row last batches four to a pass. Every kind of
+  // a time; with 600 rows a pass (8 mask draws of a 75-row gradient batch),
+  // the 256-row batches go two to a pass (one short pass) and the 132-row
+  // last batches four to a pass. Every kind of
   // batches gives the one-at-a-time fit to rounding: the same draws, in order.
   // The mask draws of the dropout objective's gradient come a half's draws
   // to a pass: the same masks, so the same decomposition to rounding.
@@ -793,7 +794,7 @@ TEST_F(TrainingStudies, DropoutEstimatesFromBatchedGradientsEqualThoseFromOneAtA
           {{"adam_batch_size = 2048", "adam_batch_size = 256"},
            {"adam_batches = \"pool\"", "adam_batches = \"" + batches + "\""},
            {"adam_max_epochs = 2000", "adam_max_epochs = 150"},
-           {"gradient_batch_size = 8192", "gradient_batch_size = 600"},
+           {"gradient_batch_size = 8192", "gradient_batch_size = 75"},
            {"batched_gradients = \"auto\"", "batched_gradients = \"" + mode + "\""}},
           "dropout_" + batches + "_" + mode);
       const fs::path out = root_ / ("batched_" + batches + "_" + mode);
