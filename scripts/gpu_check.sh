@@ -275,6 +275,7 @@ if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --outpu
 fi
 grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
 # ---- 5. the benchmark (unless run above) ---------------------------------------------------
+[ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ] && [ "${GPU_CHECK_BENCH:-1}" = 0 ] && say "bench: skipped (GPU_CHECK_BENCH=0)"
 if [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ] && [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then
   # shellcheck disable=SC2086
   step bench 240 "$root/scripts/bench_dropout_gpu.sh" --build "$build" --device cuda --python "$py" ${GPU_CHECK_BENCH_ARGS:-}

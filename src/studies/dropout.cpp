@@ -24,6 +24,7 @@
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
 #include "studies/study.hpp"
+#include "training/device.hpp"
 #include "training/dropout_diagnostics.hpp"
 #include "training/endpoint.hpp"
 #include "training/idx.hpp"
@@ -94,15 +95,15 @@ double estimate_passes(const DropoutConfig& c, std::int64_t n_train) {
 
 // What a batched pass holds beyond the one-at-a-time estimates (the dry
 // run's memory; a GPU's where fit.batched_gradients = auto): a pass of
-// mask_draws / 2 x gradient_batch_size rows keeps their activations (three
-// float64 tensors per hidden unit and row), and the parity fit's pass one
-// copy of the parameters, with its gradient, per mini-batch it holds.
+// mask_draws / 2 x min(gradient_batch_size, n) rows keeps their activations
+// (three float64 tensors per hidden unit and row), and the parity fit's pass
+// one copy of the parameters, with its gradient, per mini-batch it holds
+// (as many as full adam_batch_size batches fill the same rows).
 double batched_pass_rows_bytes(const DropoutConfig& c, std::int64_t n_train, double w_max, double d_max, double p_max) {
-  const double rows = static_cast<double>(std::min<std::int64_t>(c.gradient_batch_size, n_train) * (c.mask_draws / 2));
-  const double activations = 24.0 * rows * w_max * d_max;
+  const std::int64_t rows = std::min<std::int64_t>(c.gradient_batch_size, n_train) * (c.mask_draws / 2);
+  const double activations = 24.0 * static_cast<double>(rows) * w_max * d_max;
   if (!c.adam_parity) return activations;
-  const double smallest = static_cast<double>(std::min(adam_last_batch_rows(c, n_train), c.adam_batch_size));
-  return activations + 16.0 * p_max * std::max(1.0, std::floor(rows / smallest));
+  return activations + 16.0 * p_max * static_cast<double>(std::max<std::int64_t>(1, rows / c.adam_batch_size));
 }
 
 FitOptions ridge() {
@@ -364,9 +365,11 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
   // training and every other estimate). On a CPU, auto keeps one at a time,
   // and with it the CPU's numbers to the bit.
   const bool batched = batched_gradients_on(c, device);
-  // Rows of one batched pass: a half's mask draws of a gradient batch each,
-  // and as many of the parity fit's mini-batches.
-  const std::int64_t pass_rows = c.gradient_batch_size * (c.mask_draws / 2);
+  // Rows of one batched pass: a half's mask draws of a gradient batch each;
+  // the parity fit's passes hold as many of its mini-batches as full ones
+  // would fill that (each batch with its copy of the parameters).
+  const std::int64_t pass_rows = std::min(c.gradient_batch_size, sets.train.size()) * (c.mask_draws / 2);
+  const std::int64_t batches_per_pass = std::max<std::int64_t>(1, pass_rows / c.adam_batch_size);
   EndpointClock::Clock::time_point since = EndpointClock::Clock::now();
   EndpointClock ignored;
   EndpointClock& laps = clock ? *clock : ignored;
@@ -424,8 +427,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
     Rng shuffles(c.seed, replicate_stream(kAdamShuffleKind, task));
     Rng tails(c.seed, replicate_stream(kAdamTailKind, task));
     std::vector<std::vector<double>> pool_tb, pool_bb;  // the first K - 1 batches of each pool shuffle
-    // Batched: many batches' gradients a pass (minibatch_gradients_batched,
-    // pass_rows rows a pass).
+    // Batched: batches_per_pass batches' gradients a pass (minibatch_gradients_batched).
     const auto reduce = [&](const MinibatchGradients& mb, std::vector<double>& tb, std::vector<double>& bb) {
       for (double v : mb.theta_dot_grad) tb.push_back(-v);  // b_k = -g_k
       bb.insert(bb.end(), mb.grad_squared.begin(), mb.grad_squared.end());
@@ -433,8 +435,11 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
     // The reduced gradients of batches given by their rows (of equal size).
     const auto add_batches = [&](const std::vector<std::vector<std::int64_t>>& rows, std::vector<double>& tb,
                                  std::vector<double>& bb) {
+      if (rows.empty()) return;
       if (batched)
-        return reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, rows, pass_rows), tb, bb);
+        return reduce(minibatch_gradients_batched(mlp, train, LossKind::cross_entropy, rows,
+                                                  batches_per_pass * static_cast<std::int64_t>(rows.front().size())),
+                      tb, bb);
       for (const auto& one : rows) reduce(minibatch_gradients(model, train, LossKind::cross_entropy, batch, one), tb, bb);
     };
     const auto append = [&](const std::vector<std::int64_t>& order, std::vector<double>& tb, std::vector<double>& bb) {
@@ -458,7 +463,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
     std::size_t tail_next = 0;
     const auto next_tail = [&](std::vector<double>& tb, std::vector<double>& bb) {
       if (tail_next == tail_tb.size()) {
-        const std::int64_t count = batched ? std::max<std::int64_t>(1, pass_rows / tail) : 1;
+        const std::int64_t count = batched ? std::min(batches_per_pass, c.adam_max_epochs) : 1;
         std::vector<std::vector<std::int64_t>> draws;
         for (std::int64_t k = 0; k < count; ++k) {
           draws.push_back(training::permutation(n, tails));
@@ -931,6 +936,9 @@ class DropoutStudy final : public Study {
   void configure(io::ConfigReader& reader) override {
     config_ = read_dropout_config(reader);
     config_text_ = reader.text();
+    // estimate() runs before prepare() says the device: what `device` will give.
+    const std::string request = reader.get_choice(kDeviceKey, "auto", device_choices());
+    will_use_gpu_ = request == "cuda" || (request == "auto" && training::cuda_device_count() > 0);
   }
   void prepare(const StudyContext& context) override {
     out_dir_ = context.out_dir;
@@ -1033,7 +1041,7 @@ class DropoutStudy final : public Study {
                      + 16.0 * p_max * static_cast<double>(widest)  // weights, gradients, momentum, a copy
                      + 16.0 * batch * w_max * d_max * static_cast<double>(widest)  // activations and masks
                      + 8.0 * 8.0 * p_max                        // the endpoint's float64 vectors
-                     + (batched_gradients_on(c, device_)
+                     + (batched_gradients_on(c, will_use_gpu_ ? at::Device(at::kCUDA) : at::Device(at::kCPU))
                             ? batched_pass_rows_bytes(c, std::llround(n * (1.0 - c.validation_fraction)), w_max, d_max, p_max)
                             : 0.0);
     e.memory_keys = "data.train_subset, grid.widths, grid.depths, training.replicates_per_task";
@@ -1099,6 +1107,7 @@ class DropoutStudy final : public Study {
 
   std::filesystem::path out_dir_;  ///< tasks write their equation files here
   torch::Device device_ = torch::Device(torch::kCPU);
+  bool will_use_gpu_ = false;  ///< from the config's `device` (for estimate(), before prepare())
   DropoutConfig config_;
   std::string config_text_;
   std::vector<DropoutTask> tasks_;

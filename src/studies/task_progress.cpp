@@ -73,7 +73,7 @@ void TaskProgress::note(const std::string& text) {
 }
 
 void TaskProgress::summary(const std::string& text) {
-  if (interval_s_ > 0.0) print(text + ", " + clock_time(since(start_)) + " so far");
+  if (interval_s_ > 0.0 && out_ != nullptr) print(text + ", " + clock_time(since(start_)) + " so far");
 }
 
 void TaskProgress::training_done() { endpoints_start_ = Clock::now(); }

@@ -654,6 +654,19 @@ TEST_F(TrainingStudies, DropoutDryRunTimeBoundCountsEveryEpochTheRunMayTrainAndE
   const ResourceEstimate none =
       estimate(config_replacing_all("dropout", {{"adam_parity = true", "adam_parity = false"}}, "dropout-no-parity"));
   EXPECT_NEAR(none.seconds_per_task * none.tasks, training + 6.0 * 900 * p * (16 + 2) * 4 / 2.5e10, 1e-12);
+  // Batched passes (fit.batched_gradients = on; auto where a GPU will run):
+  // 8 draws x 900 rows (the gradient batch of 8192 capped at the 900 rows)
+  // of activations, three float64 values per hidden unit (2 x 32), and the
+  // parity fit's one copy of the parameters (7,200 rows hold 3 batches of
+  // 2048; 16 bytes a parameter each).
+  const auto batched = [&](const std::string& mode) {
+    return estimate(config_replacing_all("dropout", {{"batched_gradients = \"auto\"", "batched_gradients = \"" + mode + "\""}},
+                                         "dropout-estimate-batched-" + mode));
+  };
+  const double passes = 24.0 * 8 * 900 * 32 * 2 + 16.0 * p * 3;
+  EXPECT_NEAR(batched("on").memory_bytes - batched("off").memory_bytes, passes, 1e-6 * passes);
+  EXPECT_EQ(batched("auto").memory_bytes,
+            training::cuda_device_count() > 0 ? batched("on").memory_bytes : batched("off").memory_bytes);
 }
 
 TEST_F(TrainingStudies, DropoutOnCudaWithoutAGpuIsRefusedWithExitCode2AndWritesNothing) {
@@ -778,8 +791,8 @@ TEST_F(TrainingStudies, DropoutEstimatesFromBatchedGradientsEqualThoseFromOneAtA
   // fit.batched_gradients = on computes the parity fit's mini-batch gradients
   // many per pass (as on a GPU) and draws the pool's last batches several at
   // a time; with 600 rows a pass (8 mask draws of a 75-row gradient batch),
-  // the 256-row batches go two to a pass (one short pass) and the 132-row
-  // last batches four to a pass. Every kind of
+  // two 256-row batches go in a pass (one short pass), and so do two of the
+  // 132-row last batches. Every kind of
   // batches gives the one-at-a-time fit to rounding: the same draws, in order.
   // The mask draws of the dropout objective's gradient come a half's draws
   // to a pass: the same masks, so the same decomposition to rounding.
