@@ -193,14 +193,26 @@ TEST(TaskFarm, RootPrintsAProgressLineAtTheEnd) {
   }
 }
 
+/// A fresh run-store directory (rank 0's name on every rank) and the spec of
+/// one table of `rows` rows, `width` values each.
+struct ToyStore {
+  ToyStore(const Communicator& world, const std::string& name, std::uint64_t rows, std::int64_t width)
+      : dir(world.broadcast(
+            (std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))).string())),
+        spec{"toy", "seed = 1\n", "", {{"rows", width, {}}}} {
+    if (world.is_root()) std::filesystem::remove_all(dir);
+    world.barrier();
+    for (std::uint64_t i = 0; i < rows; ++i) spec.tables[0].ids.push_back(i);
+  }
+  std::string dir;
+  io::RunStoreSpec spec;
+};
+
 TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
   const Communicator world;
-  const std::string dir = world.broadcast(
-      (std::filesystem::temp_directory_path() / ("gradmatch-farm-" + std::to_string(::getpid()))).string());
-  if (world.is_root()) std::filesystem::remove_all(dir);
-  world.barrier();
-  io::RunStoreSpec spec{"toy", "seed = 1\n", "", {{"rows", 2, {}}}};
-  for (std::uint64_t i = 0; i < 50; ++i) spec.tables[0].ids.push_back(i);
+  const ToyStore toy(world, "gradmatch-farm", 50, 2);
+  const std::string& dir = toy.dir;
+  const io::RunStoreSpec& spec = toy.spec;
   FarmOptions quiet;
   quiet.progress_interval_s = 0;
   const auto compute = [](std::int64_t row) {
@@ -247,12 +259,9 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
   // items in the farm's order, so the rows a rank computes come dearest
   // first (ties in row order); on one rank that is the whole order.
   const Communicator world;
-  const std::string dir = world.broadcast(
-      (std::filesystem::temp_directory_path() / ("gradmatch-farm-order-" + std::to_string(::getpid()))).string());
-  if (world.is_root()) std::filesystem::remove_all(dir);
-  world.barrier();
-  io::RunStoreSpec spec{"toy", "seed = 1\n", "", {{"rows", 1, {}}}};
-  for (std::uint64_t i = 0; i < 30; ++i) spec.tables[0].ids.push_back(i);
+  const ToyStore toy(world, "gradmatch-farm-order", 30, 1);
+  const std::string& dir = toy.dir;
+  const io::RunStoreSpec& spec = toy.spec;
   FarmOptions options;
   options.progress_interval_s = 0;
   for (std::int64_t r = 0; r < 30; ++r) options.row_costs.push_back(static_cast<double>((r * 7) % 10));
