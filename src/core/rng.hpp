@@ -6,6 +6,7 @@
 // (key, n). Draws therefore never depend on which rank runs a task or in
 // what order tasks run.
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 
@@ -44,6 +45,12 @@ inline std::uint64_t mix64(std::uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
+}
+
+/// A stream id keyed by a value (its bits) and an integer key: the draws of a
+/// task that must not depend on where the value stands in a config's list.
+inline std::uint64_t value_keyed_stream(double value, std::uint64_t key) {
+  return mix64(std::bit_cast<std::uint64_t>(value) ^ mix64(key));
 }
 
 /// Sequential draws from one Philox stream.

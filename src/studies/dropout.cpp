@@ -106,6 +106,11 @@ double batched_pass_rows_bytes(const DropoutConfig& c, std::int64_t n_train, dou
   return activations + 16.0 * p_max * static_cast<double>(std::max<std::int64_t>(1, rows / c.adam_batch_size));
 }
 
+// The parameters of inputs -> depth x width ReLU -> classes, with biases.
+double classifier_parameters(double inputs, double depth, double width, double classes) {
+  return inputs * width + width + (depth - 1.0) * (width * width + width) + classes * width + classes;
+}
+
 FitOptions ridge() {
   FitOptions o;
   o.family.kind = FamilyKind::ridge;
@@ -255,9 +260,8 @@ std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& c) {
 }
 
 double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes) {
-  const auto w = static_cast<double>(chunk.width), d = static_cast<double>(chunk.depth);
-  const double p = static_cast<double>(inputs) * w + w + (d - 1.0) * (w * w + w) + static_cast<double>(classes) * (w + 1.0);
-  return static_cast<double>(chunk.count) * p;
+  return static_cast<double>(chunk.count) * classifier_parameters(static_cast<double>(inputs), static_cast<double>(chunk.depth),
+                                                                  static_cast<double>(chunk.width), static_cast<double>(classes));
 }
 
 std::uint64_t DropoutChunk::id() const {
@@ -322,9 +326,9 @@ struct EndpointClock {
 };
 
 // Whether the many-per-pass gradients (mask draws, the parity fit's
-// mini-batches) are used on `device` (fit.batched_gradients).
-bool batched_gradients_on(const DropoutConfig& c, const at::Device& device) {
-  return c.batched_gradients == "on" || (c.batched_gradients == "auto" && device.is_cuda());
+// mini-batches) are used on a GPU or a CPU (fit.batched_gradients).
+bool batched_gradients_on(const DropoutConfig& c, bool on_gpu) {
+  return c.batched_gradients == "on" || (c.batched_gradients == "auto" && on_gpu);
 }
 
 // The endpoint of one trained replicate: matched stationarity (when asked),
@@ -364,7 +368,7 @@ DropoutEndpoint endpoint_of(const DropoutConfig& c, const EndpointSets& sets, tr
   // per depth-3 x width-128 network on an H200, against 0.3 s for its
   // training and every other estimate). On a CPU, auto keeps one at a time,
   // and with it the CPU's numbers to the bit.
-  const bool batched = batched_gradients_on(c, device);
+  const bool batched = batched_gradients_on(c, device.is_cuda());
   // Rows of one batched pass: a half's mask draws of a gradient batch each;
   // the parity fit's passes hold as many of its mini-batches as full ones
   // would fill that (each batch with its copy of the parameters).
@@ -1011,8 +1015,7 @@ class DropoutStudy final : public Study {
     double p_max = 0.0, flops = 0.0, flops64 = 0.0;
     for (std::int64_t depth : c.depths)
       for (std::int64_t width : c.widths) {
-        const double w = static_cast<double>(width), d = static_cast<double>(depth);
-        const double p = inputs * w + w + (d - 1.0) * (w * w + w) + classes * w + classes;
+        const double p = classifier_parameters(inputs, static_cast<double>(depth), static_cast<double>(width), classes);
         p_max = std::max(p_max, p);
         // Training: 6 n p flops per replicate-epoch, at most max_epochs epochs
         // plus, with matched stationarity, max_rounds rounds of round_epochs.
@@ -1041,7 +1044,7 @@ class DropoutStudy final : public Study {
                      + 16.0 * p_max * static_cast<double>(widest)  // weights, gradients, momentum, a copy
                      + 16.0 * batch * w_max * d_max * static_cast<double>(widest)  // activations and masks
                      + 8.0 * 8.0 * p_max                        // the endpoint's float64 vectors
-                     + (batched_gradients_on(c, will_use_gpu_ ? at::Device(at::kCUDA) : at::Device(at::kCPU))
+                     + (batched_gradients_on(c, will_use_gpu_)
                             ? batched_pass_rows_bytes(c, std::llround(n * (1.0 - c.validation_fraction)), w_max, d_max, p_max)
                             : 0.0);
     e.memory_keys = "data.train_subset, grid.widths, grid.depths, training.replicates_per_task";

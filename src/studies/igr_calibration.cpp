@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -19,7 +18,6 @@
 #include "io/provenance.hpp"
 #include "studies/schema.hpp"
 #include "core/statistics.hpp"
-#include "training/dropout_masks.hpp"
 #include "training/idx.hpp"
 #include "training/curvature.hpp"
 #include "training/igr.hpp"
@@ -227,7 +225,7 @@ std::uint64_t IgrCalibrationTask::draw_stream(const IgrCalibrationConfig& c) con
   if (c.draw_key == "position") return id(c);
   const double eta = c.learning_rates[sz(eta_index)];
   const auto key = (static_cast<std::uint64_t>(c.widths[sz(width_index)]) << 32) | static_cast<std::uint64_t>(replicate);
-  return training::splitmix64_mix(std::bit_cast<std::uint64_t>(eta) ^ training::splitmix64_mix(key));
+  return value_keyed_stream(eta, key);
 }
 
 std::vector<IgrCalibrationTask> enumerate_igr_calibration_tasks(const IgrCalibrationConfig& c) {

@@ -1,7 +1,6 @@
 #include "studies/ols_early_stopping.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -190,9 +189,7 @@ std::uint64_t OlsTask::id() const {
 
 std::uint64_t OlsTask::draw_stream(const OlsEarlyStoppingConfig& c) const {
   if (kind != OlsTaskKind::sigma_sweep || c.sweep_draw_key == "position") return id();
-  const double sigma = c.sweep_sigmas.at(static_cast<std::size_t>(sigma_index));
-  const std::uint64_t rest = OlsTask{kind, 0, pool, endpoint}.id();
-  return mix64(std::bit_cast<std::uint64_t>(sigma) ^ mix64(rest));
+  return value_keyed_stream(c.sweep_sigmas.at(static_cast<std::size_t>(sigma_index)), OlsTask{kind, 0, pool, endpoint}.id());
 }
 
 std::vector<OlsTask> enumerate_tasks(const OlsEarlyStoppingConfig& c) {

@@ -211,21 +211,19 @@ struct ToyStore {
 TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
   const Communicator world;
   const ToyStore toy(world, "gradmatch-farm", 50, 2);
-  const std::string& dir = toy.dir;
-  const io::RunStoreSpec& spec = toy.spec;
   FarmOptions quiet;
   quiet.progress_interval_s = 0;
   const auto compute = [](std::int64_t row) {
     return std::vector<double>{static_cast<double>(row), row == 7 ? std::nan("") : 2.0 * static_cast<double>(row)};
   };
   {
-    io::RunStore store(world.get(), dir, spec);
+    io::RunStore store(world.get(), toy.dir, toy.spec);
     // First invocation: only rows below 20 get done (the rest "killed").
     const FarmStats stats = run_task_farm(
         world, 20, [&](std::int64_t i) { store.write(0, i, compute(i)); }, quiet);
     EXPECT_EQ(stats.items, 20);
   }
-  io::RunStore store(world.get(), dir, spec);
+  io::RunStore store(world.get(), toy.dir, toy.spec);
   EXPECT_EQ(store.pending(0).size(), 30u);
   std::vector<double> counts(50, 0.0);
   const FarmStats stats = farm_table(
@@ -251,7 +249,7 @@ TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
   EXPECT_EQ(attempts[49], 2);
   store.close();
   world.barrier();
-  if (world.is_root()) std::filesystem::remove_all(dir);
+  if (world.is_root()) std::filesystem::remove_all(toy.dir);
 }
 
 TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
@@ -260,18 +258,16 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
   // first (ties in row order); on one rank that is the whole order.
   const Communicator world;
   const ToyStore toy(world, "gradmatch-farm-order", 30, 1);
-  const std::string& dir = toy.dir;
-  const io::RunStoreSpec& spec = toy.spec;
   FarmOptions options;
   options.progress_interval_s = 0;
   for (std::int64_t r = 0; r < 30; ++r) options.row_costs.push_back(static_cast<double>((r * 7) % 10));
   {
-    io::RunStore store(world.get(), dir, spec);
+    io::RunStore store(world.get(), toy.dir, toy.spec);
     const std::vector<double> zero{0.0};
     const FarmStats done = run_task_farm(world, 6, [&](std::int64_t i) { store.write(0, i, zero); }, options);
     EXPECT_EQ(done.items, 6);
   }
-  io::RunStore store(world.get(), dir, spec);
+  io::RunStore store(world.get(), toy.dir, toy.spec);
   std::vector<std::int64_t> mine;
   farm_table(world, store, 0, [&](std::int64_t row) {
     mine.push_back(row);
@@ -300,7 +296,7 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
                std::invalid_argument);
   store.close();
   world.barrier();
-  if (world.is_root()) std::filesystem::remove_all(dir);
+  if (world.is_root()) std::filesystem::remove_all(toy.dir);
 }
 
 }  // namespace
