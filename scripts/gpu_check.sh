@@ -130,7 +130,12 @@ nccl_checks() {
   # `fit --reduce nccl` through the CLI, one rank (NCCL refuses two ranks on one
   # GPU): with NCCL built in the flag is taken and the missing file is the error.
   "$build/src/cli/gradmatch" fit /nonexistent/eq.h5 --family ridge --method normal --reduce nccl > "$logs/fit_nccl.log" 2>&1
-  say "fit --reduce nccl on a missing file: exit $? ($(head -c 160 "$logs/fit_nccl.log" | tr '\n' ' '))"
+  rc_fit=$?
+  # Expected: exit 2 naming the missing file (NCCL set up on one rank first).
+  say "fit --reduce nccl on a missing file: exit $rc_fit, expected 2 ($(head -c 160 "$logs/fit_nccl.log" | tr '\n' ' '))"
+  # (A build without NCCL says so instead, also with exit 2.)
+  expect="does not exist"; grep -q "NCCL ON" "$logs/configure.log" || expect="built without NCCL"
+  { [ $rc_fit -eq 2 ] && grep -q "$expect" "$logs/fit_nccl.log"; } || failed=1
   # Two ranks on one GPU: NCCL refuses them, and every rank must learn it and
   # stop (the non-blocking setup with its deadline) instead of waiting for the
   # other; 124 would be that hang. The test then skips with NCCL's message.

@@ -65,6 +65,13 @@ say when a result means little: residual ratio above 0.9 or cosine below 0.1,
 a rank-deficient design (non-identified coefficients get null standard
 errors), an underdetermined sym fit, all weights zero, or non-finite statistics.)";
 
+/// `fit --reduce nccl` takes the distributed path also on one rank (NCCL's
+/// unique id goes out over MPI; the solve runs on a BLACS grid), so it needs
+/// MPI_Init without a launcher too (Open MPI then starts a singleton). Found
+/// on a GPU machine: without it the one-rank fit called MPI_Bcast before
+/// MPI_Init and Open MPI aborted.
+bool fit_needs_mpi(const gradmatch::cli::FitArgs& fit) { return fit.reduce == "nccl"; }
+
 /// This process's rank as the launcher set it (0 without a launcher): parse
 /// errors are printed once, before MPI is up.
 int launcher_rank() {
@@ -316,12 +323,12 @@ int main(int argc, char** argv) {
   const bool study_run = *run_cmd && !run.dry_run;
   if (!launched && study_run)
     if (const int code = gradmatch::cli::run_precheck(run, gradmatch::mpi::Communicator()); code != 0) return code;
-  if (launched || study_run) env.emplace(&argc, &argv);
+  if (launched || study_run || (*fit_cmd && fit_needs_mpi(fit))) env.emplace(&argc, &argv);
 #else
   if (*run_cmd) return exec_torch_commands(argv, "run");
   if (*fit_cmd && !fit.models.empty()) return exec_torch_commands(argv, "fit --model");
   std::optional<gradmatch::mpi::Environment> env;
-  if (gradmatch::mpi::launched_by_mpi()) env.emplace(&argc, &argv);
+  if (gradmatch::mpi::launched_by_mpi() || (*fit_cmd && fit_needs_mpi(fit))) env.emplace(&argc, &argv);
 #endif
   const gradmatch::mpi::Communicator world;
 

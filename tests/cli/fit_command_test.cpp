@@ -381,6 +381,32 @@ TEST_F(FitCommand, FittingAnEquationFileNeedsNeitherLibTorchNorALauncher) {
   EXPECT_NE(model.output.find("/nonexistent/gradmatch-torch"), std::string::npos) << model.output;
 }
 
+TEST_F(FitCommand, ReduceNcclWithoutALauncherFitsOnOneRankOrSaysWhatIsMissing) {
+  // --reduce nccl takes the distributed path on one rank too (NCCL's id goes
+  // out over MPI, the solve runs on a BLACS grid), so the command starts MPI
+  // without a launcher as well: on a GPU machine it once called MPI_Bcast
+  // before MPI_Init, and Open MPI aborted. Built with NCCL on a GPU: the
+  // fit; otherwise exit 2 saying what is missing.
+  const auto eq = exact(3, 10, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); });
+  const std::string file = write("ridge.h5", eq), out = (dir_ / "fit.json").string();
+  const CommandRun r = run("fit " + file + " --family ridge --method normal --reduce nccl -q -o " + out);
+  EXPECT_EQ(r.output.find("MPI_INIT"), std::string::npos) << r.output;
+  if (r.exit_code == 0) {
+    std::ifstream in(out);
+    EXPECT_NEAR(nlohmann::json::parse(in).at("lambda").get<double>(), 0.3, 1e-10);
+  } else {
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    const bool says = r.output.find("built without NCCL") != std::string::npos ||
+                      r.output.find("no CUDA device is visible") != std::string::npos;
+    EXPECT_TRUE(says) << r.output;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  // A missing file under --reduce nccl is bad input like any other.
+  const CommandRun missing = run("fit " + (dir_ / "missing.h5").string() + " --family ridge --method normal --reduce nccl");
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_EQ(missing.output.find("MPI_INIT"), std::string::npos) << missing.output;
+}
+
 TEST(Cli, StudiesListsEveryStudyOneLineEachWithoutLibTorch) {
   ::setenv("GRADMATCH_TORCH_EXE", "/nonexistent/gradmatch-torch", 1);  // the list needs no LibTorch
   const CommandRun r = run("studies");

@@ -25,6 +25,15 @@ if(EXISTS "${prefix}/include/gradmatch/io/hdf5_handle.hpp")
   message(FATAL_ERROR "the private io/hdf5_handle.hpp was installed")
 endif()
 
+# The package remembers the LibTorch it was built against (a CUDA LibTorch
+# lies outside CMake's default prefixes: a consumer that named only
+# gradmatch's prefix did not find it on a GPU machine).
+file(READ "${prefix}/lib/cmake/gradmatch/gradmatchConfig.cmake" config)
+string(FIND "${config}" "set(Torch_DIR \"${TORCH_DIR}\")" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "the installed gradmatchConfig.cmake does not name the build's Torch_DIR ${TORCH_DIR}")
+endif()
+
 run_step("configuring the consumer" ${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/build"
          -G "${GENERATOR}" -D CMAKE_BUILD_TYPE=Release -D CMAKE_CXX_COMPILER=${CXX_COMPILER}
          -D CMAKE_PREFIX_PATH=${prefix} -D GRADMATCH_EXPECTED_VERSION=${EXPECTED_VERSION})
