@@ -81,8 +81,10 @@ class SharedCounters {
   bool locked_ = false;
 };
 
-constexpr int kNext = 0;  // the next item to hand out
-constexpr int kDone = 1;  // items finished
+constexpr int kNext = 0;      // the next item to hand out
+constexpr int kDone = 1;      // items finished
+constexpr int kDoneWork = 2;  // the finished items' costs, in units of kWorkUnit of the whole
+constexpr double kWorkUnit = 1e-12;
 
 /// Rank 0's progress lines: at most one per interval at task completions,
 /// one per heartbeat from a thread of its own, and the last.
@@ -98,15 +100,16 @@ class ProgressMeter {
   ProgressMeter(const ProgressMeter&) = delete;
   ProgressMeter& operator=(const ProgressMeter&) = delete;
 
-  /// Starts the heartbeat thread (rank 0), which reads `done` every heartbeat.
-  void start_heartbeat(const SharedCounters& counters, int slot) {
+  /// Starts the heartbeat thread (rank 0), which reads the finished items
+  /// (and their work) every heartbeat.
+  void start_heartbeat(const SharedCounters& counters) {
     if (!enabled_ || options_.heartbeat_s <= 0 || total_ == 0) return;
-    heartbeat_ = std::thread([this, &counters, slot] {
+    heartbeat_ = std::thread([this, &counters] {
       std::unique_lock<std::mutex> lock(mutex_);
       while (!stopping_) {
         const double wait = heartbeat_interval(options_.heartbeat_s, seconds_since(start_));
         if (stop_.wait_for(lock, std::chrono::duration<double>(wait), [this] { return stopping_; })) break;
-        print(counters.peek(slot));
+        print(counters.peek(kDone), counters.peek(kDoneWork));
       }
     });
   }
@@ -119,22 +122,27 @@ class ProgressMeter {
     stop_.notify_all();
     heartbeat_.join();
   }
-  void update(std::int64_t done) {
+  void update(std::int64_t done, std::int64_t work_units) {
     if (!enabled_ || std::chrono::duration<double>(Clock::now() - last_.load()).count() < options_.progress_interval_s)
       return;
-    print(done);
+    print(done, work_units);
   }
   void finish(std::int64_t done) {
     stop_heartbeat();
-    if (enabled_ && printed_ != done) print(done);  // the last line once
+    if (enabled_ && printed_ != done) print(done, done == total_ ? kWholeWork : -1);  // the last line once
   }
+  static constexpr std::int64_t kWholeWork = 1'000'000'000'000;  // 1 / kWorkUnit
 
  private:
-  void print(std::int64_t done) {
+  void print(std::int64_t done, std::int64_t work_units) {
     last_ = Clock::now();
     printed_ = done;
+    // By cost when the items have costs (and some of the work is done).
+    const double work = options_.item_costs.empty() || work_units < 0
+                            ? -1.0
+                            : std::min(1.0, static_cast<double>(work_units) * kWorkUnit);
     std::fprintf(options_.progress_stream, "%s\n",
-                 progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed).c_str());
+                 progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed, work).c_str());
     std::fflush(options_.progress_stream);
   }
   const FarmOptions& options_;
@@ -169,7 +177,7 @@ double heartbeat_interval(double heartbeat_s, double elapsed_s) {
 }
 
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
-                          std::int64_t resumed) {
+                          std::int64_t resumed, double work_done) {
   char buf[256];
   const std::int64_t shown = resumed + done, of = resumed + total;
   const double percent = of > 0 ? 100.0 * static_cast<double>(shown) / static_cast<double>(of) : 100.0;
@@ -178,7 +186,8 @@ std::string progress_line(const std::string& stage, std::int64_t done, std::int6
                   static_cast<long long>(of), percent, clock_time(elapsed_s).c_str());
   } else {
     const double rate = static_cast<double>(done) / elapsed_s;
-    const double eta = static_cast<double>(total - done) / rate;
+    const bool by_cost = work_done > 0.0 && work_done <= 1.0;
+    const double eta = by_cost ? elapsed_s * (1.0 - work_done) / work_done : static_cast<double>(total - done) / rate;
     // Below one task a second, the time per task ("0.0 tasks/s" reads as stalled).
     char speed[48];
     const double per_task = 1.0 / rate;
@@ -190,8 +199,11 @@ std::string progress_line(const std::string& stage, std::int64_t done, std::int6
       std::snprintf(speed, sizeof speed, "%.1f min/task", per_task / 60.0);
     else
       std::snprintf(speed, sizeof speed, "%.1f h/task", per_task / 3600.0);
-    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %s, %s elapsed, ETA %s", static_cast<long long>(shown),
-                  static_cast<long long>(of), percent, speed, clock_time(elapsed_s).c_str(), clock_time(eta).c_str());
+    char cost[48] = "";
+    if (by_cost) std::snprintf(cost, sizeof cost, " by cost (%.0f%% of the work)", 100.0 * work_done);
+    std::snprintf(buf, sizeof buf, "%lld/%lld tasks (%.1f%%), %s, %s elapsed, ETA %s%s", static_cast<long long>(shown),
+                  static_cast<long long>(of), percent, speed, clock_time(elapsed_s).c_str(), clock_time(eta).c_str(),
+                  cost);
   }
   std::string line = "gradmatch: ";
   line += stage;
@@ -203,14 +215,23 @@ std::string progress_line(const std::string& stage, std::int64_t done, std::int6
 FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std::function<void(std::int64_t)>& work,
                         const FarmOptions& options) {
   if (items < 0) throw std::invalid_argument("run_task_farm: negative item count");
+  if (!options.item_costs.empty() && static_cast<std::int64_t>(options.item_costs.size()) != items)
+    throw std::invalid_argument("run_task_farm: item_costs must give one cost per item");
+  // Each item's share of the work, in kWorkUnit (the costs' sum is the whole).
+  std::vector<std::int64_t> work_units;
+  if (!options.item_costs.empty()) {
+    const double sum = std::accumulate(options.item_costs.begin(), options.item_costs.end(), 0.0);
+    for (double c : options.item_costs)
+      work_units.push_back(sum > 0.0 && std::isfinite(sum) && c > 0.0 ? std::llround(c / sum / kWorkUnit) : 0);
+  }
   const auto start = Clock::now();
   ProgressMeter meter(options, items, comm.is_root());
   std::exception_ptr error;
   std::int64_t done_here = 0;
   double busy = 0.0, cpu = 0.0;
   {
-    SharedCounters counters(comm.get(), 2);
-    if (comm.is_root()) meter.start_heartbeat(counters, kDone);
+    SharedCounters counters(comm.get(), 3);
+    if (comm.is_root()) meter.start_heartbeat(counters);
     try {
       for (;;) {
         const std::int64_t i = counters.fetch_add(kNext, 1);
@@ -227,7 +248,10 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
         busy += seconds_since(t);
         cpu += thread_cpu_seconds() - c;
         ++done_here;
-        meter.update(counters.fetch_add(kDone, 1) + 1);
+        // The work first: a count read with it never runs ahead of its work.
+        const std::int64_t units = work_units.empty() ? 0 : work_units[static_cast<std::size_t>(i)];
+        const std::int64_t work_done = work_units.empty() ? -1 : counters.fetch_add(kDoneWork, units) + units;
+        meter.update(counters.fetch_add(kDone, 1) + 1, work_done);
       }
     } catch (...) {  // the counters themselves failed
       if (!error) error = std::current_exception();
@@ -271,6 +295,9 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
       return cost[static_cast<std::size_t>(a)] > cost[static_cast<std::size_t>(b)];
     });
   }
+  options.item_costs.clear();  // the items are the pending rows, in hand-out order
+  if (!options.row_costs.empty())
+    for (std::int64_t row : rows) options.item_costs.push_back(options.row_costs[static_cast<std::size_t>(row)]);
   std::int64_t diverged = 0;
   FarmStats stats = run_task_farm(
       comm, static_cast<std::int64_t>(rows.size()),

@@ -141,6 +141,47 @@ TEST(TaskFarm, ProgressLinesOfSlowTasksGiveTheTimePerTask) {
   EXPECT_EQ(clock_time(-1.0), "0:00:00");
 }
 
+TEST(TaskFarm, ProgressLinesWithCostsTakeTheEtaFromTheWorkDone) {
+  // The dearest of six first: one done in 231 s holds a quarter of the work,
+  // so three times as long is left (by count it would be five tasks' worth).
+  EXPECT_EQ(progress_line("chunks", 1, 6, 231.0, 0, 0.25),
+            "gradmatch: chunks 1/6 tasks (16.7%), 3.9 min/task, 0:03:51 elapsed, ETA 0:11:33 by cost (25% of the work)");
+  EXPECT_EQ(progress_line("chunks", 1, 6, 231.0, 0, -1.0),
+            "gradmatch: chunks 1/6 tasks (16.7%), 3.9 min/task, 0:03:51 elapsed, ETA 0:19:15");
+  EXPECT_EQ(progress_line("chunks", 0, 6, 5.0, 0, 0.0), "gradmatch: chunks 0/6 tasks (0.0%), 0:00:05 elapsed");
+}
+
+TEST(TaskFarm, ItemCostsWeightTheProgressOfFinishedItems) {
+  const Communicator world;
+  char* buf = nullptr;
+  std::size_t len = 0;
+  std::FILE* mem = open_memstream(&buf, &len);
+  FarmOptions o;
+  o.stage = "cells";
+  o.progress_interval_s = 1e-9;  // a line at every completion
+  o.heartbeat_s = 0;
+  o.progress_stream = mem;
+  o.item_costs = {3.0, 1.0};
+  // Item 1 takes longer, so item 0 (three quarters of the work) finishes first.
+  run_task_farm(world, 2, [&](std::int64_t i) {
+    if (i != 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }, o);
+  std::fclose(mem);
+  const std::string out(buf, len);
+  std::free(buf);
+  if (world.is_root()) {
+    EXPECT_NE(out.find("2/2 tasks (100.0%)"), std::string::npos) << out;
+    EXPECT_NE(out.find("by cost (100% of the work)"), std::string::npos) << out;
+    if (world.size() == 1) {
+      EXPECT_NE(out.find("1/2 tasks (50.0%)"), std::string::npos) << out;
+      EXPECT_NE(out.find("by cost (75% of the work)"), std::string::npos) << out;
+    }
+  }
+  FarmOptions wrong = o;
+  wrong.item_costs.pop_back();
+  EXPECT_THROW(run_task_farm(world, 2, [](std::int64_t) {}, wrong), std::invalid_argument);
+}
+
 TEST(TaskFarm, HeartbeatsStretchToATenthOfTheElapsedTimeAndAtMostFiveMinutes) {
   EXPECT_DOUBLE_EQ(heartbeat_interval(10.0, 5.0), 10.0);      // at first: the configured beat
   EXPECT_DOUBLE_EQ(heartbeat_interval(10.0, 600.0), 60.0);    // after 10 minutes: a line a minute
