@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
@@ -141,6 +142,20 @@ TEST(TaskFarm, ProgressLinesOfSlowTasksGiveTheTimePerTask) {
   EXPECT_EQ(clock_time(-1.0), "0:00:00");
 }
 
+/// Runs the farm with its progress lines written to memory; returns them.
+std::string farm_progress(const Communicator& world, std::int64_t items, const std::function<void(std::int64_t)>& work,
+                          FarmOptions o) {
+  char* buf = nullptr;
+  std::size_t len = 0;
+  std::FILE* mem = open_memstream(&buf, &len);
+  o.progress_stream = mem;
+  run_task_farm(world, items, work, o);
+  std::fclose(mem);
+  std::string out(buf, len);
+  std::free(buf);
+  return out;
+}
+
 TEST(TaskFarm, ProgressLinesWithCostsTakeTheEtaFromTheWorkDone) {
   // The dearest of six first: one done in 231 s holds a quarter of the work,
   // so three times as long is left (by count it would be five tasks' worth).
@@ -153,22 +168,15 @@ TEST(TaskFarm, ProgressLinesWithCostsTakeTheEtaFromTheWorkDone) {
 
 TEST(TaskFarm, ItemCostsWeightTheProgressOfFinishedItems) {
   const Communicator world;
-  char* buf = nullptr;
-  std::size_t len = 0;
-  std::FILE* mem = open_memstream(&buf, &len);
   FarmOptions o;
   o.stage = "cells";
   o.progress_interval_s = 1e-9;  // a line at every completion
   o.heartbeat_s = 0;
-  o.progress_stream = mem;
   o.item_costs = {3.0, 1.0};
   // Item 1 takes longer, so item 0 (three quarters of the work) finishes first.
-  run_task_farm(world, 2, [&](std::int64_t i) {
+  const std::string out = farm_progress(world, 2, [](std::int64_t i) {
     if (i != 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }, o);
-  std::fclose(mem);
-  const std::string out(buf, len);
-  std::free(buf);
   if (world.is_root()) {
     EXPECT_NE(out.find("2/2 tasks (100.0%)"), std::string::npos) << out;
     EXPECT_NE(out.find("by cost (100% of the work)"), std::string::npos) << out;
@@ -192,19 +200,12 @@ TEST(TaskFarm, HeartbeatsStretchToATenthOfTheElapsedTimeAndAtMostFiveMinutes) {
 
 TEST(TaskFarm, RootPrintsAHeartbeatWhileATaskRuns) {
   const Communicator world;
-  char* buf = nullptr;
-  std::size_t size = 0;
-  std::FILE* stream = open_memstream(&buf, &size);
   FarmOptions o;
   o.stage = "slow";
   o.progress_interval_s = 100.0;  // no completion lines: only heartbeats and the last
   o.heartbeat_s = 0.05;
-  o.progress_stream = stream;
-  run_task_farm(world, world.size(), [](std::int64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); },
-                o);
-  std::fclose(stream);
-  const std::string text(buf, size);
-  std::free(buf);
+  const std::string text = farm_progress(
+      world, world.size(), [](std::int64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(400)); }, o);
   if (!world.is_root()) return;
   std::size_t lines = 0;
   for (std::size_t at = 0; (at = text.find("gradmatch: slow ", at)) != std::string::npos; ++at) ++lines;
@@ -216,17 +217,9 @@ TEST(TaskFarm, RootPrintsAHeartbeatWhileATaskRuns) {
 
 TEST(TaskFarm, RootPrintsAProgressLineAtTheEnd) {
   const Communicator world;
-  char* buf = nullptr;
-  std::size_t len = 0;
-  std::FILE* mem = open_memstream(&buf, &len);
   FarmOptions o;
   o.stage = "demo";
-  o.progress_stream = mem;
-  run_task_farm(
-      world, 12, [](std::int64_t) {}, o);
-  std::fclose(mem);
-  const std::string out(buf, len);
-  std::free(buf);
+  const std::string out = farm_progress(world, 12, [](std::int64_t) {}, o);
   if (world.is_root()) {
     EXPECT_NE(out.find("gradmatch: demo 12/12 tasks (100.0%)"), std::string::npos) << out;
   } else {
