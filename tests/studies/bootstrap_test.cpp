@@ -235,10 +235,7 @@ families = ["ridge"]
   // L-BFGS stops near stationarity: measured on the CPU (Debian's LibTorch
   // 1.13) lambda off by 2.7e-8 relative, residual ratio 5.4e-8; on an NVIDIA
   // H200 (LibTorch 2.11, float64 on cuda) 2.8e-6 and 5.7e-6 after all 30
-  // epochs. LibTorch's L-BFGS compares successive losses as floats
-  // (item<float>()) against tolerance_change, so near the optimum each
-  // epoch's step() ends after an iteration or two, and how close 30 epochs
-  // get depends on the path rounding takes.
+  // epochs: how close it gets depends on the path rounding takes.
   EXPECT_LT(std::sqrt(rr / aa), 1e-4 * 0.05) << fit.dump();
   EXPECT_LT(std::abs(lambda - 0.05), 1e-4 * 0.05) << fit.dump();
   EXPECT_LT(fit.at("residual_ratio").get<double>(), 1e-4) << fit.dump();
