@@ -19,7 +19,14 @@
 #   GPU_CHECK_BENCH=0 scripts/gpu_session.sh OUT2 SECONDS none
 # (the rest of the build, gpu tests, NCCL checks, whole suite).
 #
+# A study longer than one allocation (the 480-network grid with the authors'
+# step schedule, say) goes on over several: copy OUTDIR/gpu_session.tgz of
+# the last one into the tree (e.g. .gpu-debs/, which travels git-ignored)
+# and name it in GPU_SESSION_RESUME; its studies' run directories are
+# unpacked before anything starts, and each study resumes from its store.
+#
 # Environment: as scripts/gpu_check.sh and scripts/gpu_studies.sh;
+# GPU_SESSION_RESUME (an earlier allocation's gpu_session.tgz);
 # GPU_SESSION_CHECK (another check script, to try this one without a GPU).
 set -uo pipefail
 [ $# -ge 2 ] || { echo "usage: scripts/gpu_session.sh OUTDIR SECONDS [studies ...]" >&2; exit 2; }
@@ -33,6 +40,18 @@ t0=$(date +%s) deadline=$(( $(date +%s) + budget ))
 base=/tmp/gpu_session
 mkdir -p "$base/check" "$base/studies"
 log() { echo "session [$(( $(date +%s) - t0 ))s] $*" | tee -a "$base/session.log"; }
+if [ -n "${GPU_SESSION_RESUME:-}" ]; then
+  # The studies only (not the earlier check's logs), over whatever is there.
+  if tar xzf "$GPU_SESSION_RESUME" -C /tmp gpu_session/studies 2> "$base/resume.err"; then
+    log "resuming the studies of $GPU_SESSION_RESUME: $(cd "$base/studies" && ls -d -- */ 2> /dev/null | tr '\n' ' ')"
+    for run in "$base"/studies/*/; do
+      [ -e "$run/store.h5" ] || [ -e "$run/summary.json" ] ||
+        log "warning: $run has no store.h5 (packed without its HDF5 files?): that study cannot resume"
+    done
+  else
+    log "GPU_SESSION_RESUME=$GPU_SESSION_RESUME could not be unpacked ($(head -c 200 "$base/resume.err")); the studies start afresh"
+  fi
+fi
 pack() {
   cp "$base/check/summary.txt" "$out/check_summary.txt" 2>/dev/null
   cp "$base/check/bench.log" "$out/bench.log" 2>/dev/null
