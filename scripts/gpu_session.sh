@@ -41,12 +41,15 @@ base=/tmp/gpu_session
 mkdir -p "$base/check" "$base/studies"
 log() { echo "session [$(( $(date +%s) - t0 ))s] $*" | tee -a "$base/session.log"; }
 if [ -n "${GPU_SESSION_RESUME:-}" ]; then
-  # The studies only (not the earlier check's logs), over whatever is there.
-  if tar xzf "$GPU_SESSION_RESUME" -C /tmp gpu_session/studies 2> "$base/resume.err"; then
+  # The studies only (not the earlier check's logs); files already here (a
+  # warm machine's newer ones) are kept. Use an allocation's last pack: one
+  # made while a study was writing its store may hold a torn copy.
+  if tar xzf "$GPU_SESSION_RESUME" --skip-old-files -C /tmp gpu_session/studies 2> "$base/resume.err"; then
     log "resuming the studies of $GPU_SESSION_RESUME: $(cd "$base/studies" && ls -d -- */ 2> /dev/null | tr '\n' ' ')"
     for run in "$base"/studies/*/; do
-      [ -e "$run/store.h5" ] || [ -e "$run/summary.json" ] ||
-        log "warning: $run has no store.h5 (packed without its HDF5 files?): that study cannot resume"
+      [ -d "$run" ] || continue  # no run directories: the pattern itself
+      [ -e "${run}store.h5" ] ||
+        log "warning: ${run%/} has no store.h5 (packed without its HDF5 files?): that study cannot resume"
     done
   else
     log "GPU_SESSION_RESUME=$GPU_SESSION_RESUME could not be unpacked ($(head -c 200 "$base/resume.err")); the studies start afresh"

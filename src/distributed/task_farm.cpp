@@ -90,9 +90,11 @@ constexpr double kWorkUnit = 1e-12;
 /// one per heartbeat from a thread of its own, and the last.
 class ProgressMeter {
  public:
-  ProgressMeter(const FarmOptions& o, std::int64_t total, bool root)
+  /// by_cost: the items' costs weight the progress (their sum is positive).
+  ProgressMeter(const FarmOptions& o, std::int64_t total, bool root, bool by_cost)
       : options_(o),
         total_(total),
+        by_cost_(by_cost),
         enabled_(root && o.progress_interval_s > 0 && o.progress_stream),
         start_(Clock::now()),
         last_(start_) {}
@@ -109,7 +111,10 @@ class ProgressMeter {
       while (!stopping_) {
         const double wait = heartbeat_interval(options_.heartbeat_s, seconds_since(start_));
         if (stop_.wait_for(lock, std::chrono::duration<double>(wait), [this] { return stopping_; })) break;
-        print(counters.peek(kDone), counters.peek(kDoneWork));
+        // The count first: every finished item added its work before its count.
+        const std::int64_t done = counters.peek(kDone);
+        const std::int64_t work = counters.peek(kDoneWork);
+        print(done, work);
       }
     });
   }
@@ -129,24 +134,27 @@ class ProgressMeter {
   }
   void finish(std::int64_t done) {
     stop_heartbeat();
-    if (enabled_ && printed_ != done) print(done, done == total_ ? kWholeWork : -1);  // the last line once
+    if (enabled_ && printed_ != done) print(done, -1);  // the last line once (all the work when done == total)
   }
-  static constexpr std::int64_t kWholeWork = 1'000'000'000'000;  // 1 / kWorkUnit
 
  private:
   void print(std::int64_t done, std::int64_t work_units) {
     last_ = Clock::now();
     printed_ = done;
     // By cost when the items have costs (and some of the work is done).
-    const double work = options_.item_costs.empty() || work_units < 0
-                            ? -1.0
-                            : std::min(1.0, static_cast<double>(work_units) * kWorkUnit);
+    // All of it once every item is done (the shares' rounding aside, and a
+    // count read after another rank's finish can run ahead of its work).
+    const double work = !by_cost_          ? -1.0
+                        : done == total_    ? 1.0
+                        : work_units < 0    ? -1.0
+                                            : std::min(1.0, static_cast<double>(work_units) * kWorkUnit);
     std::fprintf(options_.progress_stream, "%s\n",
                  progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed, work).c_str());
     std::fflush(options_.progress_stream);
   }
   const FarmOptions& options_;
   std::int64_t total_;
+  bool by_cost_;
   bool enabled_;
   Clock::time_point start_;
   std::atomic<Clock::time_point> last_;
@@ -217,15 +225,14 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
   if (items < 0) throw std::invalid_argument("run_task_farm: negative item count");
   if (!options.item_costs.empty() && static_cast<std::int64_t>(options.item_costs.size()) != items)
     throw std::invalid_argument("run_task_farm: item_costs must give one cost per item");
-  // Each item's share of the work, in kWorkUnit (the costs' sum is the whole).
+  // Each item's share of the work, in kWorkUnit (the costs' sum is the
+  // whole); none (progress by count) unless the sum is positive and finite.
   std::vector<std::int64_t> work_units;
-  if (!options.item_costs.empty()) {
-    const double sum = std::accumulate(options.item_costs.begin(), options.item_costs.end(), 0.0);
-    for (double c : options.item_costs)
-      work_units.push_back(sum > 0.0 && std::isfinite(sum) && c > 0.0 ? std::llround(c / sum / kWorkUnit) : 0);
-  }
+  const double cost_sum = std::accumulate(options.item_costs.begin(), options.item_costs.end(), 0.0);
+  if (cost_sum > 0.0 && std::isfinite(cost_sum))
+    for (double c : options.item_costs) work_units.push_back(c > 0.0 ? std::llround(c / cost_sum / kWorkUnit) : 0);
   const auto start = Clock::now();
-  ProgressMeter meter(options, items, comm.is_root());
+  ProgressMeter meter(options, items, comm.is_root(), !work_units.empty());
   std::exception_ptr error;
   std::int64_t done_here = 0;
   double busy = 0.0, cpu = 0.0;
@@ -248,7 +255,7 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
         busy += seconds_since(t);
         cpu += thread_cpu_seconds() - c;
         ++done_here;
-        // The work first: a count read with it never runs ahead of its work.
+        // The work before the count (the heartbeat reads them the other way round).
         const std::int64_t units = work_units.empty() ? 0 : work_units[static_cast<std::size_t>(i)];
         const std::int64_t work_done = work_units.empty() ? -1 : counters.fetch_add(kDoneWork, units) + units;
         meter.update(counters.fetch_add(kDone, 1) + 1, work_done);

@@ -69,8 +69,11 @@ struct FarmOptions {
   /// run_task_farm: a relative cost for every item (farm_table sets them
   /// from row_costs, in hand-out order). The ETA then weights the finished
   /// items by their costs: with the dearest handed out first, a count of
-  /// finished items overstates what is left (a dropout grid's first cell
-  /// done of six put the ETA at 19 min where 6 were left). Empty: by count.
+  /// finished items overstates what is left. It is only as good as the
+  /// costs, and items still running count for nothing until they finish
+  /// (a dropout grid on a GPU, first cell of six done at 231 s: 19 min by
+  /// count, 10.6 min by its cost of networks x parameters, about 6 min
+  /// left). Empty, or costs that do not sum to a positive number: by count.
   std::vector<double> item_costs;
 };
 

@@ -386,7 +386,8 @@ TEST_F(FitCommand, ReduceNcclWithoutALauncherFitsOnOneRankOrSaysWhatIsMissing) {
   // out over MPI, the solve runs on a BLACS grid), so the command starts MPI
   // without a launcher as well: on a GPU machine it once called MPI_Bcast
   // before MPI_Init, and Open MPI aborted. Built with NCCL on a GPU: the
-  // fit; otherwise exit 2 saying what is missing.
+  // fit; otherwise exit 2 saying what is missing. (Only a build with NCCL on
+  // a GPU reaches MPI on this path: elsewhere the refusal comes first.)
   const auto eq = exact(3, 10, 1.0, [](auto t, auto g) { reg::ridge_gradient(t, 0.3, g); });
   const std::string file = write("ridge.h5", eq), out = (dir_ / "fit.json").string();
   const CommandRun r = run("fit " + file + " --family ridge --method normal --reduce nccl -q -o " + out);

@@ -142,18 +142,23 @@ TEST(TaskFarm, ProgressLinesOfSlowTasksGiveTheTimePerTask) {
   EXPECT_EQ(clock_time(-1.0), "0:00:00");
 }
 
-/// Runs the farm with its progress lines written to memory; returns them.
-std::string farm_progress(const Communicator& world, std::int64_t items, const std::function<void(std::int64_t)>& work,
-                          FarmOptions o) {
+/// Runs `run` with the options' progress lines written to memory; returns them.
+std::string progress_of(FarmOptions o, const std::function<void(const FarmOptions&)>& run) {
   char* buf = nullptr;
   std::size_t len = 0;
   std::FILE* mem = open_memstream(&buf, &len);
   o.progress_stream = mem;
-  run_task_farm(world, items, work, o);
+  run(o);
   std::fclose(mem);
   std::string out(buf, len);
   std::free(buf);
   return out;
+}
+
+/// Runs the farm with its progress lines written to memory; returns them.
+std::string farm_progress(const Communicator& world, std::int64_t items, const std::function<void(std::int64_t)>& work,
+                          const FarmOptions& o) {
+  return progress_of(o, [&](const FarmOptions& with) { run_task_farm(world, items, work, with); });
 }
 
 TEST(TaskFarm, ProgressLinesWithCostsTakeTheEtaFromTheWorkDone) {
@@ -328,6 +333,33 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
   wrong.row_costs.pop_back();
   EXPECT_THROW(farm_table(world, store, 0, [](std::int64_t) { return std::vector<double>{1.0}; }, wrong),
                std::invalid_argument);
+  store.close();
+  world.barrier();
+  if (world.is_root()) std::filesystem::remove_all(toy.dir);
+}
+
+TEST(TaskFarm, FarmTableWeighsTheProgressByTheCostsOfTheRowsInTheOrderItHandsThemOut) {
+  // Row 1 costs three times row 0 and goes first: on one rank the line after
+  // it says three quarters of the work (a quarter if the costs were taken in
+  // row order).
+  const Communicator world;
+  const ToyStore toy(world, "gradmatch-farm-costs", 2, 1);
+  FarmOptions o;
+  o.progress_interval_s = 1e-9;
+  o.heartbeat_s = 0;
+  o.row_costs = {1.0, 3.0};
+  io::RunStore store(world.get(), toy.dir, toy.spec);
+  const std::string out = progress_of(o, [&](const FarmOptions& with) {
+    farm_table(world, store, 0, [](std::int64_t) { return std::vector<double>{1.0}; }, with);
+  });
+  if (world.is_root() && world.size() == 1) {
+    EXPECT_NE(out.find("1/2 tasks (50.0%)"), std::string::npos) << out;
+    EXPECT_NE(out.find("by cost (75% of the work)"), std::string::npos) << out;
+    EXPECT_EQ(out.find("by cost (25% of the work)"), std::string::npos) << out;
+  }
+  if (world.is_root()) {
+    EXPECT_NE(out.find("by cost (100% of the work)"), std::string::npos) << out;
+  }
   store.close();
   world.barrier();
   if (world.is_root()) std::filesystem::remove_all(toy.dir);

@@ -29,7 +29,7 @@ endif()
 # lies outside CMake's default prefixes: a consumer that named only
 # gradmatch's prefix did not find it on a GPU machine).
 file(READ "${prefix}/lib/cmake/gradmatch/gradmatchConfig.cmake" config)
-string(FIND "${config}" "set(Torch_DIR \"${TORCH_DIR}\")" at)
+string(FIND "${config}" "set(GRADMATCH_TORCH_HINT \"${TORCH_DIR}\")" at)
 if(at EQUAL -1)
   message(FATAL_ERROR "the installed gradmatchConfig.cmake does not name the build's Torch_DIR ${TORCH_DIR}")
 endif()

@@ -217,29 +217,32 @@ families = ["ridge"]
   // stacked), the fit is lambda-hat = -<a, b> / <a, a>, and with r = b + 0.05 a
   // (the training objective's gradient over the scope, zero at an exactly
   // stationary endpoint) lambda-hat - 0.05 = -<r, a> / <a, a> exactly: the
-  // estimate is off by no more than where training stopped, |r| / |a|.
+  // estimate is off by no more than where training stopped, |r| / |a|
+  // (Cauchy-Schwarz).
   const std::string results = (out / "results.h5").string();
   const std::vector<double> theta = io::read_doubles(results, "theta"), grad = io::read_doubles(results, "grad_loss");
   ASSERT_EQ(theta.size(), 3u * 6u);
-  double aa = 0.0, ab = 0.0, ra = 0.0, rr = 0.0;
+  double aa = 0.0, ab = 0.0, rr = 0.0;
   for (std::size_t i = 0; i < theta.size(); ++i) {
     const double a = 2.0 * theta[i], r = grad[i] + 0.05 * a;
     aa += a * a;
     ab += a * grad[i];
-    ra += r * a;
     rr += r * r;
   }
   const double lambda = fit.at("lambda").get<double>();
   EXPECT_NEAR(lambda, -ab / aa, 1e-12 * 0.05) << fit.dump();
-  EXPECT_NEAR(lambda - 0.05, -ra / aa, 1e-12 * 0.05) << fit.dump();
+  EXPECT_LE(std::abs(lambda - 0.05), std::sqrt(rr / aa) * (1.0 + 1e-9) + 1e-15) << fit.dump();  // = |<r, a>| / <a, a>
   // L-BFGS stops near stationarity: measured on the CPU (Debian's LibTorch
   // 1.13) lambda off by 2.7e-8 relative, residual ratio 5.4e-8; on an NVIDIA
-  // H200 (LibTorch 2.11, float64 on cuda) 2.8e-6 and 5.7e-6 after all 30
-  // epochs: how close it gets depends on the path rounding takes.
-  EXPECT_LT(std::sqrt(rr / aa), 1e-4 * 0.05) << fit.dump();
-  EXPECT_LT(std::abs(lambda - 0.05), 1e-4 * 0.05) << fit.dump();
-  EXPECT_LT(fit.at("residual_ratio").get<double>(), 1e-4) << fit.dump();
-  EXPECT_GT(fit.at("cosine").get<double>(), 1.0 - 1e-8) << fit.dump();
+  // H200 (LibTorch 2.11, float64 on cuda, device = "auto") 2.8e-6 and 5.7e-6
+  // after all 30 epochs: how close it gets depends on the path rounding
+  // takes. The CPU keeps the tight bounds.
+  const std::string device = json_of(out / "run_info.json").at("devices").at(0).get<std::string>();
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  const double tolerance = cuda ? 1e-4 : 1e-6;
+  EXPECT_LT(std::sqrt(rr / aa), tolerance * 0.05) << device << ": " << fit.dump();
+  EXPECT_LT(fit.at("residual_ratio").get<double>(), tolerance) << device << ": " << fit.dump();
+  EXPECT_GT(fit.at("cosine").get<double>(), 1.0 - (cuda ? 1e-8 : 1e-12)) << device << ": " << fit.dump();
   EXPECT_EQ(fit.at("p"), 6);
 }
 
