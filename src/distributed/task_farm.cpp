@@ -11,6 +11,7 @@
 #include <cmath>
 #include <exception>
 #include <iterator>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -84,17 +85,20 @@ class SharedCounters {
 constexpr int kNext = 0;      // the next item to hand out
 constexpr int kDone = 1;      // items finished
 constexpr int kDoneWork = 2;  // the finished items' costs, in units of kWorkUnit of the whole
+constexpr int kBusyMs = 3;    // the finished items' run times, milliseconds (with costs)
 constexpr double kWorkUnit = 1e-12;
 
 /// Rank 0's progress lines: at most one per interval at task completions,
 /// one per heartbeat from a thread of its own, and the last.
 class ProgressMeter {
  public:
-  /// by_cost: the items' costs weight the progress (their sum is positive).
-  ProgressMeter(const FarmOptions& o, std::int64_t total, bool root, bool by_cost)
+  /// by_cost: the items' costs weight the progress (their sum is positive);
+  /// ranks: how many run items at once.
+  ProgressMeter(const FarmOptions& o, std::int64_t total, bool root, bool by_cost, int ranks)
       : options_(o),
         total_(total),
         by_cost_(by_cost),
+        ranks_(ranks),
         enabled_(root && o.progress_interval_s > 0 && o.progress_stream),
         start_(Clock::now()),
         last_(start_) {}
@@ -111,10 +115,11 @@ class ProgressMeter {
       while (!stopping_) {
         const double wait = heartbeat_interval(options_.heartbeat_s, seconds_since(start_));
         if (stop_.wait_for(lock, std::chrono::duration<double>(wait), [this] { return stopping_; })) break;
-        // The count first: every finished item added its work before its count.
+        // The count first: every finished item added its run time and work before its count.
         const std::int64_t done = counters.peek(kDone);
         const std::int64_t work = counters.peek(kDoneWork);
-        print(done, work);
+        const std::int64_t busy_ms = counters.peek(kBusyMs);
+        print(done, work, busy_ms);
       }
     });
   }
@@ -127,18 +132,18 @@ class ProgressMeter {
     stop_.notify_all();
     heartbeat_.join();
   }
-  void update(std::int64_t done, std::int64_t work_units) {
+  void update(std::int64_t done, std::int64_t work_units, std::int64_t busy_ms) {
     if (!enabled_ || std::chrono::duration<double>(Clock::now() - last_.load()).count() < options_.progress_interval_s)
       return;
-    print(done, work_units);
+    print(done, work_units, busy_ms);
   }
   void finish(std::int64_t done) {
     stop_heartbeat();
-    if (enabled_ && printed_ != done) print(done, -1);  // the last line once (all the work when done == total)
+    if (enabled_ && printed_ != done) print(done, -1, -1);  // the last line once (all the work when done == total)
   }
 
  private:
-  void print(std::int64_t done, std::int64_t work_units) {
+  void print(std::int64_t done, std::int64_t work_units, std::int64_t busy_ms) {
     last_ = Clock::now();
     printed_ = done;
     // By cost when the items have costs (and some of the work is done).
@@ -149,12 +154,15 @@ class ProgressMeter {
                         : work_units < 0    ? -1.0
                                             : std::min(1.0, static_cast<double>(work_units) * kWorkUnit);
     std::fprintf(options_.progress_stream, "%s\n",
-                 progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed, work).c_str());
+                 progress_line(options_.stage, done, total_, seconds_since(start_), options_.resumed, work,
+                               busy_ms < 0 ? -1.0 : 1e-3 * static_cast<double>(busy_ms), ranks_)
+                     .c_str());
     std::fflush(options_.progress_stream);
   }
   const FarmOptions& options_;
   std::int64_t total_;
   bool by_cost_;
+  int ranks_;
   bool enabled_;
   Clock::time_point start_;
   std::atomic<Clock::time_point> last_;
@@ -184,8 +192,18 @@ double heartbeat_interval(double heartbeat_s, double elapsed_s) {
   return std::max(heartbeat_s, std::min(0.1 * elapsed_s, 300.0));
 }
 
+double cost_eta(double work_done, double elapsed_s, double busy_done_s, int ranks) {
+  if (!(work_done > 0.0)) return std::numeric_limits<double>::infinity();
+  const double left = (1.0 - std::min(1.0, work_done)) / work_done;
+  if (!(busy_done_s > 0.0) || ranks < 1) return elapsed_s * left;
+  // Busy time the rest needs at the finished items' rate, less what the
+  // running items have had (all the ranks' time not spent on finished ones).
+  const double running = std::max(0.0, ranks * elapsed_s - busy_done_s);
+  return std::max(0.0, busy_done_s * left - running) / ranks;
+}
+
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
-                          std::int64_t resumed, double work_done) {
+                          std::int64_t resumed, double work_done, double busy_done_s, int ranks) {
   char buf[256];
   const std::int64_t shown = resumed + done, of = resumed + total;
   const double percent = of > 0 ? 100.0 * static_cast<double>(shown) / static_cast<double>(of) : 100.0;
@@ -195,7 +213,8 @@ std::string progress_line(const std::string& stage, std::int64_t done, std::int6
   } else {
     const double rate = static_cast<double>(done) / elapsed_s;
     const bool by_cost = work_done > 0.0 && work_done <= 1.0;
-    const double eta = by_cost ? elapsed_s * (1.0 - work_done) / work_done : static_cast<double>(total - done) / rate;
+    const double eta =
+        by_cost ? cost_eta(work_done, elapsed_s, busy_done_s, ranks) : static_cast<double>(total - done) / rate;
     // Below one task a second, the time per task ("0.0 tasks/s" reads as stalled).
     char speed[48];
     const double per_task = 1.0 / rate;
@@ -232,12 +251,12 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
   if (cost_sum > 0.0 && std::isfinite(cost_sum))
     for (double c : options.item_costs) work_units.push_back(c > 0.0 ? std::llround(c / cost_sum / kWorkUnit) : 0);
   const auto start = Clock::now();
-  ProgressMeter meter(options, items, comm.is_root(), !work_units.empty());
+  ProgressMeter meter(options, items, comm.is_root(), !work_units.empty(), comm.size());
   std::exception_ptr error;
   std::int64_t done_here = 0;
   double busy = 0.0, cpu = 0.0;
   {
-    SharedCounters counters(comm.get(), 3);
+    SharedCounters counters(comm.get(), 4);
     if (comm.is_root()) meter.start_heartbeat(counters);
     try {
       for (;;) {
@@ -252,13 +271,18 @@ FarmStats run_task_farm(const Communicator& comm, std::int64_t items, const std:
           counters.exchange(kNext, items);  // every rank stops after its current task
           break;
         }
-        busy += seconds_since(t);
+        const double took = seconds_since(t);
+        busy += took;
         cpu += thread_cpu_seconds() - c;
         ++done_here;
-        // The work before the count (the heartbeat reads them the other way round).
-        const std::int64_t units = work_units.empty() ? 0 : work_units[static_cast<std::size_t>(i)];
-        const std::int64_t work_done = work_units.empty() ? -1 : counters.fetch_add(kDoneWork, units) + units;
-        meter.update(counters.fetch_add(kDone, 1) + 1, work_done);
+        // Run time and work before the count (the heartbeat reads them the other way round).
+        std::int64_t busy_ms = -1, work_done = -1;
+        if (!work_units.empty()) {
+          const std::int64_t ms = std::llround(1e3 * took), units = work_units[static_cast<std::size_t>(i)];
+          busy_ms = counters.fetch_add(kBusyMs, ms) + ms;
+          work_done = counters.fetch_add(kDoneWork, units) + units;
+        }
+        meter.update(counters.fetch_add(kDone, 1) + 1, work_done, busy_ms);
       }
     } catch (...) {  // the counters themselves failed
       if (!error) error = std::current_exception();

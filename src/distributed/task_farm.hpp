@@ -69,11 +69,12 @@ struct FarmOptions {
   /// run_task_farm: a relative cost for every item (farm_table sets them
   /// from row_costs, in hand-out order). The ETA then weights the finished
   /// items by their costs: with the dearest handed out first, a count of
-  /// finished items overstates what is left. It is only as good as the
-  /// costs, and items still running count for nothing until they finish
-  /// (a dropout grid on a GPU, first cell of six done at 231 s: 19 min by
-  /// count, 10.6 min by its cost of networks x parameters, about 6 min
-  /// left). Empty, or costs that do not sum to a positive number: by count.
+  /// finished items overstates what is left; the time the running items
+  /// have had counts as work done at the finished items' rate (cost_eta).
+  /// It is only as good as the costs: the dropout grid on a GPU, first cell
+  /// of six done at 231 s on two ranks, about 6 min left: 19 min by count,
+  /// 5.5 min by its costs. Empty, or costs that do not sum to a positive
+  /// number: by count.
   std::vector<double> item_costs;
 };
 
@@ -107,14 +108,24 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
 /// than 300 s unless heartbeat_s is larger -- long tasks do not flood the log.
 double heartbeat_interval(double heartbeat_s, double elapsed_s);
 
+/// The time left when the finished items hold `work_done` (in (0, 1]) of
+/// this run's cost. With their run times summed (busy_done_s > 0) on
+/// `ranks` ranks: the busy time the rest needs at the finished items' rate,
+/// busy_done_s x (1 - work_done) / work_done, less what the running items
+/// have had (ranks x elapsed_s - busy_done_s), over the ranks, at least 0
+/// (with the dearest first, a rank's long item is then not counted as not
+/// begun). Without: elapsed_s x (1 - work_done) / work_done.
+double cost_eta(double work_done, double elapsed_s, double busy_done_s = -1.0, int ranks = 1);
+
 /// "gradmatch: <stage> D/T tasks (P%), R tasks/s (below 1/s: "S s/task", "M min/task", "H h/task"), H:MM:SS elapsed, ETA H:MM:SS"
 /// with D = resumed + done and T = resumed + total; the rate and ETA from
 /// this run's `done`, left out while it is 0. With work_done, the fraction
 /// of this run's work (by cost) that is finished, in (0, 1], the ETA is
-/// elapsed x (1 - work_done) / work_done instead, and the line names it:
-/// "..., ETA H:MM:SS by cost (W% of the work)".
+/// cost_eta(work_done, elapsed_s, busy_done_s, ranks) instead, and the line
+/// names it: "..., ETA H:MM:SS by cost (W% of the work)".
 std::string progress_line(const std::string& stage, std::int64_t done, std::int64_t total, double elapsed_s,
-                          std::int64_t resumed = 0, double work_done = -1.0);
+                          std::int64_t resumed = 0, double work_done = -1.0, double busy_done_s = -1.0,
+                          int ranks = 1);
 
 /// Seconds as H:MM:SS (rounded down; "0:00:00" below one second).
 std::string clock_time(double seconds);

@@ -260,8 +260,9 @@ std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& c) {
 }
 
 double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes) {
-  return static_cast<double>(chunk.count) * classifier_parameters(static_cast<double>(inputs), static_cast<double>(chunk.depth),
-                                                                  static_cast<double>(chunk.width), static_cast<double>(classes));
+  const double parameters = classifier_parameters(static_cast<double>(inputs), static_cast<double>(chunk.depth),
+                                                  static_cast<double>(chunk.width), static_cast<double>(classes));
+  return static_cast<double>(chunk.count) * (parameters + kDropoutLayerCost * static_cast<double>(chunk.depth + 1));
 }
 
 std::uint64_t DropoutChunk::id() const {

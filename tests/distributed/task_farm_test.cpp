@@ -171,6 +171,21 @@ TEST(TaskFarm, ProgressLinesWithCostsTakeTheEtaFromTheWorkDone) {
   EXPECT_EQ(progress_line("chunks", 0, 6, 5.0, 0, 0.0), "gradmatch: chunks 0/6 tasks (0.0%), 0:00:05 elapsed");
 }
 
+TEST(TaskFarm, TheCostEtaCountsWhatTheRunningItemsHaveHad) {
+  // One rank, always busy: the rest at the finished items' rate.
+  EXPECT_DOUBLE_EQ(cost_eta(0.25, 231.0), 693.0);
+  EXPECT_DOUBLE_EQ(cost_eta(0.25, 231.0, 231.0, 1), 693.0);
+  // Two ranks at 231 s, one item of a quarter of the work done in 231 s:
+  // 693 s of busy time left, of which the other rank's running item has had
+  // 231 s; over 2 ranks, 231 s.
+  EXPECT_DOUBLE_EQ(cost_eta(0.25, 231.0, 231.0, 2), 231.0);
+  EXPECT_EQ(progress_line("chunks", 1, 6, 231.0, 0, 0.25, 231.0, 2),
+            "gradmatch: chunks 1/6 tasks (16.7%), 3.9 min/task, 0:03:51 elapsed, ETA 0:03:51 by cost (25% of the work)");
+  // Never below zero, and unknown before any work is done.
+  EXPECT_DOUBLE_EQ(cost_eta(0.9, 100.0, 150.0, 2), 0.0);
+  EXPECT_TRUE(std::isinf(cost_eta(0.0, 10.0, 5.0, 2)));
+}
+
 TEST(TaskFarm, ItemCostsWeightTheProgressOfFinishedItems) {
   const Communicator world;
   FarmOptions o;
