@@ -47,7 +47,7 @@ class ConfigReader;
 
 namespace gradmatch::studies {
 
-/// Defaults: the paper-scale values (n 1000, p {5, 10, 20}, eta
+/// Defaults: the paper-scale values (n 1000, p {5, 10, 20}, eta
 /// {1e-3, 3e-3, 1e-2, 3e-2}, RK4 with k = 100, 3 seeds, 300 GD steps); the
 /// data-generating process is the paper's OLS one (H.3: theta_sd 3, noise 1).
 struct IgrSyntheticConfig {

@@ -37,7 +37,7 @@ class ConfigReader;
 
 namespace gradmatch::studies {
 
-/// Defaults: the values (n 500, p 10, sigma 0.1, eta {0.01, 0.03},
+/// Defaults: the study's reference values (n 500, p 10, sigma 0.1, eta {0.01, 0.03},
 /// 50 steps, RK4 with 20 substeps, float64).
 struct LongHorizonConfig {
   std::uint64_t seed = 1105;
