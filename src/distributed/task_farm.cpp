@@ -318,6 +318,9 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
     options.resumed = 0;
     options.stage += " (selected)";
   }
+  // Rank 0's costs on every rank: a study's costs may depend on what a rank
+  // sees (a GPU), but the order the items map to rows in must be one.
+  options.row_costs = comm.broadcast(options.row_costs);
   if (!options.row_costs.empty()) {
     if (static_cast<std::int64_t>(options.row_costs.size()) != store.rows(table))
       throw std::invalid_argument("farm_table: row_costs must give one cost per row of the table");

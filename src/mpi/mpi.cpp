@@ -130,6 +130,15 @@ std::string Communicator::broadcast(const std::string& value, int root) const {
   return out;
 }
 
+std::vector<double> Communicator::broadcast(const std::vector<double>& values, int root) const {
+  if (size_ == 1) return values;
+  std::int64_t n = rank_ == root ? static_cast<std::int64_t>(values.size()) : 0;
+  GRADMATCH_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
+  std::vector<double> out = rank_ == root ? values : std::vector<double>(static_cast<std::size_t>(n));
+  if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_DOUBLE, root, comm_));
+  return out;
+}
+
 std::int64_t Communicator::broadcast(std::int64_t value, int root) const {
   GRADMATCH_MPI_CHECK(MPI_Bcast(&value, 1, MPI_INT64_T, root, comm_));
   return value;

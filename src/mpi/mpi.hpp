@@ -89,6 +89,7 @@ class Communicator {
   /// The root's value on every rank.
   std::string broadcast(const std::string& value, int root = 0) const;
   std::int64_t broadcast(std::int64_t value, int root = 0) const;
+  std::vector<double> broadcast(const std::vector<double>& values, int root = 0) const;
 
   /// Rank within its node and ranks on the node (MPI_COMM_TYPE_SHARED).
   int local_rank() const;

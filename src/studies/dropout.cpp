@@ -259,10 +259,11 @@ std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& c) {
   return chunks;
 }
 
-double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes) {
+double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes, bool gpu) {
   const double parameters = classifier_parameters(static_cast<double>(inputs), static_cast<double>(chunk.depth),
                                                   static_cast<double>(chunk.width), static_cast<double>(classes));
-  return static_cast<double>(chunk.count) * (parameters + kDropoutLayerCost * static_cast<double>(chunk.depth + 1));
+  const double layers = gpu ? kDropoutGpuLayerCost * static_cast<double>(chunk.depth + 1) : 0.0;
+  return static_cast<double>(chunk.count) * (parameters + layers);
 }
 
 std::uint64_t DropoutChunk::id() const {
@@ -958,7 +959,7 @@ class DropoutStudy final : public Study {
     TaskTable table{"chunks", endpoint_schema().width() * widest_, {}, {}};
     for (const DropoutChunk& ch : chunks_) {
       table.ids.push_back(ch.id());
-      table.costs.push_back(dropout_chunk_cost(ch, data_.inputs, data_.classes));  // the largest cells first
+      table.costs.push_back(dropout_chunk_cost(ch, data_.inputs, data_.classes, will_use_gpu_));  // the dearest first
     }
     return {table};
   }

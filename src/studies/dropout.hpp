@@ -165,14 +165,15 @@ struct DropoutChunk {
 };
 /// Each cell split into chunks of config.replicates_per_task (the last may be shorter).
 std::vector<DropoutChunk> enumerate_dropout_chunks(const DropoutConfig& config);
-/// A linear layer's fixed cost in parameters' worth (its kernels, whatever
-/// its width): on an NVIDIA H200 the paper's six cells took about 65 s
-/// (depth 3) and 122 s (depth 5) plus 160-180 s per million parameters.
-inline constexpr double kDropoutLayerCost = 100'000.0;
+/// A linear layer's fixed cost on a GPU in parameters' worth (its kernels,
+/// whatever its width): on an NVIDIA H200 the paper's six cells took about
+/// 65 s (depth 3) and 122 s (depth 5) plus 160-180 s per million parameters.
+/// A CPU's time goes with the parameters alone.
+inline constexpr double kDropoutGpuLayerCost = 100'000.0;
 /// A chunk's relative cost for the task farm's order and its ETA: its
-/// networks times (the parameters of one, inputs -> depth x width ReLU ->
-/// classes with biases, plus kDropoutLayerCost per linear layer).
-double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes);
+/// networks times the parameters of one (inputs -> depth x width ReLU ->
+/// classes, with biases), plus kDropoutGpuLayerCost per linear layer on a GPU.
+double dropout_chunk_cost(const DropoutChunk& chunk, std::int64_t inputs, std::int64_t classes, bool gpu);
 
 /// Training and test images, loaded once per rank.
 struct DropoutData {

@@ -353,6 +353,29 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
   if (world.is_root()) std::filesystem::remove_all(toy.dir);
 }
 
+TEST(TaskFarm, RanksThatSeeOtherCostsTakeRankZerosSoEachRowRunsOnce) {
+  // A study's costs may depend on what a rank sees (a GPU or not): each
+  // rank's own costs here, but the hand-out order is rank 0's on all.
+  const Communicator world;
+  const ToyStore toy(world, "gradmatch-farm-rank-costs", 20, 1);
+  FarmOptions options;
+  options.progress_interval_s = 0;
+  for (std::int64_t r = 0; r < 20; ++r) options.row_costs.push_back(static_cast<double>((r * 7 + world.rank() * 3) % 10));
+  io::RunStore store(world.get(), toy.dir, toy.spec);
+  std::vector<std::int64_t> mine;
+  farm_table(world, store, 0, [&](std::int64_t row) {
+    mine.push_back(row);
+    return std::vector<double>{1.0};
+  }, options);
+  const std::vector<double> counts = run_counts(world, 20, mine);
+  for (std::int64_t r = 0; r < 20; ++r) EXPECT_EQ(counts[static_cast<std::size_t>(r)], 1.0) << r;
+  for (std::size_t k = 1; k < mine.size(); ++k)  // rank 0's costs: (7 row) mod 10, dearest first
+    EXPECT_GE((mine[k - 1] * 7) % 10, (mine[k] * 7) % 10) << "rank " << world.rank() << ", claim " << k;
+  store.close();
+  world.barrier();
+  if (world.is_root()) std::filesystem::remove_all(toy.dir);
+}
+
 TEST(TaskFarm, FarmTableWeighsTheProgressByTheCostsOfTheRowsInTheOrderItHandsThemOut) {
   // Row 1 costs three times row 0 and goes first: on one rank the line after
   // it says three quarters of the work (a quarter if the costs were taken in

@@ -158,6 +158,9 @@ TEST(Communicator, BroadcastsTheRootsIntegerAndNamesTheMpiLibrary) {
   const Communicator world;
   const int root = world.size() - 1;  // the last rank (rank 0 when alone)
   EXPECT_EQ(world.broadcast(std::int64_t{world.rank()} * 7 + 3, root), std::int64_t{root} * 7 + 3);
+  // A vector, of another length on the other ranks: the root's, whole.
+  const std::vector<double> mine(static_cast<std::size_t>(world.rank() + 2), 0.5 + world.rank());
+  EXPECT_EQ(world.broadcast(mine, root), std::vector<double>(static_cast<std::size_t>(root + 2), 0.5 + root));
   const std::string version = library_version();
   EXPECT_FALSE(version.empty());
   EXPECT_EQ(version.find('\n'), std::string::npos);

@@ -838,32 +838,45 @@ TEST_F(TrainingStudies, DropoutEstimatesFromBatchedGradientsEqualThoseFromOneAtA
   }
 }
 
-TEST_F(TrainingStudies, DropoutCellsCostTheirNetworksTimesParametersAndLayersInTheOrderTheyTookOnAGpu) {
+TEST_F(TrainingStudies, DropoutCellsCostTheirParametersOnACpuAndAlsoTheirLayersOnAGpuInTheOrderTheyTookThere) {
   DropoutConfig c;  // paper scale: one chunk per (depth, width, rate) of 10 seeds
-  std::vector<std::pair<double, DropoutChunk>> by_cost;
-  for (const DropoutChunk& ch : enumerate_dropout_chunks(c)) by_cost.emplace_back(dropout_chunk_cost(ch, 784, 10), ch);
-  std::stable_sort(by_cost.begin(), by_cost.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  // 784 -> 5 x 512 -> 10: 784*512 + 512 + 4 (512^2 + 512) + 10*512 + 10 =
-  // 1,457,674 parameters and 6 linear layers of 100,000 each.
-  EXPECT_EQ(by_cost.front().second.depth, 5);
-  EXPECT_EQ(by_cost.front().second.width, 512);
-  EXPECT_DOUBLE_EQ(by_cost.front().first, static_cast<double>(by_cost.front().second.count) * 2'057'674.0);
-  // 784 -> 3 x 128 -> 10: 134,794 parameters and 4 layers, the cheapest.
-  EXPECT_EQ(by_cost.back().second.depth, 3);
-  EXPECT_EQ(by_cost.back().second.width, 128);
-  EXPECT_DOUBLE_EQ(by_cost.back().first, static_cast<double>(by_cost.back().second.count) * 534'794.0);
-  // The order the H200 measured (the cells' seconds: 349, 231, 154, 148,
-  // 112, 89): depth 5 x width 128 (148 s) before depth 3 x width 256 (112 s),
-  // which parameters alone put the other way round.
-  const auto rank_of = [&](std::int64_t depth, std::int64_t width) {
+  const auto sorted_by_cost = [&](bool gpu) {
+    std::vector<std::pair<double, DropoutChunk>> by_cost;
+    for (const DropoutChunk& ch : enumerate_dropout_chunks(c))
+      by_cost.emplace_back(dropout_chunk_cost(ch, 784, 10, gpu), ch);
+    std::stable_sort(by_cost.begin(), by_cost.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    return by_cost;
+  };
+  const auto rank_of = [](const std::vector<std::pair<double, DropoutChunk>>& by_cost, std::int64_t depth,
+                          std::int64_t width) {
     for (std::size_t k = 0; k < by_cost.size(); ++k)
       if (by_cost[k].second.depth == depth && by_cost[k].second.width == width) return k;
     return by_cost.size();
   };
-  const std::vector<std::pair<std::int64_t, std::int64_t>> measured{{5, 512}, {3, 512}, {5, 256}, {5, 128}, {3, 256}, {3, 128}};
-  for (std::size_t k = 1; k < measured.size(); ++k)
-    EXPECT_LT(rank_of(measured[k - 1].first, measured[k - 1].second), rank_of(measured[k].first, measured[k].second))
-        << "depth " << measured[k].first << " x width " << measured[k].second;
+  const auto expect_order = [&](bool gpu, const std::vector<std::pair<std::int64_t, std::int64_t>>& order) {
+    const auto by_cost = sorted_by_cost(gpu);
+    for (std::size_t k = 1; k < order.size(); ++k)
+      EXPECT_LT(rank_of(by_cost, order[k - 1].first, order[k - 1].second), rank_of(by_cost, order[k].first, order[k].second))
+          << (gpu ? "gpu" : "cpu") << ": depth " << order[k].first << " x width " << order[k].second;
+  };
+  // 784 -> 5 x 512 -> 10: 784*512 + 512 + 4 (512^2 + 512) + 10*512 + 10 =
+  // 1,457,674 parameters; on a GPU also 6 linear layers of 100,000 each.
+  // 784 -> 3 x 128 -> 10: 134,794 parameters (and 4 layers), the cheapest.
+  for (bool gpu : {false, true}) {
+    const auto by_cost = sorted_by_cost(gpu);
+    const double count = static_cast<double>(by_cost.front().second.count);
+    EXPECT_EQ(by_cost.front().second.depth, 5);
+    EXPECT_EQ(by_cost.front().second.width, 512);
+    EXPECT_DOUBLE_EQ(by_cost.front().first, count * (gpu ? 2'057'674.0 : 1'457'674.0));
+    EXPECT_EQ(by_cost.back().second.depth, 3);
+    EXPECT_EQ(by_cost.back().second.width, 128);
+    EXPECT_DOUBLE_EQ(by_cost.back().first, count * (gpu ? 534'794.0 : 134'794.0));
+  }
+  // On a CPU by parameters (its time goes with them); on a GPU in the order
+  // the H200 measured (the cells' seconds: 349, 231, 154, 148, 112, 89),
+  // depth 5 x width 128 before depth 3 x width 256.
+  expect_order(false, {{5, 512}, {3, 512}, {5, 256}, {3, 256}, {5, 128}, {3, 128}});
+  expect_order(true, {{5, 512}, {3, 512}, {5, 256}, {5, 128}, {3, 256}, {3, 128}});
 }
 
 TEST_F(TrainingStudies, DropoutTaskIdsEncodeTheCellAndRejectRatesOffTheGrid) {
