@@ -262,6 +262,17 @@ struct ToyStore {
   io::RunStoreSpec spec;
 };
 
+/// farm_table over table 0 of `store`, every row's result {1}: the rows
+/// this rank ran, in the order it ran them.
+std::vector<std::int64_t> rows_run_here(const Communicator& world, io::RunStore& store, const FarmOptions& options) {
+  std::vector<std::int64_t> mine;
+  farm_table(world, store, 0, [&](std::int64_t row) {
+    mine.push_back(row);
+    return std::vector<double>{1.0};
+  }, options);
+  return mine;
+}
+
 TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
   const Communicator world;
   const ToyStore toy(world, "gradmatch-farm", 50, 2);
@@ -322,11 +333,7 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
     EXPECT_EQ(done.items, 6);
   }
   io::RunStore store(world.get(), toy.dir, toy.spec);
-  std::vector<std::int64_t> mine;
-  farm_table(world, store, 0, [&](std::int64_t row) {
-    mine.push_back(row);
-    return std::vector<double>{1.0};
-  }, options);
+  const std::vector<std::int64_t> mine = rows_run_here(world, store, options);
   const auto cost = [&](std::int64_t r) { return options.row_costs[static_cast<std::size_t>(r)]; };
   for (std::size_t k = 1; k < mine.size(); ++k) {
     EXPECT_GE(cost(mine[k - 1]), cost(mine[k])) << "rank " << world.rank() << ", claim " << k;
@@ -362,11 +369,7 @@ TEST(TaskFarm, RanksThatSeeOtherCostsTakeRankZerosSoEachRowRunsOnce) {
   options.progress_interval_s = 0;
   for (std::int64_t r = 0; r < 20; ++r) options.row_costs.push_back(static_cast<double>((r * 7 + world.rank() * 3) % 10));
   io::RunStore store(world.get(), toy.dir, toy.spec);
-  std::vector<std::int64_t> mine;
-  farm_table(world, store, 0, [&](std::int64_t row) {
-    mine.push_back(row);
-    return std::vector<double>{1.0};
-  }, options);
+  const std::vector<std::int64_t> mine = rows_run_here(world, store, options);
   const std::vector<double> counts = run_counts(world, 20, mine);
   for (std::int64_t r = 0; r < 20; ++r) EXPECT_EQ(counts[static_cast<std::size_t>(r)], 1.0) << r;
   for (std::size_t k = 1; k < mine.size(); ++k)  // rank 0's costs: (7 row) mod 10, dearest first
