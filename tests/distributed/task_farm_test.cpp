@@ -258,6 +258,12 @@ struct ToyStore {
     world.barrier();
     for (std::uint64_t i = 0; i < rows; ++i) spec.tables[0].ids.push_back(i);
   }
+  /// Closes `store` (collective) and removes the directory once every rank has.
+  void remove(const Communicator& world, io::RunStore& store) const {
+    store.close();
+    world.barrier();
+    if (world.is_root()) std::filesystem::remove_all(dir);
+  }
   std::string dir;
   io::RunStoreSpec spec;
 };
@@ -312,9 +318,7 @@ TEST(TaskFarm, FarmsTheStoresPendingRowsAndRecordsDivergedOnes) {
   const auto attempts = store.read_attempts(0);
   EXPECT_EQ(attempts[0], 1);
   EXPECT_EQ(attempts[49], 2);
-  store.close();
-  world.barrier();
-  if (world.is_root()) std::filesystem::remove_all(toy.dir);
+  toy.remove(world, store);
 }
 
 TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
@@ -355,9 +359,7 @@ TEST(TaskFarm, HandsOutTheDearestPendingRowsFirstAndEachRowOnce) {
   wrong.row_costs.pop_back();
   EXPECT_THROW(farm_table(world, store, 0, [](std::int64_t) { return std::vector<double>{1.0}; }, wrong),
                std::invalid_argument);
-  store.close();
-  world.barrier();
-  if (world.is_root()) std::filesystem::remove_all(toy.dir);
+  toy.remove(world, store);
 }
 
 TEST(TaskFarm, RanksThatSeeOtherCostsTakeRankZerosSoEachRowRunsOnce) {
@@ -374,9 +376,7 @@ TEST(TaskFarm, RanksThatSeeOtherCostsTakeRankZerosSoEachRowRunsOnce) {
   for (std::int64_t r = 0; r < 20; ++r) EXPECT_EQ(counts[static_cast<std::size_t>(r)], 1.0) << r;
   for (std::size_t k = 1; k < mine.size(); ++k)  // rank 0's costs: (7 row) mod 10, dearest first
     EXPECT_GE((mine[k - 1] * 7) % 10, (mine[k] * 7) % 10) << "rank " << world.rank() << ", claim " << k;
-  store.close();
-  world.barrier();
-  if (world.is_root()) std::filesystem::remove_all(toy.dir);
+  toy.remove(world, store);
 }
 
 TEST(TaskFarm, FarmTableWeighsTheProgressByTheCostsOfTheRowsInTheOrderItHandsThemOut) {
@@ -401,9 +401,7 @@ TEST(TaskFarm, FarmTableWeighsTheProgressByTheCostsOfTheRowsInTheOrderItHandsThe
   if (world.is_root()) {
     EXPECT_NE(out.find("by cost (100% of the work)"), std::string::npos) << out;
   }
-  store.close();
-  world.barrier();
-  if (world.is_root()) std::filesystem::remove_all(toy.dir);
+  toy.remove(world, store);
 }
 
 }  // namespace
