@@ -11,6 +11,12 @@
 # was: /tmp/gpu_session/studies).
 #
 #   scripts/gpu_session.sh OUTDIR SECONDS [dropout|dropout_milestones|igr_wide|bootstrap ... | none]
+#                          [after-check STUDY ...]
+#
+# Studies named after the word after-check start only once the check has
+# ended (its suite then runs on a GPU no study of those is using): e.g.
+#   scripts/gpu_session.sh OUT 550 igr_wide after-check dropout_milestones
+# runs the one-rank igr_wide beside the suite and the two-rank grid after it.
 #
 # Two short allocations on one machine (the build directory kept between
 # them): first the studies alone, on a quiet machine,
@@ -34,7 +40,15 @@ out=$1 budget=$2
 shift 2
 mkdir -p "$out"
 build=${GPU_CHECK_BUILD:-/tmp/gradmatch-gpu-build}
-studies=("$@"); [ ${#studies[@]} -gt 0 ] || studies=(dropout)
+studies=() late=() seen_after=0
+for word in "$@"; do
+  if [ "$word" = after-check ]; then seen_after=1
+  elif [ $seen_after = 1 ]; then late+=("$word")
+  else studies+=("$word")
+  fi
+done
+[ ${#studies[@]} -gt 0 ] || [ ${#late[@]} -gt 0 ] || studies=(dropout)
+[ ${#studies[@]} -gt 0 ] || studies=(none)
 root=$(cd "$(dirname "$0")/.." && pwd)
 t0=$(date +%s) deadline=$(( $(date +%s) + budget ))
 base=/tmp/gpu_session
@@ -70,29 +84,44 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm --format=
 smi=$!
 ( while sleep 20; do pack; done ) &
 packer=$!
-log "start; budget ${budget}s; studies: ${studies[*]}"
+log "start; budget ${budget}s; studies: ${studies[*]}${late[*]:+; after the check: ${late[*]}}"
 GPU_CHECK_PROFILE=0 timeout -k 5 $(( budget - 25 )) "${GPU_SESSION_CHECK:-$root/scripts/gpu_check.sh}" "$base/check" > "$base/check/stdout.log" 2>&1 &
 check=$!
-started=0
+started=0 late_started=0
+# start_studies NAME...: gpu_studies.sh in a process group of its own (stopping
+# it at the deadline stops its study too), limited to what is left.
+start_studies() {
+  local left=$(( deadline - $(date +%s) - 25 ))
+  if [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
+    log "studies $* start with ${left}s left"
+    GPU_STUDIES_LIMIT=$left setsid "$root/scripts/gpu_studies.sh" "$base/studies" "$@" >> "$base/studies/stdout.log" 2>&1 &
+    studies_pid=$!
+  else
+    log "studies $* not started (${left}s left; gradmatch built: $([ -x "$build/src/cli/gradmatch" ] && echo yes || echo no))"
+  fi
+}
 while :; do
   now=$(date +%s)
   [ "$now" -ge $(( deadline - 20 )) ] && break
   check_alive=1; kill -0 "$check" 2>/dev/null || check_alive=0
   if [ $started = 0 ] && { grep -qE 'bench: (exit|skipped)' "$base/check/summary.txt" 2>/dev/null || [ $check_alive = 0 ]; }; then
-    left=$(( deadline - now - 25 ))
     if [ "${studies[*]}" = none ]; then
-      log "no studies (none asked for)"
-    elif [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
-      log "studies start with ${left}s left"
-      # A process group of its own: stopping it at the deadline stops its study too.
-      GPU_STUDIES_LIMIT=$left setsid "$root/scripts/gpu_studies.sh" "$base/studies" "${studies[@]}" > "$base/studies/stdout.log" 2>&1 &
-      studies_pid=$!
+      log "no studies beside the check"
     else
-      log "studies not started (${left}s left; gradmatch built: $([ -x "$build/src/cli/gradmatch" ] && echo yes || echo no))"
+      start_studies "${studies[@]}"
     fi
     started=1
   fi
-  if [ $check_alive = 0 ] && [ $started = 1 ] && { [ -z "${studies_pid:-}" ] || ! kill -0 "$studies_pid" 2>/dev/null; }; then
+  studies_alive=0; [ -n "${studies_pid:-}" ] && kill -0 "$studies_pid" 2>/dev/null && studies_alive=1
+  # The late studies once the check has ended and the early ones are done
+  # (one gpu_studies.sh at a time: they share its summary and run directories).
+  if [ $check_alive = 0 ] && [ $started = 1 ] && [ $late_started = 0 ] && [ $studies_alive = 0 ] && [ ${#late[@]} -gt 0 ]; then
+    log "the check has ended"
+    start_studies "${late[@]}"
+    late_started=1
+    studies_alive=0; [ -n "${studies_pid:-}" ] && kill -0 "$studies_pid" 2>/dev/null && studies_alive=1
+  fi
+  if [ $check_alive = 0 ] && [ $started = 1 ] && { [ $late_started = 1 ] || [ ${#late[@]} = 0 ]; } && [ $studies_alive = 0 ]; then
     break
   fi
   # The studies ended first: the check goes on alone (its suite) to the deadline.

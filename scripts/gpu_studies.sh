@@ -17,7 +17,12 @@
 # for the dropout grid, default 2), GPU_STUDIES_PYTHON (the python3 with h5py
 # and matplotlib for the figures, default the first of python3 and
 # /usr/bin/python3 that has them),
-# GPU_STUDIES_TORCH_PYTHON (the python3 with the CUDA torch, default python3), GPU_STUDIES_SMOKE=1 (the configs/smoke/
+# GPU_STUDIES_TORCH_PYTHON (the python3 with the CUDA torch, default python3),
+# GPU_STUDIES_PER_TASK (networks per task of dropout_milestones, default 40;
+# keep it between the calls that resume one grid), GPU_STUDIES_TASKS (the
+# dropout grids' tasks to run, as `gradmatch run --tasks`: a grid done in parts over
+# allocations, the cheap cells where little time is left; the outputs come
+# with the part that finishes the last task), GPU_STUDIES_SMOKE=1 (the configs/smoke/
 # copies instead, on whatever device there is: a check of this script).
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: scripts/gpu_studies.sh LOGDIR [dropout|dropout_milestones|igr_wide|bootstrap ...]" >&2; exit 2; }
@@ -43,14 +48,16 @@ if [ -z "$plot_python" ]; then
 fi
 plot_python=${plot_python:-/usr/bin/python3}
 
-# run NAME CONFIG [RANKS]: one study into LOGDIR/NAME with its wall time, report and figures.
+# run NAME CONFIG [RANKS [TASKS]]: one study into LOGDIR/NAME with its wall
+# time, report and figures (those once its last task is done).
 run() {
   local name=$1 config=$2 ranks=${3:-1} out="$logs/$1"
   local s=$(date +%s)
-  timeout "$limit" mpirun -n "$ranks" --oversubscribe "$gm" run "$config" --out "$out" > "$logs/$name.log" 2>&1
+  local tasks=(); [ -n "${4:-}" ] && tasks=(--tasks "$4")
+  timeout "$limit" mpirun -n "$ranks" --oversubscribe "$gm" run "$config" --out "$out" "${tasks[@]}" > "$logs/$name.log" 2>&1
   local rc=$?
-  echo "$name: exit $rc in $(($(date +%s) - s)) s, $ranks rank(s), on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
-  if [ $rc -eq 0 ]; then
+  echo "$name: exit $rc in $(($(date +%s) - s)) s, $ranks rank(s)${4:+, tasks $4}, on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
+  if [ $rc -eq 0 ] && [ -e "$out/results.h5" ]; then
     "$gm" report "$out" > "$logs/$name.report.txt" 2>&1
     "$plot_python" "$root/scripts/plot_$(sed -n 's/^study = "\(.*\)"/\1/p' "$config").py" "$out" >> "$logs/$name.log" 2>&1
   else
@@ -66,11 +73,15 @@ for study in "${studies[@]}"; do
     # launch-bound small cells and host work overlap the other's large one.
     dropout)
       sed 's/^replicates_per_task = .*/replicates_per_task = 0/' "$config_dir/dropout.toml" > "$logs/dropout.toml"
-      run dropout "$logs/dropout.toml" "${GPU_STUDIES_RANKS:-2}" ;;
+      run dropout "$logs/dropout.toml" "${GPU_STUDIES_RANKS:-2}" "${GPU_STUDIES_TASKS:-}" ;;
+    # The step schedule's grid is longer than what one 15-min allocation
+    # leaves after a build: cells in two tasks of 40 networks
+    # (GPU_STUDIES_PER_TASK), so that a stop loses less than a whole cell
+    # (a replicate's draws are keyed by its (rate, seed), not its task).
     dropout_milestones)
-      sed 's/^milestones = \[\]/milestones = [60, 100, 200]/; s/^replicates_per_task = .*/replicates_per_task = 0/' \
+      sed "s/^milestones = \[\]/milestones = [60, 100, 200]/; s/^replicates_per_task = .*/replicates_per_task = ${GPU_STUDIES_PER_TASK:-40}/" \
         "$config_dir/dropout.toml" > "$logs/dropout_milestones.toml"
-      run dropout_milestones "$logs/dropout_milestones.toml" "${GPU_STUDIES_RANKS:-2}" ;;
+      run dropout_milestones "$logs/dropout_milestones.toml" "${GPU_STUDIES_RANKS:-2}" "${GPU_STUDIES_TASKS:-}" ;;
     igr_wide)
       if [ "${GPU_STUDIES_SMOKE:-0}" = 1 ]; then
         cp "$config_dir/igr_calibration.toml" "$logs/igr_wide.toml"
