@@ -277,7 +277,10 @@ fi
 # The whole suite but the gpu tests when they ran above (once is enough).
 exclude=()
 [ "${gpu_done:-0}" = 1 ] && exclude=(-LE gpu)
-if ! step ctest 300 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
+# On a GPU host the MPI study tests (COST: started first; TIMEOUT 600) run
+# their smoke-size models on the GPU, bound by kernel launches: 86-220 s each
+# on an H200 with four at once, 240+ s beside the rest of the suite.
+if ! step ctest 420 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
   step ctest_preload 150 env LD_PRELOAD="$("$build_cxx" -print-file-name=libstdc++.so.6)" \

@@ -66,5 +66,27 @@ class PlotScripts(TempDirTest):
                 self.assertIn("holds the results of study 'long_horizon', not '%s': use scripts/plot_long_horizon.py"
                               % study, done.stderr)
 
+class IgrCalibrationFigure(unittest.TestCase):
+    def test_the_finite_step_panel_leaves_out_runs_whose_fit_explains_nothing(self):
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import numpy as np
+        from plot_igr_calibration import finite_step_panel
+        # Two fitted runs, one that did not train (residual ratio 0.94, its
+        # spectral factor 1.45e43 as measured at width 1600, eta 0.5), one
+        # left out by the train-accuracy threshold.
+        kept = np.array([True, True, True, False])
+        ratio = np.array([0.638, 0.938, 0.002, 0.7])
+        residual = np.array([0.12, 0.029, 0.94, 0.1])
+        factor = np.array([0.673, 0.931, 4.74e22, 0.7])
+        spectral = np.array([0.651, 0.938, 1.45e43, 0.7])
+        fits, (lo, hi) = finite_step_panel(kept, ratio, residual, factor, spectral)
+        self.assertEqual(fits.tolist(), [True, True, False, False])
+        self.assertAlmostEqual(lo, 0.638 - 0.03)
+        self.assertAlmostEqual(hi, 0.938 + 0.03)
+        fits, (lo, hi) = finite_step_panel(kept & False, ratio, residual, factor)
+        self.assertFalse(fits.any())
+        self.assertEqual((lo, hi), (0.0, 1.05))
+
+
 if __name__ == "__main__":
     unittest.main()
