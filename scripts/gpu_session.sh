@@ -31,9 +31,21 @@
 # and name it in GPU_SESSION_RESUME; its studies' run directories are
 # unpacked before anything starts, and each study resumes from its store.
 #
+# Calls that follow each other on one warm machine can run one study
+# through without a stop: with GPU_SESSION_DETACH=1 the studies still
+# running at the deadline are left running (their limit is then
+# GPU_SESSION_DETACH_LIMIT, default 3600 s, not the call's), and the next
+# call of this script on that machine waits for them before it starts its
+# own (a study it names that they finished answers "nothing to do"). If the
+# machine or the allocation stops them after all, the next call resumes them
+# from their stores as always. The pack made at such a deadline is taken
+# while they write: resume a later allocation from the last call's pack.
+#
 # Environment: as scripts/gpu_check.sh and scripts/gpu_studies.sh;
 # GPU_SESSION_RESUME (an earlier allocation's gpu_session.tgz);
-# GPU_SESSION_CHECK (another check script, to try this one without a GPU).
+# GPU_SESSION_DETACH, GPU_SESSION_DETACH_LIMIT (above);
+# GPU_SESSION_CHECK, GPU_SESSION_STUDIES (other check and studies scripts,
+# to try this one without a GPU).
 set -uo pipefail
 [ $# -ge 2 ] || { echo "usage: scripts/gpu_session.sh OUTDIR SECONDS [studies ...]" >&2; exit 2; }
 out=$1 budget=$2
@@ -53,6 +65,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 t0=$(date +%s) deadline=$(( $(date +%s) + budget ))
 base=/tmp/gpu_session
 mkdir -p "$base/check" "$base/studies"
+# An earlier call's check summary (a warm machine) is kept aside: its
+# "bench:" line must not start this call's studies before this check is there.
+[ -e "$base/check/summary.txt" ] && mv "$base/check/summary.txt" "$base/check/summary.before-$(date +%s).txt"
 log() { echo "session [$(( $(date +%s) - t0 ))s] $*" | tee -a "$base/session.log"; }
 if [ -n "${GPU_SESSION_RESUME:-}" ]; then
   # The studies only (not the earlier check's logs); files already here (a
@@ -80,22 +95,38 @@ pack() {
   fi
   mv -f "$out/.pack.tgz" "$out/gpu_session.tgz"
 }
-nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm --format=csv -l 2 > "$base/gpu_util.csv" 2>&1 &
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm --format=csv -l 2 >> "$base/gpu_util.csv" 2>&1 &
 smi=$!
 ( while sleep 20; do pack; done ) &
 packer=$!
 log "start; budget ${budget}s; studies: ${studies[*]}${late[*]:+; after the check: ${late[*]}}"
+detach=${GPU_SESSION_DETACH:-0}
+pidfile=$base/studies.pid
+# Studies an earlier call on this machine left running (GPU_SESSION_DETACH=1):
+# waited for, and this call's own studies start after them and the check.
+if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&
+   tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q "$base/studies"; then
+  studies_pid=$(cat "$pidfile")
+  log "the studies an earlier call left running (pid $studies_pid) go on; this call's start after them"
+  if [ "${studies[*]}" != none ]; then late=("${studies[@]}" "${late[@]}"); fi
+  studies=(none)
+fi
 GPU_CHECK_PROFILE=0 timeout -k 5 $(( budget - 25 )) "${GPU_SESSION_CHECK:-$root/scripts/gpu_check.sh}" "$base/check" > "$base/check/stdout.log" 2>&1 &
 check=$!
 started=0 late_started=0
 # start_studies NAME...: gpu_studies.sh in a process group of its own (stopping
-# it at the deadline stops its study too), limited to what is left.
+# it at the deadline stops its study too), limited to what is left (or, when
+# they may outlive this call, to GPU_SESSION_DETACH_LIMIT).
 start_studies() {
   local left=$(( deadline - $(date +%s) - 25 ))
   if [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
-    log "studies $* start with ${left}s left"
-    GPU_STUDIES_LIMIT=$left setsid "$root/scripts/gpu_studies.sh" "$base/studies" "$@" >> "$base/studies/stdout.log" 2>&1 &
+    local limit=$left
+    [ "$detach" = 1 ] && limit=${GPU_SESSION_DETACH_LIMIT:-3600}
+    log "studies $* start with ${left}s left in this call (their limit: ${limit}s)"
+    GPU_STUDIES_LIMIT=$limit setsid "${GPU_SESSION_STUDIES:-$root/scripts/gpu_studies.sh}" "$base/studies" "$@" \
+      >> "$base/studies/stdout.log" 2>&1 &
     studies_pid=$!
+    echo "$studies_pid" > "$pidfile"
   else
     log "studies $* not started (${left}s left; gradmatch built: $([ -x "$build/src/cli/gradmatch" ] && echo yes || echo no))"
   fi
@@ -129,7 +160,13 @@ while :; do
 done
 wait "$check" 2>/dev/null; log "gpu_check exit $? (or still running at the deadline)"
 kill -TERM "$check" 2>/dev/null
-[ -n "${studies_pid:-}" ] && kill -TERM -- -"$studies_pid" 2>/dev/null
+if [ -n "${studies_pid:-}" ] && kill -0 "$studies_pid" 2>/dev/null; then
+  if [ "$detach" = 1 ]; then
+    log "studies left running (pid $studies_pid, GPU_SESSION_DETACH=1): call this script again on this machine to wait for them"
+  else
+    kill -TERM -- -"$studies_pid" 2>/dev/null
+  fi
+fi
 sleep 2
 kill "$packer" "$smi" 2>/dev/null
 log "end"
