@@ -277,9 +277,10 @@ fi
 # The whole suite but the gpu tests when they ran above (once is enough).
 exclude=()
 [ "${gpu_done:-0}" = 1 ] && exclude=(-LE gpu)
-# On a GPU host the MPI study tests (COST: started first; TIMEOUT 600) run
-# their smoke-size models on the GPU, bound by kernel launches: 86-220 s each
-# on an H200 with four at once, 240+ s beside the rest of the suite.
+# On a GPU host the MPI study tests (COST: started first; TIMEOUT 600; split
+# into parts) run their smoke-size models on the GPU, bound by kernel
+# launches: 86-220 s a binary on an H200 with four at once, 240+ s beside
+# the rest of the suite, before they were split.
 if ! step ctest 420 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
