@@ -69,7 +69,32 @@ mkdir -p "$base/check" "$base/studies"
 # "bench:" line must not start this call's studies before this check is there.
 [ -e "$base/check/summary.txt" ] && mv "$base/check/summary.txt" "$base/check/summary.before-$(date +%s).txt"
 log() { echo "session [$(( $(date +%s) - t0 ))s] $*" | tee -a "$base/session.log"; }
-if [ -n "${GPU_SESSION_RESUME:-}" ]; then
+log "start; budget ${budget}s; studies: ${studies[*]}${late[*]:+; after the check: ${late[*]}}"
+# The studies run in a session of their own (setsid), whose id is the pid of
+# their gpu_studies.sh: `timeout` puts each study's mpirun in a process group
+# of its own, but not outside the session. Alive: a process of the session
+# that is not a zombie.
+studies_running() { [ -n "${1:-}" ] && ps -s "$1" -o stat= 2> /dev/null | grep -qv '^Z'; }
+stop_studies() { pkill -TERM -s "$1" 2> /dev/null; }
+detach=${GPU_SESSION_DETACH:-0}
+pidfile=$base/studies.pid
+# Studies an earlier call on this machine left running (GPU_SESSION_DETACH=1):
+# waited for, and this call's own studies start after them and the check.
+# The pid file holds the session id and the process's start time (a reused
+# pid is not taken for it).
+attached=0
+if [ -s "$pidfile" ]; then
+  read -r old_pid old_start < "$pidfile"
+  if studies_running "$old_pid" && [ "$(awk '{print $22}' "/proc/$old_pid/stat" 2> /dev/null)" = "${old_start:-}" ]; then
+    studies_pid=$old_pid attached=1
+    log "the studies an earlier call left running (session $studies_pid) go on; this call's start after them"
+    if [ "${studies[*]}" != none ]; then late=("${studies[@]}" "${late[@]}"); fi
+    studies=(none)
+  fi
+fi
+if [ -n "${GPU_SESSION_RESUME:-}" ] && [ $attached = 1 ]; then
+  log "GPU_SESSION_RESUME not unpacked: the studies of an earlier call are still writing there"
+elif [ -n "${GPU_SESSION_RESUME:-}" ]; then
   # The studies only (not the earlier check's logs); files already here (a
   # warm machine's newer ones) are kept. Use an allocation's last pack: one
   # made while a study was writing its store may hold a torn copy.
@@ -99,18 +124,6 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm --format=
 smi=$!
 ( while sleep 20; do pack; done ) &
 packer=$!
-log "start; budget ${budget}s; studies: ${studies[*]}${late[*]:+; after the check: ${late[*]}}"
-detach=${GPU_SESSION_DETACH:-0}
-pidfile=$base/studies.pid
-# Studies an earlier call on this machine left running (GPU_SESSION_DETACH=1):
-# waited for, and this call's own studies start after them and the check.
-if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&
-   tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q "$base/studies"; then
-  studies_pid=$(cat "$pidfile")
-  log "the studies an earlier call left running (pid $studies_pid) go on; this call's start after them"
-  if [ "${studies[*]}" != none ]; then late=("${studies[@]}" "${late[@]}"); fi
-  studies=(none)
-fi
 GPU_CHECK_PROFILE=0 timeout -k 5 $(( budget - 25 )) "${GPU_SESSION_CHECK:-$root/scripts/gpu_check.sh}" "$base/check" > "$base/check/stdout.log" 2>&1 &
 check=$!
 started=0 late_started=0
@@ -126,7 +139,7 @@ start_studies() {
     GPU_STUDIES_LIMIT=$limit setsid "${GPU_SESSION_STUDIES:-$root/scripts/gpu_studies.sh}" "$base/studies" "$@" \
       >> "$base/studies/stdout.log" 2>&1 &
     studies_pid=$!
-    echo "$studies_pid" > "$pidfile"
+    echo "$studies_pid $(awk '{print $22}' "/proc/$studies_pid/stat" 2> /dev/null)" > "$pidfile"
   else
     log "studies $* not started (${left}s left; gradmatch built: $([ -x "$build/src/cli/gradmatch" ] && echo yes || echo no))"
   fi
@@ -143,14 +156,14 @@ while :; do
     fi
     started=1
   fi
-  studies_alive=0; [ -n "${studies_pid:-}" ] && kill -0 "$studies_pid" 2>/dev/null && studies_alive=1
+  studies_alive=0; studies_running "${studies_pid:-}" && studies_alive=1
   # The late studies once the check has ended and the early ones are done
   # (one gpu_studies.sh at a time: they share its summary and run directories).
   if [ $check_alive = 0 ] && [ $started = 1 ] && [ $late_started = 0 ] && [ $studies_alive = 0 ] && [ ${#late[@]} -gt 0 ]; then
     log "the check has ended"
     start_studies "${late[@]}"
     late_started=1
-    studies_alive=0; [ -n "${studies_pid:-}" ] && kill -0 "$studies_pid" 2>/dev/null && studies_alive=1
+    studies_alive=0; studies_running "${studies_pid:-}" && studies_alive=1
   fi
   if [ $check_alive = 0 ] && [ $started = 1 ] && { [ $late_started = 1 ] || [ ${#late[@]} = 0 ]; } && [ $studies_alive = 0 ]; then
     break
@@ -160,11 +173,14 @@ while :; do
 done
 wait "$check" 2>/dev/null; log "gpu_check exit $? (or still running at the deadline)"
 kill -TERM "$check" 2>/dev/null
-if [ -n "${studies_pid:-}" ] && kill -0 "$studies_pid" 2>/dev/null; then
+if studies_running "${studies_pid:-}"; then
   if [ "$detach" = 1 ]; then
-    log "studies left running (pid $studies_pid, GPU_SESSION_DETACH=1): call this script again on this machine to wait for them"
+    log "studies left running (session $studies_pid, GPU_SESSION_DETACH=1): call this script again on this machine to wait for them"
   else
-    kill -TERM -- -"$studies_pid" 2>/dev/null
+    # Without GPU_SESSION_DETACH the deadline stops them, also those an
+    # earlier call left running (they resume from their stores next time).
+    log "studies stopped at the deadline"
+    stop_studies "$studies_pid"
   fi
 fi
 sleep 2

@@ -39,6 +39,12 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 config_dir="$root/configs"
 [ "${GPU_STUDIES_SMOKE:-0}" = 1 ] && config_dir="$root/configs/smoke"
 failed=0
+# The two dropout grids number their tasks differently (cells of 80 and of
+# 40 networks): one GPU_STUDIES_TASKS cannot name tasks of both.
+if [ -n "${GPU_STUDIES_TASKS:-}" ] && [[ " ${studies[*]} " == *" dropout "* ]] && [[ " ${studies[*]} " == *" dropout_milestones "* ]]; then
+  echo "gpu_studies: GPU_STUDIES_TASKS=$GPU_STUDIES_TASKS would apply to both dropout and dropout_milestones, whose tasks are numbered differently; run them in separate calls" >&2
+  exit 2
+fi
 # The figures need h5py and matplotlib: the first python3 that has both.
 plot_python=${GPU_STUDIES_PYTHON:-}
 if [ -z "$plot_python" ]; then
@@ -57,7 +63,9 @@ run() {
   timeout "$limit" mpirun -n "$ranks" --oversubscribe "$gm" run "$config" --out "$out" "${tasks[@]}" > "$logs/$name.log" 2>&1
   local rc=$?
   echo "$name: exit $rc in $(($(date +%s) - s)) s, $ranks rank(s)${4:+, tasks $4}, on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
-  if [ $rc -eq 0 ] && [ -e "$out/results.h5" ]; then
+  if [ $rc -eq 0 ] && [ -n "${4:-}" ] && [ ! -e "$out/results.h5" ]; then
+    echo "$name: tasks $4 done; the outputs come with the part that finishes the last task" | tee -a "$logs/summary.txt"
+  elif [ $rc -eq 0 ]; then
     "$gm" report "$out" > "$logs/$name.report.txt" 2>&1
     "$plot_python" "$root/scripts/plot_$(sed -n 's/^study = "\(.*\)"/\1/p' "$config").py" "$out" >> "$logs/$name.log" 2>&1
   else
