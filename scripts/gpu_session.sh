@@ -76,6 +76,7 @@ log "start; budget ${budget}s; studies: ${studies[*]}${late[*]:+; after the chec
 # that is not a zombie.
 studies_running() { [ -n "${1:-}" ] && ps -s "$1" -o stat= 2> /dev/null | grep -qv '^Z'; }
 stop_studies() { pkill -TERM -s "$1" 2> /dev/null; }
+start_time() { awk '{print $22}' "/proc/$1/stat" 2> /dev/null; }  # since boot, in clock ticks
 detach=${GPU_SESSION_DETACH:-0}
 pidfile=$base/studies.pid
 # Studies an earlier call on this machine left running (GPU_SESSION_DETACH=1):
@@ -85,7 +86,7 @@ pidfile=$base/studies.pid
 attached=0
 if [ -s "$pidfile" ]; then
   read -r old_pid old_start < "$pidfile"
-  if studies_running "$old_pid" && [ "$(awk '{print $22}' "/proc/$old_pid/stat" 2> /dev/null)" = "${old_start:-}" ]; then
+  if studies_running "$old_pid" && [ "$(start_time "$old_pid")" = "${old_start:-}" ]; then
     studies_pid=$old_pid attached=1
     log "the studies an earlier call left running (session $studies_pid) go on; this call's start after them"
     if [ "${studies[*]}" != none ]; then late=("${studies[@]}" "${late[@]}"); fi
@@ -127,9 +128,9 @@ packer=$!
 GPU_CHECK_PROFILE=0 timeout -k 5 $(( budget - 25 )) "${GPU_SESSION_CHECK:-$root/scripts/gpu_check.sh}" "$base/check" > "$base/check/stdout.log" 2>&1 &
 check=$!
 started=0 late_started=0
-# start_studies NAME...: gpu_studies.sh in a process group of its own (stopping
-# it at the deadline stops its study too), limited to what is left (or, when
-# they may outlive this call, to GPU_SESSION_DETACH_LIMIT).
+# start_studies NAME...: gpu_studies.sh in a session of its own (stopping the
+# session at the deadline stops its study too), limited to what is left (or,
+# when they may outlive this call, to GPU_SESSION_DETACH_LIMIT).
 start_studies() {
   local left=$(( deadline - $(date +%s) - 25 ))
   if [ -x "$build/src/cli/gradmatch" ] && [ $left -gt 60 ]; then
@@ -139,7 +140,7 @@ start_studies() {
     GPU_STUDIES_LIMIT=$limit setsid "${GPU_SESSION_STUDIES:-$root/scripts/gpu_studies.sh}" "$base/studies" "$@" \
       >> "$base/studies/stdout.log" 2>&1 &
     studies_pid=$!
-    echo "$studies_pid $(awk '{print $22}' "/proc/$studies_pid/stat" 2> /dev/null)" > "$pidfile"
+    echo "$studies_pid $(start_time "$studies_pid")" > "$pidfile"
   else
     log "studies $* not started (${left}s left; gradmatch built: $([ -x "$build/src/cli/gradmatch" ] && echo yes || echo no))"
   fi
@@ -156,16 +157,16 @@ while :; do
     fi
     started=1
   fi
-  studies_alive=0; studies_running "${studies_pid:-}" && studies_alive=1
   # The late studies once the check has ended and the early ones are done
   # (one gpu_studies.sh at a time: they share its summary and run directories).
-  if [ $check_alive = 0 ] && [ $started = 1 ] && [ $late_started = 0 ] && [ $studies_alive = 0 ] && [ ${#late[@]} -gt 0 ]; then
+  if [ $check_alive = 0 ] && [ $started = 1 ] && [ $late_started = 0 ] && [ ${#late[@]} -gt 0 ] &&
+     ! studies_running "${studies_pid:-}"; then
     log "the check has ended"
     start_studies "${late[@]}"
     late_started=1
-    studies_alive=0; studies_running "${studies_pid:-}" && studies_alive=1
   fi
-  if [ $check_alive = 0 ] && [ $started = 1 ] && { [ $late_started = 1 ] || [ ${#late[@]} = 0 ]; } && [ $studies_alive = 0 ]; then
+  if [ $check_alive = 0 ] && [ $started = 1 ] && { [ $late_started = 1 ] || [ ${#late[@]} = 0 ]; } &&
+     ! studies_running "${studies_pid:-}"; then
     break
   fi
   # The studies ended first: the check goes on alone (its suite) to the deadline.
