@@ -161,7 +161,8 @@ while :; do
   # (one gpu_studies.sh at a time: they share its summary and run directories).
   if [ $check_alive = 0 ] && [ $started = 1 ] && [ $late_started = 0 ] && [ ${#late[@]} -gt 0 ] &&
      ! studies_running "${studies_pid:-}"; then
-    log "the check has ended"
+    if [ "${attached:-0}" = 1 ]; then log "the check and the studies an earlier call left running have ended"
+    else log "the check has ended"; fi
     start_studies "${late[@]}"
     late_started=1
   fi
