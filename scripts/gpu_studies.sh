@@ -2,7 +2,8 @@
 # The paper's neural studies on one GPU, after scripts/gpu_check.sh has built
 # the tree there: the dropout grid of Figure 5 (configs/dropout.toml, 480
 # networks, optionally with the authors' step schedule) and the wide
-# igr_calibration runs of Figure 6 (widths 800 and 1600), each with its
+# igr_calibration runs of Figure 6 (the paper's wide widths, 400, 800 and
+# 1600: GPU_STUDIES_IGR_WIDTHS), each with its
 # wall time, `gradmatch report` and figures, every log and output in LOGDIR.
 # Each study resumes where an earlier call of this script left it (same
 # LOGDIR), so a study cut off by a time limit goes on at the next call.
@@ -18,6 +19,7 @@
 # and matplotlib for the figures, default the first of python3 and
 # /usr/bin/python3 that has them),
 # GPU_STUDIES_TORCH_PYTHON (the python3 with the CUDA torch, default python3),
+# GPU_STUDIES_IGR_WIDTHS (igr_wide's widths, default "400, 800, 1600"),
 # GPU_STUDIES_PER_TASK (networks per task of dropout_milestones, default 40;
 # keep it between the calls that resume one grid), GPU_STUDIES_TASKS (the
 # dropout grids' tasks to run, as `gradmatch run --tasks`: a grid done in parts over
@@ -97,7 +99,7 @@ for study in "${studies[@]}"; do
       if [ "${GPU_STUDIES_SMOKE:-0}" = 1 ]; then
         cp "$config_dir/igr_calibration.toml" "$logs/igr_wide.toml"
       else
-        sed 's/^widths = .*/widths = [800, 1600]/; s/^train_accuracy_threshold = .*/train_accuracy_threshold = 0.0/' \
+        sed "s/^widths = .*/widths = [${GPU_STUDIES_IGR_WIDTHS:-400, 800, 1600}]/; s/^train_accuracy_threshold = .*/train_accuracy_threshold = 0.0/" \
           "$config_dir/igr_calibration.toml" > "$logs/igr_wide.toml"
       fi
       run igr_wide "$logs/igr_wide.toml" ;;
