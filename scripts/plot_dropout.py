@@ -115,7 +115,10 @@ def figure5(h, out):
                         top=1 - 0.75 / height_in, hspace=0.3, wspace=0.25)
     cax = fig.add_axes([1 - 1.25 / width_in, 0.15, 0.15 / width_in, 0.7])
     fig.colorbar(scatter, cax=cax, label="cosine(-grad L, theta) (how ridge-shaped)", format="%.3g")
-    fig.suptitle("Effective ridge penalty of dropout (one point per seed)", fontsize=11)
+    title = "Effective ridge penalty of dropout (one point per seed)"
+    if h.get("schedule"):
+        title += "\n" + h["schedule"]
+    fig.suptitle(title, fontsize=11)
     fig.savefig(out / "figure5.png", dpi=130)
     plt.close(fig)
 
@@ -156,6 +159,25 @@ def diagnostics(h, out):
     plt.close(fig)
 
 
+def schedule_text(summary):
+    """How the networks were trained, for the figure's title, from a dropout
+    run's summary.json: the step schedule, matched stationarity, the seeds."""
+    milestones = summary.get("milestones") or []
+    if milestones:
+        text = (f"SGD, learning rate × {summary.get('gamma', 0.1):g} after epochs "
+                + ", ".join(str(int(m)) for m in milestones))
+    else:
+        text = "SGD at a constant learning rate"
+    target = summary.get("matched_stationarity")
+    if target is not None:
+        text += f", then on to ‖g_p‖/‖θ‖ ≤ {target:g} (matched stationarity)"
+    if summary.get("seeds"):
+        text += f"; {int(summary['seeds'])} seeds"
+    if summary.get("training_precision"):
+        text += f"; {summary['training_precision']} training"
+    return text
+
+
 def load_run(directory):
     """Every dataset of DIR/results.h5 as numpy arrays, its config text, and
     (`trends`, keyed by (depth, width)) the trends of DIR/summary.json."""
@@ -166,9 +188,10 @@ def load_run(directory):
                 run[f"{group}/{key}"] = dataset[()]
         config = h["config"][()]
         run["config"] = config.decode() if isinstance(config, bytes) else str(config)
-    summary = Path(directory) / "summary.json"
-    trends = json.loads(summary.read_text()).get("trends", []) if summary.exists() else []
-    run["trends"] = {(int(t["depth"]), int(t["width"])): t for t in trends}
+    summary_path = Path(directory) / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    run["trends"] = {(int(t["depth"]), int(t["width"])): t for t in summary.get("trends", [])}
+    run["schedule"] = schedule_text(summary) if summary else ""
     return run
 
 
@@ -206,6 +229,7 @@ def merge_runs(runs, names):
     widths = sorted({int(w) for run in runs for w in run["grid/widths"]})
     merged = {"grid/depths": np.array(depths), "grid/widths": np.array(widths),
               "grid/rates": first["grid/rates"], "config": first["config"],
+              "schedule": first.get("schedule", ""),
               "trends": {cell: trend for run in runs for cell, trend in run.get("trends", {}).items()}}
     owner = {}
     for run, name in zip(runs, names):

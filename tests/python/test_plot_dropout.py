@@ -54,6 +54,9 @@ class MergeRuns(TempDirTest):
         self.assertEqual(sorted(merged["trends"]), [(2, 16), (2, 32)])
         self.assertEqual(merged["trends"], reference["trends"])
         self.assertIn("p_increasing", merged["trends"][2, 32]["seed_trend"])
+        # The smoke config: a constant rate, 2 seeds; the merged grid keeps it.
+        self.assertEqual(reference["schedule"], "SGD at a constant learning rate; 2 seeds; float32 training")
+        self.assertEqual(merged["schedule"], reference["schedule"])
 
         # The figures from the merged runs, and from a grid with a cell nobody ran.
         out = self.path("figures")
@@ -82,6 +85,23 @@ class MergeRuns(TempDirTest):
         self.assertNotEqual(chunked["config"], self.plot.load_run(wide)["config"])
         merged = self.plot.merge_runs([self.plot.load_run(narrow), chunked], [narrow, "chunked"])
         np.testing.assert_array_equal(merged["grid/widths"], [16, 32])
+
+
+class ScheduleText(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.plot = load_plot_dropout()
+
+    def test_the_title_names_the_step_schedule_matched_stationarity_and_the_seeds(self):
+        text = self.plot.schedule_text
+        self.assertEqual(text({"milestones": [], "gamma": 0.1, "matched_stationarity": None, "seeds": 10,
+                               "training_precision": "float32"}),
+                         "SGD at a constant learning rate; 10 seeds; float32 training")
+        self.assertEqual(text({"milestones": [60, 100, 200], "gamma": 0.1, "seeds": 2}),
+                         "SGD, learning rate × 0.1 after epochs 60, 100, 200; 2 seeds")
+        self.assertEqual(text({"milestones": [], "matched_stationarity": 0.0003}),
+                         "SGD at a constant learning rate, then on to ‖g_p‖/‖θ‖ ≤ 0.0003 "
+                         "(matched stationarity)")
 
 
 if __name__ == "__main__":
