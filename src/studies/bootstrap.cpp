@@ -578,6 +578,7 @@ class BootstrapStudy final : public Study {
     const bool sym = std::find(c.families.begin(), c.families.end(), "sym") != c.families.end();
     ResourceEstimate e;
     e.tasks = c.replicates;
+    e.model_parameters = p_model;
     e.tasks_text = cat(c.replicates, " trainings of ", c.model_file, " (", resources::count_text(p_model),
                        " parameters, a scope of ", resources::count_text(p_scope), ")");
     e.store_bytes = store_bytes(replicates, width);

@@ -1036,6 +1036,7 @@ class DropoutStudy final : public Study {
     const double d_max = static_cast<double>(*std::max_element(c.depths.begin(), c.depths.end()));
     ResourceEstimate e;
     e.tasks = static_cast<std::int64_t>(chunks.size());
+    e.model_parameters = p_max;
     e.tasks_text = cat(static_cast<std::int64_t>(replicates), " classifiers in ", chunks.size(),
                        " tasks of up to ", widest, " (p up to ", resources::count_text(p_max), ")");
     e.store_bytes = store_bytes(static_cast<double>(chunks.size()), static_cast<double>(endpoint_schema().width() * widest));

@@ -433,6 +433,7 @@ class ElasticNetStudy final : public Study {
     const double p = static_cast<double>(c.parameters()), tasks = static_cast<double>(c.seeds * c.blocks());
     ResourceEstimate e;
     e.tasks = c.seeds * c.blocks();
+    e.model_parameters = p;
     e.tasks_text = cat(c.cells(), " cells x ", c.seeds, " seeds in tasks of ", c.block_size(),
                        " batched MLP trainings (p = ", resources::count_text(p), " parameters each)");
     e.store_bytes = store_bytes(tasks, static_cast<double>(c.block_size() * schema_.width()));

@@ -401,6 +401,7 @@ class IgrCalibrationStudy final : public Study {
     const double params = 784.0 * widest + static_cast<double>(c.depth - 1) * widest * widest + 10.0 * widest;
     ResourceEstimate e;
     e.tasks = static_cast<std::int64_t>(enumerate_igr_calibration_tasks(c).size());
+    e.model_parameters = params;
     e.tasks_text = cat("MLP trainings on ", c.data_dir, " (", c.widths.size(), " widths x ", c.learning_rates.size(),
                        " step sizes x ", c.replicates, " seeds), each probed for ", c.probe_steps, " steps");
     const auto width = static_cast<double>(run_schema(c.probe_steps).width());

@@ -294,6 +294,7 @@ class IgrSyntheticStudy final : public Study {
     const double max_p = static_cast<double>(*std::max_element(config_.dims.begin(), config_.dims.end()));
     ResourceEstimate e;
     e.tasks = static_cast<std::int64_t>(tasks.size());
+    e.model_parameters = max_p;
     e.tasks_text = cat("gradient-descent runs of linear regression (", config_.dims.size(), " dimensions x ",
                        config_.learning_rates.size(), " step sizes x ", config_.replicates, " seeds), ", config_.steps,
                        " steps each");

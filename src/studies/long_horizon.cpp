@@ -127,6 +127,7 @@ class LongHorizonStudy final : public Study {
   ResourceEstimate estimate() const override {
     ResourceEstimate e;
     e.tasks = static_cast<std::int64_t>(config_.learning_rates.size());
+    e.model_parameters = static_cast<double>(config_.p);
     e.tasks_text = cat("gradient-descent runs of ", config_.steps, " steps against the flows (n = ", config_.n,
                        ", p = ", config_.p, "), one per step size");
     const auto width = static_cast<double>(schema().width());

@@ -18,6 +18,7 @@
 
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
+#include "core/resources.hpp"
 #include "distributed/task_farm.hpp"
 #include "io/config.hpp"
 #include "io/json_output.hpp"
@@ -62,6 +63,18 @@ StudyContext configure_context(const mpi::Communicator& comm, const std::string&
 }
 
 constexpr const char* kRunInfo = "run_info.json";
+
+}  // namespace
+
+std::string small_model_note(double model_parameters, bool on_gpu) {
+  if (!on_gpu || !(model_parameters > 0) || model_parameters >= kSmallModelParameters) return {};
+  return cat("note: the models have ", resources::count_text(model_parameters),
+             " parameters; a GPU runs a model this small at the pace of its kernel launches (the smoke studies' "
+             "models of 600 to a few thousand parameters ran 15-70x slower on an NVIDIA H200 than on one CPU core): "
+             "device = \"cpu\" with more ranks is likely faster (docs/gpu.md, \"Small models belong on the CPU\")");
+}
+
+namespace {
 
 /// Removes what an interrupted writer left in DIR: `NAME.tmp-PID` files of
 /// the atomic JSON and equation-file writers and `NAME.partial` results files
@@ -302,6 +315,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   std::vector<std::string> labels;                    // study.task_labels(): one per task, or none
   std::optional<std::vector<std::int64_t>> selection;  // --tasks: 0-based task indices
   double shared_s = 0.0;
+  double model_parameters = -1;                       // study.estimate()'s
   collective(comm, [&] {
     io::ConfigReader peek(config_path);
     context = configure_context(comm, config_path, peek.get_choice(kDeviceKey, "auto", device_choices()));
@@ -313,7 +327,9 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     reader.finish();
     effective = reader.effective();
     defaults = reader.defaults();
-    check_estimate(study.estimate(), config_path, out_dir, comm.local_size());  // before prepare() allocates
+    const ResourceEstimate estimate = study.estimate();
+    check_estimate(estimate, config_path, out_dir, comm.local_size());  // before prepare() allocates
+    model_parameters = estimate.model_parameters;
     const auto t = Clock::now();
     study.prepare(context);
     shared_s = seconds_since(t);
@@ -328,6 +344,9 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     check_store_size(tables, config_path, out_dir);
   });
   if (const std::string line = study.describe(); !line.empty()) say(line);
+  if (const std::string note = small_model_note(model_parameters, context.device.is_cuda());
+      !note.empty())
+    say(note);
   // The selection as rows per table (global task k is table t's row k - offset(t)).
   std::vector<std::vector<std::int64_t>> selected_rows(tables.size());
   if (selection) {

@@ -104,7 +104,16 @@ struct ResourceEstimate {
   double seconds_per_task = -1;    ///< rough single-core time per task
   std::string time_basis;          ///< how seconds_per_task was estimated (a rough model)
   std::vector<std::string> outputs;  ///< the files write() would write, DIR-relative (globs allowed)
+  double model_parameters = -1;    ///< parameters of the largest model a task trains (LibTorch studies)
 };
+
+/// The line a run prints when its ranks compute on a GPU and its models are
+/// small enough to be bound by kernel launches there (`model_parameters`
+/// below kSmallModelParameters): the smoke studies' models of 600 to a few
+/// thousand parameters ran 15-70x slower on an NVIDIA H200 than on one CPU
+/// core. Empty otherwise (on a CPU, a large model, or an unknown size).
+inline constexpr double kSmallModelParameters = 10000;
+std::string small_model_note(double model_parameters, bool on_gpu);
 
 /// Bytes of a run store holding `rows` rows of `width` doubles (data, id,
 /// status and attempt per row).

@@ -16,6 +16,7 @@
 #include "core/family.hpp"
 #include "core/fit.hpp"
 #include "core/ols.hpp"
+#include "core/resources.hpp"
 #include "core/rng.hpp"
 #include "mpi/mpi.hpp"
 #include "io/config.hpp"
@@ -362,6 +363,9 @@ TEST_F(BootstrapStudy, DryRunEstimateBoundsTheStoreAndOutputsOfTheSmokeRun) {
   const ResourceEstimate e = study->estimate();
   EXPECT_EQ(e.tasks, 4);
   EXPECT_NE(e.tasks_text.find("a scope of 6"), std::string::npos) << e.tasks_text;
+  // The whole model's size, as the task line gives it (the GPU note's size).
+  EXPECT_NE(e.tasks_text.find("(" + resources::count_text(e.model_parameters) + " parameters"), std::string::npos)
+      << e.tasks_text;
   EXPECT_EQ(e.outputs.back(), "fit_features.json");
   EXPECT_LT(e.seconds_per_task, 0.0);  // unknown: it depends on the model
   const fs::path out = dir_ / "estimated";

@@ -342,6 +342,20 @@ TEST(TaskSelection, NumbersAndRangesBecomeSortedDistinctZeroBasedIndices) {
   EXPECT_EQ(message("", 7).rfind("--tasks: '' has an empty entry", 0), 0u);
 }
 
+// On a GPU, a run of models below kSmallModelParameters says that the CPU is
+// likely faster; nothing on a CPU, for larger models or an unknown size.
+TEST(SmallModelNote, OnAGpuAModelOfAFewHundredParametersIsPointedToTheCpuAndNothingElseIs) {
+  const std::string note = small_model_note(601, true);
+  EXPECT_NE(note.find("the models have 601 parameters"), std::string::npos) << note;
+  EXPECT_NE(note.find("device = \"cpu\""), std::string::npos) << note;
+  EXPECT_EQ(small_model_note(601, false), "");
+  EXPECT_NE(small_model_note(kSmallModelParameters - 1, true), "");
+  EXPECT_EQ(small_model_note(kSmallModelParameters, true), "");
+  EXPECT_EQ(small_model_note(135000, true), "");  // the paper's smallest dropout classifier: the GPU pays there
+  EXPECT_EQ(small_model_note(-1, true), "");      // a study that trains no model, or does not say
+  EXPECT_EQ(small_model_note(0, true), "");
+}
+
 TEST(TaskSelection, TheDryRunListShowsTheEndsOfALongListAndTheCountBetween) {
   std::vector<std::string> labels;
   for (int i = 0; i < 40; ++i) labels.push_back("cell " + std::to_string(i));

@@ -632,6 +632,7 @@ TEST_F(TrainingStudies, DropoutDryRunTimeBoundCountsEveryEpochTheRunMayTrainAndE
   const double training = 6.0 * 900 * p * 30 * 4 / 5e10;
   const double estimates = 6.0 * 900 * p * (16 + 2 + 1) * 4 / 2.5e10;
   EXPECT_EQ(plain.tasks, 2);
+  EXPECT_EQ(plain.model_parameters, p);  // the GPU note's size (small_model_note)
   EXPECT_NEAR(plain.seconds_per_task * plain.tasks, training + estimates, 1e-12);
   const ResourceEstimate matched =
       estimate(config_replacing_all("dropout", {{"match = false", "match = true"}}, "dropout-matched-estimate"));
