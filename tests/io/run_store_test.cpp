@@ -16,6 +16,7 @@
 #include "core/errors.hpp"
 #include "mpi/mpi.hpp"
 #include "io/config.hpp"
+#include "../mpi/shared_scratch.hpp"
 
 namespace gradmatch::io {
 namespace {
@@ -24,29 +25,10 @@ namespace fs = std::filesystem;
 using mpi::Communicator;
 
 /// One scratch directory for all ranks (rank 0 names it), removed afterwards.
-class RunStoreTest : public ::testing::Test {
+class RunStoreTest : public mpi::testing::SharedScratchTest {
  protected:
-  void SetUp() override {
-    std::string name = "gradmatch-run-store-";
-    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    name += "-";
-    name += std::to_string(::getpid());
-    root_ = world_.broadcast((fs::temp_directory_path() / name).string());
-    if (world_.is_root()) {
-      fs::remove_all(root_);
-      fs::create_directories(root_);
-    }
-    world_.barrier();
-  }
-  void TearDown() override {
-    world_.barrier();
-    std::error_code ec;
-    if (world_.is_root()) fs::remove_all(root_, ec);
-  }
+  RunStoreTest() : SharedScratchTest("gradmatch-run-store-") {}
   std::string dir(const std::string& name = "run") const { return (fs::path(root_) / name).string(); }
-
-  Communicator world_;
-  std::string root_;
 };
 
 const std::string kConfig = "data.n = 200\nseed = 56\nstudy = \"toy\"\n";

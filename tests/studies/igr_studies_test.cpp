@@ -29,6 +29,7 @@
 #include "studies/registry.hpp"
 #include "training/curvature.hpp"
 #include "io/config.hpp"
+#include "../mpi/shared_scratch.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -38,25 +39,9 @@ using mpi::Communicator;
 
 using namespace test_support;
 
-class IgrStudies : public ::testing::Test {
+class IgrStudies : public mpi::testing::SharedScratchTest {
  protected:
-  void SetUp() override {
-    std::string name = "gradmatch-igr-studies-";
-    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    name += "-";
-    name += std::to_string(::getpid());
-    root_ = world_.broadcast((fs::temp_directory_path() / name).string());
-    if (world_.is_root()) {
-      fs::remove_all(root_);
-      fs::create_directories(root_);
-    }
-    world_.barrier();
-  }
-  void TearDown() override {
-    world_.barrier();
-    std::error_code ec;
-    if (world_.is_root()) fs::remove_all(root_, ec);
-  }
+  IgrStudies() : SharedScratchTest("gradmatch-igr-studies-") {}
   // The study on every rank into root_/all and on rank 0 alone into root_/one.
   void run_both(const std::string& config) {
     if (world_.is_root()) run_study(config, (root_ / "one").string(), Communicator(MPI_COMM_SELF));
@@ -73,9 +58,6 @@ class IgrStudies : public ::testing::Test {
     world_.barrier();
     return path.string();
   }
-
-  Communicator world_;
-  fs::path root_;
 };
 
 TEST_F(IgrStudies, SyntheticSmokeRecoversEtaPOverFourAndFitReproducesIt) {

@@ -22,6 +22,7 @@
 #include "training/device.hpp"
 #include "studies/ols_early_stopping.hpp"
 #include "studies/registry.hpp"
+#include "../mpi/shared_scratch.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -71,33 +72,14 @@ std::int64_t forget_tasks(const fs::path& store, std::int64_t stride) {
   return reset;
 }
 
-class OlsStudyOverRanks : public ::testing::Test {
+class OlsStudyOverRanks : public mpi::testing::SharedScratchTest {
  protected:
-  void SetUp() override {
-    std::string name = "gradmatch-ols-ranks-";
-    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    name += "-";
-    name += std::to_string(::getpid());
-    root_ = world_.broadcast((fs::temp_directory_path() / name).string());
-    if (world_.is_root()) {
-      fs::remove_all(root_);
-      fs::create_directories(root_);
-    }
-    world_.barrier();
-  }
-  void TearDown() override {
-    world_.barrier();
-    std::error_code ec;
-    if (world_.is_root()) fs::remove_all(root_, ec);
-  }
+  OlsStudyOverRanks() : SharedScratchTest("gradmatch-ols-ranks-") {}
   /// The reference: rank 0 alone (MPI_COMM_SELF), as a one-rank run.
   void run_reference(const fs::path& out) {
     if (world_.is_root()) run_study(kSmokeConfig, out.string(), Communicator(MPI_COMM_SELF));
     world_.barrier();
   }
-
-  Communicator world_;
-  fs::path root_;
 };
 
 TEST_F(OlsStudyOverRanks, GivesByteIdenticalOutputsAndTaskTablesToOneRank) {

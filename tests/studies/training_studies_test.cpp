@@ -33,6 +33,7 @@
 #include "studies/registry.hpp"
 #include "training/device.hpp"
 #include "../required_inputs.hpp"
+#include "../mpi/shared_scratch.hpp"
 
 namespace gradmatch::studies {
 namespace {
@@ -68,25 +69,9 @@ std::set<std::string> keys_of(const nlohmann::json& object) {
   return keys;
 }
 
-class TrainingStudies : public ::testing::Test {
+class TrainingStudies : public mpi::testing::SharedScratchTest {
  protected:
-  void SetUp() override {
-    std::string name = "gradmatch-training-studies-";
-    name += ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    name += "-";
-    name += std::to_string(::getpid());
-    root_ = world_.broadcast((fs::temp_directory_path() / name).string());
-    if (world_.is_root()) {
-      fs::remove_all(root_);
-      fs::create_directories(root_);
-    }
-    world_.barrier();
-  }
-  void TearDown() override {
-    world_.barrier();
-    std::error_code ec;
-    if (world_.is_root()) fs::remove_all(root_, ec);
-  }
+  TrainingStudies() : SharedScratchTest("gradmatch-training-studies-") {}
   // The reference: rank 0 alone (MPI_COMM_SELF), as a one-rank run.
   void run_reference(const std::string& config, const fs::path& out) {
     if (world_.is_root()) run_study(config, out.string(), Communicator(MPI_COMM_SELF));
@@ -133,9 +118,6 @@ class TrainingStudies : public ::testing::Test {
     world_.barrier();
     return path.string();
   }
-
-  Communicator world_;
-  fs::path root_;
 };
 
 // ---- elastic_net --------------------------------------------------------------
