@@ -28,7 +28,7 @@ using mpi::Communicator;
 class RunStoreTest : public mpi::testing::SharedScratchTest {
  protected:
   RunStoreTest() : SharedScratchTest("gradmatch-run-store-") {}
-  std::string dir(const std::string& name = "run") const { return (fs::path(root_) / name).string(); }
+  std::string dir(const std::string& name = "run") const { return (root_ / name).string(); }
 };
 
 const std::string kConfig = "data.n = 200\nseed = 56\nstudy = \"toy\"\n";
@@ -406,7 +406,7 @@ TEST(RunStoreFingerprint, ConfigDifferencesListAddedRemovedAndChangedKeys) {
 
 TEST_F(RunStoreTest, TheEffectiveConfigIgnoresCommentsLayoutAndSpelledOutDefaults) {
   const auto effective = [&](const std::string& name, const std::string& text) {
-    const std::string path = (fs::path(root_) / name).string();
+    const std::string path = (root_ / name).string();
     if (world_.is_root()) std::ofstream(path) << text;
     world_.barrier();
     ConfigReader r(path);
