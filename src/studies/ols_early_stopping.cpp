@@ -575,7 +575,9 @@ class OlsEarlyStoppingStudy final : public Study {
     schema_ = task_schema(config_.p);
   }
 
-  void prepare(const StudyContext&) override {  // core only: the CPU, whatever the device
+  bool uses_libtorch() const override { return false; }  // core only: its ranks are CPU ranks
+
+  void prepare(const StudyContext&) override {
     try {
       shared_ = prepare_shared(config_);
     } catch (const InputError& e) {  // the step size breaks Ali et al.'s condition: name the key

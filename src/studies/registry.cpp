@@ -77,6 +77,7 @@ void check_study_config(const std::string& config_path, const std::string& out_d
     io::ConfigReader reader(config_path);
     study->configure(reader);
     reader.finish();
+    device_request_for(*study, name, reader);
     check_estimate(study->estimate(), config_path, out_dir, 1);
   });
 }
@@ -91,6 +92,7 @@ void dry_run_study(const std::string& config_path, const std::string& out_dir, c
     io::ConfigReader reader(config_path);
     study->configure(reader);
     reader.finish();
+    device_request_for(*study, name, reader);
     // What the run would find in DIR: the same refusals, read-only (no
     // lock, nothing created); the task layout is checked when the run starts.
     std::string resume;

@@ -66,6 +66,16 @@ constexpr const char* kRunInfo = "run_info.json";
 
 }  // namespace
 
+std::string device_request_for(const Study& study, const std::string& name, io::ConfigReader& reader) {
+  const std::string requested = reader.get_choice(kDeviceKey, "auto", device_choices());
+  if (study.uses_libtorch()) return requested;
+  if (requested == "cuda")
+    throw InputError(cat(reader.where(kDeviceKey), ": device = \"cuda\", but ", name,
+                         " computes on the CPU only (its numerics are gradmatch's own, without LibTorch); write "
+                         "device = \"cpu\" or \"auto\", which run it on the CPU"));
+  return "cpu";
+}
+
 std::string small_model_note(double model_parameters, bool on_gpu) {
   if (!on_gpu || !(model_parameters > 0) || model_parameters >= kSmallModelParameters) return {};
   return cat("note: the models have ", resources::count_text(model_parameters),
@@ -318,7 +328,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   double model_parameters = -1;                       // study.estimate()'s
   collective(comm, [&] {
     io::ConfigReader peek(config_path);
-    context = configure_context(comm, config_path, peek.get_choice(kDeviceKey, "auto", device_choices()));
+    context = configure_context(comm, config_path, device_request_for(study, name, peek));
     context.out_dir = out_dir;
   });
   collective(comm, [&] {

@@ -177,7 +177,19 @@ class Study {
   /// After prepare(): every file the tasks write themselves; empty when the
   /// outputs are all written from the store.
   virtual std::vector<TaskFile> task_files() const { return {}; }
+  /// Whether the study computes with LibTorch on the rank's device. A study
+  /// whose numerics are the core's alone (ols_early_stopping) says false:
+  /// its ranks are CPU ranks under device = "auto" (no GPU is claimed or
+  /// initialised, and run_info.json says "cpu"), and device = "cuda" is an
+  /// input error naming the key (see device_request_for()).
+  virtual bool uses_libtorch() const { return true; }
 };
+
+/// The device request a study's ranks are configured with, from the
+/// config's `device` (read through `reader`): its value, or "cpu" for a study
+/// that computes without LibTorch (Study::uses_libtorch() false), which
+/// refuses "cuda" with an InputError naming the file, line and key.
+std::string device_request_for(const Study& study, const std::string& name, io::ConfigReader& reader);
 
 /// How `gradmatch run` runs a study beyond its config.
 struct RunOptions {

@@ -43,6 +43,7 @@ class Squares final : public Study {
     return labels;
   }
   void prepare(const StudyContext& context) override { device_ = context.device; }
+  bool uses_libtorch() const override { return libtorch; }
   std::vector<TaskTable> tables() const override {
     TaskTable t{"squares", 1, {}, costs};
     for (std::int64_t i = 0; i < n_; ++i) t.ids.push_back(static_cast<std::uint64_t>(i));
@@ -67,6 +68,7 @@ class Squares final : public Study {
   bool fix = true;         ///< the earlier build computed without the fix
   bool knows_extra = true;  ///< false: as a gradmatch from before the key `extra` existed
   torch::Device device_ = torch::Device(torch::kCPU);
+  bool libtorch = true;  ///< false: as a study whose numerics are the core's alone
 
  private:
   std::int64_t n_ = 0;
@@ -269,6 +271,28 @@ TEST_F(StudyRunner, DeviceCpuAndAutoRunOnTheCpuHere) {
     const nlohmann::json info = json_of(root_ / d / "run_info.json");
     EXPECT_EQ(info.at("devices").at(0).get<std::string>().rfind("cpu", 0), 0u) << info.at("devices");
   }
+}
+
+// A study without LibTorch (ols_early_stopping) never claims a GPU: under
+// "auto" its ranks are CPU ranks on a GPU node too, and "cuda" is refused at
+// the key, before anything is written.
+TEST_F(StudyRunner, AStudyWithoutLibTorchRunsOnTheCpuUnderAutoAndRefusesCudaAtTheKey) {
+  Squares s;
+  s.libtorch = false;
+  run_study(s, "squares", config("device = \"auto\"\nn = 2\n"), (root_ / "auto").string(), world_);
+  EXPECT_EQ(s.device_, torch::Device(torch::kCPU));
+  EXPECT_EQ(json_of(root_ / "auto" / "run_info.json").at("devices").at(0), "cpu (1 thread)");
+  try {
+    run_study(s, "squares", config("n = 2\ndevice = \"cuda\"\n"), (root_ / "cuda").string(), world_);
+    FAIL() << "device = cuda accepted by a study without LibTorch";
+  } catch (const mpi::CollectiveFailure& f) {
+    EXPECT_EQ(f.exit_code(), 2);
+    const std::string what = f.what();
+    EXPECT_NE(what.find("squares.toml:3: key 'device': device = \"cuda\", but squares computes on the CPU only"),
+              std::string::npos) << what;
+    EXPECT_NE(what.find("write device = \"cpu\" or \"auto\""), std::string::npos) << what;
+  }
+  EXPECT_FALSE(fs::exists(root_ / "cuda"));
 }
 
 TEST_F(StudyRunner, SelectedTasksRunAloneAndTheRunThatFinishesTheLastWritesTheOutputs) {
