@@ -277,10 +277,12 @@ fi
 # The whole suite but the gpu tests when they ran above (once is enough).
 exclude=()
 [ "${gpu_done:-0}" = 1 ] && exclude=(-LE gpu)
-# On a GPU host the MPI study tests (COST: started first; TIMEOUT 600; split
-# into parts) run their smoke-size models on the GPU, bound by kernel
-# launches: 86-220 s a binary on an H200 with four at once, 240+ s beside
-# the rest of the suite, before they were split.
+# The MPI study tests (COST: started first; TIMEOUT 600; split into parts)
+# ran their smoke-size models on the GPU here once, bound by kernel launches:
+# 86-220 s a binary on an H200 with four at once, 240+ s beside the rest of
+# the suite. The small-model smoke configs now say device = "cpu" (the gpu
+# tests above run each study on cuda); the dropout and the bootstrap
+# tests' own configs still take the GPU under "auto".
 if ! step ctest 420 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --output-on-failure -j "$cores" --timeout 240; then
   # The failures once more with the system libstdc++ preloaded: if they pass
   # then, the cause is which libstdc++ defines the program's symbols.
@@ -289,6 +291,9 @@ if ! step ctest 420 nice -n 10 ctest --test-dir "$build" "${exclude[@]}" --outpu
   failed=1
 fi
 grep -E "tests passed|tests failed|The following tests" -A25 "$logs/ctest.log" | head -30 >&2
+# Where the suite's time went: its slowest tests, for the record.
+say "slowest tests: $(grep -E 'Test +#[0-9]+: ' "$logs/ctest.log" | sed -E 's/^.*Test +#[0-9]+: ([^ ]+) .* ([0-9.]+) sec.*$/\2 s \1/' |
+  sort -rn | head -6 | paste -sd ';' - | sed 's/;/; /g')"
 # ---- 5. the benchmark (unless run above) ---------------------------------------------------
 [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ] && [ "${GPU_CHECK_BENCH:-1}" = 0 ] && say "bench: skipped (GPU_CHECK_BENCH=0)"
 if [ $gpu -eq 1 ] && [ "${gpu_done:-0}" != 1 ] && [ "${GPU_CHECK_BENCH:-1}" != 0 ]; then

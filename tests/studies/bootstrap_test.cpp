@@ -427,14 +427,14 @@ TEST_F(BootstrapStudy, AFileTheConfigNamesIsCheckedAtItsKeyAndLineAndNothingIsWr
   };
   const std::vector<Case> cases{
       // Missing: found while reading the config (so --dry-run finds it too).
-      {"file = \"linear.h5\"", "file = \"nope.h5\"", ":19: key 'data.file': " + (dir_ / "nope.h5").string() + " does not exist"},
-      {"file = \"mlp.pt\"", "file = \"nope.pt\"", ":16: key 'model.file': " + (dir_ / "nope.pt").string() + " does not exist"},
-      {"file = \"ridge.h5\"", "file = \"nope.h5\"", ":40: key 'penalty.file': " + (dir_ / "nope.h5").string() + " does not exist"},
+      {"file = \"linear.h5\"", "file = \"nope.h5\"", ":20: key 'data.file': " + (dir_ / "nope.h5").string() + " does not exist"},
+      {"file = \"mlp.pt\"", "file = \"nope.pt\"", ":17: key 'model.file': " + (dir_ / "nope.pt").string() + " does not exist"},
+      {"file = \"ridge.h5\"", "file = \"nope.h5\"", ":41: key 'penalty.file': " + (dir_ / "nope.h5").string() + " does not exist"},
       // There but wrong: found when read, reported at the key that named it.
-      {"file = \"linear.h5\"", "file = \"mlp.pt\"", ":19: key 'data.file': " + (dir_ / "mlp.pt").string() + ": is not an HDF5 file"},
-      {"file = \"mlp.pt\"", "file = \"linear.h5\"", ":16: key 'model.file': " + (dir_ / "linear.h5").string() + ": is not a TorchScript module"},
-      {"loss = \"mse\"", "loss = \"ce\"", ":19: key 'data.file': " + (dir_ / "linear.h5").string() + ": data: the ce loss needs y as class indices"},
-      {"candidates = [\"ridge\", \"nuclear\"]", "candidates = [\"frob\"]", ":44: key 'fit.candidates': candidate: unknown regularizer 'frob'"},
+      {"file = \"linear.h5\"", "file = \"mlp.pt\"", ":20: key 'data.file': " + (dir_ / "mlp.pt").string() + ": is not an HDF5 file"},
+      {"file = \"mlp.pt\"", "file = \"linear.h5\"", ":17: key 'model.file': " + (dir_ / "linear.h5").string() + ": is not a TorchScript module"},
+      {"loss = \"mse\"", "loss = \"ce\"", ":20: key 'data.file': " + (dir_ / "linear.h5").string() + ": data: the ce loss needs y as class indices"},
+      {"candidates = [\"ridge\", \"nuclear\"]", "candidates = [\"frob\"]", ":45: key 'fit.candidates': candidate: unknown regularizer 'frob'"},
   };
   for (const Case& c : cases) {
     const fs::path config = dir_ / "bad_file.toml";
@@ -454,7 +454,7 @@ TEST_F(BootstrapStudy, APenaltyWithANonFiniteOrANegativeRidgeLambdaIsRefusedAtIt
     const fs::path config = dir_ / "bad_penalty.toml";
     std::ofstream(config) << smoke_with({{"file = \"ridge.h5\"", std::string("file = \"lambda_") + name + ".h5\""}});
     const std::string msg = refusal(config, dir_ / "bad_penalty_out");
-    EXPECT_EQ(msg.rfind(config.string() + ":40: key 'penalty.file': " + (dir_ / "lambda_").string() + name +
+    EXPECT_EQ(msg.rfind(config.string() + ":41: key 'penalty.file': " + (dir_ / "lambda_").string() + name +
                             ".h5: dataset 'lambda' holds ",
                         0),
               0u)

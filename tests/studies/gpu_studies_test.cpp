@@ -1,17 +1,24 @@
-// The dropout and bootstrap smoke studies on the GPU give the CPU's results
-// (label gpu; skipped where LibTorch sees no GPU). Both runs train in float64
-// (training.float64 = true) so that the only differences are the devices'
-// summation orders: every median agrees to 1e-6 relative, accuracies and
+// Every LibTorch study on the GPU gives the CPU's results (label gpu; skipped
+// where LibTorch sees no GPU): the dropout and bootstrap smoke studies whole,
+// and the first task of the elastic-net, igr_synthetic, long_horizon and
+// igr_calibration smoke studies (whose smoke configs say device = "cpu", so
+// that the rest of the suite runs them on the CPU). Both runs compute in
+// float64 so that the only differences are the devices' summation orders:
+// every median or stored number agrees to 1e-6 relative, accuracies and
 // epoch counts exactly.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include <hdf5.h>
+
 #include "../required_inputs.hpp"
+#include "io/hdf5_file.hpp"
 #include "study_files.hpp"
 #include "mpi/mpi.hpp"
 #include "studies/registry.hpp"
@@ -22,13 +29,21 @@ namespace {
 
 using namespace test_support;
 
+/// TEXT with the first `from` replaced by `to`; a failure when TEXT lacks it
+/// (a smoke config that changed must not silently run on the wrong device).
+void replace_once(std::string& text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << "the smoke config lacks: " << from;
+  text.replace(at, from.size(), to);
+}
+
 std::string with_device(const fs::path& dir, const std::string& device) {
   std::string text = slurp(smoke("dropout"));
   const auto replace = [&](const std::string& from, const std::string& to) {
     const auto at = text.find(from);
     if (at != std::string::npos) text.replace(at, from.size(), to);
   };
-  replace("device = \"auto\"", "device = \"" + device + "\"");
+  replace_once(text, "device = \"auto\"", "device = \"" + device + "\"");
   replace("float64 = false", "float64 = true");
   replace("save_equations = true", "save_equations = false");
   const fs::path path = dir / ("dropout-" + device + ".toml");
@@ -96,7 +111,9 @@ TEST(GpuStudies, BootstrapSmokeOnCudaGivesTheCpuFits) {
   };
   replace("stop = \"early_stopping\"", "stop = \"epochs\"");
   for (const char* device : {"cpu", "cuda"}) {
-    std::ofstream(root / "in" / (std::string(device) + ".toml")) << "device = \"" << device << "\"\n" << text;
+    std::string config = text;
+    replace_once(config, "device = \"cpu\"", "device = \"" + std::string(device) + "\"");
+    std::ofstream(root / "in" / (std::string(device) + ".toml")) << config;
     run_study((root / "in" / (std::string(device) + ".toml")).string(), (root / device).string(), self);
   }
   const nlohmann::json summary = json_of(root / "cpu" / "summary.json");
@@ -112,6 +129,93 @@ TEST(GpuStudies, BootstrapSmokeOnCudaGivesTheCpuFits) {
       EXPECT_NEAR(y[i].get<double>(), x[i].get<double>(), 1e-6 * std::abs(x[i].get<double>()) + 1e-12) << i;
   }
   EXPECT_NE(slurp(root / "cuda" / "run_info.json").find("cuda:0"), std::string::npos);
+  fs::remove_all(root);
+}
+
+/// The names of a run store's task tables (the groups under /tables).
+std::vector<std::string> store_tables(const fs::path& store) {
+  std::vector<std::string> names;
+  const hid_t file = H5Fopen(store.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return names;
+  const hid_t group = H5Gopen2(file, "tables", H5P_DEFAULT);
+  H5G_info_t info{};
+  if (group >= 0 && H5Gget_info(group, &info) >= 0) {
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      char name[256] = {};
+      if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) > 0)
+        names.emplace_back(name);
+    }
+  }
+  if (group >= 0) H5Gclose(group);
+  H5Fclose(file);
+  return names;
+}
+
+/// The run store's `compute` attribute: the version and device that made it
+/// ("gradmatch <commit>, cuda:0 (NVIDIA H200)"); a run of selected tasks
+/// writes no run_info.json.
+std::string store_compute(const fs::path& store) {
+  std::string out;
+  const hid_t file = H5Fopen(store.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return out;
+  if (H5Aexists(file, "compute") > 0) {
+    const hid_t attr = H5Aopen(file, "compute", H5P_DEFAULT);
+    const hid_t type = H5Aget_type(attr);
+    if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) == 0) {
+      out.assign(H5Tget_size(type), '\0');
+      if (H5Aread(attr, type, out.data()) < 0) out.clear();
+      out.resize(std::min(out.find('\0'), out.size()));
+    }
+    H5Tclose(type);
+    H5Aclose(attr);
+  }
+  H5Fclose(file);
+  return out;
+}
+
+TEST(GpuStudies, TheFirstTaskOfEachSmallModelStudyOnCudaStoresTheCpusNumbers) {
+  if (training::cuda_device_count() == 0) GTEST_SKIP() << "LibTorch sees no GPU";
+  const mpi::Communicator self(MPI_COMM_SELF);
+  const fs::path root = fs::temp_directory_path() / ("gradmatch-gpu-tasks-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  // float64 wherever a smoke config trains in float32.
+  const std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> studies = {
+      {"elastic_net", {{"dtype = \"float32\"", "dtype = \"float64\""}}},
+      {"igr_synthetic", {}},
+      {"long_horizon", {}},
+      {"igr_calibration", {{"dtype = \"float32\"", "dtype = \"float64\""}}},
+  };
+  for (const auto& [study, edits] : studies) {
+    SCOPED_TRACE(study);
+    if (study == "igr_calibration" && !fs::exists("/usr/share/datasets/fashion-mnist")) continue;
+    for (const char* device : {"cpu", "cuda"}) {
+      std::string text = slurp(smoke(study));
+      for (const auto& [from, to] : edits) replace_once(text, from, to);
+      replace_once(text, "device = \"cpu\"", "device = \"" + std::string(device) + "\"");
+      const fs::path config = root / (study + "-" + device + ".toml");
+      std::ofstream(config) << text;
+      run_study(config.string(), (root / study / device).string(), self, RunOptions{"1"});
+    }
+    const fs::path a = root / study / "cpu" / "store.h5", b = root / study / "cuda" / "store.h5";
+    const std::vector<std::string> tables = store_tables(a);
+    ASSERT_FALSE(tables.empty());
+    EXPECT_EQ(store_tables(b), tables);
+    std::size_t compared = 0;
+    for (const std::string& table : tables) {
+      const std::vector<double> x = io::read_doubles(a.string(), "tables/" + table + "/data");
+      const std::vector<double> y = io::read_doubles(b.string(), "tables/" + table + "/data");
+      ASSERT_EQ(x.size(), y.size()) << table;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        if (std::isnan(x[i]) && std::isnan(y[i])) continue;
+        EXPECT_NEAR(y[i], x[i], 1e-6 * std::abs(x[i]) + 1e-9) << table << " element " << i;
+        compared += x[i] != 0.0;
+      }
+    }
+    EXPECT_GT(compared, 0u) << "task 1 stored nothing to compare";
+    EXPECT_NE(store_compute(b).find(", cuda:0 ("), std::string::npos) << store_compute(b);
+    EXPECT_NE(store_compute(a).find(", cpu ("), std::string::npos) << store_compute(a);
+  }
   fs::remove_all(root);
 }
 
