@@ -868,7 +868,7 @@ const Schema<DE>& endpoint_schema() {
       scalar("test_loss", &DE::test_loss, "nats", "test cross-entropy"),
       scalar("test_accuracy", &DE::test_accuracy, "", "test accuracy"),
       scalar("epochs", &DE::epochs, "epochs", "epochs trained"),
-      scalar("best_epoch", &DE::best_epoch, "epochs", "epoch of the best validation loss, whose parameters were kept (training.keep_best); 0 without keep_best"),
+      scalar("best_epoch", &DE::best_epoch, "epochs", "epoch of the best validation loss (by the early-stopping rule); its parameters were kept with training.keep_best, else the last epoch's; 0 without early stopping or for a diverged network"),
       scalar("parameters", &DE::parameters, "", "parameters of the network"),
       scalar("adam_epochs", &DE::adam_epochs, "epochs", "epochs of the Adam fit (0 without adam_parity)"),
       scalar("matched", &DE::matched, "", "reached the matched-stationarity target (stationarity.match)"),

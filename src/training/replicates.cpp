@@ -578,6 +578,11 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
       for (std::size_t i = 0; i < model_params.size(); ++i) model_params[i][r].copy_(best[i][r]);
       res.best_epoch = trackers[static_cast<std::size_t>(r)].best_epoch();
     }
+  } else if (options.early_stopping) {  // as train(): the rule's best epoch, the parameters the last epoch's
+    for (std::int64_t r = 0; r < R; ++r) {
+      TrainResult& res = results[static_cast<std::size_t>(r)];
+      if (res.status != TrainStatus::diverged) res.best_epoch = stoppers[static_cast<std::size_t>(r)].best_epoch();
+    }
   }
   return results;
 }

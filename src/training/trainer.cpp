@@ -250,6 +250,8 @@ TrainResult train(const ModelHandle& model, const Dataset& train_data, const Dat
   if (options.keep_best && !best_state.empty() && result.status != TrainStatus::diverged) {
     restore_parameters(model, best_state);
     result.best_epoch = best_tracker.best_epoch();
+  } else if (!options.keep_best && stopper && result.status != TrainStatus::diverged) {
+    result.best_epoch = stopper->best_epoch();
   }
   return result;
 }

@@ -142,7 +142,10 @@ struct TrainResult {
   TrainStatus status = TrainStatus::completed;
   std::int64_t epochs = 0;      ///< epochs run
   std::int64_t steps = 0;       ///< optimizer steps taken
-  std::int64_t best_epoch = 0;  ///< epoch whose parameters were kept (keep_best), else 0
+  /// Epoch of the best monitored loss: with keep_best its parameters were
+  /// kept; without, the early-stopping rule's best (the parameters are the
+  /// last epoch's). 0 with neither, or when the run diverged.
+  std::int64_t best_epoch = 0;
   std::vector<EpochRecord> history;
   std::string message;          ///< why it diverged
 };

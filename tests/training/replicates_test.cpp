@@ -110,6 +110,15 @@ TEST(Replicates, AdamWithPerReplicateEarlyStoppingAndKeepBestMatchesOneAtATime) 
   EXPECT_GE(stops.size(), 2u);
 }
 
+TEST(Replicates, WithoutKeepBestEachReplicateReportsItsStoppingRulesBestEpochAsOneAtATime) {
+  const std::vector<TrainResult> r = expect_same_training(adam_with_early_stopping(), 1e-10);
+  for (const auto& t : r) {
+    EXPECT_EQ(t.status, TrainStatus::stopped_early);
+    // patience 2: the rule stops two epochs after its best.
+    EXPECT_EQ(t.best_epoch, t.epochs - 2);
+  }
+}
+
 // The hook that progress lines hang on: called once per epoch, in order,
 // with the replicates that have not stopped by the end of it.
 TEST(Replicates, TheEpochHookCountsTheReplicatesStillTrainingAfterEachEpoch) {

@@ -63,17 +63,24 @@ TEST(EarlyStopping, FollowsLightningsRule) {
   EXPECT_EQ(es.best_epoch(), 3);
 }
 
-TEST(Trainer, StopsAtTheEpochTheLossSequenceSaysAndKeepsTheBest) {
-  ScriptedModel model;
-  model.losses = {5.0, 4.0, 3.0, 3.5, 2.9, 3.1, 3.2, 3.3, 1.0};
+// Training losses whose best, 2.9, is at epoch 5; epochs 6, 7, 8 do not
+// improve on it, so a patience of 3 stops after epoch 8.
+const std::vector<double> kBestAtFiveStopAtEight = {5.0, 4.0, 3.0, 3.5, 2.9, 3.1, 3.2, 3.3, 1.0};
+
+TrainOptions patience_three(bool keep_best) {
   TrainOptions o;
   o.optimizer.learning_rate = 1e-3;
   o.max_epochs = 100;
   o.early_stopping = EarlyStoppingOptions{3, 0.0, Monitor::train};
-  o.keep_best = true;
+  o.keep_best = keep_best;
+  return o;
+}
+
+TEST(Trainer, StopsAtTheEpochTheLossSequenceSaysAndKeepsTheBest) {
+  ScriptedModel model;
+  model.losses = kBestAtFiveStopAtEight;
   const ModelHandle h = model.handle();
-  const TrainResult r = train(h, zeros_data(), Dataset{}, o);
-  // best 2.9 at epoch 5; epochs 6, 7, 8 do not improve: stop after epoch 8.
+  const TrainResult r = train(h, zeros_data(), Dataset{}, patience_three(true));
   EXPECT_EQ(r.status, TrainStatus::stopped_early);
   EXPECT_EQ(r.epochs, 8);
   EXPECT_EQ(r.steps, 8);
@@ -81,6 +88,26 @@ TEST(Trainer, StopsAtTheEpochTheLossSequenceSaysAndKeepsTheBest) {
   EXPECT_DOUBLE_EQ(r.history[4].train_loss, 2.9);
   EXPECT_EQ(r.best_epoch, 5);
   EXPECT_DOUBLE_EQ(model.w.item<double>(), 5.0);  // the state after epoch 5's forward
+}
+
+TEST(Trainer, WithoutKeepBestReportsTheRulesBestEpochAndKeepsTheLastEpochsState) {
+  ScriptedModel model;
+  model.losses = kBestAtFiveStopAtEight;
+  TrainOptions o = patience_three(false);
+  const ModelHandle h = model.handle();
+  const TrainResult r = train(h, zeros_data(), Dataset{}, o);
+  EXPECT_EQ(r.status, TrainStatus::stopped_early);
+  EXPECT_EQ(r.epochs, 8);
+  EXPECT_EQ(r.best_epoch, 5);
+  EXPECT_DOUBLE_EQ(model.w.item<double>(), 8.0);  // the state after epoch 8's forward: nothing restored
+  // Without early stopping there is no rule to name a best epoch.
+  ScriptedModel fixed;
+  fixed.losses = model.losses;
+  o.early_stopping.reset();
+  o.max_epochs = 6;
+  const TrainResult f = train(fixed.handle(), zeros_data(), Dataset{}, o);
+  EXPECT_EQ(f.epochs, 6);
+  EXPECT_EQ(f.best_epoch, 0);
 }
 
 TEST(Trainer, StopsOnTheValidationLoss) {
