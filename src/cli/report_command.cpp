@@ -460,6 +460,9 @@ Report dropout_report(const json& s) {
   add("cosine between −∇L and the fitted ridge gradient (how ridge-shaped), median over seeds", "cosine_median", 2,
       false);
   add("test accuracy, median over seeds", "test_accuracy_median", 3, false);
+  add("epochs trained, median over seeds", "epochs_median", 4, false);
+  if (std::any_of(cells.begin(), cells.end(), [](const json& c) { return num(c, "best_epoch_median") > 0; }))
+    add("epoch of the best validation loss (early stopping), median over seeds", "best_epoch_median", 4, false);
   if (std::any_of(cells.begin(), cells.end(), [](const json& c) { return !std::isnan(num(c, "adam_lambda_median")); }))
     add("the authors' Adam fit of λ (parity only), median over seeds", "adam_lambda_median", 3, false);
   const auto trends = records(s, "trends");

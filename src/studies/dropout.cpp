@@ -712,7 +712,7 @@ std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vec
     cell.width = t.width;
     cell.rate = c.rates[sz(t.rate_index)];
     std::vector<double> lambda, penalty, nonstationary, dropout_norm, cosine, residual, relative, margin, theta2,
-        accuracy, adam, epochs;
+        accuracy, adam, epochs, best;
     cell.margin_identity_max_error = 0.0;
     for (std::size_t k = first; k < first + sz(c.seeds); ++k) {
       const DropoutEndpoint& e = endpoints[k];
@@ -734,6 +734,7 @@ std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vec
       theta2.push_back(e.theta_squared);
       accuracy.push_back(e.test_accuracy);
       adam.push_back(e.lambda_adam);
+      best.push_back(static_cast<double>(e.best_epoch));
       cell.margin_identity_max_error = std::max(cell.margin_identity_max_error, e.margin_identity_error);
     }
     cell.lambda_hat_median = stats::finite_median(lambda);
@@ -748,6 +749,7 @@ std::vector<DropoutCell> assemble_dropout(const DropoutConfig& c, const std::vec
     cell.test_accuracy_median = stats::finite_median(accuracy);
     cell.adam_lambda_median = stats::finite_median(adam);
     cell.epochs_median = stats::finite_median(epochs);
+    cell.best_epoch_median = stats::finite_median(best);
     if (cell.seeds == 0) cell.margin_identity_max_error = std::nan("");
     cell.trusted = cell.seeds > 0 && cell.dropout_grad_norm_median <= c.max_dropout_grad_norm;
     cells.push_back(cell);
@@ -906,6 +908,8 @@ const Schema<DC>& cell_schema() {
       scalar("test_accuracy_median", &DC::test_accuracy_median, "", "median over seeds of the test accuracy"),
       scalar("adam_lambda_median", &DC::adam_lambda_median, "", "median over seeds of the Adam-fit lambda"),
       scalar("epochs_median", &DC::epochs_median, "epochs", "median over seeds of the epochs trained (matching rounds included)"),
+      scalar("best_epoch_median", &DC::best_epoch_median, "epochs",
+             "median over seeds that did not diverge of the epoch of the best validation loss (0 without early stopping)"),
       scalar("seeds", &DC::seeds, "", "seeds that did not diverge"),
       scalar("matched", &DC::matched, "", "seeds that reached the matched-stationarity target"),
       scalar("diverged", &DC::diverged, "", "seeds that diverged"),

@@ -242,7 +242,8 @@ struct DropoutCell {
   double lambda_hat_median = 0.0, lambda_penalty_median = 0.0, lambda_nonstationary_median = 0.0,
          dropout_grad_norm_median = 0.0, cosine_median = 0.0, residual_ratio_median = 0.0,
          relative_grad_norm_median = 0.0, margin_mean_median = 0.0, theta_squared_median = 0.0,
-         margin_identity_max_error = 0.0, test_accuracy_median = 0.0, adam_lambda_median = 0.0, epochs_median = 0.0;
+         margin_identity_max_error = 0.0, test_accuracy_median = 0.0, adam_lambda_median = 0.0, epochs_median = 0.0,
+         best_epoch_median = 0.0;
   std::int64_t seeds = 0, diverged = 0, matched = 0;
   bool trusted = false;  ///< see DropoutConfig::max_dropout_grad_norm
 };

@@ -275,6 +275,24 @@ TEST_F(ReportCommand, DropoutPrintsARateByArchitectureTableMarkedByTheStoredTrus
   }
 }
 
+TEST_F(ReportCommand, DropoutPrintsTheEpochsTrainedAndTheBestValidationEpochOfEachCell) {
+  GRADMATCH_NEEDS_FASHION_MNIST();
+  const fs::path dir = StudyOutputs::of("dropout");
+  const std::string text = report(dir).out;
+  for (const auto& [title, key] : {std::pair{"epochs trained, median over seeds", "epochs_median"},
+                                   std::pair{"epoch of the best validation loss (early stopping)", "best_epoch_median"}}) {
+    const PrintedTable t = table(text, title);
+    for (const json& cell : summary_of(dir).at("cells")) {
+      const std::string arch = g(cell.at("depth").get<double>(), 6) + "×" + g(cell.at("width").get<double>(), 6);
+      ASSERT_LT(t.column(arch), t.header.size()) << title << ": " << arch;
+      EXPECT_EQ(t.row(g(cell.at("rate").get<double>(), 6)).at(t.column(arch)), g(cell.at(key).get<double>(), 4)) << title;
+      // Early stopping is on (patience 10): every network has a best epoch, within the epochs it trained.
+      EXPECT_GE(cell.at("best_epoch_median").get<double>(), 1.0);
+      EXPECT_LE(cell.at("best_epoch_median").get<double>(), cell.at("epochs_median").get<double>());
+    }
+  }
+}
+
 TEST_F(ReportCommand, DropoutPrintsTheTrendTestsWithinSeedsOfTheSummary) {
   GRADMATCH_NEEDS_FASHION_MNIST();
   const fs::path dir = StudyOutputs::of("dropout");

@@ -286,7 +286,8 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
                                        "adam_lambda_median",
                                        "residual_ratio_median",
                                        "relative_grad_norm_median",
-                                       "test_accuracy_median"};
+                                       "test_accuracy_median",
+                                       "best_epoch_median"};
   for (const auto& cell : s.at("cells")) {
     const std::set<std::string> keys = keys_of(cell);
     for (const std::string& key : required) EXPECT_TRUE(keys.count(key)) << key;
@@ -329,6 +330,21 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   const auto dropout_norm = io::read_doubles(results, "endpoints/dropout_grad_norm");
   const auto plugin_norm = io::read_doubles(results, "endpoints/dropout_grad_norm_plugin");
   const auto margin_error = io::read_doubles(results, "endpoints/margin_identity_error");
+  // The epoch of the best validation loss (keep_best = false, max_epochs 30,
+  // patience 10): a network stopped early stopped 10 epochs after it; one
+  // that ran all 30 had it within them. Each cell's median is its seeds'.
+  const auto best = io::read_doubles(results, "endpoints/best_epoch");
+  const auto trained = io::read_doubles(results, "endpoints/epochs");
+  ASSERT_EQ(best.size(), 4u);
+  for (std::size_t k = 0; k < 4; ++k) {
+    if (trained[k] < 30) {
+      EXPECT_EQ(best[k], trained[k] - 10) << k;
+    }
+    EXPECT_GE(best[k], 1.0) << k;
+    EXPECT_LE(best[k], trained[k]) << k;
+  }
+  EXPECT_EQ(cell_of(s, {{"rate", 0.0}}).at("best_epoch_median").get<double>(), 0.5 * (best[0] + best[1]));
+  EXPECT_EQ(cell_of(s, {{"rate", 0.5}}).at("best_epoch_median").get<double>(), 0.5 * (best[2] + best[3]));
   const char* files[] = {"equations_d2_w32_r0000_s0.h5", "equations_d2_w32_r0000_s1.h5", "equations_d2_w32_r5000_s0.h5",
                          "equations_d2_w32_r5000_s1.h5"};
   for (std::size_t k = 0; k < 4; ++k) {
