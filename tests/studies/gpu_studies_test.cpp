@@ -30,7 +30,8 @@ namespace {
 using namespace test_support;
 
 /// TEXT with the first `from` replaced by `to`; a failure when TEXT lacks it
-/// (a smoke config that changed must not silently run on the wrong device).
+/// (a smoke config that changed must not silently run otherwise, e.g. on
+/// the wrong device).
 void replace_once(std::string& text, const std::string& from, const std::string& to) {
   const auto at = text.find(from);
   ASSERT_NE(at, std::string::npos) << "the smoke config lacks: " << from;
@@ -39,13 +40,9 @@ void replace_once(std::string& text, const std::string& from, const std::string&
 
 std::string with_device(const fs::path& dir, const std::string& device) {
   std::string text = slurp(smoke("dropout"));
-  const auto replace = [&](const std::string& from, const std::string& to) {
-    const auto at = text.find(from);
-    if (at != std::string::npos) text.replace(at, from.size(), to);
-  };
   replace_once(text, "device = \"auto\"", "device = \"" + device + "\"");
-  replace("float64 = false", "float64 = true");
-  replace("save_equations = true", "save_equations = false");
+  replace_once(text, "float64 = false", "float64 = true");
+  replace_once(text, "save_equations = true", "save_equations = false");
   const fs::path path = dir / ("dropout-" + device + ".toml");
   std::ofstream(path) << text;
   return path.string();
@@ -104,12 +101,7 @@ TEST(GpuStudies, BootstrapSmokeOnCudaGivesTheCpuFits) {
                             .c_str()),
             0);
   std::string text = slurp(std::string(GRADMATCH_SOURCE_DIR) + "/configs/smoke/bootstrap.toml");
-  const auto replace = [&](const std::string& from, const std::string& to) {
-    const auto at = text.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-  };
-  replace("stop = \"early_stopping\"", "stop = \"epochs\"");
+  replace_once(text, "stop = \"early_stopping\"", "stop = \"epochs\"");
   for (const char* device : {"cpu", "cuda"}) {
     std::string config = text;
     replace_once(config, "device = \"cpu\"", "device = \"" + std::string(device) + "\"");
