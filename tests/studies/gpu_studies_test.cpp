@@ -19,6 +19,7 @@
 
 #include "../required_inputs.hpp"
 #include "io/hdf5_file.hpp"
+#include "io/run_store.hpp"
 #include "study_files.hpp"
 #include "mpi/mpi.hpp"
 #include "studies/registry.hpp"
@@ -124,25 +125,6 @@ TEST(GpuStudies, BootstrapSmokeOnCudaGivesTheCpuFits) {
   fs::remove_all(root);
 }
 
-/// The names of a run store's task tables (the groups under /tables).
-std::vector<std::string> store_tables(const fs::path& store) {
-  std::vector<std::string> names;
-  const hid_t file = H5Fopen(store.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file < 0) return names;
-  const hid_t group = H5Gopen2(file, "tables", H5P_DEFAULT);
-  H5G_info_t info{};
-  if (group >= 0 && H5Gget_info(group, &info) >= 0) {
-    for (hsize_t i = 0; i < info.nlinks; ++i) {
-      char name[256] = {};
-      if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) > 0)
-        names.emplace_back(name);
-    }
-  }
-  if (group >= 0) H5Gclose(group);
-  H5Fclose(file);
-  return names;
-}
-
 /// The run store's `compute` attribute: the version and device that made it
 /// ("gradmatch <commit>, cuda:0 (NVIDIA H200)"); a run of selected tasks
 /// writes no run_info.json.
@@ -190,11 +172,14 @@ TEST(GpuStudies, TheFirstTaskOfEachSmallModelStudyOnCudaStoresTheCpusNumbers) {
       run_study(config.string(), (root / study / device).string(), self, RunOptions{"1"});
     }
     const fs::path a = root / study / "cpu" / "store.h5", b = root / study / "cuda" / "store.h5";
-    const std::vector<std::string> tables = store_tables(a);
-    ASSERT_FALSE(tables.empty());
-    EXPECT_EQ(store_tables(b), tables);
+    const io::RunStoreProgress on_cpu = io::inspect_run_store(a.string()), on_cuda = io::inspect_run_store(b.string());
+    ASSERT_FALSE(on_cpu.tables.empty());
+    ASSERT_EQ(on_cuda.tables.size(), on_cpu.tables.size());
+    EXPECT_EQ(on_cpu.finished(), 1);
+    EXPECT_EQ(on_cuda.finished(), 1);
     std::size_t compared = 0;
-    for (const std::string& table : tables) {
+    for (const io::RunStoreProgress::Table& t : on_cpu.tables) {
+      const std::string& table = t.name;
       const std::vector<double> x = io::read_doubles(a.string(), "tables/" + table + "/data");
       const std::vector<double> y = io::read_doubles(b.string(), "tables/" + table + "/data");
       ASSERT_EQ(x.size(), y.size()) << table;
