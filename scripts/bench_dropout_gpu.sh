@@ -46,20 +46,18 @@ bench=$build/tests/benchmarks/dropout_gpu_bench
 [[ -x $bench ]] || { echo "bench_dropout_gpu: no $bench (build the dropout_gpu_bench target)" >&2; exit 2; }
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 rows=()
+# One process per tool and architecture (a CUDA LibTorch or PyTorch takes
+# seconds to start; the runs of a process share its start-up and images).
+variants=base runs=single,batched
+if [ "$device" = cuda ]; then variants+=,tf32 runs+=,batched-tf32; fi
+if [ "$nodrop" = 1 ]; then variants+=,rates0 runs+=,batched-rates0; fi  # the same batches without dropout: what the masks cost
 for arch in $archs; do
   d=${arch%x*} w=${arch#*x}
   common=(--depth "$d" --width "$w" --images "$images" --epochs "$epochs" --device "$device")
-  rows+=("$("$bench" "${common[@]}" --replicates "$replicates")")
-  rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode single "${common[@]}" --models "$single")")
-  rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched "${common[@]}" --models "$replicates")")
-  if [ "$device" = cuda ]; then
-    rows+=("$("$bench" "${common[@]}" --replicates "$replicates" --tf32)")
-    rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched --tf32 "${common[@]}" --models "$replicates")")
-  fi
-  if [ "$nodrop" = 1 ]; then  # the same batches without dropout: what the masks cost
-    rows+=("$("$bench" "${common[@]}" --replicates "$replicates" --rates 0)")
-    rows+=("$("$py" "$root/scripts/bench_dropout_torch.py" --mode batched "${common[@]}" --models "$replicates" --rates 0)")
-  fi
+  out=$("$bench" "${common[@]}" --replicates "$replicates" --variants "$variants")
+  mapfile -t -O "${#rows[@]}" rows <<< "$out"
+  out=$("$py" "$root/scripts/bench_dropout_torch.py" --runs "$runs" "${common[@]}" --models "$replicates" --single-models "$single")
+  mapfile -t -O "${#rows[@]}" rows <<< "$out"
 done
 printf '%s\n' "${rows[@]}" | "$py" -c '
 import json, sys
@@ -70,7 +68,10 @@ print()
 print("| depth x width | implementation | models | ms / model-epoch (wall) | CPU ms / model-epoch | vs PyTorch one at a time (wall) |")
 print("|---|---|---:|---:|---:|---:|")
 for arch in sorted({(r["depth"], r["width"]) for r in rows}):
-    group = [r for r in rows if (r["depth"], r["width"]) == arch]
+    def order(r):  # the dropout grid (gradmatch, one at a time, PyTorch batched), then TF32, then rates 0
+        variant = 2 if r.get("rates", "grid") != "grid" else 1 if "tf32" in r["mode"] else 0
+        return (variant, 0 if r["tool"] == "gradmatch" else 1 if r["mode"] == "single" else 2)
+    group = sorted((r for r in rows if (r["depth"], r["width"]) == arch), key=order)
     one = next(r for r in group if r["tool"] == "pytorch" and r["mode"] == "single")["ms_per_model_epoch"]
     for r in group:
         name = {"gradmatch": "gradmatch batched (train_replicates%s)" % (", TF32" if "tf32" in r["mode"] else "")}.get(r["tool"], "PyTorch " + {

@@ -14,6 +14,12 @@ models, each model on all training images in its own order:
 One warm-up epoch first (untimed). Prints one JSON line with ms per
 model-epoch, wall and process CPU time. Data: the Fashion-MNIST IDX files of --data, else random
 pixels and labels of the same shapes.
+
+--runs RUN1,RUN2,... times several runs in one process, one line each, sharing
+the import of torch and the images (on a GPU host importing a CUDA PyTorch
+costs seconds): "single" (--single-models models one at a time), "batched",
+"batched-tf32" and "batched-rates0" (every rate 0: no masks), each with the
+other flags as given.
 """
 import argparse
 import gzip
@@ -136,26 +142,46 @@ def main():
     p.add_argument("--rates", default=",".join(str(v) for v in RATES),
                    help="dropout rates cycled over the models (0: no dropout, the masks' cost left out)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", default=None,
+                   help="several runs in one process: single, batched, batched-tf32, batched-rates0 (comma-separated)")
+    p.add_argument("--single-models", type=int, default=None,
+                   help="models of a 'single' run in --runs (default: --models)")
     args = p.parse_args()
-    rates_text = args.rates
-    args.rates = [float(v) for v in args.rates.split(",") if v.strip()] or [0.0]
+    base_rates = [float(v) for v in args.rates.split(",") if v.strip()] or [0.0]
+    # (mode, tf32, rates text, rates, models) of each run
+    runs = []
+    for run in (args.runs.split(",") if args.runs else [args.mode]):
+        if run == "single":
+            models = args.single_models if args.runs and args.single_models else args.models
+            runs.append(("single", args.tf32, args.rates, base_rates, models))
+        elif run in ("batched", "batched-tf32"):
+            runs.append(("batched", args.tf32 or run == "batched-tf32", args.rates, base_rates, args.models))
+        elif run == "batched-rates0":
+            runs.append(("batched", args.tf32, "0", [0.0], args.models))
+        else:
+            p.error("--runs: unknown run %r (single, batched, batched-tf32, batched-rates0)" % run)
     torch.set_num_threads(args.threads)
-    torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    torch.backends.cudnn.allow_tf32 = args.tf32
     device = torch.device(args.device)
     dtype = torch.float32
     x, y, source = load(args.data, args.images)
     x, y = x.to(device, dtype), y.to(device)
-    seconds, cpu_seconds = (single if args.mode == "single" else batched)(args, x, y, device, dtype)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (%d thread%s)" % (
         args.threads, "" if args.threads == 1 else "s")
-    print(json.dumps({"tool": "pytorch", "mode": args.mode + (" tf32" if args.tf32 else ""), "device": name,
-                      "torch": torch.__version__, "depth": args.depth, "width": args.width,
-                      "replicates": args.models, "images": x.shape[0], "data": source, "epochs": args.epochs, "batch": args.batch,
-                      "rates": "grid" if args.rates == RATES else rates_text,
-                      "seconds": round(seconds, 4),
-                      "ms_per_model_epoch": round(1e3 * seconds / (args.models * args.epochs), 4),
-                      "cpu_ms_per_model_epoch": round(1e3 * cpu_seconds / (args.models * args.epochs), 4)}))
+    for mode, tf32, rates_text, rates, models in runs:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        args.rates, args.models = rates, models
+        seconds, cpu_seconds = (single if mode == "single" else batched)(args, x, y, device, dtype)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        print(json.dumps({"tool": "pytorch", "mode": mode + (" tf32" if tf32 else ""), "device": name,
+                          "torch": torch.__version__, "depth": args.depth, "width": args.width,
+                          "replicates": models, "images": x.shape[0], "data": source, "epochs": args.epochs, "batch": args.batch,
+                          "rates": "grid" if rates == RATES else rates_text,
+                          "seconds": round(seconds, 4),
+                          "ms_per_model_epoch": round(1e3 * seconds / (models * args.epochs), 4),
+                          "cpu_ms_per_model_epoch": round(1e3 * cpu_seconds / (models * args.epochs), 4)}),
+              flush=True)
 
 
 if __name__ == "__main__":
