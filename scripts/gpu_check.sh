@@ -63,13 +63,22 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "host: $(uname -a)"
+  echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(env -u OMP_NUM_THREADS nproc) cores"
   grep PRETTY_NAME /etc/os-release 2>/dev/null
   echo "g++: $(g++ --version 2>/dev/null | head -1) (CXX=${CXX:-unset}: $("${CXX:-c++}" --version 2>/dev/null | head -1); its libstdc++.so: $("${CXX:-c++}" -print-file-name=libstdc++.so 2>/dev/null))"
   echo "cmake: $(cmake --version 2>/dev/null | head -1)"
   echo "nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo none)"
   echo "nvidia-smi:"; nvidia-smi 2>&1 | head -20
   echo "nccl.h: $(grep -hE '#define NCCL_(MAJOR|MINOR|PATCH)' /usr/include/nccl.h 2>/dev/null | awk '{printf "%s ", $3}')"
+  # The python3 start and torch import, timed (the tests start python3 with torch dozens of times).
+  t_py=$(date +%s%N)
   echo "torch: $("$py" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "devices", torch.cuda.device_count(), "cxx11abi", torch._C._GLIBCXX_USE_CXX11_ABI)' 2>&1)"
+  t_py=$(date +%s%N)-$t_py
+  echo "python3 -c 'import torch' (first, with CUDA's device query): $(awk "BEGIN {printf \"%.2f\", ($t_py) / 1e9}") s"
+  t_py=$(date +%s%N)
+  "$py" -c 'import torch' > /dev/null 2>&1
+  t_py=$(date +%s%N)-$t_py
+  echo "python3 -c 'import torch' (again): $(awk "BEGIN {printf \"%.2f\", ($t_py) / 1e9}") s"
   echo "mpirun: $(mpirun --version 2>/dev/null | head -1)"
 } > "$logs/env.txt" 2>&1
 gpu=0

@@ -1,10 +1,10 @@
-// The bootstrap study over MPI ranks (registered at 1 and 2 ranks): its sym
+// The bootstrap study over MPI ranks (registered at 2 ranks): its sym
 // fit through the distributed structured solve (ScaLAPACK above
 // fit.scalapack_min_p) against a one-rank run of the same config, every other
 // output byte for byte, and resume of a run whose fit output went missing.
 // The config: sym_penalty_config (bootstrap_configs.hpp), whose 12 endpoints
 // determine the explicit penalty Lambda they were trained with.
-// Inputs from make_bootstrap_inputs.py (Debian's python3-torch).
+// Inputs from make_bootstrap_inputs.py (Debian's python3-torch; bootstrap_inputs.hpp).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -20,6 +20,7 @@
 #include "mpi/mpi.hpp"
 #include "studies/registry.hpp"
 #include "bootstrap_configs.hpp"
+#include "bootstrap_inputs.hpp"
 #include "study_files.hpp"
 #include "../required_inputs.hpp"
 
@@ -53,12 +54,9 @@ class BootstrapOverRanks : public ::testing::Test {
     if (world_.is_root()) {
       fs::remove_all(root_);
       fs::create_directories(root_);
-      if (std::system((gradmatch::test_inputs::python_command() + "-c 'import torch, h5py' > /dev/null 2>&1").c_str()) != 0)
-        skip = "Debian's python3-torch and python3-h5py are needed";
-      else if (std::system((gradmatch::test_inputs::python_command() + std::string(GRADMATCH_SOURCE_DIR) +
-                            "/tests/studies/make_bootstrap_inputs.py " + root_.string())
-                               .c_str()) != 0)
-        error = "make_bootstrap_inputs.py failed (its output is above)";
+      const BootstrapInputs inputs = write_bootstrap_inputs(root_);
+      skip = inputs.skip;
+      error = inputs.error;
     }
     skip_ = world_.broadcast(skip);
     const std::string failed = world_.broadcast(error);

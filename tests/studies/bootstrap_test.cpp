@@ -25,6 +25,7 @@
 #include "studies/bootstrap.hpp"
 #include "studies/registry.hpp"
 #include "bootstrap_configs.hpp"
+#include "bootstrap_inputs.hpp"
 #include "study_files.hpp"
 #include "../required_inputs.hpp"
 
@@ -40,13 +41,9 @@ class BootstrapStudy : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("gradmatch_bootstrap_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    if (std::system((gradmatch::test_inputs::python_command() + "-c 'import torch, h5py' > /dev/null 2>&1").c_str()) != 0) {
-      skip_ = "Debian's python3-torch and python3-h5py are needed";
-      return;
-    }
-    const std::string cmd = gradmatch::test_inputs::python_command() + GRADMATCH_SOURCE_DIR +
-                            "/tests/studies/make_bootstrap_inputs.py " + dir_.string();
-    if (std::system(cmd.c_str()) != 0) error_ = "make_bootstrap_inputs.py failed (its output is above)";
+    const BootstrapInputs inputs = write_bootstrap_inputs(dir_);
+    skip_ = inputs.skip;
+    error_ = inputs.error;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override {

@@ -1,7 +1,8 @@
 // The IGR studies (igr_synthetic, long_horizon, igr_calibration) at smoke
 // scale, through the task farm and run store: their numerical targets,
 // byte-identical outputs to a one-rank reference, resume, the Euler bias, and
-// config errors. Registered at 1 and 2 ranks.
+// config errors. Registered at 2 ranks (the runs are compared with a one-rank
+// reference run in the same job).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 

@@ -10,30 +10,65 @@
   OUT/fresh{0..5}.h5 six data sets with linear.h5's X and fresh y = X beta + noise
 
 Usage: make_bootstrap_inputs.py OUT   (OUT is created if it does not exist)
+       make_bootstrap_inputs.py --fixture OUT
+--fixture (the ctest fixture bootstrap_inputs, once per ctest run; the tests
+copy the files from OUT, see tests/studies/bootstrap_inputs.hpp): OUT is
+replaced whole, written under another name first and renamed; where torch or
+h5py is missing, OUT is removed and the exit status is 0 (the tests then
+skip or fail themselves, saying what is missing).
 """
 import os
+import shutil
 import sys
 
-import h5py
-import numpy as np
-import torch
+try:
+    import h5py
+    import numpy as np
+    import torch
+except ImportError as e:
+    MISSING = str(e)
+else:
+    MISSING = None
 
+if MISSING is None:
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(4, 5)
+            self.out = torch.nn.Linear(5, 1)
 
-class Net(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.hidden = torch.nn.Linear(4, 5)
-        self.out = torch.nn.Linear(5, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.tanh(self.hidden(x)))
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.tanh(self.hidden(x)))
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("usage: make_bootstrap_inputs.py OUT (the directory to write the inputs to)", file=sys.stderr)
+    args = sys.argv[1:]
+    fixture = args[:1] == ["--fixture"]
+    if fixture:
+        args = args[1:]
+    if len(args) != 1:
+        print("usage: make_bootstrap_inputs.py [--fixture] OUT (the directory to write the inputs to)", file=sys.stderr)
         return 2
-    out = sys.argv[1]
+    if not fixture:
+        if MISSING:
+            print("make_bootstrap_inputs.py: " + MISSING, file=sys.stderr)
+            return 1
+        write(args[0])
+        return 0
+    final = os.path.abspath(args[0])
+    shutil.rmtree(final, ignore_errors=True)
+    if MISSING:
+        print("make_bootstrap_inputs.py: %s; %s not written (the tests that need it say so)" % (MISSING, final))
+        return 0
+    partial = final + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    write(partial)
+    os.rename(partial, final)
+    print("make_bootstrap_inputs.py: wrote " + final)
+    return 0
+
+
+def write(out):
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -57,7 +92,6 @@ def main() -> int:
         with h5py.File(f"{out}/fresh{k}.h5", "w") as f:
             f["X"] = x
             f["y"] = x @ (3.0 * rng.standard_normal((4, 1))) + rng.standard_normal((200, 1))
-    return 0
 
 
 if __name__ == "__main__":

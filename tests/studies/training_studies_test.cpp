@@ -2,7 +2,8 @@
 // smoke scale, through the task farm and the run store: byte-identical
 // outputs to a one-rank reference, the numbers each smoke run must reach,
 // summary keys and shapes, the equation files reproducing the stored fits,
-// resume, refusal and config errors. Registered at 1 and 2 ranks.
+// resume, refusal and config errors. Registered at 2 ranks (the runs are
+// compared with a one-rank reference run in the same job).
 #include <gtest/gtest.h>
 
 #include "study_files.hpp"
