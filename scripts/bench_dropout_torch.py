@@ -145,15 +145,14 @@ def main():
     p.add_argument("--runs", default=None,
                    help="several runs in one process: single, batched, batched-tf32, batched-rates0 (comma-separated)")
     p.add_argument("--single-models", type=int, default=None,
-                   help="models of a 'single' run in --runs (default: --models)")
+                   help="models of a 'single' run (default: --models)")
     args = p.parse_args()
     base_rates = [float(v) for v in args.rates.split(",") if v.strip()] or [0.0]
     # (mode, tf32, rates text, rates, models) of each run
     runs = []
     for run in (args.runs.split(",") if args.runs else [args.mode]):
         if run == "single":
-            models = args.single_models if args.runs and args.single_models else args.models
-            runs.append(("single", args.tf32, args.rates, base_rates, models))
+            runs.append(("single", args.tf32, args.rates, base_rates, args.single_models or args.models))
         elif run in ("batched", "batched-tf32"):
             runs.append(("batched", args.tf32 or run == "batched-tf32", args.rates, base_rates, args.models))
         elif run == "batched-rates0":
