@@ -83,6 +83,16 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
   t_py=$(date +%s%N)-$t_py
   echo "python3 -c 'import torch' (again): $(awk "BEGIN {printf \"%.2f\", ($t_py) / 1e9}") s"
   echo "mpirun: $(mpirun --version 2>/dev/null | head -1)"
+  # How many cores' worth of work the machine does at once: one fixed loop alone,
+  # then one per core side by side. (The suite ran several times slower per
+  # process on a 16-core GPU host than alone; this says whether the cores are slow
+  # or fewer than nproc says.) About 2 s.
+  t_one=$(date +%s%N); awk 'BEGIN { for (i = 0; i < 3e7; i++) s += i }'; t_one=$(($(date +%s%N) - t_one))
+  t_all=$(date +%s%N)
+  for _ in $(seq "$cores"); do awk 'BEGIN { for (i = 0; i < 3e7; i++) s += i }' & done; wait
+  t_all=$(($(date +%s%N) - t_all))
+  echo "cpu throughput: one loop alone $(awk "BEGIN {printf \"%.2f\", $t_one / 1e9}") s, $cores side by side $(awk "BEGIN {printf \"%.2f\", $t_all / 1e9}") s: about $(awk "BEGIN {printf \"%.1f\", $cores * $t_one / $t_all}") cores' worth"
+  echo "cgroup cpu.max: $(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo none)"
 } > "$logs/env.txt" 2>&1
 gpu=0
 if nvidia-smi -L > /dev/null 2>&1 && "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -262,6 +272,33 @@ if [ $gpu_ran -eq 1 ]; then
   fi
   nccl_checks
   gpu_done=1
+fi
+
+# ---- 2b. the pace of one CPU core (seconds) ---------------------------------------------
+# The suite's studies compute on the CPU, and on a 16-core H100 host they ran
+# 3-30x slower than on this project's 2-core development VM. Two probes, alone
+# on the machine: LibTorch's compute (the dropout classifiers batched on the
+# CPU; 27-29 ms per model-epoch on the VM) and the cost of page faults (small
+# batched replicate steps with malloc keeping freed memory, as gradmatch does,
+# and without: 28 against 70 us per replicate-step on the VM, 28 k against
+# 620 k faults).
+if [ "${GPU_CHECK_CPU_PROBE:-1}" != 0 ] && [ -x "$build/tests/benchmarks/replicate_training_bench" ]; then
+  nomallopt=${TMPDIR:-/tmp}/gradmatch_nomallopt_$$.so
+  printf 'int mallopt(int a, int b) { (void)a; (void)b; return 1; }\n' |
+    "$build_cxx" -shared -fPIC -x c - -o "$nomallopt" 2> /dev/null || nomallopt=
+  {
+    echo "== dropout classifiers on one CPU core (8 x 3 x 128, 4,096 images, 3 epochs)"
+    "$build/tests/benchmarks/dropout_gpu_bench" --device cpu --depth 3 --width 128 --replicates 8 --images 4096 --epochs 3 2>&1 | tail -1
+    for pre in "" $nomallopt; do
+      echo "== batched replicate steps, R = 64, 3 epochs, LD_PRELOAD=${pre:-none}"
+      t0=$(date +%s%N)
+      LD_PRELOAD=$pre "$build/tests/benchmarks/replicate_training_bench" --mode batched --replicates 64 --epochs 3 2>&1 | tail -1
+      echo "wall $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    done
+  } > "$logs/cpu_probe.log" 2>&1
+  rm -f "$nomallopt"
+  say "cpu probe: dropout $(grep -m1 -oE '"ms_per_model_epoch": [0-9.]+' "$logs/cpu_probe.log" | grep -oE '[0-9.]+$') ms/model-epoch (VM: 27-29);" \
+    "replicate step $(grep -oE '"us_per_replicate_step": [0-9.]+' "$logs/cpu_probe.log" | grep -oE '[0-9.]+$' | paste -sd / -) us kept/without (VM: 28/70)"
 fi
 
 # ---- 3. evidence: libstdc++ symbols that LibTorch exports (pytorch/pytorch#133437) -----

@@ -4,6 +4,10 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #if GRADMATCH_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -77,8 +81,17 @@ Tf32Scope::Tf32Scope(bool allow) : previous_(at::globalContext().allowTF32CuBLAS
 
 Tf32Scope::~Tf32Scope() { at::globalContext().setAllowTF32CuBLAS(previous_); }
 
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  mallopt(M_TOP_PAD, 256 << 20);
+#endif
+}
+
 ComputeDevice configure_compute(DeviceRequest request, int local_rank, int local_size, int threads_override,
                                 std::string_view what) {
+  keep_freed_memory();
   ComputeDevice out = resolve_device(request, local_rank, local_size, threads_override, what);
   at::set_num_threads(out.assignment.threads);
 #if GRADMATCH_WITH_CUDA

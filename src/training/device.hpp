@@ -47,7 +47,18 @@ struct ComputeDevice {
 ComputeDevice resolve_device(DeviceRequest request, int local_rank, int local_size, int threads_override,
                              std::string_view what = "device");
 
-/// resolve_device(), then makes it current: LibTorch's intra-op thread
+/// Makes glibc malloc keep freed memory for reuse (mmap threshold 256 MiB,
+/// trim threshold 512 MiB, top pad 256 MiB) instead of handing each large
+/// temporary back to the kernel and faulting it in again at the next step,
+/// which is what a training step would otherwise do with every tensor of
+/// 128 KiB or more. Measured on one CPU core (docs/performance.md, "Memory
+/// allocator"): a batched replicate step 2.5x faster at 64 replicates, an
+/// elastic-net study 1.35x, 30x fewer page faults, peak memory within 3%.
+/// A process may hold up to 512 MiB of freed memory. Idempotent; nothing
+/// where the C library is not glibc.
+void keep_freed_memory();
+
+/// keep_freed_memory(), resolve_device(), then makes it current: LibTorch's intra-op thread
 /// count, and on CUDA the current device (cuBLAS handles, default streams).
 ComputeDevice configure_compute(DeviceRequest request, int local_rank, int local_size, int threads_override,
                                 std::string_view what = "device");

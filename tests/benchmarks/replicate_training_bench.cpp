@@ -7,7 +7,6 @@
 //
 //   replicate_training_bench [--mode batched|single] [--replicates R] [--epochs E] [--threads T]
 #include <ATen/Parallel.h>
-#include <malloc.h>
 
 #include <chrono>
 #include <cstdio>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "training/data.hpp"
+#include "training/device.hpp"
 #include "training/models.hpp"
 #include "training/replicates.hpp"
 #include "training/trainer.hpp"
@@ -38,11 +38,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // glibc malloc returns and re-faults large temporaries between steps, which
-  // made batched timings swing 2x (page faults on large temporaries); keep freed memory instead.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  mallopt(M_TOP_PAD, 256 << 20);
+  // As every training rank does (configure_compute): glibc malloc would return and
+  // re-fault large temporaries between steps, which made batched timings swing 2x.
+  keep_freed_memory();
   at::set_num_threads(threads);
   at::set_num_interop_threads(1);
 
