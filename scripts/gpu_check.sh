@@ -22,6 +22,8 @@
 # Systems kernel summaries even where nsys is installed; the benchmark's
 # phase table splits a step without a profiler), GPU_CHECK_BENCH=0 (no
 # benchmark: where it has been measured, its minutes go to the studies),
+# GPU_CHECK_CPU_PROBE=0 (no cpu_probe.log: one CPU core's LibTorch pace and
+# the cost of page faults, a few seconds),
 # GPU_CHECK_STOP_AFTER=gpu_targets (stop once the CLI, gpu tests and
 # benchmark are built: a build for scripts/gpu_studies.sh alone; a second
 # call with the same build directory then goes on incrementally).
@@ -291,9 +293,9 @@ if [ "${GPU_CHECK_CPU_PROBE:-1}" != 0 ] && [ -x "$build/tests/benchmarks/replica
     "$build/tests/benchmarks/dropout_gpu_bench" --device cpu --depth 3 --width 128 --replicates 8 --images 4096 --epochs 3 2>&1 | tail -1
     for pre in "" $nomallopt; do
       echo "== batched replicate steps, R = 64, 3 epochs, LD_PRELOAD=${pre:-none}"
-      t0=$(date +%s%N)
+      t_rep=$(date +%s%N)
       LD_PRELOAD=$pre "$build/tests/benchmarks/replicate_training_bench" --mode batched --replicates 64 --epochs 3 2>&1 | tail -1
-      echo "wall $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+      echo "wall $(( ($(date +%s%N) - t_rep) / 1000000 )) ms"
     done
   } > "$logs/cpu_probe.log" 2>&1
   rm -f "$nomallopt"
