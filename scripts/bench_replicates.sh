@@ -5,6 +5,8 @@
 #   - R replicates at once (C++, train_replicates: leading replicate dimension, baddbmm),
 #   - one model at a time (C++, train),
 #   - one model at a time in a python3-torch loop (scripts/bench_replicates.py),
+#     the penalty differentiated by autograd or its gradient added by hand,
+#   - R replicates as one batched PyTorch model (baddbmm; --batched),
 # all on one core of this machine. Target: batched >= 5x the per-replicate
 # throughput of the Python loop.
 #
@@ -28,6 +30,10 @@ if [[ -f $jemalloc ]]; then
   rows+=("$(LD_PRELOAD=$jemalloc "${pin[@]}" /usr/bin/python3 "$root/scripts/bench_replicates.py" --replicates 8 --epochs "$epochs" |
             sed 's/"python3-torch loop"/"python3-torch loop + jemalloc"/')")
 fi
+rows+=("$("${pin[@]}" /usr/bin/python3 "$root/scripts/bench_replicates.py" --replicates 8 --epochs "$epochs" --closed-form-penalty)")
+for r in 8 64; do
+  rows+=("$("${pin[@]}" /usr/bin/python3 "$root/scripts/bench_replicates.py" --replicates "$r" --epochs "$epochs" --batched)")
+done
 rows+=("$("${pin[@]}" "$bench" --mode single --replicates 8 --epochs "$epochs")")
 for r in 8 16 32 64 128; do
   rows+=("$("${pin[@]}" "$bench" --mode batched --replicates "$r" --epochs "$epochs")")

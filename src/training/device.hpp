@@ -52,8 +52,8 @@ ComputeDevice resolve_device(DeviceRequest request, int local_rank, int local_si
 /// temporary back to the kernel and faulting it in again at the next step,
 /// which is what a training step would otherwise do with every tensor of
 /// 128 KiB or more. Measured on one CPU core (docs/performance.md, "Memory
-/// allocator"): a batched replicate step 2.5x faster at 64 replicates, an
-/// elastic-net study 1.35x, 30x fewer page faults, peak memory within 3%.
+/// allocator"): a batched replicate step 2.6x faster at 64 replicates, an
+/// elastic-net study 1.2x, 10-17x fewer page faults, peak memory within 3%.
 /// A process may hold up to 512 MiB of freed memory. Idempotent; nothing
 /// where the C library is not glibc.
 void keep_freed_memory();

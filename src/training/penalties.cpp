@@ -1,6 +1,7 @@
 #include "training/penalties.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <sstream>
 
@@ -35,6 +36,24 @@ at::Tensor huber_sum(const at::Tensor& x, double beta) {
   // where() differentiates each branch only where it is selected: x / beta
   // inside (-beta, beta), sign(x) outside, as reg::huber_derivative.
   return at::where(a < beta, x.square() / (2.0 * beta), a - 0.5 * beta).sum();
+}
+
+at::Tensor penalty_gradient(const Penalty& penalty, const at::Tensor& parameter) {
+  at::NoGradGuard no_grad;
+  const at::Tensor x = parameter.detach();
+  // The same operations, in the same order, as the batched trainer's
+  // (replicates.cpp, BatchedPenalty::gradient), so that a replicate trained
+  // in a batch and alone get the same bits from them.
+  const auto ridge = [&](double lambda) { return x * (2.0 * lambda); };
+  const auto huber = [&](double lambda) { return (x / penalty.beta).clamp_(-1.0, 1.0) * lambda; };
+  switch (penalty.kind) {
+    case Penalty::Kind::none: return at::zeros_like(x);
+    case Penalty::Kind::ridge: return ridge(penalty.lambda1);
+    case Penalty::Kind::huber: return huber(penalty.lambda1);
+    case Penalty::Kind::elastic_net: return ridge(penalty.lambda2) + huber(penalty.lambda1);
+    case Penalty::Kind::custom: break;
+  }
+  throw InputError("penalty: " + penalty.to_string() + " has no closed-form gradient; differentiate penalty_value");
 }
 
 at::Tensor penalty_value(const Penalty& penalty, const std::vector<at::Tensor>& parameters) {

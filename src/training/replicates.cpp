@@ -50,8 +50,27 @@ at::Tensor replicate_losses(LossKind kind, const at::Tensor& out, const at::Tens
 // Penalty of each replicate [R]: lambda1 sum h_beta + lambda2 sum theta^2.
 struct BatchedPenalty {
   at::Tensor lambda1, lambda2, beta;  // [R]
+  at::Tensor two_lambda2;             // [R]: 2 lambda2, rounded as penalty_gradient's scalar
   bool any_huber = false;
+  bool any_ridge = false;
   bool any = false;
+
+  /// The penalty's gradient at each parameter tensor (each replicate with
+  /// its weights), outside autograd: penalty_gradient's operations in its
+  /// order, so a replicate gets the bits it would get trained alone.
+  at::Tensor gradient(const at::Tensor& parameter) const {
+    const at::Tensor x = parameter.detach();
+    if (!any_huber) return x * per_replicate(two_lambda2, x);
+    const at::Tensor huber = (x / per_replicate(beta, x)).clamp_(-1.0, 1.0) * per_replicate(lambda1, x);
+    return any_ridge ? x * per_replicate(two_lambda2, x) + huber : huber;
+  }
+
+  void keep_rows(const at::Tensor& rows) {
+    lambda1 = lambda1.index_select(0, rows);
+    lambda2 = lambda2.index_select(0, rows);
+    two_lambda2 = two_lambda2.index_select(0, rows);
+    beta = beta.index_select(0, rows);
+  }
 
   at::Tensor value(const std::vector<at::Tensor>& params) const {
     const std::int64_t r = lambda1.size(0);
@@ -85,12 +104,15 @@ BatchedPenalty batched_penalty(std::span<const ReplicateSpec> specs, const at::T
         throw InputError("replicate batching supports ridge, huber and elastic-net penalties, not " + p.to_string());
     }
     bp.any_huber = bp.any_huber || l1.back() != 0.0;
+    bp.any_ridge = bp.any_ridge || l2.back() != 0.0;
     bp.any = bp.any || l1.back() != 0.0 || l2.back() != 0.0;
   }
   const auto cpu = at::TensorOptions().dtype(at::kDouble);
   bp.lambda1 = at::tensor(l1, cpu).to(opts.device(), opts.dtype().toScalarType());
   bp.lambda2 = at::tensor(l2, cpu).to(opts.device(), opts.dtype().toScalarType());
   bp.beta = at::tensor(beta, cpu).to(opts.device(), opts.dtype().toScalarType());
+  for (double& v : l2) v *= 2.0;
+  bp.two_lambda2 = at::tensor(l2, cpu).to(opts.device(), opts.dtype().toScalarType());
   return bp;
 }
 
@@ -460,9 +482,12 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
       phase(&BatchStats::Phases::batch);
       const at::Tensor out = batched_forward(model->options(), lay, work, b.x, streams.active() ? &streams : nullptr, step);
       const at::Tensor data_loss = replicate_losses(options.loss, out, b.y);
-      const at::Tensor objective = penalty.any ? data_loss + penalty.value(work) : data_loss;
       phase(&BatchStats::Phases::forward);
-      const std::vector<at::Tensor> grads = torch::autograd::grad({objective.sum()}, work);
+      std::vector<at::Tensor> grads = torch::autograd::grad({data_loss.sum()}, work);
+      if (penalty.any) {
+        at::NoGradGuard no_grad;
+        for (std::size_t i = 0; i < work.size(); ++i) grads[i] = grads[i] + penalty.gradient(work[i]);
+      }
       phase(&BatchStats::Phases::backward);
       optimizer.step(work, grads, lr);
       loss_sum += data_loss.detach().to(at::kDouble) * static_cast<double>(end - begin);
@@ -560,9 +585,7 @@ std::vector<TrainResult> train_replicates(BatchedMlp& model, const ReplicateData
     optimizer.keep_rows(rows_kept);
     train_index = train_index.index_select(0, rows_kept);
     if (has_validation) val_all = {val_all.x.index_select(0, rows_kept), val_all.y.index_select(0, rows_kept)};
-    penalty.lambda1 = penalty.lambda1.index_select(0, rows_kept);
-    penalty.lambda2 = penalty.lambda2.index_select(0, rows_kept);
-    penalty.beta = penalty.beta.index_select(0, rows_kept);
+    penalty.keep_rows(rows_kept);
     streams = streams.select(rows_kept);
     phase(&BatchStats::Phases::epoch_end);
   }

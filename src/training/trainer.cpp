@@ -200,9 +200,19 @@ TrainResult train(const ModelHandle& model, const Dataset& train_data, const Dat
         const Dataset b = epoch_data.slice(begin, std::min(n, begin + batch));
         optimizer->zero_grad();
         const at::Tensor data_loss = mean_loss(options.loss, model.forward(b.x), b.y);
-        const at::Tensor objective =
-            options.penalty.active() ? data_loss + penalty_value(options.penalty, model.parameters) : data_loss;
-        objective.backward();
+        if (options.penalty.kind == Penalty::Kind::custom) {
+          (data_loss + penalty_value(options.penalty, model.parameters)).backward();
+        } else {
+          // The penalty's gradient in closed form, added to the data loss's
+          // (penalty_gradient: the same bits as a batched replicate's).
+          data_loss.backward();
+          if (options.penalty.active()) {
+            at::NoGradGuard no_grad;
+            for (auto& p : model.parameters)
+              p.mutable_grad() = p.grad().defined() ? p.grad() + penalty_gradient(options.penalty, p)
+                                                    : penalty_gradient(options.penalty, p);
+          }
+        }
         optimizer->step();
         ++result.steps;
         loss_sum += data_loss.detach().to(at::kDouble) * static_cast<double>(b.size());

@@ -78,6 +78,49 @@ TEST(Penalties, FloatParametersGiveTheSameColumnsToFloatPrecision) {
   for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(got[j], expected[j], 1e-6) << "theta = " << theta[j];
 }
 
+std::vector<double> closed_form_gradient(const Penalty& penalty, const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params) {
+    grads.push_back(penalty_gradient(penalty, p));
+    EXPECT_FALSE(grads.back().requires_grad());  // outside autograd: training adds it to the loss's gradient
+  }
+  return flat(grads);
+}
+
+TEST(Penalties, TheClosedFormGradientIsTheCoreColumnAndTheAutogradGradientOfTheValue) {
+  const auto params = parameters();
+  const std::vector<double> theta = flat(params);
+  std::vector<double> ridge(theta.size()), huber(theta.size()), elastic(theta.size());
+  reg::ridge_gradient(theta, 0.37, ridge);
+  reg::huber_gradient(theta, 1.7, 0.3, huber);
+  reg::elastic_net_gradient(theta, 0.8, 0.05, 0.3, elastic);
+  const std::vector<std::pair<Penalty, std::vector<double>>> cases = {
+      {Penalty::ridge(0.37), ridge}, {Penalty::huber(1.7, 0.3), huber}, {Penalty::elastic_net(0.8, 0.05, 0.3), elastic}};
+  for (const auto& [penalty, core] : cases) {
+    const std::vector<double> got = closed_form_gradient(penalty, params);
+    const std::vector<double> autograd = autograd_gradient(penalty, params);
+    ASSERT_EQ(got.size(), theta.size());
+    for (std::size_t j = 0; j < theta.size(); ++j) {
+      // Inside (-beta, beta), at +-beta, outside and at zero: the core's value.
+      EXPECT_DOUBLE_EQ(got[j], core[j]) << penalty.to_string() << ", theta = " << theta[j];
+      EXPECT_NEAR(got[j], autograd[j], 1e-15) << penalty.to_string() << ", theta = " << theta[j];
+    }
+  }
+  // float32 parameters: float32 arithmetic, the core's column to float precision.
+  for (const auto& [penalty, core] : cases) {
+    std::vector<at::Tensor> floats;
+    for (const auto& p : params) floats.push_back(p.detach().to(at::kFloat));
+    const std::vector<double> got = closed_form_gradient(penalty, floats);
+    for (std::size_t j = 0; j < theta.size(); ++j) EXPECT_NEAR(got[j], core[j], 1e-6) << penalty.to_string();
+  }
+}
+
+TEST(Penalties, TheClosedFormGradientOfNoneIsZeroAndACustomPenaltyHasNone) {
+  for (const double g : closed_form_gradient(Penalty::none(), parameters())) EXPECT_EQ(g, 0.0);
+  const Penalty custom = Penalty::custom([](const std::vector<at::Tensor>& p) { return p.front().sum(); }, "sum");
+  EXPECT_THROW(penalty_gradient(custom, parameters().front()), InputError);
+}
+
 TEST(Penalties, NoneIsZeroAndBadWeightsAreRejected) {
   EXPECT_EQ(penalty_value(Penalty::none(), parameters()).item<double>(), 0.0);
   EXPECT_THROW(Penalty::ridge(-1.0).validate(), InputError);
