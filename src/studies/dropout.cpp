@@ -884,7 +884,11 @@ const Schema<DE>& endpoint_schema() {
 /// its flag and counts, every estimate NaN.
 DE published(const DE& e) { return e.diverged ? endpoint_schema().without_estimates(e) : e; }
 
-std::vector<double> encode(const DE& e) { return endpoint_schema().encode(published(e)); }
+/// The Adam parity fit's lambda is NaN where fit.adam_parity is off, in a
+/// network that trained: not a divergence.
+std::vector<double> encode(const DE& e) {
+  return e.diverged ? endpoint_schema().encode(published(e)) : endpoint_schema().encode_finished(e);
+}
 DE decode(std::span<const double> v) { return endpoint_schema().decode(v); }
 
 using DC = DropoutCell;

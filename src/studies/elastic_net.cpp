@@ -207,14 +207,10 @@ using EP = ElasticNetEndpoint;
 
 /// An endpoint's estimates: results.h5 `endpoints/*` [lambda1, lambda2, seed].
 std::vector<Field<EP>> endpoint_fields() {
-  // A rank-deficient design has an infinite condition number: stored as -1
-  // in the run store, where a non-finite value would mark the task diverged.
-  Field<EP> condition{"condition_number", FieldKind::float64, "",
-                      "condition number of the p x 2 design [h'_beta(theta), 2 theta] (inf: rank deficient)",
-                      {}, {}, true, {}, {}, {}};
-  condition.get = [](const EP& e, double* out) {
-    *out = std::isinf(e.condition_number) && !e.diverged ? -1.0 : e.condition_number;
-  };
+  // A rank-deficient design has an infinite condition number (stored through
+  // Schema::encode_finished). Run stores written before that held -1: read as inf.
+  Field<EP> condition = scalar("condition_number", &EP::condition_number, "",
+                               "condition number of the p x 2 design [h'_beta(theta), 2 theta] (inf: rank deficient)");
   condition.set = [](EP& e, const double* in) {
     e.condition_number = *in == -1.0 ? std::numeric_limits<double>::infinity() : *in;
   };
@@ -451,7 +447,10 @@ class ElasticNetStudy final : public Study {
     std::vector<double> out(sz(config_.block_size() * schema_.width()), 0.0);
     const std::vector<ElasticNetEndpoint> endpoints = run_elastic_net_task(config_, tasks_[sz(row)], device_);
     for (std::size_t k = 0; k < endpoints.size(); ++k) {
-      const std::vector<double> one = schema_.encode(published(endpoints[k], config_.parameters()));
+      const ElasticNetEndpoint& e = endpoints[k];
+      // A rank-deficient design leaves standard errors NaN in a network that trained.
+      const std::vector<double> one = e.diverged ? schema_.encode(published(e, config_.parameters()))
+                                                 : schema_.encode_finished(e);
       std::copy(one.begin(), one.end(), out.begin() + static_cast<std::ptrdiff_t>(k * one.size()));
     }
     return out;

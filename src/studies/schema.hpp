@@ -38,6 +38,16 @@ namespace gradmatch::studies {
 
 enum class FieldKind { float64, int64, flag };
 
+/// How the non-finite scalar float64 values of a record that did not diverge
+/// travel through the run store (Schema::encode_finished), which marks a row
+/// whose values are not all finite as diverged: NaN (a value that does not
+/// exist, e.g. the standard error of a coefficient the design does not
+/// identify) as the lowest double, +inf (e.g. the condition number of a
+/// rank-deficient design) as the largest, -inf one step above the lowest.
+inline constexpr double kStoredNaN = std::numeric_limits<double>::lowest();
+inline constexpr double kStoredInf = std::numeric_limits<double>::max();
+inline constexpr double kStoredMinusInf = -0x1.ffffffffffffep+1023;
+
 /// One field of a record type R.
 template <class R>
 struct Field {
@@ -182,13 +192,39 @@ class Schema {
     return row;
   }
 
+  /// encode() of a record that did not diverge. The run store marks a row
+  /// whose values are not all finite as diverged, so a scalar float64 field
+  /// that is not finite for another reason (the standard error of a
+  /// coefficient the design does not identify, the Adam fit where none was
+  /// asked for, the condition number of a rank-deficient design) is written
+  /// as kStoredNaN, kStoredInf or kStoredMinusInf; decode() reads them back.
+  /// A diverged record is encode()d: its NaN estimates mark it diverged.
+  std::vector<double> encode_finished(const R& record) const {
+    std::vector<double> row = encode(record);
+    std::size_t at = 0;
+    for (const Field<R>& f : fields_) {
+      double& v = row[at];
+      if (f.kind == FieldKind::float64 && f.extent.empty() && !std::isfinite(v))
+        v = std::isnan(v) ? kStoredNaN : (v > 0 ? kStoredInf : kStoredMinusInf);
+      at += static_cast<std::size_t>(f.length());
+    }
+    return row;
+  }
+
   R decode(std::span<const double> row) const {
     if (static_cast<std::int64_t>(row.size()) != width())
       throw std::logic_error("schema: a stored row does not have the schema's width");
     R record{};
     const double* at = row.data();
     for (const Field<R>& f : fields_) {
-      f.set(record, at);
+      if (f.kind == FieldKind::float64 && f.extent.empty() &&
+          (*at == kStoredNaN || *at == kStoredInf || *at == kStoredMinusInf)) {
+        const double inf = std::numeric_limits<double>::infinity();
+        const double value = *at == kStoredNaN ? std::numeric_limits<double>::quiet_NaN() : (*at == kStoredInf ? inf : -inf);
+        f.set(record, &value);
+      } else {
+        f.set(record, at);
+      }
       at += f.length();
     }
     return record;

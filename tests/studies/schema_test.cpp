@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -65,6 +66,41 @@ TEST(Schema, DecodeInvertsEncodeForEveryFieldKind) {
   EXPECT_EQ(back.curve, r.curve);
   EXPECT_EQ(back.theta.values(), r.theta.values());
   EXPECT_EQ(schema.decode_all(std::vector<double>{row.begin(), row.end()}).size(), 1u);
+}
+
+TEST(Schema, AFinishedRecordsNonFiniteScalarsAreStoredFiniteAndReadBackAsTheyWere) {
+  // The run store marks a row that is not all finite as diverged: a record
+  // that did not diverge keeps its NaN and inf scalars through sentinels.
+  const Schema<RunRecord> schema = run_schema(3);
+  for (const double v : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+                         -std::numeric_limits<double>::infinity()}) {
+    RunRecord r = example(64, v);
+    r.fit.lambda = -v;
+    const std::vector<double> stored = schema.encode_finished(r);
+    for (const double x : stored) EXPECT_TRUE(std::isfinite(x)) << x;
+    const RunRecord back = schema.decode(stored);
+    if (std::isnan(v)) {
+      EXPECT_TRUE(std::isnan(back.eta));
+      EXPECT_TRUE(std::isnan(back.fit.lambda));
+    } else {
+      EXPECT_EQ(back.eta, v);
+      EXPECT_EQ(back.fit.lambda, -v);
+    }
+    EXPECT_EQ(back.width, 64);
+    EXPECT_EQ(back.curve, r.curve);
+    // encode() keeps them: how a diverged record marks its row.
+    const std::vector<double> plain = schema.encode(r);
+    EXPECT_FALSE(std::all_of(plain.begin(), plain.end(), [](double x) { return std::isfinite(x); }));
+  }
+  // A vector field's NaN is not a scalar's: it still marks the row.
+  RunRecord r = example(64, 0.1);
+  r.curve[1] = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> stored = schema.encode_finished(r);
+  EXPECT_FALSE(std::all_of(stored.begin(), stored.end(), [](double x) { return std::isfinite(x); }));
+  // Finite values are stored as they are.
+  r = example(64, std::numeric_limits<double>::max() / 2);
+  EXPECT_EQ(schema.encode_finished(r), schema.encode(r));
+  EXPECT_EQ(schema.decode(schema.encode_finished(r)).eta, std::numeric_limits<double>::max() / 2);
 }
 
 TEST(Schema, NonFiniteIntegersDecodeAsZeroNotUndefined) {

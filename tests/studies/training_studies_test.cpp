@@ -452,6 +452,72 @@ TEST_F(TrainingStudies, DropoutMatchedStationarityTrainsEachNetworkToTheTargetNo
   for (const auto& cell : s.at("cells")) EXPECT_EQ(cell.at("matched").get<std::int64_t>(), 2);
 }
 
+TEST_F(TrainingStudies, ElasticNetCellWithARankDeficientDesignIsNoDivergenceAndItsInfiniteConditionNumberIsKept) {
+  // At (lambda1, lambda2) = (1, 10) the ridge drives every |theta_j| below
+  // beta, where h'_beta(theta) = theta / beta is parallel to 2 theta: the
+  // p x 2 design has rank 1, its condition number is inf and the standard
+  // errors are NaN (not identified), in networks that trained. Such values
+  // once marked the whole task diverged in the run store ("2 of 2 tasks
+  // diverged: the outputs hold no estimate").
+  const std::string cfg = config_replacing_all(
+      "elastic_net", {{"lambda1 = [1e-3, 1.0]", "lambda1 = [0.01, 1.0]"}, {"lambda2 = [1e-3, 0.1]", "lambda2 = [1e-3, 10.0]"}},
+      "elastic_net_rank_deficient");
+  const fs::path out = root_ / "rank_deficient";
+  run_study(cfg, out.string(), world_);
+  if (world_.is_root()) {
+    EXPECT_EQ(json_of(out / "run_info.json").at("tasks").at("diverged").get<std::int64_t>(), 0);
+    const std::string h5 = (out / "results.h5").string();
+    const std::vector<double> diverged = io::read_doubles(h5, "endpoints/diverged");
+    const std::vector<double> condition = io::read_doubles(h5, "endpoints/condition_number");
+    const std::vector<double> se1 = io::read_doubles(h5, "endpoints/lambda1_fit_se");
+    const std::vector<double> lambda2 = io::read_doubles(h5, "endpoints/lambda2_hat");
+    ASSERT_EQ(condition.size(), 8u);  // [lambda1, lambda2, seed]
+    for (std::size_t k = 0; k < 8; ++k) {
+      EXPECT_EQ(diverged[k], 0.0) << k;
+      EXPECT_TRUE(std::isfinite(lambda2[k])) << k;  // lambda1 / beta + 2 lambda2 is still fitted
+    }
+    for (std::size_t k : {6u, 7u}) {  // the cell (1, 10), both seeds
+      EXPECT_TRUE(std::isinf(condition[k]) && condition[k] > 0) << condition[k];
+      EXPECT_TRUE(std::isnan(se1[k])) << se1[k];
+    }
+    for (std::size_t k = 0; k < 6; ++k) EXPECT_TRUE(std::isfinite(condition[k]) && condition[k] >= 1.0) << k;
+  }
+  // The stored rows are done, not crashed writes: with the outputs gone, a
+  // second run resumes both tasks and writes them again.
+  if (world_.is_root())
+    for (const char* name : {"summary.json", "results.h5", "run_info.json"}) fs::remove(out / name);
+  world_.barrier();
+  run_study(cfg, out.string(), world_);
+  if (!world_.is_root()) return;
+  const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
+  EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 2);
+  EXPECT_EQ(tasks.at("run").get<std::int64_t>(), 0);
+}
+
+TEST_F(TrainingStudies, DropoutWithoutTheParityFitStoresItsTasksAsDoneWithANullAdamLambda) {
+  // fit.adam_parity = false leaves lambda_adam NaN in every endpoint: no fit
+  // was asked for, nothing diverged.
+  const std::string cfg = config_replacing_all("dropout", {{"adam_parity = true", "adam_parity = false"}}, "dropout_off");
+  const fs::path out = root_ / "no_parity";
+  run_study(cfg, out.string(), world_);
+  if (world_.is_root())  // the outputs gone, a second run resumes every task
+    for (const char* name : {"summary.json", "results.h5", "run_info.json"}) fs::remove(out / name);
+  world_.barrier();
+  run_study(cfg, out.string(), world_);
+  if (!world_.is_root()) return;
+  const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
+  EXPECT_EQ(tasks.at("diverged").get<std::int64_t>(), 0);
+  EXPECT_EQ(tasks.at("resumed"), tasks.at("total"));
+  const std::string h5 = (out / "results.h5").string();
+  const std::vector<double> adam = io::read_doubles(h5, "endpoints/lambda_adam");
+  const std::vector<double> penalty = io::read_doubles(h5, "endpoints/lambda_penalty");
+  ASSERT_FALSE(adam.empty());
+  for (std::size_t k = 0; k < adam.size(); ++k) {
+    EXPECT_TRUE(std::isnan(adam[k])) << k;
+    EXPECT_TRUE(std::isfinite(penalty[k])) << k;
+  }
+}
+
 TEST_F(TrainingStudies, DropoutResumesExactlyTheUnfinishedTasksToTheSameFiles) {
   run_reference(smoke("dropout"), root_ / "one");
   const fs::path out = root_ / "resumed";
