@@ -78,6 +78,15 @@ class TrainingStudies : public mpi::testing::SharedScratchTest {
     if (world_.is_root()) run_study(config, out.string(), Communicator(MPI_COMM_SELF));
     world_.barrier();
   }
+  // Runs `config` into `out` again once its outputs are removed: the store's
+  // finished tasks resume; returns run_info.json's `tasks` (rank 0; {} elsewhere).
+  nlohmann::json rerun_without_outputs(const std::string& config, const fs::path& out) {
+    if (world_.is_root())
+      for (const char* name : {"summary.json", "results.h5", "run_info.json"}) fs::remove(out / name);
+    world_.barrier();
+    run_study(config, out.string(), world_);
+    return world_.is_root() ? json_of(out / "run_info.json").at("tasks") : nlohmann::json::object();
+  }
   // The smoke config with `line` added at the top of `[table]`, written by rank 0.
   std::string config_with(const std::string& study, const std::string& table, const std::string& line) {
     const fs::path path = root_ / (study + "-edited.toml");
@@ -484,12 +493,8 @@ TEST_F(TrainingStudies, ElasticNetCellWithARankDeficientDesignIsNoDivergenceAndI
   }
   // The stored rows are done, not crashed writes: with the outputs gone, a
   // second run resumes both tasks and writes them again.
-  if (world_.is_root())
-    for (const char* name : {"summary.json", "results.h5", "run_info.json"}) fs::remove(out / name);
-  world_.barrier();
-  run_study(cfg, out.string(), world_);
+  const nlohmann::json tasks = rerun_without_outputs(cfg, out);
   if (!world_.is_root()) return;
-  const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
   EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 2);
   EXPECT_EQ(tasks.at("run").get<std::int64_t>(), 0);
 }
@@ -500,12 +505,8 @@ TEST_F(TrainingStudies, DropoutWithoutTheParityFitStoresItsTasksAsDoneWithANullA
   const std::string cfg = config_replacing_all("dropout", {{"adam_parity = true", "adam_parity = false"}}, "dropout_off");
   const fs::path out = root_ / "no_parity";
   run_study(cfg, out.string(), world_);
-  if (world_.is_root())  // the outputs gone, a second run resumes every task
-    for (const char* name : {"summary.json", "results.h5", "run_info.json"}) fs::remove(out / name);
-  world_.barrier();
-  run_study(cfg, out.string(), world_);
+  const nlohmann::json tasks = rerun_without_outputs(cfg, out);  // resumes every task
   if (!world_.is_root()) return;
-  const nlohmann::json tasks = json_of(out / "run_info.json").at("tasks");
   EXPECT_EQ(tasks.at("diverged").get<std::int64_t>(), 0);
   EXPECT_EQ(tasks.at("resumed"), tasks.at("total"));
   const std::string h5 = (out / "results.h5").string();
