@@ -209,8 +209,9 @@ TrainResult train(const ModelHandle& model, const Dataset& train_data, const Dat
           if (options.penalty.active()) {
             at::NoGradGuard no_grad;
             for (auto& p : model.parameters)
-              p.mutable_grad() = p.grad().defined() ? p.grad() + penalty_gradient(options.penalty, p)
-                                                    : penalty_gradient(options.penalty, p);
+              if (p.requires_grad())  // as autograd: a frozen tensor gets no gradient
+                p.mutable_grad() = p.grad().defined() ? p.grad() + penalty_gradient(options.penalty, p)
+                                                      : penalty_gradient(options.penalty, p);
           }
         }
         optimizer->step();
