@@ -47,15 +47,17 @@ struct ComputeDevice {
 ComputeDevice resolve_device(DeviceRequest request, int local_rank, int local_size, int threads_override,
                              std::string_view what = "device");
 
-/// Makes glibc malloc keep freed memory for reuse (mmap threshold 256 MiB,
-/// trim threshold 512 MiB, top pad 256 MiB) instead of handing each large
-/// temporary back to the kernel and faulting it in again at the next step,
-/// which is what a training step would otherwise do with every tensor of
-/// 128 KiB or more. Measured on one CPU core (docs/performance.md, "Memory
-/// allocator"): a batched replicate step 2.6x faster at 64 replicates, an
-/// elastic-net study 1.2x, 10-17x fewer page faults, peak memory within 3%.
-/// A process may hold up to 512 MiB of freed memory. Idempotent; nothing
-/// where the C library is not glibc.
+/// Makes glibc malloc keep freed memory for reuse instead of handing large
+/// temporaries back to the kernel and faulting them in again at the next
+/// step: blocks under 32 MiB come from the heap (mmap threshold 32 MiB),
+/// whose top is returned only beyond 64 MiB (trim threshold; top pad
+/// 16 MiB). glibc's default moves its thresholds as blocks are freed, but a
+/// step that frees several temporaries at once still crosses its trim
+/// threshold every time. Measured on one CPU core (docs/performance.md,
+/// "Memory allocator"): a batched replicate step 2.6x faster at 64
+/// replicates, an elastic-net study 1.2x, peak memory within -5% to +6%. Blocks of
+/// 32 MiB and more are mapped as by default: on the heap they fragmented it.
+/// Idempotent; nothing where the C library is not glibc.
 void keep_freed_memory();
 
 /// keep_freed_memory(), resolve_device(), then makes it current: LibTorch's intra-op thread
