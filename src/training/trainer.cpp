@@ -208,10 +208,11 @@ TrainResult train(const ModelHandle& model, const Dataset& train_data, const Dat
           data_loss.backward();
           if (options.penalty.active()) {
             at::NoGradGuard no_grad;
-            for (auto& p : model.parameters)
-              if (p.requires_grad())  // as autograd: a frozen tensor gets no gradient
-                p.mutable_grad() = p.grad().defined() ? p.grad() + penalty_gradient(options.penalty, p)
-                                                      : penalty_gradient(options.penalty, p);
+            for (auto& p : model.parameters) {
+              if (!p.requires_grad()) continue;  // as autograd: a frozen tensor gets no gradient
+              const at::Tensor g = penalty_gradient(options.penalty, p);
+              p.mutable_grad() = p.grad().defined() ? p.grad() + g : g;
+            }
           }
         }
         optimizer->step();
