@@ -62,7 +62,11 @@ step() {
 # is 1 here (and often in the caller's environment), so count without it. (An
 # H100 run once built with --parallel 1 on 16 cores and ran out of time.)
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+# No rank bound to a core: the suite runs MPI jobs side by side, and Open MPI
+# binds every job's rank r to core r (on a 16-core H100 host all two-rank
+# tests shared cores 0 and 1 and ran 25x longer than on a 2-core machine).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+export OMPI_MCA_hwloc_base_binding_policy=none
 
 # ---- 0. the machine ------------------------------------------------------------
 {
@@ -278,8 +282,10 @@ fi
 
 # ---- 2b. the pace of one CPU core (seconds) ---------------------------------------------
 # The suite's studies compute on the CPU, and on a 16-core H100 host they ran
-# 3-30x slower than on this project's 2-core development VM. Two probes, alone
-# on the machine: LibTorch's compute (the dropout classifiers batched on the
+# 3-30x slower than on this project's 2-core development VM -- the MPI tests
+# mostly because every mpirun bound its ranks to cores 0 and 1 (no binding
+# since). Whether one core's pace differs as well: two probes, alone on the
+# machine: LibTorch's compute (the dropout classifiers batched on the
 # CPU; 27-29 ms per model-epoch on the VM) and the cost of page faults (small
 # batched replicate steps with malloc keeping freed memory, as gradmatch does,
 # and without: 18 against 49 us per replicate-step on the VM, 27 k against

@@ -57,7 +57,9 @@ fi
 plot_python=${plot_python:-/usr/bin/python3}
 
 # run NAME CONFIG [RANKS [TASKS]]: one study into LOGDIR/NAME with its wall
-# time, report and figures (those once its last task is done).
+# time, report and figures (those once its last task is done). Its ranks are
+# bound to no core: they run beside the suite's MPI tests, which Open MPI
+# would otherwise put on the same cores 0 and 1.
 run() {
   local name=$1 config=$2 ranks=${3:-1} out="$logs/$1"
   local s=$(date +%s)
@@ -65,7 +67,7 @@ run() {
   # Appended: a resumed run (or one that finds the grid finished by a run
   # an earlier call left going) keeps the earlier run's lines above its own.
   echo "=== $(date -u +%FT%TZ) $name: gradmatch run $config${4:+ --tasks $4}" >> "$logs/$name.log"
-  timeout "$limit" mpirun -n "$ranks" --oversubscribe "$gm" run "$config" --out "$out" "${tasks[@]}" >> "$logs/$name.log" 2>&1
+  timeout "$limit" mpirun -n "$ranks" --oversubscribe --bind-to none "$gm" run "$config" --out "$out" "${tasks[@]}" >> "$logs/$name.log" 2>&1
   local rc=$?
   echo "$name: exit $rc in $(($(date +%s) - s)) s, $ranks rank(s)${4:+, tasks $4}, on $(nvidia-smi -L 2>/dev/null | head -1 || echo 'no GPU')" | tee -a "$logs/summary.txt"
   if [ $rc -eq 0 ] && [ -n "${4:-}" ] && [ ! -e "$out/results.h5" ]; then

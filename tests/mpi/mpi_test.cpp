@@ -1,6 +1,8 @@
 #include "mpi/mpi.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include "core/errors.hpp"
 
@@ -165,6 +167,24 @@ TEST(Communicator, BroadcastsTheRootsIntegerAndNamesTheMpiLibrary) {
   EXPECT_FALSE(version.empty());
   EXPECT_EQ(version.find('\n'), std::string::npos);
   EXPECT_EQ(thread_level_name(MPI_THREAD_SERIALIZED), "MPI_THREAD_SERIALIZED");
+}
+
+// The suite runs many mpirun jobs side by side (ctest -j). Open MPI binds
+// each job's rank r to core r unless told otherwise, so on a 16-core GPU
+// host every two-rank test computed on cores 0 and 1 while fourteen stayed
+// idle: the MPI tests ran 25x longer there than on a 2-core machine. The
+// tests' launcher therefore binds to nothing (tests/CMakeLists.txt); a rank
+// may run on every core its launcher (the parent process) may.
+TEST(TestLaunch, RanksMayUseEveryCoreTheirLauncherMaySoSideBySideJobsDoNotShareCores) {
+  cpu_set_t own;
+  cpu_set_t launcher;
+  CPU_ZERO(&own);
+  CPU_ZERO(&launcher);
+  ASSERT_EQ(sched_getaffinity(0, sizeof own, &own), 0);
+  ASSERT_EQ(sched_getaffinity(getppid(), sizeof launcher, &launcher), 0) << "the launcher's (pid " << getppid() << ") cores";
+  EXPECT_TRUE(CPU_EQUAL(&own, &launcher))
+      << "rank " << Communicator().rank() << " may run on " << CPU_COUNT(&own) << " of its launcher's "
+      << CPU_COUNT(&launcher) << " cores: the launcher bound it (Open MPI: --bind-to none)";
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ set -euo pipefail
 gradmatch=$(realpath "$1")
 src=$(realpath "$2")
 py=${GRADMATCH_TEST_PYTHON:-/usr/bin/python3}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
 t0=$SECONDS
 say() { printf '[%3ds] %s\n' $((SECONDS - t0)) "$*"; }

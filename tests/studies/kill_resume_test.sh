@@ -23,7 +23,7 @@ set -euo pipefail
 gradmatch=$1 config=$2 mode=$3 np=${4:-2}
 case $mode in rank | job) ;; *) echo "MODE must be rank or job" >&2; exit 2 ;; esac
 py=${GRADMATCH_TEST_PYTHON:-/usr/bin/python3}  # with h5py (Debian's by default)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
 
 work=$(mktemp -d -t gradmatch-kill-resume.XXXXXX)
