@@ -1113,6 +1113,16 @@ class DropoutStudy final : public Study {
             {"classifiers", tasks_.size()},
             {"batched_tasks", chunks_.size()}};
   }
+  std::optional<TrainingCount> count_trainings(const std::vector<std::vector<double>>& rows) const override {
+    TrainingCount count;
+    const std::int64_t width = endpoint_schema().width();
+    for (std::size_t row = 0; row < chunks_.size(); ++row) {
+      const std::span<const double> chunk = table_row(rows.front(), width * widest_, row);
+      for (std::int64_t k = 0; k < chunks_[row].count; ++k, ++count.total)
+        if (decode(chunk.subspan(sz(k * width), sz(width))).diverged) ++count.diverged;
+    }
+    return count;
+  }
 
  private:
   std::string equations_path(const DropoutTask& t) const {

@@ -475,6 +475,17 @@ class ElasticNetStudy final : public Study {
     io::write_json_file(out.path("summary.json"), elastic_net_summary(config_, r));
     return {{"replicates_per_task", config_.block_size()}, {"parameters", config_.parameters()}};
   }
+  std::optional<TrainingCount> count_trainings(const std::vector<std::vector<double>>& rows) const override {
+    TrainingCount count;
+    const std::int64_t width = config_.block_size() * schema_.width();
+    for (std::size_t row = 0; row < tasks_.size(); ++row) {
+      const std::span<const double> values = table_row(rows.front(), width, row);
+      const std::int64_t cells = config_.block_end(tasks_[row].block) - config_.block_first(tasks_[row].block);
+      for (std::int64_t k = 0; k < cells; ++k, ++count.total)
+        if (schema_.decode(values.subspan(sz(k * schema_.width()), sz(schema_.width()))).diverged) ++count.diverged;
+    }
+    return count;
+  }
 
  private:
   ElasticNetConfig config_;

@@ -470,6 +470,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     OutputDir out(dir);
     nlohmann::json extra = study.write(rows, out);
     const double write_s = seconds_since(t);
+    const std::optional<Study::TrainingCount> trainings = study.count_trainings(rows);
 
     nlohmann::json attempts = nlohmann::json::object();
     for (const auto& [a, n] : by_attempt) attempts[std::to_string(a)] = n;
@@ -507,6 +508,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
           {"collective", collective_s},
           {"write", write_s},
           {"total", seconds_since(t0)}}}};
+    if (trainings) info["trainings"] = {{"total", trainings->total}, {"diverged", trainings->diverged}};
     for (const auto& [key, value] : io::provenance()) info[key] = value;
     if (extra.is_object())
       for (auto it = extra.begin(); it != extra.end(); ++it) info[it.key()] = it.value();
@@ -517,11 +519,18 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     if (study.has_figures())
       next += cat("\n        /usr/bin/python3 scripts/plot_", name, ".py ", out_dir, "   (figures, from the source tree)");
     const double total_s = seconds_since(t0);
-    if (diverged > 0)
+    // A task of several networks is stored as diverged when one of them
+    // did: the warning then counts networks, and says "no estimate" only
+    // when every network diverged.
+    const std::string no_estimate = ": the outputs hold no estimate; lower the learning rate (or check the inputs)";
+    const std::string recorded = " and are recorded as such in the outputs";
+    if (trainings && trainings->diverged > 0)
+      say(cat("warning: ", std::to_string(trainings->diverged), " of ", std::to_string(trainings->total),
+              " networks diverged (in ", std::to_string(diverged), " of ", std::to_string(total), " tasks)",
+              trainings->diverged == trainings->total ? no_estimate : recorded, " (run_info.json: trainings.diverged)"));
+    else if (!trainings && diverged > 0)
       say(cat("warning: ", std::to_string(diverged), " of ", std::to_string(total), " tasks diverged",
-              diverged == total ? ": the outputs hold no estimate; lower the learning rate (or check the inputs)"
-                                : " and are recorded as such in the outputs",
-              " (run_info.json: tasks.diverged)"));
+              diverged == total ? no_estimate : recorded, " (run_info.json: tasks.diverged)"));
     say(cat("done in ", distributed::clock_time(total_s), " (", short_number(std::round(total_s * 10.0) / 10.0),
             " s). Outputs in ", out_dir, ": ", files, ", run_info.json", next));
   });

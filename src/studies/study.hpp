@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -183,6 +184,20 @@ class Study {
   /// initialised, and run_info.json says "cpu"), and device = "cuda" is an
   /// input error naming the key (see device_request_for()).
   virtual bool uses_libtorch() const { return true; }
+  /// Where one task trains several networks (the dropout and elastic-net
+  /// studies train a block of them per task), how many of them diverged.
+  struct TrainingCount {
+    std::int64_t diverged = 0;
+    std::int64_t total = 0;
+  };
+  /// Rank 0, over every table's rows as write() gets them. nullopt (the
+  /// default) where a task is one training: the run store's count of
+  /// diverged tasks then says it all, while a task of several networks is
+  /// stored as diverged when any one of them did.
+  virtual std::optional<TrainingCount> count_trainings(const std::vector<std::vector<double>>& rows) const {
+    (void)rows;
+    return std::nullopt;
+  }
 };
 
 /// The device request a study's ranks are configured with, from the

@@ -279,7 +279,9 @@ TEST_F(TrainingStudies, DropoutGivesByteIdenticalOutputsToOneRankAndItsDiagnosti
   EXPECT_EQ(reference.size(), 2u + 4u);          // results, summary, one equation file per task
   EXPECT_EQ(outputs(root_ / "all"), reference);  // byte for byte
   // 4 classifiers in 2 tasks (replicates_per_task = 2).
-  EXPECT_EQ(json_of(root_ / "all" / "run_info.json").at("tasks").at("total").get<std::int64_t>(), 2);
+  const nlohmann::json info = json_of(root_ / "all" / "run_info.json");
+  EXPECT_EQ(info.at("tasks").at("total").get<std::int64_t>(), 2);
+  EXPECT_EQ(info.at("trainings"), nlohmann::json({{"total", 4}, {"diverged", 0}}));
 
   const nlohmann::json s = json_of(root_ / "one" / "summary.json");
   EXPECT_EQ(s.at("study"), "dropout");
@@ -497,6 +499,34 @@ TEST_F(TrainingStudies, ElasticNetCellWithARankDeficientDesignIsNoDivergenceAndI
   if (!world_.is_root()) return;
   EXPECT_EQ(tasks.at("resumed").get<std::int64_t>(), 2);
   EXPECT_EQ(tasks.at("run").get<std::int64_t>(), 0);
+}
+
+TEST_F(TrainingStudies, ElasticNetCountsDivergedNetworksNotTasksAndKeepsTheOthersEstimates) {
+  // Gradient descent on the ridge term alone multiplies theta by
+  // 1 - 2 eta lambda2 per step: with eta = 1e-3 and lambda2 = 1e4 that is
+  // -19, so both cells with that lambda2 diverge in every seed, while the
+  // cells with lambda2 = 1e-3 train. Each task (one seed, the whole grid
+  // batched) holds two of each: both tasks are stored as diverged, yet the
+  // outputs hold four estimates. The run once said "2 of 2 tasks diverged:
+  // the outputs hold no estimate".
+  const std::string cfg = config_replacing_all("elastic_net", {{"lambda2 = [1e-3, 0.1]", "lambda2 = [1e-3, 1e4]"}},
+                                               "elastic_net_one_lambda2_diverges");
+  const fs::path out = root_ / "half_diverged";
+  run_study(cfg, out.string(), world_);
+  if (!world_.is_root()) return;
+  const nlohmann::json info = json_of(out / "run_info.json");
+  EXPECT_EQ(info.at("tasks").at("diverged").get<std::int64_t>(), 2);  // the store's unit is the task
+  EXPECT_EQ(info.at("trainings").at("total").get<std::int64_t>(), 8);
+  EXPECT_EQ(info.at("trainings").at("diverged").get<std::int64_t>(), 4);
+  const std::string h5 = (out / "results.h5").string();
+  const std::vector<double> diverged = io::read_doubles(h5, "endpoints/diverged");
+  const std::vector<double> lambda2 = io::read_doubles(h5, "endpoints/lambda2_hat");
+  ASSERT_EQ(diverged.size(), 8u);  // [lambda1, lambda2, seed]: lambda2 = 1e4 at k = 2, 3, 6, 7
+  for (std::size_t k = 0; k < 8; ++k) {
+    const bool unstable = (k / 2) % 2 == 1;
+    EXPECT_EQ(diverged[k], unstable ? 1.0 : 0.0) << k;
+    EXPECT_EQ(std::isfinite(lambda2[k]), !unstable) << k << ": " << lambda2[k];
+  }
 }
 
 TEST_F(TrainingStudies, DropoutWithoutTheParityFitStoresItsTasksAsDoneWithANullAdamLambda) {
