@@ -89,6 +89,12 @@ export OMPI_MCA_hwloc_base_binding_policy=none
   t_py=$(date +%s%N)-$t_py
   echo "python3 -c 'import torch' (again): $(awk "BEGIN {printf \"%.2f\", ($t_py) / 1e9}") s"
   echo "mpirun: $(mpirun --version 2>/dev/null | head -1)"
+  # The cores a two-rank job's ranks may use, as the suite starts them (bound to
+  # none: each should list every core), then with Open MPI's default binding.
+  echo "mpirun -n 2 ranks' cores, as the suite runs them: $(timeout 30 mpirun -n 2 --oversubscribe \
+    grep Cpus_allowed_list /proc/self/status 2>&1 | awk '{print $2}' | paste -sd ' ')"
+  echo "mpirun -n 2 ranks' cores, Open MPI's default binding: $(OMPI_MCA_hwloc_base_binding_policy= timeout 30 \
+    mpirun -n 2 --oversubscribe grep Cpus_allowed_list /proc/self/status 2>&1 | awk '{print $2}' | paste -sd ' ')"
   # How many cores' worth of work the machine does at once: one fixed loop alone,
   # then one per core side by side. (The suite ran several times slower per
   # process on a 16-core GPU host than alone; this says whether the cores are slow
