@@ -25,7 +25,10 @@ After each case the folder must hold exactly the inputs (unchanged) and
 the allowed files, and no *.tmp-PID or *.partial file anywhere under it;
 the output holds no traceback or crash and at most 8000 characters.
 
-Usage: run_corpus.py GRADMATCH_EXE SOURCE_DIR [TSV] [-k PATTERN]
+Usage: run_corpus.py GRADMATCH_EXE SOURCE_DIR [TSV] [-k PATTERN] [--part K/N]
+  -k PATTERN   only the cases whose id matches the regex
+  --part K/N   only every N-th case from the K-th (1-based): ctest runs the
+               corpus as N tests side by side where it has the cores
 """
 import concurrent.futures
 import hashlib
@@ -46,6 +49,7 @@ EXE, SRC = sys.argv[1], sys.argv[2]
 TSV = sys.argv[3] if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "bad_inputs.tsv")
 ONLY = sys.argv[sys.argv.index("-k") + 1] if "-k" in sys.argv else None
+PART = sys.argv[sys.argv.index("--part") + 1] if "--part" in sys.argv else "1/1"
 
 
 def equation_file(path, m=3, p=4, **mods):
@@ -336,6 +340,10 @@ def main():
         sys.exit(f"{TSV}: duplicate ids: {sorted(dup)}")
     if ONLY:
         rows = [r for r in rows if re.search(ONLY, r[0])]
+    part = re.fullmatch(r"([1-9][0-9]*)/([1-9][0-9]*)", PART)
+    if not part or int(part.group(1)) > int(part.group(2)):
+        sys.exit(f"--part {PART!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
+    rows = rows[int(part.group(1)) - 1::int(part.group(2))]
     work = tempfile.mkdtemp(prefix="gradmatch_corpus_")
     try:
         return run_all(rows, work)
