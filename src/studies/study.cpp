@@ -528,9 +528,9 @@ void run_study(Study& study, const std::string& name, const std::string& config_
       say(cat("warning: ", std::to_string(trainings->diverged), " of ", std::to_string(trainings->total),
               " networks diverged (in ", std::to_string(diverged), " of ", std::to_string(total), " tasks)",
               trainings->diverged == trainings->total ? no_estimate : recorded, " (run_info.json: trainings.diverged)"));
-    else if (!trainings && diverged > 0)
+    else if (diverged > 0)
       say(cat("warning: ", std::to_string(diverged), " of ", std::to_string(total), " tasks diverged",
-              diverged == total ? no_estimate : recorded, " (run_info.json: tasks.diverged)"));
+              diverged == total && !trainings ? no_estimate : recorded, " (run_info.json: tasks.diverged)"));
     say(cat("done in ", distributed::clock_time(total_s), " (", short_number(std::round(total_s * 10.0) / 10.0),
             " s). Outputs in ", out_dir, ": ", files, ", run_info.json", next));
   });
