@@ -19,6 +19,7 @@
 #include "core/build_info.hpp"
 #include "core/errors.hpp"
 #include "core/resources.hpp"
+#include "distributed/placement.hpp"
 #include "distributed/task_farm.hpp"
 #include "io/config.hpp"
 #include "io/json_output.hpp"
@@ -357,6 +358,11 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   if (const std::string note = small_model_note(model_parameters, context.device.is_cuda());
       !note.empty())
     say(note);
+  // Where each rank may run, for run_info.json, and a warning where a host's
+  // ranks compute with more threads than the cores they may use.
+  const std::vector<distributed::RankPlacement> placement =
+      distributed::gather_placement(comm, context.rank.device.threads);
+  for (const std::string& line : distributed::crowded_hosts(placement)) say(cat("warning: ", line));
   // The selection as rows per table (global task k is table t's row k - offset(t)).
   std::vector<std::vector<std::int64_t>> selected_rows(tables.size());
   if (selection) {
@@ -453,8 +459,12 @@ void run_study(Study& study, const std::string& name, const std::string& config_
   });
   const std::int32_t attempt = store->attempt();
   const std::string store_fingerprint = store->fingerprint(), made_with = store->made_with();
-  const std::vector<std::string> hosts = comm.gather(mpi::processor_name());
   const std::vector<std::string> devices = comm.gather(context.description);
+  std::vector<std::string> hosts, cores;
+  for (const distributed::RankPlacement& r : placement) {
+    hosts.push_back(r.host);
+    cores.push_back(distributed::cpu_list_text(r.cpus));
+  }
 
   // 5. Every rank: the study's collective step (a distributed solve over
   //    the rows rank 0 holds, for instance).
@@ -497,6 +507,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
         {"ranks", comm.size()},
         {"hosts", hosts},
         {"devices", devices},
+        {"cores", cores},
         {"blas", context.rank.blas},
         {"store", {{"attempt", attempt}, {"fingerprint", store_fingerprint}, {"made_with", made_with}}},
         {"tasks",

@@ -4,6 +4,7 @@
 #include "studies/study.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -271,6 +272,42 @@ TEST_F(StudyRunner, DeviceCpuAndAutoRunOnTheCpuHere) {
     const nlohmann::json info = json_of(root_ / d / "run_info.json");
     EXPECT_EQ(info.at("devices").at(0).get<std::string>().rfind("cpu", 0), 0u) << info.at("devices");
   }
+}
+
+// run_info.json records the cores each rank may use, and the run warns at
+// its start when a host's ranks compute with more threads than that: here
+// one rank of two threads bound to one core (as `mpirun` binds a rank by
+// default, whatever GRADMATCH_THREADS_PER_RANK says).
+TEST_F(StudyRunner, RecordsEachRanksCoresAndWarnsWhenItsThreadsOutnumberThem) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  int core = -1;
+  for (int c = 0; c < CPU_SETSIZE && core < 0; ++c)
+    if (CPU_ISSET(c, &saved)) core = c;
+  {
+    Squares s;
+    run_study(s, "squares", config("device = \"cpu\"\nn = 2\n"), (root_ / "free").string(), world_);
+    const nlohmann::json cores = json_of(root_ / "free" / "run_info.json").at("cores");
+    ASSERT_EQ(cores.size(), 1u);
+    EXPECT_EQ(cores.at(0).get<std::string>().rfind(std::to_string(core), 0), 0u) << cores;
+  }
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(core, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  ::setenv("GRADMATCH_THREADS_PER_RANK", "2", 1);
+  ::testing::internal::CaptureStderr();
+  Squares s;
+  run_study(s, "squares", config("device = \"cpu\"\nn = 2\n"), (root_ / "bound").string(), world_);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  ::unsetenv("GRADMATCH_THREADS_PER_RANK");
+  ASSERT_EQ(sched_setaffinity(0, sizeof saved, &saved), 0);
+  EXPECT_NE(err.find("squares: warning: host " + mpi::processor_name() + ": 1 rank computes with 2 threads in all on 1 core (" +
+                     std::to_string(core) + "): their threads take turns"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(json_of(root_ / "bound" / "run_info.json").at("cores"), nlohmann::json::array({std::to_string(core)}));
+  EXPECT_EQ(json_of(root_ / "bound" / "run_info.json").at("devices").at(0), "cpu (2 threads)");
 }
 
 // A study without LibTorch (ols_early_stopping) never claims a GPU: under
