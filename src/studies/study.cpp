@@ -360,8 +360,8 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     say(note);
   // Where each rank may run, for run_info.json, and a warning where a host's
   // ranks compute with more threads than the cores they may use.
-  const std::vector<distributed::RankPlacement> placement =
-      distributed::gather_placement(comm, context.rank.device.threads);
+  std::vector<distributed::RankPlacement> placement;
+  collective(comm, [&] { placement = distributed::gather_placement(comm, context.rank.device.threads); });
   for (const std::string& line : distributed::crowded_hosts(placement)) say(cat("warning: ", line));
   // The selection as rows per table (global task k is table t's row k - offset(t)).
   std::vector<std::vector<std::int64_t>> selected_rows(tables.size());
