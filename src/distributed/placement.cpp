@@ -48,7 +48,8 @@ std::vector<int> parse_cpu_list(const std::string& text) {
     p = next;
     return v;
   };
-  while (p < end) {
+  if (text.empty()) return cpus;
+  while (true) {  // a number or a range, then the end or a comma and more
     const int first = number();
     int last = first;
     if (p < end && *p == '-') {
@@ -57,10 +58,9 @@ std::vector<int> parse_cpu_list(const std::string& text) {
     }
     if (last < first || (!cpus.empty() && first <= cpus.back())) throw bad();
     for (int c = first; c <= last; ++c) cpus.push_back(c);
-    if (p < end && *p++ != ',') throw bad();
-    if (p == end && text.back() == ',') throw bad();
+    if (p == end) return cpus;
+    if (*p++ != ',') throw bad();
   }
-  return cpus;
 }
 
 std::vector<std::string> crowded_hosts(const std::vector<RankPlacement>& ranks) {
