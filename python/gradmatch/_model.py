@@ -9,6 +9,7 @@ Conventions (those of the C++ library):
   * Everything is evaluated in eval mode (no dropout) and in float64.
 """
 import copy
+import numbers
 
 import torch
 
@@ -22,6 +23,18 @@ def _float_target(output, target, what):
         raise ValueError(f"{what}: the targets' shape {tuple(target.shape)} does not match "
                          f"the model output's {tuple(output.shape)}")
     return target.to(output.dtype)
+
+
+def _check_class_indices(y, classes):
+    """Class indices: integers (integer-valued floats accepted) in [0, classes)."""
+    if y.numel() == 0:
+        return
+    bad = ~torch.isfinite(y) | (y != torch.round(y)) if y.is_floating_point() else torch.zeros_like(y, dtype=torch.bool)
+    bad = bad | (y < 0) | (y >= classes)
+    if bad.any():
+        i = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(f"ce loss: targets[{i}] = {y[i].item():g}: class indices must be integers "
+                         f"in [0, {classes}) for a model with {classes} outputs")
 
 
 def _outputs_per_example(output):
@@ -50,6 +63,7 @@ def summed_loss_function(loss_fn):
             def ce(out, y):
                 if out.dim() != 2 or y.dim() != 1 or y.shape[0] != out.shape[0]:
                     raise ValueError("ce loss: expected outputs [n, classes] and class indices [n]")
+                _check_class_indices(y, out.shape[1])
                 return -torch.log_softmax(out, 1).gather(1, y.long().unsqueeze(1)).sum()
             return ce
         return lambda out, y: torch.nn.functional.binary_cross_entropy_with_logits(
@@ -60,8 +74,33 @@ def summed_loss_function(loss_fn):
     if reduction != "mean":
         raise ValueError(f"loss_fn has reduction='{reduction}'; gradmatch needs the batch mean "
                          "(reduction='mean', PyTorch's default)")
+    # CrossEntropyLoss and NLLLoss with class weights divide by the batch's
+    # summed weights, and ignore_index drops examples from the count: their
+    # "mean" is not the per-example mean, so batch mean x batch size is not
+    # the batch's summed loss and batch_size= would change the gradient.
+    class_mean = isinstance(loss_fn, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss))
+    if class_mean and getattr(loss_fn, "weight", None) is not None:
+        raise ValueError(f"loss_fn: {type(loss_fn).__name__}(weight=...) averages with the class weights, "
+                         "not over examples; pass a callable returning the per-example mean, e.g. "
+                         "lambda out, y: (w[y] * F.cross_entropy(out, y, reduction='none')).mean()")
 
     def summed(out, y):
+        if (y.is_floating_point() and y.dim() == 1 and out.dim() == 2 and out.shape[1] == 1
+                and y.shape[0] == out.shape[0]):
+            y = y.unsqueeze(1)  # targets [n] for outputs [n, 1], as the built-in losses read them
+        if y.is_floating_point() and y.dim() > 0 and out.dim() > 0 and y.shape != out.shape:
+            try:
+                broadcast = torch.broadcast_shapes(out.shape, y.shape)
+            except RuntimeError:
+                broadcast = None
+            if broadcast is not None and broadcast != out.shape:
+                raise ValueError(f"loss_fn: the targets' shape {tuple(y.shape)} broadcasts against the model "
+                                 f"output's {tuple(out.shape)} to {tuple(broadcast)}, pairing every output "
+                                 "with every target; give targets the output's shape")
+        if class_mean and (y == loss_fn.ignore_index).any():
+            raise ValueError(f"loss_fn: targets hold ignore_index = {loss_fn.ignore_index}; "
+                             "the loss's mean then leaves those examples out of the count. "
+                             "Drop those examples from inputs and targets")
         value = loss_fn(out, y)
         if not isinstance(value, torch.Tensor) or value.dim() != 0:
             raise ValueError("loss_fn must return a scalar tensor (the mean loss of the batch)")
@@ -158,8 +197,10 @@ class Evaluator:
             raise ValueError("inputs: at least one example is needed")
         if targets.shape[0] != self.n:
             raise ValueError(f"targets have {targets.shape[0]} rows but inputs have {self.n}")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                                       or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, not {batch_size!r}")
+        batch_size = None if batch_size is None else int(batch_size)
         self.batch = self.n if batch_size is None else min(batch_size, self.n)
         self._saved = None
 

@@ -155,7 +155,12 @@ class EquationWriter:
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"{self.path}: {what} holds non-finite values (a diverged run?)")
         if weight is not None:
-            weight = float(weight)
+            if isinstance(weight, (str, bytes, bool)) or np.ndim(weight) != 0:
+                raise TypeError(f"weight must be one number (this row's weight) or None, not {weight!r}")
+            try:
+                weight = float(weight)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"weight must be one number (this row's weight) or None, not {weight!r}") from e
             if not weight >= 0.0 or not np.isfinite(weight):
                 raise ValueError(f"weight must be a finite non-negative number, not {weight}")
         self._theta.append(theta)

@@ -91,15 +91,23 @@ def fit(path, family, executable=None, **options):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such equation file")
+    for taken in ("output", "family"):
+        if taken in options:
+            raise TypeError(f"fit(): {taken}= is set by fit() itself (it reads the result gradmatch "
+                            "writes); write the returned dict with json.dump to keep it")
     flags = _option_arguments(options)
     exe = find_executable(executable)
     with tempfile.TemporaryDirectory(prefix="gradmatch-fit-") as tmp:
         out = os.path.join(tmp, "fit.json")
-        cmd = [exe, "fit", path, "--family", family, "--output", out, "--quiet"] + flags
+        # An absolute path: a file name that starts with "-" is not read as a flag.
+        cmd = [exe, "fit", os.path.abspath(path), "--family", family, "--output", out, "--quiet"] + flags
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise GradmatchError(f"gradmatch fit failed (exit {proc.returncode}): {proc.stderr.strip()}",
                                  proc.returncode)
+        if not os.path.isfile(out):
+            raise GradmatchError(f"{exe} exited 0 but wrote no result; is it gradmatch? "
+                                 "(set executable= or GRADMATCH_EXECUTABLE)", proc.returncode)
         with open(out) as f:
             result = json.load(f)
     result.setdefault("warnings", [])

@@ -33,11 +33,12 @@ These are the rows of gradmatch's C++ ``trajectory_rows`` (same conventions).
 """
 import copy
 import math
+import numbers
 
 import numpy as np
 import torch
 
-from ._candidates import feature_columns
+from ._candidates import feature_columns, parse_candidate
 from ._model import Evaluator, as_float64, selected_names, summed_loss_function
 from .equations import EquationWriter
 
@@ -49,8 +50,9 @@ def log_spaced_steps(steps, count):
     """Steps in [0, steps) at log-spaced positions, as gradmatch's C++:
     round(exp(u)) - 1 for ``count`` u evenly spaced in [0, log steps],
     duplicates removed; always holds 0 and steps - 1."""
-    if not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"steps must be a positive integer, not {steps!r}")
+    steps = int(steps)
     if steps == 1:
         return [0]
     count = max(int(count), 2)
@@ -117,15 +119,25 @@ class TrajectoryRecorder:
         """
         if mode not in MODES:
             raise ValueError(f"mode: unknown mode '{mode}'; use flow, sgd, dropout or coupled")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        if isinstance(lr, torch.Tensor) and lr.numel() == 1:
+            lr = lr.item()
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"lr must be a positive finite number, not {lr!r}")
-        if not isinstance(substeps, int) or substeps < 1:
+        if isinstance(substeps, bool) or not isinstance(substeps, numbers.Integral) or substeps < 1:
             raise ValueError(f"substeps must be a positive integer, not {substeps!r}")
+        substeps = int(substeps)
         if isinstance(features, str):
             features = [features]
         if features is not None and (isinstance(features, dict) or not all(isinstance(f, str) for f in features)):
             raise TypeError("features: the recorder takes built-in candidate names only (the columns change every row)")
+        for name in features or []:
+            parse_candidate(name)  # an unknown name fails here, not at the first recorded step
         if checkpoints is not None:
+            if isinstance(checkpoints, (torch.Tensor, np.ndarray)):
+                checkpoints = checkpoints.tolist()
+            if any(isinstance(t, bool) or not isinstance(t, numbers.Real) or not float(t).is_integer()
+                   for t in checkpoints):
+                raise ValueError(f"checkpoints must be whole-number steps, not {list(checkpoints)!r}")
             checkpoints = sorted(set(int(t) for t in checkpoints))
             if checkpoints and checkpoints[0] < 0:
                 raise ValueError("checkpoints must be non-negative steps")

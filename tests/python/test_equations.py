@@ -128,6 +128,34 @@ class EndpointConventions(TempDirTest):
         np.testing.assert_allclose(a["grad_loss"], b["grad_loss"], rtol=0, atol=1e-15)
         self.assertAlmostEqual(a["loss"], float(torch.nn.functional.cross_entropy(model(x), labels)), delta=1e-14)
 
+    def test_cross_entropy_refuses_class_indices_that_are_not_integers_below_the_class_count(self):
+        x = torch.randn(6, 3, dtype=torch.float64)
+        model = torch.nn.Linear(3, 4).double()
+        good = torch.tensor([0.0, 1.0, 2.0, 3.0, 1.0, 0.0])
+        with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+            a = w.add_endpoint(model, "ce", x, good)
+            b = w.add_endpoint(model, "ce", x, good.long())
+        np.testing.assert_array_equal(a["grad_loss"], b["grad_loss"])
+        for labels, shown in ((good + 0.5, "0.5"), (good - 1, "-1"), (good + 1, "4")):
+            with self.subTest(labels=labels.tolist()):
+                with self.assertRaisesRegex(ValueError, rf"targets\[\d\] = {shown}: class indices must be "
+                                                        r"integers in \[0, 4\)"):
+                    with gradmatch.EquationWriter(self.path("bad.h5")) as w:
+                        w.add_endpoint(model, "ce", x, labels)
+                self.assertFalse(os.path.exists(self.path("bad.h5")))
+
+    def test_a_callable_loss_reads_targets_n_for_outputs_n_by_1_as_the_built_in_mse_does(self):
+        # torch.nn.MSELoss alone would broadcast [n, 1] against [n] to [n, n].
+        torch.manual_seed(21)
+        x, y = regression_data(20, 3, 1, seed=22)
+        model = Mlp(3, 4, 1).double()
+        with gradmatch.EquationWriter(self.path("eq.h5")) as w:
+            a = w.add_endpoint(model, "mse", x, y.reshape(-1))
+            b = w.add_endpoint(model, torch.nn.MSELoss(), x, y.reshape(-1), batch_size=7)
+            c = w.add_endpoint(model, torch.nn.MSELoss(), x, y)
+        np.testing.assert_allclose(b["grad_loss"], a["grad_loss"], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(c["grad_loss"], a["grad_loss"], rtol=0, atol=1e-15)
+
     def test_selected_parameters_are_theta_in_registration_order(self):
         torch.manual_seed(10)
         x, y = regression_data(20, 3, 1, seed=11)
@@ -209,7 +237,16 @@ class WriterErrors(TempDirTest):
             (dict(features={"mine": np.zeros((11, 1))}), ValueError, r"feature 'mine' has shape \[11, 1\]; give one column"),
             (dict(targets=self.y[:5]), ValueError, "targets have 5 rows"),
             (dict(batch_size=0), ValueError, "batch_size"),
+            (dict(batch_size=2.5), ValueError, "batch_size"),
             (dict(model="not a model"), TypeError, "torch.nn.Module"),
+            # [n] targets against [n, 1] outputs are read as [n, 1], as "mse" reads them;
+            # [n, 1] targets against [n] outputs would pair every output with every target.
+            (dict(model=torch.nn.Sequential(self.model, torch.nn.Flatten(0)), loss_fn=torch.nn.MSELoss(),
+                  targets=self.y.reshape(-1, 1)), ValueError, r"broadcasts .* to \(10, 10\)"),
+            (dict(loss_fn=torch.nn.CrossEntropyLoss(weight=torch.ones(1, dtype=torch.float64))),
+             ValueError, r"CrossEntropyLoss\(weight=...\) averages with the class weights"),
+            (dict(loss_fn=torch.nn.CrossEntropyLoss(ignore_index=0), targets=torch.zeros(10, dtype=torch.long)),
+             ValueError, "targets hold ignore_index = 0"),
         ]
         for kw, error, message in cases:
             with self.subTest(kw=list(kw)):
@@ -226,12 +263,14 @@ class WriterErrors(TempDirTest):
             (dict(names=["w"]), "give both names and shapes"),
             (dict(target=np.array([1.0, np.nan, 0.0, 0.0])), "non-finite"),
             (dict(weight=-1.0), "non-negative"),
+            (dict(weight=np.ones(2)), "weight must be one number"),
+            (dict(weight="abc"), "weight must be one number"),
         ]
         for kw, message in cases:
             with self.subTest(kw=list(kw)):
                 args = dict(theta=theta, grad_loss=theta)
                 args.update(kw)
-                with self.assertRaisesRegex(ValueError, message):
+                with self.assertRaisesRegex((ValueError, TypeError), message):
                     with gradmatch.EquationWriter(self.path("eq.h5")) as w:
                         w.add_row(**args)
                 self.assertEqual(os.listdir(self.dir), [])
@@ -286,7 +325,7 @@ class WriterErrors(TempDirTest):
             with self.subTest(message=message):
                 args = dict(theta=one, grad_loss=one)
                 args.update(kw)
-                with self.assertRaisesRegex(ValueError, message):
+                with self.assertRaisesRegex((ValueError, TypeError), message):
                     with gradmatch.EquationWriter(self.path("eq.h5")) as w:
                         w.add_row(**args)
                 self.assertEqual(os.listdir(self.dir), [])

@@ -92,6 +92,20 @@ class Fit(TempDirTest):
         self.assertRaisesRegex(FileNotFoundError, "no such equation file", gradmatch.fit, self.path("none.h5"),
                                "ridge", executable=gradmatch_executable())
         self.assertRaisesRegex(ValueError, "family", gradmatch.fit, path, "", executable=gradmatch_executable())
+        self.assertRaisesRegex(TypeError, "output= is set by fit", gradmatch.fit, path, "ridge",
+                               executable=gradmatch_executable(), output=self.path("fit.json"))
+        with self.assertRaisesRegex(gradmatch.GradmatchError, "exited 0 but wrote no result; is it gradmatch"):
+            gradmatch.fit(path, "ridge", executable="/bin/true")
+
+    def test_a_file_name_starting_with_a_dash_is_read_as_a_file(self):
+        os.rename(self.write_ridge_rows(0.1), self.path("-rows.h5"))
+        cwd = os.getcwd()
+        os.chdir(self.dir)
+        try:
+            result = gradmatch.fit("-rows.h5", "ridge", executable=gradmatch_executable())
+        finally:
+            os.chdir(cwd)
+        self.assertAlmostEqual(result["lambda"], 0.1, delta=1e-12)
 
     def test_on_off_flags_take_true_or_false_and_refuse_other_values(self):
         path = self.write_ridge_rows(0.1)

@@ -232,6 +232,10 @@ class RecorderBehaviour(TempDirTest):
         self.assertRaisesRegex(ValueError, "substeps", make, substeps=0)
         self.assertRaisesRegex(TypeError, "built-in candidate names", make, features={"mine": np.zeros(21)})
         self.assertRaisesRegex(ValueError, "non-negative", make, checkpoints=[-1, 2])
+        self.assertRaisesRegex(ValueError, "whole-number steps", make, checkpoints=[1.7])
+        self.assertRaisesRegex(ValueError, "unknown regularizer 'ridgee'", make, features=["ridgee"])
+        self.assertEqual(make(checkpoints=np.array([3, 1]), lr=torch.tensor(0.1), substeps=np.int64(4)).checkpoints,
+                         {1, 3})
         rec = make(mode="dropout")
         with self.assertRaisesRegex(ValueError, r"recorder.step\(inputs, targets\)"):
             with rec.step():
