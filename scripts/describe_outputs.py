@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Print the datasets of study output directories as Markdown tables.
 
 Every results.h5 that gradmatch writes describes itself: each dataset has the
@@ -34,7 +34,7 @@ def text(value):
 def describe(out):
     out = Path(out)
     info = json.loads((out / "run_info.json").read_text())
-    lines = ["## `%s`" % info["study"], ""]
+    lines = ["### `%s`" % info["study"], ""]
     files = ", ".join("`%s`" % f for f in info["outputs"])
     lines += ["Files a finished run holds (besides `run_info.json` and `store.h5`): %s." % files, ""]
     rows = []
@@ -53,7 +53,21 @@ def describe(out):
     return "\n".join(lines) + "\n"
 
 
+def main(argv):
+    if len(argv) < 1 or argv[0] in ("-h", "--help"):
+        print(__doc__, file=sys.stderr if not argv else sys.stdout)
+        return 2 if not argv else 0
+    tables = []
+    for d in argv:
+        for name in ("run_info.json", "results.h5"):
+            if not (Path(d) / name).is_file():
+                print(f"describe_outputs.py: {d}: no {name}; give the --out directory of a finished "
+                      "`gradmatch run`", file=sys.stderr)
+                return 2
+        tables.append(describe(d))
+    print("\n".join(tables))
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    print("\n".join(describe(d) for d in sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -6,6 +6,18 @@ from pathlib import Path
 import h5py
 
 
+def directory_argument(argv, doc):
+    """The one argument of a plot script, the --out directory: its usage
+    (`doc`) for -h/--help (exit 0) or any other number of arguments (exit 2)."""
+    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+        print(doc)
+        sys.exit(0)
+    if len(argv) != 2:
+        print(doc, file=sys.stderr)
+        sys.exit(2)
+    return Path(argv[1])
+
+
 def open_results(directory, study, script):
     """DIR/results.h5 of a finished `gradmatch run` of `study`, open for
     reading; otherwise a message naming the file and exit code 2."""

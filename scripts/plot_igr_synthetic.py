@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: plot_common
-from plot_common import open_results  # noqa: E402
+from plot_common import directory_argument, open_results  # noqa: E402
 
 
 def main(out):
@@ -82,9 +82,8 @@ def main(out):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "igr_synthetic.png", dpi=130)
+    print(f"wrote {out / 'igr_synthetic.png'}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    main(Path(sys.argv[1]))
+    main(directory_argument(sys.argv, __doc__))

@@ -59,6 +59,7 @@ struct RunArgs {
   bool dry_run = false;                ///< print the tasks, estimates and files; write nothing
   bool ignore_resource_check = false;  ///< --ignore-resource-check (core/resources.hpp)
   std::string tasks;                   ///< --tasks: 1-based task numbers, "6" or "1-3,7" (studies::RunOptions)
+  std::string program = "gradmatch";   ///< how the user started gradmatch (argv[0] when it holds a '/')
 };
 int run_command(const RunArgs& args, const mpi::Communicator& comm);
 /// Reads and checks the config and the resource estimate of `run` (nothing

@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("equations", fit.input,
                       "Equation file (HDF5: theta, grad_loss, optional target, features/, weights); not with --model");
   fit_cmd->add_option("--family,-f", fit.family, "Regularizer family (see below)")->required();
-  fit_cmd->add_option("--method,-m", fit.method, "Solver: auto, qr, normal, closed-form, structured, vech, vech-plain")
+  fit_cmd->add_option("--method,-m", fit.method, "Solver: auto, qr, normal (alias gram), closed-form, structured, vech, vech-plain")
       ->capture_default_str();
   fit_cmd->add_option("--output,-o", fit.output,
                       "Write the result here: *.json (JSON) or *.h5 (HDF5: dataset lambda, statistics as "
@@ -269,6 +269,10 @@ int main(int argc, char** argv) {
   fit_cmd->footer(kFitFooter);
 
   gradmatch::cli::RunArgs run;
+  // The closing "next: gradmatch report OUT" hint names the executable as it
+  // was started (build/src/cli/gradmatch is not on PATH); gradmatch-torch
+  // keeps gradmatch's argv[0].
+  if (argc > 0 && std::string(argv[0]).find('/') != std::string::npos) run.program = argv[0];
   auto* run_cmd = app.add_subcommand("run", "Run a study from a TOML config (configs/*.toml) into an output directory");
   run_cmd->add_option("config", run.config, "Study config, e.g. configs/smoke/ols_early_stopping.toml")->required();
   run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")->required();

@@ -10,7 +10,7 @@ int run_command(const RunArgs& args, const mpi::Communicator& comm) {
     // write byte-identical files.
     io::set_created_by("gradmatch run " + args.config);
     if (args.dry_run) studies::dry_run_study(args.config, args.out, comm, args.tasks);
-    else studies::run_study(args.config, args.out, comm, studies::RunOptions{args.tasks});
+    else studies::run_study(args.config, args.out, comm, studies::RunOptions{args.tasks, args.program});
     return 0;
   } catch (const std::exception& e) {
     return report_failure("run", e, comm, args.config + " --out " + args.out);

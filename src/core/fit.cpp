@@ -398,7 +398,9 @@ FitResult Fitter::result(std::span<const double> s) const {
   out.residual_ratio = btb > 0.0 ? std::sqrt(rss / btb) : (rss > 0.0 ? std::numeric_limits<double>::infinity() : 0.0);
   // sqrt of each factor, not of the product: with weights or values far from
   // 1 (1e200, 1e-200) the product over- or underflows where each sum does not.
-  out.cosine = (btb > 0.0 && s[3] > 0.0) ? s[2] / std::sqrt(btb) / std::sqrt(s[3]) : kNaN;
+  // Clamped to [-1, 1]: for an exact fit the rounding of the three sums can
+  // give 1 + 2e-16.
+  out.cosine = (btb > 0.0 && s[3] > 0.0) ? std::clamp(s[2] / std::sqrt(btb) / std::sqrt(s[3]), -1.0, 1.0) : kNaN;
   const double dof = static_cast<double>(out.n_equations - rank_);
   out.sigma2 = dof > 0.0 ? std::ldexp(rss / dof, 2 * stat_exponent_) : kNaN;  // the sums' scale undone
   if (f.is_column_family()) {

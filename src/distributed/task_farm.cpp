@@ -317,6 +317,9 @@ FarmStats farm_table(const Communicator& comm, io::RunStore& store, std::size_t 
     rows = std::move(kept);
     options.resumed = 0;
     options.stage += " (selected)";
+    // A table none of whose tasks are selected is not a stage of this run:
+    // no "0/0 tasks" line.
+    if (rows.empty()) options.progress_stream = nullptr;
   }
   // Rank 0's costs on every rank: a study's costs may depend on what a rank
   // sees (a GPU), but the order the items map to rows in must be one.

@@ -231,7 +231,7 @@ std::string foreign_outputs(const fs::path& dir) {
   for (const char* name : kStudyOutputs)
     if (fs::exists(dir / name, ec))
       return cat("holds ", name, " but no run store (", kStoreName,
-                 "): it is not a resumable gradmatch run; use a new --out or delete DIR");
+                 "): it is not a resumable gradmatch run; use a new --out or delete ", dir.string());
   return {};
 }
 
@@ -251,25 +251,25 @@ std::vector<std::string> check_store_header(hid_t file, const RunStoreSpec& spec
   std::string format, study;
   std::int64_t version = 0;
   if (!read_text_attribute(file, "format", format) || format != kFormat || !read_int_attribute(file, "version", version))
-    input_error(cat(kStoreName, " is not a gradmatch run store; use a new --out or delete DIR"));
+    input_error(cat(kStoreName, " is not a gradmatch run store; use a new --out or delete ", dir));
   if (version != kVersion)
     input_error(cat(kStoreName, " has run-store version ", version, ", this gradmatch reads version ", kVersion,
-                    "; use a new --out or delete DIR"));
+                    "; use a new --out or delete ", dir));
   read_text_attribute(file, "study", study);
   const std::string config = read_config(file);
   if (study != spec.study)
-    input_error(cat("was made by study '", study, "', not '", spec.study, "'; use a new --out or delete DIR"));
+    input_error(cat("was made by study '", study, "', not '", spec.study, "'; use a new --out or delete ", dir));
   std::vector<std::string> keys_added;
   if (config != spec.config) {
     const auto added = keys_added_at_default(config, spec.config, spec.defaults);
     if (!added)
       input_error(cat("was made by a different config (", describe_config_difference(config, spec.config, 3, spec.defaults),
-                      "); use a new --out or delete DIR"));
+                      "); use a new --out or delete ", dir));
     keys_added = *added;
   }
   if (std::string there; read_text_dataset(file, "inputs", there) && there != spec.inputs)
     input_error(cat("an input file changed since the store was made (", describe_config_difference(there, spec.inputs),
-                    "); its rows so far come from the former file: restore it, or use a new --out or delete DIR"));
+                    "); its rows so far come from the former file: restore it, or use a new --out or delete ", dir));
   return keys_added;
 }
 
@@ -291,7 +291,7 @@ StoreCheck check_run_store(const std::string& dir, RunStoreSpec spec, const std:
   {
     const hid_t id = H5Fopen(store.c_str(), H5F_ACC_RDONLY, serial_fapl());
     if (id < 0)
-      throw InputError(cat(dir, ": ", kStoreName, " cannot be opened; if it is damaged, delete DIR and run again"));
+      throw InputError(cat(dir, ": ", kStoreName, " cannot be opened; if it is damaged, delete ", dir, " and run again"));
     const FileHandle file(id, "H5Fopen");
     out.keys_added = check_store_header(file, spec, dir);
   }
@@ -563,7 +563,7 @@ struct RunStore::Impl {
 
     const auto layout_error = [&](const std::string& what) {
       input_error(cat("its run store has a different task layout for this config (", what,
-                      "; made by another gradmatch version?); use a new --out or delete DIR"));
+                      "; made by another gradmatch version?); use a new --out or delete ", dir));
     };
     GroupHandle group(H5Gopen2(file, "tables", H5P_DEFAULT), "H5Gopen2(tables)");
     H5G_info_t info;
@@ -654,7 +654,10 @@ struct RunStore::Impl {
       fields >> k >> row;
       std::string why;
       std::getline(fields >> std::ws, why);
-      reopened.push_back(cat("task ", row, " of table '", tables[k].name, "': ", why));
+      // Numbered as --tasks and --dry-run number the tasks: from 1, over the tables in order.
+      std::int64_t task = row + 1;
+      for (std::size_t j = 0; j < k; ++j) task += tables[j].rows;
+      reopened.push_back(cat("task ", task, " (table '", tables[k].name, "'): ", why));
       if (rank == 0) {
         const auto code = static_cast<std::int8_t>(TaskStatus::pending);
         write_row_values(tables[k].status, H5T_NATIVE_INT8, row, 1, &code);
@@ -734,7 +737,7 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
   } catch (const Hdf5Error& e) {
     s.unlock();
     throw std::runtime_error(cat(s.path, ": the run store cannot be ", state == 1 ? "created" : "opened", " (",
-                                 e.what(), "); if it is damaged, delete DIR and run again"));
+                                 e.what(), "); if it is damaged, delete ", s.dir, " and run again"));
   } catch (...) {
     s.unlock();
     throw;
@@ -801,7 +804,7 @@ TaskStatus RunStore::write(std::size_t table, std::int64_t row, std::span<const 
     write_row_values(t.status, H5T_NATIVE_INT8, row, 1, &code);
   } catch (const Hdf5Error& e) {
     throw std::runtime_error(
-        cat(impl_->path, ": cannot record task ", row, " of table '", t.name, "' (", e.what(), ")"));
+        cat(impl_->path, ": cannot record row ", row, " of table '", t.name, "' (", e.what(), ")"));
   }
   return status;
 }

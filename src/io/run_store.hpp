@@ -179,7 +179,7 @@ class RunStore {
   /// Rows that were done and were set pending again when the store opened:
   /// spec.redo's, and rows marked done whose values are not all finite (the
   /// status byte reached the disk, the data did not: a node crash). One line
-  /// each, "task R of table 'T': why".
+  /// each, "task N (table 'T'): why", N numbered as --tasks numbers the tasks.
   const std::vector<std::string>& reopened() const;
 
   std::size_t table_count() const;

@@ -864,7 +864,7 @@ const Schema<DE>& endpoint_schema() {
       scalar("margin_mean", &DE::margin_mean, "nats", "M = mean <e_y - softmax(z), z> (eval mode)"),
       scalar("margin_identity_error", &DE::margin_identity_error, "", "relative error of -<grad L, theta> = (D+1) M + sum (k-1) <dL/db_k, b_k>"),
       scalar("lambda_adam", &DE::lambda_adam, "", "lambda by the authors' Adam fit (NaN without adam_parity)"),
-      scalar("lambda_adam_exact", &DE::lambda_adam_exact, "", "exact minimiser of the Adam fit's mini-batch loss (NaN without adam_parity)"),
+      scalar("lambda_adam_exact", &DE::lambda_adam_exact, "", "exact minimiser of the Adam fit's loss over the mini-batches it ran (NaN without adam_parity)"),
       scalar("train_loss", &DE::train_loss, "nats", "full-batch training cross-entropy (eval mode)"),
       scalar("validation_loss", &DE::validation_loss, "nats", "validation cross-entropy"),
       scalar("test_loss", &DE::test_loss, "nats", "test cross-entropy"),

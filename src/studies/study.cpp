@@ -450,7 +450,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
       const std::vector<std::int32_t> attempts = store->read_attempts(k);
       for (std::size_t row = 0; row < status.size(); ++row) {
         if (status[row] == io::TaskStatus::pending)
-          throw std::runtime_error(cat(store->path(), ": task ", std::to_string(row), " of table '",
+          throw std::runtime_error(cat(store->path(), ": row ", std::to_string(row), " of table '",
                                        store->table_name(k), "' is still pending after the farm"));
         if (status[row] == io::TaskStatus::diverged) ++diverged;
         ++by_attempt[attempts[row]];
@@ -526,7 +526,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     io::write_json_file((dir / kRunInfo).string(), info);
     std::string files;
     for (const std::string& f : out.files()) files += (files.empty() ? "" : ", ") + f;
-    std::string next = cat("\n  next: gradmatch report ", out_dir, "   (tables)");
+    std::string next = cat("\n  next: ", options.program, " report ", out_dir, "   (tables)");
     if (study.has_figures())
       next += cat("\n        /usr/bin/python3 scripts/plot_", name, ".py ", out_dir, "   (figures, from the source tree)");
     const double total_s = seconds_since(t0);
@@ -542,7 +542,7 @@ void run_study(Study& study, const std::string& name, const std::string& config_
     else if (diverged > 0)
       say(cat("warning: ", std::to_string(diverged), " of ", std::to_string(total), " tasks diverged",
               diverged == total && !trainings ? no_estimate : recorded, " (run_info.json: tasks.diverged)"));
-    say(cat("done in ", distributed::clock_time(total_s), " (", short_number(std::round(total_s * 10.0) / 10.0),
+    say(cat("done in ", distributed::clock_time(std::round(total_s)), " (", short_number(std::round(total_s * 10.0) / 10.0),
             " s). Outputs in ", out_dir, ": ", files, ", run_info.json", next));
   });
   // Closed last: its lock keeps a concurrent run off DIR until the outputs are written.

@@ -213,6 +213,9 @@ struct RunOptions {
   /// that are not yet done run, and the outputs are written once every task
   /// of the run is done (by this or an earlier run).
   std::string tasks;
+  /// The command that started gradmatch, for the closing "next: ... report
+  /// OUT" hint ("gradmatch" when it was found on PATH).
+  std::string program = "gradmatch";
 };
 
 /// "6", "1-3,7" -> the distinct 0-based task indices, ascending. InputError

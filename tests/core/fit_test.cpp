@@ -142,6 +142,27 @@ TEST(RidgeFit, RecoversLambdaFromClosedFormRidgeRegressions) {
   }
 }
 
+TEST(RidgeFit, TheCosineStaysWithinMinusOneAndOneWhenRoundingWouldPushItOut) {
+  // Exact equations grad_loss = -2 lambda theta (lambda of either sign): the
+  // prediction is the target, the cosine 1, and the rounding of its three
+  // sums lands above 1 for some of these draws.
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    Rng rng(31, seed);
+    const double lambda = (seed % 2 == 0 ? 1.0 : -1.0) * std::exp(rng.normal());
+    Equations eq;
+    eq.theta = Matrix(3, 5);
+    eq.grad_loss = Matrix(3, 5);
+    for (std::int64_t k = 0; k < 3; ++k)
+      for (std::int64_t j = 0; j < 5; ++j) {
+        eq.theta(k, j) = rng.normal();
+        eq.grad_loss(k, j) = -2.0 * lambda * eq.theta(k, j);
+      }
+    const FitResult res = fit(eq, options("ridge", "qr"));
+    EXPECT_LE(std::abs(res.cosine), 1.0) << seed;
+    EXPECT_NEAR(res.cosine, 1.0, 1e-15) << seed;
+  }
+}
+
 TEST(RidgeFit, ScalarFitOfAnInconsistentProblemIsTheProjection) {
   Rng rng(21, 0);
   Equations eq{problems::gaussian(rng, 3, 5), problems::gaussian(rng, 3, 5), {}, {}, {}, {}};

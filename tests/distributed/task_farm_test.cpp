@@ -404,5 +404,27 @@ TEST(TaskFarm, FarmTableWeighsTheProgressByTheCostsOfTheRowsInTheOrderItHandsThe
   toy.remove(world, store);
 }
 
+TEST(TaskFarm, FarmTableSaysNothingOfATableNoneOfWhoseTasksAreSelected) {
+  const Communicator world;
+  const ToyStore toy(world, "gradmatch-farm-selection", 3, 1);
+  FarmOptions o;
+  o.progress_interval_s = 1e-9;
+  o.heartbeat_s = 0;
+  io::RunStore store(world.get(), toy.dir, toy.spec);
+  o.only_rows = std::vector<std::int64_t>{};
+  const std::string none = progress_of(o, [&](const FarmOptions& with) {
+    farm_table(world, store, 0, [](std::int64_t) { return std::vector<double>{1.0}; }, with);
+  });
+  EXPECT_EQ(none, "");
+  o.only_rows = std::vector<std::int64_t>{1};
+  const std::string one = progress_of(o, [&](const FarmOptions& with) {
+    farm_table(world, store, 0, [](std::int64_t) { return std::vector<double>{1.0}; }, with);
+  });
+  if (world.is_root()) {
+    EXPECT_NE(one.find("(selected) 1/1 tasks (100.0%)"), std::string::npos) << one;
+  }
+  toy.remove(world, store);
+}
+
 }  // namespace
 }  // namespace gradmatch::distributed

@@ -171,7 +171,7 @@ TEST_F(RunStoreTest, ADifferentConfigIsRefusedNamingTheKeysThatDiffer) {
   { RunStore store(world_.get(), dir(), toy_spec()); }
   const std::string msg = open_error(world_.get(), dir(), toy_spec("data.n = 300\nseed = 56\nstudy = \"toy\"\n"));
   EXPECT_EQ(msg,
-            dir() + ": was made by a different config (data.n: 200 there, 300 now); use a new --out or delete DIR");
+            dir() + ": was made by a different config (data.n: 200 there, 300 now); use a new --out or delete " + dir());
   // The refused run wrote nothing: the first config still resumes.
   RunStore store(world_.get(), dir(), toy_spec());
   EXPECT_EQ(store.pending(0).size(), 5u);
@@ -201,7 +201,7 @@ TEST_F(RunStoreTest, AStoreMadeBeforeAKeyExistedIsRefusedWhenTheKeyIsAwayFromIts
   EXPECT_EQ(open_error(world_.get(), dir(), set),
             dir() + ": was made by a different config (training.tf32: absent there (made before the key existed, when "
                     "gradmatch did training.tf32 = false; write that to resume it), true now); use a new --out or "
-                    "delete DIR");
+                    "delete " + dir());
   RunStoreSpec changed = toy_spec("data.n = 300\nseed = 56\nstudy = \"toy\"\ntraining.tf32 = false\n");
   changed.defaults = "training.tf32 = false\n";
   EXPECT_NE(open_error(world_.get(), dir(), changed).find("(data.n: 200 there, 300 now; training.tf32: absent there"),
@@ -219,7 +219,7 @@ TEST_F(RunStoreTest, AnotherStudyOrTaskLayoutIsRefused) {
   RunStoreSpec other = toy_spec();
   other.study = "other";
   EXPECT_EQ(open_error(world_.get(), dir(), other),
-            dir() + ": was made by study 'toy', not 'other'; use a new --out or delete DIR");
+            dir() + ": was made by study 'toy', not 'other'; use a new --out or delete " + dir());
   RunStoreSpec ids = toy_spec();
   ids.tables[2].ids[3] = 99;
   EXPECT_NE(open_error(world_.get(), dir(), ids).find("table 'beta' lists other task ids"), std::string::npos);
@@ -241,7 +241,7 @@ TEST_F(RunStoreTest, AStoreThatRecordedItsInputsRefusesToResumeWhenOneChangedAnd
   EXPECT_EQ(open_error(world_.get(), dir(), changed),
             dir() + ": an input file changed since the store was made (data.file: \"fnv1a64:0000000000000001, 10 "
                     "bytes\" there, \"fnv1a64:00000000000000ff, 10 bytes\" now); its rows so far come from the former "
-                    "file: restore it, or use a new --out or delete DIR");
+                    "file: restore it, or use a new --out or delete " + dir());
   RunStoreSpec elsewhere = made;  // the same inputs, computed another way: opens, and says how it was made
   elsewhere.compute = "gradmatch def, cpu (2 threads)";
   RunStore store(world_.get(), dir(), elsewhere);
@@ -269,8 +269,8 @@ TEST_F(RunStoreTest, ADoneTaskWhoseFilesAreDamagedIsPendingAgainAndSaysWhy) {
   spec.redo = {{0, 3, "its file eq_3.h5 is missing"}, {2, 6, "its file eq_b6.h5 is cut short"}};
   {
     RunStore store(world_.get(), dir(), spec);
-    EXPECT_EQ(store.reopened(), (std::vector<std::string>{"task 3 of table 'alpha': its file eq_3.h5 is missing",
-                                                          "task 6 of table 'beta': its file eq_b6.h5 is cut short"}));
+    EXPECT_EQ(store.reopened(), (std::vector<std::string>{"task 4 (table 'alpha'): its file eq_3.h5 is missing",
+                                                          "task 12 (table 'beta'): its file eq_b6.h5 is cut short"}));
     EXPECT_EQ(store.pending(0), std::vector<std::int64_t>{3});
     EXPECT_EQ(store.pending(2), std::vector<std::int64_t>{6});
     EXPECT_EQ(store.finished_at_open(), 10);
@@ -325,7 +325,7 @@ TEST_F(RunStoreTest, ARowMarkedDoneWhoseValuesNeverReachedTheFileIsPendingAgain)
   world_.barrier();
   RunStore store(world_.get(), dir(), toy_spec());
   EXPECT_EQ(store.reopened(),
-            std::vector<std::string>{"task 2 of table 'alpha': it was marked done but its values never reached the "
+            std::vector<std::string>{"task 3 (table 'alpha'): it was marked done but its values never reached the "
                                      "store (a crash between the writes?)"});
   EXPECT_EQ(store.pending(0), (std::vector<std::int64_t>{0, 2, 3, 4}));
   EXPECT_EQ(store.finished_at_open(), 1);
@@ -350,7 +350,7 @@ TEST_F(RunStoreTest, ADirectoryWithResultsButNoStoreIsRefusedUntouched) {
   const std::string msg = open_error(world_.get(), dir(), toy_spec());
   EXPECT_EQ(msg, dir() +
                      ": holds summary.json but no run store (store.h5): it is not a resumable gradmatch run; "
-                     "use a new --out or delete DIR");
+                     "use a new --out or delete " + dir());
   EXPECT_FALSE(fs::exists(fs::path(dir()) / "store.h5"));
 }
 

@@ -171,6 +171,6 @@ run "$work/other.toml" --out "$work/run" 2> "$work/other.log"
 status=$?
 set -e
 [ "$status" -eq 2 ] || { cat "$work/other.log"; fail "exit code $status, not 2"; }
-grep -q "was made by a different config (seed: 56 there, 57 now); use a new --out or delete DIR" "$work/other.log" ||
+grep -q "was made by a different config (seed: 56 there, 57 now); use a new --out or delete $work/run" "$work/other.log" ||
   { cat "$work/other.log"; fail "the refusal does not name the key"; }
 echo "PASS"

@@ -174,7 +174,7 @@ TEST_F(OlsStudyOverRanks, ADifferentConfigOnAnExistingDirectoryIsRefusedWithExit
     EXPECT_EQ(f.exit_code(), 2);
     EXPECT_EQ(std::string(f.what()), out.string() +
                                          ": was made by a different config (data.n: 200 there, 201 now); "
-                                         "use a new --out or delete DIR");
+                                         "use a new --out or delete " + out.string());
   }
   if (world_.is_root()) {
     EXPECT_EQ(slurp(out / "summary.json"), summary);
