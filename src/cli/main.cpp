@@ -123,6 +123,13 @@ CLI::Validator number_in(double lo, double hi, bool open_hi, const std::string& 
       "NUMBER in " + range);
 }
 
+/// A path flag's value that must not be empty ("--out "$DIR" with DIR unset);
+/// `what` says what to give.
+CLI::Validator non_empty_path(const std::string& what) {
+  return CLI::Validator([=](std::string& value) -> std::string { return value.empty() ? "is empty; give " + what : ""; },
+                        "PATH");
+}
+
 /// A flag's value that must be an integer >= lo.
 CLI::Validator integer_at_least(std::int64_t lo, const std::string& what) {
   return CLI::Validator(
@@ -224,7 +231,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   fit_cmd->add_option("--output,-o", fit.output,
                       "Write the result here: *.json (JSON) or *.h5 (HDF5: dataset lambda, statistics as "
-                      "attributes); default: JSON to stdout");
+                      "attributes); default: JSON to stdout")
+      ->check(non_empty_path("a file name ending in .json or .h5, or leave --output out for JSON on stdout"));
   fit_cmd->add_flag("--normalize", fit.normalize, "Scale candidate gradients to unit norm before fitting (appendix G.1)");
   fit_cmd->add_flag("--nonneg", fit.nonneg, "Constrain coefficients to be non-negative (exact active-set NNLS)");
   fit_cmd->add_option("--reduce", fit.reduce,
@@ -256,7 +264,8 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   fit_cmd->add_option("--data", fit.data, "With --model: an MNIST-format IDX directory, or HDF5 with X [n, d] and y");
   fit_cmd->add_option("--loss", fit.loss, "With --model: mse, ce or bce")->capture_default_str();
-  fit_cmd->add_option("--save-equations", fit.save_equations, "With --model: also write the equations (version 1)");
+  fit_cmd->add_option("--save-equations", fit.save_equations, "With --model: also write the equations (version 1)")
+      ->check(non_empty_path("a file name for the equations (HDF5)"));
   fit_cmd->add_option("--candidates", fit.candidates,
                       "With --model: feature columns for --family features (ridge, huber:beta=B, "
                       "elastic-net:beta=B, layerwise-ridge, nuclear), comma-separated")
@@ -275,7 +284,9 @@ int main(int argc, char** argv) {
   if (argc > 0 && std::string(argv[0]).find('/') != std::string::npos) run.program = argv[0];
   auto* run_cmd = app.add_subcommand("run", "Run a study from a TOML config (configs/*.toml) into an output directory");
   run_cmd->add_option("config", run.config, "Study config, e.g. configs/smoke/ols_early_stopping.toml")->required();
-  run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")->required();
+  run_cmd->add_option("--out,-o", run.out, "Output directory (re-running on it resumes)")
+      ->required()
+      ->check(non_empty_path("the output directory (a new one, or a run's to resume it)"));
   run_cmd->add_flag("--dry-run", run.dry_run,
                     "Print the tasks, the estimated memory, disk and time and the files a run would write, and "
                     "check DIR as the run would (a run there of another config is refused alike); write nothing");

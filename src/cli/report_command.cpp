@@ -890,6 +890,10 @@ bool lock_is_held(const std::filesystem::path& lock) {
 
 void describe_study(const std::filesystem::path& dir, bool as_json) {
   const auto summary = dir / "summary.json";
+  std::error_code ec;
+  if (std::filesystem::exists(summary, ec) && !std::filesystem::is_regular_file(summary, ec))
+    throw InputError(summary.string() + ": is not a regular file (a pipe, socket or device); a study writes "
+                                        "summary.json as a file: run the study again into a new --out");
   std::ifstream in(summary);
   if (!in && std::filesystem::exists(dir / "store.h5")) return describe_unfinished_run(dir, as_json);
   if (!in && lock_is_held(dir / "store.lock")) {

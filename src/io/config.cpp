@@ -232,6 +232,13 @@ struct ConfigReader::Impl {
     for (auto&& [k, v] : table) {
       const std::string name(k.str());
       const std::string full = prefix.empty() ? name : cat(prefix, ".", name);
+      // No gradmatch key holds a dot: "data.n" = 5 (quoted) is one key of that
+      // name, not n in [data], and would otherwise pass for the key it spells.
+      if (name.find('.') != std::string::npos) {
+        const std::int64_t line = k.source().begin.line > 0 ? std::int64_t{k.source().begin.line} : line_of(v);
+        fail(line, full, cat("a quoted key holding a dot is one key named \"", name, "\", not a key in a table; write ",
+                             name, " = ... without the quotes"));
+      }
       if (asked.count(full)) continue;
       if (v.is_table() && entered(full)) {
         check_all_read(*v.as_table(), full);

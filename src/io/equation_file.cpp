@@ -148,6 +148,8 @@ class Reader {
     const auto status = fs::status(path_, ec);
     if (!fs::exists(status)) bad("does not exist; check the path");
     if (fs::is_directory(status)) bad("is a directory, not an equation file");
+    // A pipe or device would block the read (or never end): not a file.
+    if (!fs::is_regular_file(status)) bad("is not a regular file (a pipe, socket or device); give an equation file");
     if (fs::file_size(path_, ec) == 0)
       bad("is empty (0 bytes), not an HDF5 equation file; was its writer interrupted? write it again");
     const htri_t is_hdf5 = H5Fis_hdf5(path_.c_str());

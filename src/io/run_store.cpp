@@ -736,8 +736,13 @@ RunStore::RunStore(MPI_Comm comm, const std::string& dir, const RunStoreSpec& sp
     s.open = true;
   } catch (const Hdf5Error& e) {
     s.unlock();
-    throw std::runtime_error(cat(s.path, ": the run store cannot be ", state == 1 ? "created" : "opened", " (",
-                                 e.what(), "); if it is damaged, delete ", s.dir, " and run again"));
+    // A store that cannot be created is the machine's failure (exit 1); one
+    // that is there and cannot be opened is bad input, as the dry run says.
+    if (state == 1)
+      throw std::runtime_error(cat(s.path, ": the run store cannot be created (", e.what(), "); check that ", s.dir,
+                                   " is writable and has space"));
+    throw InputError(cat(s.path, ": the run store cannot be opened (", e.what(), "); if it is damaged, delete ", s.dir,
+                         " and run again"));
   } catch (...) {
     s.unlock();
     throw;

@@ -134,6 +134,14 @@ Shared build_shared(const BootstrapConfig& c, const at::Device& device) {
   });
   const training::ModelHandle model = load_model(c, device);
   for (training::Dataset& d : s.sets) d = d.to(device, model.parameters.front().scalar_type());
+  // The model against the data before the run store exists: a width, output
+  // or class-count mismatch is bad input named here, not a LibTorch error
+  // from inside the first replicate's training.
+  for (std::size_t k = 0; k < s.sets.size(); ++k) {
+    const std::string data_name = c.data_dir.empty() ? c.data_files[k] : c.data_dir;
+    training::check_model_fits_data(model, s.sets[k], loss,
+                                    cat(c.model_where, ": ", c.model_file, " with ", c.data_files_key, " ", data_name));
+  }
   for (std::size_t i : scope_indices(model, c)) {
     s.scope.push_back(i);
     s.blocks.push_back({model.parameter_names[i], model.parameters[i].sizes().vec()});

@@ -130,9 +130,17 @@ DropoutConfig read_dropout_config(io::ConfigReader& r) {
   c.seeds = r.get_int("grid.seeds", c.seeds, 1, 65535);
 
   c.data_dir = r.get_string("data.dir", c.data_dir);
-  check_idx_directory(r, "data.dir", c.data_dir, /*test=*/true);  // here, so that --dry-run checks it too
+  // Here, so that --dry-run checks the folder and the subsets too.
+  const training::IdxCounts images = check_idx_directory(r, "data.dir", c.data_dir, /*test=*/true);
   c.train_subset = r.get_int("data.train_subset", c.train_subset, 0, 100'000'000);
   c.test_subset = r.get_int("data.test_subset", c.test_subset, 0, 100'000'000);
+  const auto at_most = [&](const char* key, const char* split, std::int64_t wanted, std::int64_t have) {
+    if (wanted > have)
+      config_error(r, key, cat(c.data_dir, " holds ", std::to_string(have), " ", split, " images; lower ", key,
+                               " to at most ", std::to_string(have), " (0: all of them) or use a larger data set"));
+  };
+  at_most("data.train_subset", "training", c.train_subset, images.train);
+  at_most("data.test_subset", "test", c.test_subset, images.test);
   c.validation_fraction = r.get_double("data.validation_fraction", c.validation_fraction, 1e-6, 0.9);
 
   c.learning_rate = r.get_double("training.learning_rate", c.learning_rate, 1e-300, 1e3);
@@ -234,8 +242,8 @@ std::vector<DropoutTask> enumerate_dropout_tasks(const DropoutConfig& c) {
 
 DropoutData load_dropout_data(const DropoutConfig& c) {
   DropoutData d;
-  const training::Dataset train = training::load_idx(c.data_dir, training::IdxPart::train);
-  const training::Dataset test = training::load_idx(c.data_dir, training::IdxPart::test);
+  // The subsets fit the splits: read_dropout_config checked them against the files' headers.
+  const auto [train, test] = training::load_idx_splits(c.data_dir);
   d.train_indices = subset(train.size(), c.train_subset, c.seed, kSubsetKind << 56 | 0);
   d.test_indices = subset(test.size(), c.test_subset, c.seed, kSubsetKind << 56 | 1);
   d.train = train.take(d.train_indices);

@@ -146,10 +146,18 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
   IgrCalibrationConfig c;
   c.seed = read_study_seed(r, kStudy, c.seed);
   c.data_dir = r.get_string("data.dir", training::kFashionMnistDir);
-  check_idx_directory(r, "data.dir", c.data_dir, /*test=*/true);  // here, so that --dry-run checks it too
+  // Here, so that --dry-run checks the folder and the counts too.
+  const training::IdxCounts images = check_idx_directory(r, "data.dir", c.data_dir, /*test=*/true);
   c.train = r.get_int("data.train", c.train, 1, 10'000'000);
   c.validation = r.get_int("data.validation", c.validation, 1, 10'000'000);
   c.test = r.get_int("data.test", c.test, 1, 10'000'000);
+  if (c.train + c.validation > images.train)
+    config_error(r, "data.train",
+                 cat(c.data_dir, " holds ", std::to_string(images.train), " training images; data.train + data.validation = ",
+                     std::to_string(c.train + c.validation), ": lower them or use a larger data set"));
+  if (c.test > images.test)
+    config_error(r, "data.test", cat(c.data_dir, " holds ", std::to_string(images.test), " test images; lower data.test to at most ",
+                                     std::to_string(images.test), " or use a larger data set"));
   c.probe = r.get_int("data.probe", c.probe, 1, 10'000'000);
   c.depth = r.get_int("model.depth", c.depth, 1, 100);
   c.widths = r.get_ints("model.widths", c.widths, 1, 1'000'000);
@@ -189,14 +197,8 @@ IgrCalibrationConfig read_igr_calibration_config(io::ConfigReader& r) {
 
 IgrCalibrationShared prepare_igr_calibration_shared(const IgrCalibrationConfig& c) {
   using namespace training;
-  const Dataset all_train = load_idx(c.data_dir, IdxPart::train);
-  const Dataset all_test = load_idx(c.data_dir, IdxPart::test);
-  const auto too_few = [&](const char* part, std::int64_t have, std::int64_t want) {
-    throw InputError(cat("key 'data.dir': ", c.data_dir, " holds ", std::to_string(have), " ", part,
-                         " images; the config asks for ", std::to_string(want)));
-  };
-  if (c.train + c.validation > all_train.size()) too_few("training", all_train.size(), c.train + c.validation);
-  if (c.test > all_test.size()) too_few("test", all_test.size(), c.test);
+  // The counts fit the splits: read_igr_calibration_config checked them against the files' headers.
+  const auto [all_train, all_test] = load_idx_splits(c.data_dir);
   const std::vector<std::int64_t> order = permutation(all_train.size(), c.seed, 0);
   const std::vector<std::int64_t> test_order = permutation(all_test.size(), c.seed, 1);
   IgrCalibrationShared s;

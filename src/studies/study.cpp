@@ -211,19 +211,28 @@ void check_input_file(const io::ConfigReader& reader, const std::string& key, co
   if (!std::filesystem::is_regular_file(path, ec)) config_error(reader, key, cat(path, " is not a file"));
 }
 
-void check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir, bool test) {
+training::IdxCounts check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir,
+                                        bool test) {
+  // The reader's messages start with the folder; a path longer than any file
+  // system allows is shown clipped, the rest of the message whole.
+  const auto reason = [&](const InputError& e) {
+    constexpr std::size_t kLongestPath = 1024;  // longer than any real dataset path
+    std::string text = e.what();
+    if (text.compare(0, dir.size(), dir) == 0) text = cat(text::clip(dir, kLongestPath), text.substr(dir.size()));
+    return text;
+  };
   try {
     training::find_idx_files(dir, training::IdxPart::train);
     if (test) training::find_idx_files(dir, training::IdxPart::test);
   } catch (const InputError& e) {
-    // The reader's message starts with the folder; a path longer than any file
-    // system allows is shown clipped, the rest of the message whole.
-    constexpr std::size_t kLongestPath = 1024;  // longer than any real dataset path
-    std::string reason = e.what();
-    if (reason.compare(0, dir.size(), dir) == 0) reason = cat(text::clip(dir, kLongestPath), reason.substr(dir.size()));
     config_error(reader, key,
-                 cat(reason, "; install Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or point ",
+                 cat(reason(e), "; install Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or point ",
                      key, " at an MNIST-format directory"));
+  }
+  try {
+    return training::idx_counts(dir, test);  // the headers only: cheap enough for every --dry-run
+  } catch (const InputError& e) {
+    config_error(reader, key, reason(e));
   }
 }
 

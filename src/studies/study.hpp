@@ -48,6 +48,7 @@
 #include "core/errors.hpp"
 #include "core/text.hpp"
 #include "distributed/device.hpp"
+#include "training/idx.hpp"
 #include "mpi/mpi.hpp"
 
 namespace gradmatch::io {
@@ -263,8 +264,11 @@ void reject_repeats(const io::ConfigReader& reader, const std::string& key, cons
 void check_input_file(const io::ConfigReader& reader, const std::string& key, const std::string& path);
 
 /// config_error at `key` unless `dir` is an MNIST-format IDX directory with
-/// the training files (and the t10k files when `test`).
-void check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir, bool test);
+/// the training files (and the t10k files when `test`, their images the
+/// training images' size); returns the splits' image counts (from the
+/// files' headers), for the keys that ask for some of them.
+training::IdxCounts check_idx_directory(const io::ConfigReader& reader, const std::string& key, const std::string& dir,
+                                        bool test);
 
 /// The IDX files of `dir` a study reads (training split; with `test`, t10k
 /// too) as Study::input_files() entries named "<key>/<file name>".

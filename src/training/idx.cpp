@@ -78,16 +78,18 @@ std::string first_existing(const std::string& dir, const std::vector<std::string
   return {};
 }
 
-}  // namespace
-
-IdxArray read_idx(const std::string& path, int expected_dims) {
+GzHandle open_idx(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) bad_file(path, "does not exist or is not a file");
   GzHandle f(gzopen(path.c_str(), "rb"));
   if (!f) bad_file(path, "cannot be opened");
+  return f;
+}
 
+/// The magic number and the dimensions; `header_bytes` receives the bytes read.
+std::vector<std::int64_t> read_dims(gzFile f, const std::string& path, int expected_dims, std::size_t& header_bytes) {
   std::array<std::uint8_t, 4> magic{};
-  if (read_bytes(f.get(), path, magic.data(), 4) != 4) bad_file(path, "is truncated: shorter than the 4-byte IDX magic number");
+  if (read_bytes(f, path, magic.data(), 4) != 4) bad_file(path, "is truncated: shorter than the 4-byte IDX magic number");
   const std::uint32_t magic_value = big_endian(magic.data());
   if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08 || magic[3] == 0 ||
       (expected_dims > 0 && magic[3] != expected_dims)) {
@@ -104,12 +106,29 @@ IdxArray read_idx(const std::string& path, int expected_dims) {
     }
     bad_file(path, msg);
   }
-
-  IdxArray out;
   std::vector<std::uint8_t> header(4 * std::size_t{magic[3]});
-  if (read_bytes(f.get(), path, header.data(), header.size()) != header.size())
+  if (read_bytes(f, path, header.data(), header.size()) != header.size())
     bad_file(path, "is truncated: the dimension header ends early");
-  for (std::size_t d = 0; d < magic[3]; ++d) out.dims.push_back(big_endian(header.data() + 4 * d));
+  std::vector<std::int64_t> dims;
+  for (std::size_t d = 0; d < magic[3]; ++d) dims.push_back(big_endian(header.data() + 4 * d));
+  header_bytes = 4 + header.size();
+  return dims;
+}
+
+}  // namespace
+
+std::vector<std::int64_t> read_idx_dims(const std::string& path, int expected_dims) {
+  const GzHandle f = open_idx(path);
+  std::size_t header_bytes = 0;
+  return read_dims(f.get(), path, expected_dims, header_bytes);
+}
+
+IdxArray read_idx(const std::string& path, int expected_dims) {
+  std::error_code ec;
+  const GzHandle f = open_idx(path);
+  IdxArray out;
+  std::size_t header_bytes = 0;
+  out.dims = read_dims(f.get(), path, expected_dims, header_bytes);
   const std::int64_t declared = resources::checked_product(out.dims, path);
   const auto count = static_cast<std::size_t>(declared);
   std::string shape;
@@ -119,7 +138,7 @@ IdxArray read_idx(const std::string& path, int expected_dims) {
   const bool gzipped = gzdirect(f.get()) == 0;
   if (!gzipped) {
     const auto bytes = static_cast<std::uint64_t>(fs::file_size(path, ec));
-    const std::uint64_t data_bytes = bytes - std::min<std::uint64_t>(bytes, 4 + header.size());
+    const std::uint64_t data_bytes = bytes - std::min<std::uint64_t>(bytes, header_bytes);
     if (!ec && data_bytes < count) {
       std::string msg = "is truncated: the header declares ";
       msg += shape;
@@ -200,6 +219,33 @@ Dataset load_idx(const std::string& dir, IdxPart part) {
   out.x = raw.to(at::kFloat).div_(255.0f);
   out.y = at::from_blob(labels.values.data(), {n}, at::kByte).to(at::kLong);
   return out;
+}
+
+IdxCounts idx_counts(const std::string& dir, bool test) {
+  IdxCounts out;
+  const std::string train_images = find_idx_files(dir, IdxPart::train).images;
+  const std::vector<std::int64_t> train = read_idx_dims(train_images, 3);
+  out.train = train[0];
+  if (!test) return out;
+  const std::string test_images = find_idx_files(dir, IdxPart::test).images;
+  const std::vector<std::int64_t> t = read_idx_dims(test_images, 3);
+  if (t[1] != train[1] || t[2] != train[2])
+    bad_file(test_images, "holds images of " + std::to_string(t[1]) + " x " + std::to_string(t[2]) +
+                              " pixels but the training images (" + train_images + ") are " + std::to_string(train[1]) +
+                              " x " + std::to_string(train[2]) + "; give both splits the same image size");
+  out.test = t[0];
+  return out;
+}
+
+IdxSplits load_idx_splits(const std::string& dir) {
+  IdxSplits s{load_idx(dir, IdxPart::train), load_idx(dir, IdxPart::test)};
+  const std::int64_t train = s.train.x.size(1), test = s.test.x.size(1);
+  if (train != test)
+    bad_file(find_idx_files(dir, IdxPart::test).images,
+             "holds images of " + std::to_string(test) + " pixels but the training images (" +
+                 find_idx_files(dir, IdxPart::train).images + ") have " + std::to_string(train) +
+                 "; give both splits the same image size");
+  return s;
 }
 
 bool is_idx_directory(const std::string& path) {

@@ -43,6 +43,28 @@ IdxFiles find_idx_files(const std::string& dir, IdxPart part);
 /// Images as float32 x [n, rows * cols] scaled to [0, 1] and int64 labels y [n].
 Dataset load_idx(const std::string& dir, IdxPart part);
 
+/// The dimensions an IDX file's header declares, read alone (a gzipped
+/// file is decompressed only that far); InputError naming the file as
+/// read_idx would.
+std::vector<std::int64_t> read_idx_dims(const std::string& path, int expected_dims = 0);
+
+/// The number of images in `dir`'s training split and, with `test`, its
+/// test split, from the files' headers; InputError naming the test images
+/// when their size differs from the training images'.
+struct IdxCounts {
+  std::int64_t train = 0;
+  std::int64_t test = 0;
+};
+IdxCounts idx_counts(const std::string& dir, bool test);
+
+/// The training and test splits of `dir` (load_idx of each); InputError
+/// naming both image files when their images differ in size: one model
+/// takes both.
+struct IdxSplits {
+  Dataset train, test;
+};
+IdxSplits load_idx_splits(const std::string& dir);
+
 /// True when `path` is a directory holding the training files of an IDX data set.
 bool is_idx_directory(const std::string& path);
 

@@ -32,12 +32,52 @@ std::string last_line(const std::string& text) {
   return text.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
 }
 
-/// Tries `model` on the first example of `data` and checks its output
-/// against y and the loss, so that a mismatch is named here rather than deep
-/// inside LibTorch (see the header).
-void check_model_fits_data(const ModelHandle& model, const std::string& model_path, const Dataset& data,
-                           const std::string& data_name, LossKind loss) {
-  const std::string where = model_path + " with --data " + data_name;
+ModelEquations equations_for(const std::vector<std::string>& model_paths, const Dataset& data,
+                             const ModelEquationsOptions& options) {
+  if (model_paths.empty()) throw InputError("no model file given");
+  EndpointOptions eo;
+  eo.loss = parse_loss(options.loss);
+  eo.batch_size = options.batch_size;
+  for (const auto& c : options.candidates) eo.candidates.push_back(Candidate::parse(c));
+  ParameterSelection select;
+  select.globs = options.params;
+  select.include_frozen = options.include_frozen;
+  ModelEquations out;
+  std::vector<Endpoint> endpoints;
+  for (const std::string& path : model_paths) {
+    const ModelHandle model = load_torchscript(path, at::Device(at::kCPU), /*to_double=*/true, select);
+    check_model_fits_data(model, data, eo.loss, path + " with --data " + options.data_name);
+    std::vector<ParameterBlock> blocks;
+    for (std::size_t i = 0; i < model.parameters.size(); ++i)
+      blocks.push_back({model.parameter_names[i], model.parameters[i].sizes().vec()});
+    if (endpoints.empty()) {
+      out.equations.parameters = blocks;
+    } else {
+      const auto& first = out.equations.parameters;
+      bool same = blocks.size() == first.size();
+      for (std::size_t i = 0; same && i < blocks.size(); ++i)
+        same = blocks[i].name == first[i].name && blocks[i].shape == first[i].shape;
+      if (!same)
+        throw InputError(path + ": its selected parameters (names and shapes) differ from those of " +
+                         model_paths.front() + "; pooled models must be the same architecture");
+    }
+    // Batches are converted to the model's float64 as they are used.
+    endpoints.push_back(extract_endpoint(model, data, eo));
+    out.losses.push_back(endpoints.back().loss);
+    out.relative_gradient_norms.push_back(endpoints.back().relative_gradient_norm);
+  }
+  std::vector<ParameterBlock> blocks = std::move(out.equations.parameters);
+  out.equations = to_equations(endpoints);
+  out.equations.parameters = std::move(blocks);
+  out.n = data.size();
+  return out;
+}
+
+}  // namespace
+
+// A mismatch between a model and its data is named here rather than deep
+// inside LibTorch (torchscript.hpp).
+void check_model_fits_data(const ModelHandle& model, const Dataset& data, LossKind loss, const std::string& where) {
   const std::int64_t n = data.x.size(0);
   // The first weight matrix says how many inputs the model takes (a hint only).
   std::string expects;
@@ -52,7 +92,9 @@ void check_model_fits_data(const ModelHandle& model, const std::string& model_pa
   try {
     const EvalModeGuard eval(model);
     at::NoGradGuard no_grad;
-    out = model.forward(data.x.slice(0, 0, 1).to(at::kDouble));
+    // On the model's device and in its precision (the studies train float32 too).
+    const at::Tensor& like = model.parameters.front();
+    out = model.forward(data.x.slice(0, 0, 1).to(like.device(), like.scalar_type()));
   } catch (const std::exception& e) {  // InputError from the handle, or the TorchScript interpreter's own
     throw InputError(where + ": the model does not take the data's examples: x is " + shape_text(data.x.sizes()) +
                      " (" + std::to_string(data.x.size(1)) + " values per example)" + expects + " (LibTorch: " +
@@ -82,49 +124,6 @@ void check_model_fits_data(const ModelHandle& model, const std::string& model_pa
                      shape_text(data.y.sizes()) + " (" + std::to_string(per_row) + " target value(s) per example, n = " +
                      std::to_string(n) + "); give y with one column per model output");
 }
-
-ModelEquations equations_for(const std::vector<std::string>& model_paths, const Dataset& data,
-                             const ModelEquationsOptions& options) {
-  if (model_paths.empty()) throw InputError("no model file given");
-  EndpointOptions eo;
-  eo.loss = parse_loss(options.loss);
-  eo.batch_size = options.batch_size;
-  for (const auto& c : options.candidates) eo.candidates.push_back(Candidate::parse(c));
-  ParameterSelection select;
-  select.globs = options.params;
-  select.include_frozen = options.include_frozen;
-  ModelEquations out;
-  std::vector<Endpoint> endpoints;
-  for (const std::string& path : model_paths) {
-    const ModelHandle model = load_torchscript(path, at::Device(at::kCPU), /*to_double=*/true, select);
-    check_model_fits_data(model, path, data, options.data_name, eo.loss);
-    std::vector<ParameterBlock> blocks;
-    for (std::size_t i = 0; i < model.parameters.size(); ++i)
-      blocks.push_back({model.parameter_names[i], model.parameters[i].sizes().vec()});
-    if (endpoints.empty()) {
-      out.equations.parameters = blocks;
-    } else {
-      const auto& first = out.equations.parameters;
-      bool same = blocks.size() == first.size();
-      for (std::size_t i = 0; same && i < blocks.size(); ++i)
-        same = blocks[i].name == first[i].name && blocks[i].shape == first[i].shape;
-      if (!same)
-        throw InputError(path + ": its selected parameters (names and shapes) differ from those of " +
-                         model_paths.front() + "; pooled models must be the same architecture");
-    }
-    // Batches are converted to the model's float64 as they are used.
-    endpoints.push_back(extract_endpoint(model, data, eo));
-    out.losses.push_back(endpoints.back().loss);
-    out.relative_gradient_norms.push_back(endpoints.back().relative_gradient_norm);
-  }
-  std::vector<ParameterBlock> blocks = std::move(out.equations.parameters);
-  out.equations = to_equations(endpoints);
-  out.equations.parameters = std::move(blocks);
-  out.n = data.size();
-  return out;
-}
-
-}  // namespace
 
 Dataset dataset_from_arrays(const HostArray& x, const HostArray& y, LossKind loss, const std::string& name) {
   if (x.shape.size() != 2) throw InputError(name + ": X must be a matrix [n, d]");

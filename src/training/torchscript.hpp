@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "training/data.hpp"
+#include "training/losses.hpp"
 #include "training/model_handle.hpp"
 
 namespace gradmatch::training {
@@ -34,5 +36,13 @@ bool name_matches(const std::string& glob, const std::string& name);
 /// TorchScript archive, or when the selection keeps no parameter.
 ModelHandle load_torchscript(const std::string& path, const c10::Device& device, bool to_double = true,
                              const ParameterSelection& select = {});
+
+/// Tries `model` on the first example of `data` (in eval mode, no grad) and
+/// checks its output against y and `loss`: a model that does not take the
+/// data's width, an output that does not match y's shape, or a class index
+/// at or above the model's outputs is an InputError that starts with `where`
+/// (e.g. "model.pt with --data data.h5") and gives both shapes and what to
+/// change -- before any training or gradient, rather than deep in LibTorch.
+void check_model_fits_data(const ModelHandle& model, const Dataset& data, LossKind loss, const std::string& where);
 
 }  // namespace gradmatch::training

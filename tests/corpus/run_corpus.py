@@ -11,10 +11,11 @@ Columns (tab-separated; '#' starts a comment line):
             (LIMIT_AS=BYTES: the command's address-space limit);
             {dir} is the case's own folder, {fx} the shared fixtures,
             {smoke} configs/smoke, {cfg} the case's config file;
-            {none} alone: no arguments
+            {none} alone: no arguments; {empty}: an empty argument
   inputs    files written into {dir} first, ';'-separated NAME=KIND:ARG
             (KIND: text (\\n escapes), toml (the same; NAME cfg is written
             as cfg.toml), eq:VARIANT (an equation file, see EQ below),
+            fifo: (a named pipe),
             bigkey:STUDY,N (a config with an N-character key), big:STUDY,N
             (a config whose data.dir has N characters), bigstudy:N
             (a config whose study name has N characters))
@@ -171,6 +172,12 @@ def idx_dir(path, kind):
         with open(img, "wb") as f:
             f.write(bytes([0, 0, 8, 3, 0, 0]))
         write(lab, 1, (n,), labels)
+    elif kind in ("test_14x14", "test_ok"):  # both splits; the test images 14 x 14 or, like the training ones, 28 x 28
+        write(img, 3, images, bytes(28 * 28 * n))
+        write(lab, 1, (n,), labels)
+        side = 14 if kind == "test_14x14" else 28
+        write(os.path.join(path, "t10k-images-idx3-ubyte"), 3, (n, side, side), bytes(side * side * n))
+        write(os.path.join(path, "t10k-labels-idx1-ubyte"), 1, (n,), labels)
     else:
         raise ValueError(kind)
 
@@ -228,7 +235,8 @@ def make_fixtures(fx):
             "    torch.jit.script(M(i, h, o)).save(sys.argv[1] + '/' + name + '.pt')\n")
     subprocess.run([sys.executable, script, fx], check=True)
     for kind in ("one_pixel", "declares_4e9", "overflow", "truncated", "trailing", "bad_magic", "count_mismatch",
-                 "zero_images", "labels_2d", "big_label", "no_labels", "gz_corrupt", "short_header"):
+                 "zero_images", "labels_2d", "big_label", "no_labels", "gz_corrupt", "short_header", "test_14x14",
+                 "test_ok"):
         idx_dir(os.path.join(fx, "idx_" + kind), kind)
 
 
@@ -258,6 +266,8 @@ def write_inputs(case_dir, spec):
                 f.write('study = "' + "z" * int(arg) + '"\n')
         elif kind == "eq":
             equation_file(path, **EQ[arg])
+        elif kind == "fifo":  # a named pipe no one writes: a reader that opens it waits for ever
+            os.mkfifo(path)
         else:
             raise ValueError(f"unknown input kind {kind}")
 
@@ -267,6 +277,9 @@ def snapshot(case_dir):
     for root, _, files in os.walk(case_dir):
         for name in files:
             p = os.path.join(root, name)
+            if not os.path.isfile(p):  # a pipe (fifo inputs): opening it would wait for a writer
+                out[os.path.relpath(p, case_dir)] = "not a regular file"
+                continue
             with open(p, "rb") as f:
                 out[os.path.relpath(p, case_dir)] = hashlib.sha1(f.read()).hexdigest()
     return out
@@ -296,7 +309,8 @@ def run_case(row, work, fx):
         if limit is not None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    proc = subprocess.run([EXE] + [w for w in words if w not in ("", "{none}")], capture_output=True, text=True, env=env,
+    argv = [EXE] + ["" if w == "{empty}" else w for w in words if w not in ("", "{none}")]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env,
                           cwd=case_dir, timeout=120, preexec_fn=limit_memory)
     seconds = time.monotonic() - t0
     output = proc.stdout + proc.stderr

@@ -167,6 +167,21 @@ TEST(ConfigReader, RejectsUnknownKeyInDottedAndInlineTables) {
   expect_error([&] { c.finish(); }, path, 3, {"key 'opt.momentun'", "unknown key", "known here: lr"});
 }
 
+TEST(ConfigReader, RejectsAQuotedKeyHoldingADotRatherThanReadTheDefaultOfTheKeyItSpells) {
+  TestDir dir;
+  const std::string path = write_config(dir, "seed = 1\n\"data.n\" = 5\n[model]\n\"opt.lr\" = 0.5\n");
+  ConfigReader c(path);
+  c.get_int("seed", 0, 10);
+  EXPECT_EQ(c.get_int("data.n", 1000, 2, 10000), 1000);  // the quoted key is not data.n
+  expect_error([&] { c.finish(); }, path, 2,
+               {"key 'data.n'", "a quoted key holding a dot is one key named \"data.n\"",
+                "write data.n = ... without the quotes"});
+  const std::string in_table = write_config(dir, "[model]\n\"opt.lr\" = 0.5\n");
+  ConfigReader t(in_table);
+  t.get_double("model.opt.lr", 0.1, 0.0, 1.0);
+  expect_error([&] { t.finish(); }, in_table, 2, {"key 'model.opt.lr'", "write opt.lr = ... without the quotes"});
+}
+
 TEST(ConfigReader, RejectsStringWhereNumberExpected) {
   TestDir dir;
   const std::string path = write_config(dir, "[data]\nn = \"ten\"\n");

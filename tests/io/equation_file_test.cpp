@@ -11,6 +11,8 @@
 #include <fstream>
 #include <limits>
 
+#include <sys/stat.h>
+
 #include "core/errors.hpp"
 #include "io/hdf5_handle.hpp"
 #include "test_dir.hpp"
@@ -217,6 +219,12 @@ TEST(EquationFile, AcceptsFixedLengthFormatAndInt32Version) {
 }
 
 TEST(EquationFile, RejectsMissingFile) { expect_rejected("/nonexistent/eq.h5", {"does not exist"}); }
+
+TEST(EquationFile, RejectsAPipeRatherThanWaitForAWriter) {
+  TestDir dir;
+  ASSERT_EQ(::mkfifo(dir.file("pipe.h5").c_str(), 0600), 0);
+  expect_rejected(dir.file("pipe.h5"), {"is not a regular file (a pipe, socket or device)"});
+}
 
 TEST(EquationFile, RejectsMissingTheta) {
   TestDir dir;

@@ -354,6 +354,18 @@ TEST_F(RunStoreTest, ADirectoryWithResultsButNoStoreIsRefusedUntouched) {
   EXPECT_FALSE(fs::exists(fs::path(dir()) / "store.h5"));
 }
 
+TEST_F(RunStoreTest, AStoreThatIsNotHdf5IsBadInputSayingToDeleteTheDirectory) {
+  if (world_.is_root()) {
+    fs::create_directories(dir());
+    std::ofstream(fs::path(dir()) / "store.h5") << "not an HDF5 file";
+  }
+  world_.barrier();
+  const std::string msg = open_error(world_.get(), dir(), toy_spec());
+  EXPECT_EQ(msg.rfind((fs::path(dir()) / "store.h5").string() + ": the run store cannot be opened (", 0), 0u) << msg;
+  EXPECT_NE(msg.find("); if it is damaged, delete " + dir() + " and run again"), std::string::npos) << msg;
+  EXPECT_EQ(slurp((fs::path(dir()) / "store.h5").string()), "not an HDF5 file");
+}
+
 TEST_F(RunStoreTest, ASecondRunOnTheSameDirectoryAtTheSameTimeIsRefused) {
   RunStore first(world_.get(), dir(), toy_spec());
   const std::string msg = open_error(world_.get(), dir(), toy_spec());
