@@ -24,6 +24,7 @@ packages=(
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev
   dataset-fashion-mnist
   python3 python3-numpy python3-h5py python3-matplotlib python3-torch
+  slurm-wlm munge   # the test suite's single-node SLURM (tests/slurm); their services are not started
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -47,9 +48,23 @@ install_missing() {
       exit 2
     fi
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # DEBIAN_FRONTEND through env: sudo's env_reset would drop an export (and a
+  # question from tzdata would then wait unseen behind >/dev/null).
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  # Packages must not start daemons as services (slurmctld, slurmd, munged:
+  # the SLURM test starts its own on loopback): policy-rc.d refuses them.
+  local made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    "${sudo[@]}" sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d' &&
+      made_policy=1
+  fi
+  local rc=0
+  { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+  if [ "$made_policy" = 1 ]; then "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; fi
+  if [ "$rc" -ne 0 ]; then
+    log "apt-get failed (exit $rc): install these packages and run scripts/setup.sh again: ${missing[*]}"
+    exit "$rc"
+  fi
   # The parallel HDF5 must be the one CMake finds: refuse a serial -dev beside it.
   if dpkg-query -W -f='${Status}' libhdf5-dev 2>/dev/null | grep -q 'install ok installed'; then
     log "warning: libhdf5-dev (serial) is installed beside libhdf5-openmpi-dev; CMake may pick the serial one"
