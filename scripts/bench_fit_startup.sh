@@ -5,8 +5,8 @@
 # Rows:
 #   gradmatch fit --family sym      the light executable: no LibTorch, no MPI_Init
 #   gradmatch fit --family ridge    the same, ridge
-#   gradmatch-torch fit --family sym  the executable with LibTorch, which always
-#                                   calls MPI_Init (what every fit paid before)
+#   gradmatch-torch fit --family sym  the executable with LibTorch: what a fit
+#                                   costs when the LibTorch libraries load
 #   python3 + numpy + h5py ridge
 # Each command runs N times (default 21) after one warm-up run; the table gives
 # the median and the minimum wall time in seconds, measured with date +%s%N.
@@ -70,5 +70,5 @@ echo "| command (p = 60, m = 100) | median s | min s |"
 echo "|---|---|---|"
 echo "| \`gradmatch fit eq.h5 --family sym\` | $(measure "$exe" fit "$tmp/eq.h5" --family sym -q -o "$tmp/sym.json") |"
 echo "| \`gradmatch fit eq.h5 --family ridge\` | $(measure "$exe" fit "$tmp/eq.h5" --family ridge -q -o "$tmp/ridge.json") |"
-echo "| \`gradmatch-torch fit eq.h5 --family sym\` (LibTorch + MPI_Init) | $(measure "$torch_exe" fit "$tmp/eq.h5" --family sym -q -o "$tmp/sym2.json") |"
+echo "| \`gradmatch-torch fit eq.h5 --family sym\` (LibTorch loaded) | $(measure "$torch_exe" fit "$tmp/eq.h5" --family sym -q -o "$tmp/sym2.json") |"
 echo "| \`python3 ridge.py eq.h5\` (numpy + h5py) | $(measure "$python" "$tmp/ridge.py" "$tmp/eq.h5") |"

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "core/fit.hpp"
+#include "core/resources.hpp"
 #include "core/text.hpp"
 #include "distributed/distributed_fit.hpp"
 #include "io/equation_file.hpp"
@@ -139,7 +140,15 @@ int fit_command(const FitArgs& args, const mpi::Communicator& comm) {
     FitResult result;
     if (comm.size() == 1 && tuning.reduce == distributed::ReduceBackend::mpi)
       mpi::collective(comm, [&] {
-        Equations eq = io::read_equation_file(args.input);
+        Equations eq = io::read_equation_file(args.input);  // its own memory checked first
+        // A sym fit's solve can need far more than the file (p x p matrices).
+        resources::require_memory(
+            text::cat(args.input, ": --family sym over p = ", resources::count_text(static_cast<double>(eq.p())),
+                      " parameters (m = ", resources::count_text(static_cast<double>(eq.m())), ", --method ",
+                      args.method, "), which"),
+            sym_fit_workspace_bytes(options, eq.m(), eq.p()),
+            "fit a smaller scope (fewer parameters) or --family diag, or spread the solve over ranks with mpirun "
+            "(ScaLAPACK)");
         eq.keep_features(args.columns);
         result = fit(eq, options);
       });

@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
   fit_cmd
       ->add_option("--columns", fit.columns,
                     "With --family features on an equation file: the features/ columns to fit, comma-separated "
-                    "names or globs (e.g. 'ridge,nuclear*'; kept in that order; default: all)")
+                    "names or globs (e.g. 'ridge,nuclear*'; kept in that order; default: all, sorted by name)")
       ->delimiter(',');
   fit_cmd->add_option("--data", fit.data, "With --model: an MNIST-format IDX directory, or HDF5 with X [n, d] and y");
   fit_cmd->add_option("--loss", fit.loss, "With --model: mse, ce or bce")->capture_default_str();

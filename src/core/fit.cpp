@@ -69,6 +69,13 @@ std::string to_string(Method method) {
   return "?";
 }
 
+double sym_fit_workspace_bytes(const FitOptions& options, std::int64_t m, std::int64_t p) {
+  if (options.family.kind != FamilyKind::sym) return 0.0;
+  const double pd = static_cast<double>(p), md = static_cast<double>(m);
+  if (resolve_method(options) == Method::structured) return 8.0 * 12.0 * pd * pd;
+  return 8.0 * 2.0 * md * pd * (pd * (pd + 1.0) / 2.0);
+}
+
 Matrix FitResult::lambda_matrix() const {
   if (shape.size() != 2) throw std::logic_error("FitResult::lambda_matrix: not a sym fit");
   return Matrix(shape[0], shape[1], coefficients);

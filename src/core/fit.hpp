@@ -156,4 +156,14 @@ std::vector<std::string> fit_warnings(const FitResult& result);
 /// Serial fit of all equations.
 FitResult fit(const Equations& eq, const FitOptions& options);
 
+/// The memory (bytes) a serial `sym` fit of m points and p parameters works
+/// in beyond the equations themselves, by method: the structured solver
+/// about a dozen p x p float64 matrices at its peak (G and C, their copies,
+/// the eigenvectors and their transpose, the products, Lambda and its
+/// copies); vech and vech-plain their m p x p(p+1)/2 design twice (the
+/// matrix and the SVD's workspace). 0 for the other families, whose
+/// workspace is of the equations' own order. An estimate for refusing what
+/// cannot fit, not a bound.
+double sym_fit_workspace_bytes(const FitOptions& options, std::int64_t m, std::int64_t p);
+
 }  // namespace gradmatch

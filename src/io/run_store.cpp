@@ -281,6 +281,17 @@ StoreCheck check_run_store(const std::string& dir, RunStoreSpec spec, const std:
   std::error_code ec;
   if (fs::exists(d, ec) && !fs::is_directory(d, ec))
     throw InputError(cat(dir, ": cannot create the output directory (not a directory); choose a writable --out"));
+  // A run holding the lock refuses a second one; so does the check: a shared
+  // lock, tried without waiting and let go at once (a run starting in that
+  // instant is refused as if another run held the directory).
+  const std::string lock = (d / kLockName).string();
+  if (const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    if (held)
+      throw InputError(
+          cat(dir, ": is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out"));
+  }
   if (!fs::exists(store, ec)) {
     if (const std::string refusal = foreign_outputs(d); !refusal.empty()) throw InputError(cat(dir, ": ", refusal));
     return out;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/errors.hpp"
+#include "core/lapack.hpp"
 
 namespace gradmatch::mpi {
 
@@ -126,7 +127,7 @@ std::string Communicator::broadcast(const std::string& value, int root) const {
   std::int64_t n = rank_ == root ? static_cast<std::int64_t>(value.size()) : 0;
   GRADMATCH_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
   std::string out = rank_ == root ? value : std::string(static_cast<std::size_t>(n), '\0');
-  if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm_));
+  if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), lapack::narrow(n, "MPI_Bcast count"), MPI_CHAR, root, comm_));
   return out;
 }
 
@@ -135,7 +136,7 @@ std::vector<double> Communicator::broadcast(const std::vector<double>& values, i
   std::int64_t n = rank_ == root ? static_cast<std::int64_t>(values.size()) : 0;
   GRADMATCH_MPI_CHECK(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm_));
   std::vector<double> out = rank_ == root ? values : std::vector<double>(static_cast<std::size_t>(n));
-  if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), static_cast<int>(n), MPI_DOUBLE, root, comm_));
+  if (n > 0) GRADMATCH_MPI_CHECK(MPI_Bcast(out.data(), lapack::narrow(n, "MPI_Bcast count"), MPI_DOUBLE, root, comm_));
   return out;
 }
 
@@ -177,13 +178,13 @@ std::vector<double> Communicator::allgather(double value) const {
 
 std::vector<std::string> Communicator::gather(const std::string& value, int root) const {
   if (size_ == 1) return {value};
-  const int n = static_cast<int>(value.size());
+  const int n = lapack::narrow(static_cast<std::int64_t>(value.size()), "MPI_Gather count");
   std::vector<int> counts(rank_ == root ? static_cast<std::size_t>(size_) : 0);
   GRADMATCH_MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_));
   std::vector<int> displs(counts.size());
-  int total = 0;
+  std::int64_t total = 0;
   for (std::size_t i = 0; i < counts.size(); ++i) {
-    displs[i] = total;
+    displs[i] = lapack::narrow(total, "MPI_Gatherv displacement");
     total += counts[i];
   }
   std::string all(static_cast<std::size_t>(total), '\0');

@@ -109,6 +109,8 @@ EQ = {
     "nan_feature": {"features": {"a": nan_at((3, 4), 2, 2)}},
     "string_theta": {"theta": np.array([b"abc"] * 3)},
     "int_theta": {"theta": np.ones((3, 4), dtype=np.int32)},
+    "wide": {"m": 1, "p": 4000},
+    "vech40": {"m": 100, "p": 40},
 }
 
 

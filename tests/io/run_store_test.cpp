@@ -370,7 +370,20 @@ TEST_F(RunStoreTest, ASecondRunOnTheSameDirectoryAtTheSameTimeIsRefused) {
   RunStore first(world_.get(), dir(), toy_spec());
   const std::string msg = open_error(world_.get(), dir(), toy_spec());
   EXPECT_NE(msg.find("is in use by another gradmatch run"), std::string::npos) << msg;
+  // The dry run's check says the same while the first run holds the directory.
+  try {
+    check_run_store(dir(), toy_spec(), [] { return std::string(); });
+    ADD_FAILURE() << "the check did not see the run holding " << dir();
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), dir() + ": is in use by another gradmatch run (it holds " +
+                                         (fs::path(dir()) / "store.lock").string() +
+                                         "); wait for it to finish or use a new --out");
+  }
+  world_.barrier();
   first.close();
+  world_.barrier();
+  EXPECT_NO_THROW(check_run_store(dir(), toy_spec(), [] { return std::string(); }));
+  world_.barrier();  // every rank's check has let its shared lock go
   RunStore second(world_.get(), dir(), toy_spec());  // the lock went with the first run
   EXPECT_EQ(second.attempt(), 1);
 }
