@@ -69,7 +69,15 @@ void check_fit_outputs(const FitArgs& args, const std::vector<std::string>& inpu
     io::fit_output_format(args.output);
     outputs.emplace_back("--output", args.output);
   }
-  if (!args.save_equations.empty()) outputs.emplace_back("--save-equations", args.save_equations);
+  if (!args.save_equations.empty()) {
+    // An equation file is HDF5: a name that says otherwise (eq.json, eq.txt)
+    // is a mistake, as --output refuses a suffix it does not write.
+    const std::string ext = fs::path(args.save_equations).extension().string();
+    if (ext != ".h5" && ext != ".hdf5")
+      throw InputError("--save-equations " + args.save_equations +
+                       ": equation files are HDF5; give a name ending in .h5 (or .hdf5)");
+    outputs.emplace_back("--save-equations", args.save_equations);
+  }
   const auto same_file = [](const std::string& a, const std::string& b) {
     std::error_code ec;
     if (fs::equivalent(a, b, ec)) return true;
