@@ -287,6 +287,30 @@ TEST(NonNegativeFit, ClampsANegativeCoefficientAndRefitsTheRest) {
   EXPECT_TRUE(std::isnan(res.standard_errors[0]));
 }
 
+TEST(NonNegativeFit, TheDiagFamilyClampsEachNegativeCoordinateAloneAndLeavesTheOthersExact) {
+  // b_kj = 2 q_j theta_kj (+ a little noise on coordinate 0): the diag fit is one
+  // decoupled ratio per coordinate, so the constraint clamps q_1 < 0 to 0 and
+  // leaves every other coordinate as the unconstrained fit has it.
+  Rng rng(29, 0);
+  const std::vector<double> q{0.3, -0.2, 0.0, 1.5};
+  Equations eq{problems::gaussian(rng, 5, 4), Matrix(5, 4), {}, {}, {}, {}};
+  for (std::int64_t k = 0; k < 5; ++k)
+    for (std::int64_t j = 0; j < 4; ++j)
+      eq.grad_loss(k, j) = -2.0 * q[static_cast<std::size_t>(j)] * eq.theta(k, j) + (j == 0 ? 1e-3 * rng.normal() : 0.0);
+  const FitResult free_fit = fit(eq, options("diag"));
+  EXPECT_NEAR(free_fit.coefficients[1], -0.2, 1e-12);
+  FitOptions o = options("diag");
+  o.nonneg = true;
+  const FitResult res = fit(eq, o);
+  EXPECT_EQ(res.coefficients[1], 0.0);
+  for (const std::size_t j : {std::size_t{0}, std::size_t{2}, std::size_t{3}})
+    EXPECT_EQ(res.coefficients[j], free_fit.coefficients[j]) << j;
+  EXPECT_NEAR(res.coefficients[3], 1.5, 1e-12);
+  EXPECT_TRUE(std::isnan(res.standard_errors[1]));  // a coordinate on its bound has no standard error
+  EXPECT_TRUE(std::isfinite(res.standard_errors[0]) && res.standard_errors[0] > 0.0);
+  EXPECT_GT(res.residual_ratio, free_fit.residual_ratio);  // the clamped coordinate's target is left unexplained
+}
+
 TEST(Weights, AnIntegerWeightEqualsRepeatingThePoint) {
   Rng rng(28, 0);
   Equations eq{problems::gaussian(rng, 3, 6), problems::gaussian(rng, 3, 6), {}, {}, {2.0, 1.0, 0.0}, {}};
@@ -306,12 +330,19 @@ TEST(Weights, AnIntegerWeightEqualsRepeatingThePoint) {
     both.theta = t;
     both.grad_loss = g;
   }
-  for (const char* family : {"ridge", "diag", "sym", "elastic-net:beta=0.5"}) {
-    const FitResult a = fit(eq, options(family)), b = fit(both, options(family));
+  // Every route that weighs rows: QR on sqrt(w)-scaled rows, the weighted
+  // normal equations (their sums, which the distributed fits add up too), the
+  // closed-form diag, the structured and both vech sym solvers.
+  const std::vector<std::pair<const char*, const char*>> routes{
+      {"ridge", "qr"},        {"ridge", "normal"}, {"elastic-net:beta=0.5", "qr"}, {"elastic-net:beta=0.5", "normal"},
+      {"huber:beta=0.5", "normal"}, {"diag", "closed-form"}, {"sym", "structured"}, {"sym", "vech"},
+      {"sym", "vech-plain"}};
+  for (const auto& [family, method] : routes) {
+    const FitResult a = fit(eq, options(family, method)), b = fit(both, options(family, method));
     ASSERT_EQ(a.coefficients.size(), b.coefficients.size());
     for (std::size_t c = 0; c < a.coefficients.size(); ++c)
-      EXPECT_NEAR(a.coefficients[c], b.coefficients[c], 1e-10 * (1.0 + std::abs(b.coefficients[c]))) << family;
-    EXPECT_NEAR(a.residual_ratio, b.residual_ratio, 1e-12) << family;
+      EXPECT_NEAR(a.coefficients[c], b.coefficients[c], 1e-10 * (1.0 + std::abs(b.coefficients[c]))) << family << " " << method;
+    EXPECT_NEAR(a.residual_ratio, b.residual_ratio, 1e-12) << family << " " << method;
     EXPECT_EQ(a.n_equations, 12);  // the zero-weight point does not count
   }
 }

@@ -62,6 +62,26 @@ TEST(Regularizers, HuberGradientMatchesFiniteDifferencesInsideAndOutsideBeta) {
   EXPECT_LT(inside, 40);
 }
 
+TEST(Regularizers, ValuesAndGradientsFollowTheScaleConventionsByHand) {
+  // R = lambda sum theta^2 (gradient 2 lambda theta), sum q_j theta_j^2,
+  // theta^T Lambda theta, lambda1 sum h_beta + lambda2 sum theta^2: the factors
+  // of 2 every fit and docs/fit.md rely on, worked out by hand.
+  const std::vector<double> theta{1.0, 2.0};
+  EXPECT_DOUBLE_EQ(reg::ridge_value(theta, 0.5), 2.5);
+  std::vector<double> g(2);
+  reg::ridge_gradient(theta, 0.5, g);
+  EXPECT_EQ(g, (std::vector<double>{1.0, 2.0}));
+  EXPECT_DOUBLE_EQ(reg::diag_value(theta, std::vector<double>{0.5, 2.0}), 8.5);
+  reg::diag_gradient(theta, std::vector<double>{0.5, 2.0}, g);
+  EXPECT_EQ(g, (std::vector<double>{1.0, 8.0}));
+  const Matrix lambda(2, 2, {1.0, 0.5, 0.5, 2.0});
+  EXPECT_DOUBLE_EQ(reg::sym_value(theta, lambda), 11.0);
+  reg::sym_gradient(theta, lambda, g);
+  EXPECT_EQ(g, (std::vector<double>{4.0, 9.0}));  // 2 Lambda theta
+  // beta = 1.5: theta_0 = 1 inside (1 / 3), theta_1 = 2 outside (2 - 0.75).
+  EXPECT_DOUBLE_EQ(reg::elastic_net_value(theta, 2.0, 0.5, 1.5), 2.0 * (1.0 / 3.0 + 1.25) + 0.5 * 5.0);
+}
+
 TEST(Regularizers, HuberIsQuadraticInsideBetaAndLinearOutside) {
   EXPECT_DOUBLE_EQ(reg::huber(0.001, 0.01), 0.001 * 0.001 / 0.02);
   EXPECT_DOUBLE_EQ(reg::huber(-3.0, 0.01), 3.0 - 0.005);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -166,6 +168,60 @@ TEST_F(OlsEarlyStoppingStudy, EquationFilesReproduceTheStoredLambdaHat) {
   const std::vector<double> stored = io::read_doubles((out / "results.h5").string(), "canonical/q_hat");
   ASSERT_EQ(q.size(), stored.size());
   for (std::size_t j = 0; j < q.size(); ++j) EXPECT_NEAR(q[j], stored[j], 1e-12 * std::abs(stored[j]));
+}
+
+TEST_F(OlsEarlyStoppingStudy, ThePanelsTargetsAreAliEtAlsLambdaAtTheStepsTheResultsRecord) {
+  // Each panel's distance is ||Lambda-hat - target||_F with its own target:
+  // variable stop, the elementwise median over a pool of Lambda(t_k) at the
+  // endpoints' own stop steps; the bootstrap, Lambda at the canonical
+  // endpoint's step; the sweep, Lambda at sweep_steps. Recomputed here from the
+  // steps results.h5 records, so an off-by-one step or a wrong median fails.
+  const fs::path out = root_ / "run";
+  run_one_rank(kSmokeConfig, out.string());
+  const std::string results = (out / "results.h5").string();
+  const auto read = [&](const char* name) { return io::read_doubles(results, name); };
+  io::ConfigReader reader(kSmokeConfig);
+  const OlsEarlyStoppingConfig config = read_ols_config(reader);
+  const OlsShared shared = prepare_shared(config);
+  const double lr = config.learning_rate;
+  constexpr std::int64_t p = 5, endpoints = 20;
+  const auto lambda_at = [&](double steps) { return ols::ali_lambda(shared.spectrum, lr, std::llround(steps)); };
+  const auto close = [](const Matrix& a, const Matrix& b, const char* what) {
+    EXPECT_LT(frobenius_distance(a, b), 1e-12 * frobenius_norm(b)) << what;
+  };
+
+  // Variable stop, pool 0: the median (of 20: the mean of the 10th and 11th) entry by entry.
+  const std::vector<double> stop_steps = read("variable_stop/stop_steps");
+  ASSERT_EQ(stop_steps.size(), 2u * endpoints);
+  std::vector<Matrix> lambdas;
+  for (std::int64_t e = 0; e < endpoints; ++e) lambdas.push_back(lambda_at(stop_steps[static_cast<std::size_t>(e)]));
+  Matrix median(p, p);
+  for (std::int64_t i = 0; i < p * p; ++i) {
+    std::vector<double> v;
+    for (const Matrix& l : lambdas) v.push_back(l.data()[i]);
+    std::sort(v.begin(), v.end());
+    median.data()[i] = 0.5 * (v[9] + v[10]);
+  }
+  const std::vector<double> medians = read("variable_stop/lambda_median");
+  close(Matrix(p, p, std::vector<double>(medians.begin(), medians.begin() + p * p)), median, "variable_stop target");
+  const Matrix variable_hat(p, p, read("variable_stop/lambda_hat_pool0"));
+  EXPECT_NEAR(read("variable_stop/distance")[endpoints - 1], frobenius_distance(variable_hat, median),
+              1e-10 * frobenius_norm(median));
+
+  // Bootstrap: Lambda at the canonical endpoint's step; zero baseline its norm; the full pool beats zero.
+  const double bootstrap_steps = read("bootstrap/steps").at(0);
+  EXPECT_EQ(bootstrap_steps, static_cast<double>(shared.bootstrap_canonical.steps));
+  const Matrix theory = lambda_at(bootstrap_steps);
+  close(Matrix(p, p, read("bootstrap/lambda_theory")), theory, "bootstrap target");
+  EXPECT_NEAR(read("bootstrap/zero_baseline").at(0), frobenius_norm(theory), 1e-12 * frobenius_norm(theory));
+  const double full_pool = frobenius_distance(Matrix(p, p, read("bootstrap/lambda_hat_pool0")), theory);
+  EXPECT_NEAR(read("bootstrap/distance")[endpoints - 1], full_pool, 1e-10 * frobenius_norm(theory));
+  EXPECT_LT(full_pool, frobenius_norm(theory));
+
+  // Sigma sweep: one target for every sigma, at sweep_steps.
+  EXPECT_EQ(read("sigma_sweep/steps").at(0), static_cast<double>(config.sweep_steps));
+  const double sweep_norm = frobenius_norm(lambda_at(static_cast<double>(config.sweep_steps)));
+  for (const double z : read("sigma_sweep/zero_baseline")) EXPECT_NEAR(z, sweep_norm, 1e-12 * sweep_norm);
 }
 
 TEST_F(OlsEarlyStoppingStudy, SummaryIsByteIdenticalAcrossRuns) {
