@@ -48,8 +48,8 @@
 #include "core/errors.hpp"
 #include "core/text.hpp"
 #include "distributed/device.hpp"
-#include "training/idx.hpp"
 #include "mpi/mpi.hpp"
+#include "training/idx.hpp"
 
 namespace gradmatch::io {
 class ConfigReader;
