@@ -29,6 +29,7 @@
 #include "studies/long_horizon.hpp"
 #include "studies/registry.hpp"
 #include "training/curvature.hpp"
+#include "training/data.hpp"
 #include "io/config.hpp"
 #include "../mpi/shared_scratch.hpp"
 
@@ -201,6 +202,45 @@ TEST_F(IgrStudies, LongHorizonSmokeModifiedFlowStaysFarCloserToGradientDescent) 
     if (i % 11 != 0) {
       EXPECT_LT(modified[i], 0.1 * flow[i]) << i;
     }
+}
+
+TEST_F(IgrStudies, LongHorizonDistancesAreTheClosedFormsOfGradientDescentAndBothFlows) {
+  // The smoke problem is a linear regression: with H = 2 X^T X / n (the MSE's
+  // Hessian) and e = theta - theta_ls, gradient descent gives e_t = (I - eta H)^t e_0,
+  // the gradient flow e(t eta) = exp(-H t eta) e_0 and the modified flow, of
+  // L + (eta/4)||grad L||^2, exp(-(H + (eta/2) H^2) t eta) e_0, from theta = 0.
+  // Every recorded distance, at every step, against these (RK4 with 5
+  // substeps of eta/5 is far more accurate than the tolerance).
+  if (!world_.is_root()) return;
+  io::ConfigReader reader(smoke("long_horizon"));
+  const LongHorizonConfig c = read_long_horizon_config(reader);
+  training::LinearDataOptions d;
+  d.n = c.n;
+  d.d = c.p;
+  d.theta_sd = c.theta_sd;
+  d.noise_sd = c.noise_sd;
+  const training::SyntheticData data = training::linear_regression(d, c.seed, 0);  // the study's data stream
+  const at::Tensor x = data.data.x.to(at::kDouble), y = data.data.y.to(at::kDouble).reshape({-1, 1});
+  const auto n = static_cast<double>(c.n);
+  const at::Tensor h = 2.0 * x.t().matmul(x) / n;
+  const at::Tensor theta_ls = at::linalg_solve(h, 2.0 * x.t().matmul(y) / n).reshape({-1});
+  const auto [lambda, v] = at::linalg_eigh(h);
+  const at::Tensor z0 = v.t().matmul(-theta_ls);  // e_0 in H's eigenbasis (distances are basis-free)
+  for (std::int64_t k = 0; k < static_cast<std::int64_t>(c.learning_rates.size()); ++k) {
+    const double eta = c.learning_rates[static_cast<std::size_t>(k)];
+    const LongHorizonResult r = run_long_horizon_task(c, k);
+    ASSERT_EQ(r.dist_flow.size(), static_cast<std::size_t>(c.steps + 1));
+    for (std::int64_t t = 0; t <= c.steps; ++t) {
+      const double time = eta * static_cast<double>(t);
+      const at::Tensor gd = (1.0 - eta * lambda).pow(static_cast<double>(t)) * z0;
+      const at::Tensor flow = at::exp(-lambda * time) * z0;
+      const at::Tensor modified = at::exp(-(lambda + 0.5 * eta * lambda * lambda) * time) * z0;
+      const double to_flow = (gd - flow).norm().item<double>(), to_modified = (gd - modified).norm().item<double>();
+      const auto i = static_cast<std::size_t>(t);
+      EXPECT_NEAR(r.dist_flow[i], to_flow, 1e-8 * to_flow + 1e-14) << "eta " << eta << ", t " << t;
+      EXPECT_NEAR(r.dist_modified[i], to_modified, 1e-6 * to_modified + 1e-14) << "eta " << eta << ", t " << t;
+    }
+  }
 }
 
 TEST_F(IgrStudies, CalibrationSmokeEstimatesEveryQualifyingRun) {
