@@ -224,6 +224,11 @@ std::int64_t RunStoreProgress::diverged() const {
 
 namespace {
 
+/// The refusal of a directory whose lock another run holds.
+std::string in_use(const std::string& lock) {
+  return cat("is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out");
+}
+
 /// A directory without a run store that holds a study's outputs is not a
 /// resumable run: the refusal, or "" when DIR holds none of them.
 std::string foreign_outputs(const fs::path& dir) {
@@ -290,7 +295,7 @@ StoreCheck check_run_store(const std::string& dir, RunStoreSpec spec, const std:
     ::close(fd);
     if (held)
       throw InputError(
-          cat(dir, ": is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out"));
+          cat(dir, ": ", in_use(lock)));
   }
   if (!fs::exists(store, ec)) {
     if (const std::string refusal = foreign_outputs(d); !refusal.empty()) throw InputError(cat(dir, ": ", refusal));
@@ -470,7 +475,7 @@ struct RunStore::Impl {
       read_only = true;
       lock_fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
       if (lock_fd >= 0 && ::flock(lock_fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
-        return {2, cat("is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out")};
+        return {2, in_use(lock)};
       return {3, ""};
     }
     if (lock_fd < 0) return {2, cat("cannot create ", lock, "; choose a writable --out")};
@@ -478,7 +483,7 @@ struct RunStore::Impl {
     // support (some parallel file systems) runs unguarded.
     if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
       return {
-          2, cat("is in use by another gradmatch run (it holds ", lock, "); wait for it to finish or use a new --out")};
+          2, in_use(lock)};
     return {exists ? 0 : 1, ""};
   }
 
